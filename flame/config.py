@@ -1,0 +1,175 @@
+"""Settings: one model, read from flame.toml < FLAME_* environment < command-line flags.
+
+This module is the only reader of config files and of the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from flame.errors import ConfigError
+
+ENV_PREFIX = "FLAME_"
+
+
+def xdg_data_home() -> Path:
+    raw = os.environ.get("XDG_DATA_HOME", "")
+    return Path(raw) if raw else Path.home() / ".local" / "share"
+
+
+def xdg_config_home() -> Path:
+    raw = os.environ.get("XDG_CONFIG_HOME", "")
+    return Path(raw) if raw else Path.home() / ".config"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DaemonSettings(Section):
+    data_dir: str = ""
+    directory_url: str = "http://127.0.0.1:8480"
+    peer_host: str = "0.0.0.0"
+    peer_port: int = Field(default=8470, ge=0, le=65535)
+    public_address: str = ""
+    ui_host: str = "127.0.0.1"
+    ui_port: int = Field(default=8471, ge=0, le=65535)
+    password_file: str = ""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_message_chars: int = Field(default=16_000, ge=1, le=1_000_000)
+    presence_interval_s: float = Field(default=20.0, gt=0)
+    directory_sync_s: float = Field(default=20.0, gt=0)
+    request_timeout_s: float = Field(default=10.0, gt=0)
+    retry_base_s: float = Field(default=1.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    batch_max: int = Field(default=256, ge=1, le=1000)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("ui_host")
+    @classmethod
+    def _loopback_only(cls, value: str) -> str:
+        if value == "localhost":
+            return value
+        try:
+            is_loopback = ipaddress.ip_address(value).is_loopback
+        except ValueError:
+            is_loopback = False
+        if not is_loopback:
+            raise ValueError("the UI listens on a loopback address only (127.0.0.1 or ::1)")
+        return value
+
+
+class DirectorySettings(Section):
+    data_dir: str = ""
+    host: str = "0.0.0.0"
+    port: int = Field(default=8480, ge=0, le=65535)
+    registration: Literal["invite", "open"] = "invite"
+    presence_ttl_s: float = Field(default=60.0, gt=0)
+    invite_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+
+
+class SecuritySettings(Section):
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+    argon2_iterations: int = Field(default=3, ge=1)
+    argon2_lanes: int = Field(default=1, ge=1, le=16)
+    login_burst: int = Field(default=5, ge=1)
+    login_refill_s: float = Field(default=12.0, gt=0)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    daemon: DaemonSettings = Field(default_factory=DaemonSettings)
+    directory: DirectorySettings = Field(default_factory=DirectorySettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+
+    def daemon_data_dir(self) -> Path:
+        raw = self.daemon.data_dir
+        return Path(raw).expanduser() if raw else xdg_data_home() / "flame" / "daemon"
+
+    def directory_data_dir(self) -> Path:
+        raw = self.directory.data_dir
+        return Path(raw).expanduser() if raw else xdg_data_home() / "flame" / "directory"
+
+
+def default_config_path() -> Path:
+    return xdg_config_home() / "flame" / "flame.toml"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    if message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    value = error.get("input")
+    shown = "" if error["type"] == "extra_forbidden" or isinstance(value, dict) else f" (got {value!r})"
+    return f"{key}: {message}{shown}"
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """FLAME_<SECTION>_<KEY>=value, e.g. FLAME_DAEMON_UI_PORT=9000."""
+    sections = set(Settings.model_fields)
+    found: dict[str, dict[str, Any]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "FLAME_CONFIG":
+            continue
+        section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+        if section not in sections or not key:
+            raise ConfigError(f"config: environment {name}: not a setting "
+                              "(use FLAME_<SECTION>_<KEY>, e.g. FLAME_DAEMON_UI_PORT)")
+        found.setdefault(section, {})[key] = value
+    return found
+
+
+def _merge(base: dict[str, Any], extra: dict[str, dict[str, Any]]) -> None:
+    for section, values in extra.items():
+        target = base.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"config: {section}: must be a table")
+        target.update(values)
+
+
+def load_settings(path: str | Path | None = None, *, flags: dict[str, Any] | None = None,
+                  environ: dict[str, str] | None = None,
+                  read_default_file: bool = True) -> Settings:
+    """Build Settings. `flags` maps "section.key" to values given on the command line.
+
+    Raises ConfigError with one line naming the key and the problem.
+    """
+    environ = dict(os.environ) if environ is None else environ
+    explicit = path or environ.get("FLAME_CONFIG")
+    file_path = Path(explicit) if explicit else default_config_path()
+    data: dict[str, Any] = {}
+    if file_path.exists() and (explicit or read_default_file):
+        try:
+            data = tomllib.loads(file_path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config: {file_path}: not valid TOML ({exc})") from exc
+        except OSError as exc:
+            raise ConfigError(f"config: {file_path}: cannot read ({exc.strerror})") from exc
+    elif explicit:
+        raise ConfigError(f"config: {file_path}: no such file")
+    env_values = _env_overrides(environ)
+    flag_values: dict[str, dict[str, Any]] = {}
+    for dotted, value in (flags or {}).items():
+        if value is None:
+            continue
+        section, key = dotted.split(".", 1)
+        flag_values.setdefault(section, {})[key] = value
+    # Strings from the environment are coerced by a lax pass; the file keeps TOML's own types.
+    _merge(data, env_values)
+    _merge(data, flag_values)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"config: {_describe(dict(first))}") from exc

@@ -1,0 +1,167 @@
+"""Keys and the small constructions built on them (PROTOCOL.md §3): identity, key binding,
+fingerprints, safety numbers, detached signatures, and the password-sealed keystore.
+
+Only `cryptography` primitives are used. No I/O here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+
+from flame.errors import BadRequest, WrongPassword
+
+RAW = serialization.Encoding.Raw
+RAW_PUB = serialization.PublicFormat.Raw
+RAW_PRIV = serialization.PrivateFormat.Raw
+NO_ENC = serialization.NoEncryption()
+
+BINDING_CONTEXT = b"flame/v1/x25519-binding\n"
+KEYSTORE_CONTEXT = b"flame/v1/keystore\n"
+
+
+def public_bytes(key: Ed25519PublicKey | X25519PublicKey) -> bytes:
+    return key.public_bytes(RAW, RAW_PUB)
+
+
+def ed25519_public(raw: bytes) -> Ed25519PublicKey:
+    try:
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        raise BadRequest("not an Ed25519 public key") from exc
+
+
+def x25519_public(raw: bytes) -> X25519PublicKey:
+    try:
+        return X25519PublicKey.from_public_bytes(raw)
+    except ValueError as exc:
+        raise BadRequest("not an X25519 public key") from exc
+
+
+def verify_signature(identity_key: bytes, signature: bytes, message: bytes) -> bool:
+    """Ed25519 verification that never raises for bad input, only answers."""
+    if len(identity_key) != 32 or len(signature) != 64:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(identity_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def binding_message(username: str, x25519_key: bytes) -> bytes:
+    """What the identity key signs to vouch for the X25519 key: context || username || 0x0A || key."""
+    return BINDING_CONTEXT + username.encode() + b"\n" + x25519_key
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A user's two private keys: Ed25519 signs, X25519 receives envelopes."""
+
+    signing: Ed25519PrivateKey
+    exchange: X25519PrivateKey
+
+    @classmethod
+    def generate(cls) -> Identity:
+        return cls(Ed25519PrivateKey.generate(), X25519PrivateKey.generate())
+
+    @classmethod
+    def from_secret(cls, secret: bytes) -> Identity:
+        if len(secret) != 64:
+            raise ValueError("identity secret must be 64 bytes")
+        return cls(
+            Ed25519PrivateKey.from_private_bytes(secret[:32]),
+            X25519PrivateKey.from_private_bytes(secret[32:]),
+        )
+
+    def secret(self) -> bytes:
+        return self.signing.private_bytes(RAW, RAW_PRIV, NO_ENC) + self.exchange.private_bytes(
+            RAW, RAW_PRIV, NO_ENC
+        )
+
+    @property
+    def identity_key(self) -> bytes:
+        return public_bytes(self.signing.public_key())
+
+    @property
+    def x25519_key(self) -> bytes:
+        return public_bytes(self.exchange.public_key())
+
+    def sign(self, message: bytes) -> bytes:
+        return self.signing.sign(message)
+
+    def binding_signature(self, username: str) -> bytes:
+        return self.sign(binding_message(username, self.x25519_key))
+
+
+def fingerprint(identity_key: bytes) -> str:
+    """A short, human-comparable hash of an identity key: 32 hex digits in groups of four."""
+    digest = hashlib.sha256(b"flame/v1/fingerprint\n" + identity_key).hexdigest()[:32]
+    return " ".join(digest[i : i + 4] for i in range(0, 32, 4))
+
+
+def safety_number(identity_key_a: bytes, identity_key_b: bytes) -> str:
+    """The pair's safety number: the same 60 digits on both sides (keys taken in sorted order)."""
+    first, second = sorted((identity_key_a, identity_key_b))
+    digest = hashlib.sha512(b"flame/v1/safety-number\n" + first + second).digest()
+    groups = [int.from_bytes(digest[i : i + 5], "big") % 100000 for i in range(0, 60, 5)]
+    return " ".join(f"{g:05d}" for g in groups)
+
+
+# --- the keystore: private keys at rest under Argon2id(password) -------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KdfParams:
+    """Argon2id cost. Stored beside the sealed keys so a later change of defaults still opens them."""
+
+    memory_kib: int = 65536
+    iterations: int = 3
+    lanes: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SealedKeystore:
+    salt: bytes
+    nonce: bytes
+    ciphertext: bytes
+    params: KdfParams
+
+
+def _password_key(password: str, salt: bytes, params: KdfParams) -> bytes:
+    kdf = Argon2id(
+        salt=salt,
+        length=32,
+        iterations=params.iterations,
+        lanes=params.lanes,
+        memory_cost=params.memory_kib,
+    )
+    return kdf.derive(password.encode())
+
+
+def seal_keystore(identity: Identity, username: str, password: str,
+                  params: KdfParams) -> SealedKeystore:
+    salt, nonce = os.urandom(16), os.urandom(12)
+    key = _password_key(password, salt, params)
+    aad = KEYSTORE_CONTEXT + username.encode()
+    ciphertext = ChaCha20Poly1305(key).encrypt(nonce, identity.secret(), aad)
+    return SealedKeystore(salt, nonce, ciphertext, params)
+
+
+def open_keystore(sealed: SealedKeystore, username: str, password: str) -> Identity:
+    """Unlock the private keys; a wrong password raises WrongPassword and unlocks nothing."""
+    key = _password_key(password, sealed.salt, sealed.params)
+    aad = KEYSTORE_CONTEXT + username.encode()
+    try:
+        secret = ChaCha20Poly1305(key).decrypt(sealed.nonce, sealed.ciphertext, aad)
+    except InvalidTag as exc:
+        raise WrongPassword("Wrong password.") from exc
+    return Identity.from_secret(secret)

@@ -1,0 +1,126 @@
+"""Wire and domain models. Peer input is parsed into these at the edge; they travel inward.
+
+No I/O here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
+STATUSES = ("online", "away", "busy", "offline")
+Status = Literal["online", "away", "busy", "offline"]
+PROTOCOL_VERSIONS = (1,)
+
+
+def check_username(name: str) -> str:
+    if not USERNAME_RE.fullmatch(name):
+        raise ValueError(
+            "a username is 2-32 characters: a lowercase letter, then lowercase letters, digits, "
+            "'_', '.' or '-'"
+        )
+    return name
+
+
+Username = Annotated[str, AfterValidator(check_username)]
+B64 = Annotated[str, Field(max_length=200_000)]
+
+
+class Wire(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+
+class EnrollRequest(Wire):
+    username: Username
+    invite: str | None = Field(default=None, max_length=200)
+    identity_key: B64
+    x25519_key: B64
+    x25519_sig: B64
+    proof: B64  # identity key's signature over the enrollment proof string (PROTOCOL.md §5.1)
+
+
+class UserRecord(Wire):
+    """What the directory vouches for: a username bound to an identity and an X25519 key."""
+
+    username: Username
+    identity_key: B64
+    x25519_key: B64
+    x25519_sig: B64
+    enrolled_at: int
+
+
+class PresenceRecord(Wire):
+    """A presence report, signed by its owner (PROTOCOL.md §5.3). `ts` is epoch seconds."""
+
+    username: Username
+    address: str = Field(max_length=300)
+    status: Status
+    versions: list[int] = Field(max_length=16)
+    ts: int
+    sig: B64
+
+
+class DirectoryEntry(Wire):
+    user: UserRecord
+    presence: PresenceRecord | None
+
+
+class DirectoryListing(Wire):
+    users: list[DirectoryEntry]
+
+
+class Hello(Wire):
+    """GET /api/v1/hello: who answers, and what it speaks."""
+
+    username: Username
+    identity_key: B64
+    versions: list[int]
+    features: list[str]
+    locked: bool
+
+
+class Envelope(Wire):
+    """The sealed unit on the wire (PROTOCOL.md §6). Everything but `to` is opaque to relays."""
+
+    v: int
+    id: B64
+    to: Username
+    eph: B64
+    sk: B64
+    ct: B64
+
+
+class EnvelopeBatch(Wire):
+    envelopes: list[Envelope] = Field(min_length=1, max_length=1000)
+
+
+class EnvelopeResult(Wire):
+    id: str
+    status: Literal["stored", "duplicate", "rejected"]
+    error: str | None = None
+    message: str | None = None
+
+
+class BatchResult(Wire):
+    results: list[EnvelopeResult]
+
+
+class TextBody(Wire):
+    text: str
+
+
+class Inner(BaseModel):
+    """The decrypted inner message (PROTOCOL.md §6.4). `ts` is the author's clock in milliseconds."""
+
+    model_config = ConfigDict(strict=True, frozen=True, extra="forbid", populate_by_name=True)
+
+    from_: Username = Field(alias="from")
+    to: Username
+    id: str
+    seq: int = Field(ge=1)
+    ts: int = Field(ge=0)
+    kind: Literal["text"]
+    body: TextBody

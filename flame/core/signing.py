@@ -1,0 +1,139 @@
+"""Signed requests between machines (PROTOCOL.md §4) and signed records (§5). No I/O here.
+
+Every daemon->daemon and daemon->directory call carries the caller's Ed25519 signature over:
+
+    FLAME-REQUEST-V1\n METHOD\n PATH?QUERY\n HOST\n USER\n AUDIENCE\n TIMESTAMP\n NONCE\n SHA256HEX(BODY)
+
+AUDIENCE (header Flame-To) names who the request is for (a username, or "directory"); the receiver
+refuses requests meant for someone else, so a signed request cannot be replayed against another
+machine. The receiver also checks a ±300 s window and a nonce cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from flame.core.crypto import Identity, verify_signature
+from flame.core.encoding import b64d, b64e, canonical_json
+from flame.errors import AuthError, BadRequest
+
+REQUEST_CONTEXT = "FLAME-REQUEST-V1"
+MAX_SKEW_S = 300
+HEADER_USER = "Flame-User"
+HEADER_TO = "Flame-To"
+HEADER_TIME = "Flame-Timestamp"
+HEADER_NONCE = "Flame-Nonce"
+HEADER_SIG = "Flame-Signature"
+DIRECTORY_AUDIENCE = "directory"
+
+
+def request_string(method: str, path_qs: str, host: str, user: str, audience: str,
+                   timestamp: int, nonce: str, body: bytes) -> bytes:
+    parts = [REQUEST_CONTEXT, method.upper(), path_qs, host, user, audience, str(timestamp),
+             nonce, hashlib.sha256(body).hexdigest()]
+    return "\n".join(parts).encode()
+
+
+def sign_request(identity: Identity, user: str, audience: str, method: str, path_qs: str,
+                 host: str, body: bytes, timestamp: int) -> dict[str, str]:
+    nonce = b64e(os.urandom(16))
+    message = request_string(method, path_qs, host, user, audience, timestamp, nonce, body)
+    return {
+        HEADER_USER: user,
+        HEADER_TO: audience,
+        HEADER_TIME: str(timestamp),
+        HEADER_NONCE: nonce,
+        HEADER_SIG: b64e(identity.sign(message)),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class SignedRequest:
+    """The authentication headers of an incoming request, parsed but not yet verified."""
+
+    user: str
+    audience: str
+    timestamp: int
+    nonce: str
+    signature: bytes
+
+    @classmethod
+    def from_headers(cls, headers: Any) -> SignedRequest:
+        try:
+            user, audience = headers[HEADER_USER], headers[HEADER_TO]
+            raw_time, nonce, raw_sig = headers[HEADER_TIME], headers[HEADER_NONCE], headers[HEADER_SIG]
+        except KeyError as exc:
+            raise AuthError(f"This request must be signed: header {exc.args[0]} is missing.",
+                            code="unsigned") from exc
+        if not raw_time.isdigit() or len(raw_time) > 12:
+            raise AuthError("Flame-Timestamp must be whole epoch seconds.", code="bad_signature")
+        try:
+            b64d(nonce, length=16, what="Flame-Nonce")
+            signature = b64d(raw_sig, length=64, what="Flame-Signature")
+        except BadRequest as exc:
+            raise AuthError(exc.message, code="bad_signature") from exc
+        return cls(user, audience, int(raw_time), nonce, signature)
+
+    def check(self, identity_key: bytes, *, method: str, path_qs: str, host: str,
+              expected_audience: str, body: bytes, now: float, not_before: float) -> None:
+        """Verify audience, time window and signature (the nonce cache is the caller's)."""
+        if self.audience != expected_audience:
+            raise AuthError("This request was signed for someone else.", code="wrong_audience")
+        if abs(now - self.timestamp) > MAX_SKEW_S:
+            raise AuthError("The request's timestamp is outside the allowed window; "
+                            "check the clock.", code="stale_request")
+        if self.timestamp < not_before:
+            # Signed before this process started: its nonce cache cannot vouch for it.
+            raise AuthError("The request predates this server's start; sign it again.",
+                            code="stale_request")
+        message = request_string(method, path_qs, host, self.user, self.audience, self.timestamp,
+                                 self.nonce, body)
+        if not verify_signature(identity_key, self.signature, message):
+            raise AuthError("The request signature does not verify.", code="bad_signature")
+
+
+class NonceCache:
+    """Nonces seen within the time window. Pure: the caller passes `now`."""
+
+    def __init__(self, window_s: int = 2 * MAX_SKEW_S, max_entries: int = 1_000_000) -> None:
+        self.window_s = window_s
+        self.max_entries = max_entries
+        self.seen: dict[tuple[str, str], float] = {}
+
+    def check_and_add(self, user: str, nonce: str, now: float) -> None:
+        if len(self.seen) >= self.max_entries // 2:
+            self.seen = {k: t for k, t in self.seen.items() if t > now}
+        key = (user, nonce)
+        expiry = self.seen.get(key)
+        if expiry is not None and expiry > now:
+            raise AuthError("This request was already used (replay refused).", code="replayed")
+        if len(self.seen) >= self.max_entries:
+            raise AuthError("Too many requests in the window; try again.", code="replayed")
+        self.seen[key] = now + self.window_s
+
+
+# --- signed records ------------------------------------------------------------------------
+
+
+def record_message(context: str, fields: dict[str, Any]) -> bytes:
+    """Bytes signed for a record: 'flame/v1/<context>\\n' || canonical JSON of its unsigned fields."""
+    return f"flame/v1/{context}\n".encode() + canonical_json(fields)
+
+
+def sign_record(identity: Identity, context: str, fields: dict[str, Any]) -> str:
+    return b64e(identity.sign(record_message(context, fields)))
+
+
+def verify_record(identity_key: bytes, context: str, fields: dict[str, Any], sig: str) -> bool:
+    try:
+        signature = b64d(sig, length=64, what="sig")
+    except BadRequest:
+        return False
+    return verify_signature(identity_key, signature, record_message(context, fields))
+
+
+def enrollment_proof(username: str, identity_key: str, x25519_key: str) -> dict[str, Any]:
+    return {"username": username, "identity_key": identity_key, "x25519_key": x25519_key}

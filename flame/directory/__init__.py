@@ -1,0 +1,1 @@
+"""The directory ("login server"): enrollment, public keys, signed presence. It never sees content."""

@@ -1,0 +1,194 @@
+"""Sending and receiving messages: the daemon's side of core/envelope.py's protocol.
+
+Send: message + sealed envelope + outbox entry in one transaction, then wake the delivery task.
+Receive: every envelope of a batch is opened and checked before anything is stored; the batch's
+good envelopes are stored in one transaction, and only then does the peer get its 2xx.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from flame.core import envelope as envelope_rules
+from flame.core.models import BatchResult, Envelope, EnvelopeBatch, EnvelopeResult, Inner, TextBody
+from flame.core.outbox import next_attempt
+from flame.errors import (
+    BadEnvelope,
+    BadRequest,
+    Conflict,
+    FlameError,
+    NotFound,
+    PeerRefused,
+    PeerUnreachable,
+    RequestError,
+    TooLarge,
+)
+from flame.parts import Parts
+from flame.roster import fetch_contact
+from flame.store import contacts as contact_store
+from flame.store import messages as message_store
+from flame.store.messages import Incoming, Message
+
+log = logging.getLogger("flame.messaging")
+
+
+async def send_text(parts: Parts, peer: str, text: str) -> Message:
+    identity = parts.require_identity()
+    if not text.strip():
+        raise BadRequest("The message is empty.", code="empty_message")
+    limit = parts.settings.daemon.max_message_chars
+    if len(text) > limit:
+        raise TooLarge(f"The message is longer than {limit} characters.",
+                       code="message_too_long")
+    contact = await contact_store.get_contact(parts.db, peer)
+    if contact is None and peer != parts.me:
+        contact = await fetch_contact(parts, peer)
+    if contact is None:
+        raise NotFound(f"There is no user named {peer!r} in the directory.",
+                       code="unknown_recipient")
+    if contact.key_changed:
+        raise Conflict(f"{peer}'s identity key has changed. Compare the safety number with them, "
+                       "then accept the new key to send again.", code="key_changed")
+    now = parts.clock.now()
+
+    def build(seq: int) -> tuple[Inner, Envelope]:
+        inner = Inner(from_=parts.me, to=peer, id=envelope_rules.new_message_id(), seq=seq,
+                      ts=int(now * 1000), kind="text", body=TextBody(text=text))
+        return inner, envelope_rules.seal(identity.exchange, peer, contact.x25519_key, inner)
+
+    message = await message_store.create_outgoing(parts.db, parts.me, peer, now, build)
+    parts.hub.publish({"type": "message", "message": message.to_ui()})
+    parts.wake_outbox.set()
+    return message
+
+
+async def receive_batch(parts: Parts, batch: EnvelopeBatch) -> tuple[int, BatchResult]:
+    """Open, check and store a batch. Returns the HTTP status and per-envelope results.
+
+    200 when every envelope was stored or was a duplicate; otherwise the status of the first
+    refusal, with the good envelopes of the batch stored all the same.
+    """
+    identity = parts.require_identity()
+    now = parts.clock.now()
+    results: list[EnvelopeResult | None] = []
+    accepted: list[tuple[int, Incoming]] = []
+    status = 200
+    for envelope in batch.envelopes:
+        try:
+            incoming = await _open_checked(parts, identity.exchange, envelope, now)
+        except RequestError as exc:
+            status = exc.status if status == 200 else status
+            results.append(EnvelopeResult(id=envelope.id, status="rejected", error=exc.code,
+                                          message=exc.message))
+            continue
+        accepted.append((len(results), incoming))
+        results.append(None)
+    stored = await message_store.store_incoming(parts.db, [item for _, item in accepted])
+    for (index, item), message in zip(accepted, stored, strict=True):
+        results[index] = EnvelopeResult(id=item.inner.id,
+                                        status="stored" if message else "duplicate")
+        if message is not None:
+            parts.hub.publish({"type": "message", "message": message.to_ui()})
+    final = [r for r in results if r is not None]
+    return status, BatchResult(results=final)
+
+
+async def _open_checked(parts: Parts, exchange_key: object, envelope: Envelope,
+                        now: float) -> Incoming:
+    opened = envelope_rules.open_envelope(exchange_key, parts.me, envelope)  # type: ignore[arg-type]
+    author = opened.inner.from_
+    contact = await contact_store.get_contact(parts.db, author)
+    if contact is None:
+        contact = await fetch_contact(parts, author)
+    if contact is None:
+        raise BadEnvelope("The author is not a known user.", code="unknown_sender")
+    if opened.sender_key != contact.x25519_key:
+        # Sealed with a key that is not the pinned one: a key change (or a forgery). Refused.
+        parts.hub.publish({"type": "key_change", "username": author})
+        raise BadEnvelope("The sender key is not the one pinned for the author.",
+                          code="sender_key_mismatch")
+    return Incoming(inner=opened.inner, received_at=now)
+
+
+# --- delivery from the outbox -------------------------------------------------------------------
+
+PERMANENT_CODES = {"wrong_recipient", "bad_envelope", "rejected", "sender_key_mismatch",
+                   "unknown_sender"}
+
+
+async def deliver_to_peer(parts: Parts, peer: str) -> int:
+    """Send every due outbox entry for `peer`, in batches, in order. Returns how many were
+    acknowledged. Failures are rescheduled with backoff; permanent refusals mark the message
+    failed with the reason."""
+    delivered = 0
+    settings = parts.settings.daemon
+    while True:
+        now = parts.clock.now()
+        entries = await message_store.due_entries(parts.db, peer, now, settings.batch_max)
+        if not entries:
+            return delivered
+        contact = await contact_store.get_contact(parts.db, peer)
+        if contact is None or contact.key_changed:
+            reason = (f"{peer}'s identity key changed; accept the new key to send again."
+                      if contact is not None else f"{peer} is not a known user.")
+            await message_store.mark_failed(parts.db, [(e.message_id, reason) for e in entries])
+            _publish_states(parts, peer, [e.message_id for e in entries], "failed", reason)
+            return delivered
+        if not contact.address:
+            await _reschedule(parts, peer, entries, "the recipient has no known address", None)
+            return delivered
+        try:
+            result = await parts.client.deliver(contact.address, peer,
+                                                [e.envelope for e in entries])
+        except (PeerUnreachable, PeerRefused) as exc:
+            retry_after = exc.retry_after_s if isinstance(exc, PeerRefused) else None
+            if isinstance(exc, PeerRefused) and exc.code in PERMANENT_CODES:
+                reason = f"{peer}'s daemon refused it: {exc.message}"
+                await message_store.mark_failed(parts.db,
+                                                [(e.message_id, reason) for e in entries])
+                _publish_states(parts, peer, [e.message_id for e in entries], "failed", reason)
+                return delivered
+            await _reschedule(parts, peer, entries, exc.message, retry_after)
+            return delivered
+        by_id = {r.id: r for r in result.results}
+        sent = [e.message_id for e in entries
+                if (r := by_id.get(e.message_id)) is not None and r.status != "rejected"]
+        refused = [(e.message_id, f"{peer}'s daemon refused it: {r.message or r.error}")
+                   for e in entries
+                   if (r := by_id.get(e.message_id)) is not None and r.status == "rejected"]
+        missing = [e for e in entries if e.message_id not in by_id]
+        await message_store.mark_sent(parts.db, sent)
+        await message_store.mark_failed(parts.db, refused)
+        _publish_states(parts, peer, sent, "sent", None)
+        for message_id, reason in refused:
+            _publish_states(parts, peer, [message_id], "failed", reason)
+        delivered += len(sent)
+        if missing:
+            await _reschedule(parts, peer, missing, "the peer did not answer for it", None)
+            return delivered
+
+
+async def _reschedule(parts: Parts, peer: str, entries: list[message_store.OutboxEntry],
+                      error: str, retry_after_s: float | None) -> None:
+    settings = parts.settings.daemon
+    now = parts.clock.now()
+    retries = [
+        (e.message_id,
+         next_attempt(e.attempts, now, base_s=settings.retry_base_s, max_s=settings.retry_max_s,
+                      jitter=random.random(), retry_after_s=retry_after_s),
+         error)
+        for e in entries
+    ]
+    await message_store.mark_retry(parts.db, retries)
+    log.info("delivery to %s deferred (%d envelopes): %s", peer, len(entries), error)
+
+
+def _publish_states(parts: Parts, peer: str, message_ids: list[str], state: str,
+                    error: str | None) -> None:
+    for message_id in message_ids:
+        parts.hub.publish({"type": "message_state", "id": message_id, "peer": peer,
+                           "state": state, "error": error})
+
+
+__all__ = ["FlameError", "deliver_to_peer", "receive_batch", "send_text"]

@@ -1,0 +1,163 @@
+"""Outbound calls to peers and the directory, signed (PROTOCOL.md §4).
+
+aiohttp errors become PeerUnreachable; a 4xx/5xx answer becomes PeerRefused with the peer's code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import aiohttp
+from pydantic import BaseModel, ValidationError
+from yarl import URL
+
+from flame.core.crypto import Identity
+from flame.core.models import (
+    BatchResult,
+    DirectoryEntry,
+    DirectoryListing,
+    Envelope,
+    EnrollRequest,
+    EnvelopeBatch,
+    Hello,
+    PresenceRecord,
+    UserRecord,
+)
+from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
+from flame.errors import PeerRefused, PeerUnreachable
+
+DIRECTORY_PREFIX = "/dir/v1"
+PEER_PREFIX = "/api/v1"
+M = TypeVar("M", bound=BaseModel)
+
+
+def host_header(url: URL) -> str:
+    host = url.raw_host or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return host if url.explicit_port is None else f"{host}:{url.explicit_port}"
+
+
+def _retry_after(headers: Any) -> float | None:
+    raw = headers.get("Retry-After")
+    try:
+        return float(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+class PeerClient:
+    """One aiohttp session for all outbound traffic. `identity` is None while the daemon is locked
+    (only unsigned calls work then)."""
+
+    def __init__(self, username: str, timeout_s: float, now: Callable[[], float]) -> None:
+        self.username = username
+        self.identity: Identity | None = None
+        self.now = now
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
+            connector=aiohttp.TCPConnector(limit=256, limit_per_host=8, ttl_dns_cache=60),
+            json_serialize=json.dumps,
+        )
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def request(self, method: str, url: str, *, audience: str | None,
+                      body: bytes = b"", headers: dict[str, str] | None = None,
+                      ) -> tuple[int, bytes, dict[str, str]]:
+        """Send one request; sign it when `audience` is given. Returns status, body, headers."""
+        target = URL(url)
+        all_headers = {"Host": host_header(target), "Content-Type": "application/json",
+                       **(headers or {})}
+        if audience is not None:
+            if self.identity is None:
+                raise PeerUnreachable("The daemon is locked: it cannot sign requests.")
+            all_headers.update(sign_request(
+                self.identity, self.username, audience, method, target.raw_path_qs,
+                all_headers["Host"], body, int(self.now())))
+        try:
+            async with self.session.request(method, target, data=body or None,
+                                            headers=all_headers) as response:
+                payload = await response.read()
+                status, response_headers = response.status, dict(response.headers)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerUnreachable(f"Cannot reach {target.host}:{target.port}: "
+                                  f"{type(exc).__name__}") from exc
+        if status >= 400:
+            code, message = "peer_refused", f"HTTP {status}"
+            try:
+                data = json.loads(payload)
+                code, message = str(data.get("error", code)), str(data.get("message", message))
+            except (ValueError, AttributeError):
+                pass
+            refused = PeerRefused(message, status=status, code=code,
+                                  retry_after_s=_retry_after(response_headers))
+            refused.payload = payload
+            raise refused
+        return status, payload, response_headers
+
+    # --- the directory -----------------------------------------------------------------------
+
+    async def enroll(self, directory_url: str, req: EnrollRequest) -> UserRecord:
+        _, payload, _ = await self.request("POST", directory_url + DIRECTORY_PREFIX + "/enroll",
+                                           audience=None, body=req.model_dump_json().encode())
+        return parse_reply(UserRecord, payload)
+
+    async def directory_users(self, directory_url: str, etag: str | None,
+                              ) -> tuple[DirectoryListing | None, str | None]:
+        """The user list, or (None, etag) when it has not changed since `etag`."""
+        headers = {"If-None-Match": etag} if etag else {}
+        status, payload, response_headers = await self.request(
+            "GET", directory_url + DIRECTORY_PREFIX + "/users", audience=DIRECTORY_AUDIENCE,
+            headers=headers)
+        new_etag = response_headers.get("ETag")
+        if status == 304:
+            return None, new_etag
+        return parse_reply(DirectoryListing, payload), new_etag
+
+    async def directory_user(self, directory_url: str, username: str) -> DirectoryEntry:
+        _, payload, _ = await self.request(
+            "GET", f"{directory_url}{DIRECTORY_PREFIX}/users/{username}",
+            audience=DIRECTORY_AUDIENCE)
+        return parse_reply(DirectoryEntry, payload)
+
+    async def report_presence(self, directory_url: str, record: PresenceRecord) -> None:
+        await self.request("PUT", directory_url + DIRECTORY_PREFIX + "/presence",
+                           audience=DIRECTORY_AUDIENCE, body=record.model_dump_json().encode())
+
+    async def log_off(self, directory_url: str) -> None:
+        await self.request("DELETE", directory_url + DIRECTORY_PREFIX + "/presence",
+                           audience=DIRECTORY_AUDIENCE)
+
+    # --- peers -------------------------------------------------------------------------------
+
+    async def hello(self, address: str, peer: str) -> Hello:
+        _, payload, _ = await self.request("GET", address + PEER_PREFIX + "/hello", audience=peer)
+        return parse_reply(Hello, payload)
+
+    async def deliver(self, address: str, peer: str, envelopes: list[Envelope]) -> BatchResult:
+        """POST a batch. A 4xx that carries per-envelope results is returned, not raised."""
+        body = EnvelopeBatch(envelopes=envelopes).model_dump_json().encode()
+        try:
+            _, payload, _ = await self.request("POST", address + PEER_PREFIX + "/envelopes",
+                                               audience=peer, body=body)
+        except PeerRefused as exc:
+            if exc.http_status in (400, 403, 409) and b'"results"' in exc.payload:
+                try:
+                    return BatchResult.model_validate_json(exc.payload, strict=False)
+                except ValidationError:
+                    pass
+            raise
+        return parse_reply(BatchResult, payload)
+
+
+def parse_reply(model: type[M], payload: bytes) -> M:
+    """A peer's answer that does not parse is the peer's fault: PeerRefused, never a crash."""
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        raise PeerRefused("The peer's answer is malformed.", status=502,
+                          code="bad_reply") from exc

@@ -1,0 +1,231 @@
+"""The browser's JSON API, its WebSocket and the static page (docs/UI_API.md).
+
+Handlers are thin: check the session, parse, call messaging/roster, answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from pydantic import Field
+
+from flame.core.crypto import fingerprint
+from flame.core.models import Wire, check_username
+from flame.errors import BadRequest, NotFound, WrongPassword
+from flame.messaging import send_text
+from flame.net.http import error_middleware, parse_model, read_body
+from flame.net.ui.guard import (
+    SESSION_COOKIE,
+    LoginThrottle,
+    Sessions,
+    UiOrigin,
+    build_middlewares,
+    require_origin_for_ws,
+)
+from flame.parts import Parts
+from flame.roster import contact_view
+from flame.store import contacts as contact_store
+from flame.store import messages as message_store
+
+log = logging.getLogger("flame.ui")
+
+Login = Callable[[str], Awaitable[None]]
+
+
+class LoginBody(Wire):
+    password: str = Field(max_length=1024)
+
+
+class SendBody(Wire):
+    text: str
+
+
+class UiState:
+    def __init__(self, parts: Parts, login: Login, origin: UiOrigin) -> None:
+        self.parts = parts
+        self.login = login
+        self.origin = origin
+        self.sessions = Sessions()
+        security = parts.settings.security
+        self.throttle = LoginThrottle(security.login_burst, security.login_refill_s)
+
+
+UI = web.AppKey("ui", UiState)
+
+
+def _peer_name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    try:
+        return check_username(name)
+    except ValueError as exc:
+        raise NotFound(f"There is no user named {name!r}.", code="unknown_recipient") from exc
+
+
+def _me(parts: Parts) -> dict[str, Any]:
+    return {"username": parts.me, "fingerprint": fingerprint(parts.account.identity_key),
+            "directory": parts.directory_state}
+
+
+async def _body(request: web.Request) -> bytes:
+    return await read_body(request, request.app[UI].parts.settings.daemon.max_body_bytes)
+
+
+def _session(request: web.Request) -> str:
+    ui = request.app[UI]
+    return ui.sessions.check(request, ui.parts.clock.now())
+
+
+async def login(request: web.Request) -> web.Response:
+    ui = request.app[UI]
+    client = request.remote or "unknown"
+    ui.throttle.take(client, ui.parts.clock.now())
+    body = parse_model(LoginBody, await _body(request))
+    async with ui.throttle.kdf_slots:
+        await asyncio.sleep(ui.throttle.penalty_s(client))
+        try:
+            await ui.login(body.password)
+        except WrongPassword:
+            ui.throttle.failed(client)
+            raise
+    ui.throttle.succeeded(client)
+    token = ui.sessions.create(ui.parts.clock.now())
+    response = web.json_response(_me(ui.parts))
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    ui = request.app[UI]
+    ui.sessions.revoke(_session(request))
+    response = web.json_response({})
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    _session(request)
+    return web.json_response(_me(request.app[UI].parts))
+
+
+async def contacts(request: web.Request) -> web.Response:
+    _session(request)
+    parts = request.app[UI].parts
+    views = [await contact_view(parts, c) for c in await contact_store.list_contacts(parts.db)]
+    return web.json_response({"contacts": views})
+
+
+async def accept_key(request: web.Request) -> web.Response:
+    _session(request)
+    parts = request.app[UI].parts
+    name = _peer_name(request)
+    await contact_store.accept_pending_key(parts.db, name, parts.clock.now())
+    contact = await contact_store.get_contact(parts.db, name)
+    if contact is None:
+        raise NotFound(f"There is no contact named {name!r}.")
+    return web.json_response(await contact_view(parts, contact))
+
+
+def _cursor(raw: str | None) -> tuple[float, int] | None:
+    if raw is None or raw == "":
+        return None
+    sent_at, _, rowid = raw.partition(":")
+    try:
+        return float(sent_at), int(rowid)
+    except ValueError as exc:
+        raise BadRequest("The 'before' cursor is malformed.") from exc
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    _session(request)
+    parts = request.app[UI].parts
+    name = _peer_name(request)
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError as exc:
+        raise BadRequest("'limit' must be a whole number.") from exc
+    if not 1 <= limit <= 200:
+        raise BadRequest("'limit' must be between 1 and 200.")
+    page = await message_store.list_messages(parts.db, name, before=_cursor(
+        request.query.get("before")), limit=limit)
+    next_before = f"{page[0].sent_at!r}:{page[0].rowid}" if len(page) == limit else None
+    return web.json_response({"messages": [m.to_ui() for m in page],
+                              "next_before": next_before})
+
+
+async def post_message(request: web.Request) -> web.Response:
+    _session(request)
+    parts = request.app[UI].parts
+    name = _peer_name(request)
+    body = parse_model(SendBody, await _body(request))
+    message = await send_text(parts, name, body.text)
+    return web.json_response({"message": message.to_ui()}, status=201)
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    ui = request.app[UI]
+    require_origin_for_ws(request, ui.origin)
+    _session(request)
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=64 * 1024)
+    await ws.prepare(request)
+    queue = ui.parts.hub.subscribe()
+    await ws.send_json({"type": "hello", "me": _me(ui.parts)})
+
+    async def read_client() -> None:
+        async for frame in ws:
+            if frame.type != WSMsgType.TEXT:
+                continue
+            with contextlib.suppress(ValueError, AttributeError):
+                if json.loads(frame.data).get("type") == "ping":
+                    await ws.send_json({"type": "pong"})
+
+    reader = asyncio.create_task(read_client())
+    try:
+        while not reader.done():
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                break
+            event = getter.result()
+            if event is None:
+                break
+            await ws.send_json(event)
+    except ConnectionResetError:
+        pass
+    finally:
+        ui.parts.hub.unsubscribe(queue)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        await ws.close()
+    return ws
+
+
+def build(parts: Parts, web_dir: Path, login_fn: Login, origin: UiOrigin) -> web.Application:
+    headers, guard = build_middlewares(origin)
+    app = web.Application(middlewares=[headers, error_middleware, guard],  # type: ignore[list-item]
+                          client_max_size=parts.settings.daemon.max_body_bytes)
+    app[UI] = UiState(parts, login_fn, origin)
+    index = web_dir / "index.html"
+
+    async def page(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(index)
+
+    app.router.add_get("/", page)
+    app.router.add_static("/static", web_dir, follow_symlinks=False)
+    app.router.add_post("/ui/api/login", login)
+    app.router.add_post("/ui/api/logout", logout)
+    app.router.add_get("/ui/api/me", me)
+    app.router.add_get("/ui/api/contacts", contacts)
+    app.router.add_post("/ui/api/contacts/{name}/accept-key", accept_key)
+    app.router.add_get("/ui/api/conversations/{name}/messages", list_messages)
+    app.router.add_post("/ui/api/conversations/{name}/messages", post_message)
+    app.router.add_get("/ui/api/ws", websocket)
+    return app

@@ -1,0 +1,47 @@
+"""Parts: what the daemon's handlers and tasks share, built once by the composition root."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from flame.clock import Clock
+from flame.config import Settings
+from flame.core.crypto import Identity
+from flame.errors import LockedError
+from flame.hub import Hub
+from flame.net.http import RequestVerifier
+from flame.net.peer_client import PeerClient
+from flame.store.db import Database
+from flame.store.keystore import Account
+
+
+@dataclass
+class Parts:
+    settings: Settings
+    db: Database
+    account: Account
+    client: PeerClient
+    hub: Hub
+    clock: Clock
+    verifier: RequestVerifier
+    directory_url: str
+    identity: Identity | None = None
+    directory_state: str = "unknown"  # "ok" | "degraded" | "unknown"
+    wake_outbox: asyncio.Event = field(default_factory=asyncio.Event)
+    unlocked: asyncio.Event = field(default_factory=asyncio.Event)
+    public_address: str = ""
+
+    @property
+    def me(self) -> str:
+        return self.account.username
+
+    def require_identity(self) -> Identity:
+        if self.identity is None:
+            raise LockedError("This daemon is locked: log in to the UI to unlock it.")
+        return self.identity
+
+    def set_directory_state(self, state: str) -> None:
+        if state != self.directory_state:
+            self.directory_state = state
+            self.hub.publish({"type": "directory", "state": state})

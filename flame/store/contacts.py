@@ -1,0 +1,113 @@
+"""Contacts: pinned keys (trust on first use), pending key changes, and last known presence."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from flame.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    username: str
+    identity_key: bytes
+    x25519_key: bytes
+    x25519_sig: bytes
+    pending_identity_key: bytes | None
+    address: str | None
+    status: str
+    presence_ts: int | None
+
+    @property
+    def key_changed(self) -> bool:
+        return self.pending_identity_key is not None
+
+
+def _contact(r: aiosqlite.Row) -> Contact:
+    return Contact(r["username"], r["identity_key"], r["x25519_key"], r["x25519_sig"],
+                   r["pending_identity_key"], r["address"], r["status"], r["presence_ts"])
+
+
+async def get_contact(db: Database, username: str) -> Contact | None:
+    row = await db.fetchone("SELECT * FROM contacts WHERE username = ?", (username,))
+    return None if row is None else _contact(row)
+
+
+async def list_contacts(db: Database) -> list[Contact]:
+    rows = await db.fetchall("SELECT * FROM contacts ORDER BY username")
+    return [_contact(row) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdate:
+    """The outcome of offering a (verified) directory record: what the caller should announce."""
+
+    is_new: bool = False
+    is_key_change: bool = False
+
+
+async def offer_keys(db: Database, username: str, identity_key: bytes, x25519_key: bytes,
+                     x25519_sig: bytes, now: float) -> KeyUpdate:
+    """Pin on first use; a different identity key is parked as pending, never used silently.
+
+    The caller has verified that x25519_sig binds x25519_key to identity_key and username.
+    """
+    async with db.transaction() as conn:
+        async with conn.execute(
+            "SELECT identity_key, x25519_key, pending_identity_key FROM contacts WHERE username=?",
+            (username,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            await conn.execute(
+                "INSERT INTO contacts (username, identity_key, x25519_key, x25519_sig, pinned_at)"
+                " VALUES (?,?,?,?,?)",
+                (username, identity_key, x25519_key, x25519_sig, now),
+            )
+            return KeyUpdate(is_new=True)
+        if row["identity_key"] == identity_key:
+            if row["x25519_key"] != x25519_key:  # same identity vouching for a new X25519 key
+                await conn.execute(
+                    "UPDATE contacts SET x25519_key=?, x25519_sig=? WHERE username=?",
+                    (x25519_key, x25519_sig, username),
+                )
+            if row["pending_identity_key"] is not None:  # back to the pinned key
+                await conn.execute(
+                    "UPDATE contacts SET pending_identity_key=NULL, pending_x25519_key=NULL,"
+                    " pending_x25519_sig=NULL, key_changed_at=NULL WHERE username=?",
+                    (username,),
+                )
+            return KeyUpdate()
+        if row["pending_identity_key"] == identity_key:
+            return KeyUpdate()
+        await conn.execute(
+            "UPDATE contacts SET pending_identity_key=?, pending_x25519_key=?, pending_x25519_sig=?,"
+            " key_changed_at=? WHERE username=?",
+            (identity_key, x25519_key, x25519_sig, now, username),
+        )
+        return KeyUpdate(is_key_change=True)
+
+
+async def accept_pending_key(db: Database, username: str, now: float) -> bool:
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE contacts SET identity_key=pending_identity_key, x25519_key=pending_x25519_key,"
+            " x25519_sig=pending_x25519_sig, pending_identity_key=NULL, pending_x25519_key=NULL,"
+            " pending_x25519_sig=NULL, key_changed_at=NULL, pinned_at=?"
+            " WHERE username=? AND pending_identity_key IS NOT NULL",
+            (now, username),
+        )
+        return cursor.rowcount > 0
+
+
+async def set_presence(db: Database, updates: list[tuple[str, str | None, str, int | None]]) -> None:
+    """Store (username, address, status, presence_ts) for many contacts in one transaction."""
+    if not updates:
+        return
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "UPDATE contacts SET address=?, status=?, presence_ts=? WHERE username=?",
+            [(address, status, ts, name) for name, address, status, ts in updates],
+        )

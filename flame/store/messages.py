@@ -1,0 +1,214 @@
+"""Messages and the outbox. A message and its outbox entry are written in one transaction."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from flame.core.models import Envelope, Inner
+from flame.store.db import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    rowid: int
+    id: str
+    peer: str
+    direction: str
+    author: str
+    seq: int
+    kind: str
+    body: dict[str, Any]
+    sent_at: float
+    received_at: float | None
+    state: str
+    error: str | None
+
+    def to_ui(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "peer": self.peer, "direction": self.direction, "author": self.author,
+            "text": str(self.body.get("text", "")), "sent_at": self.sent_at,
+            "received_at": self.received_at, "seq": self.seq, "state": self.state,
+            "error": self.error,
+        }
+
+
+def _message(r: aiosqlite.Row) -> Message:
+    return Message(r["rowid"], r["id"], r["peer"], r["direction"], r["author"], r["seq"],
+                   r["kind"], json.loads(r["body"]), r["sent_at"], r["received_at"], r["state"],
+                   r["error"])
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """An opened, verified envelope ready to store."""
+
+    inner: Inner
+    received_at: float
+
+
+async def create_outgoing(db: Database, me: str, peer: str, now: float,
+                          build: Callable[[int], tuple[Inner, Envelope]]) -> Message:
+    """Allocate the conversation's next sequence number, seal, and store message + outbox entry
+    in one transaction, before anything touches the network (DESIGN §6)."""
+    async with db.transaction() as conn:
+        async with conn.execute("SELECT next_seq FROM sequences WHERE peer=?", (peer,)) as cur:
+            row = await cur.fetchone()
+        seq = 1 if row is None else int(row["next_seq"])
+        inner, envelope = build(seq)
+        await conn.execute(
+            "INSERT INTO sequences (peer, next_seq) VALUES (?, ?)"
+            " ON CONFLICT (peer) DO UPDATE SET next_seq = excluded.next_seq",
+            (peer, seq + 1),
+        )
+        body = inner.body.model_dump_json()
+        cursor = await conn.execute(
+            "INSERT INTO messages (id, peer, direction, author, seq, kind, body, sent_at, state)"
+            " VALUES (?,?,?,?,?,?,?,?,'sending')",
+            (inner.id, peer, "out", me, seq, inner.kind, body, inner.ts / 1000),
+        )
+        rowid = cursor.lastrowid
+        await conn.execute(
+            "INSERT INTO outbox (message_id, peer, envelope, next_attempt_at, created_at)"
+            " VALUES (?,?,?,?,?)",
+            (inner.id, peer, envelope.model_dump_json(), now, now),
+        )
+    assert rowid is not None
+    return Message(rowid, inner.id, peer, "out", me, seq, inner.kind,
+                   inner.body.model_dump(), inner.ts / 1000, None, "sending", None)
+
+
+async def store_incoming(db: Database, items: list[Incoming]) -> list[Message | None]:
+    """Store new messages in one transaction; a known id is a duplicate and changes nothing.
+
+    Returns, per item, the stored Message or None for a duplicate.
+    """
+    results: list[Message | None] = [None] * len(items)
+    if not items:
+        return results
+    async with db.transaction() as conn:
+        ids = [item.inner.id for item in items]
+        marks = ",".join("?" * len(ids))
+        async with conn.execute(f"SELECT id FROM messages WHERE id IN ({marks})", ids) as cur:
+            known = {row["id"] for row in await cur.fetchall()}
+        fresh: list[tuple[int, Incoming]] = []
+        for index, item in enumerate(items):
+            if item.inner.id not in known:
+                known.add(item.inner.id)
+                fresh.append((index, item))
+        await conn.executemany(
+            "INSERT INTO messages (id, peer, direction, author, seq, kind, body, sent_at,"
+            " received_at, state) VALUES (?,?,?,?,?,?,?,?,?,'received')",
+            [(i.inner.id, i.inner.from_, "in", i.inner.from_, i.inner.seq, i.inner.kind,
+              i.inner.body.model_dump_json(), i.inner.ts / 1000, i.received_at) for _, i in fresh],
+        )
+        if fresh:
+            marks = ",".join("?" * len(fresh))
+            async with conn.execute(
+                f"SELECT * FROM messages WHERE id IN ({marks})", [i.inner.id for _, i in fresh]
+            ) as cur:
+                stored = {row["id"]: _message(row) for row in await cur.fetchall()}
+            for index, item in fresh:
+                results[index] = stored[item.inner.id]
+    return results
+
+
+async def list_messages(db: Database, peer: str, *, before: tuple[float, int] | None,
+                        limit: int) -> list[Message]:
+    """A page of a conversation, oldest first, ending just before the cursor (sent_at, rowid)."""
+    if before is None:
+        rows = await db.fetchall(
+            "SELECT * FROM messages WHERE peer=? ORDER BY sent_at DESC, rowid DESC LIMIT ?",
+            (peer, limit),
+        )
+    else:
+        rows = await db.fetchall(
+            "SELECT * FROM messages WHERE peer=? AND (sent_at, rowid) < (?, ?)"
+            " ORDER BY sent_at DESC, rowid DESC LIMIT ?",
+            (peer, before[0], before[1], limit),
+        )
+    return [_message(row) for row in reversed(rows)]
+
+
+async def get_message(db: Database, message_id: str) -> Message | None:
+    row = await db.fetchone("SELECT * FROM messages WHERE id=?", (message_id,))
+    return None if row is None else _message(row)
+
+
+async def count_messages(db: Database, peer: str | None = None) -> int:
+    if peer is None:
+        row = await db.fetchone("SELECT count(*) FROM messages")
+    else:
+        row = await db.fetchone("SELECT count(*) FROM messages WHERE peer=?", (peer,))
+    assert row is not None
+    return int(row[0])
+
+
+# --- the outbox --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    message_id: str
+    peer: str
+    envelope: Envelope
+    attempts: int
+
+
+async def outbox_peers(db: Database) -> list[tuple[str, float]]:
+    """Each peer with pending envelopes, and when its earliest one is due."""
+    rows = await db.fetchall(
+        "SELECT peer, min(next_attempt_at) AS due FROM outbox GROUP BY peer"
+    )
+    return [(row["peer"], float(row["due"])) for row in rows]
+
+
+async def due_entries(db: Database, peer: str, now: float, limit: int) -> list[OutboxEntry]:
+    rows = await db.fetchall(
+        "SELECT message_id, peer, envelope, attempts FROM outbox"
+        " WHERE peer=? AND next_attempt_at <= ? ORDER BY created_at, rowid LIMIT ?",
+        (peer, now, limit),
+    )
+    return [OutboxEntry(r["message_id"], r["peer"], Envelope.model_validate_json(r["envelope"]),
+                        r["attempts"]) for r in rows]
+
+
+async def mark_sent(db: Database, message_ids: list[str]) -> None:
+    """The recipient's daemon acknowledged: drop from the outbox, state -> sent, in one step."""
+    if not message_ids:
+        return
+    marks = ",".join("?" * len(message_ids))
+    async with db.transaction() as conn:
+        await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", message_ids)
+        await conn.execute(
+            f"UPDATE messages SET state='sent', error=NULL WHERE id IN ({marks})"
+            " AND state IN ('sending', 'failed')",
+            message_ids,
+        )
+
+
+async def mark_retry(db: Database, retries: list[tuple[str, float, str]]) -> None:
+    """(message_id, next_attempt_at, error) for entries that failed this time but stay queued."""
+    if not retries:
+        return
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "UPDATE outbox SET attempts=attempts+1, next_attempt_at=?, last_error=?"
+            " WHERE message_id=?",
+            [(when, error, message_id) for message_id, when, error in retries],
+        )
+
+
+async def mark_failed(db: Database, failures: list[tuple[str, str]]) -> None:
+    """(message_id, reason): refused for good; the message shows as failed with the reason."""
+    if not failures:
+        return
+    async with db.transaction() as conn:
+        await conn.executemany("DELETE FROM outbox WHERE message_id=?",
+                               [(message_id,) for message_id, _ in failures])
+        await conn.executemany("UPDATE messages SET state='failed', error=? WHERE id=?",
+                               [(reason, message_id) for message_id, reason in failures])

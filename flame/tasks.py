@@ -1,0 +1,132 @@
+"""Background loops of the daemon and their supervisor.
+
+Each loop wraps a testable step (`sync_directory_once`, `deliver_to_peer`, ...); intervals come
+from the settings, so tests use small ones. No loop blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from flame.core.models import PROTOCOL_VERSIONS
+from flame.core.presence import make_presence
+from flame.errors import FlameError
+from flame.messaging import deliver_to_peer
+from flame.parts import Parts
+from flame.roster import sync_directory_once
+from flame.store import messages as message_store
+
+log = logging.getLogger("flame.tasks")
+
+LoopFactory = Callable[[Parts], Awaitable[None]]
+
+
+async def report_presence_once(parts: Parts) -> None:
+    identity = parts.require_identity()
+    record = make_presence(identity, parts.me, parts.public_address, "online",
+                           list(PROTOCOL_VERSIONS), int(parts.clock.now()))
+    await parts.client.report_presence(parts.directory_url, record)
+
+
+async def report_presence(parts: Parts) -> None:
+    """Report signed presence every presence_interval_s; a failed report means degraded mode."""
+    interval = parts.settings.daemon.presence_interval_s
+    while True:
+        try:
+            await report_presence_once(parts)
+        except FlameError as exc:
+            if parts.directory_state != "degraded":
+                log.warning("directory unreachable, working from cache: %s", exc.message)
+            parts.set_directory_state("degraded")
+        else:
+            parts.set_directory_state("ok")
+        await parts.clock.sleep(interval)
+
+
+async def sync_directory(parts: Parts) -> None:
+    """Keep the cached user list and presence fresh (conditional GET with the last ETag)."""
+    etag: str | None = None
+    interval = parts.settings.daemon.directory_sync_s
+    while True:
+        try:
+            etag = await sync_directory_once(parts, etag)
+        except FlameError as exc:
+            log.debug("directory sync failed: %s", exc.message)
+        await parts.clock.sleep(interval)
+
+
+async def deliver_outbox(parts: Parts) -> None:
+    """Run one delivery worker per peer with due envelopes (one batch in flight per peer keeps
+    order); sleep until the next entry is due or until something wakes the outbox."""
+    running: dict[str, asyncio.Task[int]] = {}
+
+    def finished(peer: str, task: asyncio.Task[int]) -> None:
+        running.pop(peer, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery to %s crashed", peer, exc_info=task.exception())
+        parts.wake_outbox.set()
+
+    try:
+        while True:
+            parts.wake_outbox.clear()
+            now = parts.clock.now()
+            next_due: float | None = None
+            for peer, due in await message_store.outbox_peers(parts.db):
+                if peer in running:
+                    continue
+                if due <= now:
+                    task = asyncio.create_task(deliver_to_peer(parts, peer),
+                                               name=f"deliver:{peer}")
+                    running[peer] = task
+                    task.add_done_callback(lambda t, p=peer: finished(p, t))
+                else:
+                    next_due = due if next_due is None else min(next_due, due)
+            timeout = None if next_due is None else max(0.0, next_due - now)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(parts.wake_outbox.wait(), timeout)
+    finally:
+        for task in running.values():
+            task.cancel()
+        await asyncio.gather(*running.values(), return_exceptions=True)
+
+
+LOOPS: dict[str, LoopFactory] = {
+    "report_presence": report_presence,
+    "sync_directory": sync_directory,
+    "deliver_outbox": deliver_outbox,
+}
+
+
+class Supervisor:
+    """Starts each named loop; a loop that dies is logged and restarted with backoff."""
+
+    def __init__(self, parts: Parts, loops: dict[str, LoopFactory]) -> None:
+        self.parts = parts
+        self.loops = loops
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        for name, loop in self.loops.items():
+            self.tasks.append(asyncio.create_task(self._keep(name, loop), name=name))
+
+    async def _keep(self, name: str, loop: LoopFactory) -> None:
+        delay = 0.5
+        while True:
+            try:
+                await loop(self.parts)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background task %s crashed; restarting in %.1f s", name, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def stop(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.tasks.clear()

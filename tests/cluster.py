@@ -1,0 +1,186 @@
+"""A real directory and real daemons in the test's event loop, on loopback ports, with real SQLite
+files in temporary folders and real crypto. Nothing of Flame's own is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from flame.account import init_account
+from flame.config import Settings, load_settings
+from flame.daemon import Daemon
+from flame.directory.app import DirectoryServer
+
+PASSWORD = "correct horse battery"
+
+
+def fast_settings(data_dir: Path, directory_url: str, **daemon: Any) -> Settings:
+    """Settings for tests: ports picked by the OS, cheap Argon2, short intervals."""
+    flags: dict[str, Any] = {
+        "daemon.data_dir": str(data_dir), "daemon.directory_url": directory_url,
+        "daemon.peer_host": "127.0.0.1", "daemon.peer_port": 0, "daemon.ui_port": 0,
+        "daemon.presence_interval_s": 0.2, "daemon.directory_sync_s": 0.2,
+        "daemon.retry_base_s": 0.05, "daemon.retry_max_s": 0.5, "daemon.request_timeout_s": 5,
+        "security.argon2_memory_kib": 64, "security.argon2_iterations": 1,
+        "directory.presence_ttl_s": 2.0,
+    }
+    flags.update({f"daemon.{key}": value for key, value in daemon.items()})
+    return load_settings(None, flags=flags, environ={}, read_default_file=False)
+
+
+class UiClient:
+    """The browser's side of the UI API, over real HTTP with the right Host and Origin."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.url = daemon.ui_url
+        self.session = aiohttp.ClientSession(
+            base_url=self.url, headers={"Origin": self.url},
+            cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def login(self, password: str = PASSWORD) -> dict[str, Any]:
+        async with self.session.post("/ui/api/login", json={"password": password}) as r:
+            body: dict[str, Any] = await r.json()
+            assert r.status == 200, body
+            return body
+
+    async def send(self, peer: str, text: str) -> dict[str, Any]:
+        async with self.session.post(f"/ui/api/conversations/{peer}/messages",
+                                     json={"text": text}) as r:
+            body: dict[str, Any] = await r.json()
+            assert r.status == 201, body
+            return dict(body["message"])
+
+    async def get(self, path: str) -> tuple[int, Any]:
+        async with self.session.get(path) as r:
+            return r.status, await r.json()
+
+    async def post(self, path: str, payload: Any) -> tuple[int, Any]:
+        async with self.session.post(path, json=payload) as r:
+            return r.status, await r.json()
+
+    async def messages(self, peer: str) -> list[dict[str, Any]]:
+        status, body = await self.get(f"/ui/api/conversations/{peer}/messages?limit=200")
+        assert status == 200, body
+        return list(body["messages"])
+
+    async def websocket(self) -> Feed:
+        ws = await self.session.ws_connect("/ui/api/ws", origin=self.url)
+        feed = Feed(ws)
+        hello = await feed.next_event()
+        assert hello["type"] == "hello"
+        return feed
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class Feed:
+    """A UI WebSocket: await events by predicate, never by sleeping."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.seen: list[dict[str, Any]] = []
+
+    async def next_event(self, timeout: float = 10.0) -> dict[str, Any]:
+        message = await self.ws.receive(timeout=timeout)
+        assert message.type == aiohttp.WSMsgType.TEXT, message
+        event: dict[str, Any] = json.loads(message.data)
+        self.seen.append(event)
+        return event
+
+    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool],
+                       timeout: float = 10.0) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.next_event(timeout)
+                if predicate(event):
+                    return event
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0,
+                     interval: float = 0.02) -> None:
+    """Poll a condition that has no event to await (e.g. a row in another process's database)."""
+    async with asyncio.timeout(timeout):
+        while not await check():
+            await asyncio.sleep(interval)
+
+
+class Cluster:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.directory: DirectoryServer | None = None
+        self.daemons: dict[str, Daemon] = {}
+        self.clients: list[UiClient] = []
+
+    @property
+    def directory_url(self) -> str:
+        assert self.directory is not None
+        return self.directory.url
+
+    async def start_directory(self, registration: str = "open", ttl_s: float = 2.0,
+                              port: int = 0) -> DirectoryServer:
+        settings = load_settings(None, environ={}, read_default_file=False, flags={
+            "directory.host": "127.0.0.1", "directory.port": port,
+            "directory.registration": registration, "directory.presence_ttl_s": ttl_s})
+        self.directory = DirectoryServer(settings.directory, self.root / "directory")
+        await self.directory.start()
+        return self.directory
+
+    def settings_for(self, name: str, **daemon: Any) -> Settings:
+        return fast_settings(self.root / name, self.directory_url, **daemon)
+
+    async def enroll(self, name: str, invite: str | None = None, **daemon: Any) -> Settings:
+        settings = self.settings_for(name, **daemon)
+        await init_account(settings, name, self.directory_url, invite, PASSWORD,
+                           settings.daemon_data_dir())
+        return settings
+
+    async def start_daemon(self, name: str, *, unlocked: bool = True,
+                           settings: Settings | None = None, **daemon: Any) -> Daemon:
+        settings = settings or self.settings_for(name, **daemon)
+        node = Daemon(settings)
+        await node.start(PASSWORD if unlocked else None)
+        self.daemons[name] = node
+        return node
+
+    async def add_user(self, name: str, **daemon: Any) -> Daemon:
+        settings = await self.enroll(name, **daemon)
+        return await self.start_daemon(name, settings=settings)
+
+    async def ui(self, name: str, login: bool = True) -> UiClient:
+        client = UiClient(self.daemons[name])
+        self.clients.append(client)
+        if login:
+            await client.login()
+        return client
+
+    async def stop_daemon(self, name: str) -> None:
+        await self.daemons.pop(name).stop()
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()
+        for daemon in self.daemons.values():
+            await daemon.stop()
+        if self.directory is not None:
+            await self.directory.stop()
+
+
+async def cluster_context() -> AsyncIterator[Cluster]:
+    # A short root: the directory's admin socket path must fit AF_UNIX's limit.
+    with tempfile.TemporaryDirectory(prefix="flame-") as root:
+        cluster = Cluster(Path(root))
+        try:
+            yield cluster
+        finally:
+            await cluster.close()

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.cluster import Cluster, cluster_context
+
+
+@pytest.fixture
+async def cluster() -> AsyncIterator[Cluster]:
+    async for c in cluster_context():
+        yield c
+
+
+@pytest.fixture
+async def trio(cluster: Cluster) -> Cluster:
+    """A directory and alice, bob and carol, all online and knowing each other."""
+    await cluster.start_directory()
+    for name in ("alice", "bob", "carol"):
+        await cluster.add_user(name)
+    return cluster
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail any test that logs an ERROR it did not ask for (an unhandled error is a bug)."""
+    caplog.set_level(logging.WARNING)
+    yield
+    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR
+              and not getattr(r, "expected", False)]
+    assert not errors, [r.getMessage() for r in errors]

@@ -1,0 +1,113 @@
+// fetch wrapper for the local UI API (docs/UI_API.md).
+// JSON in, JSON out; errors `{error, message}` become ApiError with the
+// server's message; a 401 anywhere (but login) triggers the unauthorized hook.
+
+export const NETWORK_MESSAGE =
+  'Cannot reach the Flame daemon. Check that it is running, then try again.';
+
+const FALLBACK_MESSAGES = {
+  unauthorized: 'Your session has ended. Please sign in again.',
+  wrong_password: 'Wrong password.',
+  too_many_attempts: 'Too many attempts. Wait a moment, then try again.',
+  unknown_recipient: 'This contact is unknown to the directory. The message was not sent.',
+  empty_message: 'Type a message before sending.',
+  message_too_long: 'This message is too long to send. Shorten it and try again.',
+  key_changed:
+    "This contact's identity key changed. Verify and accept the new key before sending.",
+  bad_origin: 'The request was refused (bad origin). Reload the page and try again.',
+};
+
+export class ApiError extends Error {
+  constructor(message, { status = 0, code = 'network', retryAfter = null } = {}) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+let unauthorizedHandler = null;
+
+/** Register the single handler called when an API call answers 401. */
+export function onUnauthorized(fn) {
+  unauthorizedHandler = fn;
+}
+
+function fallbackMessage(code, status) {
+  if (FALLBACK_MESSAGES[code]) return FALLBACK_MESSAGES[code];
+  if (status >= 500) return `The Flame daemon hit an error (HTTP ${status}). Try again.`;
+  return `The request failed (HTTP ${status}).`;
+}
+
+export async function request(method, path, body, { handle401 = true, signal } = {}) {
+  const init = {
+    method,
+    credentials: 'same-origin',
+    cache: 'no-store',
+    headers: { Accept: 'application/json' },
+    signal,
+  };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (err) {
+    if (err && err.name === 'AbortError') throw err;
+    throw new ApiError(NETWORK_MESSAGE, { status: 0, code: 'network' });
+  }
+  let data = null;
+  let raw = '';
+  try {
+    raw = await res.text();
+  } catch {
+    raw = '';
+  }
+  if (raw) {
+    try {
+      data = JSON.parse(raw);
+    } catch {
+      data = null;
+    }
+  }
+  if (res.ok) return data ?? {};
+
+  const code = data && typeof data.error === 'string' ? data.error : `http_${res.status}`;
+  const message =
+    data && typeof data.message === 'string' && data.message.trim()
+      ? data.message
+      : fallbackMessage(code, res.status);
+  const err = new ApiError(message, {
+    status: res.status,
+    code,
+    retryAfter: res.headers.get('Retry-After'),
+  });
+  if (res.status === 401 && handle401 && unauthorizedHandler) {
+    try {
+      unauthorizedHandler(err);
+    } catch (e) {
+      console.error(e);
+    }
+  }
+  throw err;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  me: (opts) => request('GET', '/ui/api/me', undefined, opts),
+  login: (password) => request('POST', '/ui/api/login', { password }, { handle401: false }),
+  logout: () => request('POST', '/ui/api/logout', {}, { handle401: false }),
+  contacts: () => request('GET', '/ui/api/contacts'),
+  acceptKey: (name) => request('POST', `/ui/api/contacts/${enc(name)}/accept-key`, {}),
+  messages: (name, { before = null, limit = 50, signal } = {}) => {
+    const q = new URLSearchParams();
+    if (before !== null && before !== undefined) q.set('before', String(before));
+    q.set('limit', String(limit));
+    return request('GET', `/ui/api/conversations/${enc(name)}/messages?${q}`, undefined, { signal });
+  },
+  send: (name, text) => request('POST', `/ui/api/conversations/${enc(name)}/messages`, { text }),
+};

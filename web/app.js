@@ -1,0 +1,231 @@
+// Flame browser UI — bootstrap and wiring.
+
+import { api, onUnauthorized } from './api.js';
+import { h, spinner } from './dom.js';
+import { navigate, startRouter } from './router.js';
+import * as store from './store.js';
+import { ConversationView } from './views/conversation.js';
+import { renderLogin } from './views/login.js';
+import { Shell } from './views/shell.js';
+import { LiveSocket } from './ws.js';
+
+const root = document.getElementById('app');
+const socket = new LiveSocket();
+
+let shell = null;
+let conversation = null;
+let hellos = 0;
+let contactsRequest = 0;
+let routerStarted = false;
+
+function authed() {
+  return store.state.me !== null;
+}
+
+// ---------- session ----------
+
+function startSession(me) {
+  store.reset();
+  store.setMe(me);
+  hellos = 0;
+  socket.start();
+  loadContacts();
+}
+
+function endSession() {
+  socket.stop();
+  if (conversation) conversation.destroy();
+  conversation = null;
+  if (shell) shell.destroy();
+  shell = null;
+  store.reset();
+  document.title = 'Flame';
+}
+
+onUnauthorized(() => {
+  if (!authed()) return;
+  endSession();
+  navigate('#/login', { replace: true });
+});
+
+async function logout() {
+  try {
+    await api.logout();
+  } catch (err) {
+    console.warn('logout failed:', err.message);
+  }
+  endSession();
+  navigate('#/login');
+}
+
+async function loadContacts() {
+  const ticket = ++contactsRequest;
+  if (store.state.contactsStatus !== 'ready') store.setContactsLoading();
+  try {
+    const res = await api.contacts();
+    if (ticket !== contactsRequest || !authed()) return;
+    store.setContacts(res.contacts);
+  } catch (err) {
+    if (ticket !== contactsRequest || !authed() || err.status === 401) return;
+    if (store.state.contactsStatus !== 'ready') store.setContactsError(err);
+  }
+}
+
+let contactsRefetchTimer = null;
+function refetchContactsSoon() {
+  clearTimeout(contactsRefetchTimer);
+  contactsRefetchTimer = setTimeout(loadContacts, 300);
+}
+
+function resync() {
+  loadContacts();
+  if (conversation) conversation.resync();
+}
+
+// ---------- live events ----------
+
+socket.subscribe('hello', (evt) => {
+  if (evt.me) store.setMe(evt.me);
+  hellos += 1;
+  // First hello: the initial loads are already under way. Later ones mean a
+  // reconnect: whatever happened meanwhile is fetched again.
+  if (hellos > 1 || store.state.contactsStatus === 'error') resync();
+});
+
+socket.subscribe('message', (evt) => {
+  const m = evt.message;
+  if (!m || typeof m.id !== 'string' || typeof m.peer !== 'string') return;
+  if (!store.applyMessage(m)) refetchContactsSoon();
+  if (conversation && conversation.peer === m.peer) conversation.addLive(m);
+});
+
+socket.subscribe('message_state', (evt) => {
+  if (typeof evt.id !== 'string') return;
+  store.applyMessageState(evt);
+  if (conversation) conversation.applyState(evt);
+});
+
+socket.subscribe('presence', (evt) => {
+  if (!store.applyPresence(evt.username, evt.status)) refetchContactsSoon();
+});
+
+socket.subscribe('key_change', (evt) => {
+  if (!store.applyKeyChange(evt.username)) refetchContactsSoon();
+});
+
+socket.subscribe('directory', (evt) => store.setDirectory(evt.state));
+
+socket.onStatus((status, info) => {
+  store.setConnection(status);
+  if (status === 'closed' && authed()) {
+    // A refused handshake looks like any other close: ask whether the session
+    // is still valid (a 401 here sends the user to the login page).
+    api.me().then(
+      (me) => {
+        if (authed() && me && info && !info.wasOpen) store.setMe(me);
+      },
+      () => {},
+    );
+  }
+});
+
+store.on('contacts', () => {
+  const n = store.totalUnread();
+  document.title = n > 0 ? `(${n}) Flame` : 'Flame';
+});
+
+// ---------- routing ----------
+
+function ensureShell() {
+  if (!shell) {
+    shell = new Shell({ onLogout: logout, onRetryContacts: loadContacts });
+    root.replaceChildren(shell.el);
+  }
+  return shell;
+}
+
+function route(r) {
+  if (r.name === 'login') {
+    if (authed()) {
+      navigate('#/', { replace: true });
+      return;
+    }
+    if (conversation) conversation.destroy();
+    conversation = null;
+    if (shell) shell.destroy();
+    shell = null;
+    renderLogin(root, {
+      onSuccess: (me) => {
+        startSession(me);
+        navigate('#/');
+      },
+    });
+    return;
+  }
+  if (!authed()) {
+    navigate('#/login', { replace: true });
+    return;
+  }
+  if (r.name === 'unknown') {
+    navigate('#/', { replace: true });
+    return;
+  }
+  const s = ensureShell();
+  if (r.name === 'contacts') {
+    if (conversation) conversation.destroy();
+    conversation = null;
+    store.setActivePeer(null);
+    s.showEmptyPane();
+    return;
+  }
+  // conversation
+  if (conversation && conversation.peer === r.peer) return;
+  if (conversation) conversation.destroy();
+  store.setActivePeer(r.peer);
+  conversation = new ConversationView(r.peer, {});
+  s.showConversation(conversation);
+  conversation.load();
+  conversation.focusComposer();
+}
+
+// ---------- boot ----------
+
+function showBootError(err) {
+  root.replaceChildren(
+    h(
+      'main',
+      { class: 'login-page' },
+      h(
+        'div',
+        { class: 'login-card', role: 'alert' },
+        h('h1', { class: 'login-title' }, 'Flame is not reachable'),
+        h('p', { class: 'login-sub' }, err.message),
+        h('button', { type: 'button', class: 'btn btn-primary btn-block', onclick: boot }, 'Try again'),
+      ),
+    ),
+  );
+}
+
+async function boot() {
+  root.replaceChildren(
+    h('div', { class: 'boot', role: 'status' }, spinner(), h('span', null, 'Loading Flame…')),
+  );
+  let me = null;
+  try {
+    me = await api.me({ handle401: false });
+  } catch (err) {
+    if (err.status !== 401) {
+      showBootError(err);
+      return;
+    }
+  }
+  if (me) startSession(me);
+  if (!routerStarted) {
+    routerStarted = true;
+    startRouter(route);
+  } else {
+    navigate(location.hash || '#/', { replace: true });
+  }
+}
+
+boot();

@@ -1,0 +1,181 @@
+// Client-side state shared by the views, with a tiny event emitter.
+// Events: 'me', 'directory', 'contacts', 'connection'.
+
+import { compareMessages, normalizeStatus } from './format.js';
+
+const listeners = new Map();
+
+export function on(type, fn) {
+  if (!listeners.has(type)) listeners.set(type, new Set());
+  listeners.get(type).add(fn);
+  return () => listeners.get(type)?.delete(fn);
+}
+
+function emit(type, payload) {
+  for (const fn of [...(listeners.get(type) || [])]) {
+    try {
+      fn(payload);
+    } catch (e) {
+      console.error(e);
+    }
+  }
+}
+
+export const state = {
+  me: null,
+  directory: 'unknown',
+  contacts: new Map(), // name -> Contact, kept sorted by name
+  contactsStatus: 'idle', // idle | loading | ready | error
+  contactsError: null,
+  activePeer: null,
+  connection: 'idle', // idle | connecting | open | closed
+};
+
+// Ids of incoming messages already counted as unread (bounded).
+const counted = new Set();
+function markCounted(id) {
+  counted.add(id);
+  if (counted.size > 2000) counted.delete(counted.values().next().value);
+}
+
+export function reset() {
+  state.me = null;
+  state.directory = 'unknown';
+  state.contacts = new Map();
+  state.contactsStatus = 'idle';
+  state.contactsError = null;
+  state.activePeer = null;
+  state.connection = 'idle';
+  counted.clear();
+  emit('me', null);
+  emit('directory', state.directory);
+  emit('contacts');
+}
+
+export function setMe(me) {
+  state.me = me || null;
+  emit('me', state.me);
+  if (me && typeof me.directory === 'string') setDirectory(me.directory);
+}
+
+export function setDirectory(value) {
+  const v = value === 'degraded' || value === 'ok' ? value : 'unknown';
+  if (state.directory === v) return;
+  state.directory = v;
+  emit('directory', v);
+}
+
+export function setConnection(status) {
+  if (state.connection === status) return;
+  state.connection = status;
+  emit('connection', status);
+}
+
+function normalizeContact(c) {
+  return {
+    username: String(c.username),
+    status: normalizeStatus(c.status),
+    fingerprint: c.fingerprint ?? '',
+    safety_number: c.safety_number ?? '',
+    key_changed: Boolean(c.key_changed),
+    unread: Math.max(0, Number(c.unread) || 0),
+    last_message: c.last_message || null,
+  };
+}
+
+function sortContacts() {
+  state.contacts = new Map(
+    [...state.contacts.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  );
+}
+
+export function setContactsLoading() {
+  state.contactsStatus = 'loading';
+  state.contactsError = null;
+  emit('contacts');
+}
+
+export function setContactsError(err) {
+  state.contactsStatus = 'error';
+  state.contactsError = err;
+  emit('contacts');
+}
+
+export function setContacts(list) {
+  const map = new Map();
+  for (const raw of Array.isArray(list) ? list : []) {
+    if (!raw || typeof raw.username !== 'string') continue;
+    const c = normalizeContact(raw);
+    if (c.username === state.activePeer) c.unread = 0;
+    if (c.last_message && c.last_message.id) markCounted(c.last_message.id);
+    map.set(c.username, c);
+  }
+  state.contacts = map;
+  sortContacts();
+  state.contactsStatus = 'ready';
+  state.contactsError = null;
+  emit('contacts');
+}
+
+export function upsertContact(raw) {
+  if (!raw || typeof raw.username !== 'string') return;
+  const c = normalizeContact(raw);
+  if (c.username === state.activePeer) c.unread = 0;
+  const isNew = !state.contacts.has(c.username);
+  state.contacts.set(c.username, c);
+  if (isNew) sortContacts();
+  emit('contacts');
+}
+
+export function setActivePeer(name) {
+  state.activePeer = name || null;
+  const c = name ? state.contacts.get(name) : null;
+  if (c) c.unread = 0;
+  emit('contacts');
+}
+
+/** A live `message` event. Returns false when the peer is not a known contact. */
+export function applyMessage(m) {
+  const c = state.contacts.get(m.peer);
+  if (!c) return false;
+  const last = c.last_message;
+  if (!last || last.id === m.id || compareMessages(last, m) <= 0) c.last_message = m;
+  if (m.direction === 'in' && !counted.has(m.id)) {
+    markCounted(m.id);
+    if (m.peer !== state.activePeer) c.unread += 1;
+  }
+  emit('contacts');
+  return true;
+}
+
+export function applyMessageState(evt) {
+  const c = state.contacts.get(evt.peer);
+  if (c && c.last_message && c.last_message.id === evt.id) {
+    c.last_message = { ...c.last_message, state: evt.state, error: evt.error ?? null };
+    emit('contacts');
+  }
+}
+
+/** Returns false when the contact is unknown. */
+export function applyPresence(username, status) {
+  const c = state.contacts.get(username);
+  if (!c) return false;
+  c.status = normalizeStatus(status);
+  emit('contacts');
+  return true;
+}
+
+/** Returns false when the contact is unknown. */
+export function applyKeyChange(username) {
+  const c = state.contacts.get(username);
+  if (!c) return false;
+  c.key_changed = true;
+  emit('contacts');
+  return true;
+}
+
+export function totalUnread() {
+  let n = 0;
+  for (const c of state.contacts.values()) n += c.unread;
+  return n;
+}

@@ -1,0 +1,130 @@
+// Sidebar contact list, updated in place (keyed by username).
+
+import { h, setText, spinner } from '../dom.js';
+import { hashHue, initial, normalizeStatus, statusLabel } from '../format.js';
+import { conversationHash } from '../router.js';
+import { state } from '../store.js';
+
+const STATUS_CLASSES = ['status-online', 'status-away', 'status-busy', 'status-offline'];
+
+export function setStatusDot(dot, status) {
+  const s = normalizeStatus(status);
+  for (const cls of STATUS_CLASSES) dot.classList.toggle(cls, cls === `status-${s}`);
+}
+
+function previewText(m) {
+  if (!m || typeof m.text !== 'string') return '';
+  const firstLine = m.text.split('\n').find((l) => l.trim()) ?? '';
+  const cut = firstLine.length > 120 ? `${firstLine.slice(0, 120)}…` : firstLine;
+  return m.direction === 'out' ? `You: ${cut}` : cut;
+}
+
+export class ContactList {
+  constructor({ onRetry }) {
+    this.onRetry = onRetry;
+    this.items = new Map();
+    this.statusBox = h('div', { class: 'contacts-status', role: 'status' });
+    this.list = h('ul', { class: 'contact-list', id: 'contact-list', 'aria-label': 'Contacts' });
+    this.el = h('div', { class: 'contacts' }, this.statusBox, this.list);
+    this.render();
+  }
+
+  _createItem(name) {
+    const avatarLetter = h('span', { class: 'avatar-letter' }, initial(name));
+    const dot = h('span', { class: 'status-dot status-offline', 'aria-hidden': 'true' });
+    const avatar = h(
+      'span',
+      { class: ['avatar', `avatar-${hashHue(name)}`], 'aria-hidden': 'true' },
+      avatarLetter,
+    );
+    const avatarWrap = h('span', { class: 'avatar-wrap' }, avatar, dot);
+    const nameEl = h('span', { class: 'contact-name' }, name);
+    const warn = h(
+      'span',
+      {
+        class: 'key-warning',
+        title: 'Identity key changed — verify before sending',
+        role: 'img',
+        'aria-label': 'Identity key changed',
+        hidden: true,
+      },
+      '⚠',
+    );
+    const badge = h('span', { class: 'unread-badge', hidden: true });
+    const statusText = h('span', { class: 'status-text' }, 'Offline');
+    const preview = h('span', { class: 'contact-preview' });
+    const link = h(
+      'a',
+      { class: 'contact', href: conversationHash(name), 'data-contact': name },
+      avatarWrap,
+      h(
+        'span',
+        { class: 'contact-main' },
+        h('span', { class: 'contact-line' }, nameEl, warn, badge),
+        h('span', { class: 'contact-line contact-sub' }, statusText, preview),
+      ),
+    );
+    const li = h('li', { class: 'contact-item' }, link);
+    return { li, link, dot, statusText, badge, warn, preview };
+  }
+
+  _updateItem(item, c) {
+    setStatusDot(item.dot, c.status);
+    setText(item.statusText, statusLabel(c.status));
+    item.statusText.dataset.status = normalizeStatus(c.status);
+    item.warn.hidden = !c.key_changed;
+    item.link.classList.toggle('key-changed', c.key_changed);
+    const unread = c.unread || 0;
+    item.badge.hidden = unread <= 0;
+    setText(item.badge, unread > 99 ? '99+' : String(unread));
+    item.badge.setAttribute('aria-label', `${unread} unread`);
+    item.link.classList.toggle('has-unread', unread > 0);
+    const p = previewText(c.last_message);
+    setText(item.preview, p);
+    item.preview.hidden = !p;
+    if (c.username === state.activePeer) item.link.setAttribute('aria-current', 'page');
+    else item.link.removeAttribute('aria-current');
+  }
+
+  render() {
+    const { contacts, contactsStatus, contactsError } = state;
+
+    // Status line (loading / error / empty).
+    if (contactsStatus === 'loading' && contacts.size === 0) {
+      this.statusBox.replaceChildren(spinner(), h('span', null, 'Loading contacts…'));
+      this.statusBox.hidden = false;
+    } else if (contactsStatus === 'error' && contacts.size === 0) {
+      this.statusBox.replaceChildren(
+        h('span', { class: 'error-text' }, contactsError?.message || 'Could not load contacts.'),
+        h('button', { type: 'button', class: 'btn btn-small', onclick: () => this.onRetry() }, 'Retry'),
+      );
+      this.statusBox.hidden = false;
+    } else if (contactsStatus === 'ready' && contacts.size === 0) {
+      this.statusBox.replaceChildren(h('span', { class: 'muted' }, 'No contacts yet.'));
+      this.statusBox.hidden = false;
+    } else {
+      this.statusBox.replaceChildren();
+      this.statusBox.hidden = true;
+    }
+
+    // Keyed update.
+    for (const [name, item] of this.items) {
+      if (!contacts.has(name)) {
+        item.li.remove();
+        this.items.delete(name);
+      }
+    }
+    let prev = null;
+    for (const [name, c] of contacts) {
+      let item = this.items.get(name);
+      if (!item) {
+        item = this._createItem(name);
+        this.items.set(name, item);
+      }
+      this._updateItem(item, c);
+      const expected = prev ? prev.nextSibling : this.list.firstChild;
+      if (expected !== item.li) this.list.insertBefore(item.li, expected);
+      prev = item.li;
+    }
+  }
+}
