@@ -70,6 +70,16 @@ class UiClient:
         assert status == 200, body
         return list(body["messages"])
 
+    async def status_of(self, name: str) -> str | None:
+        _, body = await self.get("/ui/api/contacts")
+        return next((c["status"] for c in body["contacts"] if c["username"] == name), None)
+
+    async def wait_status(self, feed: Feed, name: str, status: str) -> None:
+        """Open `feed` first: an event that lands between the check and the wait is queued."""
+        if await self.status_of(name) != status:
+            await feed.wait_for(lambda e: e["type"] == "presence" and e["username"] == name
+                                and e["status"] == status)
+
     async def websocket(self) -> Feed:
         ws = await self.session.ws_connect("/ui/api/ws", origin=self.url)
         feed = Feed(ws)

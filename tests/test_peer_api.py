@@ -1,0 +1,184 @@
+"""The remote API under bad input: every refusal is a 4xx with a JSON reason, nothing is stored,
+and the daemon keeps working. Requests here are built and signed by hand, as a peer would."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from typing import Any
+
+import aiohttp
+
+from flame.core.envelope import new_message_id, seal
+from flame.core.models import Envelope, Inner, TextBody
+from flame.core.signing import sign_request
+from flame.daemon import Daemon
+from flame.store import messages as message_store
+from tests.cluster import Cluster
+
+
+def parts_of(node: Daemon) -> Any:
+    assert node.parts is not None
+    return node.parts
+
+
+def envelope_from(sender: Daemon, to: Daemon, text: str, *, author: str | None = None,
+                  seq: int = 1, to_name: str | None = None) -> Envelope:
+    s, r = parts_of(sender), parts_of(to)
+    inner = Inner(from_=author or s.me, to=to_name or r.me, id=new_message_id(), seq=seq,
+                  ts=int(time.time() * 1000), kind="text", body=TextBody(text=text))
+    return seal(s.identity.exchange, to_name or r.me, r.account.x25519_key, inner)
+
+
+class Peer:
+    """Signed raw requests from one daemon's identity to another daemon's peer port."""
+
+    def __init__(self, sender: Daemon, target: Daemon) -> None:
+        self.sender, self.target = parts_of(sender), target
+        self.url = f"http://127.0.0.1:{target.peer_port}"
+        self.last: tuple[dict[str, str], bytes] | None = None
+
+    def sign(self, body: bytes, path: str = "/api/v1/envelopes",
+             audience: str | None = None) -> dict[str, str]:
+        headers = sign_request(self.sender.identity, self.sender.me,
+                               audience or parts_of(self.target).me, "POST", path,
+                               f"127.0.0.1:{self.target.peer_port}", body, int(time.time()))
+        return {**headers, "Content-Type": "application/json"}
+
+    async def post_raw(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(self.url + "/api/v1/envelopes", data=io.BytesIO(body),
+                                    headers=headers) as response:
+                return response.status, await response.json()
+
+    async def post(self, envelopes: list[Envelope] | None = None,
+                   raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
+        body = raw if raw is not None else json.dumps(
+            {"envelopes": [e.model_dump() for e in envelopes or []]}).encode()
+        headers = self.sign(body)
+        self.last = (headers, body)
+        return await self.post_raw(body, headers)
+
+
+async def stored(node: Daemon) -> int:
+    return await message_store.count_messages(parts_of(node).db)
+
+
+async def test_a_duplicate_delivery_changes_nothing(trio: Cluster) -> None:
+    alice, bob = trio.daemons["alice"], trio.daemons["bob"]
+    bob_ui = await trio.ui("bob")
+    feed = await bob_ui.websocket()
+    envelope = envelope_from(alice, bob, "once only")
+    peer = Peer(alice, bob)
+    status, reply = await peer.post([envelope])
+    assert status == 200 and reply["results"][0]["status"] == "stored"
+    status, reply = await peer.post([envelope])
+    assert status == 200 and reply["results"][0]["status"] == "duplicate"
+    status, reply = await peer.post([envelope, envelope])
+    assert [r["status"] for r in reply["results"]] == ["duplicate", "duplicate"]
+    assert await stored(bob) == 1
+    await feed.wait_for(lambda e: e["type"] == "message")
+    await bob_ui.send("alice", "after")  # our own message event proves no second arrival queued
+    event = await feed.wait_for(lambda e: e["type"] == "message")
+    assert event["message"]["text"] == "after"
+
+
+async def test_a_replayed_signed_request_is_refused(trio: Cluster) -> None:
+    alice, bob = trio.daemons["alice"], trio.daemons["bob"]
+    peer = Peer(alice, bob)
+    status, _ = await peer.post([envelope_from(alice, bob, "original")])
+    assert status == 200
+    assert peer.last is not None
+    status, reply = await peer.post_raw(peer.last[1], peer.last[0])
+    assert (status, reply["error"]) == (401, "replayed")
+    assert await stored(bob) == 1
+
+
+async def test_tampered_malformed_and_misaddressed_envelopes_are_refused(trio: Cluster) -> None:
+    alice, bob, carol = trio.daemons["alice"], trio.daemons["bob"], trio.daemons["carol"]
+    peer = Peer(alice, bob)
+    good = envelope_from(alice, bob, "secret")
+    ct = bytearray(good.ct.encode())
+    ct[10] = ord("A") if ct[10] != ord("A") else ord("B")
+    tampered = good.model_copy(update={"ct": ct.decode()})
+    status, reply = await peer.post([tampered])
+    assert (status, reply["error"]) == (400, "rejected")
+    assert reply["results"][0]["status"] == "rejected"
+
+    to_carol = envelope_from(alice, carol, "for carol")
+    status, reply = await peer.post([to_carol])
+    assert (status, reply["error"]) == (400, "wrong_recipient")
+
+    for raw in (b"not json", b"[]", b'{"envelopes": []}', b'{"envelopes": [{"v": 1}]}',
+                json.dumps({"envelopes": [good.model_dump() | {"eph": "!!"}]}).encode(),
+                json.dumps({"envelopes": [good.model_dump() | {"extra": 1}]}).encode()):
+        status, reply = await peer.post(raw=raw)
+        assert 400 <= status < 500 and reply["error"] and reply["message"], raw
+    assert await stored(bob) == 0
+
+    # One bad envelope does not sink the good ones of its batch.
+    status, reply = await peer.post([tampered, good])
+    assert status == 400
+    assert [r["status"] for r in reply["results"]] == ["rejected", "stored"]
+    assert await stored(bob) == 1
+    status, _ = await peer.post([envelope_from(alice, bob, "still working", seq=2)])
+    assert status == 200
+
+
+async def test_an_envelope_not_sealed_with_the_authors_pinned_key_is_refused(
+        trio: Cluster) -> None:
+    alice, bob, carol = trio.daemons["alice"], trio.daemons["bob"], trio.daemons["carol"]
+    # carol seals with her own key but writes "from": "alice" inside.
+    forged = envelope_from(carol, bob, "I am alice, honest", author="alice")
+    status, reply = await Peer(carol, bob).post([forged])
+    assert (status, reply["error"]) == (400, "sender_key_mismatch")
+    assert await stored(bob) == 0
+    assert alice  # the real alice is untouched
+
+
+async def test_unsigned_badly_signed_and_oversized_requests(trio: Cluster) -> None:
+    alice, bob = trio.daemons["alice"], trio.daemons["bob"]
+    peer = Peer(alice, bob)
+    body = json.dumps({"envelopes": [envelope_from(alice, bob, "x").model_dump()]}).encode()
+    status, reply = await peer.post_raw(body, {"Content-Type": "application/json"})
+    assert (status, reply["error"]) == (401, "unsigned")
+    headers = peer.sign(body)
+    status, reply = await peer.post_raw(body + b" ", headers)
+    assert (status, reply["error"]) == (401, "bad_signature")
+    headers = peer.sign(body, audience="carol")
+    status, reply = await peer.post_raw(body, headers)
+    assert (status, reply["error"]) == (401, "wrong_audience")
+    headers = {**peer.sign(body), "Flame-User": "nobody"}
+    status, reply = await peer.post_raw(body, headers)
+    assert (status, reply["error"]) == (401, "unknown_user")
+    huge = b"x" * (parts_of(bob).settings.daemon.max_body_bytes + 1)
+    status, reply = await peer.post_raw(huge, peer.sign(huge))
+    assert (status, reply["error"]) == (413, "too_large")
+    assert await stored(bob) == 0
+    async with aiohttp.ClientSession() as session:
+        async with session.get(peer.url + "/api/v1/hello") as response:
+            hello = await response.json()
+            assert hello["username"] == "bob" and hello["versions"] == [1]
+        async with session.get(peer.url + "/ui/api/me") as response:
+            assert response.status == 404  # UI routes never answer on the peer port
+
+
+async def test_a_locked_daemon_answers_503_and_the_message_waits(trio: Cluster) -> None:
+    alice_ui = await trio.ui("alice")
+    alice_feed = await alice_ui.websocket()
+    await trio.stop_daemon("bob")
+    bob = await trio.start_daemon("bob", unlocked=False)
+    status, reply = await Peer(trio.daemons["alice"], bob).post(
+        [envelope_from(trio.daemons["alice"], bob, "early")])
+    assert (status, reply["error"]) == (503, "locked")
+
+    sent = await alice_ui.send("bob", "waiting for you")
+    assert sent["state"] == "sending"
+    bob_ui = await trio.ui("bob")  # logging in unlocks the daemon; presence brings delivery
+    bob_feed = await bob_ui.websocket()
+    if not [m for m in await bob_ui.messages("alice") if m["id"] == sent["id"]]:
+        await bob_feed.wait_for(lambda e: e["type"] == "message"
+                                and e["message"]["id"] == sent["id"])
+    await alice_feed.wait_for(lambda e: e["type"] == "message_state" and e["id"] == sent["id"]
+                              and e["state"] == "sent")
