@@ -113,6 +113,6 @@ async def contact_view(parts: Parts, contact: Contact) -> dict[str, Any]:
         "fingerprint": fingerprint(contact.identity_key),
         "safety_number": safety_number(parts.account.identity_key, contact.identity_key),
         "key_changed": contact.key_changed,
-        "unread": 0,
+        "unread": await message_store.unread_count(parts.db, contact.username),
         "last_message": last[0].to_ui() if last else None,
     }

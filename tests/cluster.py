@@ -147,11 +147,13 @@ class Cluster:
         return self.directory
 
     def settings_for(self, name: str, **daemon: Any) -> Settings:
-        return fast_settings(self.root / name, self.directory_url, **daemon)
+        directory_url = daemon.pop("directory_url", self.directory_url)
+        return fast_settings(self.root / name, directory_url, **daemon)
 
-    async def enroll(self, name: str, invite: str | None = None, **daemon: Any) -> Settings:
-        settings = self.settings_for(name, **daemon)
-        await init_account(settings, name, self.directory_url, invite, PASSWORD,
+    async def enroll(self, name: str, invite: str | None = None, folder: str | None = None,
+                     **daemon: Any) -> Settings:
+        settings = self.settings_for(folder or name, **daemon)
+        await init_account(settings, name, settings.daemon.directory_url, invite, PASSWORD,
                            settings.daemon_data_dir())
         return settings
 

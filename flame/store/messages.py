@@ -134,6 +134,24 @@ async def list_messages(db: Database, peer: str, *, before: tuple[float, int] | 
     return [_message(row) for row in reversed(rows)]
 
 
+async def mark_read(db: Database, peer: str, up_to_rowid: int) -> None:
+    await db.execute(
+        "INSERT INTO reads (peer, last_read_rowid) VALUES (?, ?) ON CONFLICT (peer) DO UPDATE"
+        " SET last_read_rowid = max(last_read_rowid, excluded.last_read_rowid)",
+        (peer, up_to_rowid),
+    )
+
+
+async def unread_count(db: Database, peer: str) -> int:
+    row = await db.fetchone(
+        "SELECT count(*) FROM messages WHERE peer=? AND direction='in' AND rowid >"
+        " coalesce((SELECT last_read_rowid FROM reads WHERE peer=?), 0)",
+        (peer, peer),
+    )
+    assert row is not None
+    return int(row[0])
+
+
 async def get_message(db: Database, message_id: str) -> Message | None:
     row = await db.fetchone("SELECT * FROM messages WHERE id=?", (message_id,))
     return None if row is None else _message(row)

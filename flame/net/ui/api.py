@@ -36,6 +36,12 @@ from flame.store import messages as message_store
 
 log = logging.getLogger("flame.ui")
 
+# The UI's own files, by type. Fixed here rather than taken from the machine's mime.types: with
+# nosniff, a module script served under another type would not run. Anything else is not served.
+STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+                ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon",
+                ".html": "text/html; charset=utf-8", ".woff2": "font/woff2"}
+
 Login = Callable[[str], Awaitable[None]]
 
 
@@ -155,6 +161,9 @@ async def list_messages(request: web.Request) -> web.Response:
     page = await message_store.list_messages(parts.db, name, before=_cursor(
         request.query.get("before")), limit=limit)
     next_before = f"{page[0].sent_at!r}:{page[0].rowid}" if len(page) == limit else None
+    if request.query.get("before") is None and page:
+        # Showing the newest page means the user has seen the conversation.
+        await message_store.mark_read(parts.db, name, max(m.rowid for m in page))
     return web.json_response({"messages": [m.to_ui() for m in page],
                               "next_before": next_before})
 
@@ -215,11 +224,20 @@ def build(parts: Parts, web_dir: Path, login_fn: Login, origin: UiOrigin) -> web
     app[UI] = UiState(parts, login_fn, origin)
     index = web_dir / "index.html"
 
+    root = web_dir.resolve()
+
     async def page(request: web.Request) -> web.FileResponse:
-        return web.FileResponse(index)
+        return web.FileResponse(index, headers={"Content-Type": STATIC_TYPES[".html"]})
+
+    async def static(request: web.Request) -> web.FileResponse:
+        path = (root / request.match_info["path"]).resolve()
+        content_type = STATIC_TYPES.get(path.suffix)
+        if content_type is None or not path.is_relative_to(root) or not path.is_file():
+            raise NotFound("No such file.")
+        return web.FileResponse(path, headers={"Content-Type": content_type})
 
     app.router.add_get("/", page)
-    app.router.add_static("/static", web_dir, follow_symlinks=False)
+    app.router.add_get("/static/{path:.+}", static)
     app.router.add_post("/ui/api/login", login)
     app.router.add_post("/ui/api/logout", logout)
     app.router.add_get("/ui/api/me", me)

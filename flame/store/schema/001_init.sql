@@ -69,3 +69,9 @@ CREATE TABLE sequences (
     peer     TEXT PRIMARY KEY,
     next_seq INTEGER NOT NULL
 );
+
+-- How far the user has read each conversation (for unread counts).
+CREATE TABLE reads (
+    peer            TEXT PRIMARY KEY,
+    last_read_rowid INTEGER NOT NULL
+);

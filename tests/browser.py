@@ -1,0 +1,148 @@
+"""Drive Flame's real page in Debian's Chromium through Playwright's async API.
+
+Playwright cannot download browsers here, so the system Chromium is launched by path. A missing
+browser is a test failure, never a skip: `make browser` installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Dialog,
+    Page,
+    async_playwright,
+    expect,
+)
+
+from tests.cluster import PASSWORD
+
+CHROMIUM = os.environ.get("FLAME_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+TIMEOUT_MS = 10_000
+
+# Chrome logs every 4xx/5xx answer as a console error; the app expects some (the first
+# /ui/api/me before login, a wrong password, an unknown recipient).
+EXPECTED_CONSOLE = re.compile(r"^Failed to load resource: the server responded with a status of")
+
+# Runs before any of the page's own scripts, in every frame: records CSP violations.
+RECORD_CSP = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__cspViolations.push({
+    directive: e.violatedDirective, blocked: e.blockedURI, sample: e.sample,
+  });
+});
+"""
+
+
+def require_chromium() -> str:
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        pytest.fail(
+            f"Chromium is not installed at {CHROMIUM}: the browser tests need it. Run `make "
+            "browser` (or `sudo apt-get install chromium`), or set FLAME_CHROMIUM to its path.",
+            pytrace=False,
+        )
+    return CHROMIUM
+
+
+@asynccontextmanager
+async def launch_chromium() -> AsyncIterator[Browser]:
+    path = require_chromium()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=path, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@dataclass
+class Tab:
+    """One user's page in its own browser context (own cookies), with everything it reported."""
+
+    name: str
+    url: str
+    context: BrowserContext
+    page: Page
+    dialogs: list[str] = field(default_factory=list)
+    console: list[ConsoleMessage] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    async def open(cls, browser: Browser, name: str, url: str) -> Tab:
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        context.set_default_timeout(TIMEOUT_MS)
+        await context.add_init_script(RECORD_CSP)
+        page = await context.new_page()
+        tab = cls(name, url, context, page)
+        page.on("dialog", tab._on_dialog)
+        page.on("console", tab.console.append)
+        page.on("pageerror", lambda exc: tab.page_errors.append(str(exc)))
+        return tab
+
+    async def _on_dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        await dialog.dismiss()
+
+    async def goto(self, path: str = "/") -> Any:
+        return await self.page.goto(self.url + path)
+
+    async def login(self, password: str = PASSWORD) -> None:
+        """Through the login form, as a person would."""
+        page = self.page
+        await expect(page.locator("#login-form")).to_be_visible(timeout=TIMEOUT_MS)
+        await page.locator("#password").fill(password)
+        await page.locator("#login-button").click()
+
+    async def open_session(self) -> None:
+        await self.goto("/")
+        await self.login()
+        await expect(self.page.locator("#me-name")).to_have_text(self.name, timeout=TIMEOUT_MS)
+
+    async def open_conversation(self, peer: str) -> None:
+        await self.page.locator(f'[data-contact="{peer}"]').click()
+        await expect(self.page.locator(f'#conversation[data-peer="{peer}"]')).to_be_visible(
+            timeout=TIMEOUT_MS
+        )
+
+    async def csp_violations(self) -> list[dict[str, Any]]:
+        violations: list[dict[str, Any]] = await self.page.evaluate("window.__cspViolations")
+        return violations
+
+    def console_errors(self) -> list[str]:
+        return [
+            m.text
+            for m in self.console
+            if m.type == "error" and not EXPECTED_CONSOLE.match(m.text)
+        ]
+
+    async def assert_clean(self) -> None:
+        """No alert/confirm, no uncaught exception, no console error, no CSP violation."""
+        assert self.dialogs == [], f"{self.name}: dialogs opened: {self.dialogs}"
+        assert self.page_errors == [], f"{self.name}: uncaught errors: {self.page_errors}"
+        assert self.console_errors() == [], f"{self.name}: console: {self.console_errors()}"
+        assert await self.csp_violations() == [], f"{self.name}: CSP violations"
+
+    async def close(self) -> None:
+        await self.context.close()
