@@ -1,3 +1,6 @@
-"""Flame: secure peer-to-peer chat. One daemon per user, a small directory, end-to-end encryption."""
+"""Flame: secure peer-to-peer chat.
+
+One daemon per user, a small directory, end-to-end encryption.
+"""
 
 __version__ = "0.1.0"

@@ -17,8 +17,14 @@ from flame.store.keystore import Account, load_account, save_account
 MIN_PASSWORD_CHARS = 8
 
 
-async def init_account(settings: Settings, username: str, directory_url: str,
-                       invite: str | None, password: str, data_dir: Path) -> Account:
+async def init_account(
+    settings: Settings,
+    username: str,
+    directory_url: str,
+    invite: str | None,
+    password: str,
+    data_dir: Path,
+) -> Account:
     """Generate keys, enroll them with the directory, then store them sealed under the password.
 
     Nothing is written if enrollment fails, so a retry with a corrected invite starts clean.
@@ -38,14 +44,19 @@ async def init_account(settings: Settings, username: str, directory_url: str,
         db = await open_daemon_db(data_dir)
         try:
             if await load_account(db) is not None:
-                raise FlameError(f"{data_dir} already holds a Flame account; "
-                                 "choose another --data-dir.")
+                raise FlameError(
+                    f"{data_dir} already holds a Flame account; choose another --data-dir."
+                )
             identity = Identity.generate()
             ik, xk = b64e(identity.identity_key), b64e(identity.x25519_key)
             request = EnrollRequest(
-                username=username, invite=invite, identity_key=ik, x25519_key=xk,
+                username=username,
+                invite=invite,
+                identity_key=ik,
+                x25519_key=xk,
                 x25519_sig=b64e(identity.binding_signature(username)),
-                proof=sign_record(identity, "enroll", enrollment_proof(username, ik, xk)))
+                proof=sign_record(identity, "enroll", enrollment_proof(username, ik, xk)),
+            )
             client = PeerClient(username, settings.daemon.request_timeout_s, lambda: 0.0)
             try:
                 await client.enroll(directory_url, request)
@@ -54,11 +65,16 @@ async def init_account(settings: Settings, username: str, directory_url: str,
             finally:
                 await client.close()
             security = settings.security
-            params = KdfParams(security.argon2_memory_kib, security.argon2_iterations,
-                               security.argon2_lanes)
-            account = Account(username, identity.identity_key, identity.x25519_key,
-                              identity.binding_signature(username),
-                              seal_keystore(identity, username, password, params))
+            params = KdfParams(
+                security.argon2_memory_kib, security.argon2_iterations, security.argon2_lanes
+            )
+            account = Account(
+                username,
+                identity.identity_key,
+                identity.x25519_key,
+                identity.binding_signature(username),
+                seal_keystore(identity, username, password, params),
+            )
             await save_account(db, account, directory_url)
             return account
         finally:

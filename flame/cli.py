@@ -1,6 +1,6 @@
 """The `flame` command: parse arguments, load settings, hand over. Errors become one line.
 
-    flame init | serve | directory {serve, invite, users} | demo | bench
+flame init | serve | directory {serve, invite, users} | demo | bench
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ def read_password_file(path: str) -> str:
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
 
@@ -57,9 +60,9 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
         return answer
 
     username = ask(args.username, "Username: ", "--username")
-    directory = ask(args.directory or None, f"Directory address [{settings.daemon.directory_url}]: ",
-                    "--directory") if args.directory is None and interactive else (
-        args.directory or settings.daemon.directory_url)
+    directory = settings.daemon.directory_url  # --directory, else the config's
+    if args.directory is None and interactive:
+        directory = input(f"Directory address [{directory}]: ").strip() or directory
     invite = args.invite
     if invite is None and interactive:
         invite = input("Invite code (empty if the directory has open registration): ").strip()
@@ -72,8 +75,9 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     else:
         raise FlameError("Give --password-file (no terminal to ask for a password on).")
     data_dir = settings.daemon_data_dir()
-    account = asyncio.run(init_account(settings, username, directory, invite or None, password,
-                                       data_dir))
+    account = asyncio.run(
+        init_account(settings, username, directory, invite or None, password, data_dir)
+    )
     from flame.core.crypto import fingerprint
 
     print(f"Enrolled {account.username} with {directory}.")
@@ -86,15 +90,20 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from flame.daemon import Daemon, run_until_signalled
 
-    password = read_password_file(settings.daemon.password_file) if (
-        settings.daemon.password_file) else None
+    password = (
+        read_password_file(settings.daemon.password_file)
+        if (settings.daemon.password_file)
+        else None
+    )
 
     async def main() -> None:
         daemon = Daemon(settings)
         await daemon.start(password)
         state = "unlocked" if password else "locked: log in to the UI to unlock"
-        print(f"flame serve: UI at {daemon.ui_url} ({state}); peers on port {daemon.peer_port}",
-              flush=True)
+        print(
+            f"flame serve: UI at {daemon.ui_url} ({state}); peers on port {daemon.peer_port}",
+            flush=True,
+        )
         try:
             await run_until_signalled()
         finally:
@@ -111,8 +120,11 @@ def cmd_directory_serve(args: argparse.Namespace, settings: Settings) -> int:
     async def main() -> None:
         server = DirectoryServer(settings.directory, settings.directory_data_dir())
         await server.start()
-        print(f"flame directory: listening on {server.url} "
-              f"(registration: {settings.directory.registration})", flush=True)
+        print(
+            f"flame directory: listening on {server.url} "
+            f"(registration: {settings.directory.registration})",
+            flush=True,
+        )
         try:
             await run_until_signalled()
         finally:
@@ -134,25 +146,31 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
     ttl_s = settings.directory.invite_ttl_s
 
     async def main() -> str:
-        reply = await admin.admin_call(data_dir, "POST", "/invite",
-                                       {"username": username, "rekey": args.rekey, "ttl_s": ttl_s})
+        reply = await admin.admin_call(
+            data_dir, "POST", "/invite", {"username": username, "rekey": args.rekey, "ttl_s": ttl_s}
+        )
         if reply is not None:
             return str(reply["code"])
         db, lock = await admin.with_database(data_dir)
         try:
             import time
 
-            return await store.create_invite(db, username, rekey=args.rekey,
-                                             now=int(time.time()), ttl_s=ttl_s)
+            return await store.create_invite(
+                db, username, rekey=args.rekey, now=int(time.time()), ttl_s=ttl_s
+            )
         finally:
             await db.close()
             lock.release()
 
     code = asyncio.run(main())
     print(code)
-    print(f"One-time code for {username}, valid {ttl_s // 3600} h. On their machine:", file=sys.stderr)
-    print(f"  flame init --username {username} --invite {code} --directory <this directory's URL>",
-          file=sys.stderr)
+    print(
+        f"One-time code for {username}, valid {ttl_s // 3600} h. On their machine:", file=sys.stderr
+    )
+    print(
+        f"  flame init --username {username} --invite {code} --directory <this directory's URL>",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -204,24 +222,31 @@ def _daemon_flags(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="flame", description="Flame: secure peer-to-peer chat and file sharing.")
+        prog="flame", description="Flame: secure peer-to-peer chat and file sharing."
+    )
     parser.add_argument("--version", action="version", version=f"flame {__version__}")
     parser.add_argument("--config", help="config file (default: $XDG_CONFIG_HOME/flame/flame.toml)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    init = sub.add_parser("init", help="create keys and enroll with a directory",
-                          description="Create this user's keys, enroll them with the directory "
-                          "and seal them under a password. Asks for what is not given as a flag.")
+    init = sub.add_parser(
+        "init",
+        help="create keys and enroll with a directory",
+        description="Create this user's keys, enroll them with the directory "
+        "and seal them under a password. Asks for what is not given as a flag.",
+    )
     _daemon_flags(init)
     init.add_argument("--username", help="the username to enroll")
     init.add_argument("--invite", help="one-time code from 'flame directory invite'")
     init.add_argument("--password-file", help="read the password from this file")
     init.set_defaults(run=cmd_init)
 
-    serve = sub.add_parser("serve", help="run this user's daemon",
-                           description="Run the daemon: remote API for peers, UI on localhost, "
-                           "background tasks. Locked until the UI login unless given a password.")
+    serve = sub.add_parser(
+        "serve",
+        help="run this user's daemon",
+        description="Run the daemon: remote API for peers, UI on localhost, "
+        "background tasks. Locked until the UI login unless given a password.",
+    )
     _daemon_flags(serve)
     serve.add_argument("--password-file", help="unlock at start with the password in this file")
     serve.add_argument("--peer-host", help="address the peer API binds (default 0.0.0.0)")
@@ -230,41 +255,67 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ui-port", type=int, help="UI port on 127.0.0.1 (default 8471)")
     serve.set_defaults(run=cmd_serve)
 
-    directory = sub.add_parser("directory", help="run or administer the directory",
-                               description="The directory: enrollment, keys and presence.")
+    directory = sub.add_parser(
+        "directory",
+        help="run or administer the directory",
+        description="The directory: enrollment, keys and presence.",
+    )
     dsub = directory.add_subparsers(dest="directory_command", required=True, metavar="ACTION")
-    dserve = dsub.add_parser("serve", help="run the directory server",
-                             description="Run the directory server.")
+    dserve = dsub.add_parser(
+        "serve", help="run the directory server", description="Run the directory server."
+    )
     dserve.add_argument("--data-dir", help="data folder (default: $XDG_DATA_HOME/flame/directory)")
     dserve.add_argument("--host", help="bind address (default 0.0.0.0)")
     dserve.add_argument("--port", type=int, help="port (default 8480)")
-    dserve.add_argument("--registration", choices=["invite", "open"],
-                        help="invite (default) or open enrollment")
+    dserve.add_argument(
+        "--registration", choices=["invite", "open"], help="invite (default) or open enrollment"
+    )
     dserve.set_defaults(run=cmd_directory_serve)
-    dinvite = dsub.add_parser("invite", help="print a one-time enrollment code for a user",
-                              description="Create a one-time enrollment code for USERNAME.")
+    dinvite = dsub.add_parser(
+        "invite",
+        help="print a one-time enrollment code for a user",
+        description="Create a one-time enrollment code for USERNAME.",
+    )
     dinvite.add_argument("username")
-    dinvite.add_argument("--rekey", action="store_true",
-                         help="let an enrolled user enroll new keys (a lost or new machine)")
+    dinvite.add_argument(
+        "--rekey",
+        action="store_true",
+        help="let an enrolled user enroll new keys (a lost or new machine)",
+    )
     dinvite.add_argument("--data-dir", help="the directory's data folder")
     dinvite.set_defaults(run=cmd_directory_invite)
-    dusers = dsub.add_parser("users", help="list enrolled users",
-                             description="List enrolled users and their key fingerprints.")
+    dusers = dsub.add_parser(
+        "users",
+        help="list enrolled users",
+        description="List enrolled users and their key fingerprints.",
+    )
     dusers.add_argument("--data-dir", help="the directory's data folder")
     dusers.set_defaults(run=cmd_directory_users)
 
-    demo = sub.add_parser("demo", help="run a local directory and three demo users",
-                          description="Start a directory and alice, bob and carol on loopback, "
-                          "each its own 'flame serve' process. Ctrl-C stops everything.")
-    demo.add_argument("--dir", default=".demo", help="where the demo keeps its data (default .demo)")
+    demo = sub.add_parser(
+        "demo",
+        help="run a local directory and three demo users",
+        description="Start a directory and alice, bob and carol on loopback, "
+        "each its own 'flame serve' process. Ctrl-C stops everything.",
+    )
+    demo.add_argument(
+        "--dir", default=".demo", help="where the demo keeps its data (default .demo)"
+    )
     demo.add_argument("--fresh", action="store_true", help="delete the demo's data first")
-    demo.add_argument("--base-port", type=int, default=8480,
-                      help="directory port; users take the next ports (default 8480)")
+    demo.add_argument(
+        "--base-port",
+        type=int,
+        default=8480,
+        help="directory port; users take the next ports (default 8480)",
+    )
     demo.set_defaults(run=cmd_demo)
 
-    bench = sub.add_parser("bench", help="measure latency and throughput on loopback",
-                           description="Start a directory and two daemons as processes and "
-                           "measure message latency and throughput.")
+    bench = sub.add_parser(
+        "bench",
+        help="measure latency and throughput on loopback",
+        description="Start a directory and two daemons as processes and "
+        "measure message latency and throughput.",
+    )
     bench.add_argument("--messages", type=int, default=500, help="latency sample size")
     bench.add_argument("--burst", type=int, default=5000, help="throughput burst size")
     bench.add_argument("--json", default="bench-results.json", help="where to write the JSON")
@@ -273,17 +324,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
-    get = lambda name: getattr(args, name, None)  # noqa: E731
+    def get(name: str) -> Any:
+        return getattr(args, name, None)
+
     flags: dict[str, Any] = {"daemon.log_level": get("log_level")}
     if args.command == "directory":
-        flags.update({"directory.data_dir": get("data_dir"), "directory.host": get("host"),
-                      "directory.port": get("port"),
-                      "directory.registration": get("registration")})
+        flags.update(
+            {
+                "directory.data_dir": get("data_dir"),
+                "directory.host": get("host"),
+                "directory.port": get("port"),
+                "directory.registration": get("registration"),
+            }
+        )
     else:
-        flags.update({"daemon.data_dir": get("data_dir"), "daemon.directory_url": get("directory"),
-                      "daemon.peer_host": get("peer_host"), "daemon.peer_port": get("peer_port"),
-                      "daemon.public_address": get("public_address"),
-                      "daemon.ui_port": get("ui_port")})
+        flags.update(
+            {
+                "daemon.data_dir": get("data_dir"),
+                "daemon.directory_url": get("directory"),
+                "daemon.peer_host": get("peer_host"),
+                "daemon.peer_port": get("peer_port"),
+                "daemon.public_address": get("public_address"),
+                "daemon.ui_port": get("ui_port"),
+            }
+        )
         if args.command == "serve":
             flags["daemon.password_file"] = get("password_file")
     return flags

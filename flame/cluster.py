@@ -30,12 +30,19 @@ class Proc:
 
     async def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        log = open(self.log_path, "ab")
         self.log_file = log
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "flame", *self.args, env=self.env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-            start_new_session=True)
+            sys.executable,
+            "-m",
+            "flame",
+            *self.args,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         await self.wait_ready()
 
     async def wait_ready(self) -> None:
@@ -44,8 +51,9 @@ class Proc:
             while True:
                 assert self.process is not None
                 if self.process.returncode is not None:
-                    raise RuntimeError(f"{self.name} exited with {self.process.returncode}; "
-                                       f"see {self.log_path}")
+                    raise RuntimeError(
+                        f"{self.name} exited with {self.process.returncode}; see {self.log_path}"
+                    )
                 with contextlib.suppress(aiohttp.ClientError, OSError):
                     async with session.get(self.ready_url) as response:
                         if response.status == 200:
@@ -80,29 +88,56 @@ def base_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def directory_proc(root: Path, port: int, registration: str = "open",
-                   extra_env: dict[str, str] | None = None) -> Proc:
+def directory_proc(
+    root: Path, port: int, registration: str = "open", extra_env: dict[str, str] | None = None
+) -> Proc:
     data = root / "directory"
     env = base_env({"FLAME_DIRECTORY_REGISTRATION": registration, **(extra_env or {})})
-    return Proc("directory",
-                ["directory", "serve", "--data-dir", str(data), "--host", "127.0.0.1",
-                 "--port", str(port)],
-                env, f"http://127.0.0.1:{port}/dir/v1/hello", data / "directory.log")
+    return Proc(
+        "directory",
+        ["directory", "serve", "--data-dir", str(data), "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        f"http://127.0.0.1:{port}/dir/v1/hello",
+        data / "directory.log",
+    )
 
 
-def daemon_proc(root: Path, name: str, peer_port: int, ui_port: int, directory_url: str,
-                extra_env: dict[str, str] | None = None) -> Proc:
+def daemon_proc(
+    root: Path,
+    name: str,
+    peer_port: int,
+    ui_port: int,
+    directory_url: str,
+    extra_env: dict[str, str] | None = None,
+) -> Proc:
     data = root / name
     env = base_env(extra_env or {})
-    return Proc(name,
-                ["serve", "--data-dir", str(data), "--password-file", str(data / "password"),
-                 "--peer-host", "127.0.0.1", "--peer-port", str(peer_port),
-                 "--ui-port", str(ui_port), "--directory", directory_url],
-                env, f"http://127.0.0.1:{peer_port}/api/v1/hello", data / "daemon.log")
+    return Proc(
+        name,
+        [
+            "serve",
+            "--data-dir",
+            str(data),
+            "--password-file",
+            str(data / "password"),
+            "--peer-host",
+            "127.0.0.1",
+            "--peer-port",
+            str(peer_port),
+            "--ui-port",
+            str(ui_port),
+            "--directory",
+            directory_url,
+        ],
+        env,
+        f"http://127.0.0.1:{peer_port}/api/v1/hello",
+        data / "daemon.log",
+    )
 
 
-async def init_user(root: Path, name: str, directory_url: str,
-                    extra_env: dict[str, str] | None = None) -> str:
+async def init_user(
+    root: Path, name: str, directory_url: str, extra_env: dict[str, str] | None = None
+) -> str:
     """Enroll `name` (open registration) unless already done; returns the password."""
     data = root / name
     password_file = data / "password"
@@ -113,10 +148,23 @@ async def init_user(root: Path, name: str, directory_url: str,
     password_file.write_text(password + "\n")
     password_file.chmod(0o600)
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "flame", "init", "--username", name, "--directory", directory_url,
-        "--password-file", str(password_file), "--data-dir", str(data),
-        env=base_env(extra_env or {}), stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        sys.executable,
+        "-m",
+        "flame",
+        "init",
+        "--username",
+        name,
+        "--directory",
+        directory_url,
+        "--password-file",
+        str(password_file),
+        "--data-dir",
+        str(data),
+        env=base_env(extra_env or {}),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     output, _ = await process.communicate()
     if process.returncode != 0:
         raise RuntimeError(f"flame init {name} failed: {output.decode(errors='replace')}")

@@ -111,7 +111,9 @@ def _describe(error: dict[str, Any]) -> str:
     if message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
     value = error.get("input")
-    shown = "" if error["type"] == "extra_forbidden" or isinstance(value, dict) else f" (got {value!r})"
+    shown = (
+        "" if error["type"] == "extra_forbidden" or isinstance(value, dict) else f" (got {value!r})"
+    )
     return f"{key}: {message}{shown}"
 
 
@@ -122,10 +124,12 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, dict[str, Any]]:
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX) or name == "FLAME_CONFIG":
             continue
-        section, _, key = name[len(ENV_PREFIX):].lower().partition("_")
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
         if section not in sections or not key:
-            raise ConfigError(f"config: environment {name}: not a setting "
-                              "(use FLAME_<SECTION>_<KEY>, e.g. FLAME_DAEMON_UI_PORT)")
+            raise ConfigError(
+                f"config: environment {name}: not a setting "
+                "(use FLAME_<SECTION>_<KEY>, e.g. FLAME_DAEMON_UI_PORT)"
+            )
         found.setdefault(section, {})[key] = value
     return found
 
@@ -138,9 +142,13 @@ def _merge(base: dict[str, Any], extra: dict[str, dict[str, Any]]) -> None:
         target.update(values)
 
 
-def load_settings(path: str | Path | None = None, *, flags: dict[str, Any] | None = None,
-                  environ: dict[str, str] | None = None,
-                  read_default_file: bool = True) -> Settings:
+def load_settings(
+    path: str | Path | None = None,
+    *,
+    flags: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+    read_default_file: bool = True,
+) -> Settings:
     """Build Settings. `flags` maps "section.key" to values given on the command line.
 
     Raises ConfigError with one line naming the key and the problem.

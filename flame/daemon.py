@@ -54,8 +54,9 @@ def advertised_address(settings: Settings, port: int) -> str:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, *, clock: Clock | None = None,
-                 web_dir: Path = WEB_DIR) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, web_dir: Path = WEB_DIR
+    ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.web_dir = web_dir
@@ -93,17 +94,25 @@ class Daemon:
             await db.close()
             raise FlameError(f"No Flame account in {self.data_dir}; run 'flame init' first.")
         directory_url = (await get_meta(db, "directory_url")) or self.settings.daemon.directory_url
-        client = PeerClient(account.username, self.settings.daemon.request_timeout_s,
-                            self.clock.now)
+        client = PeerClient(
+            account.username, self.settings.daemon.request_timeout_s, self.clock.now
+        )
         verifier = RequestVerifier(account.username, self.clock.now(), self.clock.now)
-        self.parts = Parts(self.settings, db, account, client, Hub(), self.clock, verifier,
-                           directory_url)
+        self.parts = Parts(
+            self.settings, db, account, client, Hub(), self.clock, verifier, directory_url
+        )
         origin = UiOrigin()
         self.listeners = [
-            Listener(peer_api.build(self.parts), self.settings.daemon.peer_host,
-                     self.settings.daemon.peer_port),
-            Listener(ui_api.build(self.parts, self.web_dir, self.login, origin),
-                     self.settings.daemon.ui_host, self.settings.daemon.ui_port),
+            Listener(
+                peer_api.build(self.parts),
+                self.settings.daemon.peer_host,
+                self.settings.daemon.peer_port,
+            ),
+            Listener(
+                ui_api.build(self.parts, self.web_dir, self.login, origin),
+                self.settings.daemon.ui_host,
+                self.settings.daemon.ui_port,
+            ),
         ]
         for listener in self.listeners:
             await listener.start()
@@ -118,8 +127,9 @@ class Daemon:
         parts = self.parts
         assert parts is not None
         account = parts.account
-        identity = await asyncio.to_thread(open_keystore, account.sealed, account.username,
-                                           password)
+        identity = await asyncio.to_thread(
+            open_keystore, account.sealed, account.username, password
+        )
         if identity.identity_key != account.identity_key:
             raise WrongPassword("The keystore does not match this account.")
         async with self.unlock_lock:

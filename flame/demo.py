@@ -19,8 +19,10 @@ async def run_demo(root: Path, *, fresh: bool, base_port: int) -> int:
         shutil.rmtree(root)
         print(f"Started clean: deleted the previous demo data in {root}.")
     elif root.exists():
-        print(f"Keeping the history in {root} (run 'make demo-fresh' or 'flame demo --fresh' "
-              "for a clean start).")
+        print(
+            f"Keeping the history in {root} (run 'make demo-fresh' or 'flame demo --fresh' "
+            "for a clean start)."
+        )
     directory = directory_proc(root, base_port)
     procs: list[Proc] = [directory]
     directory_url = f"http://127.0.0.1:{base_port}"

@@ -1,21 +1,21 @@
 """The error tree. Every error carries a sentence a person can act on.
 
-    FlameError                      code            HTTP
-    ├── ConfigError                 config_error    -
-    ├── LockedError                 locked          503
-    ├── WrongPassword               wrong_password  401
-    ├── PeerUnreachable             unreachable     -   (outbound only)
-    ├── PeerRefused                 peer_refused    -   (outbound: the peer answered 4xx/5xx)
-    └── RequestError                (subclass sets) 4xx (inbound: bad input from a peer or the UI)
-        ├── BadRequest              bad_request     400
-        ├── BadEnvelope             bad_envelope    400
-        ├── DecryptionFailed        rejected        400 (peers learn only "rejected")
-        ├── AuthError               unauthorized    401
-        ├── Forbidden               forbidden       403
-        ├── NotFound                not_found       404
-        ├── Conflict                conflict        409
-        ├── TooLarge                too_large       413
-        └── TooManyRequests         rate_limited    429
+FlameError                      code            HTTP
+├── ConfigError                 config_error    -
+├── LockedError                 locked          503
+├── WrongPassword               wrong_password  401
+├── PeerUnreachable             unreachable     -   (outbound only)
+├── PeerRefused                 peer_refused    -   (outbound: the peer answered 4xx/5xx)
+└── RequestError                (subclass sets) 4xx (inbound: bad input from a peer or the UI)
+    ├── BadRequest              bad_request     400
+    ├── BadEnvelope             bad_envelope    400
+    ├── DecryptionFailed        rejected        400 (peers learn only "rejected")
+    ├── AuthError               unauthorized    401
+    ├── Forbidden               forbidden       403
+    ├── NotFound                not_found       404
+    ├── Conflict                conflict        409
+    ├── TooLarge                too_large       413
+    └── TooManyRequests         rate_limited    429
 """
 
 from __future__ import annotations
@@ -53,8 +53,14 @@ class PeerUnreachable(FlameError):
 class PeerRefused(FlameError):
     code = "peer_refused"
 
-    def __init__(self, message: str, *, status: int, code: str = "peer_refused",
-                 retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str = "peer_refused",
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message, code=code)
         self.http_status = status
         self.retry_after_s = retry_after_s

@@ -39,22 +39,32 @@ async def send_text(parts: Parts, peer: str, text: str) -> Message:
         raise BadRequest("The message is empty.", code="empty_message")
     limit = parts.settings.daemon.max_message_chars
     if len(text) > limit:
-        raise TooLarge(f"The message is longer than {limit} characters.",
-                       code="message_too_long")
+        raise TooLarge(f"The message is longer than {limit} characters.", code="message_too_long")
     contact = await contact_store.get_contact(parts.db, peer)
     if contact is None and peer != parts.me:
         contact = await fetch_contact(parts, peer)
     if contact is None:
-        raise NotFound(f"There is no user named {peer!r} in the directory.",
-                       code="unknown_recipient")
+        raise NotFound(
+            f"There is no user named {peer!r} in the directory.", code="unknown_recipient"
+        )
     if contact.key_changed:
-        raise Conflict(f"{peer}'s identity key has changed. Compare the safety number with them, "
-                       "then accept the new key to send again.", code="key_changed")
+        raise Conflict(
+            f"{peer}'s identity key has changed. Compare the safety number with them, "
+            "then accept the new key to send again.",
+            code="key_changed",
+        )
     now = parts.clock.now()
 
     def build(seq: int) -> tuple[Inner, Envelope]:
-        inner = Inner(from_=parts.me, to=peer, id=envelope_rules.new_message_id(), seq=seq,
-                      ts=int(now * 1000), kind="text", body=TextBody(text=text))
+        inner = Inner(
+            from_=parts.me,
+            to=peer,
+            id=envelope_rules.new_message_id(),
+            seq=seq,
+            ts=int(now * 1000),
+            kind="text",
+            body=TextBody(text=text),
+        )
         return inner, envelope_rules.seal(identity.exchange, peer, contact.x25519_key, inner)
 
     message = await message_store.create_outgoing(parts.db, parts.me, peer, now, build)
@@ -79,23 +89,28 @@ async def receive_batch(parts: Parts, batch: EnvelopeBatch) -> tuple[int, BatchR
             incoming = await _open_checked(parts, identity.exchange, envelope, now)
         except RequestError as exc:
             status = exc.status if status == 200 else status
-            results.append(EnvelopeResult(id=envelope.id, status="rejected", error=exc.code,
-                                          message=exc.message))
+            results.append(
+                EnvelopeResult(
+                    id=envelope.id, status="rejected", error=exc.code, message=exc.message
+                )
+            )
             continue
         accepted.append((len(results), incoming))
         results.append(None)
     stored = await message_store.store_incoming(parts.db, [item for _, item in accepted])
     for (index, item), message in zip(accepted, stored, strict=True):
-        results[index] = EnvelopeResult(id=item.inner.id,
-                                        status="stored" if message else "duplicate")
+        results[index] = EnvelopeResult(
+            id=item.inner.id, status="stored" if message else "duplicate"
+        )
         if message is not None:
             parts.hub.publish({"type": "message", "message": message.to_ui()})
     final = [r for r in results if r is not None]
     return status, BatchResult(results=final)
 
 
-async def _open_checked(parts: Parts, exchange_key: object, envelope: Envelope,
-                        now: float) -> Incoming:
+async def _open_checked(
+    parts: Parts, exchange_key: object, envelope: Envelope, now: float
+) -> Incoming:
     opened = envelope_rules.open_envelope(exchange_key, parts.me, envelope)  # type: ignore[arg-type]
     author = opened.inner.from_
     contact = await contact_store.get_contact(parts.db, author)
@@ -106,15 +121,21 @@ async def _open_checked(parts: Parts, exchange_key: object, envelope: Envelope,
     if opened.sender_key != contact.x25519_key:
         # Sealed with a key that is not the pinned one: a key change (or a forgery). Refused.
         parts.hub.publish({"type": "key_change", "username": author})
-        raise BadEnvelope("The sender key is not the one pinned for the author.",
-                          code="sender_key_mismatch")
+        raise BadEnvelope(
+            "The sender key is not the one pinned for the author.", code="sender_key_mismatch"
+        )
     return Incoming(inner=opened.inner, received_at=now)
 
 
 # --- delivery from the outbox -------------------------------------------------------------------
 
-PERMANENT_CODES = {"wrong_recipient", "bad_envelope", "rejected", "sender_key_mismatch",
-                   "unknown_sender"}
+PERMANENT_CODES = {
+    "wrong_recipient",
+    "bad_envelope",
+    "rejected",
+    "sender_key_mismatch",
+    "unknown_sender",
+}
 
 
 async def deliver_to_peer(parts: Parts, peer: str) -> int:
@@ -130,8 +151,11 @@ async def deliver_to_peer(parts: Parts, peer: str) -> int:
             return delivered
         contact = await contact_store.get_contact(parts.db, peer)
         if contact is None or contact.key_changed:
-            reason = (f"{peer}'s identity key changed; accept the new key to send again."
-                      if contact is not None else f"{peer} is not a known user.")
+            reason = (
+                f"{peer}'s identity key changed; accept the new key to send again."
+                if contact is not None
+                else f"{peer} is not a known user."
+            )
             await message_store.mark_failed(parts.db, [(e.message_id, reason) for e in entries])
             _publish_states(parts, peer, [e.message_id for e in entries], "failed", reason)
             return delivered
@@ -139,24 +163,29 @@ async def deliver_to_peer(parts: Parts, peer: str) -> int:
             await _reschedule(parts, peer, entries, "the recipient has no known address", None)
             return delivered
         try:
-            result = await parts.client.deliver(contact.address, peer,
-                                                [e.envelope for e in entries])
+            result = await parts.client.deliver(
+                contact.address, peer, [e.envelope for e in entries]
+            )
         except (PeerUnreachable, PeerRefused) as exc:
             retry_after = exc.retry_after_s if isinstance(exc, PeerRefused) else None
             if isinstance(exc, PeerRefused) and exc.code in PERMANENT_CODES:
                 reason = f"{peer}'s daemon refused it: {exc.message}"
-                await message_store.mark_failed(parts.db,
-                                                [(e.message_id, reason) for e in entries])
+                await message_store.mark_failed(parts.db, [(e.message_id, reason) for e in entries])
                 _publish_states(parts, peer, [e.message_id for e in entries], "failed", reason)
                 return delivered
             await _reschedule(parts, peer, entries, exc.message, retry_after)
             return delivered
         by_id = {r.id: r for r in result.results}
-        sent = [e.message_id for e in entries
-                if (r := by_id.get(e.message_id)) is not None and r.status != "rejected"]
-        refused = [(e.message_id, f"{peer}'s daemon refused it: {r.message or r.error}")
-                   for e in entries
-                   if (r := by_id.get(e.message_id)) is not None and r.status == "rejected"]
+        sent = [
+            e.message_id
+            for e in entries
+            if (r := by_id.get(e.message_id)) is not None and r.status != "rejected"
+        ]
+        refused = [
+            (e.message_id, f"{peer}'s daemon refused it: {r.message or r.error}")
+            for e in entries
+            if (r := by_id.get(e.message_id)) is not None and r.status == "rejected"
+        ]
         missing = [e for e in entries if e.message_id not in by_id]
         await message_store.mark_sent(parts.db, sent)
         await message_store.mark_failed(parts.db, refused)
@@ -169,26 +198,47 @@ async def deliver_to_peer(parts: Parts, peer: str) -> int:
             return delivered
 
 
-async def _reschedule(parts: Parts, peer: str, entries: list[message_store.OutboxEntry],
-                      error: str, retry_after_s: float | None) -> None:
+async def _reschedule(
+    parts: Parts,
+    peer: str,
+    entries: list[message_store.OutboxEntry],
+    error: str,
+    retry_after_s: float | None,
+) -> None:
     settings = parts.settings.daemon
     now = parts.clock.now()
     retries = [
-        (e.message_id,
-         next_attempt(e.attempts, now, base_s=settings.retry_base_s, max_s=settings.retry_max_s,
-                      jitter=random.random(), retry_after_s=retry_after_s),
-         error)
+        (
+            e.message_id,
+            next_attempt(
+                e.attempts,
+                now,
+                base_s=settings.retry_base_s,
+                max_s=settings.retry_max_s,
+                jitter=random.random(),
+                retry_after_s=retry_after_s,
+            ),
+            error,
+        )
         for e in entries
     ]
     await message_store.mark_retry(parts.db, retries)
     log.info("delivery to %s deferred (%d envelopes): %s", peer, len(entries), error)
 
 
-def _publish_states(parts: Parts, peer: str, message_ids: list[str], state: str,
-                    error: str | None) -> None:
+def _publish_states(
+    parts: Parts, peer: str, message_ids: list[str], state: str, error: str | None
+) -> None:
     for message_id in message_ids:
-        parts.hub.publish({"type": "message_state", "id": message_id, "peer": peer,
-                           "state": state, "error": error})
+        parts.hub.publish(
+            {
+                "type": "message_state",
+                "id": message_id,
+                "peer": peer,
+                "state": state,
+                "error": error,
+            }
+        )
 
 
 __all__ = ["FlameError", "deliver_to_peer", "receive_batch", "send_text"]

@@ -40,25 +40,32 @@ async def apply_entries(parts: Parts, entries: list[DirectoryEntry]) -> None:
         except BadRequest:
             log.warning("directory sent a malformed record for %s; ignored", user.username)
             continue
-        if not verify_signature(identity_key, x25519_sig,
-                                binding_message(user.username, x25519_key)):
+        if not verify_signature(
+            identity_key, x25519_sig, binding_message(user.username, x25519_key)
+        ):
             log.warning("directory record for %s has a bad key binding; ignored", user.username)
             continue
-        outcome = await contact_store.offer_keys(parts.db, user.username, identity_key,
-                                                 x25519_key, x25519_sig, now)
+        outcome = await contact_store.offer_keys(
+            parts.db, user.username, identity_key, x25519_key, x25519_sig, now
+        )
         if outcome.is_key_change:
-            log.warning("identity key of %s changed; refusing it until the user accepts",
-                        user.username)
+            log.warning(
+                "identity key of %s changed; refusing it until the user accepts", user.username
+            )
             parts.hub.publish({"type": "key_change", "username": user.username})
         pinned = before.get(user.username)
         pinned_key = identity_key if pinned is None else pinned.identity_key
         presence = entry.presence
-        if presence is not None and (presence.username != user.username
-                                     or not verify_presence(presence, pinned_key)):
+        if presence is not None and (
+            presence.username != user.username or not verify_presence(presence, pinned_key)
+        ):
             presence = None  # unsigned by the pinned key: not believed
         status = effective_status(presence, now, ttl)
-        address = presence.address if presence is not None else (
-            pinned.address if pinned is not None else None)
+        address = (
+            presence.address
+            if presence is not None
+            else (pinned.address if pinned is not None else None)
+        )
         ts = presence.ts if presence is not None else None
         old_status = pinned.status if pinned is not None else "offline"
         if pinned is None or old_status != status or pinned.address != address:

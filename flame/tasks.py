@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -26,8 +27,14 @@ LoopFactory = Callable[[Parts], Awaitable[None]]
 
 async def report_presence_once(parts: Parts) -> None:
     identity = parts.require_identity()
-    record = make_presence(identity, parts.me, parts.public_address, "online",
-                           list(PROTOCOL_VERSIONS), int(parts.clock.now()))
+    record = make_presence(
+        identity,
+        parts.me,
+        parts.public_address,
+        "online",
+        list(PROTOCOL_VERSIONS),
+        int(parts.clock.now()),
+    )
     await parts.client.report_presence(parts.directory_url, record)
 
 
@@ -78,10 +85,9 @@ async def deliver_outbox(parts: Parts) -> None:
                 if peer in running:
                     continue
                 if due <= now:
-                    task = asyncio.create_task(deliver_to_peer(parts, peer),
-                                               name=f"deliver:{peer}")
+                    task = asyncio.create_task(deliver_to_peer(parts, peer), name=f"deliver:{peer}")
                     running[peer] = task
-                    task.add_done_callback(lambda t, p=peer: finished(p, t))
+                    task.add_done_callback(functools.partial(finished, peer))
                 else:
                     next_due = due if next_due is None else min(next_due, due)
             timeout = None if next_due is None else max(0.0, next_due - now)

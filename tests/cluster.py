@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,18 @@ PASSWORD = "correct horse battery"
 def fast_settings(data_dir: Path, directory_url: str, **daemon: Any) -> Settings:
     """Settings for tests: ports picked by the OS, cheap Argon2, short intervals."""
     flags: dict[str, Any] = {
-        "daemon.data_dir": str(data_dir), "daemon.directory_url": directory_url,
-        "daemon.peer_host": "127.0.0.1", "daemon.peer_port": 0, "daemon.ui_port": 0,
-        "daemon.presence_interval_s": 0.2, "daemon.directory_sync_s": 0.2,
-        "daemon.retry_base_s": 0.05, "daemon.retry_max_s": 0.5, "daemon.request_timeout_s": 5,
-        "security.argon2_memory_kib": 64, "security.argon2_iterations": 1,
+        "daemon.data_dir": str(data_dir),
+        "daemon.directory_url": directory_url,
+        "daemon.peer_host": "127.0.0.1",
+        "daemon.peer_port": 0,
+        "daemon.ui_port": 0,
+        "daemon.presence_interval_s": 0.2,
+        "daemon.directory_sync_s": 0.2,
+        "daemon.retry_base_s": 0.05,
+        "daemon.retry_max_s": 0.5,
+        "daemon.request_timeout_s": 5,
+        "security.argon2_memory_kib": 64,
+        "security.argon2_iterations": 1,
         "directory.presence_ttl_s": 2.0,
     }
     flags.update({f"daemon.{key}": value for key, value in daemon.items()})
@@ -41,8 +48,10 @@ class UiClient:
         self.daemon = daemon
         self.url = daemon.ui_url
         self.session = aiohttp.ClientSession(
-            base_url=self.url, headers={"Origin": self.url},
-            cookie_jar=aiohttp.CookieJar(unsafe=True))
+            base_url=self.url,
+            headers={"Origin": self.url},
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+        )
 
     async def login(self, password: str = PASSWORD) -> dict[str, Any]:
         async with self.session.post("/ui/api/login", json={"password": password}) as r:
@@ -51,8 +60,9 @@ class UiClient:
             return body
 
     async def send(self, peer: str, text: str) -> dict[str, Any]:
-        async with self.session.post(f"/ui/api/conversations/{peer}/messages",
-                                     json={"text": text}) as r:
+        async with self.session.post(
+            f"/ui/api/conversations/{peer}/messages", json={"text": text}
+        ) as r:
             body: dict[str, Any] = await r.json()
             assert r.status == 201, body
             return dict(body["message"])
@@ -77,8 +87,11 @@ class UiClient:
     async def wait_status(self, feed: Feed, name: str, status: str) -> None:
         """Open `feed` first: an event that lands between the check and the wait is queued."""
         if await self.status_of(name) != status:
-            await feed.wait_for(lambda e: e["type"] == "presence" and e["username"] == name
-                                and e["status"] == status)
+            await feed.wait_for(
+                lambda e: (
+                    e["type"] == "presence" and e["username"] == name and e["status"] == status
+                )
+            )
 
     async def websocket(self) -> Feed:
         ws = await self.session.ws_connect("/ui/api/ws", origin=self.url)
@@ -105,8 +118,9 @@ class Feed:
         self.seen.append(event)
         return event
 
-    async def wait_for(self, predicate: Callable[[dict[str, Any]], bool],
-                       timeout: float = 10.0) -> dict[str, Any]:
+    async def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
+    ) -> dict[str, Any]:
         async with asyncio.timeout(timeout):
             while True:
                 event = await self.next_event(timeout)
@@ -115,14 +129,6 @@ class Feed:
 
     async def close(self) -> None:
         await self.ws.close()
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float = 10.0,
-                     interval: float = 0.02) -> None:
-    """Poll a condition that has no event to await (e.g. a row in another process's database)."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(interval)
 
 
 class Cluster:
@@ -137,11 +143,20 @@ class Cluster:
         assert self.directory is not None
         return self.directory.url
 
-    async def start_directory(self, registration: str = "open", ttl_s: float = 2.0,
-                              port: int = 0) -> DirectoryServer:
-        settings = load_settings(None, environ={}, read_default_file=False, flags={
-            "directory.host": "127.0.0.1", "directory.port": port,
-            "directory.registration": registration, "directory.presence_ttl_s": ttl_s})
+    async def start_directory(
+        self, registration: str = "open", ttl_s: float = 2.0, port: int = 0
+    ) -> DirectoryServer:
+        settings = load_settings(
+            None,
+            environ={},
+            read_default_file=False,
+            flags={
+                "directory.host": "127.0.0.1",
+                "directory.port": port,
+                "directory.registration": registration,
+                "directory.presence_ttl_s": ttl_s,
+            },
+        )
         self.directory = DirectoryServer(settings.directory, self.root / "directory")
         await self.directory.start()
         return self.directory
@@ -150,15 +165,23 @@ class Cluster:
         directory_url = daemon.pop("directory_url", self.directory_url)
         return fast_settings(self.root / name, directory_url, **daemon)
 
-    async def enroll(self, name: str, invite: str | None = None, folder: str | None = None,
-                     **daemon: Any) -> Settings:
+    async def enroll(
+        self, name: str, invite: str | None = None, folder: str | None = None, **daemon: Any
+    ) -> Settings:
         settings = self.settings_for(folder or name, **daemon)
-        await init_account(settings, name, settings.daemon.directory_url, invite, PASSWORD,
-                           settings.daemon_data_dir())
+        await init_account(
+            settings,
+            name,
+            settings.daemon.directory_url,
+            invite,
+            PASSWORD,
+            settings.daemon_data_dir(),
+        )
         return settings
 
-    async def start_daemon(self, name: str, *, unlocked: bool = True,
-                           settings: Settings | None = None, **daemon: Any) -> Daemon:
+    async def start_daemon(
+        self, name: str, *, unlocked: bool = True, settings: Settings | None = None, **daemon: Any
+    ) -> Daemon:
         settings = settings or self.settings_for(name, **daemon)
         node = Daemon(settings)
         await node.start(PASSWORD if unlocked else None)

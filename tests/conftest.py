@@ -28,6 +28,9 @@ def no_unexpected_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     """Fail any test that logs an ERROR it did not ask for (an unhandled error is a bug)."""
     caplog.set_level(logging.WARNING)
     yield
-    errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR
-              and not getattr(r, "expected", False)]
+    errors = [
+        r
+        for r in caplog.get_records("call")
+        if r.levelno >= logging.ERROR and not getattr(r, "expected", False)
+    ]
     assert not errors, [r.getMessage() for r in errors]

@@ -39,8 +39,9 @@ def test_data_dir_follows_xdg_unless_given(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
     settings = load_settings(None, environ={}, read_default_file=False)
     assert settings.daemon_data_dir() == tmp_path / "xdg" / "flame" / "daemon"
-    given = load_settings(None, environ={}, read_default_file=False,
-                          flags={"daemon.data_dir": str(tmp_path / "mine")})
+    given = load_settings(
+        None, environ={}, read_default_file=False, flags={"daemon.data_dir": str(tmp_path / "mine")}
+    )
     assert given.daemon_data_dir() == tmp_path / "mine"
 
 
@@ -57,7 +58,8 @@ def test_data_dir_follows_xdg_unless_given(tmp_path: Path, monkeypatch: pytest.M
     ],
 )
 def test_invalid_config_gives_one_line_naming_key_and_problem(
-        tmp_path: Path, content: str, environ: dict[str, str], expected: str) -> None:
+    tmp_path: Path, content: str, environ: dict[str, str], expected: str
+) -> None:
     config = tmp_path / "flame.toml"
     config.write_text(content)
     with pytest.raises(ConfigError) as error:

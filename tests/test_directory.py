@@ -1,4 +1,4 @@
-"""The directory: enrollment and invite rules, signed requests, presence that appears and expires."""
+"""The directory: enrollment and invite rules, signed requests, presence that comes and goes."""
 
 from __future__ import annotations
 
@@ -16,13 +16,19 @@ from flame.errors import FlameError
 from tests.cluster import PASSWORD, Cluster
 
 
-def enroll_body(name: str, invite: str | None, identity: Identity | None = None) -> dict[str, object]:
+def enroll_body(
+    name: str, invite: str | None, identity: Identity | None = None
+) -> dict[str, object]:
     identity = identity or Identity.generate()
     ik, xk = b64e(identity.identity_key), b64e(identity.x25519_key)
-    return EnrollRequest(username=name, invite=invite, identity_key=ik, x25519_key=xk,
-                         x25519_sig=b64e(identity.binding_signature(name)),
-                         proof=sign_record(identity, "enroll", enrollment_proof(name, ik, xk))
-                         ).model_dump()
+    return EnrollRequest(
+        username=name,
+        invite=invite,
+        identity_key=ik,
+        x25519_key=xk,
+        x25519_sig=b64e(identity.binding_signature(name)),
+        proof=sign_record(identity, "enroll", enrollment_proof(name, ik, xk)),
+    ).model_dump()
 
 
 async def post_enroll(url: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
@@ -33,8 +39,9 @@ async def post_enroll(url: str, body: dict[str, object]) -> tuple[int, dict[str,
 
 async def new_invite(cluster: Cluster, name: str, rekey: bool = False) -> str:
     assert cluster.directory is not None and cluster.directory.db is not None
-    return await store.create_invite(cluster.directory.db, name, rekey=rekey,
-                                     now=int(time.time()), ttl_s=3600)
+    return await store.create_invite(
+        cluster.directory.db, name, rekey=rekey, now=int(time.time()), ttl_s=3600
+    )
 
 
 async def test_invite_is_one_time_and_bound_to_its_username(cluster: Cluster) -> None:
@@ -116,8 +123,16 @@ async def test_directory_calls_must_be_signed_and_cannot_be_replayed(trio: Clust
         alice = trio.daemons["alice"].parts
         assert alice is not None and alice.identity is not None
         host = url.removeprefix("http://")
-        headers = sign_request(alice.identity, "alice", DIRECTORY_AUDIENCE, "GET",
-                               "/dir/v1/users", host, b"", int(time.time()))
+        headers = sign_request(
+            alice.identity,
+            "alice",
+            DIRECTORY_AUDIENCE,
+            "GET",
+            "/dir/v1/users",
+            host,
+            b"",
+            int(time.time()),
+        )
         async with session.get(url + "/dir/v1/users", headers=headers) as response:
             assert response.status == 200
             names = [u["user"]["username"] for u in (await response.json())["users"]]
@@ -126,24 +141,50 @@ async def test_directory_calls_must_be_signed_and_cannot_be_replayed(trio: Clust
         async with session.get(url + "/dir/v1/users", headers=headers) as response:
             assert response.status == 401
             assert (await response.json())["error"] == "replayed"
-        fresh = sign_request(alice.identity, "alice", DIRECTORY_AUDIENCE, "GET",
-                             "/dir/v1/users", host, b"", int(time.time()))
-        async with session.get(url + "/dir/v1/users",
-                               headers={**fresh, "If-None-Match": etag}) as response:
+        fresh = sign_request(
+            alice.identity,
+            "alice",
+            DIRECTORY_AUDIENCE,
+            "GET",
+            "/dir/v1/users",
+            host,
+            b"",
+            int(time.time()),
+        )
+        async with session.get(
+            url + "/dir/v1/users", headers={**fresh, "If-None-Match": etag}
+        ) as response:
             assert response.status in (200, 304)  # 304 unless presence changed in between
         bob = trio.daemons["bob"].parts
         assert bob is not None and bob.identity is not None
-        forged = sign_request(bob.identity, "alice", DIRECTORY_AUDIENCE, "GET",
-                              "/dir/v1/users", host, b"", int(time.time()))
+        forged = sign_request(
+            bob.identity,
+            "alice",
+            DIRECTORY_AUDIENCE,
+            "GET",
+            "/dir/v1/users",
+            host,
+            b"",
+            int(time.time()),
+        )
         async with session.get(url + "/dir/v1/users", headers=forged) as response:
             assert response.status == 401
             assert (await response.json())["error"] == "bad_signature"
-        for_bob = sign_request(alice.identity, "alice", "bob", "GET", "/dir/v1/users", host, b"",
-                               int(time.time()))
+        for_bob = sign_request(
+            alice.identity, "alice", "bob", "GET", "/dir/v1/users", host, b"", int(time.time())
+        )
         async with session.get(url + "/dir/v1/users", headers=for_bob) as response:
             assert (await response.json())["error"] == "wrong_audience"
-        old = sign_request(alice.identity, "alice", DIRECTORY_AUDIENCE, "GET", "/dir/v1/users",
-                           host, b"", int(time.time()) - 3600)
+        old = sign_request(
+            alice.identity,
+            "alice",
+            DIRECTORY_AUDIENCE,
+            "GET",
+            "/dir/v1/users",
+            host,
+            b"",
+            int(time.time()) - 3600,
+        )
         async with session.get(url + "/dir/v1/users", headers=old) as response:
             assert (await response.json())["error"] == "stale_request"
     assert PASSWORD

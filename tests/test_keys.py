@@ -20,8 +20,9 @@ async def test_a_key_change_is_refused_and_reported_until_accepted(trio: Cluster
     # bob's laptop is replaced: the admin issues a rekey invite and bob enrolls new keys.
     await trio.stop_daemon("bob")
     assert trio.directory is not None and trio.directory.db is not None
-    code = await store.create_invite(trio.directory.db, "bob", rekey=True, now=int(time.time()),
-                                     ttl_s=600)
+    code = await store.create_invite(
+        trio.directory.db, "bob", rekey=True, now=int(time.time()), ttl_s=600
+    )
     settings = await trio.enroll("bob", invite=code, folder="bob-new-laptop")
     new_bob = await trio.start_daemon("bob", settings=settings)
 
@@ -49,8 +50,9 @@ async def test_a_key_change_is_refused_and_reported_until_accepted(trio: Cluster
     mine = await alice.send("bob", "welcome back")
     bob_feed = await new_bob_ui.websocket()
     if not [m for m in await new_bob_ui.messages("alice") if m["id"] == mine["id"]]:
-        await bob_feed.wait_for(lambda e: e["type"] == "message"
-                                and e["message"]["id"] == mine["id"])
+        await bob_feed.wait_for(
+            lambda e: e["type"] == "message" and e["message"]["id"] == mine["id"]
+        )
     assert new_bob.parts is not None
     # bob's message, refused while his key was unaccepted, stayed queued and now arrives.
     if not [m for m in await alice.messages("bob") if m["id"] == sent["id"]]:

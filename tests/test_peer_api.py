@@ -23,11 +23,25 @@ def parts_of(node: Daemon) -> Any:
     return node.parts
 
 
-def envelope_from(sender: Daemon, to: Daemon, text: str, *, author: str | None = None,
-                  seq: int = 1, to_name: str | None = None) -> Envelope:
+def envelope_from(
+    sender: Daemon,
+    to: Daemon,
+    text: str,
+    *,
+    author: str | None = None,
+    seq: int = 1,
+    to_name: str | None = None,
+) -> Envelope:
     s, r = parts_of(sender), parts_of(to)
-    inner = Inner(from_=author or s.me, to=to_name or r.me, id=new_message_id(), seq=seq,
-                  ts=int(time.time() * 1000), kind="text", body=TextBody(text=text))
+    inner = Inner(
+        from_=author or s.me,
+        to=to_name or r.me,
+        id=new_message_id(),
+        seq=seq,
+        ts=int(time.time() * 1000),
+        kind="text",
+        body=TextBody(text=text),
+    )
     return seal(s.identity.exchange, to_name or r.me, r.account.x25519_key, inner)
 
 
@@ -39,23 +53,36 @@ class Peer:
         self.url = f"http://127.0.0.1:{target.peer_port}"
         self.last: tuple[dict[str, str], bytes] | None = None
 
-    def sign(self, body: bytes, path: str = "/api/v1/envelopes",
-             audience: str | None = None) -> dict[str, str]:
-        headers = sign_request(self.sender.identity, self.sender.me,
-                               audience or parts_of(self.target).me, "POST", path,
-                               f"127.0.0.1:{self.target.peer_port}", body, int(time.time()))
+    def sign(
+        self, body: bytes, path: str = "/api/v1/envelopes", audience: str | None = None
+    ) -> dict[str, str]:
+        headers = sign_request(
+            self.sender.identity,
+            self.sender.me,
+            audience or parts_of(self.target).me,
+            "POST",
+            path,
+            f"127.0.0.1:{self.target.peer_port}",
+            body,
+            int(time.time()),
+        )
         return {**headers, "Content-Type": "application/json"}
 
     async def post_raw(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         async with aiohttp.ClientSession() as session:
-            async with session.post(self.url + "/api/v1/envelopes", data=io.BytesIO(body),
-                                    headers=headers) as response:
+            async with session.post(
+                self.url + "/api/v1/envelopes", data=io.BytesIO(body), headers=headers
+            ) as response:
                 return response.status, await response.json()
 
-    async def post(self, envelopes: list[Envelope] | None = None,
-                   raw: bytes | None = None) -> tuple[int, dict[str, Any]]:
-        body = raw if raw is not None else json.dumps(
-            {"envelopes": [e.model_dump() for e in envelopes or []]}).encode()
+    async def post(
+        self, envelopes: list[Envelope] | None = None, raw: bytes | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        body = (
+            raw
+            if raw is not None
+            else json.dumps({"envelopes": [e.model_dump() for e in envelopes or []]}).encode()
+        )
         headers = self.sign(body)
         self.last = (headers, body)
         return await self.post_raw(body, headers)
@@ -110,9 +137,14 @@ async def test_tampered_malformed_and_misaddressed_envelopes_are_refused(trio: C
     status, reply = await peer.post([to_carol])
     assert (status, reply["error"]) == (400, "wrong_recipient")
 
-    for raw in (b"not json", b"[]", b'{"envelopes": []}', b'{"envelopes": [{"v": 1}]}',
-                json.dumps({"envelopes": [good.model_dump() | {"eph": "!!"}]}).encode(),
-                json.dumps({"envelopes": [good.model_dump() | {"extra": 1}]}).encode()):
+    for raw in (
+        b"not json",
+        b"[]",
+        b'{"envelopes": []}',
+        b'{"envelopes": [{"v": 1}]}',
+        json.dumps({"envelopes": [good.model_dump() | {"eph": "!!"}]}).encode(),
+        json.dumps({"envelopes": [good.model_dump() | {"extra": 1}]}).encode(),
+    ):
         status, reply = await peer.post(raw=raw)
         assert 400 <= status < 500 and reply["error"] and reply["message"], raw
     assert await stored(bob) == 0
@@ -126,8 +158,7 @@ async def test_tampered_malformed_and_misaddressed_envelopes_are_refused(trio: C
     assert status == 200
 
 
-async def test_an_envelope_not_sealed_with_the_authors_pinned_key_is_refused(
-        trio: Cluster) -> None:
+async def test_an_envelope_not_sealed_with_the_authors_pinned_key_is_refused(trio: Cluster) -> None:
     alice, bob, carol = trio.daemons["alice"], trio.daemons["bob"], trio.daemons["carol"]
     # carol seals with her own key but writes "from": "alice" inside.
     forged = envelope_from(carol, bob, "I am alice, honest", author="alice")
@@ -170,7 +201,8 @@ async def test_a_locked_daemon_answers_503_and_the_message_waits(trio: Cluster) 
     await trio.stop_daemon("bob")
     bob = await trio.start_daemon("bob", unlocked=False)
     status, reply = await Peer(trio.daemons["alice"], bob).post(
-        [envelope_from(trio.daemons["alice"], bob, "early")])
+        [envelope_from(trio.daemons["alice"], bob, "early")]
+    )
     assert (status, reply["error"]) == (503, "locked")
 
     sent = await alice_ui.send("bob", "waiting for you")
@@ -178,7 +210,9 @@ async def test_a_locked_daemon_answers_503_and_the_message_waits(trio: Cluster) 
     bob_ui = await trio.ui("bob")  # logging in unlocks the daemon; presence brings delivery
     bob_feed = await bob_ui.websocket()
     if not [m for m in await bob_ui.messages("alice") if m["id"] == sent["id"]]:
-        await bob_feed.wait_for(lambda e: e["type"] == "message"
-                                and e["message"]["id"] == sent["id"])
-    await alice_feed.wait_for(lambda e: e["type"] == "message_state" and e["id"] == sent["id"]
-                              and e["state"] == "sent")
+        await bob_feed.wait_for(
+            lambda e: e["type"] == "message" and e["message"]["id"] == sent["id"]
+        )
+    await alice_feed.wait_for(
+        lambda e: e["type"] == "message_state" and e["id"] == sent["id"] and e["state"] == "sent"
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.cluster import Cluster, wait_until
+from tests.cluster import Cluster
 
 
 async def test_alice_and_bob_talk_live_over_the_ui_websocket(trio: Cluster) -> None:
@@ -18,7 +18,8 @@ async def test_alice_and_bob_talk_live_over_the_ui_websocket(trio: Cluster) -> N
 
     await bob.send("alice", "hi alice")
     reply = await alice_feed.wait_for(
-        lambda e: e["type"] == "message" and e["message"]["direction"] == "in")
+        lambda e: e["type"] == "message" and e["message"]["direction"] == "in"
+    )
     assert reply["message"]["text"] == "hi alice"
     assert [m["text"] for m in await alice.messages("bob")] == ["hello", "hi alice"]
     assert [m["text"] for m in await bob.messages("alice")] == ["hello", "hi alice"]

@@ -73,9 +73,12 @@ async def test_no_plaintext_crosses_the_wire(cluster: Cluster) -> None:
         proxy = RecordingProxy(peer_port)
         await proxy.start()
         proxies[name] = proxy
-        settings = await cluster.enroll(name, peer_port=peer_port,
-                                        public_address=f"http://127.0.0.1:{proxy.port}",
-                                        directory_url=proxied_directory)
+        settings = await cluster.enroll(
+            name,
+            peer_port=peer_port,
+            public_address=f"http://127.0.0.1:{proxy.port}",
+            directory_url=proxied_directory,
+        )
         await cluster.start_daemon(name, settings=settings)
     try:
         alice, bob = await cluster.ui("alice"), await cluster.ui("bob")
@@ -86,8 +89,9 @@ async def test_no_plaintext_crosses_the_wire(cluster: Cluster) -> None:
         got = await bob_feed.wait_for(lambda e: e["type"] == "message")
         assert got["message"]["text"] == SECRET_OUT
         await bob.send("alice", SECRET_BACK)
-        got = await alice_feed.wait_for(lambda e: e["type"] == "message"
-                                        and e["message"]["direction"] == "in")
+        got = await alice_feed.wait_for(
+            lambda e: e["type"] == "message" and e["message"]["direction"] == "in"
+        )
         assert got["message"]["text"] == SECRET_BACK
 
         peer_bytes = bytes(proxies["alice"].captured + proxies["bob"].captured)

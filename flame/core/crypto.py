@@ -147,8 +147,9 @@ def _password_key(password: str, salt: bytes, params: KdfParams) -> bytes:
     return kdf.derive(password.encode())
 
 
-def seal_keystore(identity: Identity, username: str, password: str,
-                  params: KdfParams) -> SealedKeystore:
+def seal_keystore(
+    identity: Identity, username: str, password: str, params: KdfParams
+) -> SealedKeystore:
     salt, nonce = os.urandom(16), os.urandom(12)
     key = _password_key(password, salt, params)
     aad = KEYSTORE_CONTEXT + username.encode()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from flame.core.crypto import Identity
 from flame.core.models import PresenceRecord, Status
 from flame.core.signing import sign_record, verify_record
-from flame.core.crypto import Identity
 
 CONTEXT = "presence"
 
@@ -15,10 +15,16 @@ def presence_fields(record: PresenceRecord) -> dict[str, Any]:
     return record.model_dump(exclude={"sig"})
 
 
-def make_presence(identity: Identity, username: str, address: str, status: Status,
-                  versions: list[int], ts: int) -> PresenceRecord:
-    fields: dict[str, Any] = {"username": username, "address": address, "status": status,
-                              "versions": versions, "ts": ts}
+def make_presence(
+    identity: Identity, username: str, address: str, status: Status, versions: list[int], ts: int
+) -> PresenceRecord:
+    fields: dict[str, Any] = {
+        "username": username,
+        "address": address,
+        "status": status,
+        "versions": versions,
+        "ts": ts,
+    }
     return PresenceRecord(**fields, sig=sign_record(identity, CONTEXT, fields))
 
 

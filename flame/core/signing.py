@@ -30,15 +30,40 @@ HEADER_SIG = "Flame-Signature"
 DIRECTORY_AUDIENCE = "directory"
 
 
-def request_string(method: str, path_qs: str, host: str, user: str, audience: str,
-                   timestamp: int, nonce: str, body: bytes) -> bytes:
-    parts = [REQUEST_CONTEXT, method.upper(), path_qs, host, user, audience, str(timestamp),
-             nonce, hashlib.sha256(body).hexdigest()]
+def request_string(
+    method: str,
+    path_qs: str,
+    host: str,
+    user: str,
+    audience: str,
+    timestamp: int,
+    nonce: str,
+    body: bytes,
+) -> bytes:
+    parts = [
+        REQUEST_CONTEXT,
+        method.upper(),
+        path_qs,
+        host,
+        user,
+        audience,
+        str(timestamp),
+        nonce,
+        hashlib.sha256(body).hexdigest(),
+    ]
     return "\n".join(parts).encode()
 
 
-def sign_request(identity: Identity, user: str, audience: str, method: str, path_qs: str,
-                 host: str, body: bytes, timestamp: int) -> dict[str, str]:
+def sign_request(
+    identity: Identity,
+    user: str,
+    audience: str,
+    method: str,
+    path_qs: str,
+    host: str,
+    body: bytes,
+    timestamp: int,
+) -> dict[str, str]:
     nonce = b64e(os.urandom(16))
     message = request_string(method, path_qs, host, user, audience, timestamp, nonce, body)
     return {
@@ -64,10 +89,15 @@ class SignedRequest:
     def from_headers(cls, headers: Any) -> SignedRequest:
         try:
             user, audience = headers[HEADER_USER], headers[HEADER_TO]
-            raw_time, nonce, raw_sig = headers[HEADER_TIME], headers[HEADER_NONCE], headers[HEADER_SIG]
+            raw_time, nonce, raw_sig = (
+                headers[HEADER_TIME],
+                headers[HEADER_NONCE],
+                headers[HEADER_SIG],
+            )
         except KeyError as exc:
-            raise AuthError(f"This request must be signed: header {exc.args[0]} is missing.",
-                            code="unsigned") from exc
+            raise AuthError(
+                f"This request must be signed: header {exc.args[0]} is missing.", code="unsigned"
+            ) from exc
         if not raw_time.isdigit() or len(raw_time) > 12:
             raise AuthError("Flame-Timestamp must be whole epoch seconds.", code="bad_signature")
         try:
@@ -77,20 +107,34 @@ class SignedRequest:
             raise AuthError(exc.message, code="bad_signature") from exc
         return cls(user, audience, int(raw_time), nonce, signature)
 
-    def check(self, identity_key: bytes, *, method: str, path_qs: str, host: str,
-              expected_audience: str, body: bytes, now: float, not_before: float) -> None:
+    def check(
+        self,
+        identity_key: bytes,
+        *,
+        method: str,
+        path_qs: str,
+        host: str,
+        expected_audience: str,
+        body: bytes,
+        now: float,
+        not_before: float,
+    ) -> None:
         """Verify audience, time window and signature (the nonce cache is the caller's)."""
         if self.audience != expected_audience:
             raise AuthError("This request was signed for someone else.", code="wrong_audience")
         if abs(now - self.timestamp) > MAX_SKEW_S:
-            raise AuthError("The request's timestamp is outside the allowed window; "
-                            "check the clock.", code="stale_request")
+            raise AuthError(
+                "The request's timestamp is outside the allowed window; check the clock.",
+                code="stale_request",
+            )
         if self.timestamp < not_before:
             # Signed before this process started: its nonce cache cannot vouch for it.
-            raise AuthError("The request predates this server's start; sign it again.",
-                            code="stale_request")
-        message = request_string(method, path_qs, host, self.user, self.audience, self.timestamp,
-                                 self.nonce, body)
+            raise AuthError(
+                "The request predates this server's start; sign it again.", code="stale_request"
+            )
+        message = request_string(
+            method, path_qs, host, self.user, self.audience, self.timestamp, self.nonce, body
+        )
         if not verify_signature(identity_key, self.signature, message):
             raise AuthError("The request signature does not verify.", code="bad_signature")
 

@@ -1,1 +1,4 @@
-"""The directory ("login server"): enrollment, public keys, signed presence. It never sees content."""
+"""The directory ("login server"): enrollment, public keys, signed presence.
+
+It never sees message content.
+"""

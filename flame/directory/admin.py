@@ -5,6 +5,7 @@ the CLI opens the database itself (under the folder lock)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +29,28 @@ class InviteBody(Wire):
 
 
 DB = web.AppKey("db", Database)
-NOW = web.AppKey("now", Any)
+NOW: web.AppKey[Callable[[], float]] = web.AppKey("now")
 
 
 async def invite(request: web.Request) -> web.Response:
     body = parse_model(InviteBody, await read_body(request, 4096))
-    code = await store.create_invite(request.app[DB], body.username, rekey=body.rekey,
-                                     now=int(request.app[NOW]()), ttl_s=body.ttl_s)
+    code = await store.create_invite(
+        request.app[DB],
+        body.username,
+        rekey=body.rekey,
+        now=int(request.app[NOW]()),
+        ttl_s=body.ttl_s,
+    )
     return web.json_response({"code": code})
 
 
 async def users(request: web.Request) -> web.Response:
-    return web.json_response({"users": [u.model_dump() for u in
-                                        await store.list_users(request.app[DB])]})
+    return web.json_response(
+        {"users": [u.model_dump() for u in await store.list_users(request.app[DB])]}
+    )
 
 
-def build(db: Database, now: Any) -> web.Application:
+def build(db: Database, now: Callable[[], float]) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
     app[DB] = db
     app[NOW] = now
@@ -67,8 +74,9 @@ async def start_admin(app: web.Application, data_dir: Path) -> web.AppRunner | N
     return runner
 
 
-async def admin_call(data_dir: Path, method: str, route: str,
-                     payload: dict[str, Any] | None = None) -> dict[str, Any] | None:
+async def admin_call(
+    data_dir: Path, method: str, route: str, payload: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """Ask a running directory; None when none is running (the caller opens the database)."""
     path = data_dir / SOCKET_NAME
     if not path.exists():

@@ -46,13 +46,19 @@ PARTS = web.AppKey("parts", DirectoryParts)
 async def authenticate(request: web.Request, body: bytes = b"") -> str:
     parts = request.app[PARTS]
     return await parts.verifier.verify(
-        request, body, lambda name: store.identity_key_of(parts.db, name))
+        request, body, lambda name: store.identity_key_of(parts.db, name)
+    )
 
 
 async def hello(request: web.Request) -> web.Response:
     parts = request.app[PARTS]
-    return web.json_response({"service": "flame-directory", "versions": list(PROTOCOL_VERSIONS),
-                              "registration": parts.settings.registration})
+    return web.json_response(
+        {
+            "service": "flame-directory",
+            "versions": list(PROTOCOL_VERSIONS),
+            "registration": parts.settings.registration,
+        }
+    )
 
 
 async def enroll(request: web.Request) -> web.Response:
@@ -65,13 +71,25 @@ async def enroll(request: web.Request) -> web.Response:
         raise BadRequest("x25519_sig does not verify with identity_key.", code="bad_binding")
     proof = enrollment_proof(req.username, req.identity_key, req.x25519_key)
     if not verify_record(identity_key, "enroll", proof, req.proof):
-        raise BadRequest("The enrollment proof does not verify with identity_key.",
-                         code="bad_proof")
+        raise BadRequest(
+            "The enrollment proof does not verify with identity_key.", code="bad_proof"
+        )
     now = int(parts.clock.now())
-    user = UserRecord(username=req.username, identity_key=req.identity_key,
-                      x25519_key=req.x25519_key, x25519_sig=req.x25519_sig, enrolled_at=now)
-    await store.enroll(parts.db, user, (identity_key, x25519_key, x25519_sig), req.invite,
-                       open_registration=parts.settings.registration == "open", now=now)
+    user = UserRecord(
+        username=req.username,
+        identity_key=req.identity_key,
+        x25519_key=req.x25519_key,
+        x25519_sig=req.x25519_sig,
+        enrolled_at=now,
+    )
+    await store.enroll(
+        parts.db,
+        user,
+        (identity_key, x25519_key, x25519_sig),
+        req.invite,
+        open_registration=parts.settings.registration == "open",
+        now=now,
+    )
     log.info("enrolled %s", req.username)
     return web.json_response(user.model_dump(), status=201)
 
@@ -109,8 +127,10 @@ async def put_presence(request: web.Request) -> web.Response:
         raise AuthError("The presence record's signature does not verify.", code="bad_signature")
     now = parts.clock.now()
     if abs(record.ts - now) > 300:
-        raise BadRequest("The presence record's time is too far from now; check the clock.",
-                         code="stale_presence")
+        raise BadRequest(
+            "The presence record's time is too far from now; check the clock.",
+            code="stale_presence",
+        )
     if not record.address.startswith(("http://", "https://")):
         raise BadRequest("The presence address must be an http(s) URL.")
     await store.put_presence(parts.db, record, now + parts.settings.presence_ttl_s)
@@ -124,8 +144,9 @@ async def delete_presence(request: web.Request) -> web.Response:
 
 
 def build(parts: DirectoryParts) -> web.Application:
-    app = web.Application(middlewares=[error_middleware],
-                          client_max_size=parts.settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=parts.settings.max_body_bytes
+    )
     app[PARTS] = parts
     app.router.add_get(f"{PREFIX}/hello", hello)
     app.router.add_post(f"{PREFIX}/enroll", enroll)
@@ -139,8 +160,9 @@ def build(parts: DirectoryParts) -> web.Application:
 class DirectoryServer:
     """The directory process: data-folder lock, database, one listener."""
 
-    def __init__(self, settings: DirectorySettings, data_dir: Path,
-                 clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: DirectorySettings, data_dir: Path, clock: Clock | None = None
+    ) -> None:
         self.settings = settings
         self.data_dir = data_dir
         self.clock = clock or SystemClock()
@@ -165,8 +187,9 @@ class DirectoryServer:
             parts = DirectoryParts(self.settings, self.db, self.clock, verifier)
             self.listener = Listener(build(parts), self.settings.host, self.settings.port)
             await self.listener.start()
-            self.admin = await admin.start_admin(admin.build(self.db, self.clock.now),
-                                                 self.data_dir)
+            self.admin = await admin.start_admin(
+                admin.build(self.db, self.clock.now), self.data_dir
+            )
         except BaseException:
             await self.stop()
             raise

@@ -28,9 +28,13 @@ def _code_hash(code: str) -> bytes:
 
 
 def _user(r: aiosqlite.Row) -> UserRecord:
-    return UserRecord(username=r["username"], identity_key=b64e(r["identity_key"]),
-                      x25519_key=b64e(r["x25519_key"]), x25519_sig=b64e(r["x25519_sig"]),
-                      enrolled_at=r["enrolled_at"])
+    return UserRecord(
+        username=r["username"],
+        identity_key=b64e(r["identity_key"]),
+        x25519_key=b64e(r["x25519_key"]),
+        x25519_sig=b64e(r["x25519_sig"]),
+        enrolled_at=r["enrolled_at"],
+    )
 
 
 async def create_invite(db: Database, username: str, *, rekey: bool, now: int, ttl_s: int) -> str:
@@ -43,8 +47,15 @@ async def create_invite(db: Database, username: str, *, rekey: bool, now: int, t
     return code
 
 
-async def enroll(db: Database, user: UserRecord, keys: tuple[bytes, bytes, bytes],
-                 invite: str | None, *, open_registration: bool, now: int) -> None:
+async def enroll(
+    db: Database,
+    user: UserRecord,
+    keys: tuple[bytes, bytes, bytes],
+    invite: str | None,
+    *,
+    open_registration: bool,
+    now: int,
+) -> None:
     """Bind a username to keys. With an invite, the code is spent in the same transaction."""
     identity_key, x25519_key, x25519_sig = keys
     async with db.transaction() as conn:
@@ -52,25 +63,32 @@ async def enroll(db: Database, user: UserRecord, keys: tuple[bytes, bytes, bytes
             exists = await cur.fetchone() is not None
         rekey = False
         if invite is not None:
-            async with conn.execute("SELECT * FROM invites WHERE code_hash=?",
-                                    (_code_hash(invite),)) as cur:
+            async with conn.execute(
+                "SELECT * FROM invites WHERE code_hash=?", (_code_hash(invite),)
+            ) as cur:
                 row = await cur.fetchone()
             if row is None:
                 raise Forbidden("This invite code is not valid.", code="bad_invite")
             if row["used_at"] is not None:
                 raise Forbidden("This invite code was already used.", code="invite_used")
             if row["expires_at"] < now:
-                raise Forbidden("This invite code has expired; ask for a new one.",
-                                code="invite_expired")
+                raise Forbidden(
+                    "This invite code has expired; ask for a new one.", code="invite_expired"
+                )
             if row["username"] != user.username:
-                raise Forbidden(f"This invite code is for another username, not "
-                                f"{user.username!r}.", code="bad_invite")
+                raise Forbidden(
+                    f"This invite code is for another username, not {user.username!r}.",
+                    code="bad_invite",
+                )
             rekey = bool(row["rekey"])
-            await conn.execute("UPDATE invites SET used_at=? WHERE code_hash=?",
-                               (now, _code_hash(invite)))
+            await conn.execute(
+                "UPDATE invites SET used_at=? WHERE code_hash=?", (now, _code_hash(invite))
+            )
         elif not open_registration:
-            raise Forbidden("This directory enrolls users by invite only; ask for an invite code.",
-                            code="invite_required")
+            raise Forbidden(
+                "This directory enrolls users by invite only; ask for an invite code.",
+                code="invite_required",
+            )
         if exists and not rekey:
             raise Conflict(f"The username {user.username!r} is taken.", code="username_taken")
         await conn.execute(
@@ -103,8 +121,10 @@ async def delete_presence(db: Database, username: str) -> None:
 
 async def entries(db: Database, now: float, username: str | None = None) -> list[DirectoryEntry]:
     """Users with their presence; an expired report counts as none."""
-    sql = ("SELECT u.*, p.record, p.expires_at FROM users u"
-           " LEFT JOIN presence p ON p.username = u.username")
+    sql = (
+        "SELECT u.*, p.record, p.expires_at FROM users u"
+        " LEFT JOIN presence p ON p.username = u.username"
+    )
     params: tuple[object, ...] = ()
     if username is not None:
         sql += " WHERE u.username=?"

@@ -41,7 +41,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(
-            exc.status, "http_error")
+            exc.status, "http_error"
+        )
         return json_error(exc.status, code, exc.reason)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
@@ -53,8 +54,11 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"The body is larger than the limit of {limit} bytes.")
     try:
-        return await request.content.readexactly(request.content_length) if (
-            request.content_length is not None) else await _read_limited(request, limit)
+        return (
+            await request.content.readexactly(request.content_length)
+            if (request.content_length is not None)
+            else await _read_limited(request, limit)
+        )
     except web.HTTPRequestEntityTooLarge as exc:
         raise TooLarge(f"The body is larger than the limit of {limit} bytes.") from exc
     except (ConnectionError, EOFError) as exc:
@@ -92,16 +96,24 @@ class RequestVerifier:
         self.now = clock_now
         self.nonces = NonceCache()
 
-    async def verify(self, request: web.Request, body: bytes,
-                     lookup: Callable[[str], Awaitable[bytes | None]]) -> str:
+    async def verify(
+        self, request: web.Request, body: bytes, lookup: Callable[[str], Awaitable[bytes | None]]
+    ) -> str:
         """Return the authenticated username, or raise AuthError (401)."""
         signed = SignedRequest.from_headers(request.headers)
         identity_key = await lookup(signed.user)
         if identity_key is None:
             raise AuthError(f"Unknown user {signed.user!r}.", code="unknown_user")
         now = self.now()
-        signed.check(identity_key, method=request.method, path_qs=request.raw_path,
-                     host=request.headers.get("Host", ""), expected_audience=self.audience,
-                     body=body, now=now, not_before=self.started_at)
+        signed.check(
+            identity_key,
+            method=request.method,
+            path_qs=request.raw_path,
+            host=request.headers.get("Host", ""),
+            expected_audience=self.audience,
+            body=body,
+            now=now,
+            not_before=self.started_at,
+        )
         self.nonces.check_and_add(signed.user, signed.nonce, now)
         return signed.user

@@ -23,9 +23,13 @@ LOCKED_RETRY_S = 30
 
 async def hello(request: web.Request) -> web.Response:
     parts = request.app[PARTS]
-    reply = Hello(username=parts.me, identity_key=b64e(parts.account.identity_key),
-                  versions=list(PROTOCOL_VERSIONS), features=FEATURES,
-                  locked=parts.identity is None)
+    reply = Hello(
+        username=parts.me,
+        identity_key=b64e(parts.account.identity_key),
+        versions=list(PROTOCOL_VERSIONS),
+        features=FEATURES,
+        locked=parts.identity is None,
+    )
     return web.json_response(reply.model_dump())
 
 
@@ -34,8 +38,9 @@ async def envelopes(request: web.Request) -> web.Response:
     body = await read_body(request, parts.settings.daemon.max_body_bytes)
     await parts.verifier.verify(request, body, lambda name: lookup_identity_key(parts, name))
     if parts.identity is None:
-        response = json_error(503, LockedError.code,
-                              "This daemon is locked; its user has not logged in yet.")
+        response = json_error(
+            503, LockedError.code, "This daemon is locked; its user has not logged in yet."
+        )
         response.headers["Retry-After"] = str(LOCKED_RETRY_S)
         return response
     batch = parse_model(EnvelopeBatch, body, what="batch")
@@ -43,14 +48,16 @@ async def envelopes(request: web.Request) -> web.Response:
     payload = result.model_dump(exclude_none=True)
     if status != 200:
         first = next(r for r in result.results if r.status == "rejected")
-        return web.json_response({"error": first.error, "message": first.message, **payload},
-                                 status=status)
+        return web.json_response(
+            {"error": first.error, "message": first.message, **payload}, status=status
+        )
     return web.json_response(payload)
 
 
 def build(parts: Parts) -> web.Application:
-    app = web.Application(middlewares=[error_middleware],
-                          client_max_size=parts.settings.daemon.max_body_bytes)
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=parts.settings.daemon.max_body_bytes
+    )
     app[PARTS] = parts
     app.router.add_get(f"{PREFIX}/hello", hello)
     app.router.add_post(f"{PREFIX}/envelopes", envelopes)

@@ -18,8 +18,8 @@ from flame.core.models import (
     BatchResult,
     DirectoryEntry,
     DirectoryListing,
-    Envelope,
     EnrollRequest,
+    Envelope,
     EnvelopeBatch,
     Hello,
     PresenceRecord,
@@ -65,27 +65,47 @@ class PeerClient:
     async def close(self) -> None:
         await self.session.close()
 
-    async def request(self, method: str, url: str, *, audience: str | None,
-                      body: bytes = b"", headers: dict[str, str] | None = None,
-                      ) -> tuple[int, bytes, dict[str, str]]:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        audience: str | None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, dict[str, str]]:
         """Send one request; sign it when `audience` is given. Returns status, body, headers."""
         target = URL(url)
-        all_headers = {"Host": host_header(target), "Content-Type": "application/json",
-                       **(headers or {})}
+        all_headers = {
+            "Host": host_header(target),
+            "Content-Type": "application/json",
+            **(headers or {}),
+        }
         if audience is not None:
             if self.identity is None:
                 raise PeerUnreachable("The daemon is locked: it cannot sign requests.")
-            all_headers.update(sign_request(
-                self.identity, self.username, audience, method, target.raw_path_qs,
-                all_headers["Host"], body, int(self.now())))
+            all_headers.update(
+                sign_request(
+                    self.identity,
+                    self.username,
+                    audience,
+                    method,
+                    target.raw_path_qs,
+                    all_headers["Host"],
+                    body,
+                    int(self.now()),
+                )
+            )
         try:
-            async with self.session.request(method, target, data=body or None,
-                                            headers=all_headers) as response:
+            async with self.session.request(
+                method, target, data=body or None, headers=all_headers
+            ) as response:
                 payload = await response.read()
                 status, response_headers = response.status, dict(response.headers)
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise PeerUnreachable(f"Cannot reach {target.host}:{target.port}: "
-                                  f"{type(exc).__name__}") from exc
+            raise PeerUnreachable(
+                f"Cannot reach {target.host}:{target.port}: {type(exc).__name__}"
+            ) from exc
         if status >= 400:
             code, message = "peer_refused", f"HTTP {status}"
             try:
@@ -93,8 +113,9 @@ class PeerClient:
                 code, message = str(data.get("error", code)), str(data.get("message", message))
             except (ValueError, AttributeError):
                 pass
-            refused = PeerRefused(message, status=status, code=code,
-                                  retry_after_s=_retry_after(response_headers))
+            refused = PeerRefused(
+                message, status=status, code=code, retry_after_s=_retry_after(response_headers)
+            )
             refused.payload = payload
             raise refused
         return status, payload, response_headers
@@ -102,17 +123,27 @@ class PeerClient:
     # --- the directory -----------------------------------------------------------------------
 
     async def enroll(self, directory_url: str, req: EnrollRequest) -> UserRecord:
-        _, payload, _ = await self.request("POST", directory_url + DIRECTORY_PREFIX + "/enroll",
-                                           audience=None, body=req.model_dump_json().encode())
+        _, payload, _ = await self.request(
+            "POST",
+            directory_url + DIRECTORY_PREFIX + "/enroll",
+            audience=None,
+            body=req.model_dump_json().encode(),
+        )
         return parse_reply(UserRecord, payload)
 
-    async def directory_users(self, directory_url: str, etag: str | None,
-                              ) -> tuple[DirectoryListing | None, str | None]:
+    async def directory_users(
+        self,
+        directory_url: str,
+        etag: str | None,
+    ) -> tuple[DirectoryListing | None, str | None]:
         """The user list, or (None, etag) when it has not changed since `etag`."""
         headers = {"If-None-Match": etag} if etag else {}
         status, payload, response_headers = await self.request(
-            "GET", directory_url + DIRECTORY_PREFIX + "/users", audience=DIRECTORY_AUDIENCE,
-            headers=headers)
+            "GET",
+            directory_url + DIRECTORY_PREFIX + "/users",
+            audience=DIRECTORY_AUDIENCE,
+            headers=headers,
+        )
         new_etag = response_headers.get("ETag")
         if status == 304:
             return None, new_etag
@@ -120,17 +151,24 @@ class PeerClient:
 
     async def directory_user(self, directory_url: str, username: str) -> DirectoryEntry:
         _, payload, _ = await self.request(
-            "GET", f"{directory_url}{DIRECTORY_PREFIX}/users/{username}",
-            audience=DIRECTORY_AUDIENCE)
+            "GET",
+            f"{directory_url}{DIRECTORY_PREFIX}/users/{username}",
+            audience=DIRECTORY_AUDIENCE,
+        )
         return parse_reply(DirectoryEntry, payload)
 
     async def report_presence(self, directory_url: str, record: PresenceRecord) -> None:
-        await self.request("PUT", directory_url + DIRECTORY_PREFIX + "/presence",
-                           audience=DIRECTORY_AUDIENCE, body=record.model_dump_json().encode())
+        await self.request(
+            "PUT",
+            directory_url + DIRECTORY_PREFIX + "/presence",
+            audience=DIRECTORY_AUDIENCE,
+            body=record.model_dump_json().encode(),
+        )
 
     async def log_off(self, directory_url: str) -> None:
-        await self.request("DELETE", directory_url + DIRECTORY_PREFIX + "/presence",
-                           audience=DIRECTORY_AUDIENCE)
+        await self.request(
+            "DELETE", directory_url + DIRECTORY_PREFIX + "/presence", audience=DIRECTORY_AUDIENCE
+        )
 
     # --- peers -------------------------------------------------------------------------------
 
@@ -142,8 +180,9 @@ class PeerClient:
         """POST a batch. A 4xx that carries per-envelope results is returned, not raised."""
         body = EnvelopeBatch(envelopes=envelopes).model_dump_json().encode()
         try:
-            _, payload, _ = await self.request("POST", address + PEER_PREFIX + "/envelopes",
-                                               audience=peer, body=body)
+            _, payload, _ = await self.request(
+                "POST", address + PEER_PREFIX + "/envelopes", audience=peer, body=body
+            )
         except PeerRefused as exc:
             if exc.http_status in (400, 403, 409) and b'"results"' in exc.payload:
                 try:
@@ -159,5 +198,4 @@ def parse_reply(model: type[M], payload: bytes) -> M:
     try:
         return model.model_validate_json(payload)
     except ValidationError as exc:
-        raise PeerRefused("The peer's answer is malformed.", status=502,
-                          code="bad_reply") from exc
+        raise PeerRefused("The peer's answer is malformed.", status=502, code="bad_reply") from exc

@@ -17,15 +17,19 @@ class Listener:
     bound: list[tuple[str, int]] = field(default_factory=list)
 
     async def start(self) -> None:
-        self.runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
-                                    shutdown_timeout=2.0)
+        self.runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
         await site.start()
         server = site._server  # aiohttp exposes no public accessor for the bound sockets
         assert server is not None
-        self.bound = [sock.getsockname()[:2] for sock in server.sockets  # type: ignore[attr-defined]
-                      if sock.family in (socket.AF_INET, socket.AF_INET6)]
+        self.bound = [
+            sock.getsockname()[:2]
+            for sock in server.sockets  # type: ignore[attr-defined]
+            if sock.family in (socket.AF_INET, socket.AF_INET6)
+        ]
         self.port = self.bound[0][1]
 
     async def stop(self) -> None:

@@ -26,8 +26,16 @@ class Contact:
 
 
 def _contact(r: aiosqlite.Row) -> Contact:
-    return Contact(r["username"], r["identity_key"], r["x25519_key"], r["x25519_sig"],
-                   r["pending_identity_key"], r["address"], r["status"], r["presence_ts"])
+    return Contact(
+        r["username"],
+        r["identity_key"],
+        r["x25519_key"],
+        r["x25519_sig"],
+        r["pending_identity_key"],
+        r["address"],
+        r["status"],
+        r["presence_ts"],
+    )
 
 
 async def get_contact(db: Database, username: str) -> Contact | None:
@@ -48,8 +56,14 @@ class KeyUpdate:
     is_key_change: bool = False
 
 
-async def offer_keys(db: Database, username: str, identity_key: bytes, x25519_key: bytes,
-                     x25519_sig: bytes, now: float) -> KeyUpdate:
+async def offer_keys(
+    db: Database,
+    username: str,
+    identity_key: bytes,
+    x25519_key: bytes,
+    x25519_sig: bytes,
+    now: float,
+) -> KeyUpdate:
     """Pin on first use; a different identity key is parked as pending, never used silently.
 
     The caller has verified that x25519_sig binds x25519_key to identity_key and username.
@@ -102,7 +116,9 @@ async def accept_pending_key(db: Database, username: str, now: float) -> bool:
         return cursor.rowcount > 0
 
 
-async def set_presence(db: Database, updates: list[tuple[str, str | None, str, int | None]]) -> None:
+async def set_presence(
+    db: Database, updates: list[tuple[str, str | None, str, int | None]]
+) -> None:
     """Store (username, address, status, presence_ts) for many contacts in one transaction."""
     if not updates:
         return

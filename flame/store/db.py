@@ -44,7 +44,7 @@ class Database:
             for entry in resources.files(schema_package).iterdir()
             if entry.name.endswith(".sql")
         )
-        for number, (name, sql) in enumerate(scripts, start=1):
+        for number, (_name, sql) in enumerate(scripts, start=1):
             if number <= version:
                 continue
             async with self.lock:

@@ -23,9 +23,18 @@ async def save_account(db: Database, account: Account, directory_url: str) -> No
         await conn.execute(
             "INSERT INTO keystore (id, username, identity_key, x25519_key, x25519_sig, salt, nonce,"
             " ciphertext, memory_kib, iterations, lanes) VALUES (1,?,?,?,?,?,?,?,?,?,?)",
-            (account.username, account.identity_key, account.x25519_key, account.x25519_sig,
-             s.salt, s.nonce, s.ciphertext, s.params.memory_kib, s.params.iterations,
-             s.params.lanes),
+            (
+                account.username,
+                account.identity_key,
+                account.x25519_key,
+                account.x25519_sig,
+                s.salt,
+                s.nonce,
+                s.ciphertext,
+                s.params.memory_kib,
+                s.params.iterations,
+                s.params.lanes,
+            ),
         )
         await conn.execute(
             "INSERT OR REPLACE INTO meta (key, value) VALUES ('directory_url', ?)", (directory_url,)
@@ -38,8 +47,9 @@ async def load_account(db: Database) -> Account | None:
         return None
     params = KdfParams(row["memory_kib"], row["iterations"], row["lanes"])
     sealed = SealedKeystore(row["salt"], row["nonce"], row["ciphertext"], params)
-    return Account(row["username"], row["identity_key"], row["x25519_key"], row["x25519_sig"],
-                   sealed)
+    return Account(
+        row["username"], row["identity_key"], row["x25519_key"], row["x25519_sig"], sealed
+    )
 
 
 async def get_meta(db: Database, key: str) -> str | None:

@@ -30,17 +30,34 @@ class Message:
 
     def to_ui(self) -> dict[str, Any]:
         return {
-            "id": self.id, "peer": self.peer, "direction": self.direction, "author": self.author,
-            "text": str(self.body.get("text", "")), "sent_at": self.sent_at,
-            "received_at": self.received_at, "seq": self.seq, "state": self.state,
+            "id": self.id,
+            "peer": self.peer,
+            "direction": self.direction,
+            "author": self.author,
+            "text": str(self.body.get("text", "")),
+            "sent_at": self.sent_at,
+            "received_at": self.received_at,
+            "seq": self.seq,
+            "state": self.state,
             "error": self.error,
         }
 
 
 def _message(r: aiosqlite.Row) -> Message:
-    return Message(r["rowid"], r["id"], r["peer"], r["direction"], r["author"], r["seq"],
-                   r["kind"], json.loads(r["body"]), r["sent_at"], r["received_at"], r["state"],
-                   r["error"])
+    return Message(
+        r["rowid"],
+        r["id"],
+        r["peer"],
+        r["direction"],
+        r["author"],
+        r["seq"],
+        r["kind"],
+        json.loads(r["body"]),
+        r["sent_at"],
+        r["received_at"],
+        r["state"],
+        r["error"],
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +68,9 @@ class Incoming:
     received_at: float
 
 
-async def create_outgoing(db: Database, me: str, peer: str, now: float,
-                          build: Callable[[int], tuple[Inner, Envelope]]) -> Message:
+async def create_outgoing(
+    db: Database, me: str, peer: str, now: float, build: Callable[[int], tuple[Inner, Envelope]]
+) -> Message:
     """Allocate the conversation's next sequence number, seal, and store message + outbox entry
     in one transaction, before anything touches the network (DESIGN §6)."""
     async with db.transaction() as conn:
@@ -78,8 +96,20 @@ async def create_outgoing(db: Database, me: str, peer: str, now: float,
             (inner.id, peer, envelope.model_dump_json(), now, now),
         )
     assert rowid is not None
-    return Message(rowid, inner.id, peer, "out", me, seq, inner.kind,
-                   inner.body.model_dump(), inner.ts / 1000, None, "sending", None)
+    return Message(
+        rowid,
+        inner.id,
+        peer,
+        "out",
+        me,
+        seq,
+        inner.kind,
+        inner.body.model_dump(),
+        inner.ts / 1000,
+        None,
+        "sending",
+        None,
+    )
 
 
 async def store_incoming(db: Database, items: list[Incoming]) -> list[Message | None]:
@@ -103,8 +133,20 @@ async def store_incoming(db: Database, items: list[Incoming]) -> list[Message | 
         await conn.executemany(
             "INSERT INTO messages (id, peer, direction, author, seq, kind, body, sent_at,"
             " received_at, state) VALUES (?,?,?,?,?,?,?,?,?,'received')",
-            [(i.inner.id, i.inner.from_, "in", i.inner.from_, i.inner.seq, i.inner.kind,
-              i.inner.body.model_dump_json(), i.inner.ts / 1000, i.received_at) for _, i in fresh],
+            [
+                (
+                    i.inner.id,
+                    i.inner.from_,
+                    "in",
+                    i.inner.from_,
+                    i.inner.seq,
+                    i.inner.kind,
+                    i.inner.body.model_dump_json(),
+                    i.inner.ts / 1000,
+                    i.received_at,
+                )
+                for _, i in fresh
+            ],
         )
         if fresh:
             marks = ",".join("?" * len(fresh))
@@ -117,8 +159,9 @@ async def store_incoming(db: Database, items: list[Incoming]) -> list[Message | 
     return results
 
 
-async def list_messages(db: Database, peer: str, *, before: tuple[float, int] | None,
-                        limit: int) -> list[Message]:
+async def list_messages(
+    db: Database, peer: str, *, before: tuple[float, int] | None, limit: int
+) -> list[Message]:
     """A page of a conversation, oldest first, ending just before the cursor (sent_at, rowid)."""
     if before is None:
         rows = await db.fetchall(
@@ -179,9 +222,7 @@ class OutboxEntry:
 
 async def outbox_peers(db: Database) -> list[tuple[str, float]]:
     """Each peer with pending envelopes, and when its earliest one is due."""
-    rows = await db.fetchall(
-        "SELECT peer, min(next_attempt_at) AS due FROM outbox GROUP BY peer"
-    )
+    rows = await db.fetchall("SELECT peer, min(next_attempt_at) AS due FROM outbox GROUP BY peer")
     return [(row["peer"], float(row["due"])) for row in rows]
 
 
@@ -191,8 +232,12 @@ async def due_entries(db: Database, peer: str, now: float, limit: int) -> list[O
         " WHERE peer=? AND next_attempt_at <= ? ORDER BY created_at, rowid LIMIT ?",
         (peer, now, limit),
     )
-    return [OutboxEntry(r["message_id"], r["peer"], Envelope.model_validate_json(r["envelope"]),
-                        r["attempts"]) for r in rows]
+    return [
+        OutboxEntry(
+            r["message_id"], r["peer"], Envelope.model_validate_json(r["envelope"]), r["attempts"]
+        )
+        for r in rows
+    ]
 
 
 async def mark_sent(db: Database, message_ids: list[str]) -> None:
@@ -226,7 +271,10 @@ async def mark_failed(db: Database, failures: list[tuple[str, str]]) -> None:
     if not failures:
         return
     async with db.transaction() as conn:
-        await conn.executemany("DELETE FROM outbox WHERE message_id=?",
-                               [(message_id,) for message_id, _ in failures])
-        await conn.executemany("UPDATE messages SET state='failed', error=? WHERE id=?",
-                               [(reason, message_id) for message_id, reason in failures])
+        await conn.executemany(
+            "DELETE FROM outbox WHERE message_id=?", [(message_id,) for message_id, _ in failures]
+        )
+        await conn.executemany(
+            "UPDATE messages SET state='failed', error=? WHERE id=?",
+            [(reason, message_id) for message_id, reason in failures],
+        )

@@ -38,9 +38,15 @@ log = logging.getLogger("flame.ui")
 
 # The UI's own files, by type. Fixed here rather than taken from the machine's mime.types: with
 # nosniff, a module script served under another type would not run. Anything else is not served.
-STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
-                ".svg": "image/svg+xml", ".png": "image/png", ".ico": "image/x-icon",
-                ".html": "text/html; charset=utf-8", ".woff2": "font/woff2"}
+STATIC_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".html": "text/html; charset=utf-8",
+    ".woff2": "font/woff2",
+}
 
 Login = Callable[[str], Awaitable[None]]
 
@@ -75,8 +81,11 @@ def _peer_name(request: web.Request) -> str:
 
 
 def _me(parts: Parts) -> dict[str, Any]:
-    return {"username": parts.me, "fingerprint": fingerprint(parts.account.identity_key),
-            "directory": parts.directory_state}
+    return {
+        "username": parts.me,
+        "fingerprint": fingerprint(parts.account.identity_key),
+        "directory": parts.directory_state,
+    }
 
 
 async def _body(request: web.Request) -> bytes:
@@ -158,14 +167,14 @@ async def list_messages(request: web.Request) -> web.Response:
         raise BadRequest("'limit' must be a whole number.") from exc
     if not 1 <= limit <= 200:
         raise BadRequest("'limit' must be between 1 and 200.")
-    page = await message_store.list_messages(parts.db, name, before=_cursor(
-        request.query.get("before")), limit=limit)
+    page = await message_store.list_messages(
+        parts.db, name, before=_cursor(request.query.get("before")), limit=limit
+    )
     next_before = f"{page[0].sent_at!r}:{page[0].rowid}" if len(page) == limit else None
     if request.query.get("before") is None and page:
         # Showing the newest page means the user has seen the conversation.
         await message_store.mark_read(parts.db, name, max(m.rowid for m in page))
-    return web.json_response({"messages": [m.to_ui() for m in page],
-                              "next_before": next_before})
+    return web.json_response({"messages": [m.to_ui() for m in page], "next_before": next_before})
 
 
 async def post_message(request: web.Request) -> web.Response:
@@ -219,8 +228,10 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
 def build(parts: Parts, web_dir: Path, login_fn: Login, origin: UiOrigin) -> web.Application:
     headers, guard = build_middlewares(origin)
-    app = web.Application(middlewares=[headers, error_middleware, guard],  # type: ignore[list-item]
-                          client_max_size=parts.settings.daemon.max_body_bytes)
+    app = web.Application(
+        middlewares=[headers, error_middleware, guard],  # type: ignore[list-item]
+        client_max_size=parts.settings.daemon.max_body_bytes,
+    )
     app[UI] = UiState(parts, login_fn, origin)
     index = web_dir / "index.html"
 

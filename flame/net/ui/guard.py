@@ -18,9 +18,11 @@ from flame.net.http import Handler, json_error
 
 SESSION_COOKIE = "flame_session"
 SAFE_METHODS = {"GET", "HEAD"}
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
@@ -66,8 +68,11 @@ def build_middlewares(origin: UiOrigin) -> list[Callable[..., object]]:
         is_upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
         if request.method not in SAFE_METHODS or is_upgrade:
             if request.headers.get("Origin", "") not in origin.origins():
-                return json_error(403, "bad_origin",
-                                  "Requests that change anything must come from this UI's page.")
+                return json_error(
+                    403,
+                    "bad_origin",
+                    "Requests that change anything must come from this UI's page.",
+                )
         if request.method not in SAFE_METHODS and request.content_type != "application/json":
             return json_error(415, "bad_content_type", "Send JSON (application/json).")
         return await handler(request)
@@ -115,8 +120,11 @@ class LoginThrottle:
         tokens = min(float(self.burst), tokens + (now - stamp) / self.refill_s)
         if tokens < 1:
             wait = (1 - tokens) * self.refill_s
-            raise TooManyRequests(f"Too many login attempts; try again in {wait:.0f} s.",
-                                  retry_after_s=wait, code="too_many_attempts")
+            raise TooManyRequests(
+                f"Too many login attempts; try again in {wait:.0f} s.",
+                retry_after_s=wait,
+                code="too_many_attempts",
+            )
         self.buckets[client] = (tokens - 1, now)
 
     def penalty_s(self, client: str) -> float:
