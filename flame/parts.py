@@ -31,6 +31,7 @@ class Parts:
     wake_outbox: asyncio.Event = field(default_factory=asyncio.Event)
     unlocked: asyncio.Event = field(default_factory=asyncio.Event)
     public_address: str = ""
+    unknown_users: dict[str, float] = field(default_factory=dict)  # name -> retry after
 
     @property
     def me(self) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from flame.core.crypto import binding_message, fingerprint, safety_number, verify_signature
 from flame.core.encoding import b64d
-from flame.core.models import DirectoryEntry, DirectoryListing
+from flame.core.models import USERNAME_RE, DirectoryEntry
 from flame.core.presence import effective_status, verify_presence
 from flame.errors import BadRequest, FlameError, PeerRefused
 from flame.parts import Parts
@@ -20,6 +20,7 @@ from flame.store import messages as message_store
 from flame.store.contacts import Contact
 
 log = logging.getLogger("flame.roster")
+UNKNOWN_USER_TTL_S = 60.0
 
 
 async def apply_entries(parts: Parts, entries: list[DirectoryEntry]) -> None:
@@ -88,6 +89,8 @@ async def sync_directory_once(parts: Parts, etag: str | None) -> str | None:
 
 async def lookup_identity_key(parts: Parts, username: str) -> bytes | None:
     """The pinned identity key of a caller, asking the directory about strangers."""
+    if not USERNAME_RE.fullmatch(username):
+        return None
     contact = await contact_store.get_contact(parts.db, username)
     if contact is None and parts.identity is not None:
         contact = await fetch_contact(parts, username)
@@ -95,21 +98,26 @@ async def lookup_identity_key(parts: Parts, username: str) -> bytes | None:
 
 
 async def fetch_contact(parts: Parts, username: str) -> Contact | None:
-    """Ask the directory about one user (someone new wrote to us, or the UI named them)."""
+    """Ask the directory about one user (someone new wrote to us, or the UI named them).
+
+    A name the directory does not know is remembered for a minute, so a stream of requests naming
+    strangers cannot turn this daemon into a load on the directory.
+    """
+    now = parts.clock.now()
+    if parts.unknown_users.get(username, 0.0) > now:
+        return None
     try:
         entry = await parts.client.directory_user(parts.directory_url, username)
     except PeerRefused as exc:
         if exc.http_status == 404:
-            return None
-        raise
+            if len(parts.unknown_users) > 10_000:
+                parts.unknown_users.clear()
+            parts.unknown_users[username] = now + UNKNOWN_USER_TTL_S
+        return None
     except FlameError:
         return None
     await apply_entries(parts, [entry])
     return await contact_store.get_contact(parts.db, username)
-
-
-def listing_of(entries: list[DirectoryEntry]) -> DirectoryListing:
-    return DirectoryListing(users=entries)
 
 
 async def contact_view(parts: Parts, contact: Contact) -> dict[str, Any]:
