@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from typing import Any
 
 import aiohttp
@@ -127,7 +128,7 @@ async def test_the_ui_api_never_answers_500(trio: Cluster) -> None:
 
     inputs = st.tuples(BODIES, st.text(max_size=20), st.text(max_size=20))
     for body, name, query in samples(inputs):
-        quoted = aiohttp.helpers.quote(name, safe="") or "x"
+        quoted = urllib.parse.quote(name, safe="") or "x"
         for path in (
             "/ui/api/login",
             f"/ui/api/conversations/{quoted}/messages",
