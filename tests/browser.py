@@ -19,6 +19,7 @@ from playwright.async_api import (
     BrowserContext,
     ConsoleMessage,
     Dialog,
+    Error,
     Page,
     async_playwright,
     expect,
@@ -97,9 +98,15 @@ class Tab:
         page = await context.new_page()
         tab = cls(name, url, context, page)
         page.on("dialog", tab._on_dialog)
-        page.on("console", tab.console.append)
-        page.on("pageerror", lambda exc: tab.page_errors.append(str(exc)))
+        page.on("console", tab._on_console)
+        page.on("pageerror", tab._on_page_error)
         return tab
+
+    def _on_console(self, message: ConsoleMessage) -> None:
+        self.console.append(message)
+
+    def _on_page_error(self, error: Error) -> None:
+        self.page_errors.append(f"{error.name}: {error.message}")
 
     async def _on_dialog(self, dialog: Dialog) -> None:
         self.dialogs.append(f"{dialog.type}: {dialog.message}")
@@ -132,9 +139,7 @@ class Tab:
 
     def console_errors(self) -> list[str]:
         return [
-            m.text
-            for m in self.console
-            if m.type == "error" and not EXPECTED_CONSOLE.match(m.text)
+            m.text for m in self.console if m.type == "error" and not EXPECTED_CONSOLE.match(m.text)
         ]
 
     async def assert_clean(self) -> None:
