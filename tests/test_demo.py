@@ -53,7 +53,7 @@ async def start_demo(
     )
     assert process.stdout is not None
     users: dict[str, tuple[str, str]] = {}
-    output = []
+    output: list[str] = []
     async with asyncio.timeout(60):
         while True:
             line = (await process.stdout.readline()).decode()
