@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-CHROMIUM ?= /usr/bin/chromium
+CHROMIUM ?= $(or $(CHROMIUM_PATH),/usr/bin/chromium)
 
 .PHONY: install browser demo demo-fresh test lint fmt bench clean
 

@@ -27,7 +27,7 @@ from playwright.async_api import (
 
 from tests.cluster import PASSWORD
 
-CHROMIUM = os.environ.get("FLAME_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -59,7 +59,7 @@ def require_chromium() -> str:
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(
             f"Chromium is not installed at {CHROMIUM}: the browser tests need it. Run `make "
-            "browser` (or `sudo apt-get install chromium`), or set FLAME_CHROMIUM to its path.",
+            "browser` (or `sudo apt-get install chromium`), or set CHROMIUM_PATH to its path.",
             pytrace=False,
         )
     return CHROMIUM
