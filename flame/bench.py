@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import socket
 import sqlite3
 import sys
@@ -78,9 +79,13 @@ def summary_ms(seconds: list[float]) -> dict[str, float]:
 
 
 def machine_info() -> dict[str, Any]:
-    return {"cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "implementation": platform.python_implementation(), "platform": platform.platform(),
-            "machine": platform.machine()}
+    return {
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+    }
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -91,7 +96,7 @@ def cpu_seconds(pid: int | None) -> float | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = raw[raw.rindex(")") + 2:].split()
+    fields = raw[raw.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -101,8 +106,10 @@ def cpu_seconds(pid: int | None) -> float | None:
 def free_ports(count: int) -> list[int]:
     """Ports the OS hands out on 127.0.0.1, all held at once so that none repeats."""
     with contextlib.ExitStack() as stack:
-        sockets = [stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-                   for _ in range(count)]
+        sockets = [
+            stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            for _ in range(count)
+        ]
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
         return [sock.getsockname()[1] for sock in sockets]
@@ -148,15 +155,18 @@ async def start_cluster(root: Path, names: tuple[str, ...]) -> Cluster:
     try:
         await cluster.directory.start()
         passwords = await asyncio.gather(
-            *(init_user(root, name, directory_url, {**env, **INIT_ENV}) for name in names))
+            *(init_user(root, name, directory_url, {**env, **INIT_ENV}) for name in names)
+        )
         for index, (name, password) in enumerate(zip(names, passwords, strict=True)):
             peer_port, ui_port = ports[2 * index], ports[2 * index + 1]
             proc = daemon_proc(root, name, peer_port, ui_port, directory_url, env)
-            cluster.nodes[name] = Node(name, proc, f"http://127.0.0.1:{ui_port}", password,
-                                       root / name / "flame.db")
+            cluster.nodes[name] = Node(
+                name, proc, f"http://127.0.0.1:{ui_port}", password, root / name / "flame.db"
+            )
         await asyncio.gather(*(n.proc.start() for n in cluster.nodes.values()))
     except BaseException as exc:
-        print(cluster.log_tails(), file=sys.stderr)
+        if isinstance(exc, Exception):
+            print(cluster.log_tails(), file=sys.stderr)
         await cluster.stop()
         if isinstance(exc, RuntimeError):
             raise BenchFailed(f"The cluster did not start: {exc}") from exc
@@ -173,38 +183,45 @@ class Ui:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.session = aiohttp.ClientSession(
-            base_url=node.ui_url, headers={"Origin": node.ui_url},
+            base_url=node.ui_url,
+            headers={"Origin": node.ui_url},
             cookie_jar=aiohttp.CookieJar(unsafe=True),
             timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S),
-            connector=aiohttp.TCPConnector(limit=CONCURRENCY + 8))
+            connector=aiohttp.TCPConnector(limit=CONCURRENCY + 8),
+        )
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.reader: asyncio.Task[None] | None = None
         self.arrived: dict[str, float] = {}  # id of an incoming message -> perf_counter()
-        self.acked: dict[str, float] = {}  # id of an outgoing message -> when it became "sent"
         self.server_s: dict[str, float] = {}  # id -> receiver's received_at - author's sent_at
         self.waiters: dict[str, asyncio.Future[float]] = {}
         self.feed_closed = False
 
     async def login(self) -> None:
-        async with self.session.post("/ui/api/login",
-                                     json={"password": self.node.password}) as response:
+        async with self.session.post(
+            "/ui/api/login", json={"password": self.node.password}
+        ) as response:
             if response.status != 200:
-                raise BenchFailed(f"{self.node.name}: login answered {response.status}: "
-                                  f"{await response.text()}")
+                raise BenchFailed(
+                    f"{self.node.name}: login answered {response.status}: {await response.text()}"
+                )
 
     async def get(self, path: str) -> Any:
         async with self.session.get(path) as response:
             if response.status != 200:
-                raise BenchFailed(f"{self.node.name}: GET {path} answered {response.status}: "
-                                  f"{await response.text()}")
+                raise BenchFailed(
+                    f"{self.node.name}: GET {path} answered {response.status}: "
+                    f"{await response.text()}"
+                )
             return await response.json()
 
     async def send(self, peer: str, text: str) -> str:
-        async with self.session.post(f"/ui/api/conversations/{peer}/messages",
-                                     json={"text": text}) as response:
+        async with self.session.post(
+            f"/ui/api/conversations/{peer}/messages", json={"text": text}
+        ) as response:
             if response.status != 201:
-                raise BenchFailed(f"{self.node.name}: sending answered {response.status}: "
-                                  f"{await response.text()}")
+                raise BenchFailed(
+                    f"{self.node.name}: sending answered {response.status}: {await response.text()}"
+                )
             body = await response.json()
         return str(body["message"]["id"])
 
@@ -219,8 +236,9 @@ class Ui:
         raise BenchFailed(f"{self.node.name} did not see {peer} online within {timeout_s:.0f} s.")
 
     async def open_feed(self) -> None:
-        self.ws = await self.session.ws_connect("/ui/api/ws", origin=self.node.ui_url,
-                                                max_msg_size=1 << 22)
+        self.ws = await self.session.ws_connect(
+            "/ui/api/ws", origin=self.node.ui_url, max_msg_size=1 << 22
+        )
         first = await self.ws.receive(timeout=10.0)
         if first.type != aiohttp.WSMsgType.TEXT or json.loads(first.data).get("type") != "hello":
             raise BenchFailed(f"{self.node.name}: the WebSocket did not say hello: {first!r}")
@@ -241,8 +259,6 @@ class Ui:
                     waiter = self.waiters.pop(message["id"], None)
                     if waiter is not None and not waiter.done():
                         waiter.set_result(now)
-                elif event.get("type") == "message_state" and event.get("state") == "sent":
-                    self.acked.setdefault(event["id"], now)
         finally:
             self.feed_closed = True
             for waiter in self.waiters.values():
@@ -259,20 +275,27 @@ class Ui:
         try:
             return await asyncio.wait_for(waiter, timeout_s)
         except TimeoutError as exc:
-            raise BenchFailed(f"{self.node.name} did not get message {message_id} within "
-                              f"{timeout_s:.0f} s.") from exc
+            raise BenchFailed(
+                f"{self.node.name} did not get message {message_id} within {timeout_s:.0f} s."
+            ) from exc
 
-    async def count_incoming(self, peer: str, max_pages: int) -> int:
-        """Walk the conversation page by page, as the UI scrolls back, counting incoming ids."""
+    async def incoming_ids(self, peer: str, max_pages: int) -> set[str]:
+        """Walk the conversation page by page, as the UI scrolls back; the incoming ids."""
         ids: set[str] = set()
-        path = f"/ui/api/conversations/{peer}/messages?limit=200"
-        before: str | None = None
+        path = f"/ui/api/conversations/{peer}/messages"
+        params = {"limit": "200"}
         for _ in range(max_pages):
-            page = await self.get(path + (f"&before={before}" if before else ""))
+            async with self.session.get(path, params=params) as response:
+                if response.status != 200:
+                    raise BenchFailed(
+                        f"{self.node.name}: GET {path} answered "
+                        f"{response.status}: {await response.text()}"
+                    )
+                page = await response.json()
             ids.update(m["id"] for m in page["messages"] if m["direction"] == "in")
-            before = page["next_before"]
-            if before is None:
-                return len(ids)
+            if page["next_before"] is None:
+                return ids
+            params["before"] = page["next_before"]
         raise BenchFailed(f"{self.node.name}: the conversation has more than {max_pages} pages.")
 
     async def close(self) -> None:
@@ -285,17 +308,13 @@ class Ui:
         await self.session.close()
 
 
-def count_stored(db_path: Path, peer: str, ids: set[str] | None = None) -> int:
-    """Incoming messages from `peer` in a daemon's database, opened read-only beside it."""
+def count_stored(db_path: Path, peer: str, ids: set[str]) -> int:
+    """How many of `ids` a daemon's database holds as incoming from `peer`; opened read-only
+    beside the running daemon (WAL lets a reader in without disturbing the writer)."""
     uri = f"{db_path.resolve().as_uri()}?mode=ro"
     with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10.0)) as conn:
-        if ids is None:
-            row = conn.execute("SELECT count(*) FROM messages WHERE peer=? AND direction='in'",
-                               (peer,)).fetchone()
-            return int(row[0])
-        stored = {r[0] for r in conn.execute(
-            "SELECT id FROM messages WHERE peer=? AND direction='in'", (peer,))}
-        return len(ids & stored)
+        rows = conn.execute("SELECT id FROM messages WHERE peer=? AND direction='in'", (peer,))
+        return len(ids & {row[0] for row in rows})
 
 
 # --- the measurements -------------------------------------------------------------------------
@@ -306,8 +325,12 @@ def text_for(kind: str, index: int) -> str:
     return head + "x" * max(0, TEXT_CHARS - len(head))
 
 
-async def measure_latency(alice: Ui, bob: Ui, count: int, kind: str = "latency",
-                          ) -> dict[str, Any]:
+async def measure_latency(
+    alice: Ui,
+    bob: Ui,
+    count: int,
+    kind: str = "latency",
+) -> dict[str, Any]:
     """One message at a time: from just before alice's POST until bob's feed delivers it."""
     samples: list[float] = []
     ids: list[str] = []
@@ -317,8 +340,12 @@ async def measure_latency(alice: Ui, bob: Ui, count: int, kind: str = "latency",
         samples.append(await bob.arrival(message_id, MESSAGE_TIMEOUT_S) - started)
         ids.append(message_id)
     server = [bob.server_s[i] for i in ids if i in bob.server_s]
-    return {"ms": summary_ms(samples), "sent": count, "received": len(samples),
-            "server_ms": summary_ms(server)}
+    return {
+        "ms": summary_ms(samples),
+        "sent": count,
+        "received": len(samples),
+        "server_ms": summary_ms(server),
+    }
 
 
 @contextlib.contextmanager
@@ -334,9 +361,14 @@ def cpu_meter(procs: dict[str, Proc], into: dict[str, float | None]) -> Iterator
     into["bench_client"] = round(time.process_time() - own, 3)
 
 
-async def measure_throughput(alice: Ui, bob: Ui, total: int, concurrency: int,
-                             ) -> dict[str, Any]:
-    """`total` POSTs with `concurrency` in flight; done when bob's feed has every one."""
+async def measure_throughput(
+    alice: Ui,
+    bob: Ui,
+    total: int,
+    concurrency: int,
+) -> tuple[dict[str, Any], set[str]]:
+    """`total` POSTs with `concurrency` in flight; done when bob has every one. Returns the
+    figures and the ids sent."""
     sent: list[str] = []
     post_s: list[float] = []
     next_index = 0
@@ -367,11 +399,12 @@ async def measure_throughput(alice: Ui, bob: Ui, total: int, concurrency: int,
             continue
         await asyncio.sleep(0.005)
     else:
-        raise BenchFailed(f"bob had {len(ids & bob.arrived.keys())} of {total} burst messages "
-                          f"after {time.perf_counter() - started:.0f} s.")
+        raise BenchFailed(
+            f"bob had {len(ids & bob.arrived.keys())} of {total} burst messages "
+            f"after {time.perf_counter() - started:.0f} s."
+        )
     received = [bob.arrived[i] for i in ids if i in bob.arrived]
     stored_at = time.perf_counter() if polled_db else max(received)
-    acked = [alice.acked[i] for i in ids if i in alice.acked]
     return {
         "sent": total,
         "accepted": len(ids),
@@ -380,10 +413,9 @@ async def measure_throughput(alice: Ui, bob: Ui, total: int, concurrency: int,
         "deliver_s": round(stored_at - started, 4),
         "accept_per_s": round(total / (accepted_at - started), 1),
         "delivered_per_s": round(total / (stored_at - started), 1),
-        "acked_sent_ws": len(acked),
         "post_ms": summary_ms(post_s),
         "feed_fell_behind": polled_db,
-    }
+    }, ids
 
 
 # --- the command ------------------------------------------------------------------------------
@@ -394,24 +426,36 @@ def print_table(result: dict[str, Any]) -> None:
     machine = result["machine"]
     ms = latency["ms"]
     rows = [
-        ("machine", f"{machine['cpu_count']} CPU, Python {machine['python']}, "
-                    f"{machine['platform']}"),
-        ("cluster up", f"{result['setup_s']:.2f} s (bob online for alice after "
-                       f"{result['online_s']:.2f} s)"),
+        (
+            "machine",
+            f"{machine['cpu_count']} CPU, Python {machine['python']}, {machine['platform']}",
+        ),
+        (
+            "cluster up",
+            f"{result['setup_s']:.2f} s (bob online for alice after {result['online_s']:.2f} s)",
+        ),
         ("", ""),
         (f"latency, {latency['sent']} sequential", "alice POST -> bob WebSocket"),
         ("  p50 / p90 / p99", f"{ms['p50']:.2f} / {ms['p90']:.2f} / {ms['p99']:.2f} ms"),
         ("  min / mean / max", f"{ms['min']:.2f} / {ms['mean']:.2f} / {ms['max']:.2f} ms"),
-        ("  daemon to daemon p50", f"{latency['server_ms']['p50']:.2f} ms (bob received_at - "
-                                   "alice sent_at, ms clock)"),
+        (
+            "  daemon to daemon p50",
+            f"{latency['server_ms']['p50']:.2f} ms (bob received_at - alice sent_at, ms clock)",
+        ),
         ("", ""),
         (f"throughput, {burst['sent']} burst", f"{params['concurrency']} POSTs in flight"),
         ("  UI API accepted", f"{burst['accept_per_s']:,.0f} msg/s ({burst['accept_s']:.2f} s)"),
-        ("  delivered to bob", f"{burst['delivered_per_s']:,.0f} msg/s "
-                               f"({burst['deliver_s']:.2f} s, first POST -> last stored)"),
+        (
+            "  delivered to bob",
+            f"{burst['delivered_per_s']:,.0f} msg/s "
+            f"({burst['deliver_s']:.2f} s, first POST -> last stored)",
+        ),
         ("  POST p50 / p99", f"{burst['post_ms']['p50']:.2f} / {burst['post_ms']['p99']:.2f} ms"),
-        ("  counted on bob", f"WebSocket {burst['received_ws']}, database {burst['stored_db']}, "
-                             f"UI API {burst['stored_api']} (of {burst['sent']})"),
+        (
+            "  counted on bob",
+            f"WebSocket {burst['received_ws']}, database {burst['stored_db']}, "
+            f"UI API {burst['stored_api']} (of {burst['sent']})",
+        ),
         ("  CPU s in burst", ", ".join(f"{k} {v}" for k, v in result["cpu_s"].items())),
         ("", ""),
         ("result", "ok" if result["ok"] else "MISMATCH: " + "; ".join(result["problems"])),
@@ -425,7 +469,73 @@ def print_table(result: dict[str, Any]) -> None:
     print(flush=True)
 
 
+async def measure(
+    cluster: Cluster, messages: int, burst: int, concurrency: int, begun: float
+) -> dict[str, Any]:
+    alice, bob = Ui(cluster.nodes["alice"]), Ui(cluster.nodes["bob"])
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(alice.close)
+        stack.push_async_callback(bob.close)
+        await alice.login()
+        await bob.login()
+        online_s = await alice.wait_online("bob", ONLINE_TIMEOUT_S)
+        setup_s = time.perf_counter() - begun
+        await bob.open_feed()
+        # Alice's tab is open too, as in real use: her daemon pushes each message she sends
+        # and its state changes, and that work belongs in the figures.
+        await alice.open_feed()
+        # The first messages pay for key lookups and new connections; not part of the figures.
+        await measure_latency(alice, bob, WARMUP_MESSAGES, "warmup")
+        print(f"Latency: {messages} sequential messages ...", flush=True)
+        latency = await measure_latency(alice, bob, messages)
+        print(f"Throughput: a burst of {burst} messages ...", flush=True)
+        procs = {name: node.proc for name, node in cluster.nodes.items()}
+        cpu: dict[str, float | None] = {}
+        with cpu_meter({**procs, "directory": cluster.directory}, cpu):
+            throughput, burst_ids = await measure_throughput(alice, bob, burst, concurrency)
+        # Cross-checks, after the fact: bob's database read-only, and his UI API page by page.
+        throughput["stored_db"] = await asyncio.to_thread(
+            count_stored, bob.node.db_path, "alice", burst_ids
+        )
+        pages = (WARMUP_MESSAGES + messages + burst) // 200 + 10
+        throughput["stored_api"] = len(await bob.incoming_ids("alice", pages) & burst_ids)
+    return {
+        "setup_s": round(setup_s, 3),
+        "online_s": round(online_s, 3),
+        "latency": latency,
+        "throughput": throughput,
+        "cpu_s": cpu,
+    }
+
+
 async def run_bench(args: argparse.Namespace) -> int:
+    """`flame bench`. SIGTERM or SIGHUP stop it as Ctrl-C does: the processes it started are
+    stopped before it returns (they run in sessions of their own, so no signal reaches them)."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    signalled: list[int] = []
+
+    def stop(sig: int) -> None:
+        signalled.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        return await _run_bench(args)
+    except asyncio.CancelledError:
+        if not signalled:
+            raise
+        task.uncancel()  # our own cancellation, from the signal handler
+        print(f"flame bench: stopped by {signal.Signals(signalled[0]).name}.", file=sys.stderr)
+        return 128 + signalled[0]
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+
+
+async def _run_bench(args: argparse.Namespace) -> int:
     messages = int(getattr(args, "messages", 500))
     burst = int(getattr(args, "burst", 5000))
     concurrency = int(getattr(args, "concurrency", CONCURRENCY))
@@ -436,52 +546,35 @@ async def run_bench(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="flame-bench-") as tmp:
         print(f"Starting a directory, alice and bob in {tmp} ...", flush=True)
         cluster = await start_cluster(Path(tmp), ("alice", "bob"))
-        alice, bob = Ui(cluster.nodes["alice"]), Ui(cluster.nodes["bob"])
         try:
-            await alice.login()
-            await bob.login()
-            online_s = await alice.wait_online("bob", ONLINE_TIMEOUT_S)
-            setup_s = time.perf_counter() - begun
-            await bob.open_feed()
-            await alice.open_feed()
-            # The first messages pay for key lookups and new connections; not part of the figures.
-            await measure_latency(alice, bob, WARMUP_MESSAGES, "warmup")
-            print(f"Latency: {messages} sequential messages ...", flush=True)
-            latency = await measure_latency(alice, bob, messages)
-            print(f"Throughput: a burst of {burst} messages ...", flush=True)
-            procs = {name: node.proc for name, node in cluster.nodes.items()}
-            cpu: dict[str, float | None] = {}
-            with cpu_meter({**procs, "directory": cluster.directory}, cpu):
-                throughput = await measure_throughput(alice, bob, burst, concurrency)
-            expected = WARMUP_MESSAGES + messages + burst
-            throughput["stored_db"] = await asyncio.to_thread(
-                count_stored, bob.node.db_path, "alice") - WARMUP_MESSAGES - messages
-            throughput["stored_api"] = await bob.count_incoming(
-                "alice", max_pages=expected // 200 + 10) - WARMUP_MESSAGES - messages
-        except BaseException:
+            figures = await measure(cluster, messages, burst, concurrency, begun)
+        except Exception:
             print(cluster.log_tails(), file=sys.stderr)
             raise
         finally:
-            await alice.close()
-            await bob.close()
             await cluster.stop()
-    problems = [f"{name} counted {throughput[name]}" for name in
-                ("accepted", "received_ws", "stored_db", "stored_api")
-                if throughput[name] != burst]
+    throughput, latency = figures["throughput"], figures["latency"]
+    problems = [
+        f"{name} counted {throughput[name]}"
+        for name in ("accepted", "received_ws", "stored_db", "stored_api")
+        if throughput[name] != burst
+    ]
     if latency["received"] != messages:
         problems.append(f"latency received {latency['received']}")
     result: dict[str, Any] = {
         "version": JSON_VERSION,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_info(),
-        "params": {"messages": messages, "burst": burst, "concurrency": concurrency,
-                   "warmup": WARMUP_MESSAGES, "text_chars": TEXT_CHARS,
-                   "daemon_env": DAEMON_ENV, "init_env": INIT_ENV},
-        "setup_s": round(setup_s, 3),
-        "online_s": round(online_s, 3),
-        "latency": latency,
-        "throughput": throughput,
-        "cpu_s": cpu,
+        "params": {
+            "messages": messages,
+            "burst": burst,
+            "concurrency": concurrency,
+            "warmup": WARMUP_MESSAGES,
+            "text_chars": TEXT_CHARS,
+            "daemon_env": DAEMON_ENV,
+            "init_env": INIT_ENV,
+        },
+        **figures,
         "total_s": round(time.perf_counter() - begun, 3),
         "ok": not problems,
         "problems": problems,

@@ -1,0 +1,48 @@
+"""`flame bench` end to end, tiny: real processes, real figures; no timing thresholds (the machine
+decides those), only that every message was counted and the JSON is complete."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "max"}
+
+
+def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "--messages", "20", "--burst", "100", "--json", str(out)]
+    command = [sys.executable, "-m", "flame", *args]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as bench:
+        try:
+            output, _ = bench.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            bench.terminate()  # SIGTERM: the bench stops its daemons before it exits
+            output, _ = bench.communicate(timeout=20)
+            raise AssertionError("flame bench took more than 60 s:\n" + output) from None
+    assert bench.returncode == 0, output
+    assert "p50" in output and "msg/s" in output
+
+    result = json.loads(out.read_text())
+    assert result["ok"] is True and result["problems"] == []
+    assert result["params"]["messages"] == 20 and result["params"]["burst"] == 100
+    assert result["machine"]["cpu_count"] >= 1
+    assert result["machine"]["python"] and result["machine"]["platform"]
+
+    latency = result["latency"]
+    assert latency["sent"] == latency["received"] == 20
+    assert set(latency["ms"]) == LATENCY_KEYS and latency["ms"]["count"] == 20
+    assert 0 < latency["ms"]["min"] <= latency["ms"]["p50"] <= latency["ms"]["p90"]
+    assert latency["ms"]["p90"] <= latency["ms"]["p99"] <= latency["ms"]["max"]
+
+    burst = result["throughput"]
+    for key in ("sent", "accepted", "received_ws", "stored_db", "stored_api"):
+        assert burst[key] == 100, key
+    assert burst["accept_per_s"] > 0 and burst["delivered_per_s"] > 0
+    assert burst["accept_s"] > 0 and burst["deliver_s"] > 0
+    assert set(burst["post_ms"]) == LATENCY_KEYS and burst["post_ms"]["count"] == 100
+    assert result["total_s"] > 0
