@@ -10,7 +10,7 @@ log = logging.getLogger("flame.hub")
 
 
 class Hub:
-    def __init__(self, queue_size: int = 2000) -> None:
+    def __init__(self, queue_size: int = 20_000) -> None:
         self.queue_size = queue_size
         self.subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
 

@@ -7,8 +7,12 @@ good envelopes are stored in one transaction, and only then does the peer get it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from flame.core import envelope as envelope_rules
 from flame.core.models import BatchResult, Envelope, EnvelopeBatch, EnvelopeResult, Inner, TextBody
@@ -28,13 +32,14 @@ from flame.parts import Parts
 from flame.roster import fetch_contact
 from flame.store import contacts as contact_store
 from flame.store import messages as message_store
+from flame.store.contacts import Contact
 from flame.store.messages import Incoming, Message
 
 log = logging.getLogger("flame.messaging")
 
 
 async def send_text(parts: Parts, peer: str, text: str) -> Message:
-    identity = parts.require_identity()
+    parts.require_identity()
     if not text.strip():
         raise BadRequest("The message is empty.", code="empty_message")
     limit = parts.settings.daemon.max_message_chars
@@ -53,24 +58,68 @@ async def send_text(parts: Parts, peer: str, text: str) -> Message:
             "then accept the new key to send again.",
             code="key_changed",
         )
-    now = parts.clock.now()
+    pending = PendingSend(
+        peer, contact.x25519_key, TextBody(text=text), asyncio.get_running_loop().create_future()
+    )
+    parts.outgoing.put_nowait(pending)
+    return await pending.done
 
-    def build(seq: int) -> tuple[Inner, Envelope]:
+
+@dataclass(frozen=True, slots=True)
+class PendingSend:
+    peer: str
+    peer_key: bytes
+    body: TextBody
+    done: asyncio.Future[Message]
+
+
+async def write_outgoing(parts: Parts) -> None:
+    """Group commit (DESIGN §10): every send waiting at this moment is sealed and stored in one
+    transaction, so a burst costs one fsync per group instead of one per message. Each sender's
+    request is answered only after its message is durable."""
+    while True:
+        group = [await parts.outgoing.get()]
+        while len(group) < parts.settings.daemon.batch_max and not parts.outgoing.empty():
+            group.append(parts.outgoing.get_nowait())
+        try:
+            messages = await _store_group(parts, group)
+        except asyncio.CancelledError:
+            for item in group:
+                item.done.cancel()
+            raise
+        except Exception as exc:
+            log.exception("could not store %d outgoing messages", len(group))
+            for item in group:
+                if not item.done.done():
+                    item.done.set_exception(exc)
+            continue
+        for item, message in zip(group, messages, strict=True):
+            parts.hub.publish({"type": "message", "message": message.to_ui()})
+            if not item.done.done():
+                item.done.set_result(message)
+        parts.wake_outbox.set()
+
+
+async def _store_group(parts: Parts, group: list[PendingSend]) -> list[Message]:
+    identity = parts.require_identity()
+    now = parts.clock.now()
+    seqs = await message_store.next_sequences(parts.db, sorted({item.peer for item in group}))
+    sealed = []
+    for item in group:
+        seq = seqs[item.peer]
+        seqs[item.peer] = seq + 1
         inner = Inner(
             from_=parts.me,
-            to=peer,
+            to=item.peer,
             id=envelope_rules.new_message_id(),
             seq=seq,
             ts=int(now * 1000),
             kind="text",
-            body=TextBody(text=text),
+            body=item.body,
         )
-        return inner, envelope_rules.seal(identity.exchange, peer, contact.x25519_key, inner)
-
-    message = await message_store.create_outgoing(parts.db, parts.me, peer, now, build)
-    parts.hub.publish({"type": "message", "message": message.to_ui()})
-    parts.wake_outbox.set()
-    return message
+        envelope = envelope_rules.seal(identity.exchange, item.peer, item.peer_key, inner)
+        sealed.append(message_store.Outgoing(inner, envelope))
+    return await message_store.store_outgoing(parts.db, parts.me, sealed, now)
 
 
 async def receive_batch(parts: Parts, batch: EnvelopeBatch) -> tuple[int, BatchResult]:
@@ -83,10 +132,11 @@ async def receive_batch(parts: Parts, batch: EnvelopeBatch) -> tuple[int, BatchR
     now = parts.clock.now()
     results: list[EnvelopeResult | None] = []
     accepted: list[tuple[int, Incoming]] = []
+    authors: dict[str, Contact | None] = {}  # one contact lookup per author per batch
     status = 200
     for envelope in batch.envelopes:
         try:
-            incoming = await _open_checked(parts, identity.exchange, envelope, now)
+            incoming = await _open_checked(parts, identity.exchange, envelope, now, authors)
         except RequestError as exc:
             status = exc.status if status == 200 else status
             results.append(
@@ -109,13 +159,18 @@ async def receive_batch(parts: Parts, batch: EnvelopeBatch) -> tuple[int, BatchR
 
 
 async def _open_checked(
-    parts: Parts, exchange_key: object, envelope: Envelope, now: float
+    parts: Parts,
+    exchange_key: X25519PrivateKey,
+    envelope: Envelope,
+    now: float,
+    authors: dict[str, Contact | None],
 ) -> Incoming:
-    opened = envelope_rules.open_envelope(exchange_key, parts.me, envelope)  # type: ignore[arg-type]
+    opened = envelope_rules.open_envelope(exchange_key, parts.me, envelope)
     author = opened.inner.from_
-    contact = await contact_store.get_contact(parts.db, author)
-    if contact is None:
-        contact = await fetch_contact(parts, author)
+    if author not in authors:
+        contact = await contact_store.get_contact(parts.db, author)
+        authors[author] = contact or await fetch_contact(parts, author)
+    contact = authors[author]
     if contact is None:
         raise BadEnvelope("The author is not a known user.", code="unknown_sender")
     if opened.sender_key != contact.x25519_key:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from flame.clock import Clock
 from flame.config import Settings
@@ -32,6 +33,7 @@ class Parts:
     unlocked: asyncio.Event = field(default_factory=asyncio.Event)
     public_address: str = ""
     unknown_users: dict[str, float] = field(default_factory=dict)  # name -> retry after
+    outgoing: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)  # messaging.PendingSend
 
     @property
     def me(self) -> str:

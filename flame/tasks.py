@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from flame.core.models import PROTOCOL_VERSIONS
 from flame.core.presence import make_presence
 from flame.errors import FlameError
-from flame.messaging import deliver_to_peer
+from flame.messaging import deliver_to_peer, write_outgoing
 from flame.parts import Parts
 from flame.roster import sync_directory_once
 from flame.store import messages as message_store
@@ -103,6 +103,7 @@ LOOPS: dict[str, LoopFactory] = {
     "report_presence": report_presence,
     "sync_directory": sync_directory,
     "deliver_outbox": deliver_outbox,
+    "write_outgoing": write_outgoing,
 }
 
 

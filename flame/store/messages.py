@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,48 +67,64 @@ class Incoming:
     received_at: float
 
 
-async def create_outgoing(
-    db: Database, me: str, peer: str, now: float, build: Callable[[int], tuple[Inner, Envelope]]
-) -> Message:
-    """Allocate the conversation's next sequence number, seal, and store message + outbox entry
-    in one transaction, before anything touches the network (DESIGN §6)."""
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A sealed message ready to store: the inner message and its envelope."""
+
+    inner: Inner
+    envelope: Envelope
+
+
+async def next_sequences(db: Database, peers: list[str]) -> dict[str, int]:
+    """The next sequence number of each conversation (1 for a new one)."""
+    marks = ",".join("?" * len(peers))
+    rows = await db.fetchall(
+        f"SELECT peer, next_seq FROM sequences WHERE peer IN ({marks})", tuple(peers)
+    )
+    found = {row["peer"]: int(row["next_seq"]) for row in rows}
+    return {peer: found.get(peer, 1) for peer in peers}
+
+
+async def store_outgoing(db: Database, me: str, items: list[Outgoing], now: float) -> list[Message]:
+    """Store messages, their outbox entries and the advanced sequence numbers in ONE transaction
+    (one fsync for the whole group), before anything touches the network (DESIGN §6)."""
+    next_seq: dict[str, int] = {}
+    for item in items:
+        next_seq[item.inner.to] = max(next_seq.get(item.inner.to, 0), item.inner.seq + 1)
     async with db.transaction() as conn:
-        async with conn.execute("SELECT next_seq FROM sequences WHERE peer=?", (peer,)) as cur:
-            row = await cur.fetchone()
-        seq = 1 if row is None else int(row["next_seq"])
-        inner, envelope = build(seq)
-        await conn.execute(
-            "INSERT INTO sequences (peer, next_seq) VALUES (?, ?)"
-            " ON CONFLICT (peer) DO UPDATE SET next_seq = excluded.next_seq",
-            (peer, seq + 1),
-        )
-        body = inner.body.model_dump_json()
-        cursor = await conn.execute(
+        await conn.executemany(
             "INSERT INTO messages (id, peer, direction, author, seq, kind, body, sent_at, state)"
             " VALUES (?,?,?,?,?,?,?,?,'sending')",
-            (inner.id, peer, "out", me, seq, inner.kind, body, inner.ts / 1000),
+            [
+                (
+                    i.inner.id,
+                    i.inner.to,
+                    "out",
+                    me,
+                    i.inner.seq,
+                    i.inner.kind,
+                    i.inner.body.model_dump_json(),
+                    i.inner.ts / 1000,
+                )
+                for i in items
+            ],
         )
-        rowid = cursor.lastrowid
-        await conn.execute(
+        await conn.executemany(
             "INSERT INTO outbox (message_id, peer, envelope, next_attempt_at, created_at)"
             " VALUES (?,?,?,?,?)",
-            (inner.id, peer, envelope.model_dump_json(), now, now),
+            [(i.inner.id, i.inner.to, i.envelope.model_dump_json(), now, now) for i in items],
         )
-    assert rowid is not None
-    return Message(
-        rowid,
-        inner.id,
-        peer,
-        "out",
-        me,
-        seq,
-        inner.kind,
-        inner.body.model_dump(),
-        inner.ts / 1000,
-        None,
-        "sending",
-        None,
-    )
+        await conn.executemany(
+            "INSERT INTO sequences (peer, next_seq) VALUES (?, ?)"
+            " ON CONFLICT (peer) DO UPDATE SET next_seq = excluded.next_seq",
+            list(next_seq.items()),
+        )
+        marks = ",".join("?" * len(items))
+        async with conn.execute(
+            f"SELECT * FROM messages WHERE id IN ({marks})", [i.inner.id for i in items]
+        ) as cursor:
+            stored = {row["id"]: _message(row) for row in await cursor.fetchall()}
+    return [stored[i.inner.id] for i in items]
 
 
 async def store_incoming(db: Database, items: list[Incoming]) -> list[Message | None]:
@@ -229,7 +244,7 @@ async def outbox_peers(db: Database) -> list[tuple[str, float]]:
 async def due_entries(db: Database, peer: str, now: float, limit: int) -> list[OutboxEntry]:
     rows = await db.fetchall(
         "SELECT message_id, peer, envelope, attempts FROM outbox"
-        " WHERE peer=? AND next_attempt_at <= ? ORDER BY created_at, rowid LIMIT ?",
+        " WHERE peer=? AND next_attempt_at <= ? ORDER BY rowid LIMIT ?",
         (peer, now, limit),
     )
     return [

@@ -62,7 +62,8 @@ CREATE TABLE outbox (
     last_error      TEXT,
     created_at      REAL NOT NULL
 );
-CREATE INDEX outbox_by_peer ON outbox (peer, next_attempt_at);
+CREATE INDEX outbox_by_peer ON outbox (peer);  -- entries of a peer in creation (rowid) order
+CREATE INDEX outbox_due ON outbox (peer, next_attempt_at);
 
 -- The next sequence number per conversation, as sender.
 CREATE TABLE sequences (
