@@ -17,6 +17,19 @@ from flame.store.keystore import Account, load_account, save_account
 MIN_PASSWORD_CHARS = 8
 
 
+def enroll_request(identity: Identity, username: str, invite: str | None) -> EnrollRequest:
+    """The enrollment: public keys, the X25519 binding, and proof of the identity key (§5.1)."""
+    ik, xk = b64e(identity.identity_key), b64e(identity.x25519_key)
+    return EnrollRequest(
+        username=username,
+        invite=invite,
+        identity_key=ik,
+        x25519_key=xk,
+        x25519_sig=b64e(identity.binding_signature(username)),
+        proof=sign_record(identity, "enroll", enrollment_proof(username, ik, xk)),
+    )
+
+
 async def init_account(
     settings: Settings,
     username: str,
@@ -48,15 +61,7 @@ async def init_account(
                     f"{data_dir} already holds a Flame account; choose another --data-dir."
                 )
             identity = Identity.generate()
-            ik, xk = b64e(identity.identity_key), b64e(identity.x25519_key)
-            request = EnrollRequest(
-                username=username,
-                invite=invite,
-                identity_key=ik,
-                x25519_key=xk,
-                x25519_sig=b64e(identity.binding_signature(username)),
-                proof=sign_record(identity, "enroll", enrollment_proof(username, ik, xk)),
-            )
+            request = enroll_request(identity, username, invite)
             client = PeerClient(username, settings.daemon.request_timeout_s, lambda: 0.0)
             try:
                 await client.enroll(directory_url, request)

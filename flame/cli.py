@@ -10,7 +10,7 @@ import asyncio
 import getpass
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,19 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def serve_until_signalled(
+    start: Callable[[], Awaitable[str]], stop: Callable[[], Awaitable[None]]
+) -> None:
+    """Start a server, print its banner, run until SIGINT/SIGTERM, then stop it cleanly."""
+    from flame.daemon import run_until_signalled
+
+    print(await start(), flush=True)
+    try:
+        await run_until_signalled()
+    finally:
+        await stop()
 
 
 # --- commands ---------------------------------------------------------------------------------
@@ -88,7 +101,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from flame.daemon import Daemon, run_until_signalled
+    from flame.daemon import Daemon
 
     password = (
         read_password_file(settings.daemon.password_file)
@@ -96,41 +109,28 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         else None
     )
 
-    async def main() -> None:
-        daemon = Daemon(settings)
+    daemon = Daemon(settings)
+
+    async def start() -> str:
         await daemon.start(password)
         state = "unlocked" if password else "locked: log in to the UI to unlock"
-        print(
-            f"flame serve: UI at {daemon.ui_url} ({state}); peers on port {daemon.peer_port}",
-            flush=True,
-        )
-        try:
-            await run_until_signalled()
-        finally:
-            await daemon.stop()
+        return f"flame serve: UI at {daemon.ui_url} ({state}); peers on port {daemon.peer_port}"
 
-    asyncio.run(main())
+    asyncio.run(serve_until_signalled(start, daemon.stop))
     return 0
 
 
 def cmd_directory_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from flame.daemon import run_until_signalled
     from flame.directory.app import DirectoryServer
 
-    async def main() -> None:
-        server = DirectoryServer(settings.directory, settings.directory_data_dir())
-        await server.start()
-        print(
-            f"flame directory: listening on {server.url} "
-            f"(registration: {settings.directory.registration})",
-            flush=True,
-        )
-        try:
-            await run_until_signalled()
-        finally:
-            await server.stop()
+    server = DirectoryServer(settings.directory, settings.directory_data_dir())
 
-    asyncio.run(main())
+    async def start() -> str:
+        await server.start()
+        registration = settings.directory.registration
+        return f"flame directory: listening on {server.url} (registration: {registration})"
+
+    asyncio.run(serve_until_signalled(start, server.stop))
     return 0
 
 

@@ -7,10 +7,9 @@ import time
 import aiohttp
 import pytest
 
+from flame.account import enroll_request
 from flame.core.crypto import Identity
-from flame.core.encoding import b64e
-from flame.core.models import EnrollRequest
-from flame.core.signing import DIRECTORY_AUDIENCE, enrollment_proof, sign_record, sign_request
+from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
 from flame.directory import store
 from flame.errors import FlameError
 from tests.cluster import PASSWORD, Cluster
@@ -19,16 +18,7 @@ from tests.cluster import PASSWORD, Cluster
 def enroll_body(
     name: str, invite: str | None, identity: Identity | None = None
 ) -> dict[str, object]:
-    identity = identity or Identity.generate()
-    ik, xk = b64e(identity.identity_key), b64e(identity.x25519_key)
-    return EnrollRequest(
-        username=name,
-        invite=invite,
-        identity_key=ik,
-        x25519_key=xk,
-        x25519_sig=b64e(identity.binding_signature(name)),
-        proof=sign_record(identity, "enroll", enrollment_proof(name, ik, xk)),
-    ).model_dump()
+    return enroll_request(identity or Identity.generate(), name, invite).model_dump()
 
 
 async def post_enroll(url: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
