@@ -42,7 +42,7 @@ class DaemonSettings(Section):
     ui_port: int = Field(default=8471, ge=0, le=65535)
     password_file: str = ""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
-    max_message_chars: int = Field(default=16_000, ge=1, le=1_000_000)
+    max_message_chars: int = Field(default=16_000, ge=1, le=100_000)
     presence_interval_s: float = Field(default=20.0, gt=0)
     directory_sync_s: float = Field(default=20.0, gt=0)
     request_timeout_s: float = Field(default=10.0, gt=0)

@@ -193,15 +193,29 @@ PERMANENT_CODES = {
 }
 
 
+BATCH_BYTES = 1024 * 1024  # receivers accept at least 4 MiB (PROTOCOL.md §7); stay well below
+
+
+def fit_batch(entries: list[message_store.OutboxEntry]) -> list[message_store.OutboxEntry]:
+    """The longest prefix that fits in BATCH_BYTES (at least one entry, however large)."""
+    size = 0
+    for count, entry in enumerate(entries):
+        size += len(entry.envelope.ct) + len(entry.envelope.sk) + 200
+        if size > BATCH_BYTES and count > 0:
+            return entries[:count]
+    return entries
+
+
 async def deliver_to_peer(parts: Parts, peer: str) -> int:
     """Send every due outbox entry for `peer`, in batches, in order. Returns how many were
     acknowledged. Failures are rescheduled with backoff; permanent refusals mark the message
     failed with the reason."""
     delivered = 0
     settings = parts.settings.daemon
+    limit = settings.batch_max
     while True:
         now = parts.clock.now()
-        entries = await message_store.due_entries(parts.db, peer, now, settings.batch_max)
+        entries = fit_batch(await message_store.due_entries(parts.db, peer, now, limit))
         if not entries:
             return delivered
         contact = await contact_store.get_contact(parts.db, peer)
@@ -223,25 +237,27 @@ async def deliver_to_peer(parts: Parts, peer: str) -> int:
             )
         except (PeerUnreachable, PeerRefused) as exc:
             retry_after = exc.retry_after_s if isinstance(exc, PeerRefused) else None
-            if isinstance(exc, PeerRefused) and exc.code in PERMANENT_CODES:
+            if isinstance(exc, PeerRefused) and exc.http_status == 413 and len(entries) > 1:
+                limit = max(1, len(entries) // 2)  # the peer takes smaller bodies: split
+                continue
+            if isinstance(exc, PeerRefused) and (
+                exc.code in PERMANENT_CODES or exc.http_status == 413
+            ):
                 reason = f"{peer}'s daemon refused it: {exc.message}"
                 await message_store.mark_failed(parts.db, [(e.message_id, reason) for e in entries])
                 _publish_states(parts, peer, [e.message_id for e in entries], "failed", reason)
                 return delivered
             await _reschedule(parts, peer, entries, exc.message, retry_after)
             return delivered
-        by_id = {r.id: r for r in result.results}
-        sent = [
-            e.message_id
-            for e in entries
-            if (r := by_id.get(e.message_id)) is not None and r.status != "rejected"
-        ]
+        by_id = {r.id: r for r in result.results}  # the peer answers by envelope id
+        answers = [(e, by_id.get(e.envelope.id)) for e in entries]
+        sent = [e.message_id for e, r in answers if r is not None and r.status != "rejected"]
         refused = [
             (e.message_id, f"{peer}'s daemon refused it: {r.message or r.error}")
-            for e in entries
-            if (r := by_id.get(e.message_id)) is not None and r.status == "rejected"
+            for e, r in answers
+            if r is not None and r.status == "rejected"
         ]
-        missing = [e for e in entries if e.message_id not in by_id]
+        missing = [e for e, r in answers if r is None]
         await message_store.mark_sent(parts.db, sent)
         await message_store.mark_failed(parts.db, refused)
         _publish_states(parts, peer, sent, "sent", None)

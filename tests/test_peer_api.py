@@ -216,3 +216,61 @@ async def test_a_locked_daemon_answers_503_and_the_message_waits(trio: Cluster) 
     await alice_feed.wait_for(
         lambda e: e["type"] == "message_state" and e["id"] == sent["id"] and e["state"] == "sent"
     )
+
+
+async def test_nobody_can_preempt_a_message_by_reusing_its_id(trio: Cluster) -> None:
+    alice, bob, carol = trio.daemons["alice"], trio.daemons["bob"], trio.daemons["carol"]
+    real = envelope_from(alice, bob, "the real one")
+    # carol saw the id on the wire and gets her own envelope with that id to bob first.
+    s, r = parts_of(carol), parts_of(bob)
+    inner = Inner(
+        from_="carol",
+        to="bob",
+        id=real.id,
+        seq=1,
+        ts=int(time.time() * 1000),
+        kind="text",
+        body=TextBody(text="decoy"),
+    )
+    decoy = seal(s.identity.exchange, "bob", r.account.x25519_key, inner)
+    status, reply = await Peer(carol, bob).post([decoy])
+    assert status == 200 and reply["results"][0]["status"] == "stored"
+    status, reply = await Peer(alice, bob).post([real])
+    assert status == 200 and reply["results"][0]["status"] == "stored"
+    bob_ui = await trio.ui("bob")
+    assert [m["text"] for m in await bob_ui.messages("alice")] == ["the real one"]
+    assert [m["text"] for m in await bob_ui.messages("carol")] == ["decoy"]
+
+
+async def test_a_non_ascii_timestamp_is_a_401_not_a_500(trio: Cluster) -> None:
+    peer = Peer(trio.daemons["alice"], trio.daemons["bob"])
+    body = b'{"envelopes": []}'
+    for stamp in ("\u00b2", "\u0663\u0664", "12e3", "-5", ""):
+        headers = {**peer.sign(body), "Flame-Timestamp": stamp}
+        status, reply = await peer.post_raw(body, headers)
+        assert (status, reply["error"]) == (401, "bad_signature"), stamp
+
+
+async def test_a_backlog_larger_than_the_peers_body_limit_is_split_and_delivered(
+    cluster: Cluster,
+) -> None:
+    await cluster.start_directory()
+    alice = await cluster.add_user("alice")
+    settings = await cluster.enroll("bob", max_body_bytes=64 * 1024)
+    bob = await cluster.start_daemon("bob", settings=settings)
+    alice_ui = await cluster.ui("alice")
+    feed = await alice_ui.websocket()
+    await alice_ui.wait_status(feed, "bob", "online")
+    await cluster.stop_daemon("bob")  # bob offline: a backlog of long messages builds up
+    await feed.wait_for(lambda e: e["type"] == "presence" and e["status"] == "offline")
+    texts = [f"{i:03d} " + "long words " * 1400 for i in range(12)]  # ~15 KB each: 180 KB
+    sent = [await alice_ui.send("bob", text) for text in texts]
+    bob = await cluster.start_daemon("bob", settings=settings)
+    pending = {m["id"] for m in sent}
+    while pending:
+        event = await feed.wait_for(lambda e: e["type"] == "message_state")
+        assert event["state"] == "sent", event
+        pending.discard(event["id"])
+    received = await message_store.list_messages(parts_of(bob).db, "alice", before=None, limit=50)
+    assert [m.body["text"] for m in received] == texts
+    assert alice

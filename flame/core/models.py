@@ -26,7 +26,10 @@ def check_username(name: str) -> str:
 
 
 Username = Annotated[str, AfterValidator(check_username)]
-B64 = Annotated[str, Field(max_length=200_000)]
+B64 = Annotated[str, Field(max_length=200)]
+# A sealed body: the longest text message (100,000 characters, each up to 6 bytes as JSON) padded
+# and encoded fits with room to spare.
+SEALED = Annotated[str, Field(max_length=1_500_000)]
 
 
 class Wire(BaseModel):
@@ -90,7 +93,7 @@ class Envelope(Wire):
     to: Username
     eph: B64
     sk: B64
-    ct: B64
+    ct: SEALED
 
 
 class EnvelopeBatch(Wire):

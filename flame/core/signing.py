@@ -98,7 +98,7 @@ class SignedRequest:
             raise AuthError(
                 f"This request must be signed: header {exc.args[0]} is missing.", code="unsigned"
             ) from exc
-        if not raw_time.isdigit() or len(raw_time) > 12:
+        if not (raw_time.isascii() and raw_time.isdigit()) or len(raw_time) > 12:
             raise AuthError("Flame-Timestamp must be whole epoch seconds.", code="bad_signature")
         try:
             b64d(nonce, length=16, what="Flame-Nonce")

@@ -92,6 +92,9 @@ class RequestVerifier:
 
     def __init__(self, audience: str, started_at: float, clock_now: Callable[[], float]) -> None:
         self.audience = audience
+        # Whole seconds, rounded down: requests signed in the very second of a restart still pass
+        # (a replay of one of those is the only gap: see PROTOCOL.md §4); rounding up would refuse
+        # every honest peer for up to a second after each start.
         self.started_at = int(started_at)
         self.now = clock_now
         self.nonces = NonceCache()

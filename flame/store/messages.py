@@ -59,12 +59,23 @@ def _message(r: aiosqlite.Row) -> Message:
     )
 
 
+def message_key(author: str, envelope_id: str) -> str:
+    """A message's local key. Envelope ids are random, but only their author vouches for them:
+    keying by (author, id) means nobody can pre-empt alice's message by sending one of their own
+    with the id they saw on the wire (it would only be deduplicated against their own)."""
+    return f"{author}:{envelope_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """An opened, verified envelope ready to store."""
 
     inner: Inner
     received_at: float
+
+    @property
+    def key(self) -> str:
+        return message_key(self.inner.from_, self.inner.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +99,7 @@ async def next_sequences(db: Database, peers: list[str]) -> dict[str, int]:
 async def store_outgoing(db: Database, me: str, items: list[Outgoing], now: float) -> list[Message]:
     """Store messages, their outbox entries and the advanced sequence numbers in ONE transaction
     (one fsync for the whole group), before anything touches the network (DESIGN §6)."""
+    keys = [message_key(me, i.inner.id) for i in items]
     next_seq: dict[str, int] = {}
     for item in items:
         next_seq[item.inner.to] = max(next_seq.get(item.inner.to, 0), item.inner.seq + 1)
@@ -97,7 +109,7 @@ async def store_outgoing(db: Database, me: str, items: list[Outgoing], now: floa
             " VALUES (?,?,?,?,?,?,?,?,'sending')",
             [
                 (
-                    i.inner.id,
+                    key,
                     i.inner.to,
                     "out",
                     me,
@@ -106,13 +118,16 @@ async def store_outgoing(db: Database, me: str, items: list[Outgoing], now: floa
                     i.inner.body.model_dump_json(),
                     i.inner.ts / 1000,
                 )
-                for i in items
+                for key, i in zip(keys, items, strict=True)
             ],
         )
         await conn.executemany(
             "INSERT INTO outbox (message_id, peer, envelope, next_attempt_at, created_at)"
             " VALUES (?,?,?,?,?)",
-            [(i.inner.id, i.inner.to, i.envelope.model_dump_json(), now, now) for i in items],
+            [
+                (key, i.inner.to, i.envelope.model_dump_json(), now, now)
+                for key, i in zip(keys, items, strict=True)
+            ],
         )
         await conn.executemany(
             "INSERT INTO sequences (peer, next_seq) VALUES (?, ?)"
@@ -120,11 +135,9 @@ async def store_outgoing(db: Database, me: str, items: list[Outgoing], now: floa
             list(next_seq.items()),
         )
         marks = ",".join("?" * len(items))
-        async with conn.execute(
-            f"SELECT * FROM messages WHERE id IN ({marks})", [i.inner.id for i in items]
-        ) as cursor:
+        async with conn.execute(f"SELECT * FROM messages WHERE id IN ({marks})", keys) as cursor:
             stored = {row["id"]: _message(row) for row in await cursor.fetchall()}
-    return [stored[i.inner.id] for i in items]
+    return [stored[key] for key in keys]
 
 
 async def store_incoming(db: Database, items: list[Incoming]) -> list[Message | None]:
@@ -136,21 +149,21 @@ async def store_incoming(db: Database, items: list[Incoming]) -> list[Message | 
     if not items:
         return results
     async with db.transaction() as conn:
-        ids = [item.inner.id for item in items]
+        ids = [item.key for item in items]
         marks = ",".join("?" * len(ids))
         async with conn.execute(f"SELECT id FROM messages WHERE id IN ({marks})", ids) as cur:
             known = {row["id"] for row in await cur.fetchall()}
         fresh: list[tuple[int, Incoming]] = []
         for index, item in enumerate(items):
-            if item.inner.id not in known:
-                known.add(item.inner.id)
+            if item.key not in known:
+                known.add(item.key)
                 fresh.append((index, item))
         await conn.executemany(
             "INSERT INTO messages (id, peer, direction, author, seq, kind, body, sent_at,"
             " received_at, state) VALUES (?,?,?,?,?,?,?,?,?,'received')",
             [
                 (
-                    i.inner.id,
+                    i.key,
                     i.inner.from_,
                     "in",
                     i.inner.from_,
@@ -166,11 +179,11 @@ async def store_incoming(db: Database, items: list[Incoming]) -> list[Message | 
         if fresh:
             marks = ",".join("?" * len(fresh))
             async with conn.execute(
-                f"SELECT * FROM messages WHERE id IN ({marks})", [i.inner.id for _, i in fresh]
+                f"SELECT * FROM messages WHERE id IN ({marks})", [i.key for _, i in fresh]
             ) as cur:
                 stored = {row["id"]: _message(row) for row in await cur.fetchall()}
             for index, item in fresh:
-                results[index] = stored[item.inner.id]
+                results[index] = stored[item.key]
     return results
 
 
