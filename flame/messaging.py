@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -147,15 +148,36 @@ async def receive_batch(parts: Parts, batch: EnvelopeBatch) -> tuple[int, BatchR
             continue
         accepted.append((len(results), incoming))
         results.append(None)
-    stored = await message_store.store_incoming(parts.db, [item for _, item in accepted])
-    for (index, item), message in zip(accepted, stored, strict=True):
-        results[index] = EnvelopeResult(
-            id=item.inner.id, status="stored" if message else "duplicate"
-        )
-        if message is not None:
-            parts.hub.publish({"type": "message", "message": message.to_ui()})
+    by_kind: dict[str, list[tuple[int, Incoming]]] = {}
+    for index, item in accepted:
+        by_kind.setdefault(item.inner.kind, []).append((index, item))
+    for kind, group in by_kind.items():
+        fresh = await RECEIVERS[kind](parts, [item for _, item in group])
+        for (index, item), is_new in zip(group, fresh, strict=True):
+            results[index] = EnvelopeResult(
+                id=item.inner.id, status="stored" if is_new else "duplicate"
+            )
     final = [r for r in results if r is not None]
     return status, BatchResult(results=final)
+
+
+Receiver = Callable[[Parts, list[Incoming]], Awaitable[list[bool]]]
+
+
+async def receive_texts(parts: Parts, items: list[Incoming]) -> list[bool]:
+    """Store text messages (one transaction) and show the new ones. True: new; False: duplicate."""
+    stored = await message_store.store_incoming(parts.db, items)
+    for message in stored:
+        if message is not None:
+            parts.hub.publish({"type": "message", "message": message.to_ui()})
+    return [message is not None for message in stored]
+
+
+# What the daemon does with each kind of inner message (core.models.KIND_BODIES lists them). A
+# receiver commits before it returns: the peer's 2xx follows.
+RECEIVERS: dict[str, Receiver] = {
+    "text": receive_texts,
+}
 
 
 async def _open_checked(

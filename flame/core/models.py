@@ -6,9 +6,16 @@ No I/O here.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    model_validator,
+)
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 STATUSES = ("online", "away", "busy", "offline")
@@ -115,6 +122,13 @@ class TextBody(Wire):
     text: str
 
 
+# Inner message kinds and the model of each one's body (PROTOCOL.md §6.4). A kind is added here
+# and given a receiver in messaging.RECEIVERS; an unknown kind is refused as bad_envelope.
+KIND_BODIES: dict[str, type[Wire]] = {
+    "text": TextBody,
+}
+
+
 class Inner(BaseModel):
     """The decrypted inner message (PROTOCOL.md §6.4). `ts` is the author's clock in milliseconds."""
 
@@ -125,5 +139,19 @@ class Inner(BaseModel):
     id: str
     seq: int = Field(ge=1)
     ts: int = Field(ge=0)
-    kind: Literal["text"]
-    body: TextBody
+    kind: str
+    body: SerializeAsAny[Wire]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _body_of_kind(cls, data: Any) -> Any:
+        """Parse `body` with the model of its `kind`."""
+        if isinstance(data, dict) and isinstance(data.get("body"), dict):
+            model = KIND_BODIES.get(data.get("kind"))  # type: ignore[arg-type]
+            if model is None:
+                raise ValueError(f"unknown message kind {data.get('kind')!r}")
+            data = {**data, "body": model.model_validate(data["body"])}
+        elif isinstance(data, dict) and isinstance(data.get("body"), Wire):
+            if KIND_BODIES.get(data.get("kind")) is not type(data["body"]):  # type: ignore[arg-type]
+                raise ValueError("the body does not match the kind")
+        return data
