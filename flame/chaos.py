@@ -47,6 +47,7 @@ READY_TIMEOUT_S = 30.0
 MAX_ATTEMPTS = 40  # per planned message; each is a fresh POST (a new message)
 RETRY_AFTER_S = 0.5  # a POST refused because its sender was down is tried again after this
 FAULT_SLOT_S = 5.0  # time one fault takes in its lane, outage and recovery included
+FAULT_SPAN = 0.9  # faults happen from 5 % to 95 % of the sending phase
 FAULT_KINDS = ("daemon_kill", "directory_kill", "block")
 # How long each kind of fault lasts (seconds, uniform).
 HOLD_S = {"daemon_kill": (0.5, 3.0), "directory_kill": (1.0, 4.0), "block": (1.0, 4.0)}
@@ -283,13 +284,20 @@ class Cluster:
     def procs(self) -> list[Proc]:
         return [self.directory, *(n.proc for n in self.nodes.values())]
 
-    async def stop(self) -> None:
+    async def stop(self) -> dict[str, Any]:
+        """SIGTERM to every process (SIGKILL after 10 s); their exit codes (-9: it had to be
+        killed, -15: it died of the SIGTERM instead of handling it)."""
         for node in self.nodes.values():
             node.up = False
         await asyncio.gather(*(n.close() for n in self.nodes.values()), return_exceptions=True)
-        await asyncio.gather(*(n.proc.stop() for n in self.nodes.values()), return_exceptions=True)
+        codes = await asyncio.gather(
+            *(n.proc.stop() for n in self.nodes.values()), return_exceptions=True
+        )
         await asyncio.gather(*(n.proxy.stop() for n in self.nodes.values()), return_exceptions=True)
-        await self.directory.stop()
+        stopped: dict[str, Any] = {"directory": await self.directory.stop()}
+        for name, code in zip(self.nodes, codes, strict=True):
+            stopped[name] = code if isinstance(code, int | None) else repr(code)
+        return stopped
 
     def log_tails(self, lines: int = 20) -> str:
         out = []
@@ -300,13 +308,24 @@ class Cluster:
         return "\n".join(out)
 
     def log_problems(self) -> list[str]:
-        """Lines at ERROR or worse, or tracebacks, in the processes' logs."""
+        """Each ERROR (or worse) in the processes' logs, with the last line of its traceback."""
         found = []
         for proc in self.procs():
             with contextlib.suppress(OSError):
-                for line in proc.log_path.read_text(errors="replace").splitlines():
-                    if " ERROR " in line or " CRITICAL " in line or line.startswith("Traceback"):
-                        found.append(f"{proc.name}: {line[:300]}")
+                lines = proc.log_path.read_text(errors="replace").splitlines()
+                for index, line in enumerate(lines):
+                    if " ERROR " not in line and " CRITICAL " not in line:
+                        continue
+                    cause = ""
+                    for after in lines[index + 1 : index + 80]:
+                        if after[:4].isdigit():  # the next log record
+                            break
+                        if after and not after[0].isspace() and not after.startswith("Traceback"):
+                            cause = after
+                    message = line.split(" ", 2)[-1]
+                    found.append(
+                        f"{proc.name}: {message[:200]}" + (f" | {cause[:200]}" if cause else "")
+                    )
         return found
 
 
@@ -557,12 +576,25 @@ async def kill_daemon(cluster: Cluster, node: Node, hold_s: float, faults: Fault
             node.up = True
 
 
-async def kill_directory(cluster: Cluster, hold_s: float, faults: Faults) -> None:
+async def kill_directory(cluster: Cluster, hold_s: float, faults: Faults) -> int:
+    """Returns how many running daemons' UIs said "degraded" at the end of the outage."""
     await cluster.directory.kill()
     try:
         await asyncio.sleep(hold_s)
+        return sum(await asyncio.gather(*(says_degraded(n) for n in cluster.nodes.values())))
     finally:
         await restart(cluster.directory, faults)
+
+
+async def says_degraded(node: Node) -> bool:
+    if not node.up or node.session is None:
+        return False
+    try:
+        async with node.session.get("/ui/api/me") as response:
+            me = await response.json() if response.status == 200 else {}
+    except (aiohttp.ClientError, TimeoutError, RuntimeError, ValueError):
+        return False
+    return isinstance(me, dict) and me.get("directory") == "degraded"
 
 
 async def block_peer(node: Node, hold_s: float) -> None:
@@ -584,7 +616,7 @@ def fault_counts(total: int, rng: random.Random) -> dict[str, int]:
 def sending_duration(messages: int, rate: float, counts: dict[str, int]) -> float:
     """Long enough for the messages at `rate`, and for each lane's faults to fit in its slots."""
     busiest = max(counts.values(), default=0)
-    return max(messages / rate, busiest * FAULT_SLOT_S / 0.85)
+    return max(messages / rate, busiest * FAULT_SLOT_S / FAULT_SPAN)
 
 
 async def run_faults(
@@ -605,7 +637,7 @@ async def run_faults(
         count = counts[kind]
         if count == 0:
             continue
-        slot = duration_s * 0.85 / count
+        slot = duration_s * FAULT_SPAN / count
         low, high = HOLD_S[kind]
         entries = []
         for i in range(count):
@@ -620,21 +652,16 @@ async def run_faults(
             await asyncio.sleep(max(0.0, begun + start - time.monotonic()))
             at = time.monotonic() - begun
             progress(f"fault: {kind} {target} for {hold:.1f} s")
+            entry: dict[str, Any] = {"type": kind, "target": target, "at_s": round(at, 2)}
             if kind == "daemon_kill":
                 await kill_daemon(cluster, cluster.nodes[target], hold, faults)
             elif kind == "directory_kill":
-                await kill_directory(cluster, hold, faults)
+                entry["daemons_degraded"] = await kill_directory(cluster, hold, faults)
             else:
                 await block_peer(cluster.nodes[target], hold)
-            faults.log.append(
-                {
-                    "type": kind,
-                    "target": target,
-                    "at_s": round(at, 2),
-                    "hold_s": round(hold, 2),
-                    "recovered_after_s": round(time.monotonic() - begun - at, 2),
-                }
-            )
+            entry["hold_s"] = round(hold, 2)
+            entry["recovered_after_s"] = round(time.monotonic() - begun - at, 2)
+            faults.log.append(entry)
 
     await asyncio.gather(*(lane(kind, entries) for kind, entries in plans.items()))
 
@@ -964,6 +991,18 @@ def print_report(result: dict[str, Any]) -> None:
         ),
         ("quiescence", f"{result['quiescence_s']:.1f} s after the faults stopped"),
         (
+            "degraded mode",
+            f"{faults['degraded_seen']} of {faults['degraded_possible']} daemon UIs said "
+            "'degraded' at the end of directory outages",
+        ),
+        ("errors in logs", f"{len(result['log_errors'])}"),
+        *(
+            ("", f"{count} x {text}")
+            for text, count in Counter(
+                e.split(": ", 1)[-1] for e in result["log_errors"]
+            ).most_common(3)
+        ),
+        (
             "send -> delivered",
             f"p50 {ms['p50']:.0f} ms, p90 {ms['p90']:.0f} ms, p99 {ms['p99']:.0f} ms, "
             f"max {ms['max']:.0f} ms",
@@ -1038,6 +1077,8 @@ async def _run_chaos(args: argparse.Namespace) -> int:
 
     if keep_dir is not None:
         root = Path(keep_dir).resolve()
+        if root.exists() and any(root.iterdir()):
+            raise ChaosFailed(f"--dir {root} is not empty: the harness needs a fresh cluster.")
         root.mkdir(parents=True, exist_ok=True)
     else:
         root = Path(tempfile.mkdtemp(prefix="flame-chaos-"))
@@ -1064,7 +1105,12 @@ async def _run_chaos(args: argparse.Namespace) -> int:
             print(cluster.log_tails(), file=sys.stderr)
             raise
         finally:
-            await cluster.stop()
+            stopped = await cluster.stop()
+        result["exit_codes"] = stopped
+        unclean = {name: code for name, code in stopped.items() if code != 0}
+        if unclean:
+            result["problems"].append(f"not stopped cleanly by SIGTERM: {unclean}")
+            result["ok"] = False
         ok = bool(result["ok"])
     finally:
         if keep_dir is None and ok:
@@ -1183,6 +1229,8 @@ async def _exercise(
             "by_type": {kind: faults.count(kind) for kind in FAULT_KINDS},
             "connections_cut": sum(n.proxy.cut for n in cluster.nodes.values()),
             "connections_refused": sum(n.proxy.refused for n in cluster.nodes.values()),
+            "degraded_seen": sum(e.get("daemons_degraded", 0) for e in faults.log),
+            "degraded_possible": faults.count("directory_kill") * len(cluster.nodes),
             "log": faults.log,
         },
         "quiet": quiet,
@@ -1190,7 +1238,7 @@ async def _exercise(
         "delivery_ms": summary_ms(verdict.delivery_s),
         "held_at_end": holdings,
         "examples": verdict.examples,
-        "log_errors": log_problems[:50],
+        "log_errors": log_problems[:200],
     }
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -64,6 +66,36 @@ def test_chaos_loses_nothing_duplicates_nothing_and_keeps_order(tmp_path: Path) 
     assert chaos.returncode == 0, output
     assert "lost" in output and "p99" in output
     assert set(result["delivery_ms"]) >= {"p50", "p99", "max"}
+
+
+def test_ctrl_c_stops_every_process_it_started(tmp_path: Path) -> None:
+    folder = tmp_path / "cluster"
+    args = ["chaos", "--messages", "2000", "--faults", "3", "--dir", str(folder)]
+    args += ["--json", str(tmp_path / "chaos.json")]
+    with subprocess.Popen(
+        [sys.executable, "-m", "flame", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    ) as chaos:
+        assert chaos.stdout is not None
+        seen = []
+        try:
+            for line in chaos.stdout:  # bounded by the pytest timeout
+                seen.append(line)
+                if "sent 200/2000" in line:
+                    break
+            chaos.send_signal(signal.SIGINT)
+            output, _ = chaos.communicate(timeout=40)
+        finally:
+            if chaos.returncode is None:
+                chaos.kill()
+    assert chaos.returncode == 130, "".join(seen) + output
+    locks = list(folder.glob("*/*.lock"))
+    assert len(locks) >= 6, locks  # the directory's and the five daemons'
+    for lock in locks:  # nobody holds any: every process it started has exited
+        with open(lock, "rb+") as file:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def test_chaos_has_help(capsys: pytest.CaptureFixture[str]) -> None:
