@@ -299,6 +299,15 @@ class Cluster:
             stopped[name] = code if isinstance(code, int | None) else repr(code)
         return stopped
 
+    def count_log_lines(self, word: str) -> int:
+        """Lines of the daemons' logs that mention `word` (e.g. relay activity). Informational."""
+        total = 0
+        for node in self.nodes.values():
+            with contextlib.suppress(OSError):
+                text = node.proc.log_path.read_text(errors="replace").lower()
+                total += sum(1 for line in text.splitlines() if word in line)
+        return total
+
     def log_tails(self, lines: int = 20) -> str:
         out = []
         for proc in self.procs():
@@ -773,8 +782,8 @@ def settled(snapshot: Snapshot, accepted: list[Accepted], receipts: bool) -> tup
     done = missing == 0 and unacknowledged == 0 and in_transit == 0
     return done, (
         f"{missing} not yet at their recipient, {unacknowledged} without "
-        f"{'a receipt' if receipts else 'an acknowledgement'}, {in_transit} outgoing still "
-        f"on their way"
+        f"{'a receipt' if receipts else 'an acknowledgement'} at their sender; {in_transit} "
+        f"outgoing messages in all not yet {'/'.join(wanted)} or failed"
     )
 
 
@@ -1239,6 +1248,7 @@ async def _exercise(
         "held_at_end": holdings,
         "examples": verdict.examples,
         "log_errors": log_problems[:200],
+        "relay_log_lines": cluster.count_log_lines("relay"),
     }
 
 
