@@ -45,6 +45,7 @@ SEND_CONCURRENCY = 16  # POSTs in flight at most
 REQUEST_TIMEOUT_S = 15.0
 READY_TIMEOUT_S = 30.0
 MAX_ATTEMPTS = 40  # per planned message; each is a fresh POST (a new message)
+SEND_TAIL_S = 120.0  # after the planned sends, how long the deferred ones may still wait
 RETRY_AFTER_S = 0.5  # a POST refused because its sender was down is tried again after this
 FAULT_SLOT_S = 5.0  # time one fault takes in its lane, outage and recovery included
 FAULT_SPAN = 0.9  # faults happen from 5 % to 95 % of the sending phase
@@ -473,7 +474,10 @@ async def post_message(cluster: Cluster, item: Planned, sending: Sending) -> Non
         async with node.lock:
             if node.up and node.session is session:
                 sending.relogins += 1
-                await node.login()
+                try:
+                    await node.login()
+                except ChaosFailed as exc:
+                    sending.errors.append(exc.message)
         _defer(item, sending, down=True)
         return
     sending.maybe_stored.add(text)
@@ -506,11 +510,13 @@ async def send_all(
     sending: Sending,
     duration_s: float,
     quiet: Callable[[], bool],
+    failed: Callable[[], bool],
     progress: Callable[[str], None],
 ) -> None:
     """The plan at a steady rate over `duration_s`, one retry beside each planned send; then the
     deferred ones, once `quiet()` says the faults are over. Bounded: each message has at most
-    MAX_ATTEMPTS attempts and the loop ends when nothing is deferred or in flight."""
+    MAX_ATTEMPTS attempts, and what is still deferred SEND_TAIL_S after the planned sends is
+    skipped. Stops early when `failed()` (the faults could not be healed)."""
     interval = duration_s / max(1, len(plan))
     gate = asyncio.Semaphore(SEND_CONCURRENCY)
     in_flight: set[asyncio.Task[None]] = set()
@@ -526,26 +532,40 @@ async def send_all(
 
     started = time.monotonic()
     reported = 0
-    for tick, item in enumerate(plan):
-        await asyncio.sleep(max(0.0, started + tick * interval - time.monotonic()))
-        launch(item)
-        retry = _ready_retry(cluster, sending)
-        if retry is not None:
-            launch(retry)
-        if tick + 1 >= reported + max(1, len(plan) // 10):
-            reported = tick + 1
-            progress(
-                f"sent {tick + 1}/{len(plan)} planned, {len(sending.accepted)} accepted, "
-                f"{len(sending.deferred)} waiting for their sender"
-            )
-    while in_flight or sending.deferred:
-        if quiet() or not in_flight:
+    try:
+        for tick, item in enumerate(plan):
+            await asyncio.sleep(max(0.0, started + tick * interval - time.monotonic()))
+            if failed():
+                return
+            launch(item)
             retry = _ready_retry(cluster, sending)
             if retry is not None:
                 launch(retry)
-                await asyncio.sleep(interval)
-                continue
-        await asyncio.sleep(0.05)
+            if tick + 1 >= reported + max(1, len(plan) // 10):
+                reported = tick + 1
+                progress(
+                    f"sent {tick + 1}/{len(plan)} planned, {len(sending.accepted)} accepted, "
+                    f"{len(sending.deferred)} waiting for their sender"
+                )
+        deadline = time.monotonic() + SEND_TAIL_S
+        while (in_flight or sending.deferred) and not failed():
+            if time.monotonic() > deadline:
+                sending.skipped.extend(sending.deferred)
+                sending.deferred.clear()
+                break
+            if quiet() or not in_flight:
+                retry = _ready_retry(cluster, sending)
+                if retry is not None:
+                    launch(retry)
+                    await asyncio.sleep(interval)
+                    continue
+            await asyncio.sleep(0.05)
+        if in_flight:
+            await asyncio.wait(set(in_flight), timeout=REQUEST_TIMEOUT_S + 5)
+    finally:
+        for task in list(in_flight):
+            task.cancel()
+        await asyncio.gather(*in_flight, return_exceptions=True)
 
 
 # --- faults -----------------------------------------------------------------------------------
@@ -1174,8 +1194,14 @@ async def _exercise(
             faults_over.set()
 
     fault_task = asyncio.create_task(faults_then_heal())
+
+    def fault_failed() -> bool:
+        return fault_task.done() and not fault_task.cancelled() and bool(fault_task.exception())
+
     try:
-        await send_all(cluster, plan, sending, duration_s, faults_over.is_set, progress)
+        await send_all(
+            cluster, plan, sending, duration_s, faults_over.is_set, fault_failed, progress
+        )
         await fault_task
     finally:
         if not fault_task.done():
