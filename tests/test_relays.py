@@ -4,6 +4,7 @@ and drop it only on the recipient's own signed acknowledgement."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any
@@ -69,7 +70,7 @@ async def test_offline_recipient_gets_it_once_via_relays_and_the_sender_its_rece
     ]
     assert texts == ["while you were away"]  # once, though three paths carried it
     for relay in relays:  # emptied on bob's signed acknowledgements
-        await eventually(lambda relay=relay: held(relay), equals=0)
+        await eventually(functools.partial(held, relay), equals=0)
 
 
 async def test_the_sender_may_go_offline_after_depositing(cluster: Cluster) -> None:
@@ -159,7 +160,7 @@ async def test_an_expired_message_fails_with_the_reason(cluster: Cluster) -> Non
     )
     assert "expired" in event["error"]
     for relay in ("carol", "dave"):  # the relays drop their copies at the same time
-        await eventually(lambda relay=relay: held(cluster.daemons[relay]), equals=0)
+        await eventually(functools.partial(held, cluster.daemons[relay]), equals=0)
 
 
 def test_relays_are_chosen_deterministically_from_the_recipient() -> None:
