@@ -31,6 +31,7 @@ def fast_settings(data_dir: Path, directory_url: str, **daemon: Any) -> Settings
         "daemon.presence_interval_s": 0.2,
         "daemon.directory_sync_s": 0.2,
         "daemon.retry_base_s": 0.05,
+        "daemon.probe_interval_s": 0.2,
         "daemon.retry_max_s": 0.5,
         "daemon.request_timeout_s": 5,
         "security.argon2_memory_kib": 64,
