@@ -147,17 +147,21 @@ class Daemon:
         log.info("%s unlocked", parts.me)
 
     async def stop(self) -> None:
+        """Stop tasks, then log off and close the listeners at the same time (each bounded), then
+        the client and the database: a SIGTERM is answered within a few seconds."""
         if self.supervisor is not None:
             await self.supervisor.stop()
             self.supervisor = None
         parts = self.parts
-        if parts is not None and parts.identity is not None:
-            with contextlib.suppress(FlameError, TimeoutError):
-                await asyncio.wait_for(parts.client.log_off(parts.directory_url), 2.0)
         if parts is not None:
-            parts.hub.close_all()
-        for listener in reversed(self.listeners):
-            await listener.stop()
+            parts.hub.close_all()  # live feeds end now rather than hold the listeners open
+
+        async def log_off() -> None:
+            if parts is not None and parts.identity is not None:
+                with contextlib.suppress(FlameError, TimeoutError):
+                    await asyncio.wait_for(parts.client.log_off(parts.directory_url), 2.0)
+
+        await asyncio.gather(log_off(), *(listener.stop() for listener in self.listeners))
         self.listeners = []
         if parts is not None:
             await parts.client.close()

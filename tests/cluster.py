@@ -215,12 +215,19 @@ class Cluster:
         await self.daemons.pop(name).stop()
 
     async def close(self) -> None:
-        for client in self.clients:
-            await client.close()
-        for daemon in self.daemons.values():
-            await daemon.stop()
-        if self.directory is not None:
-            await self.directory.stop()
+        """Stop everything, each part even if another fails to stop."""
+        try:
+            await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
+            results = await asyncio.gather(
+                *(d.stop() for d in self.daemons.values()), return_exceptions=True
+            )
+            self.daemons.clear()
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                raise failures[0]
+        finally:
+            if self.directory is not None:
+                await self.directory.stop()
 
 
 async def cluster_context() -> AsyncIterator[Cluster]:

@@ -18,7 +18,7 @@ class Listener:
 
     async def start(self) -> None:
         self.runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self.runner.setup()
         site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
