@@ -15,6 +15,7 @@ from flame.core.models import USERNAME_RE, DirectoryEntry
 from flame.core.presence import effective_status, verify_presence
 from flame.errors import BadRequest, FlameError, PeerRefused
 from flame.parts import Parts
+from flame.people import person_summary
 from flame.store import contacts as contact_store
 from flame.store import messages as message_store
 from flame.store.contacts import Contact
@@ -130,4 +131,5 @@ async def contact_view(parts: Parts, contact: Contact) -> dict[str, Any]:
         "key_changed": contact.key_changed,
         "unread": await message_store.unread_count(parts.db, contact.username),
         "last_message": last[0].to_ui() if last else None,
+        **(await person_summary(parts, contact.username)),  # display name, avatar, blocked
     }

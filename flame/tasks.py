@@ -12,11 +12,13 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
+from flame import status
 from flame.core.models import PROTOCOL_VERSIONS
 from flame.core.presence import make_presence
 from flame.errors import FlameError
 from flame.messaging import deliver_to_peer, write_outgoing
 from flame.parts import Parts
+from flame.profiles import sync_profiles
 from flame.roster import sync_directory_once
 from flame.store import messages as message_store
 
@@ -31,7 +33,7 @@ async def report_presence_once(parts: Parts) -> None:
         identity,
         parts.me,
         parts.public_address,
-        "online",
+        status.current(parts),  # what the user chose, or away when idle (PROTOCOL.md §12.2)
         list(PROTOCOL_VERSIONS),
         int(parts.clock.now()),
     )
@@ -39,8 +41,10 @@ async def report_presence_once(parts: Parts) -> None:
 
 
 async def report_presence(parts: Parts) -> None:
-    """Report signed presence every presence_interval_s; a failed report means degraded mode."""
+    """Report signed presence every presence_interval_s, and at once when the status changes;
+    a failed report means degraded mode."""
     interval = parts.settings.daemon.presence_interval_s
+    await status.load(parts)
     while True:
         try:
             await report_presence_once(parts)
@@ -50,7 +54,7 @@ async def report_presence(parts: Parts) -> None:
             parts.set_directory_state("degraded")
         else:
             parts.set_directory_state("ok")
-        await parts.clock.sleep(interval)
+        await status.wait(parts, interval)
 
 
 async def sync_directory(parts: Parts) -> None:
@@ -104,6 +108,7 @@ LOOPS: dict[str, LoopFactory] = {
     "sync_directory": sync_directory,
     "deliver_outbox": deliver_outbox,
     "write_outgoing": write_outgoing,
+    "sync_profiles": sync_profiles,
 }
 
 

@@ -44,7 +44,10 @@ class Database:
             for entry in resources.files(schema_package).iterdir()
             if entry.name.endswith(".sql")
         )
-        for number, (_name, sql) in enumerate(scripts, start=1):
+        for name, sql in scripts:
+            # A script's number is its file name's (001_init.sql is 1): numbers may be reserved
+            # for work in progress elsewhere, so a gap is allowed and never renumbers a script.
+            number = int(name.split("_", 1)[0])
             if number <= version:
                 continue
             async with self.lock:

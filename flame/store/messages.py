@@ -11,6 +11,11 @@ import aiosqlite
 from flame.core.models import Envelope, Inner
 from flame.store.db import Database
 
+# Inner kinds that travel through the outbox like messages but are not shown in a conversation
+# (a profile update is sent to every contact; PROTOCOL.md §12.1).
+HIDDEN_KINDS = ("profile_update",)
+SHOWN_SQL = "kind NOT IN (" + ",".join(f"'{kind}'" for kind in HIDDEN_KINDS) + ")"
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -26,6 +31,10 @@ class Message:
     received_at: float | None
     state: str
     error: str | None
+
+    @property
+    def is_shown(self) -> bool:
+        return self.kind not in HIDDEN_KINDS
 
     def to_ui(self) -> dict[str, Any]:
         return {
@@ -193,12 +202,13 @@ async def list_messages(
     """A page of a conversation, oldest first, ending just before the cursor (sent_at, rowid)."""
     if before is None:
         rows = await db.fetchall(
-            "SELECT * FROM messages WHERE peer=? ORDER BY sent_at DESC, rowid DESC LIMIT ?",
+            f"SELECT * FROM messages WHERE peer=? AND {SHOWN_SQL}"
+            " ORDER BY sent_at DESC, rowid DESC LIMIT ?",
             (peer, limit),
         )
     else:
         rows = await db.fetchall(
-            "SELECT * FROM messages WHERE peer=? AND (sent_at, rowid) < (?, ?)"
+            f"SELECT * FROM messages WHERE peer=? AND {SHOWN_SQL} AND (sent_at, rowid) < (?, ?)"
             " ORDER BY sent_at DESC, rowid DESC LIMIT ?",
             (peer, before[0], before[1], limit),
         )
