@@ -108,7 +108,16 @@ async def sync_profiles(parts: Parts) -> None:
             and now - failed.get(name, -RETRY_FAILED_S) >= RETRY_FAILED_S
         )
 
+    async def next_round() -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(refresh_s, MAX_POLL_S)):
+                # Woken by a request: put it back for the round to take with the others.
+                parts.profile_requests.put_nowait(await parts.profile_requests.get())
+
     while True:
+        # First wait: at start the contacts' presence is not known yet, and the first round
+        # would find nobody online to ask.
+        await next_round()
         now = parts.clock.now()
         names: list[str] = []
         while not parts.profile_requests.empty():
@@ -119,7 +128,3 @@ async def sync_profiles(parts: Parts) -> None:
             answered.clear()
             failed.clear()
         await asyncio.gather(*(fetch(name) for name in dict.fromkeys(names)))
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(refresh_s, MAX_POLL_S)):
-                # Woken by a request: put it back for the next round to take with the others.
-                parts.profile_requests.put_nowait(await parts.profile_requests.get())

@@ -30,6 +30,7 @@ async def apply_entries(parts: Parts, entries: list[DirectoryEntry]) -> None:
     ttl = parts.settings.directory.presence_ttl_s
     before = {c.username: c for c in await contact_store.list_contacts(parts.db)}
     updates: list[tuple[str, str | None, str, int | None]] = []
+    changed: list[dict[str, Any]] = []
     woke = False
     for entry in entries:
         user = entry.user
@@ -73,9 +74,11 @@ async def apply_entries(parts: Parts, entries: list[DirectoryEntry]) -> None:
         if pinned is None or old_status != status or pinned.address != address:
             updates.append((user.username, address, status, ts))
         if old_status != status:
-            parts.hub.publish({"type": "presence", "username": user.username, "status": status})
+            changed.append({"type": "presence", "username": user.username, "status": status})
             woke = woke or status != "offline"
     await contact_store.set_presence(parts.db, updates)
+    for event in changed:  # after the commit: a UI that reacts by asking sees the new state
+        parts.hub.publish(event)
     if woke:
         parts.wake_outbox.set()
 
