@@ -94,9 +94,7 @@ async def post_envelopes(
     session: aiohttp.ClientSession | None = None,
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     body = json.dumps({"envelopes": [e.model_dump() for e in envelopes]}).encode()
-    return await signed_request(
-        sender, target, "POST", "/api/v1/envelopes", body, session=session
-    )
+    return await signed_request(sender, target, "POST", "/api/v1/envelopes", body, session=session)
 
 
 async def online_for(cluster: Cluster, viewer: str, *others: str) -> None:

@@ -132,7 +132,10 @@ async def test_edit_push_fetch_and_verify(trio: Cluster) -> None:
     assert seen["fingerprint"] == alice_fp and seen["safety_number"]
     _, contacts = await bob_ui.get("/ui/api/contacts")
     alice_row = next(c for c in contacts["contacts"] if c["username"] == "alice")
-    assert (alice_row["display_name"], alice_row["position"]) == ("Alice Liddell", "Chief Executive")
+    assert (alice_row["display_name"], alice_row["position"]) == (
+        "Alice Liddell",
+        "Chief Executive",
+    )
     # The push is not a message: nothing shows in the conversation.
     assert await bob_ui.messages("alice") == []
     assert await alice_ui.messages("bob") == []
@@ -158,7 +161,7 @@ async def test_edit_push_fetch_and_verify(trio: Cluster) -> None:
     assert status == 200 and record["display_name"] == "Alice Liddell" and record["sig"]
 
     # A newer edit replaces it everywhere; an older record never rolls it back.
-    old = (await profile_store.get_profile(parts_of(trio.daemons["bob"]).db, "alice"))
+    old = await profile_store.get_profile(parts_of(trio.daemons["bob"]).db, "alice")
     assert old is not None
     await alice_ui.put("/ui/api/profile", {**ALICE, "position": "Queen"})
     await bob_feed.wait_for(lambda e: profile_event(e, "alice", position="Queen"))

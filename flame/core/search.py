@@ -7,11 +7,12 @@ What a person types is never passed to FTS5 as syntax: every word becomes a quot
     "board meeting"      the words next to each other, in this order
     budg*                words starting with "budg" (at least two letters before the star)
 
-Anything else is a word. Words are matched without case or accents (FTS5 unicode61 tokenizer).
+Anything else is a word; control characters are spaces. Words are matched without case or accents (FTS5 unicode61 tokenizer).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 from flame.errors import BadRequest
@@ -61,6 +62,9 @@ def parse_query(text: str) -> Query:
             f"The search is longer than {MAX_QUERY_CHARS} characters; shorten it.",
             code="search_too_long",
         )
+    # Control characters end an FTS5 string early (NUL) and lone surrogates cannot be encoded:
+    # neither is something a person searches for.
+    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cs") else ch for ch in text)
     terms: list[Term] = []
     index = 0
     while index < len(text) and len(terms) < MAX_TERMS:
