@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 from flame.core.crypto import Identity, fingerprint
-from flame.core.image import AVATAR_MAX_BYTES, AVATAR_MAX_SIDE, check_image, image_header
 from flame.core.envelope import new_message_id, seal
+from flame.core.image import AVATAR_MAX_BYTES, AVATAR_MAX_SIDE, check_image, image_header
 from flame.core.models import Inner, Profile, ProfileFields, ProfileUpdateBody
 from flame.core.profile import make_profile, verify_profile
 from flame.errors import BadRequest
@@ -298,6 +298,7 @@ async def test_a_peers_oversized_avatar_is_refused(trio: Cluster) -> None:
     alice, bob = trio.daemons["alice"], trio.daemons["bob"]
     big = image_bytes((AVATAR_MAX_SIDE * 2, AVATAR_MAX_SIDE * 2), "PNG")
     profile = Profile.model_construct(
+        None,
         username="alice",
         **ALICE,
         avatar=base64.urlsafe_b64encode(big).rstrip(b"=").decode(),

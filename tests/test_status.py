@@ -3,6 +3,9 @@ away by itself when idle or when no UI is open (short times configured here)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
 from flame.core.models import Status
@@ -11,6 +14,10 @@ from tests.cluster import Cluster, UiClient
 from tests.social import online_for, parts_of
 
 LIMITS = {"idle_away_s": 600.0, "no_ui_away_s": 60.0}
+
+
+def my_status(choice: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda event: event["type"] == "my_status" and event["choice"] == choice
 
 
 @pytest.mark.parametrize("choice", ["away", "busy", "offline"])
@@ -40,7 +47,7 @@ async def test_status_changes_reach_contacts(trio: Cluster) -> None:
     for choice in ("busy", "away", "online"):
         status, answer = await alice_ui.put("/ui/api/status", {"status": choice})
         assert status == 200 and answer == {"type": "my_status", "choice": choice, "status": choice}
-        await alice_feed.wait_for(lambda e, c=choice: e["type"] == "my_status" and e["choice"] == c)
+        await alice_feed.wait_for(my_status(choice))
         await bob_ui.wait_status(bob_feed, "alice", choice)
 
     # Appear offline: contacts see offline, yet the daemon still receives and sends.

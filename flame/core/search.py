@@ -7,7 +7,8 @@ What a person types is never passed to FTS5 as syntax: every word becomes a quot
     "board meeting"      the words next to each other, in this order
     budg*                words starting with "budg" (at least two letters before the star)
 
-Anything else is a word; control characters are spaces. Words are matched without case or accents (FTS5 unicode61 tokenizer).
+Anything else is a word; control characters are spaces. Words are matched without case or
+accents (FTS5 unicode61 tokenizer).
 """
 
 from __future__ import annotations

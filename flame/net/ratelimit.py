@@ -55,6 +55,7 @@ class LimitedVerifier(RequestVerifier):
     ) -> None:
         super().__init__(audience, started_at, clock_now)
         self.senders = TokenBuckets(rate_per_s, burst)
+        self.refused = 0  # requests refused with 429 so far (for the log and the tests)
 
     async def verify(
         self, request: web.Request, body: bytes, lookup: Callable[[str], Awaitable[bytes | None]]
@@ -62,5 +63,6 @@ class LimitedVerifier(RequestVerifier):
         user = await super().verify(request, body, lookup)
         wait = self.senders.take(user, self.now())
         if wait > 0:
+            self.refused += 1
             raise _refuse(self.senders, wait, user)
         return user
