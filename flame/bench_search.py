@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from flame.core.search import parse_query
 from flame.store.db import Database
-
-# from flame.store.search import SearchFilters, search_messages
+from flame.store.search import SearchFilters, search_messages
 
 SCHEMA = "flame.store.schema"
 ZIPF_S = 1.07  # English word frequencies fall off roughly as 1/rank^1.07
@@ -100,18 +100,11 @@ def message_rows(count: int, seed: int = SEED) -> Iterator[tuple[Any, ...]]:
         )
 
 
-def build_corpus(path: Path, count: int) -> float:
-    """Create a daemon database at `path` (the real migrations) and bulk-load `count` messages
-    through the real insert triggers (big transactions). Returns the seconds it took."""
-    started = time.perf_counter()
-
-    async def migrate() -> None:
-        db = await Database.open(path, SCHEMA)
-        await db.close()
-
-    asyncio.run(migrate()) if not _in_loop() else None
+def bulk_load(path: Path, count: int) -> None:
+    """Insert `count` messages into a migrated daemon database, through the real triggers that
+    index them, in big transactions (synchronous in a thread: this is the bench's own load)."""
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-        # Only the load runs without fsync; the index and the rows are the daemon's own.
+        # Only the load skips fsync; the rows and the index are the daemon's own.
         conn.execute("PRAGMA synchronous=OFF")
         rows = message_rows(count)
         while batch := list(itertools.islice(rows, BATCH_ROWS)):
@@ -123,12 +116,72 @@ def build_corpus(path: Path, count: int) -> float:
             )
             conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return time.perf_counter() - started
 
 
-def _in_loop() -> bool:
+def index_bytes(path: Path) -> tuple[int, int]:
+    """(bytes of the FTS5 message index, bytes of the whole database) on disk."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        (fts,) = conn.execute(
+            "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name LIKE 'messages_fts%'"
+        ).fetchone()
+    return int(fts), path.stat().st_size
+
+
+def pick_queries(count: int, seed: int = SEED) -> list[tuple[str, str]]:
+    """(kind, text): a quarter one very common word (the top 20), a quarter one word of middling
+    frequency, a fifth one rare word, the rest two words mixing all three."""
+    rng = random.Random(seed + 1)
+    words = vocabulary(VOCABULARY, random.Random(seed))
+    common, middle, rare = words[:20], words[20:1000], words[1000:]
+    picked: list[tuple[str, str]] = []
+    for index in range(count):
+        share = index / count
+        if share < 0.25:
+            picked.append(("common", rng.choice(common)))
+        elif share < 0.5:
+            picked.append(("middle", rng.choice(middle)))
+        elif share < 0.7:
+            picked.append(("rare", rng.choice(rare)))
+        else:
+            pool = rng.choice([common, middle, rare])
+            picked.append(("two words", f"{rng.choice(common + middle)} {rng.choice(pool)}"))
+    return picked
+
+
+async def run_search_bench(folder: Path, messages: int, queries: int = QUERIES) -> dict[str, Any]:
+    """Build the corpus in `folder`, then time `queries` searches through the daemon's search
+    code (store.search.search_messages, 30 results as the UI asks), newest-first and by
+    relevance. Times are returned in seconds, per kind of query."""
+    path = folder / "search-bench.db"
+    started = time.perf_counter()
+    db = await Database.open(path, SCHEMA)  # the real migrations, triggers included
+    await db.close()
+    await asyncio.to_thread(bulk_load, path, messages)
+    build_s = time.perf_counter() - started
+    fts_bytes, db_bytes = await asyncio.to_thread(index_bytes, path)
+    picked = pick_queries(queries)
+    times: dict[str, dict[str, list[float]]] = {"newest": {}, "relevance": {}}
+    hits: list[int] = []
+    db = await Database.open(path, SCHEMA)
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
+        for order in ("newest", "relevance"):
+            for kind, text in picked:
+                match = parse_query(text).match()
+                began = time.perf_counter()
+                found = await search_messages(db, match, SearchFilters(order=order, limit=30))
+                times[order].setdefault(kind, []).append(time.perf_counter() - began)
+                if order == "newest":
+                    hits.append(len(found))
+    finally:
+        await db.close()
+    return {
+        "messages": messages,
+        "queries": len(picked),
+        "build_s": round(build_s, 1),
+        "index_bytes": fts_bytes,
+        "db_bytes": db_bytes,
+        "times_s": times,
+        "mean_hits": round(sum(hits) / max(1, len(hits)), 1),
+        "zipf_s": ZIPF_S,
+        "vocabulary": VOCABULARY,
+    }
