@@ -135,7 +135,9 @@ async def test_search_and_jump_to_the_message(trio: Cluster, tabs: OpenTab) -> N
     await expect(alice.page.locator("#search-messages .search-message")).to_have_count(0)
     await alice.page.locator("#search-input").fill("car")
     await alice.page.locator("#search-input").press("Enter")
-    await expect(alice.page.locator('#search-people .search-person[data-user="carol"]')).to_be_visible()
+    await expect(
+        alice.page.locator('#search-people .search-person[data-user="carol"]')
+    ).to_be_visible()
     await alice.assert_clean()
 
 

@@ -66,13 +66,17 @@ class Database:
                 raise
             await self.conn.execute("COMMIT")
 
+    # A read runs start to finish in ONE call on the connection's thread: split into execute and
+    # fetch, another coroutine's write could run between the two on this same connection, and
+    # SQLite leaves a statement that sees its table change under it undefined (an aggregate over
+    # the outbox came back NULL that way). One call is also one thread hop instead of two.
+
     async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
-        async with self.conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        rows = await self.conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[aiosqlite.Row]:
-        async with self.conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self.conn.execute_fetchall(sql, params))
 
     async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         async with self.lock:
