@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import base64
 import io
+import urllib.parse
 from typing import Any
 
+import aiohttp
 import pytest
+from hypothesis import strategies as st
 from PIL import Image
 
 from flame.core.crypto import Identity, fingerprint
@@ -27,7 +30,14 @@ from tests.social import (
     sealed,
     signed_request,
 )
+from tests.test_hostile_input import BODIES, samples
 
+HEADERS = st.dictionaries(
+    st.sampled_from(
+        ["Flame-User", "Flame-To", "Flame-Timestamp", "Flame-Nonce", "Flame-Signature"]
+    ),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=90),
+)
 ALICE = {
     "display_name": "Alice Liddell",
     "position": "Chief Executive",
@@ -319,3 +329,35 @@ async def test_a_peers_oversized_avatar_is_refused(trio: Cluster) -> None:
     status, reply, _ = await post_envelopes(alice, bob, [envelope])
     assert (status, reply["error"]) == (400, "bad_envelope")
     assert await profile_store.get_profile(parts_of(bob).db, "alice") is None
+
+
+async def test_the_social_routes_never_answer_500(trio: Cluster) -> None:
+    """Whatever the page (or a script in it) sends: a 4xx with a reason, never a 500."""
+    alice_ui = await trio.ui("alice")
+    inputs = st.tuples(BODIES, st.text(max_size=20))
+    for body, name in samples(inputs, 40):
+        quoted = urllib.parse.quote(name, safe="") or "x"
+        for method, path in (
+            ("PUT", "/ui/api/profile"),
+            ("PUT", "/ui/api/profile/avatar"),
+            ("PUT", "/ui/api/status"),
+            ("POST", "/ui/api/blocks"),
+            ("DELETE", f"/ui/api/blocks/{quoted}"),
+            ("GET", f"/ui/api/profiles/{quoted}"),
+            ("GET", f"/ui/api/profiles/{quoted}/avatar"),
+            ("GET", f"/ui/api/conversations/{quoted}/messages/{quoted}/context"),
+        ):
+            async with alice_ui.session.request(
+                method, path, data=body, headers={"Content-Type": "application/json"}
+            ) as response:
+                assert response.status < 500, (method, path, await response.text())
+                if response.status >= 400:
+                    answer = await response.json()
+                    assert answer["error"] and answer["message"]
+    for headers in samples(HEADERS, 30):
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:{trio.daemons['bob'].peer_port}/api/v1/profile"
+            async with session.get(url, headers=headers) as response:
+                assert 400 <= response.status < 500, await response.text()
+    status, _ = await alice_ui.get("/ui/api/profile")
+    assert status == 200
