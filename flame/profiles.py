@@ -26,6 +26,7 @@ log = logging.getLogger("flame.profiles")
 FETCH_CONCURRENCY = 4
 RETRY_FAILED_S = 60.0  # a contact whose daemon did not answer is asked again after this
 MAX_POLL_S = 30.0  # how often online contacts without a profile are looked for
+REQUEST_MIN_S = 10.0  # the UI asking again for the same profile within this is not re-fetched
 
 
 def report_bad_profile(parts: Parts, username: str, reason: str) -> None:
@@ -121,7 +122,9 @@ async def sync_profiles(parts: Parts) -> None:
         now = parts.clock.now()
         names: list[str] = []
         while not parts.profile_requests.empty():
-            names.append(parts.profile_requests.get_nowait())
+            name = parts.profile_requests.get_nowait()
+            if now - answered.get(name, -REQUEST_MIN_S) >= REQUEST_MIN_S:  # a page reloaded
+                names.append(name)
         stale = await profile_store.stale_contacts(parts.db, now - refresh_s, 32)
         names.extend(name for name in stale if is_due(name, now))
         if len(answered) + len(failed) > 10_000:
