@@ -320,10 +320,16 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="measure latency and throughput on loopback",
         description="Start a directory and two daemons as processes and "
-        "measure message latency and throughput.",
+        "measure message latency and throughput, then search over a large message store.",
     )
     bench.add_argument("--messages", type=int, default=500, help="latency sample size")
     bench.add_argument("--burst", type=int, default=5000, help="throughput burst size")
+    bench.add_argument(
+        "--search-messages",
+        type=int,
+        default=1_000_000,
+        help="messages in the search benchmark's synthetic store",
+    )
     bench.add_argument("--json", default="bench-results.json", help="where to write the JSON")
     bench.set_defaults(run=cmd_bench)
 

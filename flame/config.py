@@ -84,6 +84,10 @@ class DirectorySettings(Section):
     presence_ttl_s: float = Field(default=60.0, gt=0)
     invite_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    rate_per_address: float = Field(default=20.0, gt=0)
+    burst_per_address: int = Field(default=200, ge=1)
+    rate_per_user: float = Field(default=2.0, gt=0)
+    burst_per_user: int = Field(default=60, ge=1)
 
 
 class SecuritySettings(Section):
@@ -94,12 +98,33 @@ class SecuritySettings(Section):
     login_refill_s: float = Field(default=12.0, gt=0)
 
 
+class LimitsSettings(Section):
+    """Rate limits of the remote API (PROTOCOL.md §12.5); the UI is never limited."""
+
+    peer_rate_per_address: float = Field(default=50.0, gt=0)
+    peer_burst_per_address: int = Field(default=500, ge=1)
+    peer_rate_per_sender: float = Field(default=20.0, gt=0)
+    peer_burst_per_sender: int = Field(default=200, ge=1)
+
+
+class StatusSettings(Section):
+    idle_away_s: float = Field(default=600.0, gt=0)
+    no_ui_away_s: float = Field(default=120.0, gt=0)
+
+
+class ProfilesSettings(Section):
+    refresh_s: float = Field(default=3600.0, gt=0)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     directory: DirectorySettings = Field(default_factory=DirectorySettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    status: StatusSettings = Field(default_factory=StatusSettings)
+    profiles: ProfilesSettings = Field(default_factory=ProfilesSettings)
 
     def daemon_data_dir(self) -> Path:
         raw = self.daemon.data_dir

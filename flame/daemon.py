@@ -21,8 +21,8 @@ from flame.core.signing import DIRECTORY_AUDIENCE
 from flame.errors import FlameError, WrongPassword
 from flame.hub import Hub
 from flame.net import peer_api
-from flame.net.http import RequestVerifier
 from flame.net.peer_client import PeerClient
+from flame.net.ratelimit import LimitedVerifier
 from flame.net.server import Listener
 from flame.net.ui import api as ui_api
 from flame.net.ui.guard import UiOrigin
@@ -97,7 +97,14 @@ class Daemon:
         client = PeerClient(
             account.username, self.settings.daemon.request_timeout_s, self.clock.now
         )
-        verifier = RequestVerifier(account.username, self.clock.now(), self.clock.now)
+        limits = self.settings.limits
+        verifier = LimitedVerifier(
+            account.username,
+            self.clock.now(),
+            self.clock.now,
+            rate_per_s=limits.peer_rate_per_sender,
+            burst=limits.peer_burst_per_sender,
+        )
         self.parts = Parts(
             self.settings, db, account, client, Hub(), self.clock, verifier, directory_url
         )

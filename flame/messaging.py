@@ -14,17 +14,29 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from flame.blocks import is_blocked
 from flame.core import envelope as envelope_rules
-from flame.core.models import BatchResult, Envelope, EnvelopeBatch, EnvelopeResult, Inner, TextBody
+from flame.core.models import (
+    SEQUENCED_KINDS,
+    BatchResult,
+    Envelope,
+    EnvelopeBatch,
+    EnvelopeResult,
+    Inner,
+    TextBody,
+    Wire,
+)
 from flame.errors import (
     BadEnvelope,
     BadRequest,
     Conflict,
+    DecryptionFailed,
     NotFound,
     RequestError,
     TooLarge,
 )
 from flame.parts import Parts
+from flame.profiles import receive_profile_updates
 from flame.receipts import delivered_receipts, receive_receipts
 from flame.roster import fetch_contact
 from flame.store import contacts as contact_store
@@ -55,6 +67,8 @@ async def send_text(parts: Parts, peer: str, text: str) -> Message:
             "then accept the new key to send again.",
             code="key_changed",
         )
+    if await is_blocked(parts, peer):
+        raise Conflict(f"You blocked {peer}. Unblock them to write to them.", code="blocked")
     pending = PendingSend(
         peer, contact.x25519_key, TextBody(text=text), asyncio.get_running_loop().create_future()
     )
@@ -66,8 +80,22 @@ async def send_text(parts: Parts, peer: str, text: str) -> Message:
 class PendingSend:
     peer: str
     peer_key: bytes
-    body: TextBody
+    body: Wire
     done: asyncio.Future[Message]
+    kind: str = "text"
+
+
+async def send_hidden(parts: Parts, peers: list[Contact], kind: str, body: Wire) -> list[Message]:
+    """Queue one message of a hidden kind (store.messages.HIDDEN_KINDS: delivered through the
+    outbox, never shown in a conversation) to each of `peers`; returns once all are stored."""
+    parts.require_identity()
+    loop = asyncio.get_running_loop()
+    pending = [
+        PendingSend(c.username, c.x25519_key, body, loop.create_future(), kind) for c in peers
+    ]
+    for item in pending:
+        parts.outgoing.put_nowait(item)
+    return list(await asyncio.gather(*(item.done for item in pending)))
 
 
 async def write_outgoing(parts: Parts) -> None:
@@ -91,7 +119,8 @@ async def write_outgoing(parts: Parts) -> None:
                     item.done.set_exception(exc)
             continue
         for item, message in zip(group, messages, strict=True):
-            parts.hub.publish({"type": "message", "message": message.to_ui()})
+            if message.is_shown:
+                parts.hub.publish({"type": "message", "message": message.to_ui()})
             if not item.done.done():
                 item.done.set_result(message)
         parts.wake_outbox.set()
@@ -103,15 +132,17 @@ async def _store_group(parts: Parts, group: list[PendingSend]) -> list[Message]:
     seqs = await message_store.next_sequences(parts.db, sorted({item.peer for item in group}))
     sealed = []
     for item in group:
-        seq = seqs[item.peer]
-        seqs[item.peer] = seq + 1
+        seq = 0  # control kinds (profile updates) stay outside the conversation's order
+        if item.kind in SEQUENCED_KINDS:
+            seq = seqs[item.peer]
+            seqs[item.peer] = seq + 1
         inner = Inner(
             from_=parts.me,
             to=item.peer,
             id=envelope_rules.new_message_id(),
             seq=seq,
             ts=int(now * 1000),
-            kind="text",
+            kind=item.kind,
             body=item.body,
         )
         envelope = envelope_rules.seal(identity.exchange, item.peer, item.peer_key, inner)
@@ -182,6 +213,7 @@ async def receive_texts(parts: Parts, items: list[Incoming]) -> list[bool]:
 RECEIVERS: dict[str, Receiver] = {
     "text": receive_texts,
     "receipt": receive_receipts,
+    "profile_update": receive_profile_updates,
 }
 
 
@@ -192,8 +224,13 @@ async def _open_checked(
     now: float,
     authors: dict[str, Contact | None],
 ) -> Incoming:
+    parts.decryptions += 1
     opened = envelope_rules.open_envelope(exchange_key, parts.me, envelope)
     author = opened.inner.from_
+    if await is_blocked(parts, author):
+        # Written by someone this user blocked, brought by someone else (PROTOCOL.md §12.4):
+        # refused like any envelope that does not open, so nobody learns why.
+        raise DecryptionFailed("The envelope was rejected.")
     if author not in authors:
         contact = await contact_store.get_contact(parts.db, author)
         authors[author] = contact or await fetch_contact(parts, author)

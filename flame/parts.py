@@ -9,6 +9,7 @@ from typing import Any
 from flame.clock import Clock
 from flame.config import Settings
 from flame.core.crypto import Identity
+from flame.core.models import Status
 from flame.errors import LockedError
 from flame.hub import Hub
 from flame.net.http import RequestVerifier
@@ -36,6 +37,16 @@ class Parts:
     public_address: str = ""
     unknown_users: dict[str, float] = field(default_factory=dict)  # name -> retry after
     outgoing: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)  # messaging.PendingSend
+    # This user's status (flame/status.py, core/status.py): the choice and what it depends on.
+    status_choice: Status = "online"
+    last_activity: float = 0.0
+    ui_sessions: int = 0
+    ui_last_seen: float = 0.0
+    reported_status: Status | None = None
+    wake_presence: asyncio.Event = field(default_factory=asyncio.Event)
+    blocked: set[str] | None = None  # flame/blocks.py's cache of the blocks table
+    profile_requests: asyncio.Queue[str] = field(default_factory=asyncio.Queue)  # profiles.py
+    decryptions: int = 0  # envelopes this daemon tried to open (tests prove blocks cost none)
 
     @property
     def me(self) -> str:

@@ -16,6 +16,7 @@ from flame.core.models import USERNAME_RE, DirectoryEntry
 from flame.core.presence import effective_status, verify_presence
 from flame.errors import BadRequest, FlameError, PeerRefused
 from flame.parts import Parts
+from flame.people import person_summary
 from flame.store import contacts as contact_store
 from flame.store import messages as message_store
 from flame.store.contacts import Contact
@@ -30,6 +31,7 @@ async def apply_entries(parts: Parts, entries: list[DirectoryEntry]) -> None:
     ttl = parts.settings.directory.presence_ttl_s
     before = {c.username: c for c in await contact_store.list_contacts(parts.db)}
     updates: list[tuple[str, str | None, str, int | None]] = []
+    changed: list[dict[str, Any]] = []
     woke = False
     for entry in entries:
         user = entry.user
@@ -73,9 +75,11 @@ async def apply_entries(parts: Parts, entries: list[DirectoryEntry]) -> None:
         if pinned is None or old_status != status or pinned.address != address:
             updates.append((user.username, address, status, ts))
         if old_status != status:
-            parts.hub.publish({"type": "presence", "username": user.username, "status": status})
+            changed.append({"type": "presence", "username": user.username, "status": status})
             woke = woke or status != "offline"
     await contact_store.set_presence(parts.db, updates)
+    for event in changed:  # after the commit: a UI that reacts by asking sees the new state
+        parts.hub.publish(event)
     if woke:
         parts.wake_outbox.set()
         parts.wake_relay.set()
@@ -132,6 +136,7 @@ async def contact_view(parts: Parts, contact: Contact) -> dict[str, Any]:
         "key_changed": contact.key_changed,
         "unread": await message_store.unread_count(parts.db, contact.username),
         "last_message": last[0].to_ui() if last else None,
+        **(await person_summary(parts, contact.username)),  # display name, avatar, blocked
     }
 
 

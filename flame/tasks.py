@@ -12,12 +12,14 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 
+from flame import status
 from flame.core.models import PROTOCOL_VERSIONS
 from flame.core.presence import make_presence
 from flame.delivery import deliver_to_peer, deposit_once, expire_once
 from flame.errors import FlameError
 from flame.messaging import write_outgoing
 from flame.parts import Parts
+from flame.profiles import sync_profiles
 from flame.relay import collect_once, forward_once
 from flame.roster import probe_once, sync_directory_once
 from flame.store import outbox as outbox_store
@@ -33,7 +35,7 @@ async def report_presence_once(parts: Parts) -> None:
         identity,
         parts.me,
         parts.public_address,
-        "online",
+        status.current(parts),  # what the user chose, or away when idle (PROTOCOL.md §12.2)
         list(PROTOCOL_VERSIONS),
         int(parts.clock.now()),
     )
@@ -41,8 +43,10 @@ async def report_presence_once(parts: Parts) -> None:
 
 
 async def report_presence(parts: Parts) -> None:
-    """Report signed presence every presence_interval_s; a failed report means degraded mode."""
+    """Report signed presence every presence_interval_s, and at once when the status changes;
+    a failed report means degraded mode."""
     interval = parts.settings.daemon.presence_interval_s
+    await status.load(parts)
     while True:
         try:
             await report_presence_once(parts)
@@ -52,7 +56,7 @@ async def report_presence(parts: Parts) -> None:
             parts.set_directory_state("degraded")
         else:
             parts.set_directory_state("ok")
-        await parts.clock.sleep(interval)
+        await status.wait(parts, interval)
 
 
 async def sync_directory(parts: Parts) -> None:
@@ -148,6 +152,7 @@ LOOPS: dict[str, LoopFactory] = {
     "store_and_forward": store_and_forward,
     "collect_from_relays": collect_from_relays,
     "probe_peers": probe_peers,
+    "sync_profiles": sync_profiles,
 }
 
 

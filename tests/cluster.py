@@ -4,6 +4,7 @@ files in temporary folders and real crypto. Nothing of Flame's own is mocked."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -38,7 +39,13 @@ def fast_settings(data_dir: Path, directory_url: str, **daemon: Any) -> Settings
         "security.argon2_iterations": 1,
         "directory.presence_ttl_s": 2.0,
     }
-    flags.update({f"daemon.{key}": value for key, value in daemon.items()})
+    # `limits__peer_burst_per_sender=5` sets limits.peer_burst_per_sender; plain names: [daemon].
+    flags.update(
+        {
+            key.replace("__", ".") if "__" in key else f"daemon.{key}": value
+            for key, value in daemon.items()
+        }
+    )
     return load_settings(None, flags=flags, environ={}, read_default_file=False)
 
 
@@ -74,6 +81,17 @@ class UiClient:
 
     async def post(self, path: str, payload: Any) -> tuple[int, Any]:
         async with self.session.post(path, json=payload) as r:
+            return r.status, await r.json()
+
+    async def put(self, path: str, payload: Any) -> tuple[int, Any]:
+        # A file-like body: aiohttp warns about (and blocks on) large bytes bodies.
+        body = io.BytesIO(json.dumps(payload).encode())
+        headers = {"Content-Type": "application/json"}
+        async with self.session.put(path, data=body, headers=headers) as r:
+            return r.status, await r.json()
+
+    async def delete(self, path: str) -> tuple[int, Any]:
+        async with self.session.delete(path, json={}) as r:
             return r.status, await r.json()
 
     async def messages(self, peer: str) -> list[dict[str, Any]]:
@@ -138,7 +156,7 @@ async def eventually(
     """For state that announces no event (a row in another daemon's database): read it again
     every 20 ms until it equals the expected value, within `timeout`."""
     async with asyncio.timeout(timeout):
-        while (value := await read()) != equals:
+        while (value := await read()) != equals:  # noqa: ASYNC110 - no event to await
             await asyncio.sleep(0.02)
     assert value == equals
 
@@ -156,7 +174,7 @@ class Cluster:
         return self.directory.url
 
     async def start_directory(
-        self, registration: str = "open", ttl_s: float = 2.0, port: int = 0
+        self, registration: str = "open", ttl_s: float = 2.0, port: int = 0, **directory: Any
     ) -> DirectoryServer:
         settings = load_settings(
             None,
@@ -167,6 +185,12 @@ class Cluster:
                 "directory.port": port,
                 "directory.registration": registration,
                 "directory.presence_ttl_s": ttl_s,
+                # Test daemons poll every 0.2 s, all from 127.0.0.1: far above real rates.
+                "directory.rate_per_address": 10_000.0,
+                "directory.burst_per_address": 10_000,
+                "directory.rate_per_user": 1_000.0,
+                "directory.burst_per_user": 1_000,
+                **{f"directory.{key}": value for key, value in directory.items()},
             },
         )
         self.directory = DirectoryServer(settings.directory, self.root / "directory")

@@ -13,7 +13,8 @@ LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "max"}
 
 def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    args = ["bench", "--messages", "20", "--burst", "100", "--json", str(out)]
+    args = ["bench", "--messages", "20", "--burst", "100", "--search-messages", "3000"]
+    args += ["--json", str(out)]
     command = [sys.executable, "-m", "flame", *args]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -46,3 +47,12 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     assert burst["accept_s"] > 0 and burst["deliver_s"] > 0
     assert set(burst["post_ms"]) == LATENCY_KEYS and burst["post_ms"]["count"] == 100
     assert result["total_s"] > 0
+
+    search = result["search"]
+    assert search["messages"] == 3000 and search["queries"] == 200
+    assert search["index_bytes"] > 0 and search["db_bytes"] > search["index_bytes"]
+    for order in ("newest", "relevance"):
+        assert search[f"{order}_ms"]["count"] == 200
+        assert set(search[f"{order}_by_kind_ms"]) == {"common", "middle", "rare", "two words"}
+    assert search["mean_hits"] > 0  # the queries find things: a Zipf corpus, not noise
+    assert "FTS5 index" in output

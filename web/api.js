@@ -15,6 +15,9 @@ const FALLBACK_MESSAGES = {
   key_changed:
     "This contact's identity key changed. Verify and accept the new key before sending.",
   bad_origin: 'The request was refused (bad origin). Reload the page and try again.',
+  blocked: 'You blocked this person. Unblock them to write to them.',
+  bad_avatar: 'The picture must be a PNG, JPEG, WebP or GIF image.',
+  avatar_too_large: 'This picture is too large.',
 };
 
 export class ApiError extends Error {
@@ -101,7 +104,8 @@ export const api = {
   me: (opts) => request('GET', '/ui/api/me', undefined, opts),
   login: (password) => request('POST', '/ui/api/login', { password }, { handle401: false }),
   logout: () => request('POST', '/ui/api/logout', {}, { handle401: false }),
-  contacts: () => request('GET', '/ui/api/contacts'),
+  contacts: ({ blocked = false } = {}) =>
+    request('GET', blocked ? '/ui/api/contacts?blocked=1' : '/ui/api/contacts'),
   acceptKey: (name) => request('POST', `/ui/api/contacts/${enc(name)}/accept-key`, {}),
   messages: (name, { before = null, limit = 50, signal } = {}) => {
     const q = new URLSearchParams();
@@ -113,4 +117,26 @@ export const api = {
   markRead: (name) => request('POST', `/ui/api/conversations/${enc(name)}/read`, {}),
   settings: () => request('GET', '/ui/api/settings'),
   saveSettings: (settings) => request('POST', '/ui/api/settings', settings),
+  context: (name, id, { before = 25, after = 25 } = {}) =>
+    request(
+      'GET',
+      `/ui/api/conversations/${enc(name)}/messages/${enc(id)}/context?before=${before}&after=${after}`,
+    ),
+  // Profiles, status, blocking, search (docs/UI_API.md).
+  myProfile: () => request('GET', '/ui/api/profile'),
+  saveProfile: (fields) => request('PUT', '/ui/api/profile', fields),
+  saveAvatar: (base64OrNull) => request('PUT', '/ui/api/profile/avatar', { image: base64OrNull }),
+  profile: (name) => request('GET', `/ui/api/profiles/${enc(name)}`),
+  status: () => request('GET', '/ui/api/status'),
+  setStatus: (status) => request('PUT', '/ui/api/status', { status }),
+  blocks: () => request('GET', '/ui/api/blocks'),
+  block: (username) => request('POST', '/ui/api/blocks', { username }),
+  unblock: (username) => request('DELETE', `/ui/api/blocks/${enc(username)}`, {}),
+  search: (q, { peer = '', since = null, until = null, order = 'newest', signal } = {}) => {
+    const p = new URLSearchParams({ q, order });
+    if (peer) p.set('peer', peer);
+    if (since !== null) p.set('since', String(since));
+    if (until !== null) p.set('until', String(until));
+    return request('GET', `/ui/api/search?${p}`, undefined, { signal });
+  },
 };

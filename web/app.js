@@ -2,10 +2,13 @@
 
 import { api, onUnauthorized } from './api.js';
 import { h, spinner } from './dom.js';
-import { navigate, startRouter } from './router.js';
+import { conversationHash, navigate, startRouter } from './router.js';
 import * as store from './store.js';
 import { ConversationView } from './views/conversation.js';
 import { renderLogin } from './views/login.js';
+import { ProfileView } from './views/profile.js';
+import { SearchView } from './views/search.js';
+import { notificationsOn, SettingsView } from './views/settings.js';
 import { Shell } from './views/shell.js';
 import { LiveSocket } from './ws.js';
 
@@ -14,6 +17,7 @@ const socket = new LiveSocket();
 
 let shell = null;
 let conversation = null;
+let page = null; // the profile, search or settings view in the pane
 let hellos = 0;
 let contactsRequest = 0;
 let routerStarted = false;
@@ -30,10 +34,20 @@ function startSession(me) {
   hellos = 0;
   socket.start();
   loadContacts();
+  api.myProfile().then(
+    (view) => authed() && store.applyProfile(view),
+    () => {},
+  );
+}
+
+function closePage() {
+  if (page) page.destroy();
+  page = null;
 }
 
 function endSession() {
   socket.stop();
+  closePage();
   if (conversation) conversation.destroy();
   conversation = null;
   if (shell) shell.destroy();
@@ -62,7 +76,7 @@ async function loadContacts() {
   const ticket = ++contactsRequest;
   if (store.state.contactsStatus !== 'ready') store.setContactsLoading();
   try {
-    const res = await api.contacts();
+    const res = await api.contacts({ blocked: true }); // the list hides them unless asked
     if (ticket !== contactsRequest || !authed()) return;
     store.setContacts(res.contacts);
   } catch (err) {
@@ -117,7 +131,48 @@ socket.subscribe('message', (evt) => {
   if (conversation && conversation.peer === m.peer) {
     conversation.addLive(m);
     if (m.direction === 'in') markReadSoon(m.peer);
+  } else notify(m);
+});
+
+/** A new message from someone whose conversation is not open: a notice, unless busy. */
+function notify(m) {
+  if (m.direction !== 'in' || !shell) return;
+  if (store.state.myStatus.choice === 'busy' || !notificationsOn()) return; // busy mutes
+  const c = store.state.contacts.get(m.peer);
+  if (c && c.blocked) return;
+  const who = store.displayName(m.peer);
+  shell.toast(`New message from ${who}`, conversationHash(m.peer));
+  if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
+    new Notification(`Flame: ${who}`, { body: 'New message', tag: `flame-${m.peer}` });
   }
+}
+
+socket.subscribe('my_status', (evt) => store.setMyStatus(evt));
+
+socket.subscribe('profile', (evt) => {
+  if (evt.profile) store.applyProfile(evt.profile);
+});
+
+socket.subscribe('profile_rejected', (evt) => {
+  if (page && page instanceof ProfileView && page.name === evt.username) page.rejected(evt.reason);
+});
+
+socket.subscribe('blocked', (evt) => {
+  if (!store.applyBlocked(evt.username, evt.blocked)) refetchContactsSoon();
+});
+
+// Activity in this page keeps the status online (the daemon turns it to away when idle).
+let lastActivity = 0;
+function reportActivity() {
+  const now = Date.now();
+  if (!authed() || now - lastActivity < 15000) return;
+  if (socket.send({ type: 'activity' })) lastActivity = now;
+}
+for (const type of ['keydown', 'pointerdown', 'wheel', 'touchstart']) {
+  window.addEventListener(type, reportActivity, { passive: true, capture: true });
+}
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible') reportActivity();
 });
 
 socket.subscribe('message_state', (evt) => {
@@ -159,7 +214,17 @@ store.on('contacts', () => {
 
 function ensureShell() {
   if (!shell) {
-    shell = new Shell({ onLogout: logout, onRetryContacts: loadContacts });
+    shell = new Shell({
+      onLogout: logout,
+      onRetryContacts: loadContacts,
+      onStatus: async (value) => {
+        try {
+          store.setMyStatus(await api.setStatus(value));
+        } catch (err) {
+          console.warn('status not changed:', err.message);
+        }
+      },
+    });
     root.replaceChildren(shell.el);
   }
   return shell;
@@ -173,6 +238,7 @@ function route(r) {
     }
     if (conversation) conversation.destroy();
     conversation = null;
+    closePage();
     if (shell) shell.destroy();
     shell = null;
     renderLogin(root, {
@@ -192,21 +258,38 @@ function route(r) {
     return;
   }
   const s = ensureShell();
-  if (r.name === 'contacts') {
+  if (r.name !== 'conversation') {
     if (conversation) conversation.destroy();
     conversation = null;
     store.setActivePeer(null);
+  }
+  if (r.name === 'search' && page instanceof SearchView) {
+    page.setQuery(r.query);
+    return;
+  }
+  closePage();
+  if (r.name === 'contacts') {
     s.showEmptyPane();
     return;
   }
-  // conversation
-  if (conversation && conversation.peer === r.peer) return;
+  if (r.name === 'profile' || r.name === 'search' || r.name === 'settings') {
+    if (r.name === 'profile') page = new ProfileView(r.peer);
+    else if (r.name === 'search') page = new SearchView(r.query);
+    else page = new SettingsView();
+    s.showView(page, r.name);
+    if (r.name === 'search') page.run();
+    else page.load();
+    return;
+  }
+  // conversation, perhaps at one message
+  const target = r.target || null;
+  if (conversation && conversation.peer === r.peer && conversation.target === target) return;
   if (conversation) conversation.destroy();
   store.setActivePeer(r.peer);
-  conversation = new ConversationView(r.peer, {});
+  conversation = new ConversationView(r.peer, { target });
   s.showConversation(conversation);
   conversation.load();
-  conversation.focusComposer();
+  if (!target) conversation.focusComposer();
 }
 
 // ---------- boot ----------

@@ -1,9 +1,19 @@
-// Tiny hash router: #/login, #/ (contacts), #/c/<name> (conversation).
+// Tiny hash router: #/login, #/ (contacts), #/c/<name> (conversation), #/c/<name>/m/<id>
+// (conversation at a message), #/profile/<name>, #/search/<query>, #/settings.
 
 export function parseHash(hash = location.hash) {
   const path = hash.replace(/^#/, '') || '/';
   if (path === '/login') return { name: 'login' };
   if (path === '/' || path === '') return { name: 'contacts' };
+  if (path === '/settings') return { name: 'settings' };
+  const search = /^\/search(?:\/(.*))?$/.exec(path);
+  if (search) return { name: 'search', query: safeDecode(search[1] || '') ?? '' };
+  const profile = /^\/profile\/([^/]+)$/.exec(path);
+  if (profile && safeDecode(profile[1])) return { name: 'profile', peer: safeDecode(profile[1]) };
+  const anchored = /^\/c\/([^/]+)\/m\/([^/]+)$/.exec(path);
+  if (anchored && safeDecode(anchored[1]) && safeDecode(anchored[2])) {
+    return { name: 'conversation', peer: safeDecode(anchored[1]), target: safeDecode(anchored[2]) };
+  }
   const m = /^\/c\/(.+)$/.exec(path);
   if (m) {
     try {
@@ -16,8 +26,29 @@ export function parseHash(hash = location.hash) {
   return { name: 'unknown' };
 }
 
+function safeDecode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return null;
+  }
+}
+
 export function conversationHash(name) {
   return `#/c/${encodeURIComponent(name)}`;
+}
+
+/** The conversation, scrolled to one message (a search hit). */
+export function messageHash(name, id) {
+  return `#/c/${encodeURIComponent(name)}/m/${encodeURIComponent(id)}`;
+}
+
+export function profileHash(name) {
+  return `#/profile/${encodeURIComponent(name)}`;
+}
+
+export function searchHash(query) {
+  return `#/search/${encodeURIComponent(query)}`;
 }
 
 let handler = null;

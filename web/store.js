@@ -1,5 +1,5 @@
 // Client-side state shared by the views, with a tiny event emitter.
-// Events: 'me', 'directory', 'contacts', 'connection'.
+// Events: 'me', 'directory', 'contacts', 'connection', 'my_status', 'profile'.
 
 import { compareMessages, normalizeStatus } from './format.js';
 
@@ -29,7 +29,26 @@ export const state = {
   contactsError: null,
   activePeer: null,
   connection: 'idle', // idle | connecting | open | closed
+  myStatus: { choice: 'online', status: 'online' },
+  myProfile: null, // this user's profile view (display name, avatar_url, ...)
+  showBlocked: readFlag('flame.showBlocked'),
 };
+
+function readFlag(key) {
+  try {
+    return localStorage.getItem(key) === '1';
+  } catch {
+    return false;
+  }
+}
+
+function writeFlag(key, on) {
+  try {
+    localStorage.setItem(key, on ? '1' : '0');
+  } catch {
+    /* storage may be unavailable: the flag lasts for this page only */
+  }
+}
 
 // Ids of incoming messages already counted as unread (bounded).
 const counted = new Set();
@@ -46,6 +65,8 @@ export function reset() {
   state.contactsError = null;
   state.activePeer = null;
   state.connection = 'idle';
+  state.myStatus = { choice: 'online', status: 'online' };
+  state.myProfile = null;
   counted.clear();
   emit('me', null);
   emit('directory', state.directory);
@@ -80,7 +101,62 @@ function normalizeContact(c) {
     key_changed: Boolean(c.key_changed),
     unread: Math.max(0, Number(c.unread) || 0),
     last_message: c.last_message || null,
+    display_name: typeof c.display_name === 'string' ? c.display_name : '',
+    position: typeof c.position === 'string' ? c.position : '',
+    avatar_url: typeof c.avatar_url === 'string' ? c.avatar_url : null,
+    blocked: Boolean(c.blocked),
   };
+}
+
+/** The name to show for a person: their display name, else their username. */
+export function displayName(name) {
+  if (state.me && name === state.me.username && state.myProfile?.display_name) {
+    return state.myProfile.display_name;
+  }
+  const c = state.contacts.get(name);
+  return (c && c.display_name) || name;
+}
+
+export function setMyStatus(evt) {
+  const choice = normalizeStatus(evt?.choice);
+  const status = normalizeStatus(evt?.status);
+  state.myStatus = { choice, status };
+  emit('my_status', state.myStatus);
+}
+
+export function setShowBlocked(on) {
+  state.showBlocked = Boolean(on);
+  writeFlag('flame.showBlocked', state.showBlocked);
+  emit('contacts');
+}
+
+/** A `profile` event or answer: refresh what the contact list shows. */
+export function applyProfile(view) {
+  if (!view || typeof view.username !== 'string') return;
+  if (view.is_me) state.myProfile = view;
+  const c = state.contacts.get(view.username);
+  if (c) {
+    c.display_name = view.display_name || '';
+    c.position = view.position || '';
+    c.avatar_url = view.avatar_url || null;
+    c.blocked = Boolean(view.blocked);
+    emit('contacts');
+  }
+  emit('profile', view);
+}
+
+/** Returns false when the contact is unknown. */
+export function applyBlocked(username, blocked) {
+  const c = state.contacts.get(username);
+  if (!c) return false;
+  c.blocked = Boolean(blocked);
+  emit('contacts');
+  return true;
+}
+
+/** Contacts as the list shows them: blocked people only when asked for. */
+export function visibleContacts() {
+  return [...state.contacts.values()].filter((c) => state.showBlocked || !c.blocked);
 }
 
 function sortContacts() {
@@ -176,6 +252,6 @@ export function applyKeyChange(username) {
 
 export function totalUnread() {
   let n = 0;
-  for (const c of state.contacts.values()) n += c.unread;
+  for (const c of state.contacts.values()) if (!c.blocked) n += c.unread;
   return n;
 }

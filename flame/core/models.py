@@ -6,6 +6,7 @@ No I/O here.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,6 +17,10 @@ from pydantic import (
     SerializeAsAny,
     model_validator,
 )
+
+from flame.core.encoding import b64d
+from flame.core.image import AVATAR_MAX_BYTES, check_image
+from flame.errors import BadRequest
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 STATUSES = ("online", "away", "busy", "offline")
@@ -153,6 +158,73 @@ class TextBody(Wire):
     text: str
 
 
+# --- profiles (PROTOCOL.md §12.1; signing in core/profile.py) ------------------------------------
+
+MAX_DISPLAY_NAME = 64
+MAX_POSITION = 100
+MAX_LOCATION = 100
+MAX_BIO = 1000
+AVATAR_B64_MAX = (AVATAR_MAX_BYTES * 4 + 2) // 3
+
+
+def _single_line(value: str) -> str:
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+        raise ValueError("must be one line of text, without control characters")
+    return value
+
+
+def _text_block(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
+        raise ValueError("must be text, without control characters other than new lines")
+    return value
+
+
+def _avatar(value: str | None) -> str | None:
+    if value is not None:
+        try:
+            check_image(b64d(value, what="avatar"))
+        except BadRequest as exc:
+            raise ValueError(exc.message) from exc
+    return value
+
+
+Line = Annotated[str, AfterValidator(_single_line)]
+Block = Annotated[str, AfterValidator(_text_block)]
+Avatar = Annotated[str | None, Field(max_length=AVATAR_B64_MAX), AfterValidator(_avatar)]
+
+
+class ProfileFields(Wire):
+    """What the user edits. Lengths count characters."""
+
+    display_name: Line = Field(default="", max_length=MAX_DISPLAY_NAME)
+    position: Line = Field(default="", max_length=MAX_POSITION)
+    location: Line = Field(default="", max_length=MAX_LOCATION)
+    bio: Block = Field(default="", max_length=MAX_BIO)
+
+
+class Profile(Wire):
+    """A signed profile record. `ts` is the owner's clock in milliseconds; `avatar` is base64url
+    of a PNG, JPEG or WebP image of at most 64 KiB and 256 pixels a side (core/image.py)."""
+
+    username: Username
+    display_name: Line = Field(max_length=MAX_DISPLAY_NAME)
+    position: Line = Field(max_length=MAX_POSITION)
+    location: Line = Field(max_length=MAX_LOCATION)
+    bio: Block = Field(max_length=MAX_BIO)
+    avatar: Avatar
+    ts: int = Field(ge=0)
+    sig: B64
+
+    def avatar_bytes(self) -> bytes | None:
+        return None if self.avatar is None else b64d(self.avatar, what="avatar")
+
+
+class ProfileUpdateBody(Wire):
+    """The body of a `profile_update` inner message: the author's new signed profile."""
+
+    profile: Profile
+
+
 # Inner message kinds and the model of each one's body (PROTOCOL.md §6.4). A kind is added here
 # and given a receiver in messaging.RECEIVERS; an unknown kind is refused as bad_envelope.
 class ReceiptBody(Wire):
@@ -167,6 +239,7 @@ SEQUENCED_KINDS = {"text"}  # kinds that are part of a conversation's order
 KIND_BODIES: dict[str, type[Wire]] = {
     "text": TextBody,
     "receipt": ReceiptBody,
+    "profile_update": ProfileUpdateBody,
 }
 
 

@@ -25,6 +25,7 @@ from flame.core.signing import DIRECTORY_AUDIENCE, enrollment_proof, verify_reco
 from flame.directory import admin, store
 from flame.errors import AuthError, BadRequest, Forbidden, NotFound
 from flame.net.http import RequestVerifier, error_middleware, parse_model, read_body
+from flame.net.ratelimit import LimitedVerifier, address_limit
 from flame.net.server import Listener
 from flame.store.db import Database, FolderLock
 
@@ -144,8 +145,13 @@ async def delete_presence(request: web.Request) -> web.Response:
 
 
 def build(parts: DirectoryParts) -> web.Application:
+    settings = parts.settings
     app = web.Application(
-        middlewares=[error_middleware], client_max_size=parts.settings.max_body_bytes
+        middlewares=[
+            error_middleware,
+            address_limit(settings.rate_per_address, settings.burst_per_address, parts.clock.now),
+        ],
+        client_max_size=settings.max_body_bytes,
     )
     app[PARTS] = parts
     app.router.add_get(f"{PREFIX}/hello", hello)
@@ -183,7 +189,13 @@ class DirectoryServer:
         self.lock.acquire()
         try:
             self.db = await open_directory_db(self.data_dir)
-            verifier = RequestVerifier(DIRECTORY_AUDIENCE, self.clock.now(), self.clock.now)
+            verifier = LimitedVerifier(
+                DIRECTORY_AUDIENCE,
+                self.clock.now(),
+                self.clock.now,
+                rate_per_s=self.settings.rate_per_user,
+                burst=self.settings.burst_per_user,
+            )
             parts = DirectoryParts(self.settings, self.db, self.clock, verifier)
             self.listener = Listener(build(parts), self.settings.host, self.settings.port)
             await self.listener.start()

@@ -44,7 +44,10 @@ class Database:
             for entry in resources.files(schema_package).iterdir()
             if entry.name.endswith(".sql")
         )
-        for number, (_name, sql) in enumerate(scripts, start=1):
+        for name, sql in scripts:
+            # A script's number is its file name's (001_init.sql is 1): numbers may be reserved
+            # for work in progress elsewhere, so a gap is allowed and never renumbers a script.
+            number = int(name.split("_", 1)[0])
             if number <= version:
                 continue
             async with self.lock:
@@ -62,6 +65,11 @@ class Database:
                 await self.conn.execute("ROLLBACK")
                 raise
             await self.conn.execute("COMMIT")
+
+    # A read runs start to finish in ONE call on the connection's thread: split into execute and
+    # fetch, another coroutine's write could run between the two on this same connection, and
+    # SQLite leaves a statement that sees its table change under it undefined (an aggregate over
+    # the outbox came back NULL that way). One call is also one thread hop instead of two.
 
     async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
         rows = await self.fetchall(sql, params)

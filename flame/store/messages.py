@@ -13,6 +13,11 @@ from flame.core.models import Envelope, Inner
 from flame.store import outbox
 from flame.store.db import Database
 
+# Inner kinds that travel through the outbox like messages but are not shown in a conversation
+# (a profile update is sent to every contact; PROTOCOL.md §12.1).
+HIDDEN_KINDS = ("profile_update",)
+SHOWN_SQL = "kind NOT IN (" + ",".join(f"'{kind}'" for kind in HIDDEN_KINDS) + ")"
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -28,6 +33,10 @@ class Message:
     received_at: float | None
     state: str
     error: str | None
+
+    @property
+    def is_shown(self) -> bool:
+        return self.kind not in HIDDEN_KINDS
 
     def to_ui(self) -> dict[str, Any]:
         return {
@@ -106,7 +115,8 @@ async def store_outgoing(
     keys = [message_key(me, i.inner.id) for i in items]
     next_seq: dict[str, int] = {}
     for item in items:
-        next_seq[item.inner.to] = max(next_seq.get(item.inner.to, 0), item.inner.seq + 1)
+        if item.inner.seq:  # control kinds carry 0 and leave the sequence alone
+            next_seq[item.inner.to] = max(next_seq.get(item.inner.to, 0), item.inner.seq + 1)
     async with db.transaction() as conn:
         await conn.executemany(
             "INSERT INTO messages (id, peer, direction, author, seq, kind, body, sent_at, state)"
@@ -128,7 +138,7 @@ async def store_outgoing(
         await outbox.enqueue(
             conn,
             [
-                outbox.Queued(key, "text", i.inner.to, i.envelope)
+                outbox.Queued(key, i.inner.kind, i.inner.to, i.envelope)
                 for key, i in zip(keys, items, strict=True)
             ],
             now,
@@ -207,13 +217,14 @@ async def list_messages(
     slots into place (PROTOCOL.md §13.4)."""
     if before is None:
         rows = await db.fetchall(
-            "SELECT * FROM messages WHERE peer=? ORDER BY sent_at DESC, seq DESC, rowid DESC"
-            " LIMIT ?",
+            f"SELECT * FROM messages WHERE peer=? AND {SHOWN_SQL}"
+            " ORDER BY sent_at DESC, seq DESC, rowid DESC LIMIT ?",
             (peer, limit),
         )
     else:
         rows = await db.fetchall(
-            "SELECT * FROM messages WHERE peer=? AND (sent_at, seq, rowid) < (?, ?, ?)"
+            f"SELECT * FROM messages WHERE peer=? AND {SHOWN_SQL}"
+            " AND (sent_at, seq, rowid) < (?, ?, ?)"
             " ORDER BY sent_at DESC, seq DESC, rowid DESC LIMIT ?",
             (peer, *before, limit),
         )

@@ -3,13 +3,38 @@
 import { h, setText, spinner } from '../dom.js';
 import { hashHue, initial, normalizeStatus, statusLabel } from '../format.js';
 import { conversationHash } from '../router.js';
-import { state } from '../store.js';
+import { displayName, state, visibleContacts } from '../store.js';
 
 const STATUS_CLASSES = ['status-online', 'status-away', 'status-busy', 'status-offline'];
 
 export function setStatusDot(dot, status) {
   const s = normalizeStatus(status);
   for (const cls of STATUS_CLASSES) dot.classList.toggle(cls, cls === `status-${s}`);
+  dot.dataset.status = s;
+}
+
+/** A person's avatar: their picture when they published one, else a coloured initial. Returns
+ * an element to keep and an update function. */
+export function avatarElement(name, size = '') {
+  const el = h('span', {
+    class: ['avatar', size, `avatar-${hashHue(name)}`],
+    'aria-hidden': 'true',
+  });
+  let shown = undefined;
+  const update = (url, label) => {
+    if (url === shown && el.childNodes.length) {
+      if (!url) setText(el, initial(label || name));
+      return;
+    }
+    shown = url;
+    if (url) {
+      el.replaceChildren(h('img', { class: 'avatar-img', src: url, alt: '' }));
+    } else {
+      el.replaceChildren(document.createTextNode(initial(label || name)));
+    }
+  };
+  update(null, name);
+  return { el, update };
 }
 
 function previewText(m) {
@@ -30,14 +55,9 @@ export class ContactList {
   }
 
   _createItem(name) {
-    const avatarLetter = h('span', { class: 'avatar-letter' }, initial(name));
     const dot = h('span', { class: 'status-dot status-offline', 'aria-hidden': 'true' });
-    const avatar = h(
-      'span',
-      { class: ['avatar', `avatar-${hashHue(name)}`], 'aria-hidden': 'true' },
-      avatarLetter,
-    );
-    const avatarWrap = h('span', { class: 'avatar-wrap' }, avatar, dot);
+    const avatar = avatarElement(name);
+    const avatarWrap = h('span', { class: 'avatar-wrap' }, avatar.el, dot);
     const nameEl = h('span', { class: 'contact-name' }, name);
     const warn = h(
       'span',
@@ -65,12 +85,17 @@ export class ContactList {
       ),
     );
     const li = h('li', { class: 'contact-item' }, link);
-    return { li, link, dot, statusText, badge, warn, preview };
+    return { li, link, dot, statusText, badge, warn, preview, nameEl, avatar };
   }
 
   _updateItem(item, c) {
+    setText(item.nameEl, displayName(c.username));
+    item.nameEl.title = c.username;
+    item.avatar.update(c.avatar_url, displayName(c.username));
+    item.link.classList.toggle('is-blocked', c.blocked);
+    item.li.dataset.blocked = c.blocked ? 'true' : 'false';
     setStatusDot(item.dot, c.status);
-    setText(item.statusText, statusLabel(c.status));
+    setText(item.statusText, c.blocked ? `${statusLabel(c.status)} · Blocked` : statusLabel(c.status));
     item.statusText.dataset.status = normalizeStatus(c.status);
     item.warn.hidden = !c.key_changed;
     item.link.classList.toggle('key-changed', c.key_changed);
@@ -87,7 +112,8 @@ export class ContactList {
   }
 
   render() {
-    const { contacts, contactsStatus, contactsError } = state;
+    const { contactsStatus, contactsError } = state;
+    const contacts = new Map(visibleContacts().map((c) => [c.username, c]));
 
     // Status line (loading / error / empty).
     if (contactsStatus === 'loading' && contacts.size === 0) {

@@ -8,15 +8,14 @@ import {
   dayLabel,
   formatFull,
   formatTime,
-  hashHue,
-  initial,
   messageStateInfo,
   stateRank,
   statusLabel,
   toDate,
 } from '../format.js';
+import { profileHash } from '../router.js';
 import * as store from '../store.js';
-import { setStatusDot } from './contacts.js';
+import { avatarElement, setStatusDot } from './contacts.js';
 
 const PAGE_SIZE = 50;
 const NEAR_BOTTOM_PX = 120;
@@ -69,8 +68,10 @@ function fillMessage(li, m) {
 }
 
 export class ConversationView {
-  constructor(peer, { onBack } = {}) {
+  constructor(peer, { onBack, target = null } = {}) {
     this.peer = peer;
+    this.target = target; // a message id to open the conversation at (a search hit)
+    this.hasNewer = false; // showing an older page: newer messages are not loaded
     this.destroyed = false;
     this.byId = new Map(); // id -> {m, el}
     this.pendingStates = new Map(); // id -> {state, error} seen before the message
@@ -89,6 +90,15 @@ export class ConversationView {
     const peer = this.peer;
     this.dot = h('span', { class: 'status-dot status-offline', 'aria-hidden': 'true' });
     this.statusText = h('span', { class: 'status-text' }, '…');
+    this.avatar = avatarElement(peer, 'avatar-lg');
+    this.titleName = h('span', { class: 'conv-title-name' }, peer);
+    this.blockLabel = h('span', { class: 'btn-label' }, 'Block');
+    this.blockBtn = h(
+      'button',
+      { id: 'block-toggle', type: 'button', class: 'btn btn-small btn-ghost', onclick: () => this._toggleBlock() },
+      spinner('btn-spinner'),
+      this.blockLabel,
+    );
     this.safety = h('span', { class: 'safety-number', id: 'safety-number' }, '');
     this.safetyBox = h(
       'div',
@@ -107,18 +117,30 @@ export class ConversationView {
         { class: 'back-link', href: '#/', 'aria-label': 'Back to contacts', onclick: onBack },
         '‹',
       ),
-      h(
-        'span',
-        { class: ['avatar', 'avatar-lg', `avatar-${hashHue(peer)}`], 'aria-hidden': 'true' },
-        initial(peer),
-      ),
+      this.avatar.el,
       h(
         'div',
         { class: 'conv-title-block' },
-        h('h2', { class: 'conv-title', id: 'conv-title' }, peer),
+        h(
+          'h2',
+          { class: 'conv-title', id: 'conv-title' },
+          h('a', { id: 'conv-profile-link', href: profileHash(peer), title: `${peer}'s profile` }, this.titleName),
+        ),
         h('div', { class: 'conv-status' }, this.dot, this.statusText),
       ),
       this.safetyBox,
+      this.blockBtn,
+    );
+    this.blockedBar = h(
+      'div',
+      { id: 'blocked-banner', class: 'banner banner-warning', role: 'status', hidden: true },
+      h('span', { class: 'banner-text' }, `You blocked ${peer}. They cannot write to you; unblock them to talk again.`),
+    );
+    this.anchorBar = h(
+      'div',
+      { id: 'anchor-bar', class: 'banner', role: 'status', hidden: true },
+      h('span', { class: 'banner-text' }, 'You are looking at older messages. '),
+      h('button', { id: 'jump-to-latest', type: 'button', class: 'btn btn-small', onclick: () => this.jumpToLatest() }, 'Jump to the latest'),
     );
 
     this.acceptBtnLabel = h('span', { class: 'btn-label' }, 'Accept new key');
@@ -251,6 +273,8 @@ export class ConversationView {
       { id: 'conversation', class: 'conversation', 'data-peer': peer, 'aria-labelledby': 'conv-title' },
       header,
       this.keyBar,
+      this.blockedBar,
+      this.anchorBar,
       h('div', { class: 'message-area' }, this.scroller, this.jumpBtn),
       form,
     );
@@ -260,6 +284,13 @@ export class ConversationView {
   renderContact() {
     if (this.destroyed) return;
     const c = store.state.contacts.get(this.peer);
+    setText(this.titleName, store.displayName(this.peer));
+    this.avatar.update(c ? c.avatar_url : null, store.displayName(this.peer));
+    const blocked = Boolean(c && c.blocked);
+    this.blockedBar.hidden = !blocked;
+    this.blockBtn.hidden = !c;
+    setText(this.blockLabel, blocked ? 'Unblock' : 'Block');
+    this.textarea.disabled = blocked;
     if (c) {
       setStatusDot(this.dot, c.status);
       setText(this.statusText, statusLabel(c.status));
@@ -369,6 +400,11 @@ export class ConversationView {
   /** A message from the WebSocket or the send answer. */
   addLive(m, { fromMe = false } = {}) {
     if (this.destroyed || m.peer !== this.peer) return;
+    if (this.hasNewer) {
+      // An older page is shown: the newest messages load when the user jumps to the latest.
+      if (fromMe) this.jumpToLatest();
+      return;
+    }
     const stick = fromMe || this._nearBottom();
     const added = this._upsert(m);
     this._refreshDays();
@@ -405,7 +441,63 @@ export class ConversationView {
     this.loadError.hidden = false;
   }
 
+  /** Open at one message (a search hit): the page around it, the message marked. */
+  async loadAround(target) {
+    this.loading.hidden = false;
+    this._setLoadError(null);
+    try {
+      const res = await api.context(this.peer, target);
+      if (this.destroyed) return;
+      this.loaded = true;
+      this._mergePage(res.messages);
+      this.nextBefore = res.next_before ?? null;
+      this.olderBtn.hidden = this.nextBefore === null;
+      this.hasNewer = Boolean(res.has_newer);
+      this.anchorBar.hidden = !this.hasNewer;
+      const entry = this.byId.get(target);
+      if (entry) {
+        entry.el.classList.add('is-target');
+        entry.el.scrollIntoView({ block: 'center' });
+        this.stuck = this._nearBottom();
+      }
+    } catch (err) {
+      if (this.destroyed || err.status === 401) return;
+      this._setLoadError(err, () => this.loadAround(target));
+    } finally {
+      if (!this.destroyed) this.loading.hidden = true;
+    }
+  }
+
+  /** Leave an older page for the newest messages. */
+  async jumpToLatest() {
+    this.hasNewer = false;
+    this.anchorBar.hidden = true;
+    this.byId.clear();
+    this.list.replaceChildren();
+    await this.load();
+  }
+
+  async _toggleBlock() {
+    const c = store.state.contacts.get(this.peer);
+    if (!c || this.blockBtn.disabled) return;
+    this.blockBtn.disabled = true;
+    this.blockBtn.classList.add('is-busy');
+    try {
+      const view = c.blocked ? await api.unblock(this.peer) : await api.block(this.peer);
+      store.applyBlocked(this.peer, view.blocked);
+    } catch (err) {
+      if (!this.destroyed && err.status !== 401) this._showComposerError(err.message);
+    } finally {
+      this.blockBtn.disabled = false;
+      this.blockBtn.classList.remove('is-busy');
+    }
+  }
+
   async load() {
+    if (this.target && !this.loaded) {
+      await this.loadAround(this.target);
+      return;
+    }
     this.loading.hidden = false;
     this.list.setAttribute('aria-busy', 'true');
     this._setLoadError(null);
@@ -459,6 +551,7 @@ export class ConversationView {
 
   /** After a reconnect: fetch the newest page and merge it (no duplicates). */
   async resync() {
+    if (this.hasNewer) return; // an older page: nothing newer is shown to stitch to
     if (!this.loaded) {
       await this.load();
       return;

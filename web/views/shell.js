@@ -1,19 +1,54 @@
 // The signed-in layout: header, directory banner, sidebar, conversation pane.
 
 import { h, setText, spinner } from '../dom.js';
-import { hashHue, initial } from '../format.js';
+import { STATUSES } from '../format.js';
+import { navigate, profileHash, searchHash } from '../router.js';
 import * as store from '../store.js';
-import { ContactList } from './contacts.js';
+import { avatarElement, ContactList, setStatusDot } from './contacts.js';
 
 export const DEGRADED_TEXT =
   'Directory unreachable — working from cache; messages still flow between online peers';
 
 export class Shell {
-  constructor({ onLogout, onRetryContacts }) {
+  constructor({ onLogout, onRetryContacts, onStatus }) {
     this.onLogout = onLogout;
+    this.onStatus = onStatus;
     this.meName = h('span', { id: 'me-name', class: 'me-name' });
     this.meFingerprint = h('span', { id: 'me-fingerprint', class: 'fingerprint' });
-    this.meAvatar = h('span', { class: 'avatar avatar-sm', 'aria-hidden': 'true' });
+    this.meAvatar = null;
+    this.meAvatarBox = h('a', { class: 'me-avatar', href: '#/settings', title: 'Your profile and settings' });
+    this.myDot = h('span', { id: 'my-status-dot', class: 'status-dot status-online', 'aria-hidden': 'true' });
+    this.statusSelect = h(
+      'select',
+      {
+        id: 'my-status',
+        class: 'input status-select',
+        'aria-label': 'Your status',
+        onchange: () => this._chooseStatus(),
+      },
+      ...Object.entries(STATUSES).map(([value, label]) =>
+        h('option', { value }, value === 'offline' ? 'Appear offline' : label),
+      ),
+    );
+    this.searchInput = h('input', {
+      id: 'search-input',
+      class: 'input search-input',
+      type: 'search',
+      placeholder: 'Search people and messages',
+      'aria-label': 'Search people and messages',
+      autocomplete: 'off',
+      maxlength: '256',
+    });
+    const searchForm = h(
+      'form',
+      { class: 'search-form', role: 'search', novalidate: true },
+      this.searchInput,
+    );
+    searchForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const q = this.searchInput.value.trim();
+      if (q) navigate(searchHash(q));
+    });
     this.connection = h(
       'span',
       { id: 'connection-status', class: 'connection-status', role: 'status', hidden: true },
@@ -36,12 +71,14 @@ export class Shell {
         h('img', { src: '/static/flame.svg', alt: '', width: 26, height: 26 }),
         h('span', { class: 'brand-name' }, 'Flame'),
       ),
+      searchForm,
       h('span', { class: 'topbar-spacer' }),
       this.connection,
+      h('label', { class: 'my-status' }, this.myDot, this.statusSelect),
       h(
         'div',
         { class: 'me', 'aria-label': 'Signed in as' },
-        this.meAvatar,
+        this.meAvatarBox,
         h(
           'div',
           { class: 'me-text' },
@@ -49,8 +86,10 @@ export class Shell {
           h('span', { class: 'me-fp-row' }, h('span', { class: 'fp-label' }, 'Fingerprint '), this.meFingerprint),
         ),
       ),
+      h('a', { id: 'settings-link', class: 'btn btn-ghost', href: '#/settings' }, 'Settings'),
       this.logoutBtn,
     );
+    this.toasts = h('div', { id: 'toasts', class: 'toasts', role: 'status', 'aria-live': 'polite' });
 
     this.banner = h(
       'div',
@@ -73,16 +112,22 @@ export class Shell {
       header,
       this.banner,
       h('div', { class: 'layout' }, this.sidebar, this.pane),
+      this.toasts,
     );
 
     this._unsubs = [
       store.on('me', () => this.renderMe()),
+      store.on('profile', (view) => {
+        if (view && view.is_me) this.renderMe();
+      }),
+      store.on('my_status', () => this.renderStatus()),
       store.on('directory', () => this.renderDirectory()),
       store.on('contacts', () => this.contactList.render()),
       store.on('connection', (s) => this.renderConnection(s)),
     ];
     this._connTimer = null;
     this.renderMe();
+    this.renderStatus();
     this.renderDirectory();
     this.renderConnection(store.state.connection);
   }
@@ -93,8 +138,46 @@ export class Shell {
     setText(this.meName, name);
     setText(this.meFingerprint, me ? me.fingerprint : '');
     this.meFingerprint.title = me ? me.fingerprint : '';
-    setText(this.meAvatar, initial(name));
-    this.meAvatar.className = `avatar avatar-sm avatar-${hashHue(name)}`;
+    if (!this.meAvatar || this.meAvatar.name !== name) {
+      this.meAvatar = { name, ...avatarElement(name, 'avatar-sm') };
+      this.meAvatarBox.replaceChildren(this.meAvatar.el);
+      this.meAvatarBox.setAttribute('href', name ? profileHash(name) : '#/settings');
+    }
+    const profile = store.state.myProfile;
+    this.meAvatar.update(profile ? profile.avatar_url : null, store.displayName(name));
+    this.meName.title = profile && profile.display_name ? profile.display_name : name;
+  }
+
+  renderStatus() {
+    const { choice, status } = store.state.myStatus;
+    this.statusSelect.value = choice;
+    setStatusDot(this.myDot, status);
+    this.myDot.title = choice === status ? '' : `Shown to others as ${status}`;
+  }
+
+  async _chooseStatus() {
+    const value = this.statusSelect.value;
+    this.statusSelect.disabled = true;
+    try {
+      await this.onStatus(value);
+    } finally {
+      this.statusSelect.disabled = false;
+      this.renderStatus();
+    }
+  }
+
+  /** A short notice at the corner (new messages); it goes away by itself. */
+  toast(text, href) {
+    const item = h('a', { class: 'toast', href: href || '#/' }, text);
+    this.toasts.appendChild(item);
+    while (this.toasts.children.length > 3) this.toasts.firstElementChild.remove();
+    setTimeout(() => item.remove(), 6000);
+  }
+
+  showView(view, cls) {
+    this.el.classList.add('has-conversation');
+    this.pane.replaceChildren(view.el);
+    this.pane.dataset.view = cls || '';
   }
 
   renderDirectory() {

@@ -17,12 +17,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from pydantic import Field
 
-from flame import receipts
+from flame import receipts, status
 from flame.core.crypto import fingerprint
 from flame.core.models import Wire, check_username
 from flame.errors import BadRequest, NotFound, WrongPassword
 from flame.messaging import send_text
 from flame.net.http import error_middleware, parse_model, read_body
+from flame.net.ui import social
 from flame.net.ui.guard import (
     SESSION_COOKIE,
     LoginThrottle,
@@ -113,6 +114,7 @@ async def login(request: web.Request) -> web.Response:
             ui.throttle.failed(client)
             raise
     ui.throttle.succeeded(client)
+    status.activity(ui.parts)
     token = ui.sessions.create(ui.parts.clock.now())
     response = web.json_response(_me(ui.parts))
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
@@ -136,6 +138,8 @@ async def contacts(request: web.Request) -> web.Response:
     _session(request)
     parts = request.app[UI].parts
     views = [await contact_view(parts, c) for c in await contact_store.list_contacts(parts.db)]
+    if request.query.get("blocked") != "1":  # blocked people only when asked for (§12.4)
+        views = [view for view in views if not view["blocked"]]
     return web.json_response({"contacts": views})
 
 
@@ -233,14 +237,19 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     queue = ui.parts.hub.subscribe()
     await ws.send_json({"type": "hello", "me": _me(ui.parts)})
+    await ws.send_json(status.view(ui.parts))
+    status.ui_opened(ui.parts)  # an open UI keeps the status online (PROTOCOL.md §12.2)
 
     async def read_client() -> None:
         async for frame in ws:
             if frame.type != WSMsgType.TEXT:
                 continue
             with contextlib.suppress(ValueError, AttributeError):
-                if json.loads(frame.data).get("type") == "ping":
+                kind = json.loads(frame.data).get("type")
+                if kind == "ping":
                     await ws.send_json({"type": "pong"})
+                elif kind == "activity":  # the user typed, clicked or scrolled
+                    status.activity(ui.parts)
 
     reader = asyncio.create_task(read_client())
     try:
@@ -257,6 +266,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     except ConnectionResetError:
         pass
     finally:
+        status.ui_closed(ui.parts)
         ui.parts.hub.unsubscribe(queue)
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -299,4 +309,5 @@ def build(parts: Parts, web_dir: Path, login_fn: Login, origin: UiOrigin) -> web
     app.router.add_get("/ui/api/settings", get_settings)
     app.router.add_post("/ui/api/settings", put_settings)
     app.router.add_get("/ui/api/ws", websocket)
+    social.add_routes(app, parts, _session)
     return app

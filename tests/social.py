@@ -1,0 +1,111 @@
+"""Helpers for the profile, status, search, blocking and rate-limit tests: raw signed requests to a
+daemon's remote API, as another daemon (or an attacker holding a real key) would send them."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import aiohttp
+
+from flame.core.crypto import Identity
+from flame.core.envelope import new_message_id, seal
+from flame.core.models import Envelope, Inner, TextBody, Wire
+from flame.core.signing import sign_request
+from flame.daemon import Daemon
+from flame.parts import Parts
+from tests.cluster import Cluster, UiClient
+
+
+def parts_of(node: Daemon) -> Parts:
+    assert node.parts is not None
+    return node.parts
+
+
+def identity_of(node: Daemon) -> Identity:
+    identity = parts_of(node).identity
+    assert identity is not None
+    return identity
+
+
+def sealed(
+    author: Daemon,
+    to: Daemon,
+    body: Wire | None = None,
+    *,
+    kind: str = "text",
+    text: str = "hello",
+    seq: int = 1,
+) -> Envelope:
+    """An envelope written and sealed by `author` for `to`."""
+    inner = Inner(
+        from_=parts_of(author).me,
+        to=parts_of(to).me,
+        id=new_message_id(),
+        seq=seq,
+        ts=int(time.time() * 1000),
+        kind=kind,
+        body=body if body is not None else TextBody(text=text),
+    )
+    recipient = parts_of(to)
+    return seal(identity_of(author).exchange, recipient.me, recipient.account.x25519_key, inner)
+
+
+async def signed_request(
+    sender: Daemon,
+    target: Daemon,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    session: aiohttp.ClientSession | None = None,
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """One request signed by `sender`'s identity to `target`'s peer port. Returns status, JSON
+    answer and headers."""
+    host = f"127.0.0.1:{target.peer_port}"
+    headers = sign_request(
+        identity_of(sender),
+        parts_of(sender).me,
+        parts_of(target).me,
+        method,
+        path,
+        host,
+        body,
+        int(time.time()),
+    )
+    headers["Content-Type"] = "application/json"
+    own = session is None
+    session = session or aiohttp.ClientSession()
+    try:
+        async with session.request(
+            method, f"http://{host}{path}", data=body or None, headers=headers
+        ) as response:
+            return response.status, await response.json(), dict(response.headers)
+    finally:
+        if own:
+            await session.close()
+
+
+async def post_envelopes(
+    sender: Daemon,
+    target: Daemon,
+    envelopes: list[Envelope],
+    session: aiohttp.ClientSession | None = None,
+) -> tuple[int, dict[str, Any], dict[str, str]]:
+    body = json.dumps({"envelopes": [e.model_dump() for e in envelopes]}).encode()
+    return await signed_request(sender, target, "POST", "/api/v1/envelopes", body, session=session)
+
+
+async def online_for(cluster: Cluster, viewer: str, *others: str) -> None:
+    """Wait until `viewer`'s daemon has `others` as contacts, online (a push reaches only the
+    contacts a daemon knows)."""
+    ui = UiClient(cluster.daemons[viewer])
+    try:
+        await ui.login()
+        feed = await ui.websocket()
+        for other in others:
+            await ui.wait_status(feed, other, "online")
+        await feed.close()
+    finally:
+        await ui.close()

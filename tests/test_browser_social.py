@@ -1,0 +1,187 @@
+"""Profiles, statuses, search and blocking in real Chromium against real daemons: what one person
+does in their page is seen in the other's. No sleeps: every wait is an auto-waiting `expect`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from flame.delivery import deliver_to_peer
+from tests.browser import TIMEOUT_MS, Tab, launch_chromium
+from tests.cluster import Cluster
+from tests.social import online_for, parts_of
+
+pytestmark = pytest.mark.browser
+
+OpenTab = Callable[[str], Awaitable[Tab]]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with launch_chromium() as chromium:
+        yield chromium
+
+
+@pytest.fixture
+async def tabs(trio: Cluster, browser: Browser) -> AsyncIterator[OpenTab]:
+    opened: list[Tab] = []
+    await online_for(trio, "alice", "bob", "carol")
+    await online_for(trio, "bob", "alice")
+
+    async def open_tab(name: str) -> Tab:
+        tab = await Tab.open(browser, name, trio.daemons[name].ui_url)
+        opened.append(tab)
+        await tab.open_session()
+        return tab
+
+    yield open_tab
+    for tab in opened:
+        await tab.close()
+
+
+async def test_a_profile_edited_on_one_side_shows_on_the_other(tabs: OpenTab) -> None:
+    alice, bob = await tabs("alice"), await tabs("bob")
+    await alice.page.locator("#settings-link").click()
+    await expect(alice.page.locator("#profile-form")).to_be_visible()
+    await alice.page.locator("#profile-display-name").fill("Alice Liddell")
+    await alice.page.locator("#profile-position").fill("Chief Executive")
+    await alice.page.locator("#profile-bio-input").fill("<b>not bold</b>\nsecond line")
+    await alice.page.locator("#profile-save").click()
+    await expect(alice.page.locator("#profile-saved")).to_be_visible()
+
+    # bob's page changes by itself: the contact list shows the new name.
+    name = bob.page.locator('[data-contact="alice"] .contact-name')
+    await expect(name).to_have_text("Alice Liddell", timeout=TIMEOUT_MS)
+    await bob.goto("/#/profile/alice")
+    page = bob.page.locator('#profile[data-user="alice"]')
+    await expect(page.locator("#profile-name")).to_have_text("Alice Liddell")
+    await expect(page.locator("#profile-position")).to_have_text("Chief Executive")
+    await expect(page.locator("#profile-bio")).to_have_text("<b>not bold</b>\nsecond line")
+    await expect(page.locator("#profile-bio b")).to_have_count(0)  # text, never markup
+    await expect(page.locator("#profile-fingerprint")).to_have_text(re.compile(r"^[0-9a-f ]{20,}$"))
+    await expect(page.locator("#profile-safety")).to_have_text(re.compile(r"^[0-9 ]{20,}$"))
+    await expect(page.locator(".status-text")).to_have_text("Online")
+    for tab in (alice, bob):
+        await tab.assert_clean()
+
+
+async def test_busy_changes_the_dot_everywhere_and_mutes_notifications(tabs: OpenTab) -> None:
+    alice, bob = await tabs("alice"), await tabs("bob")
+    contact = bob.page.locator('[data-contact="alice"]')
+    await expect(contact.locator(".status-dot")).to_have_class(re.compile(r"\bstatus-online\b"))
+
+    # Not busy: a message from someone whose conversation is closed shows a notice.
+    await bob.open_conversation("carol")
+    await alice.open_conversation("bob")
+    await alice.page.locator("#composer").fill("first")
+    await alice.page.locator("#composer").press("Enter")
+    await expect(bob.page.locator("#toasts .toast")).to_have_text(["New message from alice"])
+
+    await bob.page.locator("#my-status").select_option("busy")
+    await expect(bob.page.locator("#my-status-dot")).to_have_class(re.compile(r"\bstatus-busy\b"))
+    await expect(alice.page.locator('[data-contact="bob"] .status-dot')).to_have_class(
+        re.compile(r"\bstatus-busy\b"), timeout=TIMEOUT_MS
+    )
+    await expect(alice.page.locator('[data-contact="bob"] .status-text')).to_have_text("Busy")
+    await expect(alice.page.locator("#conversation .conv-status .status-text")).to_have_text("Busy")
+
+    # Busy: the message arrives (the preview shows it) but no notice appears.
+    await bob.page.locator("#toasts .toast").evaluate_all("els => els.forEach(e => e.remove())")
+    await alice.page.locator("#composer").fill("while you are busy")
+    await alice.page.locator("#composer").press("Enter")
+    preview = contact.locator(".contact-preview")
+    await expect(preview).to_have_text("while you are busy", timeout=TIMEOUT_MS)
+    await expect(bob.page.locator("#toasts .toast")).to_have_count(0)
+
+    await bob.page.locator("#my-status").select_option("online")
+    await expect(alice.page.locator('[data-contact="bob"] .status-text')).to_have_text("Online")
+    for tab in (alice, bob):
+        await tab.assert_clean()
+
+
+async def test_search_and_jump_to_the_message(trio: Cluster, tabs: OpenTab) -> None:
+    alice = await tabs("alice")
+    ui = await trio.ui("alice")
+    for n in range(60):
+        text = "the pineapple plan" if n == 7 else f"filler message {n}"
+        await ui.send("bob", text)
+
+    await alice.page.locator("#search-input").fill("pineapple")
+    await alice.page.locator("#search-input").press("Enter")
+    hit = alice.page.locator("#search-messages .search-message")
+    await expect(hit).to_have_count(1, timeout=TIMEOUT_MS)
+    await expect(hit.locator("mark")).to_have_text(["pineapple"])
+    await expect(hit.locator(".search-snippet")).to_have_text("the pineapple plan")
+    await hit.locator("a").click()
+
+    await expect(alice.page).to_have_url(re.compile(r"#/c/bob/m/"))
+    target = alice.page.locator("#conversation .message.is-target")
+    await expect(target.locator(".message-text")).to_have_text("the pineapple plan")
+    await expect(target).to_be_in_viewport()
+    await expect(alice.page.locator("#anchor-bar")).to_be_visible()  # newer ones not loaded
+    await alice.page.locator("#jump-to-latest").click()
+    await expect(alice.page.locator("#conversation .message-text").last).to_have_text(
+        "filler message 59"
+    )
+
+    # People are found too, and the filters narrow the messages.
+    await alice.page.locator("#search-input").fill("filler")
+    await alice.page.locator("#search-input").press("Enter")
+    await expect(alice.page.locator("#search-messages .search-message")).to_have_count(30)
+    await alice.page.locator("#search-peer").select_option("carol")
+    await expect(alice.page.locator("#search-messages .search-message")).to_have_count(0)
+    await alice.page.locator("#search-input").fill("car")
+    await alice.page.locator("#search-input").press("Enter")
+    await expect(
+        alice.page.locator('#search-people .search-person[data-user="carol"]')
+    ).to_be_visible()
+    await alice.assert_clean()
+
+
+async def test_blocking_stops_their_messages_and_unblocking_restores(
+    trio: Cluster, tabs: OpenTab
+) -> None:
+    alice = await tabs("alice")
+    bob_ui = await trio.ui("bob")
+    await bob_ui.send("alice", "before the block")
+    await alice.open_conversation("bob")
+    await expect(alice.page.locator("#conversation .message.in .message-text")).to_have_text(
+        ["before the block"]
+    )
+
+    await alice.page.locator("#block-toggle").click()
+    await expect(alice.page.locator("#blocked-banner")).to_be_visible()
+    await expect(alice.page.locator("#block-toggle")).to_have_text("Unblock")
+    await expect(alice.page.locator("#composer")).to_be_disabled()
+
+    sent = await bob_ui.send("alice", "after the block")
+    await deliver_to_peer(parts_of(trio.daemons["bob"]), "alice")  # refused at alice's door
+    row = await parts_of(trio.daemons["bob"]).db.fetchone(
+        "SELECT attempts FROM outbox WHERE message_id=?", (sent["id"],)
+    )
+    assert row is not None and row["attempts"] >= 1
+    await expect(alice.page.locator("#conversation .message.in .message-text")).to_have_text(
+        ["before the block"]
+    )
+    await alice.page.locator(".brand").click()
+    await expect(alice.page.locator('[data-contact="bob"]')).to_have_count(0)  # gone from the list
+
+    await alice.page.locator("#settings-link").click()
+    blocked = alice.page.locator('#blocked-list [data-blocked-user="bob"]')
+    await expect(blocked).to_be_visible()
+    await alice.page.locator("#show-blocked").check()
+    await expect(alice.page.locator('[data-contact="bob"] .status-text')).to_have_text(
+        re.compile("Blocked")
+    )
+    await alice.page.locator("#show-blocked").uncheck()
+    await blocked.get_by_role("button", name="Unblock").click()
+    await expect(blocked).to_have_count(0)
+    await expect(alice.page.locator('[data-contact="bob"]')).to_have_count(1)
+    await alice.open_conversation("bob")
+    await expect(alice.page.locator("#conversation .message.in .message-text")).to_have_text(
+        ["before the block", "after the block"], timeout=TIMEOUT_MS
+    )
+    await alice.assert_clean()

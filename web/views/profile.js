@@ -1,0 +1,175 @@
+// A person's profile page: picture, name, position, location, bio, status, key fingerprint and
+// safety number; message, block or unblock them. Everything is shown as text.
+
+import { api } from '../api.js';
+import { h, setText, spinner } from '../dom.js';
+import { statusLabel } from '../format.js';
+import { conversationHash } from '../router.js';
+import * as store from '../store.js';
+import { avatarElement, setStatusDot } from './contacts.js';
+
+export class ProfileView {
+  constructor(name) {
+    this.name = name;
+    this.destroyed = false;
+    this.view = null;
+    this.avatar = avatarElement(name, 'avatar-xl');
+    this.displayName = h('h2', { id: 'profile-name', class: 'profile-name' }, name);
+    this.username = h('p', { id: 'profile-username', class: 'muted profile-username' }, `@${name}`);
+    this.dot = h('span', { class: 'status-dot status-offline', 'aria-hidden': 'true' });
+    this.statusText = h('span', { class: 'status-text' }, '…');
+    this.position = h('p', { id: 'profile-position', class: 'profile-position' });
+    this.location = h('p', { id: 'profile-location', class: 'muted profile-location' });
+    this.bio = h('p', { id: 'profile-bio', class: 'profile-bio' });
+    this.fingerprint = h('span', { id: 'profile-fingerprint', class: 'fingerprint' });
+    this.safety = h('span', { id: 'profile-safety', class: 'safety-number' });
+    this.safetyRow = h(
+      'div',
+      { class: 'profile-key-row', hidden: true },
+      h('span', { class: 'safety-label' }, 'Safety number '),
+      this.safety,
+    );
+    this.warning = h('p', { id: 'profile-warning', class: 'form-error', role: 'alert', hidden: true });
+    this.error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+    this.messageLink = h(
+      'a',
+      { id: 'profile-message', class: 'btn btn-primary', href: conversationHash(name) },
+      'Message',
+    );
+    this.blockLabel = h('span', { class: 'btn-label' }, 'Block');
+    this.blockBtn = h(
+      'button',
+      { id: 'profile-block', type: 'button', class: 'btn', onclick: () => this._toggleBlock() },
+      spinner('btn-spinner'),
+      this.blockLabel,
+    );
+    this.editLink = h(
+      'a',
+      { id: 'profile-edit', class: 'btn', href: '#/settings', hidden: true },
+      'Edit your profile',
+    );
+    this.loading = h('div', { class: 'messages-loading', role: 'status' }, spinner(), 'Loading…');
+    this.el = h(
+      'section',
+      { id: 'profile', class: 'profile-page', 'data-user': name, 'aria-labelledby': 'profile-name' },
+      h(
+        'header',
+        { class: 'profile-header' },
+        h('a', { class: 'back-link', href: '#/', 'aria-label': 'Back to contacts' }, '‹'),
+        this.avatar.el,
+        h(
+          'div',
+          { class: 'profile-title' },
+          this.displayName,
+          this.username,
+          h('div', { class: 'conv-status', id: 'profile-status' }, this.dot, this.statusText),
+        ),
+      ),
+      this.loading,
+      this.warning,
+      this.error,
+      h(
+        'div',
+        { class: 'profile-body' },
+        this.position,
+        this.location,
+        this.bio,
+        h(
+          'div',
+          { class: 'profile-key-row' },
+          h('span', { class: 'fp-label' }, 'Key fingerprint '),
+          this.fingerprint,
+        ),
+        this.safetyRow,
+      ),
+      h('div', { class: 'profile-actions' }, this.messageLink, this.blockBtn, this.editLink),
+    );
+    this._unsubs = [
+      store.on('profile', (view) => {
+        if (view && view.username === this.name) this.render({ ...this.view, ...view });
+      }),
+      store.on('contacts', () => this._renderStatus()),
+      store.on('my_status', () => this._renderStatus()),
+    ];
+  }
+
+  async load() {
+    try {
+      const view = await api.profile(this.name);
+      if (!this.destroyed) this.render(view);
+    } catch (err) {
+      if (this.destroyed || err.status === 401) return;
+      this.loading.hidden = true;
+      setText(this.error, err.message);
+      this.error.hidden = false;
+    }
+  }
+
+  /** The daemon refused a profile this person's daemon sent (it did not verify). */
+  rejected(reason) {
+    setText(
+      this.warning,
+      `A profile update from ${this.name} was ignored: it is not signed by their key (${reason}).`,
+    );
+    this.warning.hidden = false;
+  }
+
+  render(view) {
+    if (this.destroyed || !view) return;
+    this.view = view;
+    this.loading.hidden = true;
+    setText(this.displayName, view.display_name || view.username);
+    setText(this.position, view.position || '');
+    this.position.hidden = !view.position;
+    setText(this.location, view.location || '');
+    this.location.hidden = !view.location;
+    setText(this.bio, view.bio || '');
+    this.bio.hidden = !view.bio;
+    setText(this.fingerprint, view.fingerprint || '—');
+    setText(this.safety, view.safety_number || '');
+    this.safetyRow.hidden = !view.safety_number;
+    this.avatar.update(view.avatar_url, view.display_name || view.username);
+    this.messageLink.hidden = view.is_me;
+    this.blockBtn.hidden = view.is_me;
+    this.editLink.hidden = !view.is_me;
+    setText(this.blockLabel, view.blocked ? 'Unblock' : 'Block');
+    this.blockBtn.classList.toggle('btn-warning', !view.blocked);
+    this._renderStatus();
+  }
+
+  _renderStatus() {
+    if (this.destroyed || !this.view) return;
+    let status = this.view.status;
+    if (this.view.is_me) status = store.state.myStatus.status;
+    else {
+      const c = store.state.contacts.get(this.name);
+      if (c) status = c.status;
+    }
+    setStatusDot(this.dot, status);
+    setText(this.statusText, statusLabel(status));
+  }
+
+  async _toggleBlock() {
+    if (!this.view || this.blockBtn.disabled) return;
+    this.blockBtn.disabled = true;
+    this.blockBtn.classList.add('is-busy');
+    this.error.hidden = true;
+    try {
+      const view = this.view.blocked ? await api.unblock(this.name) : await api.block(this.name);
+      store.applyBlocked(this.name, view.blocked);
+      this.render(view);
+    } catch (err) {
+      if (this.destroyed || err.status === 401) return;
+      setText(this.error, err.message);
+      this.error.hidden = false;
+    } finally {
+      this.blockBtn.disabled = false;
+      this.blockBtn.classList.remove('is-busy');
+    }
+  }
+
+  destroy() {
+    this.destroyed = true;
+    for (const u of this._unsubs) u();
+  }
+}

@@ -1,0 +1,245 @@
+// Settings: your profile (the daemon signs it and sends it to your contacts), your picture, the
+// people you blocked, and what the contact list and notifications show.
+
+import { api } from '../api.js';
+import { h, setText, spinner } from '../dom.js';
+import { profileHash } from '../router.js';
+import * as store from '../store.js';
+import { avatarElement } from './contacts.js';
+
+const FIELDS = [
+  { key: 'display_name', label: 'Display name', max: 64 },
+  { key: 'position', label: 'Position', max: 100 },
+  { key: 'location', label: 'Location', max: 100 },
+];
+
+export const NOTIFY_KEY = 'flame.notify';
+
+export function notificationsOn() {
+  try {
+    return localStorage.getItem(NOTIFY_KEY) !== '0';
+  } catch {
+    return true;
+  }
+}
+
+function readFile(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => {
+      const url = String(reader.result);
+      resolve(url.slice(url.indexOf(',') + 1)); // the base64 after "data:...;base64,"
+    };
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+export class SettingsView {
+  constructor() {
+    this.destroyed = false;
+    const me = store.state.me ? store.state.me.username : '';
+    this.inputs = {};
+    const rows = FIELDS.map(({ key, label, max }) => {
+      const id = `profile-${key.replace('_', '-')}`;
+      this.inputs[key] = h('input', { id, class: 'input', type: 'text', maxlength: String(max) });
+      return h('div', { class: 'field' }, h('label', { class: 'field-label', for: id }, label), this.inputs[key]);
+    });
+    this.inputs.bio = h('textarea', { id: 'profile-bio-input', class: 'input', rows: '4', maxlength: '1000' });
+    rows.push(
+      h('div', { class: 'field' }, h('label', { class: 'field-label', for: 'profile-bio-input' }, 'About you'), this.inputs.bio),
+    );
+    this.saved = h('p', { id: 'profile-saved', class: 'muted', role: 'status', hidden: true }, 'Saved and sent to your contacts.');
+    this.error = h('p', { id: 'profile-error', class: 'form-error', role: 'alert', hidden: true });
+    this.saveBtn = h(
+      'button',
+      { id: 'profile-save', type: 'submit', class: 'btn btn-primary' },
+      spinner('btn-spinner'),
+      h('span', { class: 'btn-label' }, 'Save profile'),
+    );
+    const form = h(
+      'form',
+      { id: 'profile-form', class: 'settings-form', novalidate: true },
+      ...rows,
+      this.error,
+      h('div', { class: 'settings-actions' }, this.saveBtn, this.saved),
+    );
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      this._save();
+    });
+
+    this.avatar = avatarElement(me, 'avatar-xl');
+    this.avatarInput = h('input', {
+      id: 'avatar-input',
+      type: 'file',
+      accept: 'image/png,image/jpeg,image/webp,image/gif',
+      class: 'visually-hidden',
+      onchange: () => this._upload(),
+    });
+    this.avatarError = h('p', { id: 'avatar-error', class: 'form-error', role: 'alert', hidden: true });
+    this.removeBtn = h(
+      'button',
+      { id: 'avatar-remove', type: 'button', class: 'btn btn-small', onclick: () => this._removeAvatar() },
+      'Remove picture',
+    );
+
+    this.showBlocked = h('input', {
+      id: 'show-blocked',
+      type: 'checkbox',
+      checked: store.state.showBlocked,
+      onchange: () => store.setShowBlocked(this.showBlocked.checked),
+    });
+    this.notify = h('input', {
+      id: 'notify',
+      type: 'checkbox',
+      checked: notificationsOn(),
+      onchange: () => {
+        try {
+          localStorage.setItem(NOTIFY_KEY, this.notify.checked ? '1' : '0');
+        } catch {
+          /* kept for this page only */
+        }
+      },
+    });
+    this.blockedList = h('ul', { id: 'blocked-list', class: 'blocked-list' });
+    this.blockedEmpty = h('p', { class: 'muted', hidden: true }, 'You have not blocked anyone.');
+
+    this.el = h(
+      'section',
+      { id: 'settings', class: 'settings-page', 'aria-labelledby': 'settings-title' },
+      h(
+        'header',
+        { class: 'profile-header' },
+        h('a', { class: 'back-link', href: '#/', 'aria-label': 'Back to contacts' }, '‹'),
+        h('h2', { id: 'settings-title', class: 'profile-name' }, 'Settings'),
+        h('a', { class: 'btn btn-small', href: profileHash(me) }, 'See your profile'),
+      ),
+      h('h3', { class: 'settings-heading' }, 'Your profile'),
+      h(
+        'div',
+        { class: 'avatar-row' },
+        this.avatar.el,
+        h('label', { class: 'btn btn-small', for: 'avatar-input' }, 'Choose a picture…'),
+        this.avatarInput,
+        this.removeBtn,
+      ),
+      this.avatarError,
+      form,
+      h('h3', { class: 'settings-heading' }, 'Blocked people'),
+      h(
+        'p',
+        { class: 'muted' },
+        'Blocked people cannot write to you or fetch your profile, and are not told why.',
+      ),
+      this.blockedEmpty,
+      this.blockedList,
+      h('label', { class: 'check-row' }, this.showBlocked, ' Show blocked people in the contact list'),
+      h('h3', { class: 'settings-heading' }, 'Notifications'),
+      h('label', { class: 'check-row' }, this.notify, ' Notify me of new messages (never while I am busy)'),
+    );
+    this._unsubs = [store.on('profile', (view) => view && view.is_me && this._fill(view))];
+  }
+
+  async load() {
+    try {
+      const [profile, blocked] = await Promise.all([api.myProfile(), api.blocks()]);
+      if (this.destroyed) return;
+      store.applyProfile(profile);
+      this._fill(profile);
+      this._renderBlocked(blocked.blocked || []);
+    } catch (err) {
+      if (this.destroyed || err.status === 401) return;
+      setText(this.error, err.message);
+      this.error.hidden = false;
+    }
+  }
+
+  _fill(view) {
+    for (const { key } of FIELDS) this.inputs[key].value = view[key] || '';
+    this.inputs.bio.value = view.bio || '';
+    this.avatar.update(view.avatar_url, view.display_name || view.username);
+    this.removeBtn.hidden = !view.avatar_url;
+  }
+
+  _renderBlocked(list) {
+    this.blockedList.replaceChildren(
+      ...list.map(({ username }) => {
+        const btn = h('button', { type: 'button', class: 'btn btn-small' }, 'Unblock');
+        const li = h(
+          'li',
+          { class: 'blocked-item', 'data-blocked-user': username },
+          h('a', { href: profileHash(username) }, store.displayName(username)),
+          btn,
+        );
+        btn.addEventListener('click', async () => {
+          btn.disabled = true;
+          try {
+            await api.unblock(username);
+            store.applyBlocked(username, false);
+            li.remove();
+            this.blockedEmpty.hidden = this.blockedList.children.length > 0;
+          } catch (err) {
+            btn.disabled = false;
+            setText(this.error, err.message);
+            this.error.hidden = false;
+          }
+        });
+        return li;
+      }),
+    );
+    this.blockedEmpty.hidden = list.length > 0;
+  }
+
+  async _save() {
+    if (this.saveBtn.disabled) return;
+    this.saveBtn.disabled = true;
+    this.saveBtn.classList.add('is-busy');
+    this.error.hidden = true;
+    this.saved.hidden = true;
+    const fields = { bio: this.inputs.bio.value };
+    for (const { key } of FIELDS) fields[key] = this.inputs[key].value.trim();
+    try {
+      const view = await api.saveProfile(fields);
+      store.applyProfile(view);
+      if (!this.destroyed) this.saved.hidden = false;
+    } catch (err) {
+      if (this.destroyed || err.status === 401) return;
+      setText(this.error, err.message);
+      this.error.hidden = false;
+    } finally {
+      this.saveBtn.disabled = false;
+      this.saveBtn.classList.remove('is-busy');
+    }
+  }
+
+  async _upload() {
+    const file = this.avatarInput.files && this.avatarInput.files[0];
+    if (!file) return;
+    this.avatarError.hidden = true;
+    try {
+      const view = await api.saveAvatar(await readFile(file));
+      store.applyProfile(view);
+    } catch (err) {
+      if (this.destroyed || err.status === 401) return;
+      setText(this.avatarError, err.message);
+      this.avatarError.hidden = false;
+    } finally {
+      this.avatarInput.value = '';
+    }
+  }
+
+  async _removeAvatar() {
+    try {
+      store.applyProfile(await api.saveAvatar(null));
+    } catch (err) {
+      setText(this.avatarError, err.message);
+      this.avatarError.hidden = false;
+    }
+  }
+
+  destroy() {
+    this.destroyed = true;
+    for (const u of this._unsubs) u();
+  }
+}
