@@ -11,7 +11,7 @@ import aiohttp
 
 from flame.core.crypto import Identity
 from flame.core.envelope import new_message_id, seal
-from flame.core.models import Envelope, Inner, TextBody, Wire
+from flame.core.models import SEQUENCED_KINDS, Envelope, Inner, TextBody, Wire
 from flame.core.signing import sign_request
 from flame.daemon import Daemon
 from flame.parts import Parts
@@ -36,14 +36,14 @@ def sealed(
     *,
     kind: str = "text",
     text: str = "hello",
-    seq: int = 1,
+    seq: int | None = None,
 ) -> Envelope:
-    """An envelope written and sealed by `author` for `to`."""
+    """An envelope written and sealed by `author` for `to` (control kinds carry seq 0)."""
     inner = Inner(
         from_=parts_of(author).me,
         to=parts_of(to).me,
         id=new_message_id(),
-        seq=seq,
+        seq=seq if seq is not None else (1 if kind in SEQUENCED_KINDS else 0),
         ts=int(time.time() * 1000),
         kind=kind,
         body=body if body is not None else TextBody(text=text),

@@ -319,7 +319,7 @@ async def test_a_peers_oversized_avatar_is_refused(trio: Cluster) -> None:
         from_="alice",
         to="bob",
         id=new_message_id(),
-        seq=1,
+        seq=0,
         ts=1,
         kind="profile_update",
         body=ProfileUpdateBody.model_construct(profile=profile),

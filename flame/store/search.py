@@ -124,21 +124,21 @@ async def messages_around(
     """The page of `peer`'s conversation around one message, oldest first, and whether there
     are older and newer messages beyond it. None if the message is not in that conversation."""
     target = await db.fetchone(
-        f"SELECT sent_at, rowid FROM messages WHERE id=? AND peer=? AND {SHOWN_SQL}",
+        f"SELECT sent_at, seq, rowid FROM messages WHERE id=? AND peer=? AND {SHOWN_SQL}",
         (message_id, peer),
     )
     if target is None:
         return None
-    sent_at, rowid = target[0], target[1]
+    key = (target[0], target[1], target[2])  # the conversation's order (PROTOCOL.md §13.4)
     older = await db.fetchall(
-        f"SELECT * FROM messages WHERE peer=? AND {SHOWN_SQL} AND (sent_at, rowid) < (?, ?)"
-        " ORDER BY sent_at DESC, rowid DESC LIMIT ?",
-        (peer, sent_at, rowid, before + 1),
+        f"SELECT * FROM messages WHERE peer=? AND {SHOWN_SQL} AND (sent_at, seq, rowid) < (?, ?, ?)"
+        " ORDER BY sent_at DESC, seq DESC, rowid DESC LIMIT ?",
+        (peer, *key, before + 1),
     )
     newer = await db.fetchall(
-        f"SELECT * FROM messages WHERE peer=? AND {SHOWN_SQL} AND (sent_at, rowid) >= (?, ?)"
-        " ORDER BY sent_at, rowid LIMIT ?",
-        (peer, sent_at, rowid, after + 2),
+        f"SELECT * FROM messages WHERE peer=? AND {SHOWN_SQL}"
+        " AND (sent_at, seq, rowid) >= (?, ?, ?) ORDER BY sent_at, seq, rowid LIMIT ?",
+        (peer, *key, after + 2),
     )
     has_older, has_newer = len(older) > before, len(newer) > after + 1
     page = [message_from_row(r) for r in reversed(older[:before])] + [

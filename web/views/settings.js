@@ -102,6 +102,26 @@ export class SettingsView {
         }
       },
     });
+    this.readReceipts = h('input', {
+      id: 'read-receipts',
+      type: 'checkbox',
+      checked: true,
+      disabled: true,
+      onchange: async () => {
+        const wanted = this.readReceipts.checked;
+        this.readReceipts.disabled = true;
+        try {
+          const saved = await api.saveSettings({ read_receipts: wanted });
+          this.readReceipts.checked = saved.read_receipts;
+        } catch (err) {
+          this.readReceipts.checked = !wanted;
+          setText(this.error, err.message);
+          this.error.hidden = false;
+        } finally {
+          this.readReceipts.disabled = false;
+        }
+      },
+    });
     this.blockedList = h('ul', { id: 'blocked-list', class: 'blocked-list' });
     this.blockedEmpty = h('p', { class: 'muted', hidden: true }, 'You have not blocked anyone.');
 
@@ -137,14 +157,22 @@ export class SettingsView {
       h('label', { class: 'check-row' }, this.showBlocked, ' Show blocked people in the contact list'),
       h('h3', { class: 'settings-heading' }, 'Notifications'),
       h('label', { class: 'check-row' }, this.notify, ' Notify me of new messages (never while I am busy)'),
+      h('h3', { class: 'settings-heading' }, 'Privacy'),
+      h('label', { class: 'check-row' }, this.readReceipts, ' Send read receipts (others see when you have read their messages)'),
     );
     this._unsubs = [store.on('profile', (view) => view && view.is_me && this._fill(view))];
   }
 
   async load() {
     try {
-      const [profile, blocked] = await Promise.all([api.myProfile(), api.blocks()]);
+      const [profile, blocked, settings] = await Promise.all([
+        api.myProfile(),
+        api.blocks(),
+        api.settings(),
+      ]);
       if (this.destroyed) return;
+      this.readReceipts.checked = settings.read_receipts;
+      this.readReceipts.disabled = false;
       store.applyProfile(profile);
       this._fill(profile);
       this._renderBlocked(blocked.blocked || []);

@@ -185,7 +185,9 @@ def add_routes(app: web.Application, parts: Parts, check_session: CheckSession) 
         page, has_older, has_newer = around
         payload: dict[str, Any] = {
             "messages": [m.to_ui() for m in page],
-            "next_before": f"{page[0].sent_at!r}:{page[0].rowid}" if has_older else None,
+            "next_before": (
+                f"{page[0].sent_at!r}:{page[0].seq}:{page[0].rowid}" if has_older else None
+            ),
             "has_newer": has_newer,
             "target": message_id,
         }
