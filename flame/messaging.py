@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from flame.core import envelope as envelope_rules
-from flame.core.models import BatchResult, Envelope, EnvelopeBatch, EnvelopeResult, Inner, TextBody
+from flame.core.models import (
+    BatchResult,
+    Envelope,
+    EnvelopeBatch,
+    EnvelopeResult,
+    Inner,
+    TextBody,
+    Wire,
+)
 from flame.core.outbox import next_attempt
 from flame.errors import (
     BadEnvelope,
@@ -35,6 +43,7 @@ from flame.store import contacts as contact_store
 from flame.store import messages as message_store
 from flame.store.contacts import Contact
 from flame.store.messages import Incoming, Message
+from flame.transfers import incoming as transfers_in
 
 log = logging.getLogger("flame.messaging")
 
@@ -46,6 +55,12 @@ async def send_text(parts: Parts, peer: str, text: str) -> Message:
     limit = parts.settings.daemon.max_message_chars
     if len(text) > limit:
         raise TooLarge(f"The message is longer than {limit} characters.", code="message_too_long")
+    return await send_inner(parts, peer, "text", TextBody(text=text))
+
+
+async def recipient_contact(parts: Parts, peer: str) -> Contact:
+    """The contact to send to: looked up in the directory on first use; refused while their key
+    change is pending."""
     contact = await contact_store.get_contact(parts.db, peer)
     if contact is None and peer != parts.me:
         contact = await fetch_contact(parts, peer)
@@ -59,8 +74,15 @@ async def send_text(parts: Parts, peer: str, text: str) -> Message:
             "then accept the new key to send again.",
             code="key_changed",
         )
+    return contact
+
+
+async def send_inner(parts: Parts, peer: str, kind: str, body: Wire) -> Message:
+    """Queue an inner message of any kind for the group-commit writer; returns it once stored."""
+    parts.require_identity()
+    contact = await recipient_contact(parts, peer)
     pending = PendingSend(
-        peer, contact.x25519_key, TextBody(text=text), asyncio.get_running_loop().create_future()
+        peer, contact.x25519_key, body, asyncio.get_running_loop().create_future(), kind
     )
     parts.outgoing.put_nowait(pending)
     return await pending.done
@@ -70,8 +92,9 @@ async def send_text(parts: Parts, peer: str, text: str) -> Message:
 class PendingSend:
     peer: str
     peer_key: bytes
-    body: TextBody
+    body: Wire
     done: asyncio.Future[Message]
+    kind: str = "text"
 
 
 async def write_outgoing(parts: Parts) -> None:
@@ -115,7 +138,7 @@ async def _store_group(parts: Parts, group: list[PendingSend]) -> list[Message]:
             id=envelope_rules.new_message_id(),
             seq=seq,
             ts=int(now * 1000),
-            kind="text",
+            kind=item.kind,
             body=item.body,
         )
         envelope = envelope_rules.seal(identity.exchange, item.peer, item.peer_key, inner)
@@ -132,19 +155,15 @@ async def receive_batch(parts: Parts, batch: EnvelopeBatch) -> tuple[int, BatchR
     identity = parts.require_identity()
     now = parts.clock.now()
     results: list[EnvelopeResult | None] = []
+    statuses: dict[int, int] = {}  # index of a refused envelope -> its HTTP status
     accepted: list[tuple[int, Incoming]] = []
     authors: dict[str, Contact | None] = {}  # one contact lookup per author per batch
-    status = 200
     for envelope in batch.envelopes:
         try:
             incoming = await _open_checked(parts, identity.exchange, envelope, now, authors)
         except RequestError as exc:
-            status = exc.status if status == 200 else status
-            results.append(
-                EnvelopeResult(
-                    id=envelope.id, status="rejected", error=exc.code, message=exc.message
-                )
-            )
+            statuses[len(results)] = exc.status
+            results.append(_refused(envelope.id, exc))
             continue
         accepted.append((len(results), incoming))
         results.append(None)
@@ -152,19 +171,29 @@ async def receive_batch(parts: Parts, batch: EnvelopeBatch) -> tuple[int, BatchR
     for index, item in accepted:
         by_kind.setdefault(item.inner.kind, []).append((index, item))
     for kind, group in by_kind.items():
-        fresh = await RECEIVERS[kind](parts, [item for _, item in group])
-        for (index, item), is_new in zip(group, fresh, strict=True):
-            results[index] = EnvelopeResult(
-                id=item.inner.id, status="stored" if is_new else "duplicate"
-            )
+        outcomes = await RECEIVERS[kind](parts, [item for _, item in group])
+        for (index, item), outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, RequestError):
+                statuses[index] = outcome.status
+                results[index] = _refused(item.inner.id, outcome)
+            else:
+                results[index] = EnvelopeResult(
+                    id=item.inner.id, status="stored" if outcome else "duplicate"
+                )
     final = [r for r in results if r is not None]
+    status = statuses[min(statuses)] if statuses else 200
     return status, BatchResult(results=final)
 
 
-Receiver = Callable[[Parts, list[Incoming]], Awaitable[list[bool]]]
+def _refused(envelope_id: str, exc: RequestError) -> EnvelopeResult:
+    return EnvelopeResult(id=envelope_id, status="rejected", error=exc.code, message=exc.message)
 
 
-async def receive_texts(parts: Parts, items: list[Incoming]) -> list[bool]:
+# Per item: True stored, False a duplicate, or the reason it is refused (PROTOCOL.md §7.2).
+Receiver = Callable[[Parts, list[Incoming]], Awaitable[list[bool | RequestError]]]
+
+
+async def receive_texts(parts: Parts, items: list[Incoming]) -> list[bool | RequestError]:
     """Store text messages (one transaction) and show the new ones. True: new; False: duplicate."""
     stored = await message_store.store_incoming(parts.db, items)
     for message in stored:
@@ -177,6 +206,9 @@ async def receive_texts(parts: Parts, items: list[Incoming]) -> list[bool]:
 # receiver commits before it returns: the peer's 2xx follows.
 RECEIVERS: dict[str, Receiver] = {
     "text": receive_texts,
+    "file_offer": transfers_in.receive_file_offers,
+    "file_cancel": transfers_in.receive_file_cancels,
+    "file_decline": transfers_in.receive_file_declines,
 }
 
 

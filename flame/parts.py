@@ -15,6 +15,7 @@ from flame.net.http import RequestVerifier
 from flame.net.peer_client import PeerClient
 from flame.store.db import Database
 from flame.store.keystore import Account
+from flame.transfers.runtime import FileRuntime
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Parts:
     public_address: str = ""
     unknown_users: dict[str, float] = field(default_factory=dict)  # name -> retry after
     outgoing: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)  # messaging.PendingSend
+    files: FileRuntime = field(default_factory=FileRuntime)  # transfers in flight (PROTOCOL.md §11)
 
     @property
     def me(self) -> str:

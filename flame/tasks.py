@@ -19,6 +19,7 @@ from flame.messaging import deliver_to_peer, write_outgoing
 from flame.parts import Parts
 from flame.roster import sync_directory_once
 from flame.store import messages as message_store
+from flame.transfers.outgoing import send_files
 
 log = logging.getLogger("flame.tasks")
 
@@ -104,6 +105,7 @@ LOOPS: dict[str, LoopFactory] = {
     "sync_directory": sync_directory,
     "deliver_outbox": deliver_outbox,
     "write_outgoing": write_outgoing,
+    "send_files": send_files,
 }
 
 

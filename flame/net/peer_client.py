@@ -48,6 +48,19 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+def refusal(status: int, payload: bytes, headers: Any) -> PeerRefused:
+    """A 4xx/5xx answer as PeerRefused, with the peer's code and message when it sent them."""
+    code, message = "peer_refused", f"HTTP {status}"
+    try:
+        data = json.loads(payload)
+        code, message = str(data.get("error", code)), str(data.get("message", message))
+    except (ValueError, AttributeError):
+        pass
+    refused = PeerRefused(message, status=status, code=code, retry_after_s=_retry_after(headers))
+    refused.payload = payload
+    return refused
+
+
 class PeerClient:
     """One aiohttp session for all outbound traffic. `identity` is None while the daemon is locked
     (only unsigned calls work then)."""
@@ -107,17 +120,7 @@ class PeerClient:
                 f"Cannot reach {target.host}:{target.port}: {type(exc).__name__}"
             ) from exc
         if status >= 400:
-            code, message = "peer_refused", f"HTTP {status}"
-            try:
-                data = json.loads(payload)
-                code, message = str(data.get("error", code)), str(data.get("message", message))
-            except (ValueError, AttributeError):
-                pass
-            refused = PeerRefused(
-                message, status=status, code=code, retry_after_s=_retry_after(response_headers)
-            )
-            refused.payload = payload
-            raise refused
+            raise refusal(status, payload, response_headers)
         return status, payload, response_headers
 
     # --- the directory -----------------------------------------------------------------------

@@ -8,8 +8,13 @@ from typing import Any
 
 import aiosqlite
 
-from flame.core.models import Envelope, Inner
+from flame.core.models import CONTROL_KINDS, Envelope, Inner
 from flame.store.db import Database
+
+# Control messages steer something else and are never listed (core.models.CONTROL_KINDS).
+LISTED = "kind NOT IN ({})".format(",".join(f"'{kind}'" for kind in sorted(CONTROL_KINDS)))
+# What the UI may see of a file offer: never its key or upload token (PROTOCOL.md §11.2).
+PUBLIC_OFFER_FIELDS = ("transfer_id", "name", "size", "media_type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,11 +33,12 @@ class Message:
     error: str | None
 
     def to_ui(self) -> dict[str, Any]:
-        return {
+        view = {
             "id": self.id,
             "peer": self.peer,
             "direction": self.direction,
             "author": self.author,
+            "kind": self.kind,
             "text": str(self.body.get("text", "")),
             "sent_at": self.sent_at,
             "received_at": self.received_at,
@@ -40,6 +46,9 @@ class Message:
             "state": self.state,
             "error": self.error,
         }
+        if self.kind == "file_offer":
+            view["file"] = {name: self.body.get(name) for name in PUBLIC_OFFER_FIELDS}
+        return view
 
 
 def _message(r: aiosqlite.Row) -> Message:
@@ -193,12 +202,13 @@ async def list_messages(
     """A page of a conversation, oldest first, ending just before the cursor (sent_at, rowid)."""
     if before is None:
         rows = await db.fetchall(
-            "SELECT * FROM messages WHERE peer=? ORDER BY sent_at DESC, rowid DESC LIMIT ?",
+            f"SELECT * FROM messages WHERE peer=? AND {LISTED}"
+            " ORDER BY sent_at DESC, rowid DESC LIMIT ?",
             (peer, limit),
         )
     else:
         rows = await db.fetchall(
-            "SELECT * FROM messages WHERE peer=? AND (sent_at, rowid) < (?, ?)"
+            f"SELECT * FROM messages WHERE peer=? AND {LISTED} AND (sent_at, rowid) < (?, ?)"
             " ORDER BY sent_at DESC, rowid DESC LIMIT ?",
             (peer, before[0], before[1], limit),
         )

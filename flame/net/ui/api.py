@@ -19,8 +19,10 @@ from pydantic import Field
 from flame.core.crypto import fingerprint
 from flame.core.models import Wire, check_username
 from flame.errors import BadRequest, NotFound, WrongPassword
+from flame.files import message_views
 from flame.messaging import send_text
 from flame.net.http import error_middleware, parse_model, read_body
+from flame.net.ui import files as ui_files
 from flame.net.ui.guard import (
     SESSION_COOKIE,
     LoginThrottle,
@@ -174,7 +176,8 @@ async def list_messages(request: web.Request) -> web.Response:
     if request.query.get("before") is None and page:
         # Showing the newest page means the user has seen the conversation.
         await message_store.mark_read(parts.db, name, max(m.rowid for m in page))
-    return web.json_response({"messages": [m.to_ui() for m in page], "next_before": next_before})
+    views = await message_views(parts, page)
+    return web.json_response({"messages": views, "next_before": next_before})
 
 
 async def post_message(request: web.Request) -> web.Response:
@@ -257,4 +260,5 @@ def build(parts: Parts, web_dir: Path, login_fn: Login, origin: UiOrigin) -> web
     app.router.add_get("/ui/api/conversations/{name}/messages", list_messages)
     app.router.add_post("/ui/api/conversations/{name}/messages", post_message)
     app.router.add_get("/ui/api/ws", websocket)
+    ui_files.add_routes(app, parts, _session)
     return app
