@@ -7,7 +7,8 @@ import asyncio
 import contextlib
 import hashlib
 import io
-import os
+import struct
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,25 @@ from tests.cluster import Feed, UiClient
 def parts_of(node: Daemon) -> Parts:
     assert node.parts is not None
     return node.parts
+
+
+def png_bytes(extra: int = 0) -> bytes:
+    """A real 1x1 PNG (red), padded with a trailing chunk-sized comment when asked."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    text = chunk(b"tEXt", b"Comment\x00" + b"x" * extra) if extra else b""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + text
+        + chunk(b"IDAT", pixels)
+        + chunk(b"IEND", b"")
+    )
 
 
 def random_bytes(size: int, seed: int = 0) -> bytes:
@@ -100,6 +120,9 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+CHUNK_PUT = b"PUT /api/v1/files/"
+
+
 @dataclass
 class Proxy:
     """A TCP proxy in front of a daemon's peer port. It can damage one byte of the traffic
@@ -147,15 +170,16 @@ class Proxy:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, damage: bool
     ) -> None:
         seen = 0
-        is_put = False
+        put_at: int | None = None  # where the first chunk PUT on this connection starts
         try:
             while data := await reader.read(65536):
-                if damage and seen == 0:
-                    is_put = data.startswith(b"PUT ")
-                if damage and is_put and self.corrupt_after is not None:
-                    position = self.corrupt_after - seen
+                if damage and self.corrupt_after is not None:
+                    if put_at is None and (found := data.find(CHUNK_PUT)) >= 0:
+                        put_at = seen + found
+                    position = -1 if put_at is None else put_at + self.corrupt_after - seen
                     if 0 <= position < len(data):
-                        data = data[:position] + bytes([data[position] ^ 0x01]) + data[position + 1 :]
+                        flipped = bytes([data[position] ^ 0x01])
+                        data = data[:position] + flipped + data[position + 1 :]
                         self.corrupt_after = None
                         self.corrupted.set()
                 seen += len(data)
@@ -183,8 +207,3 @@ class Proxy:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-
-
-def unused(*_: Any) -> None:
-    """Keeps linters quiet about helpers a module re-exports."""
-    assert os

@@ -67,9 +67,7 @@ async def test_a_wrong_host_is_refused_on_every_route(solo: Daemon, host: str) -
 
 @pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}"])
 async def test_the_local_names_are_accepted(solo: Daemon, host: str) -> None:
-    status, _, body = await raw(
-        solo, "GET", "/", headers={"Host": host.format(port=solo.ui_port)}
-    )
+    status, _, body = await raw(solo, "GET", "/", headers={"Host": host.format(port=solo.ui_port)})
     assert status == 200 and "<html" in body.lower()
 
 

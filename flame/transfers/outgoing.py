@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import json
 import logging
 import os
 import random
@@ -306,11 +307,25 @@ async def _refused(parts: Parts, transfer: Transfer, exc: PeerRefused, sent: int
             await _publish(parts, transfer)
         return
     # bad_chunk (damaged on the way: sent again), wrong_offset, busy, unknown_transfer, 503, 429..
-    await _retry(parts, transfer, exc.message, sent, exc.retry_after_s)
+    await _retry(parts, transfer, exc.message, sent, exc.retry_after_s, _held_in(exc.payload))
+
+
+def _held_in(payload: bytes) -> int | None:
+    """`received_bytes` of a refusal that tells how much the receiver kept (§11.4)."""
+    try:
+        held = json.loads(payload).get("received_bytes")
+    except (ValueError, AttributeError):
+        return None
+    return held if isinstance(held, int) and not isinstance(held, bool) and held >= 0 else None
 
 
 async def _retry(
-    parts: Parts, transfer: Transfer, error: str, sent: int, retry_after_s: float | None
+    parts: Parts,
+    transfer: Transfer,
+    error: str,
+    sent: int,
+    retry_after_s: float | None,
+    held_bytes: int | None = None,
 ) -> None:
     settings = parts.settings.daemon
     now = parts.clock.now()
@@ -325,6 +340,7 @@ async def _retry(
     )
     current = await file_store.get(parts.db, *transfer.key)
     held = transfer.held_bytes if current is None else current.held_bytes
+    held = min(transfer.size, held if held_bytes is None else held_bytes)
     if await file_store.record_attempt(
         parts.db,
         transfer.key,
