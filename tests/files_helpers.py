@@ -14,11 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from flame.config import Settings
 from flame.daemon import Daemon
 from flame.parts import Parts
 from flame.store import files as file_store
 from flame.store.files import Transfer
-from tests.cluster import Feed, UiClient
+from tests.cluster import Cluster, Feed, UiClient
+
+MIB = 1024 * 1024
 
 
 def parts_of(node: Daemon) -> Parts:
@@ -79,6 +82,23 @@ async def send_file(
     assert status == 201, reply
     message: dict[str, Any] = reply["message"]
     return message
+
+
+async def slow_alice(cluster: Cluster, rate: int = 4 * MIB) -> Settings:
+    """alice sends in 64 KiB chunks at `rate` bytes/s, so a test can act mid-transfer."""
+    settings = await cluster.enroll("alice")
+    settings.files.chunk_bytes = 64 * 1024
+    settings.files.send_rate_bytes_s = rate
+    return settings
+
+
+def progress(transfer_id: str, phase: str, at_least: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: (
+        e["type"] == "file_progress"
+        and e["transfer_id"] == transfer_id
+        and e["phase"] == phase
+        and e["bytes"] >= at_least
+    )
 
 
 def file_state(transfer_id: str, *states: str) -> Callable[[dict[str, Any]], bool]:

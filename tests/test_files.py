@@ -3,25 +3,22 @@ real chunk streams between daemons, and the bytes compared at the far end."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-from flame.config import Settings
 from tests.cluster import Cluster
 from tests.files_helpers import (
+    MIB,
     Proxy,
     fetch,
     file_state,
     files_on_disk,
     png_bytes,
+    progress,
     random_bytes,
     send_file,
     sha256,
+    slow_alice,
     transfer_of,
     wait_state,
 )
-
-MIB = 1024 * 1024
 
 
 async def test_a_multi_mib_file_arrives_intact_and_verified(trio: Cluster) -> None:
@@ -96,23 +93,6 @@ async def test_files_are_served_safely_inline_only_when_their_bytes_prove_media(
         f"/ui/api/conversations/alice/files/{transfer_id}/content", headers={"Range": "bytes=2-5"}
     ) as response:
         assert response.status == 206 and await response.read() == cases[-1][1][2:6]
-
-
-async def slow_alice(cluster: Cluster, rate: int = 4 * MIB) -> Settings:
-    """alice sends in 64 KiB chunks at `rate` bytes/s, so a test can act mid-transfer."""
-    settings = await cluster.enroll("alice")
-    settings.files.chunk_bytes = 64 * 1024
-    settings.files.send_rate_bytes_s = rate
-    return settings
-
-
-def progress(transfer_id: str, phase: str, at_least: int) -> Callable[[dict[str, Any]], bool]:
-    return lambda e: (
-        e["type"] == "file_progress"
-        and e["transfer_id"] == transfer_id
-        and e["phase"] == phase
-        and e["bytes"] >= at_least
-    )
 
 
 async def test_a_tampered_chunk_is_refused_and_sent_again(cluster: Cluster) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,13 +40,14 @@ def test_a_chunk_opens_only_at_its_own_index_transfer_and_key() -> None:
     sealed = cipher.seal(3, b"quarterly figures")
     assert len(sealed) == len(b"quarterly figures") + 16
     assert cipher.open(3, sealed) == b"quarterly figures"
-    for wrong in (
+    attempts: list[Callable[[], bytes]] = [
         lambda: cipher.open(2, sealed),  # replayed at another index
         lambda: ChunkCipher(KEY, bytes(16)).open(3, sealed),  # another transfer
         lambda: ChunkCipher(bytes(32), TID).open(3, sealed),  # another key
         lambda: cipher.open(3, sealed[:-1] + bytes([sealed[-1] ^ 1])),  # a flipped tag bit
         lambda: cipher.open(3, bytes([sealed[0] ^ 0x80]) + sealed[1:]),  # a flipped data bit
-    ):
+    ]
+    for wrong in attempts:
         with pytest.raises(DecryptionFailed) as refused:
             wrong()
         assert refused.value.code == "bad_chunk"
@@ -137,7 +139,7 @@ def test_offer_rules_refuse_with_a_reason() -> None:
         (".bashrc", "bashrc"),
         ("trailing. . .", "trailing"),
         ("Cafe\u0301.txt", "Café.txt"),  # NFC
-        ("Board pack – Q3 (final).pdf", "Board pack – Q3 (final).pdf"),
+        ("Board pack \u2013 Q3 (final).pdf", "Board pack \u2013 Q3 (final).pdf"),
     ],
 )
 def test_names_are_sanitised(raw: str, clean: str) -> None:
@@ -198,7 +200,7 @@ def test_media_classes_and_declared_types() -> None:
 
 
 def test_content_disposition_carries_an_ascii_fallback_and_the_exact_name() -> None:
-    value = content_disposition('Q3 "final" – €.pdf', inline=False)
+    value = content_disposition('Q3 "final" \u2013 \u20ac.pdf', inline=False)
     assert value.startswith('attachment; filename="Q3 _final_ _ _.pdf"; ')
     assert value.endswith("filename*=UTF-8''Q3%20%22final%22%20%E2%80%93%20%E2%82%AC.pdf")
     assert content_disposition("a.png", inline=True).startswith("inline;")
