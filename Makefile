@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CHROMIUM ?= $(or $(CHROMIUM_PATH),/usr/bin/chromium)
 
-.PHONY: install browser demo demo-fresh test lint fmt bench clean
+.PHONY: install browser demo demo-fresh test lint fmt bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -46,6 +46,9 @@ fmt: install
 
 bench: install
 	$(BIN)/flame bench --json bench-results.json
+
+chaos: install
+	$(BIN)/flame chaos
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

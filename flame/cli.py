@@ -1,6 +1,6 @@
 """The `flame` command: parse arguments, load settings, hand over. Errors become one line.
 
-flame init | serve | directory {serve, invite, users} | demo | bench
+flame init | serve | directory {serve, invite, users} | demo | bench | chaos
 """
 
 from __future__ import annotations
@@ -212,6 +212,12 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(run_bench(args))
 
 
+def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
+    from flame.chaos import run_chaos
+
+    return asyncio.run(run_chaos(args))
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 
@@ -320,6 +326,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--burst", type=int, default=5000, help="throughput burst size")
     bench.add_argument("--json", default="bench-results.json", help="where to write the JSON")
     bench.set_defaults(run=cmd_bench)
+
+    chaos = sub.add_parser(
+        "chaos",
+        help="check delivery under faults on loopback",
+        description="Start a directory and several daemons as processes, send messages among "
+        "random pairs while killing and restarting daemons and the directory and cutting peers "
+        "off, then check that every message arrived exactly once, in order, with its receipt.",
+    )
+    chaos.add_argument("--messages", type=int, default=2000, help="messages to send (2000)")
+    chaos.add_argument("--daemons", type=int, default=5, help="daemons (5)")
+    chaos.add_argument("--seed", type=int, help="seed of the messages and faults (random)")
+    chaos.add_argument("--faults", type=int, default=12, help="faults in all, of 3 kinds (12)")
+    chaos.add_argument("--rate", type=float, default=40.0, help="messages per second (40)")
+    chaos.add_argument(
+        "--settle-timeout", type=float, help="longest wait for quiescence, s (60 + 0.03/message)"
+    )
+    chaos.add_argument(
+        "--no-receipts", action="store_true", help="do not require receipts back at senders"
+    )
+    chaos.add_argument("--dir", help="keep the cluster in this folder (default: a temporary one)")
+    chaos.add_argument("--json", default="chaos-results.json", help="where to write the JSON")
+    chaos.set_defaults(run=cmd_chaos)
     return parser
 
 

@@ -49,6 +49,17 @@ class DaemonSettings(Section):
     retry_base_s: float = Field(default=1.0, gt=0)
     retry_max_s: float = Field(default=300.0, gt=0)
     batch_max: int = Field(default=256, ge=1, le=1000)
+    message_ttl_s: float = Field(default=14 * 24 * 3600, gt=0)
+    read_receipts: bool = True
+    relay_after_s: float = Field(default=60.0, ge=0)
+    relay_retry_s: float = Field(default=300.0, gt=0)
+    relay_count: int = Field(default=2, ge=0, le=8)
+    relay_ttl_s: float = Field(default=14 * 24 * 3600, gt=0)
+    relay_max_per_depositor: int = Field(default=2000, ge=0)
+    relay_max_per_recipient: int = Field(default=5000, ge=0)
+    relay_max_bytes_per_recipient: int = Field(default=64 * 1024 * 1024, ge=0)
+    probe_interval_s: float = Field(default=15.0, gt=0)
+    probe_concurrency: int = Field(default=8, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     @field_validator("ui_host")

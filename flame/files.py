@@ -34,7 +34,10 @@ from flame.errors import (
 )
 from flame.messaging import recipient_contact, send_inner
 from flame.parts import Parts
+from flame.sealing import seal_control
+from flame.store import contacts as contact_store
 from flame.store import files as file_store
+from flame.store import outbox as outbox_store
 from flame.store.files import Transfer
 from flame.store.messages import Message
 from flame.transfers.common import (
@@ -222,17 +225,25 @@ async def decline(parts: Parts, peer: str, transfer_id: str) -> Transfer:
 
 
 async def _send_control(parts: Parts, peer: str, kind: str, transfer_id: str) -> None:
-    """Best effort: if it cannot be queued (say the peer's key changed), the peer still learns it
-    from the streaming endpoint's `transfer_closed` (PROTOCOL.md §11.5)."""
+    """Queue a control message (sequence 0, not shown in the conversation) in the outbox, as
+    receipts are. Best effort: when it cannot be sealed (the peer's key changed), the peer still
+    learns it from the streaming endpoint's `transfer_closed` (PROTOCOL.md §11.5)."""
     body = (
         FileCancelBody(transfer_id=transfer_id)
         if kind == "file_cancel"
         else FileDeclineBody(transfer_id=transfer_id)
     )
-    try:
-        await send_inner(parts, peer, kind, body)
-    except FlameError as exc:
-        log.warning("could not tell %s about %s: %s", peer, transfer_id, exc.message)
+    contact = await contact_store.get_contact(parts.db, peer)
+    if contact is None or contact.key_changed:
+        log.warning("could not tell %s about %s: no usable key", peer, transfer_id)
+        return
+    envelope = seal_control(parts, contact, kind, body)
+    queued = outbox_store.Queued(f"{kind}:{envelope.id}", kind, peer, envelope)
+    async with parts.db.transaction() as conn:
+        await outbox_store.enqueue(
+            conn, [queued], parts.clock.now(), parts.settings.daemon.message_ttl_s
+        )
+    parts.wake_outbox.set()
 
 
 async def find(

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -25,19 +24,16 @@ from flame.core.models import (
     TextBody,
     Wire,
 )
-from flame.core.outbox import next_attempt
 from flame.errors import (
     BadEnvelope,
     BadRequest,
     Conflict,
-    FlameError,
     NotFound,
-    PeerRefused,
-    PeerUnreachable,
     RequestError,
     TooLarge,
 )
 from flame.parts import Parts
+from flame.receipts import delivered_receipts, receive_receipts
 from flame.roster import fetch_contact
 from flame.store import contacts as contact_store
 from flame.store import messages as message_store
@@ -143,7 +139,9 @@ async def _store_group(parts: Parts, group: list[PendingSend]) -> list[Message]:
         )
         envelope = envelope_rules.seal(identity.exchange, item.peer, item.peer_key, inner)
         sealed.append(message_store.Outgoing(inner, envelope))
-    return await message_store.store_outgoing(parts.db, parts.me, sealed, now)
+    return await message_store.store_outgoing(
+        parts.db, parts.me, sealed, now, parts.settings.daemon.message_ttl_s
+    )
 
 
 async def receive_batch(parts: Parts, batch: EnvelopeBatch) -> tuple[int, BatchResult]:
@@ -190,15 +188,21 @@ def _refused(envelope_id: str, exc: RequestError) -> EnvelopeResult:
 
 
 # Per item: True stored, False a duplicate, or the reason it is refused (PROTOCOL.md §7.2).
-Receiver = Callable[[Parts, list[Incoming]], Awaitable[list[bool | RequestError]]]
+Receiver = Callable[[Parts, list[Incoming]], Awaitable[Sequence[bool | RequestError]]]
 
 
-async def receive_texts(parts: Parts, items: list[Incoming]) -> list[bool | RequestError]:
-    """Store text messages (one transaction) and show the new ones. True: new; False: duplicate."""
-    stored = await message_store.store_incoming(parts.db, items)
+async def receive_texts(parts: Parts, items: list[Incoming]) -> list[bool]:
+    """Store text messages and their delivered receipts in one transaction, then show the new
+    ones. True: new; False: duplicate."""
+    receipts = await delivered_receipts(parts, items)
+    stored = await message_store.store_incoming(
+        parts.db, items, receipts, parts.settings.daemon.message_ttl_s
+    )
     for message in stored:
         if message is not None:
             parts.hub.publish({"type": "message", "message": message.to_ui()})
+    if receipts:
+        parts.wake_outbox.set()
     return [message is not None for message in stored]
 
 
@@ -206,6 +210,7 @@ async def receive_texts(parts: Parts, items: list[Incoming]) -> list[bool | Requ
 # receiver commits before it returns: the peer's 2xx follows.
 RECEIVERS: dict[str, Receiver] = {
     "text": receive_texts,
+    "receipt": receive_receipts,
     "file_offer": transfers_in.receive_file_offers,
     "file_cancel": transfers_in.receive_file_cancels,
     "file_decline": transfers_in.receive_file_declines,
@@ -234,136 +239,3 @@ async def _open_checked(
             "The sender key is not the one pinned for the author.", code="sender_key_mismatch"
         )
     return Incoming(inner=opened.inner, received_at=now)
-
-
-# --- delivery from the outbox -------------------------------------------------------------------
-
-PERMANENT_CODES = {
-    "wrong_recipient",
-    "bad_envelope",
-    "rejected",
-    "sender_key_mismatch",
-    "unknown_sender",
-}
-
-
-BATCH_BYTES = 1024 * 1024  # receivers accept at least 4 MiB (PROTOCOL.md §7); stay well below
-
-
-def fit_batch(entries: list[message_store.OutboxEntry]) -> list[message_store.OutboxEntry]:
-    """The longest prefix that fits in BATCH_BYTES (at least one entry, however large)."""
-    size = 0
-    for count, entry in enumerate(entries):
-        size += len(entry.envelope.ct) + len(entry.envelope.sk) + 200
-        if size > BATCH_BYTES and count > 0:
-            return entries[:count]
-    return entries
-
-
-async def deliver_to_peer(parts: Parts, peer: str) -> int:
-    """Send every due outbox entry for `peer`, in batches, in order. Returns how many were
-    acknowledged. Failures are rescheduled with backoff; permanent refusals mark the message
-    failed with the reason."""
-    delivered = 0
-    settings = parts.settings.daemon
-    limit = settings.batch_max
-    while True:
-        now = parts.clock.now()
-        entries = fit_batch(await message_store.due_entries(parts.db, peer, now, limit))
-        if not entries:
-            return delivered
-        contact = await contact_store.get_contact(parts.db, peer)
-        if contact is None or contact.key_changed:
-            reason = (
-                f"{peer}'s identity key changed; accept the new key to send again."
-                if contact is not None
-                else f"{peer} is not a known user."
-            )
-            await message_store.mark_failed(parts.db, [(e.message_id, reason) for e in entries])
-            _publish_states(parts, peer, [e.message_id for e in entries], "failed", reason)
-            return delivered
-        if not contact.address:
-            await _reschedule(parts, peer, entries, "the recipient has no known address", None)
-            return delivered
-        try:
-            result = await parts.client.deliver(
-                contact.address, peer, [e.envelope for e in entries]
-            )
-        except (PeerUnreachable, PeerRefused) as exc:
-            retry_after = exc.retry_after_s if isinstance(exc, PeerRefused) else None
-            if isinstance(exc, PeerRefused) and exc.http_status == 413 and len(entries) > 1:
-                limit = max(1, len(entries) // 2)  # the peer takes smaller bodies: split
-                continue
-            if isinstance(exc, PeerRefused) and (
-                exc.code in PERMANENT_CODES or exc.http_status == 413
-            ):
-                reason = f"{peer}'s daemon refused it: {exc.message}"
-                await message_store.mark_failed(parts.db, [(e.message_id, reason) for e in entries])
-                _publish_states(parts, peer, [e.message_id for e in entries], "failed", reason)
-                return delivered
-            await _reschedule(parts, peer, entries, exc.message, retry_after)
-            return delivered
-        by_id = {r.id: r for r in result.results}  # the peer answers by envelope id
-        answers = [(e, by_id.get(e.envelope.id)) for e in entries]
-        sent = [e.message_id for e, r in answers if r is not None and r.status != "rejected"]
-        refused = [
-            (e.message_id, f"{peer}'s daemon refused it: {r.message or r.error}")
-            for e, r in answers
-            if r is not None and r.status == "rejected"
-        ]
-        missing = [e for e, r in answers if r is None]
-        await message_store.mark_sent(parts.db, sent)
-        await message_store.mark_failed(parts.db, refused)
-        _publish_states(parts, peer, sent, "sent", None)
-        for message_id, reason in refused:
-            _publish_states(parts, peer, [message_id], "failed", reason)
-        delivered += len(sent)
-        if missing:
-            await _reschedule(parts, peer, missing, "the peer did not answer for it", None)
-            return delivered
-
-
-async def _reschedule(
-    parts: Parts,
-    peer: str,
-    entries: list[message_store.OutboxEntry],
-    error: str,
-    retry_after_s: float | None,
-) -> None:
-    settings = parts.settings.daemon
-    now = parts.clock.now()
-    retries = [
-        (
-            e.message_id,
-            next_attempt(
-                e.attempts,
-                now,
-                base_s=settings.retry_base_s,
-                max_s=settings.retry_max_s,
-                jitter=random.random(),
-                retry_after_s=retry_after_s,
-            ),
-            error,
-        )
-        for e in entries
-    ]
-    await message_store.mark_retry(parts.db, retries)
-    log.info("delivery to %s deferred (%d envelopes): %s", peer, len(entries), error)
-
-
-def _publish_states(
-    parts: Parts, peer: str, message_ids: list[str], state: str, error: str | None
-) -> None:
-    for message_id in message_ids:
-        parts.hub.publish(
-            {
-                "type": "message_state",
-                "id": message_id,
-                "peer": peer,
-                "state": state,
-                "error": error,
-            }
-        )
-
-
-__all__ = ["FlameError", "deliver_to_peer", "receive_batch", "send_text"]

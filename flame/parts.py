@@ -31,6 +31,8 @@ class Parts:
     identity: Identity | None = None
     directory_state: str = "unknown"  # "ok" | "degraded" | "unknown"
     wake_outbox: asyncio.Event = field(default_factory=asyncio.Event)
+    wake_relay: asyncio.Event = field(default_factory=asyncio.Event)
+    synced: asyncio.Event = field(default_factory=asyncio.Event)  # first directory sync done
     unlocked: asyncio.Event = field(default_factory=asyncio.Event)
     public_address: str = ""
     unknown_users: dict[str, float] = field(default_factory=dict)  # name -> retry after

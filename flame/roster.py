@@ -6,11 +6,12 @@ here against the key we pinned, and a different key is parked as a key change, n
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 from flame.core.crypto import binding_message, fingerprint, safety_number, verify_signature
-from flame.core.encoding import b64d
+from flame.core.encoding import b64d, b64e
 from flame.core.models import USERNAME_RE, DirectoryEntry
 from flame.core.presence import effective_status, verify_presence
 from flame.errors import BadRequest, FlameError, PeerRefused
@@ -77,6 +78,7 @@ async def apply_entries(parts: Parts, entries: list[DirectoryEntry]) -> None:
     await contact_store.set_presence(parts.db, updates)
     if woke:
         parts.wake_outbox.set()
+        parts.wake_relay.set()
 
 
 async def sync_directory_once(parts: Parts, etag: str | None) -> str | None:
@@ -131,3 +133,36 @@ async def contact_view(parts: Parts, contact: Contact) -> dict[str, Any]:
         "unread": await message_store.unread_count(parts.db, contact.username),
         "last_message": last[0].to_ui() if last else None,
     }
+
+
+async def probe_once(parts: Parts) -> None:
+    """Degraded mode (DESIGN §7): ask every known peer directly, with a signed hello, whether it
+    is up; a peer answers for itself only if its identity key is the one we pinned."""
+    known = [c for c in await contact_store.list_contacts(parts.db) if c.address]
+    slots = asyncio.Semaphore(parts.settings.daemon.probe_concurrency)
+
+    async def probe(contact: Contact) -> tuple[Contact, str]:
+        async with slots:
+            try:
+                hello = await parts.client.hello(contact.address or "", contact.username)
+            except FlameError:
+                return contact, "offline"
+        is_them = (
+            hello.username == contact.username
+            and not hello.locked
+            and hello.identity_key == b64e(contact.identity_key)
+        )
+        return contact, "online" if is_them else "offline"
+
+    results = await asyncio.gather(*(probe(c) for c in known))
+    updates = [
+        (c.username, c.address, status, c.presence_ts)
+        for c, status in results
+        if status != c.status
+    ]
+    await contact_store.set_presence(parts.db, updates)
+    for name, _, status, _ in updates:
+        parts.hub.publish({"type": "presence", "username": name, "status": status})
+    if any(status != "offline" for _, _, status, _ in updates):
+        parts.wake_outbox.set()
+        parts.wake_relay.set()

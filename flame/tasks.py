@@ -14,11 +14,13 @@ from collections.abc import Awaitable, Callable
 
 from flame.core.models import PROTOCOL_VERSIONS
 from flame.core.presence import make_presence
+from flame.delivery import deliver_to_peer, deposit_once, expire_once
 from flame.errors import FlameError
-from flame.messaging import deliver_to_peer, write_outgoing
+from flame.messaging import write_outgoing
 from flame.parts import Parts
-from flame.roster import sync_directory_once
-from flame.store import messages as message_store
+from flame.relay import collect_once, forward_once
+from flame.roster import probe_once, sync_directory_once
+from flame.store import outbox as outbox_store
 from flame.transfers.outgoing import send_files
 
 log = logging.getLogger("flame.tasks")
@@ -63,6 +65,8 @@ async def sync_directory(parts: Parts) -> None:
             etag = await sync_directory_once(parts, etag)
         except FlameError as exc:
             log.debug("directory sync failed: %s", exc.message)
+        else:
+            parts.synced.set()
         await parts.clock.sleep(interval)
 
 
@@ -82,7 +86,7 @@ async def deliver_outbox(parts: Parts) -> None:
             parts.wake_outbox.clear()
             now = parts.clock.now()
             next_due: float | None = None
-            for peer, due in await message_store.outbox_peers(parts.db):
+            for peer, due in await outbox_store.outbox_peers(parts.db):
                 if peer in running:
                     continue
                 if due <= now:
@@ -100,11 +104,51 @@ async def deliver_outbox(parts: Parts) -> None:
         await asyncio.gather(*running.values(), return_exceptions=True)
 
 
+async def store_and_forward(parts: Parts) -> None:
+    """Deposit long-undelivered envelopes with relays, hand over what we hold for others, and
+    expire what waited too long. Woken early when someone comes online."""
+    settings = parts.settings.daemon
+    interval = max(0.05, min(settings.relay_after_s or 1.0, settings.relay_retry_s, 5.0) / 2)
+    while True:
+        parts.wake_relay.clear()
+        try:
+            await deposit_once(parts)
+            await forward_once(parts)
+            await expire_once(parts)
+        except FlameError as exc:
+            log.info("store-and-forward round incomplete: %s", exc.message)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(parts.wake_relay.wait(), interval)
+
+
+async def collect_from_relays(parts: Parts) -> None:
+    """At start (once the directory, or the probes, say who is online) and then now and again:
+    ask online peers for envelopes held for us."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(parts.synced.wait(), parts.settings.daemon.probe_interval_s)
+    while True:
+        count = await collect_once(parts)
+        if count:
+            log.info("collected %d envelopes held by relays", count)
+        await parts.clock.sleep(parts.settings.daemon.relay_retry_s)
+
+
+async def probe_peers(parts: Parts) -> None:
+    """While the directory is unreachable, learn who is up by asking them (signed hello)."""
+    while True:
+        if parts.directory_state == "degraded":
+            await probe_once(parts)
+        await parts.clock.sleep(parts.settings.daemon.probe_interval_s)
+
+
 LOOPS: dict[str, LoopFactory] = {
     "report_presence": report_presence,
     "sync_directory": sync_directory,
     "deliver_outbox": deliver_outbox,
     "write_outgoing": write_outgoing,
+    "store_and_forward": store_and_forward,
+    "collect_from_relays": collect_from_relays,
+    "probe_peers": probe_peers,
     "send_files": send_files,
 }
 

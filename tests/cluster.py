@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,17 @@ class Feed:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+async def eventually(
+    read: Callable[[], Awaitable[Any]], *, equals: Any, timeout: float = 20.0
+) -> None:
+    """For state that announces no event (a row in another daemon's database): read it again
+    every 20 ms until it equals the expected value, within `timeout`."""
+    async with asyncio.timeout(timeout):
+        while (value := await read()) != equals:  # noqa: ASYNC110 (no event to await)
+            await asyncio.sleep(0.02)
+    assert value == equals
 
 
 class Cluster:

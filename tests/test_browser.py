@@ -90,9 +90,12 @@ async def test_two_people_log_in_see_presence_and_chat_live(tabs: OpenTab) -> No
     await expect(message(alice, "hi alice", "in")).to_have_count(1, timeout=TIMEOUT_MS)
     assert await alice.page.evaluate("window.__sameDocument") is True, "alice's page reloaded"
 
-    await expect(mine.locator('.message-state[data-state="sent"]')).to_have_count(
+    # bob has the conversation open: his daemon says delivered, then read; alice sees ticks.
+    await expect(mine.locator('.message-state[data-state="read"]')).to_have_count(
         1, timeout=TIMEOUT_MS
     )
+    tooltip = await mine.locator(".message-state").get_attribute("title")
+    assert tooltip is not None and "Read" in tooltip
     # Oldest first, each exactly once (the send answer and the live event are one message).
     texts = alice.page.locator("#conversation .message .message-text")
     await expect(texts).to_have_text(["hello", "hi alice"])
@@ -195,9 +198,9 @@ async def test_sending_to_an_unknown_person_explains_and_keeps_the_text(tabs: Op
     await composer.fill("still here")
     await page.locator("#send").click()
     sent = message(alice, "still here", "out")
-    await expect(sent.locator('.message-state[data-state="sent"]')).to_have_count(
-        1, timeout=TIMEOUT_MS
-    )
+    await expect(
+        sent.locator('.message-state[data-state="delivered"], .message-state[data-state="read"]')
+    ).to_have_count(1, timeout=TIMEOUT_MS)
     await expect(page.locator("#composer-error")).to_be_hidden()
     await alice.assert_clean()
 

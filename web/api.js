@@ -110,4 +110,7 @@ export const api = {
     return request('GET', `/ui/api/conversations/${enc(name)}/messages?${q}`, undefined, { signal });
   },
   send: (name, text) => request('POST', `/ui/api/conversations/${enc(name)}/messages`, { text }),
+  markRead: (name) => request('POST', `/ui/api/conversations/${enc(name)}/read`, {}),
+  settings: () => request('GET', '/ui/api/settings'),
+  saveSettings: (settings) => request('POST', '/ui/api/settings', settings),
 };

@@ -92,11 +92,32 @@ socket.subscribe('hello', (evt) => {
   if (hellos > 1 || store.state.contactsStatus === 'error') resync();
 });
 
+// The user sees an incoming message when its conversation is open in a visible tab: tell the
+// daemon (it sends read receipts, unless they are turned off). Coalesced per conversation.
+const readPending = new Set();
+function markReadSoon(peer) {
+  if (readPending.has(peer)) return;
+  readPending.add(peer);
+  setTimeout(() => {
+    readPending.delete(peer);
+    if (conversation && conversation.peer === peer && document.visibilityState === 'visible') {
+      api.markRead(peer).catch(() => {});
+    }
+  }, 300);
+}
+
+document.addEventListener('visibilitychange', () => {
+  if (document.visibilityState === 'visible' && conversation) markReadSoon(conversation.peer);
+});
+
 socket.subscribe('message', (evt) => {
   const m = evt.message;
   if (!m || typeof m.id !== 'string' || typeof m.peer !== 'string') return;
   if (!store.applyMessage(m)) refetchContactsSoon();
-  if (conversation && conversation.peer === m.peer) conversation.addLive(m);
+  if (conversation && conversation.peer === m.peer) {
+    conversation.addLive(m);
+    if (m.direction === 'in') markReadSoon(m.peer);
+  }
 });
 
 socket.subscribe('message_state', (evt) => {

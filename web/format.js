@@ -3,6 +3,7 @@
 /** Outgoing/incoming message state -> indicator. Add new states here only. */
 export const MESSAGE_STATES = {
   sending: { icon: '◷', label: 'Sending…' },
+  relayed: { icon: '⇢', label: 'Held by relays until the recipient comes online' },
   sent: { icon: '✓', label: 'Sent' },
   delivered: { icon: '✓✓', label: 'Delivered' },
   read: { icon: '✓✓', label: 'Read', className: 'state-read' },
@@ -15,9 +16,9 @@ export function messageStateInfo(state) {
 }
 
 /** Rank used so a stale snapshot never moves a message's state backwards. */
-const STATE_RANK = { sending: 0, failed: 1, sent: 1, received: 1, delivered: 2, read: 3 };
+const STATE_RANK = { sending: 0, failed: 0, relayed: 1, sent: 2, received: 2, delivered: 3, read: 4 };
 export function stateRank(state) {
-  return STATE_RANK[state] ?? 1;
+  return STATE_RANK[state] ?? 2;
 }
 
 export const STATUSES = {

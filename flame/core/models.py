@@ -114,8 +114,39 @@ class EnvelopeResult(Wire):
     message: str | None = None
 
 
+class RelayAck(Wire):
+    """The recipient's signed word that it holds these envelopes: a relay may drop them."""
+
+    relay: Username
+    to: Username
+    ids: list[str] = Field(max_length=1000)
+    ts: int
+    sig: B64
+
+
 class BatchResult(Wire):
     results: list[EnvelopeResult]
+    ack: RelayAck | None = None  # asked for with ?ack=1 by a relay delivering deposits
+
+
+class Deposit(Wire):
+    """A sealed envelope left with a relay for its recipient, until `expires_at` (epoch s)."""
+
+    envelope: Envelope
+    expires_at: int
+
+
+class DepositBatch(Wire):
+    deposits: list[Deposit] = Field(min_length=1, max_length=1000)
+
+
+class CollectRequest(Wire):
+    limit: int = Field(default=256, ge=1, le=1000)
+
+
+class Collected(Wire):
+    envelopes: list[Envelope]
+    more: bool
 
 
 class TextBody(Wire):
@@ -150,14 +181,22 @@ class FileDeclineBody(Wire):
 
 # Inner message kinds and the model of each one's body (PROTOCOL.md §6.4). A kind is added here
 # and given a receiver in messaging.RECEIVERS; an unknown kind is refused as bad_envelope.
+class ReceiptBody(Wire):
+    """`delivered`: the author's messages with these envelope ids are stored at the recipient;
+    `read`: the recipient's user has seen them (PROTOCOL.md §13.2)."""
+
+    state: Literal["delivered", "read"]
+    ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+SEQUENCED_KINDS = {"text", "file_offer"}  # kinds that are part of a conversation's order
 KIND_BODIES: dict[str, type[Wire]] = {
     "text": TextBody,
+    "receipt": ReceiptBody,
     "file_offer": FileOfferBody,
     "file_cancel": FileCancelBody,
     "file_decline": FileDeclineBody,
 }
-# Kinds that only steer something else (a transfer, later receipts): never listed as messages.
-CONTROL_KINDS: frozenset[str] = frozenset({"file_cancel", "file_decline"})
 
 
 class Inner(BaseModel):
@@ -168,7 +207,7 @@ class Inner(BaseModel):
     from_: Username = Field(alias="from")
     to: Username
     id: str
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=0)  # 1, 2, ... per conversation; 0 for control kinds such as receipts
     ts: int = Field(ge=0)
     kind: str
     body: SerializeAsAny[Wire]
@@ -186,3 +225,10 @@ class Inner(BaseModel):
             if KIND_BODIES.get(data.get("kind")) is not type(data["body"]):  # type: ignore[arg-type]
                 raise ValueError("the body does not match the kind")
         return data
+
+    @model_validator(mode="after")
+    def _sequenced(self) -> Inner:
+        """Conversation messages count from 1; control kinds (receipts) carry 0."""
+        if (self.kind in SEQUENCED_KINDS) != (self.seq >= 1):
+            raise ValueError(f"seq {self.seq} does not fit kind {self.kind!r}")
+        return self

@@ -11,14 +11,15 @@ from flame.core.encoding import b64e
 from flame.core.models import PROTOCOL_VERSIONS, EnvelopeBatch, Hello
 from flame.errors import LockedError
 from flame.messaging import receive_batch
-from flame.net import peer_files
+from flame.net import peer_files, peer_relay
 from flame.net.http import error_middleware, json_error, parse_model, read_body
 from flame.parts import Parts
+from flame.relay import ack_for
 from flame.roster import lookup_identity_key
 
 PARTS = web.AppKey("parts", Parts)
 PREFIX = "/api/v1"
-FEATURES = ["envelopes", "files"]
+FEATURES = ["envelopes", "receipts", "relay", "files"]
 LOCKED_RETRY_S = 30
 
 
@@ -37,7 +38,9 @@ async def hello(request: web.Request) -> web.Response:
 async def envelopes(request: web.Request) -> web.Response:
     parts = request.app[PARTS]
     body = await read_body(request, parts.settings.daemon.max_body_bytes)
-    await parts.verifier.verify(request, body, lambda name: lookup_identity_key(parts, name))
+    signer = await parts.verifier.verify(
+        request, body, lambda name: lookup_identity_key(parts, name)
+    )
     if parts.identity is None:
         response = json_error(
             503, LockedError.code, "This daemon is locked; its user has not logged in yet."
@@ -46,6 +49,8 @@ async def envelopes(request: web.Request) -> web.Response:
         return response
     batch = parse_model(EnvelopeBatch, body, what="batch")
     status, result = await receive_batch(parts, batch)
+    if request.query.get("ack") == "1":  # a relay handing over deposits wants our signed ack
+        result = result.model_copy(update={"ack": ack_for(parts, signer, result)})
     payload = result.model_dump(exclude_none=True)
     if status != 200:
         first = next(r for r in result.results if r.status == "rejected")
@@ -63,4 +68,5 @@ def build(parts: Parts) -> web.Application:
     app.router.add_get(f"{PREFIX}/hello", hello)
     app.router.add_post(f"{PREFIX}/envelopes", envelopes)
     peer_files.add_routes(app, parts, PREFIX)
+    peer_relay.add_routes(app, parts, PREFIX)
     return app

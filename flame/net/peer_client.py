@@ -16,6 +16,10 @@ from yarl import URL
 from flame.core.crypto import Identity
 from flame.core.models import (
     BatchResult,
+    Collected,
+    CollectRequest,
+    Deposit,
+    DepositBatch,
     DirectoryEntry,
     DirectoryListing,
     EnrollRequest,
@@ -23,6 +27,7 @@ from flame.core.models import (
     EnvelopeBatch,
     Hello,
     PresenceRecord,
+    RelayAck,
     UserRecord,
 )
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
@@ -179,13 +184,15 @@ class PeerClient:
         _, payload, _ = await self.request("GET", address + PEER_PREFIX + "/hello", audience=peer)
         return parse_reply(Hello, payload)
 
-    async def deliver(self, address: str, peer: str, envelopes: list[Envelope]) -> BatchResult:
-        """POST a batch. A 4xx that carries per-envelope results is returned, not raised."""
+    async def deliver(
+        self, address: str, peer: str, envelopes: list[Envelope], *, ack: bool = False
+    ) -> BatchResult:
+        """POST a batch (a relay asks for the recipient's signed ack). A 4xx that carries
+        per-envelope results is returned, not raised."""
         body = EnvelopeBatch(envelopes=envelopes).model_dump_json().encode()
+        path = PEER_PREFIX + "/envelopes" + ("?ack=1" if ack else "")
         try:
-            _, payload, _ = await self.request(
-                "POST", address + PEER_PREFIX + "/envelopes", audience=peer, body=body
-            )
+            _, payload, _ = await self.request("POST", address + path, audience=peer, body=body)
         except PeerRefused as exc:
             if exc.http_status in (400, 403, 409) and b'"results"' in exc.payload:
                 try:
@@ -194,6 +201,43 @@ class PeerClient:
                     pass
             raise
         return parse_reply(BatchResult, payload)
+
+    # --- relays (PROTOCOL.md §13.3) ----------------------------------------------------------
+
+    async def _post_model(self, address: str, peer: str, path: str, model: BaseModel) -> bytes:
+        _, payload, _ = await self.request(
+            "POST",
+            address + PEER_PREFIX + path,
+            audience=peer,
+            body=model.model_dump_json().encode(),
+        )
+        return payload
+
+    async def deposit(self, address: str, relay: str, deposits: list[Deposit]) -> BatchResult:
+        """Leave envelopes with a relay. Raises PeerRefused when it took none of them."""
+        try:
+            payload = await self._post_model(
+                address, relay, "/relay/deposits", DepositBatch(deposits=deposits)
+            )
+        except PeerRefused as exc:
+            if b'"results"' in exc.payload and exc.http_status in (400, 429):
+                try:
+                    partial = BatchResult.model_validate_json(exc.payload, strict=False)
+                except ValidationError:
+                    raise exc from None
+                if any(r.status != "rejected" for r in partial.results):
+                    return partial
+            raise
+        return parse_reply(BatchResult, payload)
+
+    async def collect(self, address: str, relay: str, limit: int = 256) -> Collected:
+        payload = await self._post_model(
+            address, relay, "/relay/collect", CollectRequest(limit=limit)
+        )
+        return parse_reply(Collected, payload)
+
+    async def relay_ack(self, address: str, relay: str, ack: RelayAck) -> None:
+        await self._post_model(address, relay, "/relay/ack", ack)
 
 
 def parse_reply(model: type[M], payload: bytes) -> M:

@@ -201,31 +201,38 @@ async def reset_incoming(db: Database, key: tuple[str, str, str]) -> None:
 # --- the sender's queue ---------------------------------------------------------------------------
 
 
+# The offer's message state says whether the peer has it (PROTOCOL.md §13.1): sent, delivered and
+# read mean its daemon stored the offer; sending and relayed mean not yet. A failed offer still in
+# the outbox is retried (relays refused it); one out of the outbox was refused for good.
+PEER_HAS_OFFER = "m.state IN ('sent','delivered','read')"
+OFFER_REFUSED = "m.state='failed' AND m.id NOT IN (SELECT message_id FROM outbox)"
+
+
 async def sendable(db: Database) -> list[Transfer]:
     """Outgoing transfers whose offer the peer has stored, open: due now or later."""
     rows = await db.fetchall(
         f"SELECT {T_COLUMNS} FROM transfers t JOIN messages m ON m.id = t.message_id"
-        " WHERE t.direction='out' AND t.state IN ('waiting','sending')"
-        " AND m.state NOT IN ('sending','failed') ORDER BY t.created_at"
+        f" WHERE t.direction='out' AND t.state IN ('waiting','sending') AND {PEER_HAS_OFFER}"
+        " ORDER BY t.created_at"
     )
     return [_transfer(row) for row in rows]
 
 
-async def offers_in_outbox(db: Database) -> set[str]:
-    """Message ids of offers still waiting in the outbox (their delivery wakes the sender)."""
+async def offers_on_the_way(db: Database) -> set[str]:
+    """Message ids of offers the peer does not have yet (their progress wakes the sender)."""
     rows = await db.fetchall(
         "SELECT t.message_id FROM transfers t JOIN messages m ON m.id = t.message_id"
-        " WHERE t.direction='out' AND t.state IN ('waiting','sending') AND m.state='sending'"
+        f" WHERE t.direction='out' AND t.state IN ('waiting','sending') AND NOT ({PEER_HAS_OFFER})"
     )
     return {str(row[0]) for row in rows}
 
 
 async def refused_offers(db: Database) -> list[tuple[Transfer, str]]:
-    """Outgoing transfers whose offer the peer refused for good, with the reason."""
+    """Outgoing transfers whose offer the peer refused for good (or that expired), with why."""
     rows = await db.fetchall(
         f"SELECT {T_COLUMNS}, m.error AS reason FROM transfers t"
         " JOIN messages m ON m.id = t.message_id"
-        " WHERE t.direction='out' AND t.state IN ('waiting','sending') AND m.state='failed'"
+        f" WHERE t.direction='out' AND t.state IN ('waiting','sending') AND {OFFER_REFUSED}"
     )
     return [(_transfer(row), str(row["reason"] or "the offer was refused")) for row in rows]
 

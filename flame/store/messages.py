@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
-from flame.core.models import CONTROL_KINDS, Envelope, Inner
+from flame.core.models import Envelope, Inner
+from flame.store import outbox
 from flame.store.db import Database
 
-# Control messages steer something else and are never listed (core.models.CONTROL_KINDS).
-LISTED = "kind NOT IN ({})".format(",".join(f"'{kind}'" for kind in sorted(CONTROL_KINDS)))
 # What the UI may see of a file offer: never its key or upload token (PROTOCOL.md §11.2).
 PUBLIC_OFFER_FIELDS = ("transfer_id", "name", "size", "media_type")
 
@@ -105,7 +105,9 @@ async def next_sequences(db: Database, peers: list[str]) -> dict[str, int]:
     return {peer: found.get(peer, 1) for peer in peers}
 
 
-async def store_outgoing(db: Database, me: str, items: list[Outgoing], now: float) -> list[Message]:
+async def store_outgoing(
+    db: Database, me: str, items: list[Outgoing], now: float, ttl_s: float
+) -> list[Message]:
     """Store messages, their outbox entries and the advanced sequence numbers in ONE transaction
     (one fsync for the whole group), before anything touches the network (DESIGN §6)."""
     keys = [message_key(me, i.inner.id) for i in items]
@@ -130,13 +132,14 @@ async def store_outgoing(db: Database, me: str, items: list[Outgoing], now: floa
                 for key, i in zip(keys, items, strict=True)
             ],
         )
-        await conn.executemany(
-            "INSERT INTO outbox (message_id, peer, envelope, next_attempt_at, created_at)"
-            " VALUES (?,?,?,?,?)",
+        await outbox.enqueue(
+            conn,
             [
-                (key, i.inner.to, i.envelope.model_dump_json(), now, now)
+                outbox.Queued(key, "text", i.inner.to, i.envelope)
                 for key, i in zip(keys, items, strict=True)
             ],
+            now,
+            ttl_s,
         )
         await conn.executemany(
             "INSERT INTO sequences (peer, next_seq) VALUES (?, ?)"
@@ -149,8 +152,14 @@ async def store_outgoing(db: Database, me: str, items: list[Outgoing], now: floa
     return [stored[key] for key in keys]
 
 
-async def store_incoming(db: Database, items: list[Incoming]) -> list[Message | None]:
-    """Store new messages in one transaction; a known id is a duplicate and changes nothing.
+async def store_incoming(
+    db: Database,
+    items: list[Incoming],
+    receipts: Sequence[outbox.Queued] = (),
+    ttl_s: float = 0.0,
+) -> list[Message | None]:
+    """Store new messages in one transaction, with the delivered receipts they cause (so a crash
+    cannot keep one without the other); a known (author, id) is a duplicate and changes nothing.
 
     Returns, per item, the stored Message or None for a duplicate.
     """
@@ -185,6 +194,7 @@ async def store_incoming(db: Database, items: list[Incoming]) -> list[Message | 
                 for _, i in fresh
             ],
         )
+        await outbox.enqueue(conn, list(receipts), now=items[0].received_at, ttl_s=ttl_s)
         if fresh:
             marks = ",".join("?" * len(fresh))
             async with conn.execute(
@@ -197,30 +207,73 @@ async def store_incoming(db: Database, items: list[Incoming]) -> list[Message | 
 
 
 async def list_messages(
-    db: Database, peer: str, *, before: tuple[float, int] | None, limit: int
+    db: Database, peer: str, *, before: tuple[float, int, int] | None, limit: int
 ) -> list[Message]:
-    """A page of a conversation, oldest first, ending just before the cursor (sent_at, rowid)."""
+    """A page of a conversation, oldest first, ending just before the cursor (sent_at, seq,
+    rowid). Ordered by the author's time and then the author's sequence number, so a late arrival
+    slots into place (PROTOCOL.md §13.4)."""
     if before is None:
         rows = await db.fetchall(
-            f"SELECT * FROM messages WHERE peer=? AND {LISTED}"
-            " ORDER BY sent_at DESC, rowid DESC LIMIT ?",
+            "SELECT * FROM messages WHERE peer=? ORDER BY sent_at DESC, seq DESC, rowid DESC"
+            " LIMIT ?",
             (peer, limit),
         )
     else:
         rows = await db.fetchall(
-            f"SELECT * FROM messages WHERE peer=? AND {LISTED} AND (sent_at, rowid) < (?, ?)"
-            " ORDER BY sent_at DESC, rowid DESC LIMIT ?",
-            (peer, before[0], before[1], limit),
+            "SELECT * FROM messages WHERE peer=? AND (sent_at, seq, rowid) < (?, ?, ?)"
+            " ORDER BY sent_at DESC, seq DESC, rowid DESC LIMIT ?",
+            (peer, *before, limit),
         )
     return [_message(row) for row in reversed(rows)]
 
 
-async def mark_read(db: Database, peer: str, up_to_rowid: int) -> None:
-    await db.execute(
-        "INSERT INTO reads (peer, last_read_rowid) VALUES (?, ?) ON CONFLICT (peer) DO UPDATE"
-        " SET last_read_rowid = max(last_read_rowid, excluded.last_read_rowid)",
-        (peer, up_to_rowid),
-    )
+async def mark_read(db: Database, peer: str, up_to_rowid: int) -> list[str]:
+    """The user has seen the conversation up to `up_to_rowid`. Returns the envelope ids of the
+    incoming messages read just now (for read receipts)."""
+    async with db.transaction() as conn:
+        async with conn.execute(
+            "SELECT id FROM messages WHERE peer=? AND direction='in' AND rowid <= ? AND rowid >"
+            " coalesce((SELECT last_read_rowid FROM reads WHERE peer=?), 0)",
+            (peer, up_to_rowid, peer),
+        ) as cursor:
+            keys = [row["id"] for row in await cursor.fetchall()]
+        await conn.execute(
+            "INSERT INTO reads (peer, last_read_rowid) VALUES (?, ?) ON CONFLICT (peer) DO UPDATE"
+            " SET last_read_rowid = max(last_read_rowid, excluded.last_read_rowid)",
+            (peer, up_to_rowid),
+        )
+    return [key.split(":", 1)[1] for key in keys]
+
+
+async def newest_rowid(db: Database, peer: str) -> int:
+    row = await db.fetchone("SELECT max(rowid) FROM messages WHERE peer=?", (peer,))
+    return int(row[0]) if row is not None and row[0] is not None else 0
+
+
+async def apply_receipt(
+    db: Database, me: str, peer: str, state: str, envelope_ids: list[str]
+) -> list[str]:
+    """`peer` says it has our messages (`delivered`) or its user saw them (`read`): move their
+    states forward only, and stop retrying them. Returns the keys whose state changed."""
+    keys = [message_key(me, envelope_id) for envelope_id in envelope_ids]
+    if not keys:
+        return []
+    marks = ",".join("?" * len(keys))
+    rank = outbox.STATE_RANK[state]
+    async with db.transaction() as conn:
+        await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", keys)
+        async with conn.execute(
+            f"SELECT id FROM messages WHERE id IN ({marks}) AND peer=? AND direction='out'"
+            f" AND {outbox.STATE_RANK_SQL} < ?",
+            [*keys, peer, rank],
+        ) as cursor:
+            changed = [row["id"] for row in await cursor.fetchall()]
+        await conn.execute(
+            f"UPDATE messages SET state=?, error=NULL WHERE id IN ({marks}) AND peer=?"
+            f" AND direction='out' AND {outbox.STATE_RANK_SQL} < ?",
+            [state, *keys, peer, rank],
+        )
+    return changed
 
 
 async def unread_count(db: Database, peer: str) -> int:
@@ -245,74 +298,3 @@ async def count_messages(db: Database, peer: str | None = None) -> int:
         row = await db.fetchone("SELECT count(*) FROM messages WHERE peer=?", (peer,))
     assert row is not None
     return int(row[0])
-
-
-# --- the outbox --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxEntry:
-    message_id: str
-    peer: str
-    envelope: Envelope
-    attempts: int
-
-
-async def outbox_peers(db: Database) -> list[tuple[str, float]]:
-    """Each peer with pending envelopes, and when its earliest one is due."""
-    rows = await db.fetchall("SELECT peer, min(next_attempt_at) AS due FROM outbox GROUP BY peer")
-    return [(row["peer"], float(row["due"])) for row in rows]
-
-
-async def due_entries(db: Database, peer: str, now: float, limit: int) -> list[OutboxEntry]:
-    rows = await db.fetchall(
-        "SELECT message_id, peer, envelope, attempts FROM outbox"
-        " WHERE peer=? AND next_attempt_at <= ? ORDER BY rowid LIMIT ?",
-        (peer, now, limit),
-    )
-    return [
-        OutboxEntry(
-            r["message_id"], r["peer"], Envelope.model_validate_json(r["envelope"]), r["attempts"]
-        )
-        for r in rows
-    ]
-
-
-async def mark_sent(db: Database, message_ids: list[str]) -> None:
-    """The recipient's daemon acknowledged: drop from the outbox, state -> sent, in one step."""
-    if not message_ids:
-        return
-    marks = ",".join("?" * len(message_ids))
-    async with db.transaction() as conn:
-        await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", message_ids)
-        await conn.execute(
-            f"UPDATE messages SET state='sent', error=NULL WHERE id IN ({marks})"
-            " AND state IN ('sending', 'failed')",
-            message_ids,
-        )
-
-
-async def mark_retry(db: Database, retries: list[tuple[str, float, str]]) -> None:
-    """(message_id, next_attempt_at, error) for entries that failed this time but stay queued."""
-    if not retries:
-        return
-    async with db.transaction() as conn:
-        await conn.executemany(
-            "UPDATE outbox SET attempts=attempts+1, next_attempt_at=?, last_error=?"
-            " WHERE message_id=?",
-            [(when, error, message_id) for message_id, when, error in retries],
-        )
-
-
-async def mark_failed(db: Database, failures: list[tuple[str, str]]) -> None:
-    """(message_id, reason): refused for good; the message shows as failed with the reason."""
-    if not failures:
-        return
-    async with db.transaction() as conn:
-        await conn.executemany(
-            "DELETE FROM outbox WHERE message_id=?", [(message_id,) for message_id, _ in failures]
-        )
-        await conn.executemany(
-            "UPDATE messages SET state='failed', error=? WHERE id=?",
-            [(reason, message_id) for message_id, reason in failures],
-        )

@@ -28,6 +28,7 @@ from flame.core.files import (
 from flame.core.models import FileCancelBody, FileDeclineBody, FileOfferBody
 from flame.errors import BadEnvelope, DecryptionFailed, Forbidden, RequestError
 from flame.parts import Parts
+from flame.receipts import delivered_receipts
 from flame.store import blocked as blocked_store
 from flame.store import files as file_store
 from flame.store import messages as message_store
@@ -85,12 +86,18 @@ async def receive_file_offers(parts: Parts, items: list[Incoming]) -> list[bool 
             continue
         fresh.append((index, item, transfer))
     await file_store.insert_incoming(parts.db, [transfer for _, _, transfer in fresh])
-    stored = await message_store.store_incoming(parts.db, [item for _, item, _ in fresh])
+    accepted = [item for _, item, _ in fresh]
+    receipts = await delivered_receipts(parts, accepted)  # duplicates too (PROTOCOL.md §13.2)
+    stored = await message_store.store_incoming(
+        parts.db, accepted, receipts, parts.settings.daemon.message_ttl_s
+    )
     for (index, _, transfer), message in zip(fresh, stored, strict=True):
         outcomes[index] = message is not None
         if message is not None:
             log.info("%s offers %s (%d bytes)", transfer.peer, transfer.transfer_id, transfer.size)
             parts.hub.publish({"type": "message", "message": message_view(message, transfer)})
+    if receipts:
+        parts.wake_outbox.set()
     return outcomes
 
 

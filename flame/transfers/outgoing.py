@@ -141,7 +141,7 @@ async def _settle_offers(parts: Parts) -> set[str]:
         if await file_store.close(parts.db, transfer.key, "failed", reason, now):
             remove_files(parts, transfer)
             await _publish(parts, transfer)
-    return await file_store.offers_in_outbox(parts.db)
+    return await file_store.offers_on_the_way(parts.db)
 
 
 async def _drop_abandoned_uploads(parts: Parts) -> None:

@@ -369,7 +369,7 @@ def test_well_formed_forgery_by_the_document_is_accepted_as_control() -> None:
     """The control for the test above: the same path with a valid inner message opens."""
     envelope_id = bytes(range(16))
     opened = open_as_bob(forge(inner_bytes(id=b64e(envelope_id)), envelope_id=envelope_id))
-    assert opened.inner.body.text == "hi"
+    assert opened.inner.body == TextBody(text="hi")
 
 
 # --- padding -------------------------------------------------------------------------------

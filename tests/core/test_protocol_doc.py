@@ -38,7 +38,10 @@ def section(number: str) -> str:
 
 def test_numbered_sections_are_in_place() -> None:
     headings = re.findall(r"^## (\d+)\. ", PROTOCOL, re.M)
-    assert headings == [str(n) for n in range(1, 12)]
+    assert headings[:10] == [str(n) for n in range(1, 11)]
+    numbers = [int(h) for h in headings]
+    assert numbers == sorted(set(numbers))  # later sections only add, in order
+    assert 11 in numbers  # files
 
 
 def test_sections_cited_in_the_code_exist() -> None:

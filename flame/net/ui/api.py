@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from pydantic import Field
 
+from flame import receipts
 from flame.core.crypto import fingerprint
 from flame.core.models import Wire, check_username
 from flame.errors import BadRequest, NotFound, WrongPassword
@@ -35,6 +37,7 @@ from flame.parts import Parts
 from flame.roster import contact_view
 from flame.store import contacts as contact_store
 from flame.store import messages as message_store
+from flame.store.keystore import set_meta
 
 log = logging.getLogger("flame.ui")
 
@@ -149,14 +152,18 @@ async def accept_key(request: web.Request) -> web.Response:
     return web.json_response(await contact_view(parts, contact))
 
 
-def _cursor(raw: str | None) -> tuple[float, int] | None:
+def _cursor(raw: str | None) -> tuple[float, int, int] | None:
+    """The opaque 'before' cursor: sent_at:seq:rowid of the oldest message of the last page."""
     if raw is None or raw == "":
         return None
-    sent_at, _, rowid = raw.partition(":")
     try:
-        return float(sent_at), int(rowid)
+        sent_at, seq, rowid = raw.split(":")
+        cursor = float(sent_at), int(seq), int(rowid)
     except ValueError as exc:
         raise BadRequest("The 'before' cursor is malformed.") from exc
+    if not math.isfinite(cursor[0]):
+        raise BadRequest("The 'before' cursor is malformed.")
+    return cursor
 
 
 async def list_messages(request: web.Request) -> web.Response:
@@ -172,12 +179,44 @@ async def list_messages(request: web.Request) -> web.Response:
     page = await message_store.list_messages(
         parts.db, name, before=_cursor(request.query.get("before")), limit=limit
     )
-    next_before = f"{page[0].sent_at!r}:{page[0].rowid}" if len(page) == limit else None
+    oldest = page[0] if page else None
+    next_before = (
+        f"{oldest.sent_at!r}:{oldest.seq}:{oldest.rowid}"
+        if oldest is not None and len(page) == limit
+        else None
+    )
     if request.query.get("before") is None and page:
         # Showing the newest page means the user has seen the conversation.
-        await message_store.mark_read(parts.db, name, max(m.rowid for m in page))
+        await receipts.mark_read(parts, name, max(m.rowid for m in page))
     views = await message_views(parts, page)
     return web.json_response({"messages": views, "next_before": next_before})
+
+
+async def mark_conversation_read(request: web.Request) -> web.Response:
+    """The page shows the conversation and a live message arrived in it: the user saw it."""
+    _session(request)
+    parts = request.app[UI].parts
+    name = _peer_name(request)
+    await receipts.mark_read(parts, name, await message_store.newest_rowid(parts.db, name))
+    return web.json_response({})
+
+
+class SettingsBody(Wire):
+    read_receipts: bool
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    _session(request)
+    parts = request.app[UI].parts
+    return web.json_response({"read_receipts": await receipts.read_receipts_enabled(parts)})
+
+
+async def put_settings(request: web.Request) -> web.Response:
+    _session(request)
+    parts = request.app[UI].parts
+    body = parse_model(SettingsBody, await _body(request))
+    await set_meta(parts.db, "read_receipts", "on" if body.read_receipts else "off")
+    return web.json_response({"read_receipts": body.read_receipts})
 
 
 async def post_message(request: web.Request) -> web.Response:
@@ -259,6 +298,9 @@ def build(parts: Parts, web_dir: Path, login_fn: Login, origin: UiOrigin) -> web
     app.router.add_post("/ui/api/contacts/{name}/accept-key", accept_key)
     app.router.add_get("/ui/api/conversations/{name}/messages", list_messages)
     app.router.add_post("/ui/api/conversations/{name}/messages", post_message)
+    app.router.add_post("/ui/api/conversations/{name}/read", mark_conversation_read)
+    app.router.add_get("/ui/api/settings", get_settings)
+    app.router.add_post("/ui/api/settings", put_settings)
     app.router.add_get("/ui/api/ws", websocket)
     ui_files.add_routes(app, parts, _session)
     return app

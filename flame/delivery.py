@@ -1,0 +1,219 @@
+"""Delivery from the outbox (DESIGN §6, PROTOCOL.md §7 and §13): direct to the recipient's daemon
+with backoff, and after a while also through relays; expiry turns what never arrived into a
+visible failure."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import defaultdict
+
+from flame.core.models import Deposit
+from flame.core.outbox import next_attempt
+from flame.core.relays import choose_relays
+from flame.errors import PeerRefused, PeerUnreachable
+from flame.parts import Parts
+from flame.store import contacts as contact_store
+from flame.store import outbox as outbox_store
+from flame.store.outbox import OutboxEntry
+
+log = logging.getLogger("flame.delivery")
+
+# Refusals that no retry can fix: the message is failed with the reason.
+PERMANENT_CODES = {
+    "wrong_recipient",
+    "bad_envelope",
+    "rejected",
+    "sender_key_mismatch",
+    "unknown_sender",
+}
+BATCH_BYTES = 1024 * 1024  # receivers accept at least 4 MiB (PROTOCOL.md §7); stay well below
+
+
+def fit_batch(entries: list[OutboxEntry]) -> list[OutboxEntry]:
+    """The longest prefix that fits in BATCH_BYTES (at least one entry, however large)."""
+    size = 0
+    for count, entry in enumerate(entries):
+        size += len(entry.envelope.ct) + len(entry.envelope.sk) + 200
+        if size > BATCH_BYTES and count > 0:
+            return entries[:count]
+    return entries
+
+
+async def deliver_to_peer(parts: Parts, peer: str) -> int:
+    """Send every due outbox entry for `peer`, in batches, in order. Returns how many were
+    acknowledged. Failures are rescheduled with backoff; permanent refusals mark the message
+    failed with the reason."""
+    delivered = 0
+    limit = parts.settings.daemon.batch_max
+    while True:
+        now = parts.clock.now()
+        entries = fit_batch(await outbox_store.due_entries(parts.db, peer, now, limit))
+        if not entries:
+            return delivered
+        contact = await contact_store.get_contact(parts.db, peer)
+        if contact is None or contact.key_changed:
+            reason = (
+                f"{peer}'s identity key changed; accept the new key to send again."
+                if contact is not None
+                else f"{peer} is not a known user."
+            )
+            await fail(parts, entries, reason)
+            return delivered
+        if not contact.address:
+            await reschedule(parts, peer, entries, "the recipient has no known address", None)
+            return delivered
+        try:
+            result = await parts.client.deliver(
+                contact.address, peer, [e.envelope for e in entries]
+            )
+        except (PeerUnreachable, PeerRefused) as exc:
+            retry_after = exc.retry_after_s if isinstance(exc, PeerRefused) else None
+            if isinstance(exc, PeerRefused) and exc.http_status == 413 and len(entries) > 1:
+                limit = max(1, len(entries) // 2)  # the peer takes smaller bodies: split
+                continue
+            if isinstance(exc, PeerRefused) and (
+                exc.code in PERMANENT_CODES or exc.http_status == 413
+            ):
+                await fail(parts, entries, f"{peer}'s daemon refused it: {exc.message}")
+                return delivered
+            await reschedule(parts, peer, entries, exc.message, retry_after)
+            return delivered
+        by_id = {r.id: r for r in result.results}  # the peer answers by envelope id
+        answers = [(e, by_id.get(e.envelope.id)) for e in entries]
+        sent = [e for e, r in answers if r is not None and r.status != "rejected"]
+        missing = [e for e, r in answers if r is None]
+        await outbox_store.mark_sent(parts.db, [e.message_id for e in sent])
+        publish_states(parts, sent, "sent", None)
+        for entry, answer in answers:
+            if answer is not None and answer.status == "rejected":
+                reason = f"{peer}'s daemon refused it: {answer.message or answer.error}"
+                await fail(parts, [entry], reason)
+        delivered += len(sent)
+        if missing:
+            await reschedule(parts, peer, missing, "the peer did not answer for it", None)
+            return delivered
+
+
+async def fail(parts: Parts, entries: list[OutboxEntry], reason: str) -> None:
+    await outbox_store.mark_failed(parts.db, [(e.message_id, reason) for e in entries])
+    publish_states(parts, entries, "failed", reason)
+
+
+async def reschedule(
+    parts: Parts, peer: str, entries: list[OutboxEntry], error: str, retry_after_s: float | None
+) -> None:
+    settings = parts.settings.daemon
+    now = parts.clock.now()
+    retries = [
+        (
+            e.message_id,
+            next_attempt(
+                e.attempts,
+                now,
+                base_s=settings.retry_base_s,
+                max_s=settings.retry_max_s,
+                jitter=random.random(),
+                retry_after_s=retry_after_s,
+            ),
+            error,
+        )
+        for e in entries
+    ]
+    await outbox_store.mark_retry(parts.db, retries)
+    log.info("delivery to %s deferred (%d envelopes): %s", peer, len(entries), error)
+
+
+def publish_states(parts: Parts, entries: list[OutboxEntry], state: str, error: str | None) -> None:
+    for entry in entries:
+        if entry.kind == "text":
+            parts.hub.publish(
+                {
+                    "type": "message_state",
+                    "id": entry.message_id,
+                    "peer": entry.peer,
+                    "state": state,
+                    "error": error,
+                }
+            )
+
+
+# --- relays, from the sender's side ----------------------------------------------------------
+
+
+async def deposit_once(parts: Parts) -> int:
+    """Leave copies of long-undelivered envelopes with relays (PROTOCOL.md §13.3). Direct
+    delivery goes on; whichever path arrives first wins and the rest is absorbed by id.
+    Returns how many envelopes at least one relay accepted."""
+    settings = parts.settings.daemon
+    if settings.relay_count == 0:
+        return 0
+    now = parts.clock.now()
+    entries = await outbox_store.to_relay(
+        parts.db, now, settings.relay_after_s, settings.relay_retry_s
+    )
+    if not entries:
+        return 0
+    online = [
+        c
+        for c in await contact_store.list_contacts(parts.db)
+        if c.status != "offline" and c.address and not c.key_changed
+    ]
+    by_name = {c.username: c for c in online}
+    by_recipient: dict[str, list[OutboxEntry]] = defaultdict(list)
+    for entry in entries:
+        by_recipient[entry.peer].append(entry)
+    accepted_total = 0
+    for recipient, group in by_recipient.items():
+        relays = choose_relays(recipient, list(by_name), settings.relay_count)
+        await outbox_store.mark_relay_tried(parts.db, [e.message_id for e in group], now)
+        if not relays:
+            continue
+        outcomes = await asyncio.gather(
+            *(_deposit(parts, by_name[relay].address or "", relay, group) for relay in relays)
+        )
+        accepted = {message_id for ids, _ in outcomes for message_id in ids}
+        refusals = [reason for ids, reason in outcomes if reason is not None]
+        changed = await outbox_store.mark_relayed(parts.db, sorted(accepted), now)
+        publish_states(parts, [e for e in group if e.message_id in changed], "relayed", None)
+        accepted_total += len(accepted)
+        refused_by_all = [e for e in group if e.message_id not in accepted]
+        if refused_by_all and len(refusals) == len(relays):
+            # Every relay said no (for instance over quota): tell the user now; direct
+            # delivery still goes on until the message expires.
+            reason = "every relay refused it: " + "; ".join(sorted(set(refusals)))
+            await outbox_store.mark_relay_refused(
+                parts.db, [e.message_id for e in refused_by_all], reason
+            )
+            publish_states(parts, refused_by_all, "failed", reason)
+    return accepted_total
+
+
+async def _deposit(
+    parts: Parts, address: str, relay: str, entries: list[OutboxEntry]
+) -> tuple[list[str], str | None]:
+    """Deposit with one relay: (accepted message ids, the refusal reason if it refused)."""
+    ttl = parts.settings.daemon.relay_ttl_s
+    deposits = [Deposit(envelope=e.envelope, expires_at=int(e.created_at + ttl)) for e in entries]
+    try:
+        result = await parts.client.deposit(address, relay, deposits)
+    except PeerUnreachable:
+        return [], None
+    except PeerRefused as exc:
+        return [], f"{relay}: {exc.message}"
+    stored = {r.id for r in result.results if r.status != "rejected"}
+    return [e.message_id for e in entries if e.envelope.id in stored], None
+
+
+async def expire_once(parts: Parts) -> int:
+    """Give up on what has waited past its lifetime: failed, with the reason."""
+    entries = await outbox_store.expired(parts.db, parts.clock.now())
+    if entries:
+        await fail(
+            parts,
+            entries,
+            "not delivered in time: the recipient did not come online "
+            "and no relay could hand it over before it expired",
+        )
+    return len(entries)

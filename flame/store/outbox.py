@@ -1,0 +1,188 @@
+"""The outbox: every outgoing envelope (messages and receipts) until its recipient's daemon has it,
+with its retry schedule, relay bookkeeping and expiry (DESIGN §6, PROTOCOL.md §13)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from flame.core.models import Envelope
+from flame.store.db import Database
+
+# Outgoing message states, in the order they may only move forward (failed is off the line).
+STATE_RANK_SQL = (
+    "CASE state WHEN 'sending' THEN 0 WHEN 'failed' THEN 0 WHEN 'relayed' THEN 1"
+    " WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 5 END"
+)
+STATE_RANK = {"sending": 0, "failed": 0, "relayed": 1, "sent": 2, "delivered": 3, "read": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    message_id: str
+    kind: str
+    peer: str
+    envelope: Envelope
+    attempts: int
+    created_at: float
+    relayed_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Queued:
+    """A sealed envelope to queue: `message_id` is the message key, or 'receipt:<id>'."""
+
+    message_id: str
+    kind: str
+    peer: str
+    envelope: Envelope
+
+
+def _entry(r: aiosqlite.Row) -> OutboxEntry:
+    return OutboxEntry(
+        r["message_id"],
+        r["kind"],
+        r["peer"],
+        Envelope.model_validate_json(r["envelope"]),
+        r["attempts"],
+        r["created_at"],
+        r["relayed_at"],
+    )
+
+
+async def enqueue(
+    conn: aiosqlite.Connection, items: list[Queued], now: float, ttl_s: float
+) -> None:
+    """Queue envelopes inside the caller's transaction (so they commit with what caused them)."""
+    await conn.executemany(
+        "INSERT OR IGNORE INTO outbox (message_id, kind, peer, envelope, next_attempt_at,"
+        " created_at, expires_at) VALUES (?,?,?,?,?,?,?)",
+        [
+            (i.message_id, i.kind, i.peer, i.envelope.model_dump_json(), now, now, now + ttl_s)
+            for i in items
+        ],
+    )
+
+
+async def outbox_peers(db: Database) -> list[tuple[str, float]]:
+    """Each peer with pending envelopes, and when its earliest one is due."""
+    rows = await db.fetchall("SELECT peer, min(next_attempt_at) AS due FROM outbox GROUP BY peer")
+    return [(row["peer"], float(row["due"])) for row in rows]
+
+
+async def due_entries(db: Database, peer: str, now: float, limit: int) -> list[OutboxEntry]:
+    """Due entries of one peer in creation order (per-conversation order is kept)."""
+    rows = await db.fetchall(
+        "SELECT * FROM outbox WHERE peer=? AND next_attempt_at <= ? ORDER BY rowid LIMIT ?",
+        (peer, now, limit),
+    )
+    return [_entry(r) for r in rows]
+
+
+async def pending_count(db: Database) -> int:
+    row = await db.fetchone("SELECT count(*) FROM outbox")
+    assert row is not None
+    return int(row[0])
+
+
+async def mark_sent(db: Database, message_ids: list[str]) -> None:
+    """The recipient's daemon acknowledged: drop from the outbox, state -> sent, in one step."""
+    if not message_ids:
+        return
+    marks = ",".join("?" * len(message_ids))
+    async with db.transaction() as conn:
+        await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", message_ids)
+        await conn.execute(
+            f"UPDATE messages SET state='sent', error=NULL WHERE id IN ({marks})"
+            f" AND {STATE_RANK_SQL} < 2",
+            message_ids,
+        )
+
+
+async def mark_retry(db: Database, retries: list[tuple[str, float, str]]) -> None:
+    """(message_id, next_attempt_at, error) for entries that failed this time but stay queued."""
+    if not retries:
+        return
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "UPDATE outbox SET attempts=attempts+1, next_attempt_at=?, last_error=?"
+            " WHERE message_id=?",
+            [(when, error, message_id) for message_id, when, error in retries],
+        )
+
+
+async def mark_failed(db: Database, failures: list[tuple[str, str]]) -> None:
+    """(message_id, reason): given up for good; a message shows as failed with the reason."""
+    if not failures:
+        return
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "DELETE FROM outbox WHERE message_id=?", [(message_id,) for message_id, _ in failures]
+        )
+        await conn.executemany(
+            f"UPDATE messages SET state='failed', error=? WHERE id=? AND {STATE_RANK_SQL} < 2",
+            [(reason, message_id) for message_id, reason in failures],
+        )
+
+
+async def expired(db: Database, now: float) -> list[OutboxEntry]:
+    rows = await db.fetchall("SELECT * FROM outbox WHERE expires_at <= ?", (now,))
+    return [_entry(r) for r in rows]
+
+
+# --- relays, from the sender's side -------------------------------------------------------------
+
+
+async def to_relay(
+    db: Database, now: float, after_s: float, retry_s: float, limit: int = 500
+) -> list[OutboxEntry]:
+    """Entries that direct delivery has failed for `after_s`, not yet held by relays, and not
+    tried with relays in the last `retry_s`."""
+    rows = await db.fetchall(
+        "SELECT * FROM outbox WHERE attempts > 0 AND relayed_at IS NULL AND created_at <= ?"
+        " AND (relay_tried_at IS NULL OR relay_tried_at <= ?) ORDER BY rowid LIMIT ?",
+        (now - after_s, now - retry_s, limit),
+    )
+    return [_entry(r) for r in rows]
+
+
+async def mark_relay_tried(db: Database, message_ids: list[str], now: float) -> None:
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "UPDATE outbox SET relay_tried_at=? WHERE message_id=?",
+            [(now, message_id) for message_id in message_ids],
+        )
+
+
+async def mark_relayed(db: Database, message_ids: list[str], now: float) -> list[str]:
+    """Relays hold these: state -> relayed (direct delivery keeps being tried). Returns the
+    message keys whose visible state changed."""
+    if not message_ids:
+        return []
+    marks = ",".join("?" * len(message_ids))
+    async with db.transaction() as conn:
+        await conn.execute(
+            f"UPDATE outbox SET relayed_at=?, relay_tried_at=? WHERE message_id IN ({marks})",
+            [now, now, *message_ids],
+        )
+        async with conn.execute(
+            f"SELECT id FROM messages WHERE id IN ({marks}) AND {STATE_RANK_SQL} < 1", message_ids
+        ) as cursor:
+            changed = [row["id"] for row in await cursor.fetchall()]
+        await conn.execute(
+            f"UPDATE messages SET state='relayed', error=NULL WHERE id IN ({marks})"
+            f" AND {STATE_RANK_SQL} < 1",
+            message_ids,
+        )
+    return changed
+
+
+async def mark_relay_refused(db: Database, message_ids: list[str], reason: str) -> None:
+    """Every relay refused: the message shows failed with the reason, but stays queued for
+    direct delivery until it expires (a later success moves it on)."""
+    async with db.transaction() as conn:
+        await conn.executemany(
+            f"UPDATE messages SET state='failed', error=? WHERE id=? AND {STATE_RANK_SQL} < 1",
+            [(reason, message_id) for message_id in message_ids],
+        )
