@@ -236,3 +236,20 @@ async def test_the_recipient_declines_mid_transfer_and_the_sender_stops(cluster:
     assert sent.state == "declined" and sent.held_bytes < 8 * MIB
     status, reply = await alice.post(f"/ui/api/conversations/bob/files/{transfer_id}/decline", {})
     assert (status, reply["error"]) == (404, "unknown_file")  # only the recipient declines
+
+
+async def test_an_offer_over_the_recipients_limit_fails_with_the_reason(cluster: Cluster) -> None:
+    await cluster.start_directory()
+    await cluster.add_user("alice")
+    bob_settings = await cluster.enroll("bob")
+    bob_settings.files.max_file_bytes = MIB
+    await cluster.start_daemon("bob", settings=bob_settings)
+    alice = await cluster.ui("alice")
+    feed = await alice.websocket()
+    sent = await send_file(alice, "bob", "too big.bin", random_bytes(MIB + 1))
+    failed = await wait_state(feed, sent["file"]["transfer_id"], "failed")
+    assert "larger than this recipient accepts" in failed["error"]
+    for node in ("alice", "bob"):
+        assert files_on_disk(cluster.daemons[node]) == [], node
+    [offer] = await alice.messages("bob")
+    assert offer["state"] == "failed" and offer["file"]["state"] == "failed"

@@ -194,11 +194,10 @@ class PeerClient:
         try:
             _, payload, _ = await self.request("POST", address + path, audience=peer, body=body)
         except PeerRefused as exc:
-            if exc.http_status in (400, 403, 409) and b'"results"' in exc.payload:
-                try:
-                    return BatchResult.model_validate_json(exc.payload, strict=False)
-                except ValidationError:
-                    pass
+            if exc.http_status in (400, 403, 409):
+                partial = results_of(exc.payload)
+                if partial is not None:
+                    return partial
             raise
         return parse_reply(BatchResult, payload)
 
@@ -220,10 +219,9 @@ class PeerClient:
                 address, relay, "/relay/deposits", DepositBatch(deposits=deposits)
             )
         except PeerRefused as exc:
-            if b'"results"' in exc.payload and exc.http_status in (400, 429):
-                try:
-                    partial = BatchResult.model_validate_json(exc.payload, strict=False)
-                except ValidationError:
+            if exc.http_status in (400, 429):
+                partial = results_of(exc.payload)
+                if partial is None:
                     raise exc from None
                 if any(r.status != "rejected" for r in partial.results):
                     return partial
@@ -238,6 +236,16 @@ class PeerClient:
 
     async def relay_ack(self, address: str, relay: str, ack: RelayAck) -> None:
         await self._post_model(address, relay, "/relay/ack", ack)
+
+
+def results_of(payload: bytes) -> BatchResult | None:
+    """The per-envelope results of a refused batch, whose body also carries `error` and `message`
+    (PROTOCOL.md §7.2): parsed apart from them, since BatchResult admits no other fields."""
+    try:
+        data = json.loads(payload)
+        return BatchResult.model_validate({"results": data["results"]}, strict=False)
+    except (ValueError, TypeError, KeyError, ValidationError):
+        return None
 
 
 def parse_reply(model: type[M], payload: bytes) -> M:

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from flame.core.encoding import b64d
 from flame.core.files import TRANSFER_ID_BYTES
-from flame.errors import AuthError, BadRequest, Forbidden, LengthRequired, LockedError
+from flame.errors import BadRequest, Forbidden, LengthRequired, LockedError
 from flame.net.file_client import TOKEN_HEADER
 from flame.net.http import json_error
 from flame.parts import Parts
@@ -46,7 +46,9 @@ async def _caller(request: web.Request) -> tuple[Parts, str, str, str]:
         raise TransferRefused(exc.message, status=404, code="unknown_transfer") from exc
     token = request.headers.get(TOKEN_HEADER)
     if token is None:
-        raise AuthError(f"The {TOKEN_HEADER} header is missing.", code="bad_token")
+        raise TransferRefused(
+            f"The {TOKEN_HEADER} header is missing.", status=403, code="bad_token"
+        )
     return parts, caller, transfer_id, token
 
 
