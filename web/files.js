@@ -78,7 +78,15 @@ export function progressText(progress, size) {
   return parts.join(' · ');
 }
 
-const ICONS = { image: '🖼', audio: '🎵', video: '🎬' };
+const MEDIA_BADGES = { image: 'IMG', audio: 'AUDIO', video: 'VIDEO' };
+
+/** A short badge for the file's kind: its extension (PDF, XLSX…), else its media class. */
+export function fileBadge(name, media) {
+  const dot = String(name || '').lastIndexOf('.');
+  const ext = dot > 0 ? String(name).slice(dot + 1) : '';
+  if (/^[A-Za-z0-9]{1,5}$/.test(ext)) return ext.toUpperCase();
+  return MEDIA_BADGES[media] || 'FILE';
+}
 const OPEN_STATES = new Set(['uploading', 'waiting', 'sending', 'receiving']);
 // Waiting and sending alternate while retrying; the final states never change.
 const STATE_RANK = {
@@ -133,7 +141,7 @@ export class FileCard {
     this.mediaShown = null; // the state the media area was built for
 
     this.media = h('div', { class: 'file-media', hidden: true });
-    this.icon = h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📄');
+    this.icon = h('span', { class: 'file-icon', 'aria-hidden': 'true' });
     this.name = h('span', { class: 'file-name' });
     this.sub = h('span', { class: 'file-sub' });
     this.chip = h('div', { class: 'file-chip' }, this.icon, h('span', { class: 'file-meta' }, this.name, this.sub));
@@ -181,6 +189,7 @@ export class FileCard {
 
   progress(evt) {
     if (!OPEN_STATES.has(this.file.state ?? 'receiving')) return;
+    const first = this.progressEvent === null;
     this.progressEvent = evt;
     if (evt.phase === 'send' && this.file.state === 'waiting') {
       this.file = { ...this.file, state: 'sending', error: null }; // bytes flow again
@@ -188,6 +197,7 @@ export class FileCard {
       return;
     }
     this._renderProgress();
+    if (first) this._renderStatus();
   }
 
   get direction() {
@@ -212,7 +222,7 @@ export class FileCard {
     setText(this.name, f.name || 'file');
     const type = f.type || f.media_type || '';
     setText(this.sub, [formatBytes(f.size), type].filter(Boolean).join(' · '));
-    setText(this.icon, ICONS[f.media] || '📄');
+    setText(this.icon, fileBadge(f.name, f.media));
     this._renderMedia();
     this._renderProgress();
     this._renderStatus();
@@ -289,11 +299,10 @@ export class FileCard {
     const f = this.file;
     const state = this.state;
     const out = this.direction === 'out';
-    const phase = this.progressEvent ? this.progressEvent.phase : null;
     const labels = {
       uploading: 'Uploading to your daemon…',
       waiting: f.error ? `Waiting to send — ${f.error}` : `Waiting for ${this.peer}…`,
-      sending: phase === 'send' || !phase ? `Sending to ${this.peer}…` : 'Sending…',
+      sending: `Sending to ${this.peer}…`,
       receiving: this.progressEvent || f.bytes > 0 ? `Receiving from ${this.peer}…` : `Waiting for ${this.peer} to send it…`,
       complete: out ? `Sent to ${this.peer}` : 'Received and verified',
       cancelled: out ? 'You cancelled it' : `${this.peer} cancelled it`,

@@ -14,7 +14,7 @@ export function setStatusDot(dot, status) {
 
 function previewText(m) {
   if (!m || typeof m.text !== 'string') return '';
-  const text = m.file && typeof m.file.name === 'string' ? `📎 ${m.file.name}` : m.text;
+  const text = m.file && typeof m.file.name === 'string' ? `File: ${m.file.name}` : m.text;
   const firstLine = text.split('\n').find((l) => l.trim()) ?? '';
   const cut = firstLine.length > 120 ? `${firstLine.slice(0, 120)}…` : firstLine;
   return m.direction === 'out' ? `You: ${cut}` : cut;

@@ -248,7 +248,7 @@ export class ConversationView {
         'aria-label': 'Attach files',
         onclick: () => this.fileInput.click(),
       },
-      '📎',
+      h('img', { src: '/static/attach.svg', alt: '', class: 'attach-icon', 'aria-hidden': 'true' }),
     );
     this.textarea.addEventListener('paste', (ev) => {
       const files = [...((ev.clipboardData && ev.clipboardData.files) || [])];
