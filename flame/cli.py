@@ -325,6 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--messages", type=int, default=500, help="latency sample size")
     bench.add_argument("--burst", type=int, default=5000, help="throughput burst size")
     bench.add_argument("--json", default="bench-results.json", help="where to write the JSON")
+    bench.add_argument(
+        "--file-mib", type=int, default=1024, help="size of the file figure in MiB (0: none)"
+    )
     bench.set_defaults(run=cmd_bench)
 
     chaos = sub.add_parser(

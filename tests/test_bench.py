@@ -13,7 +13,7 @@ LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "max"}
 
 def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    args = ["bench", "--messages", "20", "--burst", "100", "--json", str(out)]
+    args = ["bench", "--messages", "20", "--burst", "100", "--file-mib", "8", "--json", str(out)]
     command = [sys.executable, "-m", "flame", *args]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -46,3 +46,13 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     assert burst["accept_s"] > 0 and burst["deliver_s"] > 0
     assert set(burst["post_ms"]) == LATENCY_KEYS and burst["post_ms"]["count"] == 100
     assert result["total_s"] > 0
+
+    file = result["file"]
+    assert result["params"]["file_mib"] == 8 and file["size_bytes"] == 8 * 1024 * 1024
+    assert file["sha256_match"] is True
+    assert file["mb_s"] > 0 and file["transfer_mb_s"] > 0 and file["total_s"] > 0
+    assert set(file["rss_peak_mib"]) == {"alice", "bob"}
+    assert all(mib is not None and mib > 0 for mib in file["rss_peak_mib"].values())
+    for machine_figure in ("loopback_tcp_mb_s", "aes_256_gcm_mb_s", "sha256_mb_s"):
+        assert file[machine_figure] > 0
+    assert "MB/s" in output and "peak RSS" in output

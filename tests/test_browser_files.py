@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from playwright.async_api import expect
+from playwright.async_api import FilePayload, expect
 
 from tests.browser import TIMEOUT_MS, Tab
 from tests.cluster import Cluster
@@ -20,6 +20,10 @@ pytestmark = pytest.mark.browser
 __all__ = ["browser", "tabs"]  # fixtures, used by name
 
 SVG = b'<svg xmlns="http://www.w3.org/2000/svg"><script>window.pwned = 1</script></svg>'
+
+
+def payload(name: str, mime_type: str, data: bytes) -> FilePayload:
+    return FilePayload(name=name, mimeType=mime_type, buffer=data)
 
 
 def card(tab: Tab, name: str) -> Any:
@@ -48,7 +52,7 @@ async def test_an_attached_picture_shows_progress_then_inline_in_both_uis(
 
     await alice.page.set_input_files(
         "#file-input",
-        files=[{"name": "team photo.png", "mimeType": "image/png", "buffer": picture}],
+        files=[payload("team photo.png", "image/png", picture)],
     )
     theirs, mine = card(bob, "team photo.png"), card(alice, "team photo.png")
 
@@ -98,7 +102,7 @@ async def test_an_attached_picture_shows_progress_then_inline_in_both_uis(
 async def test_an_svg_with_script_is_only_a_download_and_runs_nothing(tabs: OpenTab) -> None:
     alice, bob = await open_both(tabs)
     await alice.page.set_input_files(
-        "#file-input", files=[{"name": "logo.svg", "mimeType": "image/svg+xml", "buffer": SVG}]
+        "#file-input", files=[payload("logo.svg", "image/svg+xml", SVG)]
     )
     for tab in (bob, alice):
         item = card(tab, "logo.svg")
@@ -165,7 +169,7 @@ async def test_files_dropped_or_pasted_are_sent_and_the_recipient_can_decline(
     files.send_rate_bytes_s = 256 * 1024
     await alice.page.set_input_files(
         "#file-input",
-        files=[{"name": "huge.bin", "mimeType": "", "buffer": bytes(4 * MIB)}],
+        files=[payload("huge.bin", "", bytes(4 * MIB))],
     )
     arriving = card(bob, "huge.bin")
     await expect(arriving.locator(".file-action")).to_have_text("Decline", timeout=TIMEOUT_MS)
