@@ -26,6 +26,8 @@ from typing import Any
 
 import aiohttp
 
+from flame.bench_files import measure_file_transfer
+from flame.bench_files import table_rows as file_table_rows
 from flame.bench_search import run_search_bench
 from flame.cluster import Proc, daemon_proc, directory_proc, init_user
 from flame.errors import FlameError
@@ -468,6 +470,7 @@ def print_table(result: dict[str, Any]) -> None:
         ),
         ("  CPU s in burst", ", ".join(f"{k} {v}" for k, v in result["cpu_s"].items())),
         ("", ""),
+        *([*file_table_rows(result["file"]), ("", "")] if result["file"] else []),
         *search_rows(result["search"]),
         ("result", "ok" if result["ok"] else "MISMATCH: " + "; ".join(result["problems"])),
     ]
@@ -517,7 +520,7 @@ def search_rows(search: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 async def measure(
-    cluster: Cluster, messages: int, burst: int, concurrency: int, begun: float
+    cluster: Cluster, messages: int, burst: int, concurrency: int, begun: float, file_mib: int = 0
 ) -> dict[str, Any]:
     alice, bob = Ui(cluster.nodes["alice"]), Ui(cluster.nodes["bob"])
     async with contextlib.AsyncExitStack() as stack:
@@ -546,12 +549,21 @@ async def measure(
         )
         pages = (WARMUP_MESSAGES + messages + burst) // 200 + 10
         throughput["stored_api"] = len(await bob.incoming_ids("alice", pages) & burst_ids)
+        file_figure = None
+        if file_mib > 0:
+            print(f"File: {file_mib} MiB from alice to bob ...", flush=True)
+            pids = {
+                name: node.proc.process.pid if node.proc.process else None
+                for name, node in cluster.nodes.items()
+            }
+            file_figure = await measure_file_transfer(alice, bob, pids, file_mib, cluster.root)
     return {
         "setup_s": round(setup_s, 3),
         "online_s": round(online_s, 3),
         "latency": latency,
         "throughput": throughput,
         "cpu_s": cpu,
+        "file": file_figure,
     }
 
 
@@ -588,14 +600,17 @@ async def _run_bench(args: argparse.Namespace) -> int:
     concurrency = int(getattr(args, "concurrency", CONCURRENCY))
     json_path = Path(getattr(args, "json", "bench-results.json"))
     search_messages = int(getattr(args, "search_messages", 1_000_000))
+    file_mib = int(getattr(args, "file_mib", 1024))
     if messages < 1 or burst < 1 or concurrency < 1 or search_messages < 1:
         raise BenchFailed("--messages, --burst and --search-messages must be at least 1.")
+    if file_mib < 0:
+        raise BenchFailed("--file-mib must be 0 (no file figure) or more.")
     begun = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="flame-bench-") as tmp:
         print(f"Starting a directory, alice and bob in {tmp} ...", flush=True)
         cluster = await start_cluster(Path(tmp), ("alice", "bob"))
         try:
-            figures = await measure(cluster, messages, burst, concurrency, begun)
+            figures = await measure(cluster, messages, burst, concurrency, begun, file_mib)
         except Exception:
             print(cluster.log_tails(), file=sys.stderr)
             raise
@@ -611,6 +626,8 @@ async def _run_bench(args: argparse.Namespace) -> int:
     ]
     if latency["received"] != messages:
         problems.append(f"latency received {latency['received']}")
+    if figures["file"] is not None and not figures["file"]["sha256_match"]:
+        problems.append("the file's SHA-256 at bob differs")
     result: dict[str, Any] = {
         "version": JSON_VERSION,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -622,6 +639,7 @@ async def _run_bench(args: argparse.Namespace) -> int:
             "concurrency": concurrency,
             "warmup": WARMUP_MESSAGES,
             "text_chars": TEXT_CHARS,
+            "file_mib": file_mib,
             "daemon_env": DAEMON_ENV,
             "init_env": INIT_ENV,
         },

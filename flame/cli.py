@@ -331,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="messages in the search benchmark's synthetic store",
     )
     bench.add_argument("--json", default="bench-results.json", help="where to write the JSON")
+    bench.add_argument(
+        "--file-mib", type=int, default=1024, help="size of the file figure in MiB (0: none)"
+    )
     bench.set_defaults(run=cmd_bench)
 
     chaos = sub.add_parser(

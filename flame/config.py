@@ -116,6 +116,15 @@ class ProfilesSettings(Section):
     refresh_s: float = Field(default=3600.0, gt=0)
 
 
+class FileSettings(Section):
+    max_file_bytes: int = Field(default=2 * 1024**3, ge=1, le=2**53)
+    chunk_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=4 * 1024 * 1024)
+    relay_max_bytes: int = Field(default=1024 * 1024, ge=0)
+    send_rate_bytes_s: int = Field(default=0, ge=0)
+    parallel_transfers: int = Field(default=4, ge=1, le=64)
+    idle_timeout_s: float = Field(default=60.0, gt=0)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -125,6 +134,7 @@ class Settings(BaseModel):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
     profiles: ProfilesSettings = Field(default_factory=ProfilesSettings)
+    files: FileSettings = Field(default_factory=FileSettings)
 
     def daemon_data_dir(self) -> Path:
         raw = self.daemon.data_dir

@@ -14,6 +14,7 @@ FlameError                      code            HTTP
     ├── Forbidden               forbidden       403
     ├── NotFound                not_found       404
     ├── Conflict                conflict        409
+    ├── LengthRequired          length_required 411
     ├── TooLarge                too_large       413
     └── TooManyRequests         rate_limited    429
 """
@@ -101,6 +102,11 @@ class NotFound(RequestError):
 class Conflict(RequestError):
     code = "conflict"
     status = 409
+
+
+class LengthRequired(RequestError):
+    code = "length_required"
+    status = 411
 
 
 class TooLarge(RequestError):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -43,6 +43,7 @@ from flame.store import contacts as contact_store
 from flame.store import messages as message_store
 from flame.store.contacts import Contact
 from flame.store.messages import Incoming, Message
+from flame.transfers import incoming as transfers_in
 
 log = logging.getLogger("flame.messaging")
 
@@ -54,6 +55,12 @@ async def send_text(parts: Parts, peer: str, text: str) -> Message:
     limit = parts.settings.daemon.max_message_chars
     if len(text) > limit:
         raise TooLarge(f"The message is longer than {limit} characters.", code="message_too_long")
+    return await send_inner(parts, peer, "text", TextBody(text=text))
+
+
+async def recipient_contact(parts: Parts, peer: str) -> Contact:
+    """The contact to send to: looked up in the directory on first use; refused while their key
+    change is pending."""
     contact = await contact_store.get_contact(parts.db, peer)
     if contact is None and peer != parts.me:
         contact = await fetch_contact(parts, peer)
@@ -69,8 +76,15 @@ async def send_text(parts: Parts, peer: str, text: str) -> Message:
         )
     if await is_blocked(parts, peer):
         raise Conflict(f"You blocked {peer}. Unblock them to write to them.", code="blocked")
+    return contact
+
+
+async def send_inner(parts: Parts, peer: str, kind: str, body: Wire) -> Message:
+    """Queue an inner message of any kind for the group-commit writer; returns it once stored."""
+    parts.require_identity()
+    contact = await recipient_contact(parts, peer)
     pending = PendingSend(
-        peer, contact.x25519_key, TextBody(text=text), asyncio.get_running_loop().create_future()
+        peer, contact.x25519_key, body, asyncio.get_running_loop().create_future(), kind
     )
     parts.outgoing.put_nowait(pending)
     return await pending.done
@@ -161,19 +175,15 @@ async def receive_batch(parts: Parts, batch: EnvelopeBatch) -> tuple[int, BatchR
     identity = parts.require_identity()
     now = parts.clock.now()
     results: list[EnvelopeResult | None] = []
+    statuses: dict[int, int] = {}  # index of a refused envelope -> its HTTP status
     accepted: list[tuple[int, Incoming]] = []
     authors: dict[str, Contact | None] = {}  # one contact lookup per author per batch
-    status = 200
     for envelope in batch.envelopes:
         try:
             incoming = await _open_checked(parts, identity.exchange, envelope, now, authors)
         except RequestError as exc:
-            status = exc.status if status == 200 else status
-            results.append(
-                EnvelopeResult(
-                    id=envelope.id, status="rejected", error=exc.code, message=exc.message
-                )
-            )
+            statuses[len(results)] = exc.status
+            results.append(_refused(envelope.id, exc))
             continue
         accepted.append((len(results), incoming))
         results.append(None)
@@ -181,16 +191,26 @@ async def receive_batch(parts: Parts, batch: EnvelopeBatch) -> tuple[int, BatchR
     for index, item in accepted:
         by_kind.setdefault(item.inner.kind, []).append((index, item))
     for kind, group in by_kind.items():
-        fresh = await RECEIVERS[kind](parts, [item for _, item in group])
-        for (index, item), is_new in zip(group, fresh, strict=True):
-            results[index] = EnvelopeResult(
-                id=item.inner.id, status="stored" if is_new else "duplicate"
-            )
+        outcomes = await RECEIVERS[kind](parts, [item for _, item in group])
+        for (index, item), outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, RequestError):
+                statuses[index] = outcome.status
+                results[index] = _refused(item.inner.id, outcome)
+            else:
+                results[index] = EnvelopeResult(
+                    id=item.inner.id, status="stored" if outcome else "duplicate"
+                )
     final = [r for r in results if r is not None]
+    status = statuses[min(statuses)] if statuses else 200
     return status, BatchResult(results=final)
 
 
-Receiver = Callable[[Parts, list[Incoming]], Awaitable[list[bool]]]
+def _refused(envelope_id: str, exc: RequestError) -> EnvelopeResult:
+    return EnvelopeResult(id=envelope_id, status="rejected", error=exc.code, message=exc.message)
+
+
+# Per item: True stored, False a duplicate, or the reason it is refused (PROTOCOL.md §7.2).
+Receiver = Callable[[Parts, list[Incoming]], Awaitable[Sequence[bool | RequestError]]]
 
 
 async def receive_texts(parts: Parts, items: list[Incoming]) -> list[bool]:
@@ -214,6 +234,9 @@ RECEIVERS: dict[str, Receiver] = {
     "text": receive_texts,
     "receipt": receive_receipts,
     "profile_update": receive_profile_updates,
+    "file_offer": transfers_in.receive_file_offers,
+    "file_cancel": transfers_in.receive_file_cancels,
+    "file_decline": transfers_in.receive_file_declines,
 }
 
 

@@ -16,6 +16,7 @@ from flame.net.http import RequestVerifier
 from flame.net.peer_client import PeerClient
 from flame.store.db import Database
 from flame.store.keystore import Account
+from flame.transfers.runtime import FileRuntime
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Parts:
     blocked: set[str] | None = None  # flame/blocks.py's cache of the blocks table
     profile_requests: asyncio.Queue[str] = field(default_factory=asyncio.Queue)  # profiles.py
     decryptions: int = 0  # envelopes this daemon tried to open (tests prove blocks cost none)
+    files: FileRuntime = field(default_factory=FileRuntime)  # transfers in flight (PROTOCOL.md §11)
 
     @property
     def me(self) -> str:

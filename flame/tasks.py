@@ -23,6 +23,7 @@ from flame.profiles import sync_profiles
 from flame.relay import collect_once, forward_once
 from flame.roster import probe_once, sync_directory_once
 from flame.store import outbox as outbox_store
+from flame.transfers.outgoing import send_files
 
 log = logging.getLogger("flame.tasks")
 
@@ -153,6 +154,7 @@ LOOPS: dict[str, LoopFactory] = {
     "collect_from_relays": collect_from_relays,
     "probe_peers": probe_peers,
     "sync_profiles": sync_profiles,
+    "send_files": send_files,
 }
 
 

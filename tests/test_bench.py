@@ -14,7 +14,7 @@ LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "max"}
 def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     args = ["bench", "--messages", "20", "--burst", "100", "--search-messages", "3000"]
-    args += ["--json", str(out)]
+    args += ["--file-mib", "8", "--json", str(out)]
     command = [sys.executable, "-m", "flame", *args]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -56,3 +56,12 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
         assert set(search[f"{order}_by_kind_ms"]) == {"common", "middle", "rare", "two words"}
     assert search["mean_hits"] > 0  # the queries find things: a Zipf corpus, not noise
     assert "FTS5 index" in output
+    file = result["file"]
+    assert result["params"]["file_mib"] == 8 and file["size_bytes"] == 8 * 1024 * 1024
+    assert file["sha256_match"] is True
+    assert file["mb_s"] > 0 and file["transfer_mb_s"] > 0 and file["total_s"] > 0
+    assert set(file["rss_peak_mib"]) == {"alice", "bob"}
+    assert all(mib is not None and mib > 0 for mib in file["rss_peak_mib"].values())
+    for machine_figure in ("loopback_tcp_mb_s", "aes_256_gcm_mb_s", "sha256_mb_s"):
+        assert file[machine_figure] > 0
+    assert "MB/s" in output and "peak RSS" in output

@@ -181,6 +181,13 @@ socket.subscribe('message_state', (evt) => {
   if (conversation) conversation.applyState(evt);
 });
 
+// Files: a transfer changed state, or moved on (docs/UI_API.md, "Files").
+for (const type of ['file_state', 'file_progress']) {
+  socket.subscribe(type, (evt) => {
+    if (conversation) conversation.applyFileEvent(evt);
+  });
+}
+
 socket.subscribe('presence', (evt) => {
   if (!store.applyPresence(evt.username, evt.status)) refetchContactsSoon();
 });

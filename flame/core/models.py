@@ -225,6 +225,32 @@ class ProfileUpdateBody(Wire):
     profile: Profile
 
 
+class FileOfferBody(Wire):
+    """A file offer (PROTOCOL.md §11.2): what the file is, and the secrets that let the recipient
+    take its chunks. Byte fields are base64url; core.files.check_offer decodes and checks them."""
+
+    transfer_id: B64
+    name: str = Field(max_length=1024)
+    size: int = Field(ge=1, le=2**53)
+    media_type: str = Field(max_length=127)
+    sha256: B64
+    key: B64
+    token: B64
+    chunk_bytes: int
+
+
+class FileCancelBody(Wire):
+    """The sender stopped a transfer (PROTOCOL.md §11.5)."""
+
+    transfer_id: B64
+
+
+class FileDeclineBody(Wire):
+    """The recipient refused a transfer (PROTOCOL.md §11.5)."""
+
+    transfer_id: B64
+
+
 # Inner message kinds and the model of each one's body (PROTOCOL.md §6.4). A kind is added here
 # and given a receiver in messaging.RECEIVERS; an unknown kind is refused as bad_envelope.
 class ReceiptBody(Wire):
@@ -235,11 +261,14 @@ class ReceiptBody(Wire):
     ids: list[str] = Field(min_length=1, max_length=1000)
 
 
-SEQUENCED_KINDS = {"text"}  # kinds that are part of a conversation's order
+SEQUENCED_KINDS = {"text", "file_offer"}  # kinds that are part of a conversation's order
 KIND_BODIES: dict[str, type[Wire]] = {
     "text": TextBody,
     "receipt": ReceiptBody,
     "profile_update": ProfileUpdateBody,
+    "file_offer": FileOfferBody,
+    "file_cancel": FileCancelBody,
+    "file_decline": FileDeclineBody,
 }
 
 

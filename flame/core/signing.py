@@ -7,6 +7,10 @@ Every daemon->daemon and daemon->directory call carries the caller's Ed25519 sig
 AUDIENCE (header Flame-To) names who the request is for (a username, or "directory"); the receiver
 refuses requests meant for someone else, so a signed request cannot be replayed against another
 machine. The receiver also checks a ±300 s window and a nonce cache.
+
+A streamed body (file chunks, PROTOCOL.md §11.4) is signed as the literal UNSIGNED-PAYLOAD instead
+of its hash: its bytes are authenticated chunk by chunk by their AEAD. Only routes that declare
+it accept such a signature.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ HEADER_TIME = "Flame-Timestamp"
 HEADER_NONCE = "Flame-Nonce"
 HEADER_SIG = "Flame-Signature"
 DIRECTORY_AUDIENCE = "directory"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 
 def request_string(
@@ -39,6 +44,8 @@ def request_string(
     timestamp: int,
     nonce: str,
     body: bytes,
+    *,
+    unsigned_body: bool = False,
 ) -> bytes:
     parts = [
         REQUEST_CONTEXT,
@@ -49,7 +56,7 @@ def request_string(
         audience,
         str(timestamp),
         nonce,
-        hashlib.sha256(body).hexdigest(),
+        UNSIGNED_PAYLOAD if unsigned_body else hashlib.sha256(body).hexdigest(),
     ]
     return "\n".join(parts).encode()
 
@@ -63,9 +70,13 @@ def sign_request(
     host: str,
     body: bytes,
     timestamp: int,
+    *,
+    unsigned_body: bool = False,
 ) -> dict[str, str]:
     nonce = b64e(os.urandom(16))
-    message = request_string(method, path_qs, host, user, audience, timestamp, nonce, body)
+    message = request_string(
+        method, path_qs, host, user, audience, timestamp, nonce, body, unsigned_body=unsigned_body
+    )
     return {
         HEADER_USER: user,
         HEADER_TO: audience,
@@ -118,6 +129,7 @@ class SignedRequest:
         body: bytes,
         now: float,
         not_before: float,
+        unsigned_body: bool = False,
     ) -> None:
         """Verify audience, time window and signature (the nonce cache is the caller's)."""
         if self.audience != expected_audience:
@@ -133,7 +145,15 @@ class SignedRequest:
                 "The request predates this server's start; sign it again.", code="stale_request"
             )
         message = request_string(
-            method, path_qs, host, self.user, self.audience, self.timestamp, self.nonce, body
+            method,
+            path_qs,
+            host,
+            self.user,
+            self.audience,
+            self.timestamp,
+            self.nonce,
+            body,
+            unsigned_body=unsigned_body,
         )
         if not verify_signature(identity_key, self.signature, message):
             raise AuthError("The request signature does not verify.", code="bad_signature")

@@ -100,9 +100,15 @@ class RequestVerifier:
         self.nonces = NonceCache()
 
     async def verify(
-        self, request: web.Request, body: bytes, lookup: Callable[[str], Awaitable[bytes | None]]
+        self,
+        request: web.Request,
+        body: bytes,
+        lookup: Callable[[str], Awaitable[bytes | None]],
+        *,
+        unsigned_body: bool = False,
     ) -> str:
-        """Return the authenticated username, or raise AuthError (401)."""
+        """Return the authenticated username, or raise AuthError (401). `unsigned_body`: the route
+        streams its body and accepts UNSIGNED-PAYLOAD in place of its hash (PROTOCOL.md §11.4)."""
         signed = SignedRequest.from_headers(request.headers)
         identity_key = await lookup(signed.user)
         if identity_key is None:
@@ -117,6 +123,7 @@ class RequestVerifier:
             body=body,
             now=now,
             not_before=self.started_at,
+            unsigned_body=unsigned_body,
         )
         self.nonces.check_and_add(signed.user, signed.nonce, now)
         return signed.user

@@ -11,7 +11,7 @@ from flame.core.encoding import b64e
 from flame.core.models import PROTOCOL_VERSIONS, EnvelopeBatch, Hello
 from flame.errors import LockedError
 from flame.messaging import receive_batch
-from flame.net import peer_guard, peer_profile, peer_relay
+from flame.net import peer_files, peer_guard, peer_profile, peer_relay
 from flame.net.http import error_middleware, json_error, parse_model, read_body
 from flame.parts import Parts
 from flame.relay import ack_for
@@ -19,7 +19,7 @@ from flame.roster import lookup_identity_key
 
 PARTS = web.AppKey("parts", Parts)
 PREFIX = "/api/v1"
-FEATURES = ["envelopes", "receipts", "relay", "profiles"]
+FEATURES = ["envelopes", "receipts", "relay", "profiles", "files"]
 LOCKED_RETRY_S = 30
 
 
@@ -68,6 +68,7 @@ def build(parts: Parts) -> web.Application:
     app[PARTS] = parts
     app.router.add_get(f"{PREFIX}/hello", hello)
     app.router.add_post(f"{PREFIX}/envelopes", envelopes)
+    peer_files.add_routes(app, parts, PREFIX)
     peer_relay.add_routes(app, parts, PREFIX)
     peer_profile.add_routes(app, parts)
     return app

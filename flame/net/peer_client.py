@@ -53,6 +53,19 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+def refusal(status: int, payload: bytes, headers: Any) -> PeerRefused:
+    """A 4xx/5xx answer as PeerRefused, with the peer's code and message when it sent them."""
+    code, message = "peer_refused", f"HTTP {status}"
+    try:
+        data = json.loads(payload)
+        code, message = str(data.get("error", code)), str(data.get("message", message))
+    except (ValueError, AttributeError):
+        pass
+    refused = PeerRefused(message, status=status, code=code, retry_after_s=_retry_after(headers))
+    refused.payload = payload
+    return refused
+
+
 class PeerClient:
     """One aiohttp session for all outbound traffic. `identity` is None while the daemon is locked
     (only unsigned calls work then)."""
@@ -112,17 +125,7 @@ class PeerClient:
                 f"Cannot reach {target.host}:{target.port}: {type(exc).__name__}"
             ) from exc
         if status >= 400:
-            code, message = "peer_refused", f"HTTP {status}"
-            try:
-                data = json.loads(payload)
-                code, message = str(data.get("error", code)), str(data.get("message", message))
-            except (ValueError, AttributeError):
-                pass
-            refused = PeerRefused(
-                message, status=status, code=code, retry_after_s=_retry_after(response_headers)
-            )
-            refused.payload = payload
-            raise refused
+            raise refusal(status, payload, response_headers)
         return status, payload, response_headers
 
     # --- the directory -----------------------------------------------------------------------
@@ -191,11 +194,10 @@ class PeerClient:
         try:
             _, payload, _ = await self.request("POST", address + path, audience=peer, body=body)
         except PeerRefused as exc:
-            if exc.http_status in (400, 403, 409) and b'"results"' in exc.payload:
-                try:
-                    return BatchResult.model_validate_json(exc.payload, strict=False)
-                except ValidationError:
-                    pass
+            if exc.http_status in (400, 403, 409):
+                partial = results_of(exc.payload)
+                if partial is not None:
+                    return partial
             raise
         return parse_reply(BatchResult, payload)
 
@@ -217,10 +219,9 @@ class PeerClient:
                 address, relay, "/relay/deposits", DepositBatch(deposits=deposits)
             )
         except PeerRefused as exc:
-            if b'"results"' in exc.payload and exc.http_status in (400, 429):
-                try:
-                    partial = BatchResult.model_validate_json(exc.payload, strict=False)
-                except ValidationError:
+            if exc.http_status in (400, 429):
+                partial = results_of(exc.payload)
+                if partial is None:
                     raise exc from None
                 if any(r.status != "rejected" for r in partial.results):
                     return partial
@@ -235,6 +236,16 @@ class PeerClient:
 
     async def relay_ack(self, address: str, relay: str, ack: RelayAck) -> None:
         await self._post_model(address, relay, "/relay/ack", ack)
+
+
+def results_of(payload: bytes) -> BatchResult | None:
+    """The per-envelope results of a refused batch, whose body also carries `error` and `message`
+    (PROTOCOL.md §7.2): parsed apart from them, since BatchResult admits no other fields."""
+    try:
+        data = json.loads(payload)
+        return BatchResult.model_validate({"results": data["results"]}, strict=False)
+    except (ValueError, TypeError, KeyError, ValidationError):
+        return None
 
 
 def parse_reply(model: type[M], payload: bytes) -> M:

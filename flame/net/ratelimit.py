@@ -58,9 +58,14 @@ class LimitedVerifier(RequestVerifier):
         self.refused = 0  # requests refused with 429 so far (for the log and the tests)
 
     async def verify(
-        self, request: web.Request, body: bytes, lookup: Callable[[str], Awaitable[bytes | None]]
+        self,
+        request: web.Request,
+        body: bytes,
+        lookup: Callable[[str], Awaitable[bytes | None]],
+        *,
+        unsigned_body: bool = False,
     ) -> str:
-        user = await super().verify(request, body, lookup)
+        user = await super().verify(request, body, lookup, unsigned_body=unsigned_body)
         wait = self.senders.take(user, self.now())
         if wait > 0:
             self.refused += 1

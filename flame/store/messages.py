@@ -17,6 +17,8 @@ from flame.store.db import Database
 # (a profile update is sent to every contact; PROTOCOL.md §12.1).
 HIDDEN_KINDS = ("profile_update",)
 SHOWN_SQL = "kind NOT IN (" + ",".join(f"'{kind}'" for kind in HIDDEN_KINDS) + ")"
+# What the UI may see of a file offer: never its key or upload token (PROTOCOL.md §11.2).
+PUBLIC_OFFER_FIELDS = ("transfer_id", "name", "size", "media_type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +41,12 @@ class Message:
         return self.kind not in HIDDEN_KINDS
 
     def to_ui(self) -> dict[str, Any]:
-        return {
+        view = {
             "id": self.id,
             "peer": self.peer,
             "direction": self.direction,
             "author": self.author,
+            "kind": self.kind,
             "text": str(self.body.get("text", "")),
             "sent_at": self.sent_at,
             "received_at": self.received_at,
@@ -51,6 +54,9 @@ class Message:
             "state": self.state,
             "error": self.error,
         }
+        if self.kind == "file_offer":
+            view["file"] = {name: self.body.get(name) for name in PUBLIC_OFFER_FIELDS}
+        return view
 
 
 def _message(r: aiosqlite.Row) -> Message:

@@ -39,7 +39,8 @@ export function avatarElement(name, size = '') {
 
 function previewText(m) {
   if (!m || typeof m.text !== 'string') return '';
-  const firstLine = m.text.split('\n').find((l) => l.trim()) ?? '';
+  const text = m.file && typeof m.file.name === 'string' ? `File: ${m.file.name}` : m.text;
+  const firstLine = text.split('\n').find((l) => l.trim()) ?? '';
   const cut = firstLine.length > 120 ? `${firstLine.slice(0, 120)}…` : firstLine;
   return m.direction === 'out' ? `You: ${cut}` : cut;
 }

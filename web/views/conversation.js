@@ -2,6 +2,7 @@
 
 import { api } from '../api.js';
 import { h, setText, spinner } from '../dom.js';
+import { FileCard, fileApi } from '../files.js';
 import {
   compareMessages,
   dayKey,
@@ -23,7 +24,8 @@ const NEAR_BOTTOM_PX = 120;
 // Unsent text per conversation, kept while switching conversations.
 const drafts = new Map();
 
-function fillMessage(li, m) {
+// A file message's bubble holds its FileCard (kept across re-renders, so media keeps playing).
+function fillMessage(li, m, card = null) {
   const out = m.direction === 'out';
   li.className = ['message', out ? 'out' : 'in', m.state === 'failed' ? 'failed' : '']
     .filter(Boolean)
@@ -54,8 +56,8 @@ function fillMessage(li, m) {
   );
   const bubble = h(
     'div',
-    { class: 'bubble' },
-    h('div', { class: 'message-text' }, m.text ?? ''),
+    { class: ['bubble', card ? 'bubble-file' : null] },
+    card ? card.el : h('div', { class: 'message-text' }, m.text ?? ''),
     h('span', { class: 'message-meta' }, time, stateEl),
   );
   const children = [bubble];
@@ -79,6 +81,9 @@ export class ConversationView {
     this.loaded = false;
     this.loadingOlder = false;
     this.sendsInFlight = 0;
+    this.cards = new Map(); // transfer id -> FileCard
+    this.fileViews = new Map(); // transfer id -> latest view seen before its message
+    this.uploads = new Map(); // transfer id -> AbortController of a running upload
     this._build(onBack);
     this.unsubscribe = store.on('contacts', () => this.renderContact());
     this.renderContact();
@@ -242,6 +247,37 @@ export class ConversationView {
       { id: 'send', type: 'submit', class: 'btn btn-primary send-button', disabled: true },
       'Send',
     );
+    this.fileInput = h('input', {
+      type: 'file',
+      id: 'file-input',
+      class: 'visually-hidden',
+      multiple: true,
+      tabindex: '-1',
+      'aria-hidden': 'true',
+    });
+    this.fileInput.addEventListener('change', () => {
+      const files = [...(this.fileInput.files || [])];
+      this.fileInput.value = '';
+      this.sendFiles(files);
+    });
+    this.attachBtn = h(
+      'button',
+      {
+        id: 'attach',
+        type: 'button',
+        class: 'btn attach-button',
+        title: 'Attach files (or drop them here, or paste a picture)',
+        'aria-label': 'Attach files',
+        onclick: () => this.fileInput.click(),
+      },
+      h('img', { src: '/static/attach.svg', alt: '', class: 'attach-icon', 'aria-hidden': 'true' }),
+    );
+    this.textarea.addEventListener('paste', (ev) => {
+      const files = [...((ev.clipboardData && ev.clipboardData.files) || [])];
+      if (files.length === 0) return;
+      ev.preventDefault();
+      this.sendFiles(files);
+    });
     this.textarea.value = drafts.get(peer) ?? '';
     this.textarea.addEventListener('input', () => this._updateSendEnabled());
     this.textarea.addEventListener('keydown', (ev) => {
@@ -258,6 +294,8 @@ export class ConversationView {
         'div',
         { class: 'composer-row' },
         h('label', { for: 'composer', class: 'visually-hidden' }, `Message to ${peer}`),
+        this.fileInput,
+        this.attachBtn,
         this.textarea,
         this.sendBtn,
       ),
@@ -279,6 +317,31 @@ export class ConversationView {
       form,
     );
     this._updateSendEnabled();
+    // Drop files anywhere on the conversation.
+    this.dropDepth = 0;
+    const hasFiles = (ev) => ev.dataTransfer && [...ev.dataTransfer.types].includes('Files');
+    this.el.addEventListener('dragenter', (ev) => {
+      if (!hasFiles(ev)) return;
+      ev.preventDefault();
+      this.dropDepth += 1;
+      this.el.classList.add('is-drop-target');
+    });
+    this.el.addEventListener('dragover', (ev) => {
+      if (!hasFiles(ev)) return;
+      ev.preventDefault();
+      ev.dataTransfer.dropEffect = 'copy';
+    });
+    this.el.addEventListener('dragleave', () => {
+      this.dropDepth = Math.max(0, this.dropDepth - 1);
+      if (this.dropDepth === 0) this.el.classList.remove('is-drop-target');
+    });
+    this.el.addEventListener('drop', (ev) => {
+      if (!hasFiles(ev)) return;
+      ev.preventDefault();
+      this.dropDepth = 0;
+      this.el.classList.remove('is-drop-target');
+      this.sendFiles([...ev.dataTransfer.files]);
+    });
   }
 
   renderContact() {
@@ -355,6 +418,8 @@ export class ConversationView {
   _upsert(raw) {
     if (!raw || typeof raw.id !== 'string' || raw.peer !== this.peer) return false;
     let m = raw;
+    const card = this._cardFor(m);
+    if (card && !m.id.startsWith('upload:')) this._dropPending(card.id);
     const existing = this.byId.get(m.id);
     if (existing) {
       if (stateRank(m.state) < stateRank(existing.m.state)) {
@@ -362,7 +427,7 @@ export class ConversationView {
       }
       const moved = compareMessages(existing.m, m) !== 0;
       existing.m = m;
-      fillMessage(existing.el, m);
+      fillMessage(existing.el, m, card);
       if (moved) {
         existing.el.remove();
         this._insert(existing);
@@ -377,7 +442,7 @@ export class ConversationView {
       }
     }
     const el = h('li');
-    fillMessage(el, m);
+    fillMessage(el, m, card);
     const entry = { m, el };
     this.byId.set(m.id, entry);
     this._insert(entry);
@@ -420,7 +485,106 @@ export class ConversationView {
       return;
     }
     entry.m = { ...entry.m, state: evt.state, error: evt.error ?? null };
-    fillMessage(entry.el, entry.m);
+    fillMessage(entry.el, entry.m, this.cards.get(entry.m.file && entry.m.file.transfer_id) ?? null);
+  }
+
+  // ---------- files ----------
+
+  _cardFor(m) {
+    if (m.kind !== 'file_offer' || !m.file || typeof m.file.transfer_id !== 'string') return null;
+    const id = m.file.transfer_id;
+    let card = this.cards.get(id);
+    if (!card) {
+      card = new FileCard(this.peer, m.file, {
+        onCancel: (c) => this._cancelFile(c),
+        onDecline: (c) => fileApi.decline(this.peer, c.id),
+      });
+      this.cards.set(id, card);
+    } else {
+      card.update(m.file);
+    }
+    const later = this.fileViews.get(id);
+    if (later) {
+      this.fileViews.delete(id);
+      card.update(later);
+    }
+    return card;
+  }
+
+  _dropPending(transferId) {
+    const entry = this.byId.get(`upload:${transferId}`);
+    if (!entry) return;
+    this.byId.delete(`upload:${transferId}`);
+    entry.el.remove();
+  }
+
+  /** A live `file_state` or `file_progress` event. */
+  applyFileEvent(evt) {
+    if (this.destroyed || !evt) return;
+    if (evt.type === 'file_state' && evt.file && evt.file.peer === this.peer) {
+      const card = this.cards.get(evt.file.transfer_id);
+      if (card) card.update(evt.file);
+      else this.fileViews.set(evt.file.transfer_id, evt.file);
+    } else if (evt.type === 'file_progress' && evt.peer === this.peer) {
+      const card = this.cards.get(evt.transfer_id);
+      if (card) card.progress(evt);
+    }
+  }
+
+  async _cancelFile(card) {
+    const upload = this.uploads.get(card.id);
+    if (upload) upload.abort();
+    return fileApi.cancel(this.peer, card.id);
+  }
+
+  /** Attach: each file is announced (refused at once if too large), then streamed. */
+  async sendFiles(files) {
+    this._clearComposerError();
+    for (const file of files) {
+      let announced;
+      try {
+        announced = (await fileApi.announce(this.peer, file)).file;
+      } catch (err) {
+        if (err.status === 401) return;
+        this._showComposerError(`${file.name || 'The file'}: ${err.message}`);
+        continue;
+      }
+      if (this.destroyed) return;
+      const id = announced.transfer_id;
+      this.addLive(
+        {
+          id: `upload:${id}`,
+          peer: this.peer,
+          direction: 'out',
+          author: store.state.me ? store.state.me.username : '',
+          kind: 'file_offer',
+          text: '',
+          sent_at: Date.now() / 1000,
+          received_at: null,
+          seq: Number.MAX_SAFE_INTEGER,
+          state: 'sending',
+          error: null,
+          file: announced,
+        },
+        { fromMe: true },
+      );
+      const controller = new AbortController();
+      this.uploads.set(id, controller);
+      fileApi
+        .upload(this.peer, id, file, controller.signal)
+        .then((res) => {
+          if (res.message) {
+            store.applyMessage(res.message);
+            this.addLive(res.message, { fromMe: true });
+          }
+        })
+        .catch((err) => {
+          if (err && err.name === 'AbortError') return;
+          const card = this.cards.get(id);
+          if (card && card.state === 'uploading') card.update({ transfer_id: id, state: 'failed', error: err.message });
+        })
+        .finally(() => this.uploads.delete(id));
+    }
   }
 
   _mergePage(messages) {

@@ -21,8 +21,10 @@ from flame import receipts, status
 from flame.core.crypto import fingerprint
 from flame.core.models import Wire, check_username
 from flame.errors import BadRequest, NotFound, WrongPassword
+from flame.files import message_views
 from flame.messaging import send_text
 from flame.net.http import error_middleware, parse_model, read_body
+from flame.net.ui import files as ui_files
 from flame.net.ui import social
 from flame.net.ui.guard import (
     SESSION_COOKIE,
@@ -190,7 +192,8 @@ async def list_messages(request: web.Request) -> web.Response:
     if request.query.get("before") is None and page:
         # Showing the newest page means the user has seen the conversation.
         await receipts.mark_read(parts, name, max(m.rowid for m in page))
-    return web.json_response({"messages": [m.to_ui() for m in page], "next_before": next_before})
+    views = await message_views(parts, page)
+    return web.json_response({"messages": views, "next_before": next_before})
 
 
 async def mark_conversation_read(request: web.Request) -> web.Response:
@@ -310,4 +313,5 @@ def build(parts: Parts, web_dir: Path, login_fn: Login, origin: UiOrigin) -> web
     app.router.add_post("/ui/api/settings", put_settings)
     app.router.add_get("/ui/api/ws", websocket)
     social.add_routes(app, parts, _session)
+    ui_files.add_routes(app, parts, _session)
     return app

@@ -18,6 +18,8 @@ from flame.net.http import Handler, json_error
 
 SESSION_COOKIE = "flame_session"
 SAFE_METHODS = {"GET", "HEAD"}
+# Routes whose body is a file streamed as application/octet-stream, not JSON (net/ui/files.py).
+STREAMED_ROUTES = frozenset({"ui_file_upload"})
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
@@ -54,7 +56,8 @@ def build_middlewares(origin: UiOrigin) -> list[Callable[..., object]]:
         except web.HTTPException as exc:
             response = exc
         if not response.prepared:  # a WebSocket is already past its headers
-            response.headers.update(HEADERS)
+            for name, value in HEADERS.items():  # a handler's stricter CSP (a file) stays
+                response.headers.setdefault(name, value)
             if request.path.startswith("/ui/api/"):
                 response.headers["Cache-Control"] = "no-store"
         if isinstance(response, web.HTTPException):
@@ -74,7 +77,9 @@ def build_middlewares(origin: UiOrigin) -> list[Callable[..., object]]:
                     "Requests that change anything must come from this UI's page.",
                 )
         if request.method not in SAFE_METHODS and request.content_type != "application/json":
-            return json_error(415, "bad_content_type", "Send JSON (application/json).")
+            streamed = request.match_info.route.name in STREAMED_ROUTES
+            if not (streamed and request.content_type == "application/octet-stream"):
+                return json_error(415, "bad_content_type", "Send JSON (application/json).")
         return await handler(request)
 
     return [headers, host_and_origin]

@@ -1,0 +1,281 @@
+"""Transfers: one row per file sent or received (PROTOCOL.md §11). The bytes live in files under
+<data>/files/ with generated names; this table knows which, how far each got, and its secrets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from flame.core.files import Layout, media_class
+from flame.store.db import Database
+
+# Outgoing: uploading (browser -> own daemon) -> waiting (offer queued, or the peer unreachable)
+#   -> sending -> complete ; or cancelled / declined / failed.
+# Incoming: receiving -> complete ; or cancelled / declined / failed.
+OPEN_STATES = ("uploading", "waiting", "sending", "receiving")
+CLOSED_STATES = ("complete", "cancelled", "declined", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    peer: str
+    direction: str
+    transfer_id: str
+    message_id: str | None
+    name: str
+    size: int
+    declared_type: str
+    media_type: str | None
+    sha256: bytes | None
+    file_key: bytes
+    upload_token: bytes
+    chunk_bytes: int
+    stored_name: str
+    state: str
+    held_bytes: int
+    sent_bytes: int
+    attempts: int
+    next_attempt_at: float
+    error: str | None
+    created_at: float
+    completed_at: float | None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.peer, self.direction, self.transfer_id)
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.size, self.chunk_bytes)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    def to_ui(self) -> dict[str, Any]:
+        """What the browser may know: never the key, the token or the stored name."""
+        return {
+            "peer": self.peer,
+            "transfer_id": self.transfer_id,
+            "direction": self.direction,
+            "name": self.name,
+            "size": self.size,
+            "type": self.declared_type,
+            "media": media_class(self.media_type),
+            "state": self.state,
+            "bytes": self.size if self.state == "complete" else self.held_bytes,
+            "error": self.error,
+            "created_at": self.created_at,
+            "completed_at": self.completed_at,
+        }
+
+
+FIELDS = [f.name for f in dataclasses.fields(Transfer)]
+COLUMNS = ", ".join(FIELDS)
+T_COLUMNS = ", ".join(f"t.{name}" for name in FIELDS)
+MARKS = ",".join("?" * len(FIELDS))
+
+
+def _transfer(r: aiosqlite.Row) -> Transfer:
+    return Transfer(*(r[name] for name in FIELDS))
+
+
+def _values(transfer: Transfer) -> tuple[Any, ...]:
+    return tuple(getattr(transfer, name) for name in FIELDS)
+
+
+async def insert(db: Database, transfer: Transfer) -> None:
+    await db.execute(f"INSERT INTO transfers ({COLUMNS}) VALUES ({MARKS})", _values(transfer))
+
+
+async def insert_incoming(db: Database, transfers: list[Transfer]) -> None:
+    """Offers from peers, in one transaction; an offer already known changes nothing."""
+    if not transfers:
+        return
+    async with db.transaction() as conn:
+        await conn.executemany(
+            f"INSERT OR IGNORE INTO transfers ({COLUMNS}) VALUES ({MARKS})",
+            [_values(t) for t in transfers],
+        )
+
+
+async def get(db: Database, peer: str, direction: str, transfer_id: str) -> Transfer | None:
+    row = await db.fetchone(
+        f"SELECT {COLUMNS} FROM transfers WHERE peer=? AND direction=? AND transfer_id=?",
+        (peer, direction, transfer_id),
+    )
+    return None if row is None else _transfer(row)
+
+
+async def with_peer(db: Database, peer: str, transfer_id: str) -> list[Transfer]:
+    """Both directions: the UI names a transfer by peer and id only."""
+    rows = await db.fetchall(
+        f"SELECT {COLUMNS} FROM transfers WHERE peer=? AND transfer_id=?", (peer, transfer_id)
+    )
+    return [_transfer(row) for row in rows]
+
+
+async def by_messages(db: Database, message_ids: list[str]) -> dict[str, Transfer]:
+    if not message_ids:
+        return {}
+    marks = ",".join("?" * len(message_ids))
+    rows = await db.fetchall(
+        f"SELECT {COLUMNS} FROM transfers WHERE message_id IN ({marks})", tuple(message_ids)
+    )
+    return {row["message_id"]: _transfer(row) for row in rows}
+
+
+async def set_message(db: Database, key: tuple[str, str, str], message_id: str) -> None:
+    await db.execute(
+        "UPDATE transfers SET message_id=? WHERE peer=? AND direction=? AND transfer_id=?",
+        (message_id, *key),
+    )
+
+
+async def finish_upload(
+    db: Database, key: tuple[str, str, str], sha256: bytes, media_type: str | None
+) -> bool:
+    """The browser's upload is complete and durable: the transfer waits to be offered."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE transfers SET sha256=?, media_type=?, state='waiting'"
+            " WHERE peer=? AND direction=? AND transfer_id=? AND state='uploading'",
+            (sha256, media_type, *key),
+        )
+        return cursor.rowcount > 0
+
+
+async def close(
+    db: Database,
+    key: tuple[str, str, str],
+    state: str,
+    error: str | None,
+    now: float,
+    *,
+    only_from: tuple[str, ...] = OPEN_STATES,
+) -> bool:
+    """Move an open transfer to a closed state (or between open ones); False if it was not in
+    `only_from` (already closed: a cancel racing a completion changes nothing)."""
+    marks = ",".join("?" * len(only_from))
+    completed_at = now if state in CLOSED_STATES else None
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE transfers SET state=?, error=?, completed_at=?"
+            f" WHERE peer=? AND direction=? AND transfer_id=? AND state IN ({marks})",
+            (state, error, completed_at, *key, *only_from),
+        )
+        return cursor.rowcount > 0
+
+
+async def checkpoint(db: Database, key: tuple[str, str, str], held_bytes: int) -> None:
+    """Incoming: the file holds `held_bytes` verified bytes, already fsynced."""
+    await db.execute(
+        "UPDATE transfers SET held_bytes=? WHERE peer=? AND direction=? AND transfer_id=?"
+        " AND state='receiving'",
+        (held_bytes, *key),
+    )
+
+
+async def complete_incoming(
+    db: Database, key: tuple[str, str, str], stored_name: str, media_type: str | None, now: float
+) -> bool:
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE transfers SET state='complete', held_bytes=size, stored_name=?, media_type=?,"
+            " completed_at=?, error=NULL"
+            " WHERE peer=? AND direction='in' AND transfer_id=? AND state='receiving'",
+            (stored_name, media_type, now, key[0], key[2]),
+        )
+        return cursor.rowcount > 0
+
+
+async def reset_incoming(db: Database, key: tuple[str, str, str]) -> None:
+    await db.execute(
+        "UPDATE transfers SET held_bytes=0 WHERE peer=? AND direction=? AND transfer_id=?", key
+    )
+
+
+# --- the sender's queue ---------------------------------------------------------------------------
+
+
+# The offer's message state says whether the peer has it (PROTOCOL.md §13.1): sent, delivered and
+# read mean its daemon stored the offer; sending and relayed mean not yet. A failed offer still in
+# the outbox is retried (relays refused it); one out of the outbox was refused for good.
+PEER_HAS_OFFER = "m.state IN ('sent','delivered','read')"
+OFFER_REFUSED = "m.state='failed' AND m.id NOT IN (SELECT message_id FROM outbox)"
+
+
+async def sendable(db: Database) -> list[Transfer]:
+    """Outgoing transfers whose offer the peer has stored, open: due now or later."""
+    rows = await db.fetchall(
+        f"SELECT {T_COLUMNS} FROM transfers t JOIN messages m ON m.id = t.message_id"
+        f" WHERE t.direction='out' AND t.state IN ('waiting','sending') AND {PEER_HAS_OFFER}"
+        " ORDER BY t.created_at"
+    )
+    return [_transfer(row) for row in rows]
+
+
+async def offers_on_the_way(db: Database) -> set[str]:
+    """Message ids of offers the peer does not have yet (their progress wakes the sender)."""
+    rows = await db.fetchall(
+        "SELECT t.message_id FROM transfers t JOIN messages m ON m.id = t.message_id"
+        f" WHERE t.direction='out' AND t.state IN ('waiting','sending') AND NOT ({PEER_HAS_OFFER})"
+    )
+    return {str(row[0]) for row in rows}
+
+
+async def refused_offers(db: Database) -> list[tuple[Transfer, str]]:
+    """Outgoing transfers whose offer the peer refused for good (or that expired), with why."""
+    rows = await db.fetchall(
+        f"SELECT {T_COLUMNS}, m.error AS reason FROM transfers t"
+        " JOIN messages m ON m.id = t.message_id"
+        f" WHERE t.direction='out' AND t.state IN ('waiting','sending') AND {OFFER_REFUSED}"
+    )
+    return [(_transfer(row), str(row["reason"] or "the offer was refused")) for row in rows]
+
+
+async def retry_now(db: Database, peer: str) -> None:
+    """The peer came online: its waiting transfers are due at once."""
+    await db.execute(
+        "UPDATE transfers SET next_attempt_at=0 WHERE peer=? AND direction='out'"
+        " AND state IN ('waiting','sending')",
+        (peer,),
+    )
+
+
+async def record_attempt(
+    db: Database,
+    key: tuple[str, str, str],
+    *,
+    state: str,
+    held_bytes: int,
+    sent_bytes: int,
+    attempts: int,
+    next_attempt_at: float,
+    error: str | None,
+    now: float,
+) -> bool:
+    """Outgoing: the outcome of one attempt; `sent_bytes` is added to the total on the wire.
+    False when the transfer was closed meanwhile (cancelled, declined)."""
+    completed_at = now if state in CLOSED_STATES else None
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE transfers SET state=?, held_bytes=?, sent_bytes=sent_bytes+?, attempts=?,"
+            " next_attempt_at=?, error=?, completed_at=?"
+            " WHERE peer=? AND direction=? AND transfer_id=? AND state IN ('waiting','sending')",
+            (state, held_bytes, sent_bytes, attempts, next_attempt_at, error, completed_at, *key),
+        )
+        return cursor.rowcount > 0
+
+
+async def abandoned_uploads(db: Database) -> list[Transfer]:
+    """Uploads from the browser that a restart cut short: they cannot resume."""
+    rows = await db.fetchall(f"SELECT {COLUMNS} FROM transfers WHERE state='uploading'")
+    return [_transfer(row) for row in rows]
+
+
+async def delete(db: Database, key: tuple[str, str, str]) -> None:
+    await db.execute("DELETE FROM transfers WHERE peer=? AND direction=? AND transfer_id=?", key)

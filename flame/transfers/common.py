@@ -1,0 +1,115 @@
+"""What both directions of a transfer need: where bytes live, thread hops that cannot be torn,
+and the events the UIs get (docs/UI_API.md, "Files")."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flame.core.files import ProgressMeter
+from flame.errors import FlameError
+from flame.parts import Parts
+from flame.store.files import Transfer
+
+T = TypeVar("T")
+
+STORED_NAME_RE = re.compile(r"^(in|out)-[0-9a-f]{32}$")
+PARTIAL_SUFFIX = ".part"
+IO_BYTES = 1024 * 1024  # one read or write of a file, and one hop to a thread, at most
+
+
+def files_dir(parts: Parts) -> Path:
+    """<data>/files: every file Flame keeps, under names it made up (never a sender's name)."""
+    folder = parts.settings.daemon_data_dir() / "files"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def new_stored_name(direction: str) -> str:
+    return f"{direction}-{secrets.token_hex(16)}"
+
+
+def stored_path(parts: Parts, transfer: Transfer, *, partial: bool = False) -> Path:
+    """The file of a transfer. The name comes from our own database, and is checked again here,
+    so that no path outside the data folder can ever be formed."""
+    if not STORED_NAME_RE.fullmatch(transfer.stored_name):
+        raise FlameError(f"Corrupt stored file name {transfer.stored_name!r}.")
+    suffix = PARTIAL_SUFFIX if partial else ""
+    return files_dir(parts) / (transfer.stored_name + suffix)
+
+
+def remove_files(parts: Parts, transfer: Transfer) -> None:
+    for partial in (True, False):
+        with contextlib.suppress(FileNotFoundError):
+            stored_path(parts, transfer, partial=partial).unlink()
+
+
+async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
+    """asyncio.to_thread, except that a cancelled caller still waits for the thread to finish:
+    the thread may be writing to a file descriptor that the caller closes next."""
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await future
+        raise
+
+
+def hash_prefix(fd: int, size: int) -> Any:
+    """SHA-256 state over the first `size` bytes of a file (runs in a thread)."""
+    hasher = hashlib.sha256()
+    offset = 0
+    while offset < size:
+        data = os.pread(fd, min(IO_BYTES, size - offset), offset)
+        if not data:
+            raise FlameError("The file is shorter than the bytes recorded for it.")
+        hasher.update(data)
+        offset += len(data)
+    return hasher
+
+
+def publish_state(parts: Parts, transfer: Transfer) -> None:
+    parts.hub.publish({"type": "file_state", "file": transfer.to_ui()})
+
+
+def publish_progress(
+    parts: Parts, transfer: Transfer, phase: str, done_bytes: int, meter: ProgressMeter
+) -> None:
+    eta = meter.eta_s()
+    parts.hub.publish(
+        {
+            "type": "file_progress",
+            "peer": transfer.peer,
+            "transfer_id": transfer.transfer_id,
+            "direction": transfer.direction,
+            "phase": phase,
+            "bytes": done_bytes,
+            "size": transfer.size,
+            "rate_bps": round(meter.rate_bps()),
+            "eta_s": None if eta is None else round(eta, 1),
+        }
+    )
+
+
+class Progress:
+    """Feeds a meter and publishes `file_progress` at most every 250 ms, and at the end."""
+
+    def __init__(self, parts: Parts, transfer: Transfer, phase: str, start_bytes: int) -> None:
+        self.parts, self.transfer, self.phase = parts, transfer, phase
+        now = asyncio.get_running_loop().time()
+        self.meter = ProgressMeter(transfer.size, now)
+        self.meter.update(now, start_bytes)
+
+    def update(self, done_bytes: int, *, final: bool = False) -> None:
+        now = asyncio.get_running_loop().time()
+        self.meter.update(now, done_bytes)
+        if self.meter.due(now) or final:
+            publish_progress(self.parts, self.transfer, self.phase, done_bytes, self.meter)
