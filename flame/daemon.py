@@ -166,7 +166,8 @@ class Daemon:
         async def log_off() -> None:
             if parts is not None and parts.identity is not None:
                 with contextlib.suppress(FlameError, TimeoutError):
-                    await asyncio.wait_for(parts.client.log_off(parts.directory_url), 2.0)
+                    async with asyncio.timeout(2.0):
+                        await parts.client.log_off(parts.directory_url)
 
         await asyncio.gather(log_off(), *(listener.stop() for listener in self.listeners))
         self.listeners = []

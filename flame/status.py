@@ -4,10 +4,9 @@ soon as what it would say changes."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Any, cast
 
+from flame.clock import wait_event
 from flame.core.models import STATUSES, Status
 from flame.core.status import Activity, next_change, reported_status
 from flame.errors import BadRequest
@@ -92,6 +91,5 @@ async def wait(parts: Parts, interval_s: float) -> None:
     now = parts.clock.now()
     due = next_change(parts.status_choice, _activity(parts), now, **_limits(parts))
     timeout = interval_s if due is None else max(0.0, min(interval_s, due - now + 0.01))
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(parts.wake_presence.wait(), timeout)
+    await wait_event(parts.wake_presence, timeout)
     _check(parts)

@@ -7,12 +7,12 @@ from the settings, so tests use small ones. No loop blocks the event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections.abc import Awaitable, Callable
 
 from flame import status
+from flame.clock import wait_event
 from flame.core.models import PROTOCOL_VERSIONS
 from flame.core.presence import make_presence
 from flame.delivery import deliver_to_peer, deposit_once, expire_once
@@ -100,8 +100,7 @@ async def deliver_outbox(parts: Parts) -> None:
                 else:
                     next_due = due if next_due is None else min(next_due, due)
             timeout = None if next_due is None else max(0.0, next_due - now)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(parts.wake_outbox.wait(), timeout)
+            await wait_event(parts.wake_outbox, timeout)
     finally:
         for task in running.values():
             task.cancel()
@@ -121,15 +120,13 @@ async def store_and_forward(parts: Parts) -> None:
             await expire_once(parts)
         except FlameError as exc:
             log.info("store-and-forward round incomplete: %s", exc.message)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(parts.wake_relay.wait(), interval)
+        await wait_event(parts.wake_relay, interval)
 
 
 async def collect_from_relays(parts: Parts) -> None:
     """At start (once the directory, or the probes, say who is online) and then now and again:
     ask online peers for envelopes held for us."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(parts.synced.wait(), parts.settings.daemon.probe_interval_s)
+    await wait_event(parts.synced, parts.settings.daemon.probe_interval_s)
     while True:
         count = await collect_once(parts)
         if count:
@@ -184,7 +181,14 @@ class Supervisor:
                 delay = min(delay * 2, 30.0)
 
     async def stop(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        """Cancel every loop and wait for it; a loop that ignores one cancellation gets another."""
+        pending = set(self.tasks)
+        for _ in range(20):
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            _, pending = await asyncio.wait(pending, timeout=0.5)
+        for task in pending:
+            log.error("background task %s would not stop", task.get_name())
         self.tasks.clear()

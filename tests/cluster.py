@@ -243,7 +243,7 @@ class Cluster:
         try:
             await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
             results = await asyncio.gather(
-                *(d.stop() for d in self.daemons.values()), return_exceptions=True
+                *(_bounded_stop(d) for d in self.daemons.values()), return_exceptions=True
             )
             self.daemons.clear()
             failures = [r for r in results if isinstance(r, BaseException)]
@@ -252,6 +252,18 @@ class Cluster:
         finally:
             if self.directory is not None:
                 await self.directory.stop()
+
+
+async def _bounded_stop(daemon: Daemon) -> None:
+    """Stop a daemon; if it takes more than 30 s, show every task's stack (a hang is a bug)."""
+    task = asyncio.ensure_future(daemon.stop())
+    done, _ = await asyncio.wait({task}, timeout=30)
+    if not done:
+        for other in asyncio.all_tasks():
+            other.print_stack(limit=8)
+        task.cancel()
+        raise AssertionError("a daemon did not stop within 30 s")
+    task.result()
 
 
 async def cluster_context() -> AsyncIterator[Cluster]:
