@@ -9,7 +9,7 @@ import logging
 import random
 from collections import defaultdict
 
-from flame.core.models import Deposit
+from flame.core.models import SEQUENCED_KINDS, Deposit
 from flame.core.outbox import next_attempt
 from flame.core.relays import choose_relays
 from flame.errors import PeerRefused, PeerUnreachable
@@ -127,7 +127,7 @@ async def reschedule(
 
 def publish_states(parts: Parts, entries: list[OutboxEntry], state: str, error: str | None) -> None:
     for entry in entries:
-        if entry.kind == "text":
+        if entry.kind in SEQUENCED_KINDS:  # conversation messages; control kinds stay quiet
             parts.hub.publish(
                 {
                     "type": "message_state",
