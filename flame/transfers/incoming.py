@@ -286,22 +286,39 @@ async def _take_chunks(
         index = start
 
         def absorb(index: int, sealed: bytes) -> None:
+            """In a thread: verify, write, hash; the prefix counts the chunk once written."""
             chunk = cipher.open(index, sealed)
             os.pwrite(fd, chunk, layout.offset(index))
             intake.hasher.update(chunk)
             intake.hashed_bytes += len(chunk)
 
+        # Two things overlap with reading the socket: the thread that verifies, hashes and
+        # writes the previous chunk, and a checkpoint (fsync, then the database) in flight.
+        pending: asyncio.Future[None] | None = None
+        flushing: asyncio.Future[bool] | None = None
         try:
-            while index < end:
-                async with asyncio.timeout(idle_s):
-                    sealed = await content.readexactly(layout.sealed_len(index))
-                await run_blocking(absorb, index, sealed)
-                index += 1
-                progress.update(intake.hashed_bytes)
-                if loop.time() >= checkpoint_at and index < layout.count:
-                    checkpoint_at = loop.time() + CHECKPOINT_S
-                    if not await _checkpoint(parts, transfer, fd, intake.hashed_bytes):
-                        check_open(await _reload(parts, transfer))
+            try:
+                while index < end:
+                    async with asyncio.timeout(idle_s):
+                        sealed = await content.readexactly(layout.sealed_len(index))
+                    if pending is not None:
+                        await pending  # DecryptionFailed: the chunk before this one was bad
+                        progress.update(intake.hashed_bytes)
+                    pending = asyncio.ensure_future(run_blocking(absorb, index, sealed))
+                    index += 1
+                    if flushing is not None and flushing.done():
+                        if not flushing.result():  # declined or cancelled meanwhile
+                            check_open(await _reload(parts, transfer))
+                        flushing = None
+                    if flushing is None and loop.time() >= checkpoint_at:
+                        checkpoint_at = loop.time() + CHECKPOINT_S
+                        flushing = asyncio.ensure_future(
+                            _checkpoint(parts, transfer, fd, intake.hashed_bytes)
+                        )
+                if pending is not None:
+                    await pending
+            finally:
+                await _settle(pending, flushing)
         except DecryptionFailed as exc:
             await _checkpoint(parts, transfer, fd, intake.hashed_bytes)
             raise TransferRefused(
@@ -319,6 +336,17 @@ async def _take_chunks(
         return await _finish(parts, transfer, fd, intake)
     finally:
         os.close(fd)
+
+
+async def _settle(*futures: asyncio.Future[Any] | None) -> None:
+    """Let threads and checkpoints that use the file descriptor end before it is closed; their
+    errors were (or need not be) seen by the caller."""
+    for future in futures:
+        if future is not None and not future.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(future)
+        elif future is not None and not future.cancelled():
+            future.exception()  # retrieved: no "exception never retrieved" warning
 
 
 def _id_bytes(transfer: Transfer) -> bytes:

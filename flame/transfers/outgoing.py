@@ -237,9 +237,14 @@ class ChunkStream:
                 raise OSError(f"{transfer.stored_name} is shorter than its recorded size")
             return cipher.seal(index, chunk)
 
+        # The next chunk is read and sealed in a thread while this one is on the wire.
+        ahead_task: asyncio.Future[bytes] | None = None
         try:
             for index in range(self.start, layout.count):
-                sealed = await run_blocking(read_sealed, index)
+                sealed = await (ahead_task or run_blocking(read_sealed, index))
+                ahead_task = None
+                if index + 1 < layout.count:
+                    ahead_task = asyncio.ensure_future(run_blocking(read_sealed, index + 1))
                 yield sealed
                 self.sent_bytes += len(sealed) - TAG_BYTES
                 done += len(sealed) - TAG_BYTES
@@ -249,6 +254,10 @@ class ChunkStream:
                     if ahead > 0:
                         await asyncio.sleep(ahead)
         finally:
+            if ahead_task is not None:
+                ahead_task.cancel()  # run_blocking lets the thread finish before this returns
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await ahead_task
             os.close(fd)
 
 
