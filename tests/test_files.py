@@ -3,10 +3,14 @@ real chunk streams between daemons, and the bytes compared at the far end."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 from tests.cluster import Cluster
 from tests.files_helpers import (
     MIB,
     Proxy,
+    announce,
     fetch,
     file_state,
     files_on_disk,
@@ -253,3 +257,37 @@ async def test_an_offer_over_the_recipients_limit_fails_with_the_reason(cluster:
         assert files_on_disk(cluster.daemons[node]) == [], node
     [offer] = await alice.messages("bob")
     assert offer["state"] == "failed" and offer["file"]["state"] == "failed"
+
+
+async def test_cancelling_during_the_browsers_upload_stops_it_and_keeps_nothing(
+    trio: Cluster,
+) -> None:
+    alice = await trio.ui("alice")
+    feed = await alice.websocket()
+    size = 4 * MIB
+    status, reply = await announce(alice, "bob", "slides.pptx", size)
+    assert status == 201
+    transfer_id = reply["file"]["transfer_id"]
+    release = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield bytes(MIB)
+        await release.wait()  # the user is still uploading when they cancel
+        yield bytes(size - MIB)
+
+    async def upload() -> int:
+        async with alice.session.put(
+            f"/ui/api/conversations/bob/files/{transfer_id}/content",
+            data=body(),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        ) as response:
+            return response.status
+
+    uploading = asyncio.create_task(upload())
+    await feed.wait_for(progress(transfer_id, "upload", MIB))
+    status, reply = await alice.post(f"/ui/api/conversations/bob/files/{transfer_id}/cancel", {})
+    assert status == 200 and reply["file"]["state"] == "cancelled"
+    release.set()
+    assert await uploading == 409
+    assert files_on_disk(trio.daemons["alice"]) == []
+    assert await alice.messages("bob") == []  # never offered
