@@ -244,9 +244,10 @@ def chunk_range(transfer: Transfer, start: int, length: int) -> int:
 
 
 async def take_chunks(
-    parts: Parts, transfer: Transfer, start: int, end: int, content: StreamReader
+    parts: Parts, transfer: Transfer, start: int, length: int, content: StreamReader
 ) -> dict[str, Any]:
-    """Read sealed chunks start..end-1, verify each, write it, and finish the file after the last.
+    """Read the `length` bytes of sealed chunks from `start`, verify each, write it, and finish
+    the file after the last.
 
     One request per transfer at a time. The verified prefix is made durable (fsync, then the
     database) every CHECKPOINT_S and when the request ends for any reason but cancellation, which
@@ -260,7 +261,12 @@ async def take_chunks(
         )
     runtime.receiving.add(key)
     try:
-        return await _take_chunks(parts, transfer, start, end, content)
+        # Checked again now that this request holds the transfer: one that just ended may have
+        # moved it on since the caller looked.
+        current = await _reload(parts, transfer)
+        check_open(current)
+        end = chunk_range(current, start, length)
+        return await _take_chunks(parts, current, start, end, content)
     finally:
         runtime.receiving.discard(key)
 
