@@ -147,6 +147,8 @@ async def _settle_offers(parts: Parts) -> set[str]:
 async def _drop_abandoned_uploads(parts: Parts) -> None:
     """A browser upload cut short by a restart cannot resume: the user sends the file again."""
     for transfer in await file_store.abandoned_uploads(parts.db):
+        if transfer.key in parts.files.uploads:  # alive: this loop was restarted, not the daemon
+            continue
         reason = "The upload was interrupted; send the file again."
         if await file_store.close(parts.db, transfer.key, "failed", reason, parts.clock.now()):
             remove_files(parts, transfer)
