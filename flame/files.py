@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from aiohttp import StreamReader
@@ -267,7 +268,7 @@ async def message_views(parts: Parts, messages: list[Message]) -> list[dict[str,
     return [message_view(m, transfers.get(m.id)) for m in messages]
 
 
-def content_path(parts: Parts, transfer: Transfer) -> Any:
+def content_path(parts: Parts, transfer: Transfer) -> Path:
     """Our copy of a file, if it may be shown: a received file only once verified."""
     servable = transfer.state == "complete" or (
         transfer.direction == "out" and transfer.sha256 is not None and transfer.is_open

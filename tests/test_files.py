@@ -3,10 +3,14 @@ real chunk streams between daemons, and the bytes compared at the far end."""
 
 from __future__ import annotations
 
-from tests.cluster import Cluster
+import asyncio
+from collections.abc import AsyncIterator
+
+from tests.cluster import Cluster, eventually
 from tests.files_helpers import (
     MIB,
     Proxy,
+    announce,
     fetch,
     file_state,
     files_on_disk,
@@ -120,6 +124,7 @@ async def test_a_tampered_chunk_is_refused_and_sent_again(cluster: Cluster) -> N
         resumed = await wait_state(alice_feed, transfer_id, "sending")
         assert resumed["bytes"] == 3 * MIB  # chunks 0-2 were kept: only the rest is sent again
         await wait_state(bob_feed, transfer_id, "complete")
+        await wait_state(alice_feed, transfer_id, "complete")
 
         assert proxy.corrupted.is_set()
         status, (body, _) = await fetch(bob_ui, "alice", transfer_id)
@@ -179,13 +184,17 @@ async def test_a_restarted_sender_resumes_where_the_receiver_stopped(cluster: Cl
     held = (await transfer_of(cluster.daemons["bob"], "alice", "in", transfer_id)).held_bytes
     assert 2 * MIB <= held < len(data)
     alice_settings.files.send_rate_bytes_s = 0
-    await cluster.start_daemon("alice", settings=alice_settings)
+    restarted = await cluster.start_daemon("alice", settings=alice_settings)
     await wait_state(bob_feed, transfer_id, "complete")
 
     status, (body, _) = await fetch(bob, "alice", transfer_id)
     assert status == 200 and sha256(body) == sha256(data)
-    sent = await transfer_of(cluster.daemons["alice"], "bob", "out", transfer_id)
-    assert sent.state == "complete"
+
+    async def state() -> str:
+        return (await transfer_of(restarted, "bob", "out", transfer_id)).state
+
+    await eventually(state, equals="complete")  # alice records bob's answer just after he sends it
+    sent = await transfer_of(restarted, "bob", "out", transfer_id)
     assert sent.sent_bytes == len(data) - held  # the restarted run sent only the remainder
 
 
@@ -253,3 +262,75 @@ async def test_an_offer_over_the_recipients_limit_fails_with_the_reason(cluster:
         assert files_on_disk(cluster.daemons[node]) == [], node
     [offer] = await alice.messages("bob")
     assert offer["state"] == "failed" and offer["file"]["state"] == "failed"
+
+
+async def test_cancelling_during_the_browsers_upload_stops_it_and_keeps_nothing(
+    trio: Cluster,
+) -> None:
+    alice = await trio.ui("alice")
+    feed = await alice.websocket()
+    size = 4 * MIB
+    status, reply = await announce(alice, "bob", "slides.pptx", size)
+    assert status == 201
+    transfer_id = reply["file"]["transfer_id"]
+    release = asyncio.Event()
+
+    async def body() -> AsyncIterator[bytes]:
+        yield bytes(MIB)
+        await release.wait()  # the user is still uploading when they cancel
+        yield bytes(size - MIB)
+
+    async def upload() -> int:
+        async with alice.session.put(
+            f"/ui/api/conversations/bob/files/{transfer_id}/content",
+            data=body(),
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+        ) as response:
+            return response.status
+
+    uploading = asyncio.create_task(upload())
+    await feed.wait_for(progress(transfer_id, "upload", MIB))
+    status, reply = await alice.post(f"/ui/api/conversations/bob/files/{transfer_id}/cancel", {})
+    assert status == 200 and reply["file"]["state"] == "cancelled"
+    release.set()
+    assert await uploading == 409
+    assert files_on_disk(trio.daemons["alice"]) == []
+    assert await alice.messages("bob") == []  # never offered
+
+
+async def test_a_cut_network_resumes_from_the_last_verified_chunk(cluster: Cluster) -> None:
+    await cluster.start_directory()
+    proxy = await Proxy().start()
+    try:
+        await cluster.start_daemon("alice", settings=await slow_alice(cluster))
+        bob = await cluster.start_daemon(
+            "bob", settings=await cluster.enroll("bob", public_address=proxy.url)
+        )
+        proxy.target_port = bob.peer_port
+        alice_ui, bob_ui = await cluster.ui("alice"), await cluster.ui("bob")
+        alice_feed, bob_feed = await alice_ui.websocket(), await bob_ui.websocket()
+        await alice_ui.wait_status(alice_feed, "bob", "online")
+        data = random_bytes(6 * MIB, seed=21)
+        offer = await send_file(alice_ui, "bob", "archive.zip", data)
+        transfer_id = offer["file"]["transfer_id"]
+        await bob_feed.wait_for(progress(transfer_id, "receive", 2 * MIB))
+
+        proxy.refusing = True  # the network goes down: connections cut, new ones refused
+        proxy.cut()
+        await alice_feed.wait_for(
+            lambda e: file_state(transfer_id, "waiting")(e) and bool(e["file"]["error"])
+        )
+        first_run = (
+            await transfer_of(cluster.daemons["alice"], "bob", "out", transfer_id)
+        ).sent_bytes
+        proxy.refusing = False  # and comes back
+        resumed = await wait_state(alice_feed, transfer_id, "sending")
+        kept = resumed["bytes"]
+        assert 2 * MIB <= kept <= first_run < len(data)
+        await wait_state(alice_feed, transfer_id, "complete")
+        total = (await transfer_of(cluster.daemons["alice"], "bob", "out", transfer_id)).sent_bytes
+        assert total - first_run == len(data) - kept
+        status, (body, _) = await fetch(bob_ui, "alice", transfer_id)
+        assert status == 200 and sha256(body) == sha256(data)
+    finally:
+        await proxy.close()

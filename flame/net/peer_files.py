@@ -73,8 +73,9 @@ async def chunks(request: web.Request) -> web.Response:
             raise BadRequest("'start' must be a chunk index (digits).")
         if request.content_length is None:
             raise LengthRequired("Send chunks with a Content-Length.")
-        end = incoming.chunk_range(transfer, int(raw_start), request.content_length)
-        result = await incoming.take_chunks(parts, transfer, int(raw_start), end, request.content)
+        start, length = int(raw_start), request.content_length
+        incoming.chunk_range(transfer, start, length)  # refused before any byte is read
+        result = await incoming.take_chunks(parts, transfer, start, length, request.content)
     except TransferRefused as exc:
         return _refused(exc)
     except LockedError as exc:

@@ -192,12 +192,6 @@ async def complete_incoming(
         return cursor.rowcount > 0
 
 
-async def reset_incoming(db: Database, key: tuple[str, str, str]) -> None:
-    await db.execute(
-        "UPDATE transfers SET held_bytes=0 WHERE peer=? AND direction=? AND transfer_id=?", key
-    )
-
-
 # --- the sender's queue ---------------------------------------------------------------------------
 
 
@@ -275,7 +269,3 @@ async def abandoned_uploads(db: Database) -> list[Transfer]:
     """Uploads from the browser that a restart cut short: they cannot resume."""
     rows = await db.fetchall(f"SELECT {COLUMNS} FROM transfers WHERE state='uploading'")
     return [_transfer(row) for row in rows]
-
-
-async def delete(db: Database, key: tuple[str, str, str]) -> None:
-    await db.execute("DELETE FROM transfers WHERE peer=? AND direction=? AND transfer_id=?", key)

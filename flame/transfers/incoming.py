@@ -244,9 +244,10 @@ def chunk_range(transfer: Transfer, start: int, length: int) -> int:
 
 
 async def take_chunks(
-    parts: Parts, transfer: Transfer, start: int, end: int, content: StreamReader
+    parts: Parts, transfer: Transfer, start: int, length: int, content: StreamReader
 ) -> dict[str, Any]:
-    """Read sealed chunks start..end-1, verify each, write it, and finish the file after the last.
+    """Read the `length` bytes of sealed chunks from `start`, verify each, write it, and finish
+    the file after the last.
 
     One request per transfer at a time. The verified prefix is made durable (fsync, then the
     database) every CHECKPOINT_S and when the request ends for any reason but cancellation, which
@@ -260,7 +261,12 @@ async def take_chunks(
         )
     runtime.receiving.add(key)
     try:
-        return await _take_chunks(parts, transfer, start, end, content)
+        # Checked again now that this request holds the transfer: one that just ended may have
+        # moved it on since the caller looked.
+        current = await _reload(parts, transfer)
+        check_open(current)
+        end = chunk_range(current, start, length)
+        return await _take_chunks(parts, current, start, end, content)
     finally:
         runtime.receiving.discard(key)
 
@@ -286,22 +292,39 @@ async def _take_chunks(
         index = start
 
         def absorb(index: int, sealed: bytes) -> None:
+            """In a thread: verify, write, hash; the prefix counts the chunk once written."""
             chunk = cipher.open(index, sealed)
             os.pwrite(fd, chunk, layout.offset(index))
             intake.hasher.update(chunk)
             intake.hashed_bytes += len(chunk)
 
+        # Two things overlap with reading the socket: the thread that verifies, hashes and
+        # writes the previous chunk, and a checkpoint (fsync, then the database) in flight.
+        pending: asyncio.Future[None] | None = None
+        flushing: asyncio.Future[bool] | None = None
         try:
-            while index < end:
-                async with asyncio.timeout(idle_s):
-                    sealed = await content.readexactly(layout.sealed_len(index))
-                await run_blocking(absorb, index, sealed)
-                index += 1
-                progress.update(intake.hashed_bytes)
-                if loop.time() >= checkpoint_at and index < layout.count:
-                    checkpoint_at = loop.time() + CHECKPOINT_S
-                    if not await _checkpoint(parts, transfer, fd, intake.hashed_bytes):
-                        check_open(await _reload(parts, transfer))
+            try:
+                while index < end:
+                    async with asyncio.timeout(idle_s):
+                        sealed = await content.readexactly(layout.sealed_len(index))
+                    if pending is not None:
+                        await pending  # DecryptionFailed: the chunk before this one was bad
+                        progress.update(intake.hashed_bytes)
+                    pending = asyncio.ensure_future(run_blocking(absorb, index, sealed))
+                    index += 1
+                    if flushing is not None and flushing.done():
+                        if not flushing.result():  # declined or cancelled meanwhile
+                            check_open(await _reload(parts, transfer))
+                        flushing = None
+                    if flushing is None and loop.time() >= checkpoint_at:
+                        checkpoint_at = loop.time() + CHECKPOINT_S
+                        flushing = asyncio.ensure_future(
+                            _checkpoint(parts, transfer, fd, intake.hashed_bytes)
+                        )
+                if pending is not None:
+                    await pending
+            finally:
+                await _settle(pending, flushing)
         except DecryptionFailed as exc:
             await _checkpoint(parts, transfer, fd, intake.hashed_bytes)
             raise TransferRefused(
@@ -319,6 +342,17 @@ async def _take_chunks(
         return await _finish(parts, transfer, fd, intake)
     finally:
         os.close(fd)
+
+
+async def _settle(*futures: asyncio.Future[Any] | None) -> None:
+    """Let threads and checkpoints that use the file descriptor end before it is closed; their
+    errors were (or need not be) seen by the caller."""
+    for future in futures:
+        if future is not None and not future.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(future)
+        elif future is not None and not future.cancelled():
+            future.exception()  # retrieved: no "exception never retrieved" warning
 
 
 def _id_bytes(transfer: Transfer) -> bytes:

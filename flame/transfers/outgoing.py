@@ -147,6 +147,8 @@ async def _settle_offers(parts: Parts) -> set[str]:
 async def _drop_abandoned_uploads(parts: Parts) -> None:
     """A browser upload cut short by a restart cannot resume: the user sends the file again."""
     for transfer in await file_store.abandoned_uploads(parts.db):
+        if transfer.key in parts.files.uploads:  # alive: this loop was restarted, not the daemon
+            continue
         reason = "The upload was interrupted; send the file again."
         if await file_store.close(parts.db, transfer.key, "failed", reason, parts.clock.now()):
             remove_files(parts, transfer)
@@ -237,9 +239,14 @@ class ChunkStream:
                 raise OSError(f"{transfer.stored_name} is shorter than its recorded size")
             return cipher.seal(index, chunk)
 
+        # The next chunk is read and sealed in a thread while this one is on the wire.
+        ahead_task: asyncio.Future[bytes] | None = None
         try:
             for index in range(self.start, layout.count):
-                sealed = await run_blocking(read_sealed, index)
+                sealed = await (ahead_task or run_blocking(read_sealed, index))
+                ahead_task = None
+                if index + 1 < layout.count:
+                    ahead_task = asyncio.ensure_future(run_blocking(read_sealed, index + 1))
                 yield sealed
                 self.sent_bytes += len(sealed) - TAG_BYTES
                 done += len(sealed) - TAG_BYTES
@@ -249,6 +256,10 @@ class ChunkStream:
                     if ahead > 0:
                         await asyncio.sleep(ahead)
         finally:
+            if ahead_task is not None:
+                ahead_task.cancel()  # run_blocking lets the thread finish before this returns
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await ahead_task
             os.close(fd)
 
 
