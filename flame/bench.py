@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import socket
 import sqlite3
 import sys
@@ -29,7 +28,7 @@ import aiohttp
 from flame.bench_files import measure_file_transfer
 from flame.bench_files import table_rows as file_table_rows
 from flame.bench_search import run_search_bench
-from flame.cluster import Proc, daemon_proc, directory_proc, init_user
+from flame.cluster import Proc, daemon_proc, directory_proc, init_user, stoppable
 from flame.errors import FlameError
 
 CONCURRENCY = 32
@@ -570,28 +569,7 @@ async def measure(
 async def run_bench(args: argparse.Namespace) -> int:
     """`flame bench`. SIGTERM or SIGHUP stop it as Ctrl-C does: the processes it started are
     stopped before it returns (they run in sessions of their own, so no signal reaches them)."""
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    signalled: list[int] = []
-
-    def stop(sig: int) -> None:
-        signalled.append(sig)
-        task.cancel()
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop, sig)
-    try:
-        return await _run_bench(args)
-    except asyncio.CancelledError:
-        if not signalled:
-            raise
-        task.uncancel()  # our own cancellation, from the signal handler
-        print(f"flame bench: stopped by {signal.Signals(signalled[0]).name}.", file=sys.stderr)
-        return 128 + signalled[0]
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
+    return await stoppable("bench", _run_bench(args))
 
 
 async def _run_bench(args: argparse.Namespace) -> int:

@@ -19,7 +19,6 @@ import itertools
 import json
 import random
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -34,7 +33,7 @@ import aiohttp
 from pydantic import BaseModel
 
 from flame.bench import free_ports, percentile
-from flame.cluster import Proc, daemon_proc, directory_proc, init_user
+from flame.cluster import Proc, daemon_proc, directory_proc, init_user, stoppable
 from flame.config import Settings
 from flame.errors import FlameError
 
@@ -1050,28 +1049,7 @@ def print_report(result: dict[str, Any]) -> None:
 async def run_chaos(args: argparse.Namespace) -> int:
     """`flame chaos`. SIGTERM or SIGHUP stop it as Ctrl-C does: every process and proxy it
     started is stopped before it returns."""
-    task = asyncio.current_task()
-    assert task is not None
-    loop = asyncio.get_running_loop()
-    signalled: list[int] = []
-
-    def stop(sig: int) -> None:
-        signalled.append(sig)
-        task.cancel()
-
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(sig, stop, sig)
-    try:
-        return await _run_chaos(args)
-    except asyncio.CancelledError:
-        if not signalled:
-            raise
-        task.uncancel()
-        print(f"flame chaos: stopped by {signal.Signals(signalled[0]).name}.", file=sys.stderr)
-        return 128 + signalled[0]
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            loop.remove_signal_handler(sig)
+    return await stoppable("chaos", _run_chaos(args))
 
 
 async def _run_chaos(args: argparse.Namespace) -> int:

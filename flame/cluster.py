@@ -10,8 +10,10 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
@@ -169,3 +171,31 @@ async def init_user(
     if process.returncode != 0:
         raise RuntimeError(f"flame init {name} failed: {output.decode(errors='replace')}")
     return password
+
+
+async def stoppable(name: str, work: Coroutine[Any, Any, int]) -> int:
+    """Run a harness (`flame bench`, `flame chaos`) so that SIGTERM or SIGHUP stop it as Ctrl-C
+    does: its own cleanup runs, and with it the stop of every process it started (they run in
+    sessions of their own, so no signal reaches them). Returns 128 + the signal when stopped."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    signalled: list[int] = []
+
+    def stop(sig: int) -> None:
+        signalled.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(sig, stop, sig)
+    try:
+        return await work
+    except asyncio.CancelledError:
+        if not signalled:
+            raise
+        task.uncancel()  # our own cancellation, from the signal handler
+        print(f"flame {name}: stopped by {signal.Signals(signalled[0]).name}.", file=sys.stderr)
+        return 128 + signalled[0]
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
