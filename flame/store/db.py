@@ -7,8 +7,10 @@ statements of two transactions never interleave on the connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -57,14 +59,31 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """BEGIN IMMEDIATE .. COMMIT under the lock; ROLLBACK on any exception, cancellation too.
+
+        A statement awaited here is already queued on the connection's thread when a cancel can
+        arrive, so it runs regardless: a cancelled BEGIN still opens a transaction, which must be
+        rolled back before the lock goes, or the next BEGIN fails ("cannot start a transaction
+        within a transaction") and the database is stuck. The ROLLBACK is queued the same way, so
+        a second cancel cannot stop it either.
+        """
         async with self.lock:
-            await self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                await self.conn.execute("BEGIN IMMEDIATE")
+            except asyncio.CancelledError:
+                await self._rollback()
+                raise
             try:
                 yield self.conn
             except BaseException:
-                await self.conn.execute("ROLLBACK")
+                await self._rollback()
                 raise
             await self.conn.execute("COMMIT")
+
+    async def _rollback(self) -> None:
+        """End the open transaction, if there is one (SQLite may have ended it already)."""
+        with contextlib.suppress(sqlite3.OperationalError):
+            await self.conn.execute("ROLLBACK")
 
     # A read runs start to finish in ONE call on the connection's thread: split into execute and
     # fetch, another coroutine's write could run between the two on this same connection, and
