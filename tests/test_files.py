@@ -14,6 +14,7 @@ from tests.files_helpers import (
     fetch,
     file_state,
     files_on_disk,
+    parts_of,
     png_bytes,
     progress,
     random_bytes,
@@ -181,6 +182,11 @@ async def test_a_restarted_sender_resumes_where_the_receiver_stopped(cluster: Cl
 
     await alice_feed.close()  # (an unread UI feed would hold the daemon's shutdown for 2 s)
     await cluster.stop_daemon("alice")  # mid-transfer; bob keeps what he verified
+
+    async def receiving() -> bool:  # bob records his last checkpoint as the cut request ends
+        return bool(parts_of(cluster.daemons["bob"]).files.receiving)
+
+    await eventually(receiving, equals=False)
     held = (await transfer_of(cluster.daemons["bob"], "alice", "in", transfer_id)).held_bytes
     assert 2 * MIB <= held < len(data)
     alice_settings.files.send_rate_bytes_s = 0
