@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from flame.core.models import INLINE_MAX_BYTES
 from flame.errors import ConfigError
 
 ENV_PREFIX = "FLAME_"
@@ -119,7 +120,7 @@ class ProfilesSettings(Section):
 class FileSettings(Section):
     max_file_bytes: int = Field(default=2 * 1024**3, ge=1, le=2**53)
     chunk_bytes: int = Field(default=1024 * 1024, ge=64 * 1024, le=4 * 1024 * 1024)
-    relay_max_bytes: int = Field(default=1024 * 1024, ge=0)
+    relay_max_bytes: int = Field(default=INLINE_MAX_BYTES, ge=0, le=INLINE_MAX_BYTES)
     send_rate_bytes_s: int = Field(default=0, ge=0)
     parallel_transfers: int = Field(default=4, ge=1, le=64)
     idle_timeout_s: float = Field(default=60.0, gt=0)

@@ -8,11 +8,13 @@ import asyncio
 import logging
 import random
 from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
-from flame.core.models import SEQUENCED_KINDS, Deposit
+from flame.core.models import SEQUENCED_KINDS, Deposit, Envelope
 from flame.core.outbox import next_attempt
 from flame.core.relays import choose_relays
-from flame.errors import PeerRefused, PeerUnreachable
+from flame.errors import PeerRefused, PeerUnreachable, Unavailable
 from flame.parts import Parts
 from flame.store import contacts as contact_store
 from flame.store import outbox as outbox_store
@@ -29,16 +31,27 @@ PERMANENT_CODES = {
     "unknown_sender",
 }
 BATCH_BYTES = 1024 * 1024  # receivers accept at least 4 MiB (PROTOCOL.md §7); stay well below
+T = TypeVar("T")
 
 
-def fit_batch(entries: list[OutboxEntry]) -> list[OutboxEntry]:
-    """The longest prefix that fits in BATCH_BYTES (at least one entry, however large)."""
+def envelope_bytes(envelope: Envelope) -> int:
+    """About what an envelope adds to a request body."""
+    return len(envelope.ct) + len(envelope.sk) + 200
+
+
+def fit_batch(items: Sequence[T], size_of: Callable[[T], int]) -> list[T]:
+    """The longest prefix that fits in BATCH_BYTES (at least one item, however large): a batch
+    of small messages, or one inline file (about 1.9 MB) alone."""
     size = 0
-    for count, entry in enumerate(entries):
-        size += len(entry.envelope.ct) + len(entry.envelope.sk) + 200
+    for count, item in enumerate(items):
+        size += size_of(item)
         if size > BATCH_BYTES and count > 0:
-            return entries[:count]
-    return entries
+            return list(items[:count])
+    return list(items)
+
+
+def entry_bytes(entry: OutboxEntry) -> int:
+    return envelope_bytes(entry.envelope)
 
 
 async def deliver_to_peer(parts: Parts, peer: str) -> int:
@@ -49,7 +62,7 @@ async def deliver_to_peer(parts: Parts, peer: str) -> int:
     limit = parts.settings.daemon.batch_max
     while True:
         now = parts.clock.now()
-        entries = fit_batch(await outbox_store.due_entries(parts.db, peer, now, limit))
+        entries = fit_batch(await outbox_store.due_entries(parts.db, peer, now, limit), entry_bytes)
         if not entries:
             return delivered
         contact = await contact_store.get_contact(parts.db, peer)
@@ -83,16 +96,18 @@ async def deliver_to_peer(parts: Parts, peer: str) -> int:
         by_id = {r.id: r for r in result.results}  # the peer answers by envelope id
         answers = [(e, by_id.get(e.envelope.id)) for e in entries]
         sent = [e for e, r in answers if r is not None and r.status != "rejected"]
-        missing = [e for e, r in answers if r is None]
+        # No answer, or "not now" (PROTOCOL.md §7.2: `unavailable`): tried again later.
+        missing = [e for e, r in answers if r is None or r.error == Unavailable.code]
+        later = {e.message_id for e in missing}
         await outbox_store.mark_sent(parts.db, [e.message_id for e in sent])
         publish_states(parts, sent, "sent", None)
         for entry, answer in answers:
-            if answer is not None and answer.status == "rejected":
+            if answer is not None and answer.status == "rejected" and entry.message_id not in later:
                 reason = f"{peer}'s daemon refused it: {answer.message or answer.error}"
                 await fail(parts, [entry], reason)
         delivered += len(sent)
         if missing:
-            await reschedule(parts, peer, missing, "the peer did not answer for it", None)
+            await reschedule(parts, peer, missing, "the peer did not take it yet", None)
             return delivered
 
 
@@ -174,7 +189,7 @@ async def deposit_once(parts: Parts) -> int:
             *(_deposit(parts, by_name[relay].address or "", relay, group) for relay in relays)
         )
         accepted = {message_id for ids, _ in outcomes for message_id in ids}
-        refusals = [reason for ids, reason in outcomes if reason is not None]
+        refusals = [reason for _, reason in outcomes if reason is not None]
         changed = await outbox_store.mark_relayed(parts.db, sorted(accepted), now)
         publish_states(parts, [e for e in group if e.message_id in changed], "relayed", None)
         accepted_total += len(accepted)
@@ -193,17 +208,28 @@ async def deposit_once(parts: Parts) -> int:
 async def _deposit(
     parts: Parts, address: str, relay: str, entries: list[OutboxEntry]
 ) -> tuple[list[str], str | None]:
-    """Deposit with one relay: (accepted message ids, the refusal reason if it refused)."""
+    """Deposit with one relay, in batches of at most BATCH_BYTES: (accepted message ids, the
+    refusal reason if it refused)."""
     ttl = parts.settings.daemon.relay_ttl_s
-    deposits = [Deposit(envelope=e.envelope, expires_at=int(e.created_at + ttl)) for e in entries]
-    try:
-        result = await parts.client.deposit(address, relay, deposits)
-    except PeerUnreachable:
-        return [], None
-    except PeerRefused as exc:
-        return [], f"{relay}: {exc.message}"
-    stored = {r.id for r in result.results if r.status != "rejected"}
-    return [e.message_id for e in entries if e.envelope.id in stored], None
+    accepted: list[str] = []
+    rest = entries
+    while rest:
+        batch, rest = _split(rest)
+        deposits = [Deposit(envelope=e.envelope, expires_at=int(e.created_at + ttl)) for e in batch]
+        try:
+            result = await parts.client.deposit(address, relay, deposits)
+        except PeerUnreachable:
+            return accepted, None
+        except PeerRefused as exc:
+            return accepted, f"{relay}: {exc.message}"
+        stored = {r.id for r in result.results if r.status != "rejected"}
+        accepted += [e.message_id for e in batch if e.envelope.id in stored]
+    return accepted, None
+
+
+def _split(entries: list[OutboxEntry]) -> tuple[list[OutboxEntry], list[OutboxEntry]]:
+    batch = fit_batch(entries, entry_bytes)
+    return batch, entries[len(batch) :]
 
 
 async def expire_once(parts: Parts) -> int:

@@ -121,3 +121,10 @@ class TooManyRequests(RequestError):
     def __init__(self, message: str, *, retry_after_s: float, code: str | None = None) -> None:
         super().__init__(message, code=code)
         self.retry_after_s = retry_after_s
+
+
+class Unavailable(RequestError):
+    """This daemon cannot take it now (for instance its disk is full); the sender tries again."""
+
+    code = "unavailable"
+    status = 503

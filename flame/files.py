@@ -179,9 +179,13 @@ async def _offer(
     """The file is ours and durable: record its hash and send the offer (PROTOCOL.md §11.2)."""
     media_type = sniff_media(head)
     key = transfer.key
-    if not await file_store.finish_upload(parts.db, key, digest, media_type):
+    inline = transfer.size <= parts.settings.files.relay_max_bytes  # at most INLINE_MAX_BYTES
+    if not await file_store.finish_upload(parts.db, key, digest, media_type, inline=inline):
         remove_files(parts, transfer)
         raise Conflict("The upload was cancelled.", code="transfer_closed")
+    data = None
+    if inline:  # small: the offer carries the file, and relays can hold it (PROTOCOL.md §11.6)
+        data = b64e(await run_blocking(stored_path(parts, transfer).read_bytes))
     body = FileOfferBody(
         transfer_id=transfer.transfer_id,
         name=transfer.name,
@@ -191,6 +195,7 @@ async def _offer(
         key=b64e(transfer.file_key),
         token=b64e(transfer.upload_token),
         chunk_bytes=transfer.chunk_bytes,
+        data=data,
     )
     try:
         message = await send_inner(parts, transfer.peer, "file_offer", body)

@@ -20,7 +20,7 @@ from flame.core.models import (
     RelayAck,
 )
 from flame.core.relays import make_ack, verify_ack
-from flame.delivery import BATCH_BYTES
+from flame.delivery import envelope_bytes, fit_batch
 from flame.errors import BadRequest, Forbidden, PeerRefused, PeerUnreachable
 from flame.messaging import receive_batch
 from flame.parts import Parts
@@ -96,8 +96,9 @@ async def accept_deposits(parts: Parts, depositor: str, batch: DepositBatch) -> 
 
 async def collect(parts: Parts, recipient: str, limit: int) -> Collected:
     """What this relay holds for the caller; only the recipient itself may collect."""
-    envelopes = await relay_store.held_for(parts.db, recipient, parts.clock.now(), limit + 1)
-    return Collected(envelopes=envelopes[:limit], more=len(envelopes) > limit)
+    held = await relay_store.held_for(parts.db, recipient, parts.clock.now(), limit + 1)
+    page = fit_batch(held[:limit], envelope_bytes)  # an answer stays near BATCH_BYTES
+    return Collected(envelopes=page, more=len(held) > len(page))
 
 
 async def accept_ack(parts: Parts, signer: str, ack: RelayAck) -> int:
@@ -138,13 +139,7 @@ async def _forward_to(parts: Parts, contact: Contact, now: float) -> int:
     limit = parts.settings.daemon.batch_max
     while True:
         held = await relay_store.held_for(parts.db, contact.username, now, limit)
-        batch: list[Envelope] = []
-        size = 0
-        for envelope in held:
-            size += len(envelope.ct) + 200
-            if batch and size > BATCH_BYTES:
-                break
-            batch.append(envelope)
+        batch = fit_batch(held, envelope_bytes)
         if not batch:
             return dropped
         try:

@@ -55,6 +55,8 @@ def test_data_dir_follows_xdg_unless_given(tmp_path: Path, monkeypatch: pytest.M
         ("[daemon\n", {}, "not valid TOML"),
         ("", {"FLAME_NOPE": "1"}, "environment FLAME_NOPE: not a setting"),
         ("", {"FLAME_DIRECTORY_REGISTRATION": "maybe"}, "config: directory.registration:"),
+        # Files over 1 MiB never travel inline (PROTOCOL.md §11.6), so relays never hold them.
+        ("[files]\nrelay_max_bytes = 1048577\n", {}, "config: files.relay_max_bytes:"),
     ],
 )
 def test_invalid_config_gives_one_line_naming_key_and_problem(

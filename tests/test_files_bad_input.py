@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from flame.core.encoding import b64e
 from flame.core.envelope import new_message_id, seal
 from flame.core.files import ChunkCipher, Layout
-from flame.core.models import Envelope, FileOfferBody, Inner
+from flame.core.models import INLINE_MAX_BYTES, Envelope, FileOfferBody, Inner
 from flame.core.signing import sign_request
 from flame.daemon import Daemon
 from flame.store import blocked as blocked_store
@@ -181,6 +181,26 @@ async def test_unsafe_names_and_oversized_offers_are_refused_and_nothing_is_stor
     status, reply = await peer.post([again.envelope(alice, bob, seq=2)])
     assert (status, reply["error"]) == (400, "duplicate_transfer")
     assert await message_store.count_messages(parts_of(bob).db) == 1
+
+
+async def test_inline_content_that_is_not_what_its_offer_says_is_refused(trio: Cluster) -> None:
+    alice, bob = trio.daemons["alice"], trio.daemons["bob"]
+    peer = Peer(alice, bob)
+    content = b"quarterly figures"
+    big = random_bytes(INLINE_MAX_BYTES + 1, seed=9)
+    cases = [
+        (content, b64e(content + b"!"), "bad_envelope"),  # more bytes than the offer's size
+        (content, b64e(b"Quarterly figures"), "hash_mismatch"),  # the size, not the bytes
+        (content, "cXVhcnRlcmx5IGZpZ3VyZXM=", "bad_envelope"),  # padded: not canonical
+        (big, b64e(big), "bad_envelope"),  # over 1 MiB never travels inline
+    ]
+    for real, inline, code in cases:
+        offer = CraftedOffer(real)
+        offer.body = offer.body.model_copy(update={"data": inline})
+        status, reply = await peer.post([offer.envelope(alice, bob)])
+        assert (status, reply["error"]) == (400, code), code
+    await stored_nothing(bob)
+    assert not (parts_of(bob).settings.daemon_data_dir() / "files").exists()
 
 
 async def test_the_chunk_endpoint_refuses_bad_chunks_tokens_offsets_and_sizes(

@@ -18,7 +18,7 @@ from flame.errors import PeerRefused
 from flame.roster import sync_directory_once
 from flame.store import messages as message_store
 from flame.store import relay as relay_store
-from tests.cluster import Cluster, UiClient, eventually
+from tests.cluster import Cluster, Feed, UiClient, eventually
 from tests.test_peer_api import envelope_from, parts_of
 
 FAST_RELAY = {"relay_after_s": 0.2, "relay_retry_s": 0.5}
@@ -47,13 +47,19 @@ async def offline(cluster: Cluster, ui: UiClient, feed: Any, name: str) -> None:
     await ui.wait_status(feed, name, "offline")
 
 
-async def test_offline_recipient_gets_it_once_via_relays_and_the_sender_its_receipt(
-    cluster: Cluster,
-) -> None:
+async def bob_away(cluster: Cluster) -> tuple[UiClient, Feed]:
+    """Four users with fast relays; bob goes offline; alice's UI and its feed."""
     await start_four(cluster)
     alice = await cluster.ui("alice")
     feed = await alice.websocket()
     await offline(cluster, alice, feed, "bob")
+    return alice, feed
+
+
+async def test_offline_recipient_gets_it_once_via_relays_and_the_sender_its_receipt(
+    cluster: Cluster,
+) -> None:
+    alice, feed = await bob_away(cluster)
 
     sent = await alice.send("bob", "while you were away")
     await until_state(feed, sent["id"], "relayed")
@@ -74,10 +80,7 @@ async def test_offline_recipient_gets_it_once_via_relays_and_the_sender_its_rece
 
 
 async def test_the_sender_may_go_offline_after_depositing(cluster: Cluster) -> None:
-    await start_four(cluster)
-    alice = await cluster.ui("alice")
-    feed = await alice.websocket()
-    await offline(cluster, alice, feed, "bob")
+    alice, feed = await bob_away(cluster)
     sent = await alice.send("bob", "I am leaving now")
     await until_state(feed, sent["id"], "relayed")
     await cluster.stop_daemon("alice")

@@ -1,6 +1,7 @@
 """Files (PROTOCOL.md §11): chunk sealing, the offer's rules, names, media types, progress figures.
 
 No I/O here: the daemon reads and writes the bytes; this module decides what they must look like.
+A file of at most INLINE_MAX_BYTES travels inside its offer instead (§11.6), sealed with it.
 
     nonce(i)  = 0x00000000 || u64be(i)                                   (12 bytes)
     aad(i)    = "flame/v1/file-chunk" || 0x00 || transfer_id[16] || u64be(i)
@@ -12,6 +13,8 @@ transfer) does not open at another, so a reordered, replayed or tampered chunk i
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import re
 import struct
@@ -24,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from flame.core.encoding import b64d
-from flame.core.models import FileOfferBody
+from flame.core.models import INLINE_MAX_BYTES, FileOfferBody
 from flame.errors import BadEnvelope, BadRequest, DecryptionFailed
 
 CHUNK_CONTEXT = b"flame/v1/file-chunk\x00"
@@ -129,6 +132,7 @@ class Offer:
     key: bytes
     token: bytes
     chunk_bytes: int
+    data: bytes | None = None  # the whole content, when it came inline (§11.6)
 
     @property
     def layout(self) -> Layout:
@@ -161,6 +165,7 @@ def check_offer(body: FileOfferBody, max_file_bytes: int) -> Offer:
             f"The file is larger than this recipient accepts ({max_file_bytes} bytes).",
             code="file_too_large",
         )
+    data = None if body.data is None else _inline_data(body, sha256)
     return Offer(
         body.transfer_id,
         transfer_id,
@@ -171,7 +176,32 @@ def check_offer(body: FileOfferBody, max_file_bytes: int) -> Offer:
         key,
         token,
         body.chunk_bytes,
+        data,
     )
+
+
+def _inline_data(body: FileOfferBody, sha256: bytes) -> bytes:
+    """The content an offer carries inline: exactly `size` bytes (at most INLINE_MAX_BYTES) whose
+    SHA-256 is the offer's (PROTOCOL.md §11.6)."""
+    if body.size > INLINE_MAX_BYTES:
+        raise BadEnvelope(
+            f"Only files of at most {INLINE_MAX_BYTES} bytes may travel inline.",
+            code="bad_envelope",
+        )
+    try:
+        data = b64d(body.data or "", what="data")
+    except BadRequest as exc:
+        raise BadEnvelope(f"Malformed file offer: {exc.message}.") from exc
+    if len(data) != body.size:
+        raise BadEnvelope(
+            f"The inline content is {len(data)} bytes, not the {body.size} offered.",
+            code="bad_envelope",
+        )
+    if not hmac.compare_digest(hashlib.sha256(data).digest(), sha256):
+        raise BadEnvelope(
+            "The inline content's SHA-256 does not match the offer.", code="hash_mismatch"
+        )
+    return data
 
 
 # --- names ----------------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializeAsAny,
+    SerializerFunctionWrapHandler,
+    model_serializer,
     model_validator,
 )
 
@@ -39,13 +41,21 @@ def check_username(name: str) -> str:
 
 Username = Annotated[str, AfterValidator(check_username)]
 B64 = Annotated[str, Field(max_length=200)]
-# A sealed body: the longest text message (100,000 characters, each up to 6 bytes as JSON) padded
-# and encoded fits with room to spare.
-SEALED = Annotated[str, Field(max_length=1_500_000)]
+# Files up to this size travel inside their offer (PROTOCOL.md §11.6), so relays can hold them.
+INLINE_MAX_BYTES = 1024 * 1024
+INLINE_B64_MAX = (INLINE_MAX_BYTES * 4 + 2) // 3
+# A sealed body: the largest inner message padded, sealed and encoded fits with room to spare. The
+# largest is a file offer carrying 1 MiB inline (about 1.87 MB here; a test checks); the longest
+# text message (100,000 characters, each up to 6 bytes as JSON) comes to about 800 KB.
+SEALED = Annotated[str, Field(max_length=2_000_000)]
 
 
 class Wire(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
+
+    def stored_json(self) -> str:
+        """The body as the message store keeps it."""
+        return self.model_dump_json()
 
 
 class EnrollRequest(Wire):
@@ -237,6 +247,21 @@ class FileOfferBody(Wire):
     key: B64
     token: B64
     chunk_bytes: int
+    # The whole content, base64url, for a file of at most INLINE_MAX_BYTES sent inline; absent
+    # (never null on the wire) for a file whose bytes are streamed (PROTOCOL.md §11.6).
+    data: str | None = Field(default=None, max_length=INLINE_B64_MAX)
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_data(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("data", "") is None:
+            del dumped["data"]
+        return dumped
+
+    def stored_json(self) -> str:
+        """What the message store keeps: the offer without its inline bytes (those become the
+        received file)."""
+        return self.model_dump_json(exclude={"data"})
 
 
 class FileCancelBody(Wire):

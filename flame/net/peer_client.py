@@ -5,6 +5,7 @@ aiohttp errors become PeerUnreachable; a 4xx/5xx answer becomes PeerRefused with
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from flame.errors import PeerRefused, PeerUnreachable
 
 DIRECTORY_PREFIX = "/dir/v1"
 PEER_PREFIX = "/api/v1"
+IN_ONE_PIECE = 1024 * 1024  # aiohttp writes bytes bodies up to this size in one piece
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -116,7 +118,7 @@ class PeerClient:
             )
         try:
             async with self.session.request(
-                method, target, data=body or None, headers=all_headers
+                method, target, data=_payload(body), headers=all_headers
             ) as response:
                 payload = await response.read()
                 status, response_headers = response.status, dict(response.headers)
@@ -246,6 +248,14 @@ def results_of(payload: bytes) -> BatchResult | None:
         return BatchResult.model_validate({"results": data["results"]}, strict=False)
     except (ValueError, TypeError, KeyError, ValidationError):
         return None
+
+
+def _payload(body: bytes) -> bytes | io.BytesIO | None:
+    """A body over a megabyte (a batch with an inline file) goes as a stream: aiohttp warns that
+    a large bytes body is written in one piece that holds the event loop."""
+    if not body:
+        return None
+    return io.BytesIO(body) if len(body) > IN_ONE_PIECE else body
 
 
 def parse_reply(model: type[M], payload: bytes) -> M:

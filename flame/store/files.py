@@ -42,6 +42,7 @@ class Transfer:
     error: str | None
     created_at: float
     completed_at: float | None
+    inline: bool = False  # the content travels inside the offer (PROTOCOL.md §11.6)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -80,7 +81,8 @@ MARKS = ",".join("?" * len(FIELDS))
 
 
 def _transfer(r: aiosqlite.Row) -> Transfer:
-    return Transfer(*(r[name] for name in FIELDS))
+    transfer = Transfer(*(r[name] for name in FIELDS))
+    return dataclasses.replace(transfer, inline=bool(transfer.inline))
 
 
 def _values(transfer: Transfer) -> tuple[Any, ...]:
@@ -118,6 +120,11 @@ async def with_peer(db: Database, peer: str, transfer_id: str) -> list[Transfer]
     return [_transfer(row) for row in rows]
 
 
+async def stored_names(db: Database) -> set[str]:
+    rows = await db.fetchall("SELECT stored_name FROM transfers")
+    return {str(row[0]) for row in rows}
+
+
 async def by_messages(db: Database, message_ids: list[str]) -> dict[str, Transfer]:
     if not message_ids:
         return {}
@@ -136,14 +143,19 @@ async def set_message(db: Database, key: tuple[str, str, str], message_id: str) 
 
 
 async def finish_upload(
-    db: Database, key: tuple[str, str, str], sha256: bytes, media_type: str | None
+    db: Database,
+    key: tuple[str, str, str],
+    sha256: bytes,
+    media_type: str | None,
+    *,
+    inline: bool,
 ) -> bool:
     """The browser's upload is complete and durable: the transfer waits to be offered."""
     async with db.transaction() as conn:
         cursor = await conn.execute(
-            "UPDATE transfers SET sha256=?, media_type=?, state='waiting'"
+            "UPDATE transfers SET sha256=?, media_type=?, inline=?, state='waiting'"
             " WHERE peer=? AND direction=? AND transfer_id=? AND state='uploading'",
-            (sha256, media_type, *key),
+            (sha256, media_type, inline, *key),
         )
         return cursor.rowcount > 0
 
@@ -203,13 +215,27 @@ OFFER_REFUSED = "m.state='failed' AND m.id NOT IN (SELECT message_id FROM outbox
 
 
 async def sendable(db: Database) -> list[Transfer]:
-    """Outgoing transfers whose offer the peer has stored, open: due now or later."""
+    """Outgoing streamed transfers whose offer the peer has stored, open: due now or later."""
     rows = await db.fetchall(
         f"SELECT {T_COLUMNS} FROM transfers t JOIN messages m ON m.id = t.message_id"
-        f" WHERE t.direction='out' AND t.state IN ('waiting','sending') AND {PEER_HAS_OFFER}"
-        " ORDER BY t.created_at"
+        " WHERE t.direction='out' AND t.state IN ('waiting','sending') AND NOT t.inline"
+        f" AND {PEER_HAS_OFFER} ORDER BY t.created_at"
     )
     return [_transfer(row) for row in rows]
+
+
+async def complete_inline(db: Database, now: float) -> list[Transfer]:
+    """Outgoing inline transfers whose offer the peer has stored are complete: the offer held
+    the file, and the peer stores an offer only once its content verified (§11.6)."""
+    async with db.transaction() as conn:
+        async with conn.execute(
+            "UPDATE transfers SET state='complete', held_bytes=size, completed_at=?, error=NULL"
+            " WHERE direction='out' AND inline AND state IN ('waiting','sending') AND message_id"
+            " IN (SELECT id FROM messages m WHERE m.direction='out' AND"
+            f" {PEER_HAS_OFFER}) RETURNING {COLUMNS}",
+            (now,),
+        ) as cursor:
+            return [_transfer(row) for row in await cursor.fetchall()]
 
 
 async def offers_on_the_way(db: Database) -> set[str]:

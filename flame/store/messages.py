@@ -135,7 +135,7 @@ async def store_outgoing(
                     me,
                     i.inner.seq,
                     i.inner.kind,
-                    i.inner.body.model_dump_json(),
+                    i.inner.body.stored_json(),
                     i.inner.ts / 1000,
                 )
                 for key, i in zip(keys, items, strict=True)
@@ -196,7 +196,7 @@ async def store_incoming(
                     i.inner.from_,
                     i.inner.seq,
                     i.inner.kind,
-                    i.inner.body.model_dump_json(),
+                    i.inner.body.stored_json(),
                     i.inner.ts / 1000,
                     i.received_at,
                 )

@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 from flame.core.files import ProgressMeter
 from flame.errors import FlameError
 from flame.parts import Parts
+from flame.store import files as file_store
 from flame.store.files import Transfer
 
 T = TypeVar("T")
@@ -23,6 +25,7 @@ T = TypeVar("T")
 STORED_NAME_RE = re.compile(r"^(in|out)-[0-9a-f]{32}$")
 PARTIAL_SUFFIX = ".part"
 IO_BYTES = 1024 * 1024  # one read or write of a file, and one hop to a thread, at most
+STRAY_AGE_S = 600.0  # an unreferenced stored file older than this is left over from a crash
 
 
 def files_dir(parts: Parts) -> Path:
@@ -49,6 +52,31 @@ def remove_files(parts: Parts, transfer: Transfer) -> None:
     for partial in (True, False):
         with contextlib.suppress(FileNotFoundError):
             stored_path(parts, transfer, partial=partial).unlink()
+
+
+async def remove_strays(parts: Parts, min_age_s: float = STRAY_AGE_S) -> int:
+    """Delete files under <data>/files that no transfer names: an inline file written just before
+    a crash, before its offer was committed (incoming._write_inline). Only files older than
+    `min_age_s`, so that one being written right now is never taken. Returns how many."""
+    folder = parts.settings.daemon_data_dir() / "files"
+    if not folder.is_dir():
+        return 0
+    known = await file_store.stored_names(parts.db)
+    cutoff = time.time() - min_age_s
+
+    def sweep() -> int:
+        removed = 0
+        for entry in os.scandir(folder):
+            base = entry.name.removesuffix(PARTIAL_SUFFIX)
+            if not STORED_NAME_RE.fullmatch(base) or base in known:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
+    return await run_blocking(sweep)
 
 
 async def run_blocking(fn: Callable[..., T], *args: Any) -> T:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import logging
 import os
@@ -26,7 +27,7 @@ from flame.core.files import (
     sniff_media,
 )
 from flame.core.models import FileCancelBody, FileDeclineBody, FileOfferBody
-from flame.errors import BadEnvelope, DecryptionFailed, Forbidden, RequestError
+from flame.errors import BadEnvelope, DecryptionFailed, Forbidden, RequestError, Unavailable
 from flame.parts import Parts
 from flame.receipts import delivered_receipts
 from flame.store import blocked as blocked_store
@@ -73,17 +74,24 @@ def message_view(message: Message, transfer: Transfer | None) -> dict[str, Any]:
 async def receive_file_offers(parts: Parts, items: list[Incoming]) -> list[bool | RequestError]:
     """Check every offer, then record the transfers and store the messages. The transfers go
     first: a crash in between leaves a row that the sender's retry of the same envelope finds
-    again, never a message without its transfer."""
+    again, never a message without its transfer. An inline file (§11.6) is on disk, fsynced,
+    before its transfer is recorded as complete."""
     outcomes: list[bool | RequestError] = [False] * len(items)
     fresh: list[tuple[int, Incoming, Transfer]] = []
     seen: set[tuple[str, str]] = set()
     now = parts.clock.now()
     for index, item in enumerate(items):
         try:
-            transfer = await _check_offer(parts, item, now, seen)
+            transfer, data = await _check_offer(parts, item, now, seen)
         except RequestError as exc:
             outcomes[index] = exc
             continue
+        if data is not None:
+            try:
+                transfer = await _write_inline(parts, transfer, data)
+            except Unavailable as exc:
+                outcomes[index] = exc
+                continue
         fresh.append((index, item, transfer))
     await file_store.insert_incoming(parts.db, [transfer for _, _, transfer in fresh])
     accepted = [item for _, item, _ in fresh]
@@ -96,6 +104,14 @@ async def receive_file_offers(parts: Parts, items: list[Incoming]) -> list[bool 
         if message is not None:
             log.info("%s offers %s (%d bytes)", transfer.peer, transfer.transfer_id, transfer.size)
             parts.hub.publish({"type": "message", "message": message_view(message, transfer)})
+            if transfer.state == "complete":  # inline: arrived whole, as a streamed file ends
+                log.info(
+                    "received %s from %s inline (%d bytes)",
+                    transfer.name,
+                    transfer.peer,
+                    transfer.size,
+                )
+                publish_state(parts, transfer)
     if receipts:
         parts.wake_outbox.set()
     return outcomes
@@ -103,7 +119,9 @@ async def receive_file_offers(parts: Parts, items: list[Incoming]) -> list[bool 
 
 async def _check_offer(
     parts: Parts, item: Incoming, now: float, seen: set[tuple[str, str]]
-) -> Transfer:
+) -> tuple[Transfer, bytes | None]:
+    """The transfer an offer makes, and the inline content still to be written (None when it is
+    streamed, or when this is a second delivery of an offer already recorded)."""
     author = item.inner.from_
     body = item.inner.body
     assert isinstance(body, FileOfferBody)
@@ -114,7 +132,9 @@ async def _check_offer(
     if (author, offer.transfer_id) in seen or any(t.message_id != item.key for t in existing):
         raise BadEnvelope("This transfer id is already in use.", code="duplicate_transfer")
     seen.add((author, offer.transfer_id))
-    return Transfer(
+    if existing:  # the same envelope again (a retry, or a relay's copy): nothing new to write
+        return existing[0], None
+    transfer = Transfer(
         peer=author,
         direction="in",
         transfer_id=offer.transfer_id,
@@ -136,6 +156,40 @@ async def _check_offer(
         error=None,
         created_at=now,
         completed_at=None,
+        inline=offer.data is not None,
+    )
+    return transfer, offer.data
+
+
+async def _write_inline(parts: Parts, transfer: Transfer, data: bytes) -> Transfer:
+    """Write an inline file under its generated name and fsync it; the transfer it returns is
+    complete. A crash before the database commit leaves an unreferenced file, which the next
+    start removes (common.remove_strays); the sender's retry writes it again."""
+    path = stored_path(parts, transfer)
+
+    def write() -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    try:
+        await run_blocking(write)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        log.warning("could not store a file from %s: %s", transfer.peer, exc)
+        raise Unavailable("The recipient cannot store the file right now.") from exc
+    return dataclasses.replace(
+        transfer,
+        state="complete",
+        held_bytes=transfer.size,
+        media_type=sniff_media(data[:SNIFF_BYTES]),
+        completed_at=transfer.created_at,
     )
 
 

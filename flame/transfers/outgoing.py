@@ -32,6 +32,7 @@ from flame.transfers.common import (
     Progress,
     publish_state,
     remove_files,
+    remove_strays,
     run_blocking,
     stored_path,
 )
@@ -51,6 +52,8 @@ async def send_files(parts: Parts) -> None:
     """
     runtime = parts.files
     await _drop_abandoned_uploads(parts)
+    if removed := await remove_strays(parts):
+        log.info("removed %d stored files that no transfer names", removed)
     queue = parts.hub.subscribe()
     try:
         while True:
@@ -135,13 +138,20 @@ async def _is_relevant(parts: Parts, event: dict[str, Any], offer_ids: set[str])
 
 
 async def _settle_offers(parts: Parts) -> set[str]:
-    """Fail transfers whose offer the peer refused; return the ids of offers still queued."""
+    """Fail transfers whose offer the peer refused, complete inline ones whose offer the peer
+    stored; return the ids of offers still on their way."""
     now = parts.clock.now()
     for transfer, reason in await file_store.refused_offers(parts.db):
         if await file_store.close(parts.db, transfer.key, "failed", reason, now):
             remove_files(parts, transfer)
             await _publish(parts, transfer)
-    return await file_store.offers_on_the_way(parts.db)
+    # The offers still on their way are read BEFORE inline ones are completed: an offer stored in
+    # between is then either completed here or still listed, so its message_state wakes us.
+    on_the_way = await file_store.offers_on_the_way(parts.db)
+    for transfer in await file_store.complete_inline(parts.db, now):
+        log.info("sent %s to %s inline (%d bytes)", transfer.name, transfer.peer, transfer.size)
+        publish_state(parts, transfer)
+    return on_the_way
 
 
 async def _drop_abandoned_uploads(parts: Parts) -> None:
