@@ -27,7 +27,7 @@ from tests.files_helpers import (
     transfer_of,
     wait_state,
 )
-from tests.test_relays import bob_away, held, until_state
+from tests.test_relays import bob_away, held, offline, until_state
 
 
 async def state_of(node: Daemon, peer: str, direction: str, transfer_id: str) -> str | None:
@@ -102,6 +102,32 @@ async def test_an_online_recipient_gets_a_small_file_in_one_envelope(trio: Clust
     assert received.inline and received.state == "complete"
     # No progress of a stream was ever reported for it: it came whole.
     assert not [e for e in bob_feed.seen if e["type"] == "file_progress"]
+
+
+async def test_a_small_file_cancelled_before_its_recipient_had_it_is_taken_back(
+    cluster: Cluster,
+) -> None:
+    await cluster.start_directory()
+    await cluster.add_user("alice")
+    await cluster.add_user("bob")
+    alice = await cluster.ui("alice")
+    feed = await alice.websocket()
+    await offline(cluster, alice, feed, "bob")
+    offer = await send_file(alice, "bob", "wrong draft.docx", b"not for your eyes")
+    transfer_id = offer["file"]["transfer_id"]
+    status, reply = await alice.post(f"/ui/api/conversations/bob/files/{transfer_id}/cancel", {})
+    assert status == 200 and reply["file"]["state"] == "cancelled"
+
+    bob_node = await cluster.start_daemon("bob")  # the offer arrives, then the cancel behind it
+    bob = await cluster.ui("bob")
+    bob_feed = await bob.websocket()
+    if await state_of(bob_node, "alice", "in", transfer_id) != "cancelled":
+        await wait_state(bob_feed, transfer_id, "cancelled")
+    assert files_on_disk(bob_node) == []
+    status, _ = await fetch(bob, "alice", transfer_id)
+    assert status == 404
+    (listed,) = await bob.messages("alice")
+    assert listed["file"]["state"] == "cancelled"
 
 
 def largest_inline_envelope(identity: Identity, recipient_key: bytes) -> Envelope:

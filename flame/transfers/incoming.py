@@ -33,7 +33,7 @@ from flame.receipts import delivered_receipts
 from flame.store import blocked as blocked_store
 from flame.store import files as file_store
 from flame.store import messages as message_store
-from flame.store.files import Transfer
+from flame.store.files import OPEN_STATES, Transfer
 from flame.store.messages import Incoming, Message
 from flame.transfers.common import (
     Progress,
@@ -194,13 +194,23 @@ async def _write_inline(parts: Parts, transfer: Transfer, data: bytes) -> Transf
 
 
 async def receive_file_cancels(parts: Parts, items: list[Incoming]) -> list[bool | RequestError]:
-    """The sender stopped: drop what we hold. True when it changed something."""
+    """The sender stopped: drop what we hold. True when it changed something.
+
+    An inline file (§11.6) is complete from the moment its offer is stored, yet its sender cancels
+    only while it does not know that (for instance the recipient was offline): the cancel, queued
+    behind the offer, takes the file back."""
     outcomes: list[bool | RequestError] = []
     for item in items:
         body = item.inner.body
         assert isinstance(body, FileCancelBody)
         key = (item.inner.from_, "in", body.transfer_id)
-        outcomes.append(await close_transfer(parts, key, "cancelled", "The sender cancelled it."))
+        transfer = await file_store.get(parts.db, *key)
+        closable = OPEN_STATES + ("complete",) if transfer and transfer.inline else OPEN_STATES
+        outcomes.append(
+            await close_transfer(
+                parts, key, "cancelled", "The sender cancelled it.", only_from=closable
+            )
+        )
     return outcomes
 
 
@@ -218,10 +228,17 @@ async def receive_file_declines(parts: Parts, items: list[Incoming]) -> list[boo
 
 
 async def close_transfer(
-    parts: Parts, key: tuple[str, str, str], state: str, reason: str | None
+    parts: Parts,
+    key: tuple[str, str, str],
+    state: str,
+    reason: str | None,
+    *,
+    only_from: tuple[str, ...] = OPEN_STATES,
 ) -> bool:
     """Close an open transfer: stop what runs for it, delete its bytes, tell the UI."""
-    if not await file_store.close(parts.db, key, state, reason, parts.clock.now()):
+    if not await file_store.close(
+        parts.db, key, state, reason, parts.clock.now(), only_from=only_from
+    ):
         return False
     parts.files.stop(key)
     transfer = await file_store.get(parts.db, *key)
