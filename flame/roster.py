@@ -19,6 +19,7 @@ from flame.parts import Parts
 from flame.people import person_summary
 from flame.store import contacts as contact_store
 from flame.store import messages as message_store
+from flame.store import outbox as outbox_store
 from flame.store.contacts import Contact
 
 log = logging.getLogger("flame.roster")
@@ -32,7 +33,7 @@ async def apply_entries(parts: Parts, entries: list[DirectoryEntry]) -> None:
     before = {c.username: c for c in await contact_store.list_contacts(parts.db)}
     updates: list[tuple[str, str | None, str, int | None]] = []
     changed: list[dict[str, Any]] = []
-    woke = False
+    online: list[str] = []
     for entry in entries:
         user = entry.user
         if user.username == parts.me:
@@ -76,11 +77,18 @@ async def apply_entries(parts: Parts, entries: list[DirectoryEntry]) -> None:
             updates.append((user.username, address, status, ts))
         if old_status != status:
             changed.append({"type": "presence", "username": user.username, "status": status})
-            woke = woke or status != "offline"
+            if status != "offline":
+                online.append(user.username)
     await contact_store.set_presence(parts.db, updates)
     for event in changed:  # after the commit: a UI that reacts by asking sees the new state
         parts.hub.publish(event)
-    if woke:
+    await came_online(parts, online)
+
+
+async def came_online(parts: Parts, names: list[str]) -> None:
+    """Peers just seen online: what waits for them goes now, not at the end of its backoff."""
+    if names:
+        await outbox_store.due_now(parts.db, names)
         parts.wake_outbox.set()
         parts.wake_relay.set()
 
@@ -168,6 +176,4 @@ async def probe_once(parts: Parts) -> None:
     await contact_store.set_presence(parts.db, updates)
     for name, _, status, _ in updates:
         parts.hub.publish({"type": "presence", "username": name, "status": status})
-    if any(status != "offline" for _, _, status, _ in updates):
-        parts.wake_outbox.set()
-        parts.wake_relay.set()
+    await came_online(parts, [name for name, _, status, _ in updates if status != "offline"])

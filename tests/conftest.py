@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
+from flame.store.db import Database
 from tests.cluster import Cluster, cluster_context
 
 
@@ -12,6 +14,16 @@ from tests.cluster import Cluster, cluster_context
 async def cluster() -> AsyncIterator[Cluster]:
     async for c in cluster_context():
         yield c
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    """A daemon's database, migrated, on its own (for the store's tests)."""
+    database = await Database.open(tmp_path / "flame.db", "flame.store.schema")
+    try:
+        yield database
+    finally:
+        await database.close()
 
 
 @pytest.fixture

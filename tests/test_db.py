@@ -3,21 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from flame.store.db import Database
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "flame.db", "flame.store.schema")
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 async def count_blocked(db: Database) -> int:

@@ -120,3 +120,30 @@ async def test_a_directory_outage_degrades_and_recovers_by_itself(trio: Cluster)
     await feed.wait_for(lambda e: e["type"] == "directory" and e["state"] == "ok", timeout=20)
     status, body = await alice.get("/ui/api/me")
     assert status == 200 and body["directory"] == "ok"
+
+
+async def test_a_recipient_coming_online_ends_the_senders_backoff(cluster: Cluster) -> None:
+    """alice's first attempts fail while bob is away, and her next retry is a minute off; bob's
+    presence makes the queue due at once (PROTOCOL.md §7.2), so he has it well before that."""
+    await cluster.start_directory()
+    await cluster.add_user("alice", retry_base_s=60.0, retry_max_s=60.0, relay_count=0)
+    await cluster.add_user("bob")
+    alice = await cluster.ui("alice")
+    feed = await alice.websocket()
+    await alice.wait_status(feed, "bob", "online")
+    await cluster.stop_daemon("bob")
+    await alice.wait_status(feed, "bob", "offline")
+    sent = await alice.send("bob", "are you back?")
+    outbox = parts_of(cluster.daemons["alice"]).db
+
+    async def backing_off() -> bool:
+        row = await outbox.fetchone("SELECT attempts, next_attempt_at FROM outbox")
+        return row is not None and row[0] >= 1 and row[1] > time.time() + 20
+
+    await eventually(backing_off, equals=True)
+
+    await cluster.start_daemon("bob")
+    await feed.wait_for(
+        lambda e: e["type"] == "message_state" and e["id"] == sent["id"] and e["state"] == "sent",
+        timeout=15,
+    )

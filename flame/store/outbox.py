@@ -65,19 +65,41 @@ async def enqueue(
     )
 
 
+# Each peer's queue is first in, first out (PROTOCOL.md §7.2): an entry goes only once every entry
+# queued before it for the same peer has gone, so what refers to an earlier message (a file_cancel
+# behind its offer, a receipt behind nothing) never overtakes it, even when the earlier one is
+# backing off and the later one is new. The queue's head decides when the peer is due.
+
+
 async def outbox_peers(db: Database) -> list[tuple[str, float]]:
-    """Each peer with pending envelopes, and when its earliest one is due."""
-    rows = await db.fetchall("SELECT peer, min(next_attempt_at) AS due FROM outbox GROUP BY peer")
+    """Each peer with pending envelopes, and when the head of its queue is due."""
+    # SQLite: with min(), the bare column comes from the row that has the minimum (the head).
+    rows = await db.fetchall(
+        "SELECT peer, next_attempt_at AS due, min(rowid) FROM outbox GROUP BY peer"
+    )
     return [(row["peer"], float(row["due"])) for row in rows]
 
 
 async def due_entries(db: Database, peer: str, now: float, limit: int) -> list[OutboxEntry]:
-    """Due entries of one peer in creation order (per-conversation order is kept)."""
+    """The due prefix of one peer's queue, in the order it was queued."""
     rows = await db.fetchall(
-        "SELECT * FROM outbox WHERE peer=? AND next_attempt_at <= ? ORDER BY rowid LIMIT ?",
-        (peer, now, limit),
+        "SELECT * FROM outbox WHERE peer=? ORDER BY rowid LIMIT ?", (peer, limit)
     )
-    return [_entry(r) for r in rows]
+    due = []
+    for row in rows:
+        if row["next_attempt_at"] > now:
+            break
+        due.append(_entry(row))
+    return due
+
+
+async def due_now(db: Database, peers: list[str]) -> None:
+    """These peers were just seen online: their queues are due at once (attempts are kept, so a
+    peer that fails again backs off from where it was)."""
+    if not peers:
+        return
+    marks = ",".join("?" * len(peers))
+    await db.execute(f"UPDATE outbox SET next_attempt_at=0 WHERE peer IN ({marks})", tuple(peers))
 
 
 async def pending_count(db: Database) -> int:

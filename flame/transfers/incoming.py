@@ -205,7 +205,7 @@ async def receive_file_cancels(parts: Parts, items: list[Incoming]) -> list[bool
         assert isinstance(body, FileCancelBody)
         key = (item.inner.from_, "in", body.transfer_id)
         transfer = await file_store.get(parts.db, *key)
-        closable = OPEN_STATES + ("complete",) if transfer and transfer.inline else OPEN_STATES
+        closable = (*OPEN_STATES, "complete") if transfer and transfer.inline else OPEN_STATES
         outcomes.append(
             await close_transfer(
                 parts, key, "cancelled", "The sender cancelled it.", only_from=closable
