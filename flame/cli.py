@@ -58,7 +58,7 @@ async def serve_until_signalled(
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
-    from flame.account import init_account
+    from flame.services.account import init_account
 
     interactive = sys.stdin.isatty()
 

@@ -2,7 +2,7 @@
 
 FlameError                      code            HTTP
 ├── ConfigError                 config_error    -
-├── LockedError                 locked          503
+├── LockedError                 locked          503 (Retry-After: 30)
 ├── WrongPassword               wrong_password  401
 ├── PeerUnreachable             unreachable     -   (outbound only)
 ├── PeerRefused                 peer_refused    -   (outbound: the peer answered 4xx/5xx)
@@ -16,21 +16,38 @@ FlameError                      code            HTTP
     ├── Conflict                conflict        409
     ├── LengthRequired          length_required 411
     ├── TooLarge                too_large       413
-    └── TooManyRequests         rate_limited    429
+    ├── TooManyRequests         rate_limited    429 (Retry-After)
+    ├── Unavailable             unavailable     503
+    └── TransferRefused         (per refusal)   4xx of the chunk routes (PROTOCOL.md §11.4)
+
+One rule turns any of them into an answer (net/http.py's error middleware): the status, a JSON
+body `{"error": code, "message": sentence, **extra}`, and `Retry-After` when the error says
+when to come back. No handler writes an error answer of its own.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 
 class FlameError(Exception):
     code = "error"
     status = 500
+    retry_after_s: float | None = None
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        self.extra: dict[str, Any] = {}
+
+    def retry_after_header(self) -> str | None:
+        """Whole seconds, at least 1 (RFC 9110 §10.2.3), or None when there is nothing to say."""
+        if self.retry_after_s is None:
+            return None
+        return str(max(1, math.ceil(self.retry_after_s)))
 
 
 class ConfigError(FlameError):
@@ -38,8 +55,11 @@ class ConfigError(FlameError):
 
 
 class LockedError(FlameError):
+    """The daemon's keys are still sealed: its user has not logged in yet (PROTOCOL.md §7)."""
+
     code = "locked"
     status = 503
+    retry_after_s = 30.0
 
 
 class WrongPassword(FlameError):
@@ -69,7 +89,26 @@ class PeerRefused(FlameError):
 
 
 class RequestError(FlameError):
+    """Bad input. `status`, `extra` (more fields of the JSON answer) and `retry_after_s` may be
+    given per error; by default the subclass decides."""
+
     status = 400
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        retry_after_s: float | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message, code=code)
+        if status is not None:
+            self.status = status
+        if retry_after_s is not None:
+            self.retry_after_s = retry_after_s
+        self.extra = extra
 
 
 class BadRequest(RequestError):
@@ -118,9 +157,10 @@ class TooManyRequests(RequestError):
     code = "rate_limited"
     status = 429
 
-    def __init__(self, message: str, *, retry_after_s: float, code: str | None = None) -> None:
-        super().__init__(message, code=code)
-        self.retry_after_s = retry_after_s
+    def __init__(
+        self, message: str, *, retry_after_s: float, code: str | None = None, **extra: Any
+    ) -> None:
+        super().__init__(message, code=code, retry_after_s=retry_after_s, **extra)
 
 
 class Unavailable(RequestError):
@@ -128,3 +168,19 @@ class Unavailable(RequestError):
 
     code = "unavailable"
     status = 503
+
+
+class TransferRefused(RequestError):
+    """A refusal on the file routes; `extra` carries what the receiver holds (`received_bytes`,
+    `state`), so that the sender resumes from there (PROTOCOL.md §11.4)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: str,
+        retry_after_s: float | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message, code=code, status=status, retry_after_s=retry_after_s, **extra)

@@ -13,12 +13,31 @@ from typing import Any
 
 import aiohttp
 
-from flame.account import init_account
 from flame.config import Settings, load_settings
+from flame.core.crypto import Identity
 from flame.daemon import Daemon
 from flame.directory.app import DirectoryServer
+from flame.net.verify import RequestVerifier
+from flame.services.account import init_account
+from flame.services.registry import Services
 
 PASSWORD = "correct horse battery"
+
+
+def services_of(node: Daemon) -> Services:
+    """A running daemon's services, for tests that look inside."""
+    assert node.services is not None
+    return node.services
+
+
+def identity_of(node: Daemon) -> Identity:
+    return services_of(node).ctx.keys.identity()
+
+
+def verifier_of(node: Daemon) -> RequestVerifier:
+    """The verifier of a daemon's signed peer requests (its per-caller limits)."""
+    assert node.verifier is not None
+    return node.verifier
 
 
 def fast_settings(data_dir: Path, directory_url: str, **daemon: Any) -> Settings:
@@ -98,6 +117,14 @@ class UiClient:
         status, body = await self.get(f"/ui/api/conversations/{peer}/messages?limit=200")
         assert status == 200, body
         return list(body["messages"])
+
+    async def open_conversation(self, peer: str) -> list[dict[str, Any]]:
+        """What the page does: load the newest page, then say it showed it (read receipts)."""
+        shown = await self.messages(peer)
+        up_to = {"up_to": shown[-1]["id"]} if shown else {}
+        status, body = await self.post(f"/ui/api/conversations/{peer}/read", up_to)
+        assert status == 200, body
+        return shown
 
     async def status_of(self, name: str) -> str | None:
         _, body = await self.get("/ui/api/contacts")

@@ -4,11 +4,9 @@ and unblocking restores everything."""
 
 from __future__ import annotations
 
-from flame.blocks import is_blocked
-from flame.delivery import deliver_to_peer
 from flame.store import messages as message_store
-from tests.cluster import Cluster
-from tests.social import online_for, parts_of, post_envelopes, sealed, signed_request
+from tests.cluster import Cluster, services_of
+from tests.social import online_for, post_envelopes, sealed, signed_request
 
 
 def names(contacts: dict[str, object]) -> list[str]:
@@ -23,33 +21,33 @@ async def test_a_blocked_user_is_refused_at_the_edge_before_any_decryption(trio:
     alice_ui = await trio.ui("alice")
     status, view = await alice_ui.post("/ui/api/blocks", {"username": "bob"})
     assert status == 200 and view["blocked"] is True
-    assert await is_blocked(parts_of(alice), "bob")
-    assert not await is_blocked(parts_of(alice), "carol")
+    assert await services_of(alice).blocks.is_blocked("bob")
+    assert not await services_of(alice).blocks.is_blocked("carol")
 
-    before = parts_of(alice).decryptions
+    before = services_of(alice).inbox.decryptions
     for _ in range(3):
         status, reply, _ = await post_envelopes(bob, alice, [sealed(bob, alice, text="let me in")])
         assert status == 403
         assert reply == {"error": "forbidden", "message": "This request was refused."}
     status, reply, _ = await signed_request(bob, alice, "GET", "/api/v1/profile")
     assert (status, reply["error"]) == (403, "forbidden")
-    assert parts_of(alice).decryptions == before  # not one envelope was opened
+    assert services_of(alice).inbox.decryptions == before  # not one envelope was opened
 
     # The control: carol's envelope is opened (and counted) and stored.
     status, _, _ = await post_envelopes(carol, alice, [sealed(carol, alice, text="hi")])
-    assert status == 200 and parts_of(alice).decryptions == before + 1
+    assert status == 200 and services_of(alice).inbox.decryptions == before + 1
 
     # Through bob's own daemon: the message stays queued on his side, as if alice were away.
     bob_ui = await trio.ui("bob")
     sent = await bob_ui.send("alice", "please answer")
-    await deliver_to_peer(parts_of(bob), "alice")
-    row = await parts_of(bob).db.fetchone(
+    await services_of(bob).delivery.deliver_to_peer("alice")
+    row = await services_of(bob).ctx.db.fetchone(
         "SELECT attempts, last_error FROM outbox WHERE message_id=?", (sent["id"],)
     )
     assert row is not None and row["attempts"] >= 1
     assert "refused" in row["last_error"] and "block" not in row["last_error"].lower()
-    assert await message_store.count_messages(parts_of(alice).db, "bob") == 0
-    assert parts_of(alice).decryptions == before + 1
+    assert await message_store.count_messages(services_of(alice).ctx.db, "bob") == 0
+    assert services_of(alice).inbox.decryptions == before + 1
 
 
 async def test_an_envelope_written_by_a_blocked_user_is_not_taken_from_anyone(
@@ -63,8 +61,8 @@ async def test_an_envelope_written_by_a_blocked_user_is_not_taken_from_anyone(
     status, reply, _ = await post_envelopes(carol, alice, [by_bob, sealed(carol, alice)])
     assert status == 400 and reply["error"] == "rejected"  # the generic refusal, nothing more
     assert [r["status"] for r in reply["results"]] == ["rejected", "stored"]
-    assert await message_store.count_messages(parts_of(alice).db, "bob") == 0
-    assert await message_store.count_messages(parts_of(alice).db, "carol") == 1
+    assert await message_store.count_messages(services_of(alice).ctx.db, "bob") == 0
+    assert await message_store.count_messages(services_of(alice).ctx.db, "carol") == 1
 
 
 async def test_blocked_people_vanish_unless_asked_for_and_unblocking_restores(
@@ -92,7 +90,9 @@ async def test_blocked_people_vanish_unless_asked_for_and_unblocking_restores(
     assert [m["text"] for m in await alice_ui.messages("bob")] == ["before"]  # history stays
 
     sent = await bob_ui.send("alice", "written while blocked")
-    await deliver_to_peer(parts_of(trio.daemons["bob"]), "alice")  # refused at least once
+    await services_of(trio.daemons["bob"]).delivery.deliver_to_peer(
+        "alice"
+    )  # refused at least once
 
     status, view = await alice_ui.delete("/ui/api/blocks/bob")
     assert status == 200 and view["blocked"] is False

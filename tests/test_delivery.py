@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 
 from flame.store import outbox as outbox_store
-from tests.cluster import Cluster, UiClient, eventually
-from tests.test_peer_api import Peer, envelope_from, parts_of
+from tests.cluster import Cluster, UiClient, eventually, services_of
+from tests.test_peer_api import Peer, envelope_from
 
 
 async def state_of(ui: UiClient, peer: str, message_id: str) -> str:
@@ -24,11 +24,33 @@ async def test_delivered_then_read_receipts_reach_the_sender(trio: Cluster) -> N
         )
     )
     assert await state_of(alice, "bob", sent["id"]) == "delivered"
-    await bob.messages("alice")  # bob opens the conversation: he has seen it
+    await bob.open_conversation("alice")  # bob's page shows it: he has seen it
     await feed.wait_for(
         lambda e: e["type"] == "message_state" and e["id"] == sent["id"] and e["state"] == "read"
     )
     assert await state_of(alice, "bob", sent["id"]) == "read"
+
+
+async def test_reading_the_history_changes_nothing_until_the_page_says_what_it_showed(
+    trio: Cluster,
+) -> None:
+    alice, bob = await trio.ui("alice"), await trio.ui("bob")
+    feed = await alice.websocket()
+    first = await alice.send("bob", "one")
+    second = await alice.send("bob", "two")
+    for sent in (first, second):
+        await feed.wait_for(lambda e, i=sent["id"]: e.get("id") == i and e["state"] == "delivered")
+    for _ in range(2):  # a GET, however often, marks nothing read and sends no receipt
+        assert [m["text"] for m in await bob.messages("alice")] == ["one", "two"]
+    _, contacts = await bob.get("/ui/api/contacts")
+    assert [c["unread"] for c in contacts["contacts"] if c["username"] == "alice"] == [2]
+
+    status, _ = await bob.post("/ui/api/conversations/alice/read", {"up_to": first["id"]})
+    assert status == 200
+    await feed.wait_for(lambda e: e.get("id") == first["id"] and e["state"] == "read")
+    _, contacts = await bob.get("/ui/api/contacts")
+    assert [c["unread"] for c in contacts["contacts"] if c["username"] == "alice"] == [1]
+    assert await state_of(alice, "bob", second["id"]) == "delivered"  # not shown yet: not read
 
 
 async def test_read_receipts_can_be_turned_off(trio: Cluster) -> None:
@@ -69,14 +91,13 @@ async def test_the_outbox_honours_retry_after(trio: Cluster) -> None:
     feed = await alice.websocket()
     await alice.wait_status(feed, "bob", "online")
     bob = trio.daemons["bob"]
-    assert bob.parts is not None
-    bob.parts.identity = None  # bob locks (as before a login): 503 with Retry-After: 30
+    services_of(bob).ctx.keys.lock()  # bob locks (as before a login): 503 with Retry-After: 30
     before = time.time()
     await alice.send("bob", "wait for me")
-    parts = parts_of(trio.daemons["alice"])
+    db = services_of(trio.daemons["alice"]).ctx.db
 
     async def scheduled() -> float:
-        rows = await parts.db.fetchall("SELECT attempts, next_attempt_at FROM outbox")
+        rows = await db.fetchall("SELECT attempts, next_attempt_at FROM outbox")
         return float(rows[0]["next_attempt_at"]) if rows and rows[0]["attempts"] else 0.0
 
     async def tried() -> bool:
@@ -84,7 +105,7 @@ async def test_the_outbox_honours_retry_after(trio: Cluster) -> None:
 
     await eventually(tried, equals=True)
     assert await scheduled() - before >= 29  # not the 0.05 s backoff of the test settings
-    assert await outbox_store.pending_count(parts.db) == 1
+    assert await outbox_store.pending_count(db) == 1
 
 
 async def test_a_directory_outage_degrades_and_recovers_by_itself(trio: Cluster) -> None:
@@ -134,7 +155,7 @@ async def test_a_recipient_coming_online_ends_the_senders_backoff(cluster: Clust
     await cluster.stop_daemon("bob")
     await alice.wait_status(feed, "bob", "offline")
     sent = await alice.send("bob", "are you back?")
-    outbox = parts_of(cluster.daemons["alice"]).db
+    outbox = services_of(cluster.daemons["alice"]).ctx.db
 
     async def backing_off() -> bool:
         row = await outbox.fetchone("SELECT attempts, next_attempt_at FROM outbox")

@@ -7,12 +7,12 @@ import time
 import aiohttp
 import pytest
 
-from flame.account import enroll_request
 from flame.core.crypto import Identity
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
 from flame.directory import store
 from flame.errors import FlameError
-from tests.cluster import PASSWORD, Cluster
+from flame.services.account import enroll_request
+from tests.cluster import PASSWORD, Cluster, identity_of, services_of
 
 
 def enroll_body(
@@ -83,7 +83,7 @@ async def test_flame_init_reports_a_bad_invite_and_writes_nothing(cluster: Clust
     code = await new_invite(cluster, "alice")
     await cluster.enroll("alice", invite=code)  # the same folder works once corrected
     node = await cluster.start_daemon("alice")
-    assert node.parts is not None and node.parts.me == "alice"
+    assert services_of(node).ctx.me == "alice"
 
 
 async def test_presence_appears_and_expires(trio: Cluster) -> None:
@@ -113,11 +113,9 @@ async def test_directory_calls_must_be_signed_and_cannot_be_replayed(trio: Clust
         async with session.get(url + "/dir/v1/users") as response:
             assert response.status == 401
             assert (await response.json())["error"] == "unsigned"
-        alice = trio.daemons["alice"].parts
-        assert alice is not None and alice.identity is not None
         host = url.removeprefix("http://")
         headers = sign_request(
-            alice.identity,
+            identity_of(trio.daemons["alice"]),
             "alice",
             DIRECTORY_AUDIENCE,
             "GET",
@@ -135,7 +133,7 @@ async def test_directory_calls_must_be_signed_and_cannot_be_replayed(trio: Clust
             assert response.status == 401
             assert (await response.json())["error"] == "replayed"
         fresh = sign_request(
-            alice.identity,
+            identity_of(trio.daemons["alice"]),
             "alice",
             DIRECTORY_AUDIENCE,
             "GET",
@@ -148,10 +146,8 @@ async def test_directory_calls_must_be_signed_and_cannot_be_replayed(trio: Clust
             url + "/dir/v1/users", headers={**fresh, "If-None-Match": etag}
         ) as response:
             assert response.status in (200, 304)  # 304 unless presence changed in between
-        bob = trio.daemons["bob"].parts
-        assert bob is not None and bob.identity is not None
         forged = sign_request(
-            bob.identity,
+            identity_of(trio.daemons["bob"]),
             "alice",
             DIRECTORY_AUDIENCE,
             "GET",
@@ -164,12 +160,19 @@ async def test_directory_calls_must_be_signed_and_cannot_be_replayed(trio: Clust
             assert response.status == 401
             assert (await response.json())["error"] == "bad_signature"
         for_bob = sign_request(
-            alice.identity, "alice", "bob", "GET", "/dir/v1/users", host, b"", int(time.time())
+            identity_of(trio.daemons["alice"]),
+            "alice",
+            "bob",
+            "GET",
+            "/dir/v1/users",
+            host,
+            b"",
+            int(time.time()),
         )
         async with session.get(url + "/dir/v1/users", headers=for_bob) as response:
             assert (await response.json())["error"] == "wrong_audience"
         old = sign_request(
-            alice.identity,
+            identity_of(trio.daemons["alice"]),
             "alice",
             DIRECTORY_AUDIENCE,
             "GET",

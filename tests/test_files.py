@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from tests.cluster import Cluster, eventually
+from tests.cluster import Cluster, eventually, services_of
 from tests.files_helpers import (
     MIB,
     Proxy,
@@ -14,7 +14,6 @@ from tests.files_helpers import (
     fetch,
     file_state,
     files_on_disk,
-    parts_of,
     png_bytes,
     progress,
     random_bytes,
@@ -184,7 +183,7 @@ async def test_a_restarted_sender_resumes_where_the_receiver_stopped(cluster: Cl
     await cluster.stop_daemon("alice")  # mid-transfer; bob keeps what he verified
 
     async def receiving() -> bool:  # bob records his last checkpoint as the cut request ends
-        return bool(parts_of(cluster.daemons["bob"]).files.receiving)
+        return bool(services_of(cluster.daemons["bob"]).files.receiving)
 
     await eventually(receiving, equals=False)
     held = (await transfer_of(cluster.daemons["bob"], "alice", "in", transfer_id)).held_bytes

@@ -24,14 +24,12 @@ from flame.core.files import ChunkCipher, Layout
 from flame.core.models import INLINE_MAX_BYTES, Envelope, FileOfferBody, Inner
 from flame.core.signing import sign_request
 from flame.daemon import Daemon
-from flame.store import blocked as blocked_store
 from flame.store import files as file_store
 from flame.store import messages as message_store
-from tests.cluster import Cluster
+from tests.cluster import Cluster, services_of
 from tests.files_helpers import (
     announce,
     fetch,
-    parts_of,
     put_content,
     random_bytes,
     send_file,
@@ -75,8 +73,7 @@ class CraftedOffer:
         return self.cipher.seal(index, self.data[start : start + self.layout.plain_len(index)])
 
     def envelope(self, sender: Daemon, to: Daemon, seq: int = 1) -> Envelope:
-        s, r = parts_of(sender), parts_of(to)
-        assert s.identity is not None
+        s, r = services_of(sender).ctx, services_of(to).ctx
         inner = Inner(
             from_=s.me,
             to=r.me,
@@ -86,7 +83,7 @@ class CraftedOffer:
             kind="file_offer",
             body=self.body,
         )
-        return seal(s.identity.exchange, r.me, r.account.x25519_key, inner)
+        return seal(s.keys.identity().exchange, r.me, r.keys.account.x25519_key, inner)
 
 
 async def signed(
@@ -101,14 +98,13 @@ async def signed(
     length: int | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """A signed request from `sender` to `target`'s peer port, with the upload token."""
-    s = parts_of(sender)
-    assert s.identity is not None
+    s = services_of(sender).ctx
     host = f"127.0.0.1:{target.peer_port}"
     raw = body if isinstance(body, bytes) else b""
     headers = sign_request(
-        s.identity,
+        s.keys.identity(),
         s.me,
-        parts_of(target).me,
+        services_of(target).ctx.me,
         method,
         path,
         host,
@@ -139,13 +135,13 @@ async def put(
 
 
 async def stored_nothing(node: Daemon) -> None:
-    parts = parts_of(node)
-    assert await message_store.count_messages(parts.db) == 0
-    assert await parts.db.fetchall("SELECT * FROM transfers") == []
+    db = services_of(node).ctx.db
+    assert await message_store.count_messages(db) == 0
+    assert await db.fetchall("SELECT * FROM transfers") == []
 
 
 def data_folder_files(node: Daemon) -> set[str]:
-    folder = parts_of(node).settings.daemon_data_dir()
+    folder = services_of(node).ctx.settings.daemon_data_dir()
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
 
@@ -165,13 +161,13 @@ async def test_unsafe_names_and_oversized_offers_are_refused_and_nothing_is_stor
         status, reply = await peer.post([CraftedOffer(name=name).envelope(alice, bob)])
         assert (status, reply["error"]) == (400, code), name
         assert reply["results"][0]["status"] == "rejected" and reply["message"]
-    limit = parts_of(bob).settings.files.max_file_bytes
+    limit = services_of(bob).ctx.settings.files.max_file_bytes
     status, reply = await peer.post([CraftedOffer(size=limit + 1).envelope(alice, bob)])
     assert (status, reply["error"]) == (400, "file_too_large")
     status, reply = await peer.post([CraftedOffer(chunk_bytes=1024).envelope(alice, bob)])
     assert (status, reply["error"]) == (400, "bad_chunk_size")
     await stored_nothing(bob)
-    assert not (parts_of(bob).settings.daemon_data_dir() / "files").exists()
+    assert not (services_of(bob).ctx.settings.daemon_data_dir() / "files").exists()
 
     # The same id twice from one author: the second is refused, the first stays.
     first = CraftedOffer()
@@ -180,7 +176,7 @@ async def test_unsafe_names_and_oversized_offers_are_refused_and_nothing_is_stor
     again = CraftedOffer(transfer_id=first.transfer_id)
     status, reply = await peer.post([again.envelope(alice, bob, seq=2)])
     assert (status, reply["error"]) == (400, "duplicate_transfer")
-    assert await message_store.count_messages(parts_of(bob).db) == 1
+    assert await message_store.count_messages(services_of(bob).ctx.db) == 1
 
 
 async def test_inline_content_that_is_not_what_its_offer_says_is_refused(trio: Cluster) -> None:
@@ -200,7 +196,7 @@ async def test_inline_content_that_is_not_what_its_offer_says_is_refused(trio: C
         status, reply = await peer.post([offer.envelope(alice, bob)])
         assert (status, reply["error"]) == (400, code), code
     await stored_nothing(bob)
-    assert not (parts_of(bob).settings.daemon_data_dir() / "files").exists()
+    assert not (services_of(bob).ctx.settings.daemon_data_dir() / "files").exists()
 
 
 async def test_the_chunk_endpoint_refuses_bad_chunks_tokens_offsets_and_sizes(
@@ -268,7 +264,7 @@ async def test_the_chunk_endpoint_refuses_bad_chunks_tokens_offsets_and_sizes(
     assert (status, reply["error"], reply["state"]) == (410, "transfer_closed", "complete")
 
     # Every byte stayed in bob's data folder, under a generated name.
-    transfer = await file_store.get(parts_of(bob).db, "alice", "in", offer.transfer_id)
+    transfer = await file_store.get(services_of(bob).ctx.db, "alice", "in", offer.transfer_id)
     assert transfer is not None
     files = data_folder_files(bob)
     assert f"files/{transfer.stored_name}" in files
@@ -296,7 +292,7 @@ async def test_a_blocked_sender_is_refused_offers_and_chunks_until_unblocked(
     trio: Cluster,
 ) -> None:
     alice, bob, carol = trio.daemons["alice"], trio.daemons["bob"], trio.daemons["carol"]
-    await blocked_store.set_blocked(parts_of(bob).db, "carol", True, time.time())
+    await services_of(bob).blocks.block("carol")
     offer = CraftedOffer()
     status, reply = await Peer(carol, bob).post([offer.envelope(carol, bob)])
     assert (status, reply["error"]) == (403, "forbidden")
@@ -305,15 +301,18 @@ async def test_a_blocked_sender_is_refused_offers_and_chunks_until_unblocked(
     assert (status, reply["error"]) == (403, "forbidden")
     await stored_nothing(bob)
 
-    # Through carol's own UI: her daemon learns the refusal and fails the transfer.
+    # Through carol's own UI: her offer is refused at bob's door and stays queued on her side,
+    # as a message to someone away would (PROTOCOL.md §12.4); bob stores nothing.
     carol_ui = await trio.ui("carol")
-    feed = await carol_ui.websocket()
     sent = await send_file(carol_ui, "bob", "hello.txt", b"hello bob")
-    failed = await wait_state(feed, sent["file"]["transfer_id"], "failed")
-    assert "refused" in failed["error"]
+    await services_of(carol).delivery.deliver_to_peer("bob")
+    row = await services_of(carol).ctx.db.fetchone(
+        "SELECT attempts, last_error FROM outbox WHERE message_id=?", (sent["id"],)
+    )
+    assert row is not None and row["attempts"] >= 1 and "refused" in row["last_error"]
     await stored_nothing(bob)
 
-    await blocked_store.set_blocked(parts_of(bob).db, "carol", False, time.time())
+    await services_of(bob).blocks.unblock("carol")
     bob_ui = await trio.ui("bob")
     bob_feed = await bob_ui.websocket()
     sent = await send_file(carol_ui, "bob", "hello again.txt", b"hello again")
@@ -325,7 +324,7 @@ async def test_the_ui_refuses_bad_uploads_before_storing_anything(trio: Cluster)
     alice = await trio.ui("alice")
     bob_ui = await trio.ui("bob")
     bob_feed = await bob_ui.websocket()
-    limit = parts_of(trio.daemons["alice"]).settings.files.max_file_bytes
+    limit = services_of(trio.daemons["alice"]).ctx.settings.files.max_file_bytes
     for size, status_code, code in ((limit + 1, 413, "file_too_large"), (0, 400, "empty_file")):
         status, reply = await announce(alice, "bob", "x.bin", size)
         assert (status, reply["error"]) == (status_code, code)

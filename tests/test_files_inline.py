@@ -13,14 +13,13 @@ from flame.core.encoding import b64e
 from flame.core.envelope import new_message_id, seal
 from flame.core.models import INLINE_MAX_BYTES, Envelope, FileOfferBody, Inner
 from flame.daemon import Daemon
+from flame.services.files.disk import remove_strays
 from flame.store import files as file_store
-from flame.transfers.common import remove_strays
-from tests.cluster import Cluster
+from tests.cluster import Cluster, services_of
 from tests.files_helpers import (
     MIB,
     fetch,
     files_on_disk,
-    parts_of,
     random_bytes,
     send_file,
     sha256,
@@ -31,7 +30,7 @@ from tests.test_relays import bob_away, held, offline, until_state
 
 
 async def state_of(node: Daemon, peer: str, direction: str, transfer_id: str) -> str | None:
-    transfer = await file_store.get(parts_of(node).db, peer, direction, transfer_id)
+    transfer = await file_store.get(services_of(node).ctx.db, peer, direction, transfer_id)
     return None if transfer is None else transfer.state
 
 
@@ -63,7 +62,7 @@ async def test_a_small_file_reaches_an_offline_recipient_through_relays_a_large_
     assert (waiting.state, waiting.held_bytes) == ("receiving", 0)  # the offer came, no byte
 
     # The stored message is the offer without its bytes: the file is on disk once, not in SQLite.
-    row = await parts_of(bob_node).db.fetchone(
+    row = await services_of(bob_node).ctx.db.fetchone(
         "SELECT body FROM messages WHERE kind='file_offer' AND body LIKE ?", (f"%{small_id}%",)
     )
     assert row is not None and "data" not in json.loads(row["body"])
@@ -178,5 +177,7 @@ async def test_a_file_left_over_from_a_crash_is_removed_and_no_other(trio: Clust
     old = time.time() - 3600
     os.utime(stray, (old, old))
     os.utime(other, (old, old))
-    assert await remove_strays(parts_of(bob_node)) == 1
+    bob_services = services_of(bob_node)
+    known = await file_store.stored_names(bob_services.ctx.db)
+    assert await remove_strays(bob_services.ctx.settings, known) == 1
     assert sorted(p.name for p in folder.iterdir()) == sorted([kept.name, fresh.name, other.name])

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
 from flame.daemon import Daemon
-from tests.cluster import Cluster
+from tests.cluster import Cluster, identity_of
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -72,8 +72,7 @@ def samples(strategy: st.SearchStrategy[Any], count: int = 60) -> list[Any]:
 
 
 def signer(node: Daemon) -> Any:
-    assert node.parts is not None and node.parts.identity is not None
-    return node.parts.identity
+    return identity_of(node)
 
 
 def check(status: int, body: bytes) -> None:

@@ -53,7 +53,7 @@ async def test_a_key_change_is_refused_and_reported_until_accepted(trio: Cluster
         await bob_feed.wait_for(
             lambda e: e["type"] == "message" and e["message"]["id"] == mine["id"]
         )
-    assert new_bob.parts is not None
+    assert new_bob.services is not None
     # bob's message, refused while his key was unaccepted, stayed queued and now arrives.
     if not [m for m in await alice.messages("bob") if m["id"] == sent["id"]]:
         await feed.wait_for(lambda e: e["type"] == "message" and e["message"]["id"] == sent["id"])

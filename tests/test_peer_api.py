@@ -15,12 +15,7 @@ from flame.core.models import Envelope, Inner, TextBody
 from flame.core.signing import sign_request
 from flame.daemon import Daemon
 from flame.store import messages as message_store
-from tests.cluster import Cluster
-
-
-def parts_of(node: Daemon) -> Any:
-    assert node.parts is not None
-    return node.parts
+from tests.cluster import Cluster, services_of
 
 
 def envelope_from(
@@ -32,7 +27,7 @@ def envelope_from(
     seq: int = 1,
     to_name: str | None = None,
 ) -> Envelope:
-    s, r = parts_of(sender), parts_of(to)
+    s, r = services_of(sender).ctx, services_of(to).ctx
     inner = Inner(
         from_=author or s.me,
         to=to_name or r.me,
@@ -42,14 +37,14 @@ def envelope_from(
         kind="text",
         body=TextBody(text=text),
     )
-    return seal(s.identity.exchange, to_name or r.me, r.account.x25519_key, inner)
+    return seal(s.keys.identity().exchange, to_name or r.me, r.keys.account.x25519_key, inner)
 
 
 class Peer:
     """Signed raw requests from one daemon's identity to another daemon's peer port."""
 
     def __init__(self, sender: Daemon, target: Daemon) -> None:
-        self.sender, self.target = parts_of(sender), target
+        self.sender, self.target = services_of(sender).ctx, target
         self.url = f"http://127.0.0.1:{target.peer_port}"
         self.last: tuple[dict[str, str], bytes] | None = None
 
@@ -57,9 +52,9 @@ class Peer:
         self, body: bytes, path: str = "/api/v1/envelopes", audience: str | None = None
     ) -> dict[str, str]:
         headers = sign_request(
-            self.sender.identity,
+            self.sender.keys.identity(),
             self.sender.me,
-            audience or parts_of(self.target).me,
+            audience or services_of(self.target).ctx.me,
             "POST",
             path,
             f"127.0.0.1:{self.target.peer_port}",
@@ -89,7 +84,7 @@ class Peer:
 
 
 async def stored(node: Daemon) -> int:
-    return await message_store.count_messages(parts_of(node).db)
+    return await message_store.count_messages(services_of(node).ctx.db)
 
 
 async def test_a_duplicate_delivery_changes_nothing(trio: Cluster) -> None:
@@ -183,7 +178,7 @@ async def test_unsigned_badly_signed_and_oversized_requests(trio: Cluster) -> No
     headers = {**peer.sign(body), "Flame-User": "nobody"}
     status, reply = await peer.post_raw(body, headers)
     assert (status, reply["error"]) == (401, "unknown_user")
-    huge = b"x" * (parts_of(bob).settings.daemon.max_body_bytes + 1)
+    huge = b"x" * (services_of(bob).ctx.settings.daemon.max_body_bytes + 1)
     status, reply = await peer.post_raw(huge, peer.sign(huge))
     assert (status, reply["error"]) == (413, "too_large")
     assert await stored(bob) == 0
@@ -222,7 +217,7 @@ async def test_nobody_can_preempt_a_message_by_reusing_its_id(trio: Cluster) -> 
     alice, bob, carol = trio.daemons["alice"], trio.daemons["bob"], trio.daemons["carol"]
     real = envelope_from(alice, bob, "the real one")
     # carol saw the id on the wire and gets her own envelope with that id to bob first.
-    s, r = parts_of(carol), parts_of(bob)
+    s, r = services_of(carol).ctx, services_of(bob).ctx
     inner = Inner(
         from_="carol",
         to="bob",
@@ -232,7 +227,7 @@ async def test_nobody_can_preempt_a_message_by_reusing_its_id(trio: Cluster) -> 
         kind="text",
         body=TextBody(text="decoy"),
     )
-    decoy = seal(s.identity.exchange, "bob", r.account.x25519_key, inner)
+    decoy = seal(s.keys.identity().exchange, "bob", r.keys.account.x25519_key, inner)
     status, reply = await Peer(carol, bob).post([decoy])
     assert status == 200 and reply["results"][0]["status"] == "stored"
     status, reply = await Peer(alice, bob).post([real])
@@ -271,6 +266,8 @@ async def test_a_backlog_larger_than_the_peers_body_limit_is_split_and_delivered
         event = await feed.wait_for(lambda e: e["type"] == "message_state")
         assert event["state"] in ("sent", "delivered"), event
         pending.discard(event["id"])
-    received = await message_store.list_messages(parts_of(bob).db, "alice", before=None, limit=50)
+    received = await message_store.list_messages(
+        services_of(bob).ctx.db, "alice", before=None, limit=50
+    )
     assert [m.body["text"] for m in received] == texts
     assert alice

@@ -19,13 +19,10 @@ from flame.core.image import AVATAR_MAX_BYTES, AVATAR_MAX_SIDE, check_image, ima
 from flame.core.models import Inner, Profile, ProfileFields, ProfileUpdateBody
 from flame.core.profile import make_profile, verify_profile
 from flame.errors import BadRequest
-from flame.profiles import accept_profile
 from flame.store import profiles as profile_store
-from tests.cluster import Cluster, Feed
+from tests.cluster import Cluster, Feed, identity_of, services_of
 from tests.social import (
-    identity_of,
     online_for,
-    parts_of,
     post_envelopes,
     sealed,
     signed_request,
@@ -135,7 +132,7 @@ async def test_edit_push_fetch_and_verify(trio: Cluster) -> None:
 
     # Pushed: bob's page learns of it without asking.
     event = await bob_feed.wait_for(lambda e: profile_event(e, "alice", **ALICE))
-    alice_fp = fingerprint(parts_of(trio.daemons["alice"]).account.identity_key)
+    alice_fp = fingerprint(services_of(trio.daemons["alice"]).ctx.keys.account.identity_key)
     assert event["profile"]["fingerprint"] == alice_fp
     status, seen = await bob_ui.get("/ui/api/profiles/alice")
     assert status == 200 and seen["display_name"] == "Alice Liddell"
@@ -159,9 +156,9 @@ async def test_edit_push_fetch_and_verify(trio: Cluster) -> None:
     assert status == 200 and first["fingerprint"] == alice_fp
     if first["display_name"] != "Alice Liddell":
         await dave_feed.wait_for(lambda e: profile_event(e, "alice", **ALICE))
-    cached = await profile_store.get_profile(parts_of(dave).db, "alice")
+    cached = await profile_store.get_profile(services_of(dave).ctx.db, "alice")
     assert cached is not None and verify_profile(
-        cached.record(), "alice", parts_of(trio.daemons["alice"]).account.identity_key
+        cached.record(), "alice", services_of(trio.daemons["alice"]).ctx.keys.account.identity_key
     )
 
     # The remote route itself answers with the signed record.
@@ -171,13 +168,13 @@ async def test_edit_push_fetch_and_verify(trio: Cluster) -> None:
     assert status == 200 and record["display_name"] == "Alice Liddell" and record["sig"]
 
     # A newer edit replaces it everywhere; an older record never rolls it back.
-    old = await profile_store.get_profile(parts_of(trio.daemons["bob"]).db, "alice")
+    old = await profile_store.get_profile(services_of(trio.daemons["bob"]).ctx.db, "alice")
     assert old is not None
     await alice_ui.put("/ui/api/profile", {**ALICE, "position": "Queen"})
     await bob_feed.wait_for(lambda e: profile_event(e, "alice", position="Queen"))
-    bob_parts = parts_of(trio.daemons["bob"])
-    assert not await accept_profile(bob_parts, "alice", old.record(), "replayed")
-    again = await profile_store.get_profile(bob_parts.db, "alice")
+    bob_services = services_of(trio.daemons["bob"])
+    assert not await bob_services.profiles.accept("alice", old.record(), "replayed")
+    again = await profile_store.get_profile(bob_services.ctx.db, "alice")
     assert again is not None and again.position == "Queen"
 
 
@@ -194,17 +191,17 @@ async def test_a_tampered_profile_is_ignored_and_reported(trio: Cluster) -> None
     await bob_feed.wait_for(lambda e: profile_event(e, "alice", **ALICE))
 
     # Fetched: alice's stored record is changed without her key (a newer ts, a new name).
-    await parts_of(alice).db.execute(
+    await services_of(alice).ctx.db.execute(
         "UPDATE profiles SET display_name='Mallory', ts=ts+1000 WHERE username='alice'"
     )
     await bob_ui.get("/ui/api/profiles/alice")
     event = await wait_rejected(bob_feed, "alice")
     assert "signature" in event["reason"]
-    cached = await profile_store.get_profile(parts_of(bob).db, "alice")
+    cached = await profile_store.get_profile(services_of(bob).ctx.db, "alice")
     assert cached is not None and cached.display_name == "Alice Liddell"
 
     # Pushed: a real envelope from alice, carrying a profile whose signature does not match.
-    stored = await profile_store.get_profile(parts_of(alice).db, "alice")
+    stored = await profile_store.get_profile(services_of(alice).ctx.db, "alice")
     assert stored is not None
     forged = stored.record()  # 'Mallory' under alice's signature over 'Alice Liddell'
     envelope = sealed(alice, bob, ProfileUpdateBody(profile=forged), kind="profile_update")
@@ -225,9 +222,9 @@ async def test_a_tampered_profile_is_ignored_and_reported(trio: Cluster) -> None
     envelope = sealed(alice, bob, ProfileUpdateBody(profile=carol_profile), kind="profile_update")
     await post_envelopes(alice, bob, [envelope])
     await wait_rejected(bob_feed, "alice")
-    cached = await profile_store.get_profile(parts_of(bob).db, "alice")
+    cached = await profile_store.get_profile(services_of(bob).ctx.db, "alice")
     assert cached is not None and cached.display_name == "Alice Liddell"
-    assert await profile_store.get_profile(parts_of(bob).db, "carol") is None
+    assert await profile_store.get_profile(services_of(bob).ctx.db, "carol") is None
 
 
 @pytest.mark.parametrize(
@@ -248,7 +245,9 @@ async def test_bad_profile_fields_are_refused_with_a_reason(
     answer_status, answer = await alice_ui.put("/ui/api/profile", body)
     assert answer_status == status and says in answer["message"], answer
     assert answer["error"] == "bad_request"
-    assert await profile_store.get_profile(parts_of(trio.daemons["alice"]).db, "alice") is None
+    assert (
+        await profile_store.get_profile(services_of(trio.daemons["alice"]).ctx.db, "alice") is None
+    )
 
 
 async def test_avatars_are_resized_checked_and_served_safely(trio: Cluster) -> None:
@@ -261,7 +260,7 @@ async def test_avatars_are_resized_checked_and_served_safely(trio: Cluster) -> N
     )
     assert status == 200, view
     assert view["avatar_url"].startswith("/ui/api/profiles/alice/avatar?v=")
-    stored = await profile_store.get_profile(parts_of(trio.daemons["alice"]).db, "alice")
+    stored = await profile_store.get_profile(services_of(trio.daemons["alice"]).ctx.db, "alice")
     assert stored is not None and stored.avatar is not None
     assert check_image(stored.avatar) == ("image/webp", AVATAR_MAX_SIDE, AVATAR_MAX_SIDE)
     assert len(stored.avatar) <= AVATAR_MAX_BYTES
@@ -292,7 +291,7 @@ async def test_avatars_are_resized_checked_and_served_safely(trio: Cluster) -> N
         status, answer = await alice_ui.put("/ui/api/profile/avatar", {"image": image})
         assert 400 <= status < 500 and answer["error"] == code, answer
         assert answer["message"]
-    same = await profile_store.get_profile(parts_of(trio.daemons["alice"]).db, "alice")
+    same = await profile_store.get_profile(services_of(trio.daemons["alice"]).ctx.db, "alice")
     assert same is not None and same.avatar == stored.avatar
 
     # Removed: gone for everyone.
@@ -324,11 +323,11 @@ async def test_a_peers_oversized_avatar_is_refused(trio: Cluster) -> None:
         kind="profile_update",
         body=ProfileUpdateBody.model_construct(profile=profile),
     )
-    bob_key = parts_of(bob).account.x25519_key
+    bob_key = services_of(bob).ctx.keys.account.x25519_key
     envelope = seal(identity_of(alice).exchange, "bob", bob_key, inner)
     status, reply, _ = await post_envelopes(alice, bob, [envelope])
     assert (status, reply["error"]) == (400, "bad_envelope")
-    assert await profile_store.get_profile(parts_of(bob).db, "alice") is None
+    assert await profile_store.get_profile(services_of(bob).ctx.db, "alice") is None
 
 
 async def test_the_social_routes_never_answer_500(trio: Cluster) -> None:

@@ -10,13 +10,12 @@ from typing import Any
 
 import aiohttp
 
-from flame.account import enroll_request
 from flame.core.crypto import Identity
 from flame.core.ratelimit import TokenBuckets
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
-from flame.net.ratelimit import LimitedVerifier
-from tests.cluster import Cluster
-from tests.social import online_for, parts_of, post_envelopes, sealed
+from flame.services.account import enroll_request
+from tests.cluster import Cluster, services_of, verifier_of
+from tests.social import online_for, post_envelopes, sealed
 
 OTHER_ADDRESS = "127.0.0.2"  # loopback too: a second "machine" for the flood
 
@@ -84,9 +83,8 @@ async def test_a_flood_from_one_address_gets_429_while_a_normal_peer_is_served(
 
 async def test_a_flooding_sender_gets_429_while_another_sender_is_served(trio: Cluster) -> None:
     alice, bob, carol = trio.daemons["alice"], trio.daemons["bob"], trio.daemons["carol"]
-    verifier = parts_of(bob).verifier
-    assert isinstance(verifier, LimitedVerifier)
-    verifier.senders = TokenBuckets(rate_per_s=0.1, burst=5)  # for this test: tight
+    verifier = verifier_of(bob)
+    verifier.per_caller = TokenBuckets(rate_per_s=0.1, burst=5)  # for this test: tight
     await online_for(trio, "alice", "bob")
     assert carol.supervisor is not None
     await carol.supervisor.stop()  # only the flood below speaks for carol (no relay collects)
@@ -113,12 +111,11 @@ async def test_a_flooding_sender_gets_429_while_another_sender_is_served(trio: C
 
 async def test_the_sender_waits_as_long_as_it_is_told(trio: Cluster) -> None:
     bob = trio.daemons["bob"]
-    verifier = parts_of(bob).verifier
-    assert isinstance(verifier, LimitedVerifier)
+    verifier = verifier_of(bob)
     await online_for(trio, "alice", "bob")
     alice_ui, bob_ui = await trio.ui("alice"), await trio.ui("bob")
     alice_feed, bob_feed = await alice_ui.websocket(), await bob_ui.websocket()
-    verifier.senders = TokenBuckets(rate_per_s=0.5, burst=1)  # one now, the next in 2 s
+    verifier.per_caller = TokenBuckets(rate_per_s=0.5, burst=1)  # one now, the next in 2 s
 
     first = await alice_ui.send("bob", "first")
     await alice_feed.wait_for(lambda e: e["type"] == "message_state" and e["id"] == first["id"])
@@ -130,7 +127,9 @@ async def test_the_sender_waits_as_long_as_it_is_told(trio: Cluster) -> None:
     # refused again; it waited the two seconds it was told and got through at the first retry.
     assert waited >= 1.8, waited
     assert verifier.refused == 1
-    row = await parts_of(bob).db.fetchone("SELECT count(*) FROM messages WHERE author='alice'")
+    row = await services_of(bob).ctx.db.fetchone(
+        "SELECT count(*) FROM messages WHERE author='alice'"
+    )
     assert row is not None and row[0] == 2
     assert second["state"] == "sending"
 

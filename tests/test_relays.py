@@ -15,11 +15,10 @@ from flame.core.models import Deposit
 from flame.core.relays import choose_relays, make_ack
 from flame.daemon import Daemon
 from flame.errors import PeerRefused
-from flame.roster import sync_directory_once
 from flame.store import messages as message_store
 from flame.store import relay as relay_store
-from tests.cluster import Cluster, Feed, UiClient, eventually
-from tests.test_peer_api import envelope_from, parts_of
+from tests.cluster import Cluster, Feed, UiClient, eventually, identity_of, services_of
+from tests.test_peer_api import envelope_from
 
 FAST_RELAY = {"relay_after_s": 0.2, "relay_retry_s": 0.5}
 
@@ -31,7 +30,7 @@ async def start_four(cluster: Cluster, **daemon: Any) -> None:
 
 
 async def held(node: Daemon) -> int:
-    return await relay_store.held_count(parts_of(node).db)
+    return await relay_store.held_count(services_of(node).ctx.db)
 
 
 async def until_state(feed: Any, message_id: str, state: str) -> None:
@@ -71,7 +70,7 @@ async def test_offline_recipient_gets_it_once_via_relays_and_the_sender_its_rece
     texts = [
         m.body["text"]
         for m in await message_store.list_messages(
-            parts_of(bob_node).db, "alice", before=None, limit=10
+            services_of(bob_node).ctx.db, "alice", before=None, limit=10
         )
     ]
     assert texts == ["while you were away"]  # once, though three paths carried it
@@ -115,8 +114,8 @@ async def test_relays_refuse_over_quota_and_hand_nothing_to_others(cluster: Clus
     alice, bob, carol = (cluster.daemons[n] for n in ("alice", "bob", "carol"))
     assert carol.supervisor is not None
     await carol.supervisor.stop()  # carol answers as a relay but does not forward on her own
-    await sync_directory_once(parts_of(carol), None)  # ... and knows who everyone is
-    client = parts_of(alice).client
+    await services_of(carol).contacts.sync_once(None)  # ... and knows who everyone is
+    client = services_of(alice).client
     carol_url = f"http://127.0.0.1:{carol.peer_port}"
     envelopes = [envelope_from(alice, bob, f"m{i}", seq=i + 1) for i in range(3)]
     expiry = int(time.time()) + 3600
@@ -135,19 +134,19 @@ async def test_relays_refuse_over_quota_and_hand_nothing_to_others(cluster: Clus
     # Only the recipient may collect: alice asking gets nothing of bob's.
     collected = await client.collect(carol_url, "carol")
     assert collected.envelopes == []
-    got = await parts_of(bob).client.collect(carol_url, "carol")
+    got = await services_of(bob).client.collect(carol_url, "carol")
     assert sorted(e.id for e in got.envelopes) == sorted(e.id for e in envelopes[:2])
 
     # A forged acknowledgement (alice signs "bob has them") deletes nothing.
-    forged = make_ack(parts_of(alice).identity, "carol", "bob", [envelopes[0].id], int(time.time()))
+    forged = make_ack(identity_of(alice), "carol", "bob", [envelopes[0].id], int(time.time()))
     with pytest.raises(PeerRefused) as bad:
-        await parts_of(alice).client.relay_ack(carol_url, "carol", forged)
+        await services_of(alice).client.relay_ack(carol_url, "carol", forged)
     assert bad.value.http_status == 403 and bad.value.code == "bad_ack"
     with pytest.raises(PeerRefused):  # bob sending an ack that alice signed: still refused
-        await parts_of(bob).client.relay_ack(carol_url, "carol", forged)
+        await services_of(bob).client.relay_ack(carol_url, "carol", forged)
     assert await held(carol) == 2
-    genuine = make_ack(parts_of(bob).identity, "carol", "bob", [envelopes[0].id], int(time.time()))
-    await parts_of(bob).client.relay_ack(carol_url, "carol", genuine)
+    genuine = make_ack(identity_of(bob), "carol", "bob", [envelopes[0].id], int(time.time()))
+    await services_of(bob).client.relay_ack(carol_url, "carol", genuine)
     assert await held(carol) == 1
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from flame.core.models import Status
 from flame.core.status import Activity, next_change, reported_status
-from tests.cluster import Cluster, UiClient
-from tests.social import online_for, parts_of
+from tests.cluster import Cluster, UiClient, services_of
+from tests.social import online_for
 
 LIMITS = {"idle_away_s": 600.0, "no_ui_away_s": 60.0}
 
@@ -78,7 +78,7 @@ async def test_idle_and_no_ui_turn_online_into_away_and_back(cluster: Cluster) -
     await cluster.start_directory()
     await cluster.add_user("alice", status__idle_away_s=1.0, status__no_ui_away_s=0.5)
     await cluster.add_user("bob")
-    alice = parts_of(cluster.daemons["alice"])
+    alice = services_of(cluster.daemons["alice"]).status
     bob_ui = await cluster.ui("bob")
     bob_feed = await bob_ui.websocket()
 
@@ -87,7 +87,7 @@ async def test_idle_and_no_ui_turn_online_into_away_and_back(cluster: Cluster) -
     alice_feed = await alice_ui.websocket()
     await bob_ui.wait_status(bob_feed, "alice", "online")
     await alice_feed.wait_for(lambda e: e["type"] == "my_status" and e["status"] == "away")
-    assert alice.status_choice == "online"
+    assert alice.choice == "online"
     await bob_ui.wait_status(bob_feed, "alice", "away")
     await alice_feed.ws.send_json({"type": "activity"})
     await bob_ui.wait_status(bob_feed, "alice", "online")
@@ -107,4 +107,4 @@ async def test_idle_and_no_ui_turn_online_into_away_and_back(cluster: Cluster) -
     await other.put("/ui/api/status", {"status": "busy"})
     await bob_ui.wait_status(bob_feed, "alice", "busy")
     await alice_ui.put("/ui/api/status", {"status": "busy"})  # idempotent
-    assert alice.reported_status == "busy"
+    assert alice.reported == "busy"

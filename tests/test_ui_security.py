@@ -11,7 +11,7 @@ import pytest
 from yarl import URL
 
 from flame.daemon import Daemon
-from tests.cluster import PASSWORD, Cluster, UiClient
+from tests.cluster import PASSWORD, Cluster, UiClient, services_of
 
 
 @pytest.fixture
@@ -165,13 +165,12 @@ async def test_a_wrong_password_unlocks_nothing_and_logins_are_throttled(cluster
     await cluster.start_directory()
     await cluster.enroll("alice")
     locked = await cluster.start_daemon("alice", unlocked=False)
-    assert locked.parts is not None
     origin = {"Origin": locked.ui_url}
     status, _, body = await raw(
         locked, "POST", "/ui/api/login", headers=origin, json={"password": "wrong password"}
     )
     assert status == 401 and "Wrong password" in body
-    assert locked.parts.identity is None and locked.supervisor is None
+    assert not services_of(locked).ctx.keys.is_unlocked and locked.supervisor is None
     statuses = []
     for _ in range(6):
         status, headers, body = await raw(
@@ -180,7 +179,7 @@ async def test_a_wrong_password_unlocks_nothing_and_logins_are_throttled(cluster
         statuses.append(status)
         if status == 429:
             assert int(headers["Retry-After"]) >= 1 and "Too many login attempts" in body
-    assert 429 in statuses and locked.parts.identity is None
+    assert 429 in statuses and not services_of(locked).ctx.keys.is_unlocked
 
 
 async def test_the_ui_listens_on_loopback_only(solo: Daemon) -> None:

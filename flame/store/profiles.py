@@ -8,7 +8,7 @@ import aiosqlite
 
 from flame.core.encoding import b64e
 from flame.core.models import Profile
-from flame.store.db import Database
+from flame.store.db import Database, from_row
 from flame.store.messages import HIDDEN_KINDS
 
 
@@ -39,17 +39,7 @@ class StoredProfile:
 
 
 def _stored(r: aiosqlite.Row) -> StoredProfile:
-    return StoredProfile(
-        r["username"],
-        r["display_name"],
-        r["position"],
-        r["location"],
-        r["bio"],
-        None if r["avatar"] is None else bytes(r["avatar"]),
-        r["ts"],
-        r["sig"],
-        r["stored_at"],
-    )
+    return from_row(StoredProfile, r, avatar=None if r["avatar"] is None else bytes(r["avatar"]))
 
 
 async def get_profile(db: Database, username: str) -> StoredProfile | None:

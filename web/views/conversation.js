@@ -673,6 +673,7 @@ export class ConversationView {
       this.nextBefore = res.next_before ?? null;
       this.olderBtn.hidden = this.nextBefore === null;
       this.scrollToBottom();
+      this._markShown(res.messages);
     } catch (err) {
       if (this.destroyed || err.status === 401) return;
       this._setLoadError(err, () => this.load());
@@ -682,6 +683,13 @@ export class ConversationView {
         this.list.removeAttribute('aria-busy');
       }
     }
+  }
+
+  /** The newest page is on screen: the user has seen it (read receipts, if on). Reading the
+   * history changes nothing by itself; this says how far the page showed. */
+  _markShown(messages) {
+    const last = Array.isArray(messages) && messages.length ? messages[messages.length - 1] : null;
+    if (last) api.markRead(this.peer, last.id).catch(() => {});
   }
 
   async loadOlder() {
