@@ -36,6 +36,15 @@ class FlameError(Exception):
     status = 500
     retry_after_s: float | None = None
 
+    def __init_subclass__(
+        cls, *, code: str | None = None, status: int | None = None, **options: Any
+    ) -> None:
+        super().__init_subclass__(**options)
+        if code is not None:
+            cls.code = code
+        if status is not None:
+            cls.status = status
+
     def __init__(self, message: str, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -50,29 +59,26 @@ class FlameError(Exception):
         return str(max(1, math.ceil(self.retry_after_s)))
 
 
-class ConfigError(FlameError):
-    code = "config_error"
+class ConfigError(FlameError, code="config_error"):
+    """A setting, flag or file the user gave is wrong; the message names it."""
 
 
-class LockedError(FlameError):
+class LockedError(FlameError, code="locked", status=503):
     """The daemon's keys are still sealed: its user has not logged in yet (PROTOCOL.md §7)."""
 
-    code = "locked"
-    status = 503
     retry_after_s = 30.0
 
 
-class WrongPassword(FlameError):
-    code = "wrong_password"
-    status = 401
+class WrongPassword(FlameError, code="wrong_password", status=401):
+    """The password does not open the keystore."""
 
 
-class PeerUnreachable(FlameError):
-    code = "unreachable"
+class PeerUnreachable(FlameError, code="unreachable"):
+    """An outbound call did not get an answer (refused, timed out, or the daemon is locked)."""
 
 
-class PeerRefused(FlameError):
-    code = "peer_refused"
+class PeerRefused(FlameError, code="peer_refused"):
+    """An outbound call got a 4xx or 5xx; `code` is the peer's, `payload` its whole answer."""
 
     def __init__(
         self,
@@ -88,11 +94,9 @@ class PeerRefused(FlameError):
         self.payload = b""
 
 
-class RequestError(FlameError):
+class RequestError(FlameError, status=400):
     """Bad input. `status`, `extra` (more fields of the JSON answer) and `retry_after_s` may be
     given per error; by default the subclass decides."""
-
-    status = 400
 
     def __init__(
         self,
@@ -111,51 +115,44 @@ class RequestError(FlameError):
         self.extra = extra
 
 
-class BadRequest(RequestError):
-    code = "bad_request"
+class BadRequest(RequestError, code="bad_request"):
+    """Malformed input: JSON, a field, a parameter."""
 
 
-class BadEnvelope(RequestError):
-    code = "bad_envelope"
+class BadEnvelope(RequestError, code="bad_envelope"):
+    """An envelope or inner message that breaks a rule of PROTOCOL.md §6."""
 
 
-class DecryptionFailed(RequestError):
-    code = "rejected"
+class DecryptionFailed(RequestError, code="rejected"):
+    """An envelope or chunk that did not open; peers learn only `rejected`."""
 
 
-class AuthError(RequestError):
-    code = "unauthorized"
-    status = 401
+class AuthError(RequestError, code="unauthorized", status=401):
+    """Who is asking is not proven: a signature, a session."""
 
 
-class Forbidden(RequestError):
-    code = "forbidden"
-    status = 403
+class Forbidden(RequestError, code="forbidden", status=403):
+    """Proven, but not allowed."""
 
 
-class NotFound(RequestError):
-    code = "not_found"
-    status = 404
+class NotFound(RequestError, code="not_found", status=404):
+    """No such thing here."""
 
 
-class Conflict(RequestError):
-    code = "conflict"
-    status = 409
+class Conflict(RequestError, code="conflict", status=409):
+    """Not in the state this request needs."""
 
 
-class LengthRequired(RequestError):
-    code = "length_required"
-    status = 411
+class LengthRequired(RequestError, code="length_required", status=411):
+    """A streamed body without its Content-Length."""
 
 
-class TooLarge(RequestError):
-    code = "too_large"
-    status = 413
+class TooLarge(RequestError, code="too_large", status=413):
+    """Over a size limit."""
 
 
-class TooManyRequests(RequestError):
-    code = "rate_limited"
-    status = 429
+class TooManyRequests(RequestError, code="rate_limited", status=429):
+    """Over a rate limit; Retry-After says when to come back."""
 
     def __init__(
         self, message: str, *, retry_after_s: float, code: str | None = None, **extra: Any
@@ -163,11 +160,8 @@ class TooManyRequests(RequestError):
         super().__init__(message, code=code, retry_after_s=retry_after_s, **extra)
 
 
-class Unavailable(RequestError):
+class Unavailable(RequestError, code="unavailable", status=503):
     """This daemon cannot take it now (for instance its disk is full); the sender tries again."""
-
-    code = "unavailable"
-    status = 503
 
 
 class TransferRefused(RequestError):

@@ -1,5 +1,5 @@
 """Crash safety with real processes: kill -9 of the sender after its UI accepted a message, and
-of the recipient in the middle of a batch. Nothing lost, nothing twice (DESIGN §6)."""
+of the recipient in the middle of a batch. Nothing lost, nothing twice (PROTOCOL.md §13)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,8 @@ and working through a directory outage (PROTOCOL.md §13)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import Any
 
 from flame.store import outbox as outbox_store
 from tests.cluster import Cluster, UiClient, eventually, services_of
@@ -12,6 +14,10 @@ from tests.test_peer_api import Peer, envelope_from
 
 async def state_of(ui: UiClient, peer: str, message_id: str) -> str:
     return str(next(m["state"] for m in await ui.messages(peer) if m["id"] == message_id))
+
+
+def delivered(message_id: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("id") == message_id and e.get("state") == "delivered"
 
 
 async def test_delivered_then_read_receipts_reach_the_sender(trio: Cluster) -> None:
@@ -39,7 +45,7 @@ async def test_reading_the_history_changes_nothing_until_the_page_says_what_it_s
     first = await alice.send("bob", "one")
     second = await alice.send("bob", "two")
     for sent in (first, second):
-        await feed.wait_for(lambda e, i=sent["id"]: e.get("id") == i and e["state"] == "delivered")
+        await feed.wait_for(delivered(sent["id"]))
     for _ in range(2):  # a GET, however often, marks nothing read and sends no receipt
         assert [m["text"] for m in await bob.messages("alice")] == ["one", "two"]
     _, contacts = await bob.get("/ui/api/contacts")

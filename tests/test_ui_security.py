@@ -1,4 +1,4 @@
-"""The local UI is an attack surface (DESIGN §9): Host, Origin, session, throttling, headers,
+"""The local UI is an attack surface (docs/UI_API.md, "Rules"): Host, Origin, session, throttling, headers,
 and where it listens."""
 
 from __future__ import annotations

@@ -8,15 +8,18 @@ refused; they vanish from the contact list unless asked for. `is_blocked` is the
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from flame.services.context import Context
 from flame.services.events import BlockChanged
 from flame.store import blocks as block_store
 
 
+@dataclass(eq=False)
 class Blocks:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self._names: set[str] | None = None  # the table, cached: the remote API asks per request
+    ctx: Context
+    # The table, cached: the remote API asks per request.
+    _names: set[str] | None = field(default=None, init=False)
 
     async def names(self) -> set[str]:
         if self._names is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass, field
 
 from flame.core.crypto import binding_message, verify_signature
 from flame.core.encoding import b64d, b64e
@@ -28,17 +29,17 @@ UNKNOWN_USER_TTL_S = 60.0
 UNKNOWN_USERS_MAX = 10_000
 
 
+@dataclass(eq=False)
 class Contacts:
-    def __init__(
-        self, ctx: Context, client: PeerClient, blocks: Blocks, directory_url: str
-    ) -> None:
-        self.ctx = ctx
-        self.client = client
-        self.blocks = blocks
-        self.directory_url = directory_url
-        self.directory_state = "unknown"  # "ok" | "degraded" | "unknown"
-        self.synced = asyncio.Event()  # the first directory sync (or probe round) is done
-        self.unknown_users: dict[str, float] = {}  # name -> do not ask the directory before
+    ctx: Context
+    client: PeerClient
+    blocks: Blocks
+    directory_url: str
+    directory_state: str = field(default="unknown", init=False)  # "ok" | "degraded" | "unknown"
+    # The first directory sync (or probe round) is done.
+    synced: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    # Name -> do not ask the directory before.
+    unknown_users: dict[str, float] = field(default_factory=dict, init=False)
 
     async def get(self, username: str) -> Contact | None:
         return await contact_store.get_contact(self.ctx.db, username)

@@ -10,6 +10,7 @@ import logging
 import random
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from flame.clock import wait_event
@@ -58,10 +59,10 @@ def entry_bytes(entry: OutboxEntry) -> int:
     return envelope_bytes(entry.envelope)
 
 
+@dataclass(eq=False)
 class Delivery:
-    def __init__(self, ctx: Context, client: PeerClient) -> None:
-        self.ctx = ctx
-        self.client = client
+    ctx: Context
+    client: PeerClient
 
     async def run(self) -> None:
         """The loop: one delivery worker per peer with due envelopes (one batch in flight per

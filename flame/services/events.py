@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar, dataclass_transform
 
 from flame.services.people import Person
 from flame.store.files import Transfer
@@ -18,83 +18,69 @@ from flame.store.messages import Message
 log = logging.getLogger("flame.events")
 
 
+@dataclass_transform(frozen_default=True)
 class Event:
+    """A frozen dataclass per kind; `type` names it on the WebSocket (docs/UI_API.md)."""
+
     type: ClassVar[str]
 
+    def __init_subclass__(cls, *, kind: str, **options: Any) -> None:
+        super().__init_subclass__(**options)
+        cls.type = kind
+        dataclass(frozen=True, slots=False)(cls)
 
-@dataclass(frozen=True, slots=True)
-class MessageAdded(Event):
+
+class MessageAdded(Event, kind="message"):
     """A message arrived, or this user sent one (from any tab)."""
 
-    type: ClassVar[str] = "message"
     message: Message
     transfer: Transfer | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MessageStateChanged(Event):
-    type: ClassVar[str] = "message_state"
+class MessageStateChanged(Event, kind="message_state"):
     message_id: str
     peer: str
     state: str
     error: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class PresenceChanged(Event):
-    type: ClassVar[str] = "presence"
+class PresenceChanged(Event, kind="presence"):
     username: str
     status: str
 
 
-@dataclass(frozen=True, slots=True)
-class KeyChanged(Event):
-    type: ClassVar[str] = "key_change"
+class KeyChanged(Event, kind="key_change"):
     username: str
 
 
-@dataclass(frozen=True, slots=True)
-class DirectoryStateChanged(Event):
-    type: ClassVar[str] = "directory"
+class DirectoryStateChanged(Event, kind="directory"):
     state: str
 
 
-@dataclass(frozen=True, slots=True)
-class MyStatusChanged(Event):
-    type: ClassVar[str] = "my_status"
+class MyStatusChanged(Event, kind="my_status"):
     choice: str
     status: str
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileChanged(Event):
-    type: ClassVar[str] = "profile"
+class ProfileChanged(Event, kind="profile"):
     person: Person
 
 
-@dataclass(frozen=True, slots=True)
-class ProfileRejected(Event):
-    type: ClassVar[str] = "profile_rejected"
+class ProfileRejected(Event, kind="profile_rejected"):
     username: str
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class BlockChanged(Event):
-    type: ClassVar[str] = "blocked"
+class BlockChanged(Event, kind="blocked"):
     username: str
     blocked: bool
 
 
-@dataclass(frozen=True, slots=True)
-class FileStateChanged(Event):
-    type: ClassVar[str] = "file_state"
+class FileStateChanged(Event, kind="file_state"):
     transfer: Transfer
 
 
-@dataclass(frozen=True, slots=True)
-class FileProgress(Event):
-    type: ClassVar[str] = "file_progress"
+class FileProgress(Event, kind="file_progress"):
     transfer: Transfer
     phase: str  # "upload" | "send" | "receive"
     done_bytes: int

@@ -8,6 +8,7 @@ Each envelope succeeds or fails on its own: a refused one never holds the others
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
@@ -27,18 +28,20 @@ from flame.store.messages import Incoming
 Receiver = Callable[[list[Incoming]], Awaitable[Sequence[bool | RequestError]]]
 
 
+@dataclass(eq=False)
 class Inbox:
-    def __init__(
-        self, ctx: Context, contacts: Contacts, blocks: Blocks, receipts: Receipts
-    ) -> None:
-        self.ctx = ctx
-        self.contacts = contacts
-        self.blocks = blocks
-        self.receipts = receipts
-        # What the daemon does with each kind of inner message (core.models.KIND_BODIES lists
-        # them); the composition root adds the receivers of the other services.
-        self.receivers: dict[str, Receiver] = {"text": self.receive_texts}
-        self.decryptions = 0  # envelopes this daemon tried to open (tests prove blocks cost none)
+    ctx: Context
+    contacts: Contacts
+    blocks: Blocks
+    receipts: Receipts
+    # What the daemon does with each kind of inner message (core.models.KIND_BODIES lists them);
+    # the composition root adds the receivers of the other services.
+    receivers: dict[str, Receiver] = field(default_factory=dict, init=False)
+    # Envelopes this daemon tried to open (tests prove that blocks cost none).
+    decryptions: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.receivers["text"] = self.receive_texts
 
     async def receive_batch(self, batch: EnvelopeBatch) -> tuple[int, BatchResult]:
         """Open, check and store a batch. Returns the HTTP status and per-envelope results.

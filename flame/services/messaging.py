@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flame.core.models import SEQUENCED_KINDS, TextBody, Wire
 from flame.errors import BadRequest, TooLarge
@@ -46,11 +46,11 @@ class Page:
     has_newer: bool = False  # (pages around one message) there are newer ones after it
 
 
+@dataclass(eq=False)
 class Messaging:
-    def __init__(self, ctx: Context, contacts: Contacts) -> None:
-        self.ctx = ctx
-        self.contacts = contacts
-        self.outgoing: asyncio.Queue[PendingSend] = asyncio.Queue()
+    ctx: Context
+    contacts: Contacts
+    outgoing: asyncio.Queue[PendingSend] = field(default_factory=asyncio.Queue, init=False)
 
     # --- sending ------------------------------------------------------------------------------
 

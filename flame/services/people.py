@@ -42,11 +42,11 @@ class ContactCard:
     last_message: Message | None
 
 
+@dataclass(eq=False)
 class People:
-    def __init__(self, ctx: Context, blocks: Blocks, status: StatusTracker) -> None:
-        self.ctx = ctx
-        self.blocks = blocks
-        self.status = status
+    ctx: Context
+    blocks: Blocks
+    status: StatusTracker
 
     def _person(
         self,

@@ -5,6 +5,7 @@ report that fails means degraded mode (§13.5)."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 
 from flame.core.models import PROTOCOL_VERSIONS
 from flame.core.presence import make_presence
@@ -17,15 +18,14 @@ from flame.services.status import StatusTracker
 log = logging.getLogger("flame.presence")
 
 
+@dataclass(eq=False)
 class Presence:
-    def __init__(
-        self, ctx: Context, client: PeerClient, contacts: Contacts, status: StatusTracker
-    ) -> None:
-        self.ctx = ctx
-        self.client = client
-        self.contacts = contacts
-        self.status = status
-        self.address = ""  # where peers reach this daemon; known once the peer listener is bound
+    ctx: Context
+    client: PeerClient
+    contacts: Contacts
+    status: StatusTracker
+    # Where peers reach this daemon; known once the peer listener is bound.
+    address: str = field(default="", init=False)
 
     async def report_once(self) -> None:
         """One signed report; the directory link is `ok` after it, `degraded` if it failed."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from dataclasses import dataclass, field
 from typing import Final
 
 from flame.core.models import Profile, ProfileFields, ProfileUpdateBody
@@ -44,21 +45,15 @@ class Keep:
 KEEP: Final = Keep()
 
 
+@dataclass(eq=False)
 class Profiles:
-    def __init__(
-        self,
-        ctx: Context,
-        client: PeerClient,
-        people: People,
-        messaging: Messaging,
-        blocks: Blocks,
-    ) -> None:
-        self.ctx = ctx
-        self.client = client
-        self.people = people
-        self.messaging = messaging
-        self.blocks = blocks
-        self.requests: asyncio.Queue[str] = asyncio.Queue()  # names the UI asked about
+    ctx: Context
+    client: PeerClient
+    people: People
+    messaging: Messaging
+    blocks: Blocks
+    # Names the UI asked about.
+    requests: asyncio.Queue[str] = field(default_factory=asyncio.Queue, init=False)
 
     # --- contacts' profiles -------------------------------------------------------------------
 

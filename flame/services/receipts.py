@@ -5,6 +5,7 @@ envelopes like any other, queued in the outbox, retried and relayed; they are ne
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 from flame.core.models import ReceiptBody
 from flame.services.context import Context
@@ -24,9 +25,9 @@ def receipt_key(envelope_id: str) -> str:
     return f"receipt:{envelope_id}"
 
 
+@dataclass(eq=False)
 class Receipts:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
+    ctx: Context
 
     async def build(
         self, state: str, ids_by_author: dict[str, list[str]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 from flame.core.models import (
     BatchResult,
@@ -37,11 +38,11 @@ def _rejected(envelope: Envelope, code: str, message: str) -> EnvelopeResult:
     return EnvelopeResult(id=envelope.id, status="rejected", error=code, message=message)
 
 
+@dataclass(eq=False)
 class Relay:
-    def __init__(self, ctx: Context, client: PeerClient, inbox: Inbox) -> None:
-        self.ctx = ctx
-        self.client = client
-        self.inbox = inbox
+    ctx: Context
+    client: PeerClient
+    inbox: Inbox
 
     # --- as a relay ---------------------------------------------------------------------------
 

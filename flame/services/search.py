@@ -28,10 +28,10 @@ class SearchResult:
     messages: list[MessageHit] = field(default_factory=list)
 
 
+@dataclass(eq=False)
 class Search:
-    def __init__(self, ctx: Context, people: People) -> None:
-        self.ctx = ctx
-        self.people = people
+    ctx: Context
+    people: People
 
     async def search(self, text: str, filters: SearchFilters) -> SearchResult:
         query = parse_query(text)

@@ -5,6 +5,7 @@ say changes."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import cast
 
 from flame.clock import wait_event
@@ -18,15 +19,16 @@ from flame.store.keystore import get_meta, set_meta
 CHOICE_KEY = "status_choice"
 
 
+@dataclass(eq=False)
 class StatusTracker:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.choice: Status = "online"
-        self.last_activity = 0.0
-        self.ui_sessions = 0
-        self.ui_last_seen = 0.0
-        self.reported: Status | None = None
-        self.changed = asyncio.Event()  # wakes the presence report
+    ctx: Context
+    choice: Status = field(default="online", init=False)
+    last_activity: float = field(default=0.0, init=False)
+    ui_sessions: int = field(default=0, init=False)
+    ui_last_seen: float = field(default=0.0, init=False)
+    reported: Status | None = field(default=None, init=False)
+    # Wakes the presence report.
+    changed: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     def _activity(self) -> Activity:
         return Activity(self.last_activity, self.ui_sessions, self.ui_last_seen)

@@ -12,7 +12,7 @@ import dataclasses
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -23,6 +23,11 @@ import aiosqlite
 from flame.errors import FlameError
 
 T = TypeVar("T")
+
+
+def in_marks(values: Sequence[Any]) -> str:
+    """The placeholders of an SQL IN list of `values`: "?,?,?"."""
+    return ",".join("?" * len(values))
 
 
 def from_row(cls: type[T], row: aiosqlite.Row, **overrides: Any) -> T:
@@ -110,6 +115,12 @@ class Database:
         coroutine's statements on the shared connection, nor sees its uncommitted writes."""
         async with self.lock:
             return list(await self.conn.execute_fetchall(sql, params))
+
+    async def fetch_in(self, sql: str, values: Sequence[Any]) -> list[aiosqlite.Row]:
+        """`sql` with one "IN ({})" filled for `values`; none at all for no values."""
+        if not values:
+            return []
+        return await self.fetchall(sql.format(in_marks(values)), tuple(values))
 
     async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         async with self.lock:

@@ -12,7 +12,7 @@ import aiosqlite
 from flame.core import states
 from flame.core.files import Layout
 from flame.core.states import CLOSED_STATES, OPEN_STATES
-from flame.store.db import Database, from_row
+from flame.store.db import Database, from_row, in_marks
 
 # The transfer states and their order are core/states.py's.
 OUTGOING_OPEN_SQL = f"state IN ({states.sql_list(states.OUTGOING_OPEN)})"
@@ -59,7 +59,7 @@ class Transfer:
 FIELDS = [f.name for f in dataclasses.fields(Transfer)]
 COLUMNS = ", ".join(FIELDS)
 T_COLUMNS = ", ".join(f"t.{name}" for name in FIELDS)
-MARKS = ",".join("?" * len(FIELDS))
+MARKS = in_marks(FIELDS)
 
 
 def _transfer(r: aiosqlite.Row) -> Transfer:
@@ -107,11 +107,8 @@ async def stored_names(db: Database) -> set[str]:
 
 
 async def by_messages(db: Database, message_ids: list[str]) -> dict[str, Transfer]:
-    if not message_ids:
-        return {}
-    marks = ",".join("?" * len(message_ids))
-    rows = await db.fetchall(
-        f"SELECT {COLUMNS} FROM transfers WHERE message_id IN ({marks})", tuple(message_ids)
+    rows = await db.fetch_in(
+        f"SELECT {COLUMNS} FROM transfers WHERE message_id IN ({{}})", message_ids
     )
     return {row["message_id"]: _transfer(row) for row in rows}
 
@@ -152,7 +149,7 @@ async def close(
 ) -> bool:
     """Move an open transfer to a closed state (or between open ones); False if it was not in
     `only_from` (already closed: a cancel racing a completion changes nothing)."""
-    marks = ",".join("?" * len(only_from))
+    marks = in_marks(only_from)
     completed_at = now if state in CLOSED_STATES else None
     async with db.transaction() as conn:
         cursor = await conn.execute(

@@ -12,7 +12,7 @@ import aiosqlite
 from flame.core import states
 from flame.core.models import Envelope, Inner
 from flame.store import outbox
-from flame.store.db import Database, from_row
+from flame.store.db import Database, from_row, in_marks
 
 # Inner kinds that travel through the outbox like messages but are not shown in a conversation
 # (a profile update is sent to every contact; PROTOCOL.md §12.1).
@@ -73,7 +73,7 @@ class Outgoing:
 
 async def next_sequences(db: Database, peers: list[str]) -> dict[str, int]:
     """The next sequence number of each conversation (1 for a new one)."""
-    marks = ",".join("?" * len(peers))
+    marks = in_marks(peers)
     rows = await db.fetchall(
         f"SELECT peer, next_seq FROM sequences WHERE peer IN ({marks})", tuple(peers)
     )
@@ -123,7 +123,7 @@ async def store_outgoing(
             " ON CONFLICT (peer) DO UPDATE SET next_seq = excluded.next_seq",
             list(next_seq.items()),
         )
-        marks = ",".join("?" * len(items))
+        marks = in_marks(items)
         async with conn.execute(f"SELECT * FROM messages WHERE id IN ({marks})", keys) as cursor:
             stored = {row["id"]: message_from_row(row) for row in await cursor.fetchall()}
     return [stored[key] for key in keys]
@@ -145,7 +145,7 @@ async def store_incoming(
         return results
     async with db.transaction() as conn:
         ids = [item.key for item in items]
-        marks = ",".join("?" * len(ids))
+        marks = in_marks(ids)
         async with conn.execute(f"SELECT id FROM messages WHERE id IN ({marks})", ids) as cur:
             known = {row["id"] for row in await cur.fetchall()}
         fresh: list[tuple[int, Incoming]] = []
@@ -173,7 +173,7 @@ async def store_incoming(
         )
         await outbox.enqueue(conn, list(receipts), now=items[0].received_at, ttl_s=ttl_s)
         if fresh:
-            marks = ",".join("?" * len(fresh))
+            marks = in_marks(fresh)
             async with conn.execute(
                 f"SELECT * FROM messages WHERE id IN ({marks})", [i.key for _, i in fresh]
             ) as cur:
@@ -236,7 +236,7 @@ async def apply_receipt(
     keys = [message_key(me, envelope_id) for envelope_id in envelope_ids]
     if not keys:
         return []
-    marks = ",".join("?" * len(keys))
+    marks = in_marks(keys)
     rank = states.rank(state)
     async with db.transaction() as conn:
         await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", keys)

@@ -1,5 +1,5 @@
 """The outbox: every outgoing envelope (messages and receipts) until its recipient's daemon has it,
-with its retry schedule, relay bookkeeping and expiry (DESIGN §6, PROTOCOL.md §13)."""
+with its retry schedule, relay bookkeeping and expiry (PROTOCOL.md §13)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import aiosqlite
 
 from flame.core import states
 from flame.core.models import Envelope
-from flame.store.db import Database
+from flame.store.db import Database, in_marks
 
 # Message states move only forward (core/states.py has the order; this SQL is made from it).
 STATE_RANK_SQL = states.rank_sql()
@@ -97,7 +97,7 @@ async def due_now(db: Database, peers: list[str]) -> None:
     peer that fails again backs off from where it was)."""
     if not peers:
         return
-    marks = ",".join("?" * len(peers))
+    marks = in_marks(peers)
     await db.execute(f"UPDATE outbox SET next_attempt_at=0 WHERE peer IN ({marks})", tuple(peers))
 
 
@@ -111,7 +111,7 @@ async def mark_sent(db: Database, message_ids: list[str]) -> None:
     """The recipient's daemon acknowledged: drop from the outbox, state -> sent, in one step."""
     if not message_ids:
         return
-    marks = ",".join("?" * len(message_ids))
+    marks = in_marks(message_ids)
     async with db.transaction() as conn:
         await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", message_ids)
         await conn.execute(
@@ -181,7 +181,7 @@ async def mark_relayed(db: Database, message_ids: list[str], now: float) -> list
     message keys whose visible state changed."""
     if not message_ids:
         return []
-    marks = ",".join("?" * len(message_ids))
+    marks = in_marks(message_ids)
     async with db.transaction() as conn:
         await conn.execute(
             f"UPDATE outbox SET relayed_at=?, relay_tried_at=? WHERE message_id IN ({marks})",

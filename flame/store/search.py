@@ -1,9 +1,10 @@
 """Full-text search over messages and profiles (FTS5; the index is kept by 004_social.sql's
-triggers), and the page of a conversation around one message. The only search SQL.
+triggers). The only search SQL (PROTOCOL.md §12.3).
 
-Speed with natural word frequencies (DESIGN §10): a common word matches a large share of all
-messages, and ranking every match costs hundreds of milliseconds at a million messages, while
-walking the index newest-first and stopping at the page size costs well under one. So:
+Speed with natural word frequencies (`make bench` measures it on a Zipf corpus): a common word
+matches a large share of all messages, and ranking every match costs hundreds of milliseconds at
+a million messages, while walking the index newest-first and stopping at the page size costs
+well under one. So:
 
 - `newest` (the default) walks the matches newest-first (FTS5 rowid order) and stops at `limit`;
 - `relevance` ranks with BM25, but only the newest RELEVANCE_CANDIDATES matches: every match of a

@@ -126,16 +126,16 @@ def contact_json(card: ContactCard) -> Json:
     }
 
 
+PERSON_FIELDS = (
+    *("username", "display_name", "position", "location"),
+    *("avatar_url", "blocked", "is_me", "status"),
+)
+
+
 def person_json(person: Person) -> Json:
-    """`Person`: a person in search results."""
-    profile = person.profile
-    return {
-        "username": person.username,
-        **_summary(person),
-        "location": profile.location if profile is not None else "",
-        "is_me": person.is_me,
-        "status": person.status,
-    }
+    """`Person`: a person in search results (the profile's first fields)."""
+    profile = profile_json(person)
+    return {name: profile[name] for name in PERSON_FIELDS}
 
 
 def snippet_json(snippet: str) -> list[Json]:

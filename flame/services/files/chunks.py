@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import StreamReader
@@ -102,11 +103,11 @@ def _held(transfer: Transfer, intake: Intake) -> dict[str, Any]:
     return {**status_of(transfer), "received_bytes": intake.hashed_bytes}
 
 
+@dataclass(eq=False)
 class Chunks:
-    def __init__(self, ctx: Context, runtime: FileRuntime, blocks: Blocks) -> None:
-        self.ctx = ctx
-        self.runtime = runtime
-        self.blocks = blocks
+    ctx: Context
+    runtime: FileRuntime
+    blocks: Blocks
 
     async def transfer_for(self, caller: str, transfer_id: str, token: str | None) -> Transfer:
         """The incoming transfer `caller` offered, if `token` is its upload token. Refused while

@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+from dataclasses import dataclass
 
 from flame.core.files import SNIFF_BYTES, check_offer, sniff_media
 from flame.core.models import FileCancelBody, FileDeclineBody, FileOfferBody
@@ -26,14 +27,12 @@ from flame.store.messages import Incoming
 log = logging.getLogger("flame.transfers")
 
 
+@dataclass(eq=False)
 class Offers:
-    def __init__(
-        self, ctx: Context, runtime: FileRuntime, blocks: Blocks, receipts: Receipts
-    ) -> None:
-        self.ctx = ctx
-        self.runtime = runtime
-        self.blocks = blocks
-        self.receipts = receipts
+    ctx: Context
+    runtime: FileRuntime
+    blocks: Blocks
+    receipts: Receipts
 
     async def receive_offers(self, items: list[Incoming]) -> list[bool | RequestError]:
         """Check every offer, then record the transfers and store the messages. The transfers go

@@ -4,7 +4,7 @@ requests, running hashes), how a transfer closes, and the events its UIs get."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flame.core.files import ProgressMeter
@@ -28,14 +28,18 @@ class Intake:
     hashed_bytes: int
 
 
+@dataclass(eq=False)
 class FileRuntime:
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.wake = asyncio.Event()  # the sending loop looks again
-        self.pushes: dict[Key, asyncio.Task[None]] = {}  # attempts in flight
-        self.uploads: dict[Key, asyncio.Event] = {}  # set: stop that upload
-        self.intakes: dict[Key, Intake] = {}
-        self.receiving: set[Key] = set()  # incoming with a chunk request running
+    ctx: Context
+    # The sending loop looks again.
+    wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    # Attempts in flight.
+    pushes: dict[Key, asyncio.Task[None]] = field(default_factory=dict, init=False)
+    # Set: stop that upload.
+    uploads: dict[Key, asyncio.Event] = field(default_factory=dict, init=False)
+    intakes: dict[Key, Intake] = field(default_factory=dict, init=False)
+    # Incoming with a chunk request running.
+    receiving: set[Key] = field(default_factory=set, init=False)
 
     def stop(self, key: Key) -> None:
         """Stop whatever runs for this transfer (its state in the database already says why).

@@ -16,6 +16,7 @@ import logging
 import os
 import random
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 
 from flame.core.encoding import b64d, b64e
 from flame.core.files import TAG_BYTES, TRANSFER_ID_BYTES, ChunkCipher
@@ -38,11 +39,11 @@ PERMANENT_CODES = {"bad_token", "forbidden", "hash_mismatch", "past_end"}
 CLOSED_BY_PEER = {"declined", "cancelled", "failed"}
 
 
+@dataclass(eq=False)
 class Sender:
-    def __init__(self, ctx: Context, runtime: FileRuntime, client: PeerClient) -> None:
-        self.ctx = ctx
-        self.runtime = runtime
-        self.client = client
+    ctx: Context
+    runtime: FileRuntime
+    client: PeerClient
 
     async def send_files(self) -> None:
         """The loop: one push at a time per transfer, at most files.parallel_transfers at once.

@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import StreamReader
@@ -52,14 +53,12 @@ from flame.store.messages import Message
 log = logging.getLogger("flame.files")
 
 
+@dataclass(eq=False)
 class Uploads:
-    def __init__(
-        self, ctx: Context, runtime: FileRuntime, messaging: Messaging, contacts: Contacts
-    ) -> None:
-        self.ctx = ctx
-        self.runtime = runtime
-        self.messaging = messaging
-        self.contacts = contacts
+    ctx: Context
+    runtime: FileRuntime
+    messaging: Messaging
+    contacts: Contacts
 
     async def begin_upload(self, peer: str, name: str, size: int, declared_type: str) -> Transfer:
         """Record a file the browser is about to upload. Refused here, before any byte is sent, when
