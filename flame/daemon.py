@@ -22,7 +22,7 @@ from flame.api.ui.guard import UiOrigin
 from flame.clock import Clock, SystemClock
 from flame.config import Settings
 from flame.core.crypto import open_keystore
-from flame.core.keys import Keys
+from flame.core.keys import Account, Keys
 from flame.core.ratelimit import TokenBuckets
 from flame.errors import FlameError, WrongPassword
 from flame.net.peer_client import PeerClient
@@ -47,6 +47,37 @@ def advertised_address(settings: Settings, port: int) -> str:
         host = socket.getfqdn()
     host = f"[{host}]" if ":" in host else host
     return f"http://{host}:{port}"
+
+
+def build_services(
+    settings: Settings, db: Database, account: Account, clock: Clock, directory_url: str
+) -> Services:
+    """Everything one account's daemon runs on, over its open database (still locked)."""
+    keys = Keys(account)
+    ctx = Context(settings, db, clock, keys, Events())
+    client = PeerClient(keys, settings.daemon.request_timeout_s, clock.now)
+    return Services.build(ctx, client, directory_url)
+
+
+def build_verifier(settings: Settings, username: str, clock: Clock) -> RequestVerifier:
+    """The checks of signed peer requests, with the per-caller limits (PROTOCOL.md §12.5)."""
+    limits = settings.limits
+    return RequestVerifier(
+        username,
+        clock.now(),
+        clock.now,
+        per_caller=TokenBuckets(limits.peer_rate_per_sender, limits.peer_burst_per_sender),
+    )
+
+
+async def unlock_keys(keys: Keys, password: str) -> bool:
+    """Check the password against the keystore (Argon2id, in a thread); True if this unlocked
+    the keys for the first time. A wrong password raises WrongPassword and unlocks nothing."""
+    account = keys.account
+    identity = await asyncio.to_thread(open_keystore, account.sealed, account.username, password)
+    if identity.identity_key != account.identity_key:
+        raise WrongPassword("The keystore does not match this account.")
+    return keys.unlock(identity)
 
 
 class Daemon:
@@ -91,18 +122,10 @@ class Daemon:
         account = await load_account(db)
         if account is None:
             raise FlameError(f"No Flame account in {self.data_dir}; run 'flame init' first.")
+        # The address given at enrollment wins over the settings' default.
         directory_url = (await get_meta(db, "directory_url")) or settings.daemon.directory_url
-        keys = Keys(account)
-        ctx = Context(settings, db, clock, keys, Events())
-        client = PeerClient(keys, settings.daemon.request_timeout_s, clock.now)
-        self.services = services = Services.build(ctx, client, directory_url)
-        limits = settings.limits
-        self.verifier = verifier = RequestVerifier(
-            account.username,
-            clock.now(),
-            clock.now,
-            per_caller=TokenBuckets(limits.peer_rate_per_sender, limits.peer_burst_per_sender),
-        )
+        self.services = services = build_services(settings, db, account, clock, directory_url)
+        self.verifier = verifier = build_verifier(settings, account.username, clock)
         origin = UiOrigin()
         self.listeners = [
             Listener(
@@ -128,18 +151,11 @@ class Daemon:
         """Check the password against the keystore; the first success unlocks the daemon."""
         services = self.services
         assert services is not None
-        keys = services.ctx.keys
-        account = keys.account
-        identity = await asyncio.to_thread(
-            open_keystore, account.sealed, account.username, password
-        )
-        if identity.identity_key != account.identity_key:
-            raise WrongPassword("The keystore does not match this account.")
         async with self.unlock_lock:
-            if keys.unlock(identity):
+            if await unlock_keys(services.ctx.keys, password):
                 self.supervisor = tasks.Supervisor(tasks.loops(services))
                 self.supervisor.start()
-                log.info("%s unlocked", account.username)
+                log.info("%s unlocked", services.ctx.me)
 
     async def stop(self) -> None:
         """Stop the loops, then log off and close the listeners at the same time (each bounded),

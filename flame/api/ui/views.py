@@ -18,7 +18,7 @@ from flame.services.search import SearchResult
 from flame.store.files import Transfer
 from flame.store.messages import Message
 from flame.store.profiles import StoredProfile
-from flame.store.search import HIT_END, HIT_START
+from flame.store.search import HIT_END, HIT_START, MessageHit
 
 Json = dict[str, Any]
 # What the UI may see of a file offer: never its key or upload token (PROTOCOL.md §11.2).
@@ -151,16 +151,18 @@ def snippet_json(snippet: str) -> list[Json]:
     return segments
 
 
+def hit_json(hit: MessageHit) -> Json:
+    """`Hit`: a message that matched a search, with the matching part of its text."""
+    return {"message": message_json(hit.message), "snippet": snippet_json(hit.snippet)}
+
+
 def search_json(result: SearchResult) -> Json:
     """The answer of a search: `Person`s and `Hit`s."""
     return {
         "query": result.query,
         "order": result.order,
         "people": [person_json(p) for p in result.people],
-        "messages": [
-            {"message": message_json(hit.message), "snippet": snippet_json(hit.snippet)}
-            for hit in result.messages
-        ],
+        "messages": [hit_json(hit) for hit in result.messages],
     }
 
 
@@ -174,9 +176,29 @@ def settings_json(read_receipts: bool) -> Json:
     return {"read_receipts": read_receipts}
 
 
+def block_json(username: str, blocked_at: float) -> Json:
+    """`Block`: someone this user blocked, and since when."""
+    return {"username": username, "blocked_at": blocked_at}
+
+
 def blocked_json(listing: dict[str, float]) -> Json:
     """The block list."""
-    return {"blocked": [{"username": name, "blocked_at": at} for name, at in listing.items()]}
+    return {"blocked": [block_json(name, at) for name, at in listing.items()]}
+
+
+# Every UI object, by the name docs/UI_API.md gives it.
+OBJECTS: dict[str, Callable[..., Json]] = {
+    "Me": me_json,
+    "Contact": contact_json,
+    "Message": message_json,
+    "File": file_json,
+    "Profile": profile_json,
+    "Person": person_json,
+    "Hit": hit_json,
+    "MyStatus": my_status_json,
+    "Settings": settings_json,
+    "Block": block_json,
+}
 
 
 # --- events on the WebSocket ------------------------------------------------------------------
