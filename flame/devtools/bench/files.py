@@ -1,10 +1,10 @@
-"""`flame bench`, the file figure: one file (default 1 GiB) from alice to bob over loopback, end to
-end (from the browser's first upload request until bob's daemon has verified the whole file), with
-both daemons' peak RSS, beside this machine's raw loopback TCP, AES-256-GCM and SHA-256
-throughput measured in the same run.
+"""The bench's file figure: one file (default 1 GiB) from alice to bob over loopback, end to end
+(from the browser's first upload request until bob's daemon has verified the whole file), with
+both daemons' peak RSS, beside this machine's raw loopback TCP, AES-256-GCM and SHA-256 throughput
+measured in the same run (machine.py). bob's copy is fetched back through his UI API and hashed.
 
-Nothing here is imported by the daemon. The file is written to the bench's temporary folder and
-deleted afterwards; memory stays at a few MiB whatever its size. Every wait is bounded.
+The file is written to the bench's temporary folder and deleted afterwards; memory stays at a few
+MiB whatever its size. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -14,104 +14,26 @@ import contextlib
 import hashlib
 import json
 import os
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from flame.errors import FlameError
+from flame.devtools.bench.machine import (
+    PIECE,
+    aead_mb_s,
+    loopback_tcp_mb_s,
+    peak_rss_mib,
+    reset_peak_rss,
+    sha256_mb_s,
+)
+from flame.devtools.bench.messages import Tab
+from flame.devtools.ui import ToolFailed, UiClient
 
 MIB = 1024 * 1024
-PIECE = MIB  # one read of the source file, one send, one AEAD call
 MIN_TRANSFER_RATE = 5_000_000  # bytes/s below which the bench gives up waiting (timeouts)
-
-
-class FileBenchFailed(FlameError):
-    code = "bench_failed"
-
-
-# --- this machine ---------------------------------------------------------------------------------
-
-
-def loopback_tcp_mb_s(total_bytes: int) -> float:
-    """Raw TCP over 127.0.0.1: one thread sends 1 MiB writes, another receives; MB/s."""
-    server = socket.create_server(("127.0.0.1", 0))
-    port = server.getsockname()[1]
-    received = 0
-
-    def receive() -> None:
-        nonlocal received
-        conn, _ = server.accept()
-        with conn:
-            buffer = bytearray(PIECE)
-            view = memoryview(buffer)
-            while received < total_bytes:
-                count = conn.recv_into(view)
-                if count == 0:
-                    break
-                received += count
-
-    reader = threading.Thread(target=receive)
-    reader.start()
-    payload = os.urandom(PIECE)
-    started = time.perf_counter()
-    with socket.create_connection(("127.0.0.1", port)) as client:
-        sent = 0
-        while sent < total_bytes:
-            client.sendall(payload)
-            sent += len(payload)
-        reader.join(timeout=60)
-    elapsed = time.perf_counter() - started
-    server.close()
-    return round(received / elapsed / 1e6, 1)
-
-
-def aead_mb_s(total_bytes: int) -> float:
-    """AES-256-GCM sealing of 1 MiB chunks, as files are sealed; MB/s."""
-    aead = AESGCM(os.urandom(32))
-    chunk = os.urandom(PIECE)
-    started = time.perf_counter()
-    for index in range(total_bytes // PIECE):
-        aead.encrypt(index.to_bytes(12, "big"), chunk, b"flame/v1/file-chunk")
-    return round(total_bytes / (time.perf_counter() - started) / 1e6, 1)
-
-
-def sha256_mb_s(total_bytes: int) -> float:
-    hasher = hashlib.sha256()
-    chunk = os.urandom(PIECE)
-    started = time.perf_counter()
-    for _ in range(total_bytes // PIECE):
-        hasher.update(chunk)
-    return round(total_bytes / (time.perf_counter() - started) / 1e6, 1)
-
-
-def peak_rss_mib(pid: int | None) -> float | None:
-    """VmHWM of a process (Linux), in MiB."""
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
-
-
-def reset_peak_rss(pid: int | None) -> bool:
-    """Start VmHWM afresh (writing 5 to clear_refs), so the figure belongs to the transfer."""
-    if pid is None:
-        return False
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
 
 
 def write_source(path: Path, size: int) -> str:
@@ -127,12 +49,18 @@ def write_source(path: Path, size: int) -> str:
     return hasher.hexdigest()
 
 
-def sha256_of(path: Path) -> str:
+async def sha256_served(ui: UiClient, path: str, timeout_s: float) -> tuple[str, int]:
+    """The SHA-256 and size of a file as a daemon's UI API serves it, read as it streams."""
     hasher = hashlib.sha256()
-    with path.open("rb") as source:
-        while piece := source.read(PIECE):
+    size = 0
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with ui.session.get(path, params={"download": "1"}, timeout=timeout) as response:
+        if response.status != 200:
+            raise ToolFailed(f"{ui.name}: GET {path} answered {response.status}")
+        async for piece in response.content.iter_chunked(PIECE):
             hasher.update(piece)
-    return hasher.hexdigest()
+            size += len(piece)
+    return hasher.hexdigest(), size
 
 
 # --- the transfer ---------------------------------------------------------------------------------
@@ -160,14 +88,14 @@ async def wait_verified(
             if state == "complete":
                 return time.perf_counter()
             if state in ("failed", "cancelled", "declined"):
-                raise FileBenchFailed(f"The transfer ended {state}: {event['file']['error']}")
-    raise FileBenchFailed("bob's live feed closed before the file arrived.")
+                raise ToolFailed(f"The transfer ended {state}: {event['file']['error']}")
+    raise ToolFailed("bob's live feed closed before the file arrived.")
 
 
 async def measure_file_transfer(
-    alice: Any, bob: Any, pids: dict[str, int | None], size_mib: int, folder: Path
+    alice: Tab, bob: Tab, pids: dict[str, int | None], size_mib: int, folder: Path
 ) -> dict[str, Any]:
-    """`alice` and `bob` are bench.Ui tabs (logged in, bob online for alice)."""
+    """`alice` and `bob` are logged in, and bob is online for alice."""
     size = size_mib * MIB
     machine_bytes = min(max(size, 64 * MIB), 1024 * MIB)
     figures: dict[str, Any] = {
@@ -181,41 +109,34 @@ async def measure_file_transfer(
     timeout_s = 60 + size / MIN_TRANSFER_RATE
     try:
         figures["rss_reset"] = all(reset_peak_rss(pid) for pid in pids.values())
-        async with bob.session.ws_connect("/ui/api/ws", origin=bob.node.ui_url) as ws:
-            hello = await ws.receive(timeout=10)
-            if hello.type != aiohttp.WSMsgType.TEXT:
-                raise FileBenchFailed("bob's live feed did not open.")
+        feed = await bob.ui.websocket()
+        try:
             started = time.perf_counter()
-            async with alice.session.post(
+            status, announced = await alice.ui.post(
                 "/ui/api/conversations/bob/files",
-                json={"name": "bench.bin", "size": size, "type": "application/octet-stream"},
-            ) as response:
-                announced = await response.json()
-                if response.status != 201:
-                    raise FileBenchFailed(
-                        f"announcing the file answered {response.status}: {announced}"
-                    )
+                {"name": "bench.bin", "size": size, "type": "application/octet-stream"},
+            )
+            if status != 201:
+                raise ToolFailed(f"announcing the file answered {status}: {announced}")
             transfer_id = announced["file"]["transfer_id"]
-            async with alice.session.put(
+            async with alice.ui.session.put(
                 f"/ui/api/conversations/bob/files/{transfer_id}/content",
                 data=stream(source),
                 headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
                 timeout=aiohttp.ClientTimeout(total=timeout_s),
             ) as response:
                 if response.status != 201:
-                    raise FileBenchFailed(
+                    raise ToolFailed(
                         f"uploading answered {response.status}: {await response.text()}"
                     )
             uploaded = time.perf_counter()
-            verified = await wait_verified(ws, transfer_id, timeout_s)
+            verified = await wait_verified(feed.ws, transfer_id, timeout_s)
+        finally:
+            await feed.close()
         figures["rss_peak_mib"] = {name: peak_rss_mib(pid) for name, pid in pids.items()}
-        stored = await asyncio.to_thread(
-            lambda: sorted((bob.node.db_path.parent / "files").glob("in-*"))
-        )
-        copies = [p for p in stored if p.stat().st_size == size]
-        figures["sha256_match"] = (
-            bool(copies) and await asyncio.to_thread(sha256_of, copies[-1]) == digest
-        )
+        path = f"/ui/api/conversations/alice/files/{transfer_id}/content"
+        served, served_size = await sha256_served(bob.ui, path, timeout_s)
+        figures["sha256_match"] = served == digest and served_size == size
     finally:
         with contextlib.suppress(OSError):
             source.unlink()
@@ -233,7 +154,7 @@ async def measure_file_transfer(
 
 
 def table_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
-    """The file figure's lines of `flame bench`'s table."""
+    """The file figure's lines of the bench's table."""
     rss = figures.get("rss_peak_mib", {})
     return [
         (f"file, {figures['size_bytes'] / MIB:,.0f} MiB", "alice UI upload -> bob verified"),
