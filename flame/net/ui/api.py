@@ -24,8 +24,8 @@ from flame.errors import BadRequest, NotFound, WrongPassword
 from flame.files import message_views
 from flame.messaging import send_text
 from flame.net.http import error_middleware, parse_model, read_body
+from flame.net.ui import diagnostics, social
 from flame.net.ui import files as ui_files
-from flame.net.ui import social
 from flame.net.ui.guard import (
     SESSION_COOKIE,
     LoginThrottle,
@@ -314,4 +314,5 @@ def build(parts: Parts, web_dir: Path, login_fn: Login, origin: UiOrigin) -> web
     app.router.add_get("/ui/api/ws", websocket)
     social.add_routes(app, parts, _session)
     ui_files.add_routes(app, parts, _session)
+    diagnostics.add_routes(app, parts, _session)
     return app
