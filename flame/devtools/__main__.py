@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
+from flame.cli import _setup_logging as setup_logging
 from flame.devtools.cluster import stoppable
 from flame.errors import FlameError
 
@@ -17,19 +18,27 @@ from flame.errors import FlameError
 def cmd_demo(args: argparse.Namespace) -> int:
     from flame.devtools.demo import run_demo
 
-    return asyncio.run(run_demo(Path(args.dir), fresh=args.fresh, base_port=args.base_port))
+    return run(run_demo(Path(args.dir), fresh=args.fresh, base_port=args.base_port))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from flame.devtools.bench.run import run_bench
 
-    return asyncio.run(stoppable("bench", run_bench(args)))
+    return run(stoppable("bench", run_bench(args)))
 
 
 def cmd_chaos(args: argparse.Namespace) -> int:
     from flame.devtools.chaos.run import run_chaos
 
-    return asyncio.run(stoppable("chaos", run_chaos(args)))
+    return run(stoppable("chaos", run_chaos(args)))
+
+
+def run(tool: Coroutine[Any, Any, int]) -> int:
+    """The tool's exit code; Ctrl-C (after the tool's own cleanup) is 130, as for `flame`."""
+    try:
+        return asyncio.run(tool)
+    except KeyboardInterrupt:
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,20 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    setup_logging(args.log_level)
     try:
         code: int = args.run(args)
-        return code
     except FlameError as exc:
         print(f"flame: {exc.message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+        code = 1
+    return code
 
 
 if __name__ == "__main__":

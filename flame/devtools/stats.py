@@ -1,4 +1,4 @@
-"""Summaries of timings for the bench's and the chaos harness's figures."""
+"""Summaries of timings for the bench's and the chaos harness's figures, and their tables."""
 
 from __future__ import annotations
 
@@ -25,3 +25,15 @@ def summary_ms(seconds: list[float], digits: int = 3) -> dict[str, float]:
         "p99": round(percentile(values, 0.99), digits),
         "max": round(values[-1], digits) if values else 0.0,
     }
+
+
+def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
+    """A title, then a column of labels and one of values; a row of two empty strings is a blank
+    line."""
+    width = max(len(label) for label, _ in rows)
+    print()
+    print(title)
+    print("=" * len(title))
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}" if label or value else "")
+    print(flush=True)

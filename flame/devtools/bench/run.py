@@ -30,6 +30,7 @@ from flame.devtools.bench.messages import (
 )
 from flame.devtools.bench.search import run_search_bench, search_figures, search_rows
 from flame.devtools.cluster import Cluster, start_processes
+from flame.devtools.stats import print_rows
 from flame.devtools.ui import PAGE, ToolFailed
 
 JSON_VERSION = 1
@@ -94,13 +95,7 @@ def print_table(result: dict[str, Any]) -> None:
         *search_rows(result["search"]),
         ("result", "ok" if result["ok"] else "MISMATCH: " + "; ".join(result["problems"])),
     ]
-    width = max(len(label) for label, _ in rows)
-    print()
-    print("Flame bench (loopback, real processes)")
-    print("=" * 38)
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}" if label or value else "")
-    print(flush=True)
+    print_rows("Flame bench (loopback, real processes)", rows)
 
 
 async def measure(

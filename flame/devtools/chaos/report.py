@@ -9,6 +9,7 @@ from typing import Any
 
 from flame.devtools.chaos.faults import FAULT_KINDS
 from flame.devtools.procs import Proc
+from flame.devtools.stats import print_rows
 
 
 def print_report(result: dict[str, Any]) -> None:
@@ -64,13 +65,7 @@ def print_report(result: dict[str, Any]) -> None:
         ),
         ("result", "ok" if result["ok"] else "FAILED: " + "; ".join(result["problems"])),
     ]
-    width = max(len(label) for label, _ in rows)
-    print()
-    print("Flame chaos (loopback, real processes)")
-    print("=" * 38)
-    for label, value in rows:
-        print(f"{label:<{width}}  {value}")
-    print(flush=True)
+    print_rows("Flame chaos (loopback, real processes)", rows)
 
 
 def count_log_lines(procs: list[Proc], word: str) -> int:
