@@ -3,6 +3,7 @@ loopback, enrolled and unlocked. Ctrl-C stops everything; the data stays for the
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
@@ -43,7 +44,8 @@ async def run_demo(root: Path, *, fresh: bool, base_port: int) -> int:
         print(f"Logs and data: {root}. Press Ctrl-C to stop everything.", flush=True)
         await run_until_signalled()
     finally:
-        print("\nStopping...", flush=True)
+        with contextlib.suppress(OSError):  # a closed stdout must not keep the daemons running
+            print("\nStopping...", flush=True)
         await cluster.stop_processes()
         print("Stopped.")
     return 0
