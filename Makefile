@@ -27,10 +27,10 @@ browser:
 	fi
 
 demo: install
-	$(BIN)/flame demo
+	$(BIN)/python -m flame.devtools demo
 
 demo-fresh: install
-	$(BIN)/flame demo --fresh
+	$(BIN)/python -m flame.devtools demo --fresh
 
 test: install browser
 	$(BIN)/python -m pytest
@@ -45,10 +45,10 @@ fmt: install
 	$(BIN)/ruff check --fix flame tests
 
 bench: install
-	$(BIN)/flame bench --json bench-results.json
+	$(BIN)/python -m flame.devtools bench --json bench-results.json
 
 chaos: install
-	$(BIN)/flame chaos
+	$(BIN)/python -m flame.devtools chaos
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

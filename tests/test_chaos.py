@@ -1,6 +1,6 @@
-"""`flame chaos` with small numbers (issue 4): real processes, real kill -9s, a cut-off peer and
-a directory outage; zero lost, zero duplicated, zero out of order, every receipt back home. No
-timing thresholds (the machine decides those).
+"""The chaos harness (`make chaos`) with small numbers (issue 4): real processes, real kill -9s, a
+cut-off peer and a directory outage; zero lost, zero duplicated, zero out of order, every receipt
+back home. No timing thresholds (the machine decides those).
 
 Also, quickly and without processes: the harness's own parts, so that a harness that cannot see a
 problem does not pass for a system that has none.
@@ -13,25 +13,19 @@ import contextlib
 import fcntl
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from flame.chaos import (
-    FAULT_KINDS,
-    Accepted,
-    FaultProxy,
-    Sending,
-    Snapshot,
-    check,
-    fault_counts,
-    known_setting,
-    sending_duration,
-)
-from flame.cli import main
+from flame.devtools.__main__ import main
+from flame.devtools.chaos.checks import Snapshot, check
+from flame.devtools.chaos.faults import FAULT_KINDS, fault_counts, sending_duration
+from flame.devtools.chaos.peers import known_setting
+from flame.devtools.chaos.proxy import FaultProxy
+from flame.devtools.chaos.sending import Accepted, Sending
 from flame.store.messages import message_key
 
 CHAOS_TIMEOUT_S = 100
@@ -41,7 +35,7 @@ def test_chaos_loses_nothing_duplicates_nothing_and_keeps_order(tmp_path: Path) 
     out = tmp_path / "chaos.json"
     args = ["chaos", "--messages", "200", "--faults", "6", "--seed", "4"]
     args += ["--settle-timeout", "40", "--dir", str(tmp_path / "cluster"), "--json", str(out)]
-    command = [sys.executable, "-m", "flame", *args]
+    command = [sys.executable, "-m", "flame.devtools", *args]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     ) as chaos:
@@ -50,7 +44,9 @@ def test_chaos_loses_nothing_duplicates_nothing_and_keeps_order(tmp_path: Path) 
         except subprocess.TimeoutExpired:
             chaos.terminate()  # SIGTERM: the harness stops its processes before it exits
             output, _ = chaos.communicate(timeout=30)
-            raise AssertionError(f"flame chaos took over {CHAOS_TIMEOUT_S} s:\n{output}") from None
+            raise AssertionError(
+                f"the chaos harness took over {CHAOS_TIMEOUT_S} s:\n{output}"
+            ) from None
     assert out.exists(), output
     result = json.loads(out.read_text())
     counts = result["counts"]
@@ -73,7 +69,7 @@ def test_ctrl_c_stops_every_process_it_started(tmp_path: Path) -> None:
     args = ["chaos", "--messages", "2000", "--faults", "3", "--dir", str(folder)]
     args += ["--json", str(tmp_path / "chaos.json")]
     with subprocess.Popen(
-        [sys.executable, "-m", "flame", *args],
+        [sys.executable, "-m", "flame.devtools", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -128,13 +124,14 @@ def test_only_settings_this_version_knows_are_set() -> None:
 COLUMNS = "rowid, id, peer, direction, author, seq, kind, body, sent_at, received_at, state, error"
 
 
-def rows(values: list[tuple[object, ...]]) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(":memory:")
-    conn.row_factory = sqlite3.Row
-    conn.execute(f"CREATE TABLE messages ({COLUMNS})")
-    conn.executemany(f"INSERT INTO messages VALUES ({','.join('?' * 12)})", values)
-    found = list(conn.execute(f"SELECT {COLUMNS} FROM messages ORDER BY rowid"))
-    conn.close()
+def rows(values: list[tuple[object, ...]]) -> list[dict[str, Any]]:
+    """The messages as a daemon's UI API lists them (docs/UI_API.md): the body's text, no rowid."""
+    found = []
+    for value in sorted(values, key=lambda v: int(str(v[0]))):
+        row = dict(zip(COLUMNS.split(", "), value, strict=True))
+        row["text"] = json.loads(str(row.pop("body")))["text"]
+        del row["rowid"]
+        found.append(row)
     return found
 
 
@@ -234,10 +231,9 @@ async def test_the_proxy_relays_and_blocked_it_refuses_and_cuts() -> None:
 
     server = await asyncio.start_server(echo, "127.0.0.1", 0)
     target = server.sockets[0].getsockname()[1]
-    from flame.bench import free_ports
-
-    proxy = FaultProxy("echo", free_ports(1)[0], target)
-    await proxy.start()
+    proxy = FaultProxy("echo", target)
+    await proxy.start()  # on a port the system picks
+    assert proxy.port != 0
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
         writer.write(b"hello")

@@ -47,8 +47,6 @@ async def flame(
         ["directory", "serve"],
         ["directory", "invite"],
         ["directory", "users"],
-        ["demo"],
-        ["bench"],
     ],
 )
 def test_every_command_has_help(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:

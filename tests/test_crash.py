@@ -1,5 +1,6 @@
 """Crash safety with real processes: kill -9 of the sender after its UI accepted a message, and
-of the recipient in the middle of a batch. Nothing lost, nothing twice (PROTOCOL.md §13)."""
+of the recipient in the middle of a batch. Nothing lost, nothing twice (PROTOCOL.md §13). What each
+daemon holds is read through its UI API, as the browser sees it."""
 
 from __future__ import annotations
 
@@ -11,48 +12,54 @@ from pathlib import Path
 
 import pytest
 
-from flame.chaos import Cluster, Node, cluster_env, read_rows, start_cluster
-from tests.cluster import eventually
+from flame.devtools.chaos.peers import INIT_ENV, cluster_env
+from flame.devtools.cluster import Cluster, Node, start_processes
+from tests.cluster import UiClient, eventually
+
+PAGES = 100
 
 
 @pytest.fixture
 async def pair(tmp_path: Path) -> AsyncIterator[Cluster]:
-    cluster = await start_cluster(tmp_path, ("alice", "bob"), cluster_env())
+    cluster = await start_processes(tmp_path, ("alice", "bob"), cluster_env(), INIT_ENV)
     try:
         yield cluster
     finally:
-        await cluster.stop()
+        await cluster.close()
+
+
+def ui(node: Node) -> UiClient:
+    assert node.ui is not None, "logged in"
+    return node.ui
 
 
 async def send(node: Node, peer: str, text: str) -> str:
-    assert node.session is not None
-    async with node.session.post(
-        f"/ui/api/conversations/{peer}/messages", json={"text": text}
-    ) as response:
-        assert response.status == 201, await response.text()
-        return str((await response.json())["message"]["id"])
+    return str((await ui(node).send(peer, text))["id"])
 
 
-def received(node: Node, author: str) -> list[tuple[str, int]]:
-    return [
-        (row["id"], row["seq"])
-        for row in read_rows(node.db_path)
-        if row["direction"] == "in" and row["author"] == author
-    ]
+async def received(node: Node, author: str) -> list[tuple[str, int]]:
+    messages = await ui(node).conversation(author, max_pages=PAGES)
+    return [(m["id"], m["seq"]) for m in messages if m["direction"] == "in"]
 
 
-def states(node: Node, ids: list[str]) -> Counter[str]:
-    rows = {row["id"]: row["state"] for row in read_rows(node.db_path)}
-    return Counter(rows.get(i, "missing") for i in ids)
+async def states(node: Node, peer: str, ids: list[str]) -> Counter[str]:
+    messages = await ui(node).conversation(peer, max_pages=PAGES)
+    found = {m["id"]: m["state"] for m in messages}
+    return Counter(found.get(i, "missing") for i in ids)
 
 
 async def count_received(node: Node, author: str) -> int:
-    return len(received(node, author))
+    return len(await received(node, author))
 
 
-async def delivered_count(node: Node, ids: list[str]) -> int:
-    found = states(node, ids)
+async def delivered_count(node: Node, peer: str, ids: list[str]) -> int:
+    found = await states(node, peer, ids)
     return found["delivered"] + found["read"]
+
+
+async def restart(node: Node) -> None:
+    await node.proc.start()  # on the ports it had
+    await node.login()  # its UI sessions died with it
 
 
 async def test_kill_9_of_the_sender_after_accepting_still_delivers(pair: Cluster) -> None:
@@ -60,11 +67,12 @@ async def test_kill_9_of_the_sender_after_accepting_still_delivers(pair: Cluster
     await bob.proc.stop()  # bob is away: the message must wait in alice's outbox
     message_id = await send(alice, "bob", "accepted, then the power went")
     await alice.proc.kill()  # kill -9: no shutdown code runs at all
-    await alice.proc.start()
-    await bob.proc.start()
+    await restart(alice)
+    await restart(bob)
     await eventually(functools.partial(count_received, bob, "alice"), equals=1, timeout=30)
-    assert [key for key, _ in received(bob, "alice")] == [message_id]
-    await eventually(functools.partial(delivered_count, alice, [message_id]), equals=1, timeout=30)
+    assert [key for key, _ in await received(bob, "alice")] == [message_id]
+    count = functools.partial(delivered_count, alice, "bob", [message_id])
+    await eventually(count, equals=1, timeout=30)
 
 
 async def test_kill_9_of_the_recipient_mid_batch_loses_and_doubles_nothing(
@@ -76,14 +84,15 @@ async def test_kill_9_of_the_recipient_mid_batch_loses_and_doubles_nothing(
     await eventually(lambda: _some(bob), equals=True, timeout=30)
     await bob.proc.kill()  # while alice's batches are arriving
     ids = await sending  # alice's UI accepted every one, whatever happens to bob
-    await bob.proc.start()
+    await restart(bob)
     await eventually(functools.partial(count_received, bob, "alice"), equals=total, timeout=60)
-    rows = received(bob, "alice")
+    rows = await received(bob, "alice")
     assert len({key for key, _ in rows}) == total  # nothing twice
     assert sorted(seq for _, seq in rows) == list(range(1, total + 1))  # nothing lost
     assert {key for key, _ in rows} == set(ids)
-    await eventually(functools.partial(delivered_count, alice, ids), equals=total, timeout=60)
+    count = functools.partial(delivered_count, alice, "bob", ids)
+    await eventually(count, equals=total, timeout=60)
 
 
 async def _some(node: Node) -> bool:
-    return len(received(node, "alice")) > 0
+    return len(await received(node, "alice")) > 0

@@ -1,52 +1,28 @@
-"""`flame demo` as a new user runs it: real processes, printed addresses and passwords that work,
-Ctrl-C stops everything, and a restart keeps the history."""
+"""The demo (`make demo`) as a new user runs it: real processes, printed addresses and passwords
+that work, Ctrl-C stops everything, and a restart keeps the history."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import re
 import signal
-import socket
 import sys
 from pathlib import Path
 
-import aiohttp
-
-from tests.cluster import Feed
+from tests.cluster import UiClient
 
 
-def free_block(size: int) -> int:
-    """A run of `size` free loopback ports."""
-    for _ in range(200):
-        base = random.randint(20000, 60000)
-        sockets = []
-        try:
-            for port in range(base, base + size):
-                s = socket.socket()
-                sockets.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in sockets:
-                s.close()
-    raise RuntimeError("no free port block")
-
-
-async def start_demo(
-    root: Path, base: int
-) -> tuple[asyncio.subprocess.Process, dict[str, tuple[str, str]]]:
+async def start_demo(root: Path) -> tuple[asyncio.subprocess.Process, dict[str, tuple[str, str]]]:
+    """The demo on ports the system picks (--base-port 0): its users' (UI address, password)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "flame",
+        "flame.devtools",
         "demo",
         "--dir",
         str(root),
         "--base-port",
-        str(base),
+        "0",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         stdin=asyncio.subprocess.DEVNULL,
@@ -74,33 +50,27 @@ async def stop_demo(process: asyncio.subprocess.Process) -> str:
     return rest.decode()
 
 
-async def login(url: str, password: str) -> aiohttp.ClientSession:
-    session = aiohttp.ClientSession(
-        base_url=url, headers={"Origin": url}, cookie_jar=aiohttp.CookieJar(unsafe=True)
-    )
-    async with session.post("/ui/api/login", json={"password": password}) as response:
-        assert response.status == 200, await response.text()
-    return session
+async def login(url: str, password: str) -> UiClient:
+    ui = UiClient(url, password)
+    await ui.login()
+    return ui
 
 
 async def test_demo_runs_stops_on_ctrl_c_and_keeps_history(tmp_path: Path) -> None:
     root = tmp_path / "demo"
-    base = free_block(7)
-    process, users = await start_demo(root, base)
+    process, users = await start_demo(root)
     try:
         assert set(users) == {"alice", "bob", "carol"}
         alice = await login(*users["alice"])
         bob = await login(*users["bob"])
         try:
-            async with bob.ws_connect("/ui/api/ws", origin=users["bob"][0]) as ws:
-                feed = Feed(ws)
-                await feed.next_event()
-                async with alice.post(
-                    "/ui/api/conversations/bob/messages", json={"text": "hello from the demo"}
-                ) as response:
-                    assert response.status == 201
+            feed = await bob.websocket()
+            try:
+                await alice.send("bob", "hello from the demo")  # answered 201
                 event = await feed.wait_for(lambda e: e["type"] == "message")
                 assert event["message"]["text"] == "hello from the demo"
+            finally:
+                await feed.close()
         finally:
             await alice.close()
             await bob.close()
@@ -108,13 +78,13 @@ async def test_demo_runs_stops_on_ctrl_c_and_keeps_history(tmp_path: Path) -> No
         tail = await stop_demo(process)
     assert "Stopped." in tail
 
-    process, again = await start_demo(root, base)
+    process, again = await start_demo(root)
     try:
-        assert again == users  # same passwords: the accounts were kept
+        passwords = {name: password for name, (_, password) in users.items()}
+        assert {name: password for name, (_, password) in again.items()} == passwords  # kept
         bob = await login(*again["bob"])
         try:
-            async with bob.get("/ui/api/conversations/alice/messages") as response:
-                texts = [m["text"] for m in (await response.json())["messages"]]
+            texts = [m["text"] for m in await bob.messages("alice")]
             assert texts == ["hello from the demo"]
         finally:
             await bob.close()

@@ -64,6 +64,10 @@ class Delivery:
     ctx: Context
     client: PeerClient
 
+    async def pending(self) -> int:
+        """Envelopes still queued for peers that have not acknowledged them."""
+        return await outbox_store.pending_count(self.ctx.db)
+
     async def run(self) -> None:
         """The loop: one delivery worker per peer with due envelopes (one batch in flight per
         peer keeps order); sleep until the next entry is due or something wakes the outbox."""

@@ -46,6 +46,10 @@ class Relay:
 
     # --- as a relay ---------------------------------------------------------------------------
 
+    async def held(self) -> int:
+        """Envelopes this daemon holds for others, as a relay."""
+        return await relay_store.held_count(self.ctx.db)
+
     async def accept_deposits(self, depositor: str, batch: DepositBatch) -> BatchResult:
         """Hold envelopes for their recipients, within quotas. Over quota: `over_quota` per
         envelope (the route answers 429 when nothing was taken)."""

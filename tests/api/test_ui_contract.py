@@ -38,6 +38,7 @@ SAMPLES: dict[str, tuple[Any, ...]] = {
     "MyStatus": (events.MyStatusChanged("online", "away"),),
     "Settings": (True,),
     "Block": ("mallory", 1.0),
+    "Diagnostics": (2, 1),
 }
 EVENT_SAMPLES: list[events.Event] = [
     events.MessageAdded(MESSAGE),

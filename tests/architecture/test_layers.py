@@ -36,6 +36,10 @@ def part_of(path: Path) -> str:
     return relative.parts[0].removesuffix(".py")
 
 
+def is_part(name: str) -> bool:
+    return (FLAME / name).is_dir() or (FLAME / f"{name}.py").is_file()
+
+
 def flame_imports(path: Path) -> list[tuple[int, str]]:
     """(line, first part under flame) of every `flame.*` import in the file."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -46,8 +50,11 @@ def flame_imports(path: Path) -> list[tuple[int, str]]:
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module is not None and node.level == 0:
             names = [node.module]
-            if node.module == "flame":
-                names = [f"flame.{alias.name}" for alias in node.names]
+            if node.module == "flame":  # `from flame import x`: a part, or the package itself
+                names = [
+                    f"flame.{alias.name}" if is_part(alias.name) else "flame.__init__"
+                    for alias in node.names
+                ]
         for name in names:
             parts = name.split(".")
             if parts[0] == "flame" and len(parts) > 1:

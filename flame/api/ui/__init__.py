@@ -45,6 +45,7 @@ def build(services: Services, web_dir: Path, unlock: Unlock, origin: UiOrigin) -
     router.add_post(f"{talk}/messages", conversations.post_message)
     router.add_post(f"{talk}/read", conversations.mark_read)
     router.add_get(f"{talk}/messages/{{id}}/context", conversations.context)
+    router.add_get(f"{api}/diagnostics", conversations.diagnostics)
     router.add_get(f"{api}/settings", conversations.get_settings)
     router.add_post(f"{api}/settings", conversations.put_settings)
     router.add_post(files_base, files.announce)

@@ -120,6 +120,13 @@ async def context(request: web.Request) -> web.Response:
     return web.json_response({**page_json(page), "has_newer": page.has_newer, "target": message_id})
 
 
+async def diagnostics(request: web.Request) -> web.Response:
+    """Read-only counts of what waits to leave (docs/UI_API.md, "Diagnostics")."""
+    services = request.app[UI].services
+    pending, held = await services.delivery.pending(), await services.relay.held()
+    return web.json_response(views.diagnostics_json(pending, held))
+
+
 async def get_settings(request: web.Request) -> web.Response:
     receipts = request.app[UI].services.receipts
     return web.json_response(views.settings_json(await receipts.read_enabled()))

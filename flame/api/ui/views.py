@@ -186,6 +186,11 @@ def blocked_json(listing: dict[str, float]) -> Json:
     return {"blocked": [block_json(name, at) for name, at in listing.items()]}
 
 
+def diagnostics_json(outbox: int, relay_deposits: int) -> Json:
+    """`Diagnostics`: what this daemon still holds on its way to others."""
+    return {"outbox": outbox, "relay_deposits": relay_deposits}
+
+
 # Every UI object, by the name docs/UI_API.md gives it.
 OBJECTS: dict[str, Callable[..., Json]] = {
     "Me": me_json,
@@ -198,6 +203,7 @@ OBJECTS: dict[str, Callable[..., Json]] = {
     "MyStatus": my_status_json,
     "Settings": settings_json,
     "Block": block_json,
+    "Diagnostics": diagnostics_json,
 }
 
 

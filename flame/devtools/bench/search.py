@@ -1,26 +1,26 @@
-"""`flame bench`'s search figure: a daemon-format database with many synthetic messages whose words
-follow a natural (Zipf) frequency law, then timed queries through the daemon's own search code.
+"""The bench's search figure: a daemon-format database (opened, migrated and indexed by the
+daemon's own store code) with many synthetic messages whose words follow a natural (Zipf)
+frequency law, then timed queries through the daemon's own search code.
 
 A uniform vocabulary would flatter any full-text index (every word is rare); real text has a few
-words that appear in a large share of messages, and those are the slow queries (DESIGN §10).
-Nothing here is imported by the daemon.
+words that appear in a large share of messages, and those are the slow queries (docs/ARCHITECTURE.md
+on search, PROTOCOL.md §12.3).
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import contextlib
 import itertools
 import json
 import random
-import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flame.core.search import parse_query
+from flame.devtools.stats import summary_ms
 from flame.store.db import Database
 from flame.store.search import SearchFilters, search_messages
 
@@ -100,31 +100,27 @@ def message_rows(count: int, seed: int = SEED) -> Iterator[tuple[Any, ...]]:
         )
 
 
-def bulk_load(path: Path, count: int) -> None:
+async def bulk_load(db: Database, count: int) -> None:
     """Insert `count` messages into a migrated daemon database, through the real triggers that
-    index them, in big transactions (synchronous in a thread: this is the bench's own load)."""
-    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-        # Only the load skips fsync; the rows and the index are the daemon's own.
-        conn.execute("PRAGMA synchronous=OFF")
-        rows = message_rows(count)
-        while batch := list(itertools.islice(rows, BATCH_ROWS)):
-            conn.execute("BEGIN")
-            conn.executemany(
+    index them, in big transactions (the rows are made in a thread, a batch at a time)."""
+    await db.execute("PRAGMA synchronous=OFF")  # only the load skips fsync
+    rows = message_rows(count)
+    while batch := await asyncio.to_thread(lambda: list(itertools.islice(rows, BATCH_ROWS))):
+        async with db.transaction() as conn:
+            await conn.executemany(
                 "INSERT INTO messages (id, peer, direction, author, seq, kind, body, sent_at,"
                 " received_at, state) VALUES (?,?,?,?,?,?,?,?,?,?)",
                 batch,
             )
-            conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    await db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def index_bytes(path: Path) -> tuple[int, int]:
+async def index_bytes(db: Database, path: Path) -> tuple[int, int]:
     """(bytes of the FTS5 message index, bytes of the whole database) on disk."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        (fts,) = conn.execute(
-            "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name LIKE 'messages_fts%'"
-        ).fetchone()
-    return int(fts), path.stat().st_size
+    row = await db.fetchone(
+        "SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name LIKE 'messages_fts%'"
+    )
+    return int(row[0]) if row is not None else 0, path.stat().st_size
 
 
 def pick_queries(count: int, seed: int = SEED) -> list[tuple[str, str]]:
@@ -153,17 +149,15 @@ async def run_search_bench(folder: Path, messages: int, queries: int = QUERIES) 
     code (store.search.search_messages, 30 results as the UI asks), newest-first and by
     relevance. Times are returned in seconds, per kind of query."""
     path = folder / "search-bench.db"
-    started = time.perf_counter()
-    db = await Database.open(path, SCHEMA)  # the real migrations, triggers included
-    await db.close()
-    await asyncio.to_thread(bulk_load, path, messages)
-    build_s = time.perf_counter() - started
-    fts_bytes, db_bytes = await asyncio.to_thread(index_bytes, path)
     picked = pick_queries(queries)
     times: dict[str, dict[str, list[float]]] = {"newest": {}, "relevance": {}}
     hits: list[int] = []
-    db = await Database.open(path, SCHEMA)
+    started = time.perf_counter()
+    db = await Database.open(path, SCHEMA)  # the real migrations, triggers included
     try:
+        await bulk_load(db, messages)
+        build_s = time.perf_counter() - started
+        fts_bytes, db_bytes = await index_bytes(db, path)
         for order in ("newest", "relevance"):
             for kind, text in picked:
                 match = parse_query(text).match()
@@ -185,3 +179,39 @@ async def run_search_bench(folder: Path, messages: int, queries: int = QUERIES) 
         "zipf_s": ZIPF_S,
         "vocabulary": VOCABULARY,
     }
+
+
+def search_figures(raw: dict[str, Any]) -> dict[str, Any]:
+    """run_search_bench's raw times, summarised in milliseconds per order and kind of query."""
+    figures = {key: value for key, value in raw.items() if key != "times_s"}
+    for order, kinds in raw["times_s"].items():
+        every = [t for samples in kinds.values() for t in samples]
+        figures[f"{order}_ms"] = summary_ms(every)
+        figures[f"{order}_by_kind_ms"] = {kind: summary_ms(t) for kind, t in kinds.items()}
+    return figures
+
+
+def search_rows(search: dict[str, Any]) -> list[tuple[str, str]]:
+    rows = [
+        (
+            f"search, {search['messages']:,} messages",
+            f"{search['queries']} queries (Zipf words, s={search['zipf_s']}), 30 results each",
+        ),
+        ("  corpus built in", f"{search['build_s']:.0f} s (bulk insert, real schema and triggers)"),
+        (
+            "  FTS5 index on disk",
+            f"{search['index_bytes'] / 1e6:.1f} MB (database {search['db_bytes'] / 1e6:.0f} MB)",
+        ),
+    ]
+    for order in ("newest", "relevance"):
+        ms = search[f"{order}_ms"]
+        common = search[f"{order}_by_kind_ms"].get("common", ms)
+        rows.append(
+            (
+                f"  {order} first p50 / p99",
+                f"{ms['p50']:.2f} / {ms['p99']:.2f} ms "
+                f"(common words: {common['p50']:.2f} / {common['p99']:.2f} ms)",
+            )
+        )
+    rows.append(("", ""))
+    return rows
