@@ -18,7 +18,7 @@ from flame.errors import PeerRefused
 from flame.store import messages as message_store
 from flame.store import relay as relay_store
 from tests.cluster import Cluster, Feed, UiClient, eventually, identity_of, services_of
-from tests.test_peer_api import envelope_from
+from tests.e2e.test_peer_api import envelope_from
 
 FAST_RELAY = {"relay_after_s": 0.2, "relay_retry_s": 0.5}
 

@@ -21,13 +21,13 @@ from flame.core.profile import make_profile, verify_profile
 from flame.errors import BadRequest
 from flame.store import profiles as profile_store
 from tests.cluster import Cluster, Feed, identity_of, services_of
+from tests.e2e.test_hostile_input import BODIES, samples
 from tests.social import (
     online_for,
     post_envelopes,
     sealed,
     signed_request,
 )
-from tests.test_hostile_input import BODIES, samples
 
 HEADERS = st.dictionaries(
     st.sampled_from(

@@ -27,6 +27,8 @@ from flame.daemon import Daemon
 from flame.store import files as file_store
 from flame.store import messages as message_store
 from tests.cluster import Cluster, services_of
+from tests.e2e.test_hostile_input import check, samples
+from tests.e2e.test_peer_api import Peer
 from tests.files_helpers import (
     announce,
     fetch,
@@ -35,8 +37,6 @@ from tests.files_helpers import (
     send_file,
     wait_state,
 )
-from tests.test_hostile_input import check, samples
-from tests.test_peer_api import Peer
 
 CHUNK = 64 * 1024
 DATA = random_bytes(3 * CHUNK + 1000, seed=5)

@@ -9,7 +9,7 @@ from typing import Any
 
 from flame.store import outbox as outbox_store
 from tests.cluster import Cluster, UiClient, eventually, services_of
-from tests.test_relays import bob_away, held, until_state
+from tests.e2e.test_relays import bob_away, held, until_state
 
 
 async def diagnostics(ui: UiClient) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from flame.daemon import Daemon
 from flame.services.files.disk import remove_strays
 from flame.store import files as file_store
 from tests.cluster import Cluster, services_of
+from tests.e2e.test_relays import bob_away, held, offline, until_state
 from tests.files_helpers import (
     MIB,
     fetch,
@@ -26,7 +27,6 @@ from tests.files_helpers import (
     transfer_of,
     wait_state,
 )
-from tests.test_relays import bob_away, held, offline, until_state
 
 
 async def state_of(node: Daemon, peer: str, direction: str, transfer_id: str) -> str | None:

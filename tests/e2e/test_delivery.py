@@ -9,7 +9,7 @@ from typing import Any
 
 from flame.store import outbox as outbox_store
 from tests.cluster import Cluster, UiClient, eventually, services_of
-from tests.test_peer_api import Peer, envelope_from
+from tests.e2e.test_peer_api import Peer, envelope_from
 
 
 async def state_of(ui: UiClient, peer: str, message_id: str) -> str:

@@ -6,14 +6,11 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-import pytest
 from hypothesis import strategies as st
 
-from flame.core.search import MAX_TERMS, parse_query
-from flame.errors import BadRequest
 from tests.cluster import Cluster, UiClient
+from tests.e2e.test_hostile_input import samples
 from tests.social import online_for
-from tests.test_hostile_input import samples
 
 HOSTILE = [
     '"',
@@ -60,23 +57,6 @@ async def search(ui: UiClient, q: str, **params: Any) -> dict[str, Any]:
 
 def texts(result: dict[str, Any]) -> list[str]:
     return [hit["message"]["text"] for hit in result["messages"]]
-
-
-def test_the_query_language_quotes_everything() -> None:
-    assert parse_query("budget review").match() == '"budget" "review"'
-    assert parse_query('"board meeting" q3').match() == '"board meeting" "q3"'
-    assert parse_query("budg*").match() == '"budg"*'
-    assert parse_query("b*").match() == '"b"'  # one letter is too short to be a prefix
-    assert parse_query('say "hi').match() == '"say" "hi"'  # an unbalanced quote runs to the end
-    assert parse_query('x"y').match() == '"x" "y"'
-    assert parse_query("NEAR(a b)").match() == '"NEAR(a" "b)"'
-    assert parse_query('a""b').match() == '"a" "b"'
-    assert parse_query('He said ""').match() == '"He" "said"'
-    assert parse_query("( ) * - ^").is_empty
-    assert parse_query("ali").match(prefix_all=True) == '"ali"*'
-    assert len(parse_query("w " * 50).terms) == MAX_TERMS
-    with pytest.raises(BadRequest, match="longer"):
-        parse_query("x" * 257)
 
 
 async def test_search_finds_messages_both_ways_and_people(trio: Cluster) -> None:
