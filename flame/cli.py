@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flame import __version__
-from flame.config import Settings, load_settings
+from flame.config import LOG_LEVELS, Settings, load_settings
 from flame.errors import FlameError
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -36,7 +36,7 @@ def read_password_file(path: str) -> str:
     return password
 
 
-def _setup_logging(level: str) -> None:
+def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),
         stream=sys.stderr,
@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"flame {__version__}")
     parser.add_argument("--config", help="config file (default: $XDG_CONFIG_HOME/flame/flame.toml)")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-level", choices=LOG_LEVELS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     init = sub.add_parser(
@@ -352,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config, flags=_flags(args))
-        _setup_logging(settings.daemon.log_level)
+        setup_logging(settings.daemon.log_level)
         command: Command = args.run
         return command(args, settings)
     except FlameError as exc:

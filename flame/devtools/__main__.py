@@ -10,7 +10,8 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from flame.cli import _setup_logging as setup_logging
+from flame.cli import setup_logging
+from flame.config import LOG_LEVELS
 from flame.devtools.cluster import stoppable
 from flame.errors import FlameError
 
@@ -46,9 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m flame.devtools",
         description="Flame's dev tools: a local demo, the benchmark and the chaos harness.",
     )
-    parser.add_argument(
-        "--log-level", choices=["debug", "info", "warning", "error"], default="info"
-    )
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser(

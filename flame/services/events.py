@@ -38,6 +38,8 @@ class MessageAdded(Event, kind="message"):
 
 
 class MessageStateChanged(Event, kind="message_state"):
+    """An outgoing message moved along core/states.py's line (or failed, with the reason)."""
+
     message_id: str
     peer: str
     state: str
@@ -45,42 +47,62 @@ class MessageStateChanged(Event, kind="message_state"):
 
 
 class PresenceChanged(Event, kind="presence"):
+    """A contact's status changed, from their signed presence or a probe."""
+
     username: str
     status: str
 
 
 class KeyChanged(Event, kind="key_change"):
+    """A contact's identity key changed: sending to them stops until the user accepts it
+    (PROTOCOL.md §3.5)."""
+
     username: str
 
 
 class DirectoryStateChanged(Event, kind="directory"):
+    """The directory stopped answering (`degraded`) or came back (`ok`)."""
+
     state: str
 
 
 class MyStatusChanged(Event, kind="my_status"):
+    """This user's status: what they chose, and what the presence says now (away when idle;
+    PROTOCOL.md §12.2)."""
+
     choice: str
     status: str
 
 
 class ProfileChanged(Event, kind="profile"):
+    """This user's profile, or a contact's (pushed or fetched, verified)."""
+
     person: Person
 
 
 class ProfileRejected(Event, kind="profile_rejected"):
+    """A contact's daemon sent a profile that does not verify; it was ignored."""
+
     username: str
     reason: str
 
 
 class BlockChanged(Event, kind="blocked"):
+    """This user blocked or unblocked someone (from any tab)."""
+
     username: str
     blocked: bool
 
 
 class FileStateChanged(Event, kind="file_state"):
+    """A transfer changed state, in either direction."""
+
     transfer: Transfer
 
 
 class FileProgress(Event, kind="file_progress"):
+    """Bytes moved: at most every 250 ms per transfer, and at the end of a phase."""
+
     transfer: Transfer
     phase: str  # "upload" | "send" | "receive"
     done_bytes: int

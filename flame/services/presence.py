@@ -20,6 +20,9 @@ log = logging.getLogger("flame.presence")
 
 @dataclass(eq=False)
 class Presence:
+    """Where peers reach this daemon, as the directory tells them; set once the peer listener
+    is bound (`address`)."""
+
     ctx: Context
     client: PeerClient
     contacts: Contacts

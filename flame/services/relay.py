@@ -40,6 +40,9 @@ def _rejected(envelope: Envelope, code: str, message: str) -> EnvelopeResult:
 
 @dataclass(eq=False)
 class Relay:
+    """A relay for others (quotas, hand-over on the recipient's signed acknowledgement), and the
+    collector of what relays hold for this user."""
+
     ctx: Context
     client: PeerClient
     inbox: Inbox

@@ -14,9 +14,6 @@ from flame.core.files import Layout
 from flame.core.states import CLOSED_STATES, OPEN_STATES
 from flame.store.db import Database, from_row, in_marks
 
-# The transfer states and their order are core/states.py's.
-OUTGOING_OPEN_SQL = f"state IN ({states.sql_list(states.OUTGOING_OPEN)})"
-
 
 @dataclass(frozen=True, slots=True)
 class Transfer:
@@ -34,13 +31,14 @@ class Transfer:
     chunk_bytes: int
     stored_name: str
     state: str
-    held_bytes: int
-    sent_bytes: int
-    attempts: int
-    next_attempt_at: float
-    error: str | None
     created_at: float
-    completed_at: float | None
+    # How far it got, and its attempts; a new transfer starts with none of them.
+    held_bytes: int = 0
+    sent_bytes: int = 0
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    error: str | None = None
+    completed_at: float | None = None
     inline: bool = False  # the content travels inside the offer (PROTOCOL.md §11.6)
 
     @property
@@ -56,6 +54,8 @@ class Transfer:
         return self.state in OPEN_STATES
 
 
+# The transfer states and their order are core/states.py's.
+OUTGOING_OPEN_SQL = f"state IN ({states.sql_list(states.OUTGOING_OPEN)})"
 FIELDS = [f.name for f in dataclasses.fields(Transfer)]
 COLUMNS = ", ".join(FIELDS)
 T_COLUMNS = ", ".join(f"t.{name}" for name in FIELDS)

@@ -53,7 +53,8 @@ def message_key(author: str, envelope_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
-    """An opened, verified envelope ready to store."""
+    """An opened, verified envelope ready to store, and when it arrived (the receiver's clock:
+    the author's `ts` is theirs, and says nothing about delivery)."""
 
     inner: Inner
     received_at: float

@@ -22,9 +22,25 @@ MESSAGE = Message(7, "alice:m1", "alice", "in", "alice", 3, "text", {"text": "hi
 OFFER = Message(8, "bob:m2", "alice", "out", "bob", 4, "file_offer",
                 {"transfer_id": "t", "name": "a.png", "size": 3, "media_type": "image/png",
                  "key": "secret", "token": "secret"}, 1.0, None, "sent", None)  # fmt: skip
-TRANSFER = Transfer("alice", "out", "t", "bob:m2", "a.png", 3, "image/png", "image/png", b"h",
-                    b"k" * 32, b"t" * 32, 65536, "out-" + "0" * 32, "complete", 3, 3, 0, 0.0,
-                    None, 1.0, 2.0)  # fmt: skip
+TRANSFER = Transfer(
+    peer="alice",
+    direction="out",
+    transfer_id="t",
+    message_id="bob:m2",
+    name="a.png",
+    size=3,
+    declared_type="image/png",
+    media_type="image/png",
+    sha256=b"h",
+    file_key=b"k" * 32,
+    upload_token=b"t" * 32,
+    chunk_bytes=65536,
+    stored_name="out-" + "0" * 32,
+    state="complete",
+    created_at=1.0,
+    held_bytes=3,
+    completed_at=2.0,
+)
 PROFILE = StoredProfile("alice", "Alice", "CEO", "Paris", "bio", b"webp", 1000, "sig", 1.0)
 PERSON = Person("alice", False, True, PROFILE, "online", False, "fp", "00000", False)
 SAMPLES: dict[str, tuple[Any, ...]] = {

@@ -111,18 +111,20 @@ def profile_json(person: Person) -> Json:
     }
 
 
+CONTACT_FIELDS = (
+    *("username", "status", "fingerprint", "safety_number", "key_changed"),
+    *("display_name", "position", "avatar_url", "blocked"),
+)
+
+
 def contact_json(card: ContactCard) -> Json:
-    """`Contact`: a row of the contact list."""
-    person = card.person
+    """`Contact`: a row of the contact list: the person's profile fields, and the conversation's."""
+    profile = profile_json(card.person)
+    last = card.last_message
     return {
-        "username": person.username,
-        "status": person.status,
-        "fingerprint": person.fingerprint,
-        "safety_number": person.safety_number,
-        "key_changed": person.key_changed,
+        **{name: profile[name] for name in CONTACT_FIELDS},
         "unread": card.unread,
-        "last_message": message_json(card.last_message) if card.last_message else None,
-        **_summary(person),
+        "last_message": message_json(last) if last is not None else None,
     }
 
 

@@ -29,6 +29,9 @@ log = logging.getLogger("flame.transfers")
 
 @dataclass(eq=False)
 class Offers:
+    """The receivers of `file_offer`, `file_cancel` and `file_decline` (services/inbox.py): each
+    commits before it returns, so the peer's 2xx means the file's record is durable."""
+
     ctx: Context
     runtime: FileRuntime
     blocks: Blocks
@@ -113,13 +116,7 @@ class Offers:
             chunk_bytes=offer.chunk_bytes,
             stored_name=new_stored_name("in"),
             state="receiving",
-            held_bytes=0,
-            sent_bytes=0,
-            attempts=0,
-            next_attempt_at=0.0,
-            error=None,
             created_at=now,
-            completed_at=None,
             inline=offer.data is not None,
         )
         return transfer, offer.data

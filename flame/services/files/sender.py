@@ -41,6 +41,8 @@ CLOSED_BY_PEER = {"declined", "cancelled", "failed"}
 
 @dataclass(eq=False)
 class Sender:
+    """The `send_files` loop and one push per transfer whose offer the peer holds."""
+
     ctx: Context
     runtime: FileRuntime
     client: PeerClient

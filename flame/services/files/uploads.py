@@ -55,6 +55,8 @@ log = logging.getLogger("flame.files")
 
 @dataclass(eq=False)
 class Uploads:
+    """The browser's side of this user's files: upload, offer, cancel, decline, serve."""
+
     ctx: Context
     runtime: FileRuntime
     messaging: Messaging
@@ -87,13 +89,7 @@ class Uploads:
             chunk_bytes=self.ctx.settings.files.chunk_bytes,
             stored_name=new_stored_name("out"),
             state="uploading",
-            held_bytes=0,
-            sent_bytes=0,
-            attempts=0,
-            next_attempt_at=0.0,
-            error=None,
             created_at=self.ctx.clock.now(),
-            completed_at=None,
         )
         await file_store.insert(self.ctx.db, transfer)
         self.runtime.publish(transfer)
