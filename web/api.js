@@ -12,8 +12,7 @@ const FALLBACK_MESSAGES = {
   unknown_recipient: 'This contact is unknown to the directory. The message was not sent.',
   empty_message: 'Type a message before sending.',
   message_too_long: 'This message is too long to send. Shorten it and try again.',
-  key_changed:
-    "This contact's identity key changed. Verify and accept the new key before sending.",
+  key_changed: "This contact's identity key changed. Verify and accept the new key before sending.",
   bad_origin: 'The request was refused (bad origin). Reload the page and try again.',
   blocked: 'You blocked this person. Unblock them to write to them.',
   bad_avatar: 'The picture must be a PNG, JPEG, WebP or GIF image.',
@@ -111,7 +110,9 @@ export const api = {
     const q = new URLSearchParams();
     if (before !== null && before !== undefined) q.set('before', String(before));
     q.set('limit', String(limit));
-    return request('GET', `/ui/api/conversations/${enc(name)}/messages?${q}`, undefined, { signal });
+    return request('GET', `/ui/api/conversations/${enc(name)}/messages?${q}`, undefined, {
+      signal,
+    });
   },
   send: (name, text) => request('POST', `/ui/api/conversations/${enc(name)}/messages`, { text }),
   markRead: (name) => request('POST', `/ui/api/conversations/${enc(name)}/read`, {}),

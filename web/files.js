@@ -10,7 +10,11 @@ const base = (peer) => `/ui/api/conversations/${enc(peer)}/files`;
 
 export const fileApi = {
   announce: (peer, file) =>
-    request('POST', base(peer), { name: file.name || 'file', size: file.size, type: file.type || '' }),
+    request('POST', base(peer), {
+      name: file.name || 'file',
+      size: file.size,
+      type: file.type || '',
+    }),
   cancel: (peer, id) => request('POST', `${base(peer)}/${enc(id)}/cancel`, {}),
   decline: (peer, id) => request('POST', `${base(peer)}/${enc(id)}/decline`, {}),
   view: (peer, id) => request('GET', `${base(peer)}/${enc(id)}`),
@@ -40,8 +44,14 @@ export const fileApi = {
       data = null;
     }
     if (res.ok && data) return data;
-    const message = data && typeof data.message === 'string' ? data.message : `The upload failed (HTTP ${res.status}).`;
-    throw new ApiError(message, { status: res.status, code: data && data.error ? data.error : `http_${res.status}` });
+    const message =
+      data && typeof data.message === 'string'
+        ? data.message
+        : `The upload failed (HTTP ${res.status}).`;
+    throw new ApiError(message, {
+      status: res.status,
+      code: data?.error ? data.error : `http_${res.status}`,
+    });
   },
 };
 
@@ -109,7 +119,13 @@ function openLightbox(src, name) {
     const img = h('img', { class: 'lightbox-image', alt: '' });
     const caption = h('p', { class: 'lightbox-caption' });
     const close = h('button', { type: 'button', class: 'btn btn-small lightbox-close' }, 'Close');
-    lightbox = h('dialog', { class: 'lightbox', id: 'lightbox', 'aria-label': 'Picture' }, img, caption, close);
+    lightbox = h(
+      'dialog',
+      { class: 'lightbox', id: 'lightbox', 'aria-label': 'Picture' },
+      img,
+      caption,
+      close,
+    );
     close.addEventListener('click', () => lightbox.close());
     lightbox.addEventListener('click', (ev) => {
       if (ev.target === lightbox || ev.target === img) lightbox.close();
@@ -144,15 +160,30 @@ export class FileCard {
     this.icon = h('span', { class: 'file-icon', 'aria-hidden': 'true' });
     this.name = h('span', { class: 'file-name' });
     this.sub = h('span', { class: 'file-sub' });
-    this.chip = h('div', { class: 'file-chip' }, this.icon, h('span', { class: 'file-meta' }, this.name, this.sub));
+    this.chip = h(
+      'div',
+      { class: 'file-chip' },
+      this.icon,
+      h('span', { class: 'file-meta' }, this.name, this.sub),
+    );
     this.bar = h('progress', { class: 'file-progress-bar', max: '1', value: '0' });
     this.barText = h('span', { class: 'file-progress-text' });
-    this.progressBox = h('div', { class: 'file-progress', role: 'status', hidden: true }, this.bar, this.barText);
+    this.progressBox = h(
+      'div',
+      { class: 'file-progress', role: 'status', hidden: true },
+      this.bar,
+      this.barText,
+    );
     this.status = h('p', { class: 'file-status' });
     this.actionLabel = h('span', { class: 'btn-label' });
     this.action = h(
       'button',
-      { type: 'button', class: 'btn btn-small file-action', hidden: true, onclick: () => this._act() },
+      {
+        type: 'button',
+        class: 'btn btn-small file-action',
+        hidden: true,
+        onclick: () => this._act(),
+      },
       spinner('btn-spinner'),
       this.actionLabel,
     );
@@ -211,7 +242,10 @@ export class FileCard {
   /** Our daemon holds the whole file: the sender's copy once uploaded, a received one once verified. */
   get available() {
     const state = this.state;
-    return state === 'complete' || (this.direction === 'out' && (state === 'waiting' || state === 'sending'));
+    return (
+      state === 'complete' ||
+      (this.direction === 'out' && (state === 'waiting' || state === 'sending'))
+    );
   }
 
   render() {
@@ -258,10 +292,20 @@ export class FileCard {
       this.media.replaceChildren();
       return;
     }
-    const loading = h('div', { class: 'file-media-loading', role: 'status' }, spinner(), h('span', null, 'Loading…'));
+    const loading = h(
+      'div',
+      { class: 'file-media-loading', role: 'status' },
+      spinner(),
+      h('span', null, 'Loading…'),
+    );
     let element;
     if (this.file.media === 'image') {
-      element = h('img', { class: 'file-thumb', src: url, alt: this.file.name || 'picture', tabindex: '0' });
+      element = h('img', {
+        class: 'file-thumb',
+        src: url,
+        alt: this.file.name || 'picture',
+        tabindex: '0',
+      });
       element.addEventListener('click', () => openLightbox(url, this.file.name || 'picture'));
       element.addEventListener('keydown', (ev) => {
         if (ev.key === 'Enter' || ev.key === ' ') {
@@ -271,7 +315,12 @@ export class FileCard {
       });
       element.addEventListener('load', () => loading.remove());
     } else {
-      element = h(this.file.media, { class: `file-${this.file.media}`, src: url, controls: true, preload: 'metadata' });
+      element = h(this.file.media, {
+        class: `file-${this.file.media}`,
+        src: url,
+        controls: true,
+        preload: 'metadata',
+      });
       element.addEventListener('loadedmetadata', () => loading.remove());
     }
     element.addEventListener('error', () => {
@@ -303,7 +352,10 @@ export class FileCard {
       uploading: 'Uploading to your daemon…',
       waiting: f.error ? `Waiting to send — ${f.error}` : `Waiting for ${this.peer}…`,
       sending: `Sending to ${this.peer}…`,
-      receiving: this.progressEvent || f.bytes > 0 ? `Receiving from ${this.peer}…` : `Waiting for ${this.peer} to send it…`,
+      receiving:
+        this.progressEvent || f.bytes > 0
+          ? `Receiving from ${this.peer}…`
+          : `Waiting for ${this.peer} to send it…`,
       complete: out ? `Sent to ${this.peer}` : 'Received and verified',
       cancelled: out ? 'You cancelled it' : `${this.peer} cancelled it`,
       declined: out ? `${this.peer} declined it` : 'You declined it',
@@ -332,7 +384,7 @@ export class FileCard {
     this.action.classList.add('is-busy');
     try {
       const res = await handler(this);
-      if (res && res.file) this.update(res.file);
+      if (res?.file) this.update(res.file);
     } catch (err) {
       setText(this.status, err.message);
       this.status.classList.add('is-error');

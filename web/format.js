@@ -16,7 +16,15 @@ export function messageStateInfo(state) {
 }
 
 /** Rank used so a stale snapshot never moves a message's state backwards. */
-const STATE_RANK = { sending: 0, failed: 0, relayed: 1, sent: 2, received: 2, delivered: 3, read: 4 };
+const STATE_RANK = {
+  sending: 0,
+  failed: 0,
+  relayed: 1,
+  sent: 2,
+  received: 2,
+  delivered: 3,
+  read: 4,
+};
 export function stateRank(state) {
   return STATE_RANK[state] ?? 2;
 }

@@ -114,7 +114,7 @@ export function displayName(name) {
     return state.myProfile.display_name;
   }
   const c = state.contacts.get(name);
-  return (c && c.display_name) || name;
+  return c?.display_name || name;
 }
 
 export function setMyStatus(evt) {
@@ -183,7 +183,7 @@ export function setContacts(list) {
     if (!raw || typeof raw.username !== 'string') continue;
     const c = normalizeContact(raw);
     if (c.username === state.activePeer) c.unread = 0;
-    if (c.last_message && c.last_message.id) markCounted(c.last_message.id);
+    if (c.last_message?.id) markCounted(c.last_message.id);
     map.set(c.username, c);
   }
   state.contacts = map;
@@ -226,7 +226,7 @@ export function applyMessage(m) {
 
 export function applyMessageState(evt) {
   const c = state.contacts.get(evt.peer);
-  if (c && c.last_message && c.last_message.id === evt.id) {
+  if (c?.last_message && c.last_message.id === evt.id) {
     c.last_message = { ...c.last_message, state: evt.state, error: evt.error ?? null };
     emit('contacts');
   }

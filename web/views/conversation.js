@@ -39,7 +39,11 @@ function fillMessage(li, m, card = null) {
       class: ['message-state', info.className],
       'data-state': m.state ?? '',
       role: info.icon ? 'img' : null,
-      'aria-label': info.icon ? (m.state === 'failed' && m.error ? `${info.label}: ${m.error}` : info.label) : null,
+      'aria-label': info.icon
+        ? m.state === 'failed' && m.error
+          ? `${info.label}: ${m.error}`
+          : info.label
+        : null,
       'aria-hidden': info.icon ? null : 'true',
       title: m.state === 'failed' ? m.error || info.label : info.label,
     },
@@ -100,7 +104,12 @@ export class ConversationView {
     this.blockLabel = h('span', { class: 'btn-label' }, 'Block');
     this.blockBtn = h(
       'button',
-      { id: 'block-toggle', type: 'button', class: 'btn btn-small btn-ghost', onclick: () => this._toggleBlock() },
+      {
+        id: 'block-toggle',
+        type: 'button',
+        class: 'btn btn-small btn-ghost',
+        onclick: () => this._toggleBlock(),
+      },
       spinner('btn-spinner'),
       this.blockLabel,
     );
@@ -109,7 +118,8 @@ export class ConversationView {
       'div',
       {
         class: 'safety',
-        title: 'Compare this number with your contact over another channel to verify their identity.',
+        title:
+          'Compare this number with your contact over another channel to verify their identity.',
       },
       h('span', { class: 'safety-label' }, 'Safety number'),
       this.safety,
@@ -129,7 +139,11 @@ export class ConversationView {
         h(
           'h2',
           { class: 'conv-title', id: 'conv-title' },
-          h('a', { id: 'conv-profile-link', href: profileHash(peer), title: `${peer}'s profile` }, this.titleName),
+          h(
+            'a',
+            { id: 'conv-profile-link', href: profileHash(peer), title: `${peer}'s profile` },
+            this.titleName,
+          ),
         ),
         h('div', { class: 'conv-status' }, this.dot, this.statusText),
       ),
@@ -139,19 +153,37 @@ export class ConversationView {
     this.blockedBar = h(
       'div',
       { id: 'blocked-banner', class: 'banner banner-warning', role: 'status', hidden: true },
-      h('span', { class: 'banner-text' }, `You blocked ${peer}. They cannot write to you; unblock them to talk again.`),
+      h(
+        'span',
+        { class: 'banner-text' },
+        `You blocked ${peer}. They cannot write to you; unblock them to talk again.`,
+      ),
     );
     this.anchorBar = h(
       'div',
       { id: 'anchor-bar', class: 'banner', role: 'status', hidden: true },
       h('span', { class: 'banner-text' }, 'You are looking at older messages. '),
-      h('button', { id: 'jump-to-latest', type: 'button', class: 'btn btn-small', onclick: () => this.jumpToLatest() }, 'Jump to the latest'),
+      h(
+        'button',
+        {
+          id: 'jump-to-latest',
+          type: 'button',
+          class: 'btn btn-small',
+          onclick: () => this.jumpToLatest(),
+        },
+        'Jump to the latest',
+      ),
     );
 
     this.acceptBtnLabel = h('span', { class: 'btn-label' }, 'Accept new key');
     this.acceptBtn = h(
       'button',
-      { id: 'accept-key', type: 'button', class: 'btn btn-warning', onclick: () => this._acceptKey() },
+      {
+        id: 'accept-key',
+        type: 'button',
+        class: 'btn btn-warning',
+        onclick: () => this._acceptKey(),
+      },
       spinner('btn-spinner'),
       this.acceptBtnLabel,
     );
@@ -177,7 +209,13 @@ export class ConversationView {
     this.olderLabel = h('span', { class: 'btn-label' }, 'Load older messages');
     this.olderBtn = h(
       'button',
-      { id: 'load-older', type: 'button', class: 'btn btn-small', hidden: true, onclick: () => this.loadOlder() },
+      {
+        id: 'load-older',
+        type: 'button',
+        class: 'btn btn-small',
+        hidden: true,
+        onclick: () => this.loadOlder(),
+      },
       spinner('btn-spinner'),
       this.olderLabel,
     );
@@ -233,7 +271,12 @@ export class ConversationView {
       this.resizeObserver.observe(this.scroller);
     }
 
-    this.composerError = h('p', { id: 'composer-error', class: 'composer-error', role: 'alert', hidden: true });
+    this.composerError = h('p', {
+      id: 'composer-error',
+      class: 'composer-error',
+      role: 'alert',
+      hidden: true,
+    });
     this.textarea = h('textarea', {
       id: 'composer',
       class: 'composer-input',
@@ -273,7 +316,7 @@ export class ConversationView {
       h('img', { src: '/static/attach.svg', alt: '', class: 'attach-icon', 'aria-hidden': 'true' }),
     );
     this.textarea.addEventListener('paste', (ev) => {
-      const files = [...((ev.clipboardData && ev.clipboardData.files) || [])];
+      const files = [...(ev.clipboardData?.files || [])];
       if (files.length === 0) return;
       ev.preventDefault();
       this.sendFiles(files);
@@ -299,7 +342,11 @@ export class ConversationView {
         this.textarea,
         this.sendBtn,
       ),
-      h('p', { id: 'composer-hint', class: 'composer-hint' }, 'Enter to send · Shift+Enter for a new line'),
+      h(
+        'p',
+        { id: 'composer-hint', class: 'composer-hint' },
+        'Enter to send · Shift+Enter for a new line',
+      ),
     );
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -308,7 +355,12 @@ export class ConversationView {
 
     this.el = h(
       'section',
-      { id: 'conversation', class: 'conversation', 'data-peer': peer, 'aria-labelledby': 'conv-title' },
+      {
+        id: 'conversation',
+        class: 'conversation',
+        'data-peer': peer,
+        'aria-labelledby': 'conv-title',
+      },
       header,
       this.keyBar,
       this.blockedBar,
@@ -349,7 +401,7 @@ export class ConversationView {
     const c = store.state.contacts.get(this.peer);
     setText(this.titleName, store.displayName(this.peer));
     this.avatar.update(c ? c.avatar_url : null, store.displayName(this.peer));
-    const blocked = Boolean(c && c.blocked);
+    const blocked = Boolean(c?.blocked);
     this.blockedBar.hidden = !blocked;
     this.blockBtn.hidden = !c;
     setText(this.blockLabel, blocked ? 'Unblock' : 'Block');
@@ -396,7 +448,10 @@ export class ConversationView {
   scrollToBottom(smooth = false) {
     this.jumpBtn.hidden = true;
     this.stuck = true;
-    this.scroller.scrollTo({ top: this.scroller.scrollHeight, behavior: smooth ? 'smooth' : 'auto' });
+    this.scroller.scrollTo({
+      top: this.scroller.scrollHeight,
+      behavior: smooth ? 'smooth' : 'auto',
+    });
   }
 
   _insert(entry) {
@@ -485,7 +540,7 @@ export class ConversationView {
       return;
     }
     entry.m = { ...entry.m, state: evt.state, error: evt.error ?? null };
-    fillMessage(entry.el, entry.m, this.cards.get(entry.m.file && entry.m.file.transfer_id) ?? null);
+    fillMessage(entry.el, entry.m, this.cards.get(entry.m.file?.transfer_id) ?? null);
   }
 
   // ---------- files ----------
@@ -581,7 +636,8 @@ export class ConversationView {
         .catch((err) => {
           if (err && err.name === 'AbortError') return;
           const card = this.cards.get(id);
-          if (card && card.state === 'uploading') card.update({ transfer_id: id, state: 'failed', error: err.message });
+          if (card && card.state === 'uploading')
+            card.update({ transfer_id: id, state: 'failed', error: err.message });
         })
         .finally(() => this.uploads.delete(id));
     }
@@ -729,7 +785,8 @@ export class ConversationView {
     if (this.destroyed) return;
     const page = Array.isArray(res.messages) ? res.messages : [];
     let newest = null;
-    for (const e of this.byId.values()) if (!newest || compareMessages(newest, e.m) < 0) newest = e.m;
+    for (const e of this.byId.values())
+      if (!newest || compareMessages(newest, e.m) < 0) newest = e.m;
     const gap =
       res.next_before !== null &&
       res.next_before !== undefined &&
@@ -775,7 +832,7 @@ export class ConversationView {
     this.sendBtn.setAttribute('aria-busy', 'true');
     try {
       const res = await api.send(this.peer, text);
-      const m = res && res.message;
+      const m = res?.message;
       if (m) {
         store.applyMessage(m);
         this.addLive(m, { fromMe: true });

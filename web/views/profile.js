@@ -29,7 +29,12 @@ export class ProfileView {
       h('span', { class: 'safety-label' }, 'Safety number '),
       this.safety,
     );
-    this.warning = h('p', { id: 'profile-warning', class: 'form-error', role: 'alert', hidden: true });
+    this.warning = h('p', {
+      id: 'profile-warning',
+      class: 'form-error',
+      role: 'alert',
+      hidden: true,
+    });
     this.error = h('p', { class: 'form-error', role: 'alert', hidden: true });
     this.messageLink = h(
       'a',
@@ -51,7 +56,12 @@ export class ProfileView {
     this.loading = h('div', { class: 'messages-loading', role: 'status' }, spinner(), 'Loading…');
     this.el = h(
       'section',
-      { id: 'profile', class: 'profile-page', 'data-user': name, 'aria-labelledby': 'profile-name' },
+      {
+        id: 'profile',
+        class: 'profile-page',
+        'data-user': name,
+        'aria-labelledby': 'profile-name',
+      },
       h(
         'header',
         { class: 'profile-header' },

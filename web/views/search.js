@@ -17,7 +17,7 @@ function dayStart(value) {
 
 function snippet(parts) {
   return (Array.isArray(parts) ? parts : []).map((p) =>
-    p && p.hit ? h('mark', null, String(p.text)) : document.createTextNode(String(p?.text ?? '')),
+    p?.hit ? h('mark', null, String(p.text)) : document.createTextNode(String(p?.text ?? '')),
   );
 }
 
@@ -27,8 +27,18 @@ export class SearchView {
     this.destroyed = false;
     this.controller = null;
     this.peer = h('select', { id: 'search-peer', class: 'input', 'aria-label': 'Person' });
-    this.since = h('input', { id: 'search-since', class: 'input', type: 'date', 'aria-label': 'From' });
-    this.until = h('input', { id: 'search-until', class: 'input', type: 'date', 'aria-label': 'Until' });
+    this.since = h('input', {
+      id: 'search-since',
+      class: 'input',
+      type: 'date',
+      'aria-label': 'From',
+    });
+    this.until = h('input', {
+      id: 'search-until',
+      class: 'input',
+      type: 'date',
+      'aria-label': 'Until',
+    });
     this.order = h(
       'select',
       { id: 'search-order', class: 'input', 'aria-label': 'Order' },
@@ -62,7 +72,14 @@ export class SearchView {
         h('label', null, 'Order ', this.order),
       ),
       this.status,
-      h('div', { id: 'search-results' }, this.peopleHead, this.people, this.messagesHead, this.messages),
+      h(
+        'div',
+        { id: 'search-results' },
+        this.peopleHead,
+        this.people,
+        this.messagesHead,
+        this.messages,
+      ),
     );
     this._fillPeople();
     this._unsub = store.on('contacts', () => this._fillPeople());
@@ -132,7 +149,12 @@ export class SearchView {
               h('span', { class: 'muted' }, `@${p.username}`),
               p.position ? h('span', { class: 'muted' }, ` · ${p.position}`) : null,
             ),
-            h('span', { class: 'conv-status' }, dot, h('span', { class: 'status-text' }, statusLabel(p.status))),
+            h(
+              'span',
+              { class: 'conv-status' },
+              dot,
+              h('span', { class: 'status-text' }, statusLabel(p.status)),
+            ),
           ),
         );
       }),
@@ -148,7 +170,13 @@ export class SearchView {
             h(
               'span',
               { class: 'search-meta' },
-              h('strong', null, m.direction === 'out' ? `You → ${store.displayName(m.peer)}` : store.displayName(m.author)),
+              h(
+                'strong',
+                null,
+                m.direction === 'out'
+                  ? `You → ${store.displayName(m.peer)}`
+                  : store.displayName(m.author),
+              ),
               ' ',
               h('time', { class: 'muted' }, formatFull(m.sent_at)),
             ),

@@ -43,13 +43,32 @@ export class SettingsView {
     const rows = FIELDS.map(({ key, label, max }) => {
       const id = `profile-${key.replace('_', '-')}`;
       this.inputs[key] = h('input', { id, class: 'input', type: 'text', maxlength: String(max) });
-      return h('div', { class: 'field' }, h('label', { class: 'field-label', for: id }, label), this.inputs[key]);
+      return h(
+        'div',
+        { class: 'field' },
+        h('label', { class: 'field-label', for: id }, label),
+        this.inputs[key],
+      );
     });
-    this.inputs.bio = h('textarea', { id: 'profile-bio-input', class: 'input', rows: '4', maxlength: '1000' });
+    this.inputs.bio = h('textarea', {
+      id: 'profile-bio-input',
+      class: 'input',
+      rows: '4',
+      maxlength: '1000',
+    });
     rows.push(
-      h('div', { class: 'field' }, h('label', { class: 'field-label', for: 'profile-bio-input' }, 'About you'), this.inputs.bio),
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { class: 'field-label', for: 'profile-bio-input' }, 'About you'),
+        this.inputs.bio,
+      ),
     );
-    this.saved = h('p', { id: 'profile-saved', class: 'muted', role: 'status', hidden: true }, 'Saved and sent to your contacts.');
+    this.saved = h(
+      'p',
+      { id: 'profile-saved', class: 'muted', role: 'status', hidden: true },
+      'Saved and sent to your contacts.',
+    );
     this.error = h('p', { id: 'profile-error', class: 'form-error', role: 'alert', hidden: true });
     this.saveBtn = h(
       'button',
@@ -77,10 +96,20 @@ export class SettingsView {
       class: 'visually-hidden',
       onchange: () => this._upload(),
     });
-    this.avatarError = h('p', { id: 'avatar-error', class: 'form-error', role: 'alert', hidden: true });
+    this.avatarError = h('p', {
+      id: 'avatar-error',
+      class: 'form-error',
+      role: 'alert',
+      hidden: true,
+    });
     this.removeBtn = h(
       'button',
-      { id: 'avatar-remove', type: 'button', class: 'btn btn-small', onclick: () => this._removeAvatar() },
+      {
+        id: 'avatar-remove',
+        type: 'button',
+        class: 'btn btn-small',
+        onclick: () => this._removeAvatar(),
+      },
       'Remove picture',
     );
 
@@ -154,13 +183,28 @@ export class SettingsView {
       ),
       this.blockedEmpty,
       this.blockedList,
-      h('label', { class: 'check-row' }, this.showBlocked, ' Show blocked people in the contact list'),
+      h(
+        'label',
+        { class: 'check-row' },
+        this.showBlocked,
+        ' Show blocked people in the contact list',
+      ),
       h('h3', { class: 'settings-heading' }, 'Notifications'),
-      h('label', { class: 'check-row' }, this.notify, ' Notify me of new messages (never while I am busy)'),
+      h(
+        'label',
+        { class: 'check-row' },
+        this.notify,
+        ' Notify me of new messages (never while I am busy)',
+      ),
       h('h3', { class: 'settings-heading' }, 'Privacy'),
-      h('label', { class: 'check-row' }, this.readReceipts, ' Send read receipts (others see when you have read their messages)'),
+      h(
+        'label',
+        { class: 'check-row' },
+        this.readReceipts,
+        ' Send read receipts (others see when you have read their messages)',
+      ),
     );
-    this._unsubs = [store.on('profile', (view) => view && view.is_me && this._fill(view))];
+    this._unsubs = [store.on('profile', (view) => view?.is_me && this._fill(view))];
   }
 
   async load() {
@@ -242,7 +286,7 @@ export class SettingsView {
   }
 
   async _upload() {
-    const file = this.avatarInput.files && this.avatarInput.files[0];
+    const file = this.avatarInput.files?.[0];
     if (!file) return;
     this.avatarError.hidden = true;
     try {

@@ -16,8 +16,16 @@ export class Shell {
     this.meName = h('span', { id: 'me-name', class: 'me-name' });
     this.meFingerprint = h('span', { id: 'me-fingerprint', class: 'fingerprint' });
     this.meAvatar = null;
-    this.meAvatarBox = h('a', { class: 'me-avatar', href: '#/settings', title: 'Your profile and settings' });
-    this.myDot = h('span', { id: 'my-status-dot', class: 'status-dot status-online', 'aria-hidden': 'true' });
+    this.meAvatarBox = h('a', {
+      class: 'me-avatar',
+      href: '#/settings',
+      title: 'Your profile and settings',
+    });
+    this.myDot = h('span', {
+      id: 'my-status-dot',
+      class: 'status-dot status-online',
+      'aria-hidden': 'true',
+    });
     this.statusSelect = h(
       'select',
       {
@@ -83,13 +91,23 @@ export class Shell {
           'div',
           { class: 'me-text' },
           this.meName,
-          h('span', { class: 'me-fp-row' }, h('span', { class: 'fp-label' }, 'Fingerprint '), this.meFingerprint),
+          h(
+            'span',
+            { class: 'me-fp-row' },
+            h('span', { class: 'fp-label' }, 'Fingerprint '),
+            this.meFingerprint,
+          ),
         ),
       ),
       h('a', { id: 'settings-link', class: 'btn btn-ghost', href: '#/settings' }, 'Settings'),
       this.logoutBtn,
     );
-    this.toasts = h('div', { id: 'toasts', class: 'toasts', role: 'status', 'aria-live': 'polite' });
+    this.toasts = h('div', {
+      id: 'toasts',
+      class: 'toasts',
+      role: 'status',
+      'aria-live': 'polite',
+    });
 
     this.banner = h(
       'div',
@@ -118,7 +136,7 @@ export class Shell {
     this._unsubs = [
       store.on('me', () => this.renderMe()),
       store.on('profile', (view) => {
-        if (view && view.is_me) this.renderMe();
+        if (view?.is_me) this.renderMe();
       }),
       store.on('my_status', () => this.renderStatus()),
       store.on('directory', () => this.renderDirectory()),
@@ -145,7 +163,7 @@ export class Shell {
     }
     const profile = store.state.myProfile;
     this.meAvatar.update(profile ? profile.avatar_url : null, store.displayName(name));
-    this.meName.title = profile && profile.display_name ? profile.display_name : name;
+    this.meName.title = profile?.display_name ? profile.display_name : name;
   }
 
   renderStatus() {
