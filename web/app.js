@@ -4,7 +4,7 @@ import { api, onUnauthorized } from './api.js';
 import { h, spinner } from './dom.js';
 import { conversationHash, navigate, startRouter } from './router.js';
 import * as store from './store.js';
-import { ConversationView } from './views/conversation.js';
+import { ConversationView } from './views/conversation/index.js';
 import { renderLogin } from './views/login.js';
 import { ProfileView } from './views/profile.js';
 import { SearchView } from './views/search.js';

@@ -145,13 +145,20 @@ export function applyProfile(view) {
   emit('profile', view);
 }
 
-/** Returns false when the contact is unknown. */
-export function applyBlocked(username, blocked) {
+/** Change a known contact in place and tell the views. Returns false when the contact is unknown. */
+function changeContact(username, change) {
   const c = state.contacts.get(username);
   if (!c) return false;
-  c.blocked = Boolean(blocked);
+  change(c);
   emit('contacts');
   return true;
+}
+
+/** Returns false when the contact is unknown. */
+export function applyBlocked(username, blocked) {
+  return changeContact(username, (c) => {
+    c.blocked = Boolean(blocked);
+  });
 }
 
 /** Contacts as the list shows them: blocked people only when asked for. */
@@ -234,20 +241,16 @@ export function applyMessageState(evt) {
 
 /** Returns false when the contact is unknown. */
 export function applyPresence(username, status) {
-  const c = state.contacts.get(username);
-  if (!c) return false;
-  c.status = normalizeStatus(status);
-  emit('contacts');
-  return true;
+  return changeContact(username, (c) => {
+    c.status = normalizeStatus(status);
+  });
 }
 
 /** Returns false when the contact is unknown. */
 export function applyKeyChange(username) {
-  const c = state.contacts.get(username);
-  if (!c) return false;
-  c.key_changed = true;
-  emit('contacts');
-  return true;
+  return changeContact(username, (c) => {
+    c.key_changed = true;
+  });
 }
 
 export function totalUnread() {

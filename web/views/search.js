@@ -8,6 +8,7 @@ import { formatFull, statusLabel } from '../format.js';
 import { messageHash, profileHash } from '../router.js';
 import * as store from '../store.js';
 import { avatarElement, setStatusDot } from './contacts.js';
+import { pageHeader } from './page.js';
 
 function dayStart(value) {
   // <input type=date> gives YYYY-MM-DD: midnight, local time.
@@ -57,12 +58,7 @@ export class SearchView {
     this.el = h(
       'section',
       { id: 'search-view', class: 'search-page', 'aria-labelledby': 'search-title' },
-      h(
-        'header',
-        { class: 'profile-header' },
-        h('a', { class: 'back-link', href: '#/', 'aria-label': 'Back to contacts' }, '‹'),
-        this.title,
-      ),
+      pageHeader(this.title),
       h(
         'div',
         { class: 'search-filters' },

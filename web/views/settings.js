@@ -2,10 +2,11 @@
 // people you blocked, and what the contact list and notifications show.
 
 import { api } from '../api.js';
-import { h, setText, spinner } from '../dom.js';
+import { busyButton, h, showText, whileBusy } from '../dom.js';
 import { profileHash } from '../router.js';
 import * as store from '../store.js';
 import { avatarElement } from './contacts.js';
+import { pageHeader } from './page.js';
 
 const FIELDS = [
   { key: 'display_name', label: 'Display name', max: 64 },
@@ -70,18 +71,16 @@ export class SettingsView {
       'Saved and sent to your contacts.',
     );
     this.error = h('p', { id: 'profile-error', class: 'form-error', role: 'alert', hidden: true });
-    this.saveBtn = h(
-      'button',
+    this.save = busyButton(
       { id: 'profile-save', type: 'submit', class: 'btn btn-primary' },
-      spinner('btn-spinner'),
-      h('span', { class: 'btn-label' }, 'Save profile'),
+      'Save profile',
     );
     const form = h(
       'form',
       { id: 'profile-form', class: 'settings-form', novalidate: true },
       ...rows,
       this.error,
-      h('div', { class: 'settings-actions' }, this.saveBtn, this.saved),
+      h('div', { class: 'settings-actions' }, this.save.el, this.saved),
     );
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -144,8 +143,7 @@ export class SettingsView {
           this.readReceipts.checked = saved.read_receipts;
         } catch (err) {
           this.readReceipts.checked = !wanted;
-          setText(this.error, err.message);
-          this.error.hidden = false;
+          showText(this.error, err.message);
         } finally {
           this.readReceipts.disabled = false;
         }
@@ -157,10 +155,7 @@ export class SettingsView {
     this.el = h(
       'section',
       { id: 'settings', class: 'settings-page', 'aria-labelledby': 'settings-title' },
-      h(
-        'header',
-        { class: 'profile-header' },
-        h('a', { class: 'back-link', href: '#/', 'aria-label': 'Back to contacts' }, '‹'),
+      pageHeader(
         h('h2', { id: 'settings-title', class: 'profile-name' }, 'Settings'),
         h('a', { class: 'btn btn-small', href: profileHash(me) }, 'See your profile'),
       ),
@@ -222,8 +217,7 @@ export class SettingsView {
       this._renderBlocked(blocked.blocked || []);
     } catch (err) {
       if (this.destroyed || err.status === 401) return;
-      setText(this.error, err.message);
-      this.error.hidden = false;
+      showText(this.error, err.message);
     }
   }
 
@@ -253,8 +247,7 @@ export class SettingsView {
             this.blockedEmpty.hidden = this.blockedList.children.length > 0;
           } catch (err) {
             btn.disabled = false;
-            setText(this.error, err.message);
-            this.error.hidden = false;
+            showText(this.error, err.message);
           }
         });
         return li;
@@ -264,25 +257,21 @@ export class SettingsView {
   }
 
   async _save() {
-    if (this.saveBtn.disabled) return;
-    this.saveBtn.disabled = true;
-    this.saveBtn.classList.add('is-busy');
-    this.error.hidden = true;
-    this.saved.hidden = true;
-    const fields = { bio: this.inputs.bio.value };
-    for (const { key } of FIELDS) fields[key] = this.inputs[key].value.trim();
-    try {
-      const view = await api.saveProfile(fields);
-      store.applyProfile(view);
-      if (!this.destroyed) this.saved.hidden = false;
-    } catch (err) {
-      if (this.destroyed || err.status === 401) return;
-      setText(this.error, err.message);
-      this.error.hidden = false;
-    } finally {
-      this.saveBtn.disabled = false;
-      this.saveBtn.classList.remove('is-busy');
-    }
+    if (this.save.el.disabled) return;
+    await whileBusy(this.save, async () => {
+      this.error.hidden = true;
+      this.saved.hidden = true;
+      const fields = { bio: this.inputs.bio.value };
+      for (const { key } of FIELDS) fields[key] = this.inputs[key].value.trim();
+      try {
+        const view = await api.saveProfile(fields);
+        store.applyProfile(view);
+        if (!this.destroyed) this.saved.hidden = false;
+      } catch (err) {
+        if (this.destroyed || err.status === 401) return;
+        showText(this.error, err.message);
+      }
+    });
   }
 
   async _upload() {
@@ -294,8 +283,7 @@ export class SettingsView {
       store.applyProfile(view);
     } catch (err) {
       if (this.destroyed || err.status === 401) return;
-      setText(this.avatarError, err.message);
-      this.avatarError.hidden = false;
+      showText(this.avatarError, err.message);
     } finally {
       this.avatarInput.value = '';
     }
@@ -305,8 +293,7 @@ export class SettingsView {
     try {
       store.applyProfile(await api.saveAvatar(null));
     } catch (err) {
-      setText(this.avatarError, err.message);
-      this.avatarError.hidden = false;
+      showText(this.avatarError, err.message);
     }
   }
 

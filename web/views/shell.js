@@ -1,6 +1,6 @@
 // The signed-in layout: header, directory banner, sidebar, conversation pane.
 
-import { h, setText, spinner } from '../dom.js';
+import { busyButton, h, setText, spinner, whileBusy } from '../dom.js';
 import { STATUSES } from '../format.js';
 import { navigate, profileHash, searchHash } from '../router.js';
 import * as store from '../store.js';
@@ -63,12 +63,9 @@ export class Shell {
       spinner('spinner-sm'),
       h('span', null, 'Reconnecting…'),
     );
-    this.logoutLabel = h('span', { class: 'btn-label' }, 'Log out');
-    this.logoutBtn = h(
-      'button',
+    this.logout = busyButton(
       { id: 'logout', type: 'button', class: 'btn btn-ghost', onclick: () => this._logout() },
-      spinner('btn-spinner'),
-      this.logoutLabel,
+      'Log out',
     );
     const header = h(
       'header',
@@ -100,7 +97,7 @@ export class Shell {
         ),
       ),
       h('a', { id: 'settings-link', class: 'btn btn-ghost', href: '#/settings' }, 'Settings'),
-      this.logoutBtn,
+      this.logout.el,
     );
     this.toasts = h('div', {
       id: 'toasts',
@@ -233,17 +230,8 @@ export class Shell {
   }
 
   async _logout() {
-    if (this.logoutBtn.disabled) return;
-    this.logoutBtn.disabled = true;
-    this.logoutBtn.classList.add('is-busy');
-    setText(this.logoutLabel, 'Logging out…');
-    try {
-      await this.onLogout();
-    } finally {
-      this.logoutBtn.disabled = false;
-      this.logoutBtn.classList.remove('is-busy');
-      setText(this.logoutLabel, 'Log out');
-    }
+    if (this.logout.el.disabled) return;
+    await whileBusy(this.logout, () => this.onLogout(), 'Logging out…');
   }
 
   destroy() {
