@@ -20,6 +20,7 @@ from typing import Any
 
 from flame import __version__
 from flame.config import LOG_LEVELS, Settings, load_settings
+from flame.core.transport import Endpoint, fingerprint_text, invite_token
 from flame.errors import FlameError
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -58,16 +59,19 @@ async def serve_until_signalled(
         await stop()
 
 
-def write_ready_file(path: str | None, ports: dict[str, int]) -> None:
-    """--ready-file: once the listeners are bound, one JSON object with this process's id and its
-    ports (port 0 lets the OS pick them, so a launcher learns them here). Written to a temporary
-    file and renamed: a reader sees no file or the whole object."""
+def write_ready_file(path: str | None, ports: dict[str, int], tls: bytes | None) -> None:
+    """--ready-file: once the listeners are bound, one JSON object with this process's id, its
+    ports (port 0 lets the OS pick them, so a launcher learns them here) and its certificate's
+    fingerprint (`tls`, null for plain HTTP). Written to a temporary file and renamed: a reader
+    sees no file or the whole object."""
     if not path:
         return
     target = Path(path)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        temporary.write_text(json.dumps({"pid": os.getpid(), **ports}) + "\n", encoding="utf-8")
+        fingerprint = None if tls is None else fingerprint_text(tls)
+        ready = {"pid": os.getpid(), **ports, "tls": fingerprint}
+        temporary.write_text(json.dumps(ready) + "\n", encoding="utf-8")
         os.replace(temporary, target)
     except OSError as exc:
         raise FlameError(f"Cannot write the ready file {path}: {exc.strerror}.") from exc
@@ -76,8 +80,29 @@ def write_ready_file(path: str | None, ports: dict[str, int]) -> None:
 # --- commands ---------------------------------------------------------------------------------
 
 
+def confirm_directory(directory: Endpoint, interactive: bool) -> Endpoint:
+    """The directory with its certificate pinned: as the user gave it (in the invite or by flag),
+    or, for a person at a terminal, the one it presents once they confirm it (PROTOCOL.md §5.1)."""
+    from flame.net.tls import presented_fingerprint
+
+    if directory.tls is not None or directory.url.startswith("http://"):
+        return directory
+    if not interactive:
+        raise FlameError(
+            "Give --directory-fingerprint, or the whole invite (its part after the '.'): the "
+            "directory's certificate fingerprint, which 'flame directory fingerprint' prints."
+        )
+    presented = asyncio.run(presented_fingerprint(directory.url))
+    print(f"The directory at {directory.url} presents the certificate fingerprint")
+    print(f"  {fingerprint_text(presented)}")
+    answer = input("Is it the one its administrator gave you? [y/N] ")
+    if answer.strip().lower() not in ("y", "yes"):
+        raise FlameError("Not enrolled: the directory's certificate was not confirmed.")
+    return Endpoint(directory.url, presented, directory.owner)
+
+
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
-    from flame.services.account import init_account
+    from flame.services.account import init_account, pinned_directory
 
     interactive = sys.stdin.isatty()
 
@@ -92,12 +117,17 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
         return answer
 
     username = ask(args.username, "Username: ", "--username")
-    directory = settings.daemon.directory_url  # --directory, else the config's
+    directory_url = settings.daemon.directory_url  # --directory, else the config's
     if args.directory is None and interactive:
-        directory = input(f"Directory address [{directory}]: ").strip() or directory
+        directory_url = input(f"Directory address [{directory_url}]: ").strip() or directory_url
     invite = args.invite
     if invite is None and interactive:
-        invite = input("Invite code (empty if the directory has open registration): ").strip()
+        invite = input("Invite (empty if the directory has open registration): ").strip()
+    fingerprint = args.directory_fingerprint
+    if not invite and fingerprint is None and interactive:
+        fingerprint = input(
+            "Directory certificate fingerprint (empty: show the one it presents): "
+        ).strip()
     if args.password_file:
         password = read_password_file(args.password_file)
     elif interactive:
@@ -106,15 +136,16 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
             raise FlameError("The passwords differ.")
     else:
         raise FlameError("Give --password-file (no terminal to ask for a password on).")
+    plain_http = settings.daemon.insecure_plain_http
+    directory, code = pinned_directory(directory_url, invite, fingerprint, plain_http=plain_http)
+    directory = confirm_directory(directory, interactive)
     data_dir = settings.daemon_data_dir()
-    account = asyncio.run(
-        init_account(settings, username, directory, invite or None, password, data_dir)
-    )
-    from flame.core.crypto import fingerprint
+    account = asyncio.run(init_account(settings, username, directory, code, password, data_dir))
+    from flame.core.crypto import fingerprint as key_fingerprint
 
-    print(f"Enrolled {account.username} with {directory}.")
+    print(f"Enrolled {account.username} with {directory.url}.")
     print(f"Data folder: {data_dir}")
-    print(f"Fingerprint: {fingerprint(account.identity_key)}")
+    print(f"Fingerprint: {key_fingerprint(account.identity_key)}")
     print("Start the daemon with: flame serve")
     return 0
 
@@ -132,9 +163,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     async def start() -> str:
         await daemon.start(password)
-        write_ready_file(
-            args.ready_file, {"peer_port": daemon.peer_port, "ui_port": daemon.ui_port}
-        )
+        ports = {"peer_port": daemon.peer_port, "ui_port": daemon.ui_port}
+        write_ready_file(args.ready_file, ports, daemon.tls_fingerprint)
         state = "unlocked" if password else "locked: log in to the UI to unlock"
         return f"flame serve: UI at {daemon.ui_url} ({state}); peers on port {daemon.peer_port}"
 
@@ -150,9 +180,12 @@ def cmd_directory_serve(args: argparse.Namespace, settings: Settings) -> int:
     async def start() -> str:
         await server.start()
         assert server.listener is not None  # bound by start()
-        write_ready_file(args.ready_file, {"port": server.listener.port})
+        write_ready_file(args.ready_file, {"port": server.listener.port}, server.tls_fingerprint)
         registration = settings.directory.registration
-        return f"flame directory: listening on {server.url} (registration: {registration})"
+        banner = f"flame directory: listening on {server.url} (registration: {registration})"
+        if server.tls_fingerprint is None:
+            return banner + "; plain HTTP (directory.insecure_plain_http)"
+        return f"{banner}\ncertificate fingerprint: {fingerprint_text(server.tls_fingerprint)}"
 
     asyncio.run(serve_until_signalled(start, server.stop))
     return 0
@@ -160,7 +193,7 @@ def cmd_directory_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
     from flame.core.models import check_username
-    from flame.directory import admin, store
+    from flame.directory import admin
 
     try:
         username = check_username(args.username)
@@ -168,28 +201,16 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
         raise FlameError(f"username {args.username!r}: {exc}") from exc
     data_dir = settings.directory_data_dir()
     ttl_s = settings.directory.invite_ttl_s
-
-    async def main() -> str:
-        reply = await admin.admin_call(
-            data_dir, "POST", "/invite", {"username": username, "rekey": args.rekey, "ttl_s": ttl_s}
-        )
-        if reply is not None:
-            return str(reply["code"])
-        db, lock = await admin.with_database(data_dir)
-        try:
-            import time
-
-            return await store.create_invite(
-                db, username, rekey=args.rekey, now=int(time.time()), ttl_s=ttl_s
-            )
-        finally:
-            await db.close()
-            lock.release()
-
-    code = asyncio.run(main())
+    code = asyncio.run(admin.create_invite(data_dir, username, rekey=args.rekey, ttl_s=ttl_s))
+    certificate = admin.certificate_fingerprint(settings.directory, data_dir)
+    if certificate is not None:  # one string: the code, and the certificate to pin (§5.1)
+        code = invite_token(code, certificate)
     print(code)
     print(
-        f"One-time code for {username}, valid {ttl_s // 3600} h. On their machine:", file=sys.stderr
+        f"One-time invite for {username}, valid {ttl_s // 3600} h"
+        + (", with this directory's certificate fingerprint" if certificate else "")
+        + ". On their machine:",
+        file=sys.stderr,
     )
     print(
         f"  flame init --username {username} --invite {code} --directory <this directory's URL>",
@@ -198,25 +219,22 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_directory_fingerprint(args: argparse.Namespace, settings: Settings) -> int:
+    from flame.directory import admin
+
+    certificate = admin.certificate_fingerprint(settings.directory, settings.directory_data_dir())
+    if certificate is None:
+        raise FlameError("This directory serves plain HTTP (directory.insecure_plain_http).")
+    print(fingerprint_text(certificate))
+    return 0
+
+
 def cmd_directory_users(args: argparse.Namespace, settings: Settings) -> int:
     from flame.core.crypto import fingerprint
     from flame.core.encoding import b64d
-    from flame.directory import admin, store
+    from flame.directory import admin
 
-    data_dir = settings.directory_data_dir()
-
-    async def main() -> list[dict[str, Any]]:
-        reply = await admin.admin_call(data_dir, "GET", "/users")
-        if reply is not None:
-            return list(reply["users"])
-        db, lock = await admin.with_database(data_dir)
-        try:
-            return [u.model_dump() for u in await store.list_users(db)]
-        finally:
-            await db.close()
-            lock.release()
-
-    users = asyncio.run(main())
+    users = asyncio.run(admin.enrolled_users(settings.directory_data_dir()))
     if not users:
         print("No users enrolled yet.")
     for user in users:
@@ -228,8 +246,8 @@ def cmd_directory_users(args: argparse.Namespace, settings: Settings) -> int:
 
 
 READY_FILE_HELP = (
-    "once listening, write {{pid, {}}} as JSON to PATH (atomically): how a launcher learns "
-    "the ports a port of 0 got"
+    "once listening, write {{pid, {}, tls}} as JSON to PATH (atomically): how a launcher learns "
+    "the ports a port of 0 got, and the certificate fingerprint to pin"
 )
 
 
@@ -255,7 +273,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _daemon_flags(init)
     init.add_argument("--username", help="the username to enroll")
-    init.add_argument("--invite", help="one-time code from 'flame directory invite'")
+    init.add_argument("--invite", help="the invite 'flame directory invite' printed")
+    init.add_argument(
+        "--directory-fingerprint",
+        metavar="FP",
+        help="the directory's certificate fingerprint (carried by an invite; for open "
+        "registration, ask the directory's admin: 'flame directory fingerprint')",
+    )
     init.add_argument("--password-file", help="read the password from this file")
     init.set_defaults(run=cmd_init)
 
@@ -313,6 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dusers.add_argument("--data-dir", help="the directory's data folder")
     dusers.set_defaults(run=cmd_directory_users)
+    about = "print the fingerprint of the directory's TLS certificate, which 'flame init' pins"
+    dfingerprint = dsub.add_parser("fingerprint", help=about, description=about.capitalize())
+    dfingerprint.add_argument("--data-dir", help="the directory's data folder")
+    dfingerprint.set_defaults(run=cmd_directory_fingerprint)
 
     return parser
 

@@ -11,9 +11,17 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from flame.core.models import INLINE_MAX_BYTES
+from flame.core.transport import check_address
 from flame.errors import ConfigError
 
 ENV_PREFIX = "FLAME_"
@@ -37,7 +45,7 @@ class Section(BaseModel):
 
 class DaemonSettings(Section):
     data_dir: str = ""
-    directory_url: str = "http://127.0.0.1:8480"
+    directory_url: str = "https://127.0.0.1:8480"
     peer_host: str = "0.0.0.0"
     peer_port: int = Field(default=8470, ge=0, le=65535)
     public_address: str = ""
@@ -64,6 +72,19 @@ class DaemonSettings(Section):
     probe_interval_s: float = Field(default=15.0, gt=0)
     probe_concurrency: int = Field(default=8, ge=1, le=64)
     log_level: LogLevel = "info"
+    # Plain HTTP between machines (no TLS, nothing pinned): only ever by this explicit setting.
+    insecure_plain_http: bool = False
+
+    @model_validator(mode="after")
+    def _addresses_fit_the_transport(self) -> DaemonSettings:
+        for key in ("directory_url", "public_address"):
+            value = getattr(self, key).rstrip("/")
+            if value:
+                try:
+                    check_address(value, plain_http=self.insecure_plain_http)
+                except ValueError as exc:
+                    raise ValueError(f"{key}: {exc} (got {value!r})") from None
+        return self
 
     @field_validator("ui_host")
     @classmethod
@@ -91,6 +112,8 @@ class DirectorySettings(Section):
     burst_per_address: int = Field(default=200, ge=1)
     rate_per_user: float = Field(default=2.0, gt=0)
     burst_per_user: int = Field(default=60, ge=1)
+    # Serve plain HTTP instead of TLS, and accept http:// presence addresses: only by this setting.
+    insecure_plain_http: bool = False
 
 
 class SecuritySettings(Section):

@@ -24,15 +24,17 @@ from flame.config import Settings
 from flame.core.crypto import open_keystore
 from flame.core.keys import Account, Keys
 from flame.core.ratelimit import TokenBuckets
+from flame.core.transport import Endpoint
 from flame.errors import FlameError, WrongPassword
 from flame.net.peer_client import PeerClient
 from flame.net.server import Listener
+from flame.net.tls import ensure_certificate
 from flame.net.verify import RequestVerifier
 from flame.services.context import Context
 from flame.services.events import Events
 from flame.services.registry import Services
 from flame.store.db import Database, FolderLock, open_daemon_db
-from flame.store.keystore import get_meta, load_account
+from flame.store.keystore import load_account, load_directory
 
 log = logging.getLogger("flame.daemon")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -44,19 +46,25 @@ def advertised_address(settings: Settings, port: int) -> str:
         return settings.daemon.public_address.rstrip("/")
     host = settings.daemon.peer_host
     if host in ("0.0.0.0", "::", ""):
-        host = socket.getfqdn()
+        host = socket.getfqdn().lower()
     host = f"[{host}]" if ":" in host else host
-    return f"http://{host}:{port}"
+    scheme = "http" if settings.daemon.insecure_plain_http else "https"
+    return f"{scheme}://{host}:{port}"
 
 
 def build_services(
-    settings: Settings, db: Database, account: Account, clock: Clock, directory_url: str
+    settings: Settings, db: Database, account: Account, clock: Clock, directory: Endpoint
 ) -> Services:
     """Everything one account's daemon runs on, over its open database (still locked)."""
     keys = Keys(account)
     ctx = Context(settings, db, clock, keys, Events())
-    client = PeerClient(keys, settings.daemon.request_timeout_s, clock.now)
-    return Services.build(ctx, client, directory_url)
+    client = PeerClient(
+        keys,
+        settings.daemon.request_timeout_s,
+        clock.now,
+        plain_http=settings.daemon.insecure_plain_http,
+    )
+    return Services.build(ctx, client, directory)
 
 
 def build_verifier(settings: Settings, username: str, clock: Clock) -> RequestVerifier:
@@ -95,6 +103,7 @@ class Daemon:
         self.listeners: list[Listener] = []
         self.supervisor: tasks.Supervisor | None = None
         self.unlock_lock = asyncio.Lock()
+        self.tls_fingerprint: bytes | None = None  # of the peer listener's certificate
 
     @property
     def peer_port(self) -> int:
@@ -122,16 +131,24 @@ class Daemon:
         account = await load_account(db)
         if account is None:
             raise FlameError(f"No Flame account in {self.data_dir}; run 'flame init' first.")
-        # The address given at enrollment wins over the settings' default.
-        directory_url = (await get_meta(db, "directory_url")) or settings.daemon.directory_url
-        self.services = services = build_services(settings, db, account, clock, directory_url)
+        # The directory as pinned at enrollment (address and certificate) wins over the settings.
+        directory = await load_directory(db) or Endpoint(
+            settings.daemon.directory_url, None, "directory"
+        )
+        self.services = services = build_services(settings, db, account, clock, directory)
         self.verifier = verifier = build_verifier(settings, account.username, clock)
+        # TLS on the peer listener (PROTOCOL.md §1.3), with the certificate made at `flame init`
+        # (or now, for an older account); the UI stays plain HTTP on loopback.
+        certificate = (
+            None if settings.daemon.insecure_plain_http else ensure_certificate(self.data_dir)
+        )
         origin = UiOrigin()
         self.listeners = [
             Listener(
                 peer_api.build(services, verifier),
                 settings.daemon.peer_host,
                 settings.daemon.peer_port,
+                None if certificate is None else certificate.server_context(),
             ),
             Listener(
                 ui_api.build(services, self.web_dir, self.login, origin),
@@ -143,6 +160,8 @@ class Daemon:
             await listener.start()
         origin.port = self.ui_port
         services.presence.address = advertised_address(settings, self.peer_port)
+        self.tls_fingerprint = None if certificate is None else certificate.fingerprint
+        services.presence.tls = self.tls_fingerprint
         log.info("%s: peers on port %d, UI on %s", account.username, self.peer_port, self.ui_url)
         if password is not None:
             await self.login(password)

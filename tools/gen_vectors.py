@@ -74,7 +74,9 @@ INPUTS: dict[str, Any] = {
     },
     "presence": {
         "username": "alice",
-        "address": "http://127.0.0.1:8470",
+        "address": "https://127.0.0.1:8470",
+        # b64u(SHA-256 of the peer listener's DER certificate); here of a stand-in byte string.
+        "tls": b64e(hashlib.sha256(b"a certificate").digest()),
         "status": "online",
         "versions": [1],
         "ts": 1700000000,
@@ -198,7 +200,13 @@ def build() -> dict[str, Any]:
     }
     pres = INPUTS["presence"]
     record = make_presence(
-        alice, pres["username"], pres["address"], pres["status"], pres["versions"], pres["ts"]
+        alice,
+        pres["username"],
+        pres["address"],
+        pres["status"],
+        pres["versions"],
+        pres["ts"],
+        tls=b64d(pres["tls"]),
     )
     outputs["presence"] = {
         "message": record_message("presence", presence_fields(record)).decode(),

@@ -78,10 +78,12 @@ class UserRecord(Wire):
 
 
 class PresenceRecord(Wire):
-    """A presence report, signed by its owner (PROTOCOL.md §5.3). `ts` is epoch seconds."""
+    """A presence report, signed by its owner (PROTOCOL.md §5.3). `ts` is epoch seconds; `tls` is
+    b64u(SHA-256 of the peer listener's DER certificate), null for a plain http:// address."""
 
     username: Username
     address: str = Field(max_length=300)
+    tls: B64 | None
     status: Status
     versions: list[int] = Field(max_length=16)
     ts: int

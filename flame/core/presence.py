@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flame.core.crypto import Identity
+from flame.core.encoding import b64e
 from flame.core.models import PresenceRecord, Status
 from flame.core.signing import sign_record, verify_record
 
@@ -16,11 +17,20 @@ def presence_fields(record: PresenceRecord) -> dict[str, Any]:
 
 
 def make_presence(
-    identity: Identity, username: str, address: str, status: Status, versions: list[int], ts: int
+    identity: Identity,
+    username: str,
+    address: str,
+    status: Status,
+    versions: list[int],
+    ts: int,
+    *,
+    tls: bytes | None,
 ) -> PresenceRecord:
+    """`tls`: the SHA-256 of the certificate the peer listener presents (None: plain HTTP)."""
     fields: dict[str, Any] = {
         "username": username,
         "address": address,
+        "tls": None if tls is None else b64e(tls),
         "status": status,
         "versions": versions,
         "ts": ts,

@@ -6,11 +6,23 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.hmac import HMAC
+
 from flame.core.crypto import Identity
 from flame.core.models import RelayAck
 from flame.core.signing import sign_record, verify_record
 
 ACK_CONTEXT = "relay-ack"
+DEPOSITOR_TAG_BYTES = 16
+
+
+def depositor_tag(key: bytes, depositor: str) -> bytes:
+    """What a relay stores instead of the depositor's name: enough to count each depositor's
+    share of the quota, and, once `key` (random, in the relay's memory only) is gone, nothing."""
+    mac = HMAC(key, hashes.SHA256())
+    mac.update(f"flame/v1/relay-depositor\n{depositor}".encode())
+    return mac.finalize()[:DEPOSITOR_TAG_BYTES]
 
 
 def choose_relays(recipient: str, candidates: list[str], count: int) -> list[str]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from flame.config import Settings, load_settings
+from flame.core.transport import Endpoint
 from flame.daemon import Daemon
 from flame.devtools.procs import READY_TIMEOUT_S, Proc, daemon_proc, directory_proc, init_user
 from flame.devtools.ui import PASSWORD, ToolFailed, UiClient
@@ -125,9 +126,21 @@ class Cluster:
     @property
     def directory_url(self) -> str:
         if self.directory_proc is not None:
-            return f"http://127.0.0.1:{self.directory_proc.ports['port']}"
+            return self.directory_proc.url
         assert self.directory is not None
         return self.directory.url
+
+    @property
+    def directory_tls(self) -> bytes | None:
+        """The fingerprint of the directory's certificate, which enrollment pins."""
+        if self.directory_proc is not None:
+            return self.directory_proc.tls
+        assert self.directory is not None
+        return self.directory.tls_fingerprint
+
+    def directory_endpoint(self, url: str | None = None) -> Endpoint:
+        """The directory, at `url` if given (a proxy in front of it: same certificate)."""
+        return Endpoint(url or self.directory_url, self.directory_tls, "directory")
 
     async def start_directory(
         self, registration: str = "open", ttl_s: float = 2.0, port: int = 0, **directory: Any
@@ -161,9 +174,9 @@ class Cluster:
         self, name: str, invite: str | None = None, folder: str | None = None, **daemon: Any
     ) -> Settings:
         settings = self.settings_for(folder or name, **daemon)
-        directory_url = settings.daemon.directory_url
+        directory = self.directory_endpoint(settings.daemon.directory_url)
         data_dir = settings.daemon_data_dir()
-        await init_account(settings, name, directory_url, invite, PASSWORD, data_dir)
+        await init_account(settings, name, directory, invite, PASSWORD, data_dir)
         return settings
 
     async def start_daemon(
@@ -207,7 +220,7 @@ class Cluster:
         """Enroll `name` with `flame init` and (unless `start=False`) run `flame serve` on these
         (peer, UI) ports, 0 for any."""
         env = self.process_env(env)
-        password = await init_user(self.root, name, self.directory_url, env)
+        password = await init_user(self.root, name, self.directory_endpoint(), env)
         proc = daemon_proc(self.root, name, self.directory_url, env, ports)
         node = self.nodes[name] = Node(name, proc, password)
         if start:
@@ -296,8 +309,9 @@ async def start_processes(
     try:
         await cluster.start_directory_process(env)
         url = cluster.directory_url
+        directory = cluster.directory_endpoint()
         passwords = await asyncio.gather(
-            *(init_user(root, name, url, {**env, **init_env}) for name in names)
+            *(init_user(root, name, directory, {**env, **init_env}) for name in names)
         )
         for name, password in zip(names, passwords, strict=True):
             own = {**env, **(await env_for(name) if env_for is not None else {})}

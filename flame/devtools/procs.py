@@ -14,7 +14,10 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+from flame.core.encoding import b64e
+from flame.core.transport import Endpoint, parse_fingerprint
 
 READY_TIMEOUT_S = 30.0
 
@@ -32,6 +35,7 @@ class Proc:
     folder: Path
     log_name: str
     process: asyncio.subprocess.Process | None = None
+    ready: dict[str, Any] = field(default_factory=dict)  # what its ready file said
     log_file: IO[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -41,6 +45,19 @@ class Proc:
     @property
     def ready_path(self) -> Path:
         return self.folder / "ready.json"
+
+    @property
+    def tls(self) -> bytes | None:
+        """The fingerprint of the certificate it serves (None: plain HTTP), from its ready file."""
+        text = self.ready.get("tls")
+        return None if text is None else parse_fingerprint(text)
+
+    @property
+    def url(self) -> str:
+        """Its peer (or directory) listener's base URL on loopback."""
+        scheme = "http" if self.ready.get("tls") is None else "https"
+        port = self.ports.get("peer_port", self.ports.get("port"))
+        return f"{scheme}://127.0.0.1:{port}"
 
     @property
     def pid(self) -> int | None:
@@ -76,6 +93,7 @@ class Proc:
                 ready = json.loads(self.ready_path.read_text())
                 if ready.get("pid") == self.process.pid:
                     self.ports = {key: int(ready[key]) for key in self.ports}
+                    self.ready = ready
                     return
             if self.process.returncode is not None:
                 raise RuntimeError(
@@ -144,9 +162,10 @@ def daemon_proc(
 
 
 async def init_user(
-    root: Path, name: str, directory_url: str, env: Mapping[str, str] | None = None
+    root: Path, name: str, directory: Endpoint, env: Mapping[str, str] | None = None
 ) -> str:
-    """`flame init` for `name` (open registration) unless already done; returns the password."""
+    """`flame init` for `name` (open registration, the directory's certificate pinned) unless
+    already done; returns the password."""
     data = root / name
     password_file = data / "password"
     if (data / "flame.db").exists() and password_file.exists():
@@ -163,7 +182,8 @@ async def init_user(
         "--username",
         name,
         "--directory",
-        directory_url,
+        directory.url,
+        *([] if directory.tls is None else ["--directory-fingerprint", b64e(directory.tls)]),
         "--password-file",
         str(password_file),
         "--data-dir",

@@ -13,10 +13,13 @@ import aiohttp
 from aiohttp import web
 from pydantic import Field
 
+from flame.clock import SystemClock
+from flame.config import DirectorySettings
 from flame.core.models import Username, Wire
 from flame.directory import store
 from flame.errors import FlameError
 from flame.net.http import error_middleware, parse_model, read_body
+from flame.net.tls import ensure_certificate
 from flame.store.db import Database, FolderLock
 
 SOCKET_NAME = "admin.sock"
@@ -90,6 +93,43 @@ async def admin_call(
                 return data
     except (aiohttp.ClientConnectionError, FileNotFoundError):
         return None
+
+
+async def create_invite(data_dir: Path, username: str, *, rekey: bool, ttl_s: int) -> str:
+    """`flame directory invite`: through the running directory, or its database if none runs."""
+    reply = await admin_call(
+        data_dir, "POST", "/invite", {"username": username, "rekey": rekey, "ttl_s": ttl_s}
+    )
+    if reply is not None:
+        return str(reply["code"])
+    db, lock = await with_database(data_dir)
+    try:
+        now = int(SystemClock().now())
+        return await store.create_invite(db, username, rekey=rekey, now=now, ttl_s=ttl_s)
+    finally:
+        await db.close()
+        lock.release()
+
+
+async def enrolled_users(data_dir: Path) -> list[dict[str, Any]]:
+    """`flame directory users`: through the running directory, or its database if none runs."""
+    reply = await admin_call(data_dir, "GET", "/users")
+    if reply is not None:
+        return list(reply["users"])
+    db, lock = await with_database(data_dir)
+    try:
+        return [u.model_dump() for u in await store.list_users(db)]
+    finally:
+        await db.close()
+        lock.release()
+
+
+def certificate_fingerprint(settings: DirectorySettings, data_dir: Path) -> bytes | None:
+    """The fingerprint of the directory's certificate (made now if it never ran), for invites and
+    `flame directory fingerprint`; None when it serves plain HTTP."""
+    if settings.insecure_plain_http:
+        return None
+    return ensure_certificate(data_dir).fingerprint
 
 
 async def with_database(data_dir: Path) -> tuple[Database, FolderLock]:

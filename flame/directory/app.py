@@ -23,11 +23,13 @@ from flame.core.models import (
 from flame.core.presence import verify_presence
 from flame.core.ratelimit import TokenBuckets
 from flame.core.signing import DIRECTORY_AUDIENCE, enrollment_proof, verify_record
+from flame.core.transport import endpoint
 from flame.directory import admin, store
 from flame.errors import AuthError, BadRequest, Forbidden, NotFound
 from flame.net.http import error_middleware, parse_model, read_body
 from flame.net.ratelimit import address_limit
 from flame.net.server import Listener
+from flame.net.tls import ensure_certificate
 from flame.net.verify import RequestVerifier
 from flame.store.db import Database, FolderLock
 
@@ -134,8 +136,15 @@ async def put_presence(request: web.Request) -> web.Response:
             "The presence record's time is too far from now; check the clock.",
             code="stale_presence",
         )
-    if not record.address.startswith(("http://", "https://")):
-        raise BadRequest("The presence address must be an http(s) URL.")
+    try:
+        endpoint(
+            record.address,
+            record.tls,
+            record.username,
+            plain_http=parts.settings.insecure_plain_http,
+        )
+    except ValueError as exc:
+        raise BadRequest(f"The presence address is refused: {exc}.", code="bad_address") from None
     await store.put_presence(parts.db, record, now + parts.settings.presence_ttl_s)
     return web.json_response({"ttl_s": parts.settings.presence_ttl_s})
 
@@ -178,6 +187,7 @@ class DirectoryServer:
         self.listener: Listener | None = None
         self.db: Database | None = None
         self.admin: web.AppRunner | None = None
+        self.tls_fingerprint: bytes | None = None  # of its certificate; None: plain HTTP
 
     @property
     def url(self) -> str:
@@ -185,7 +195,8 @@ class DirectoryServer:
         host = self.settings.host
         host = "127.0.0.1" if host in ("0.0.0.0", "") else host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.listener.port}"
+        scheme = "https" if self.tls_fingerprint is not None else "http"
+        return f"{scheme}://{host}:{self.listener.port}"
 
     async def start(self) -> None:
         self.lock.acquire()
@@ -198,7 +209,12 @@ class DirectoryServer:
                 per_caller=TokenBuckets(self.settings.rate_per_user, self.settings.burst_per_user),
             )
             parts = DirectoryParts(self.settings, self.db, self.clock, verifier)
-            self.listener = Listener(build(parts), self.settings.host, self.settings.port)
+            context = None
+            if not self.settings.insecure_plain_http:  # TLS, pinned by daemons (PROTOCOL.md §1.3)
+                certificate = ensure_certificate(self.data_dir)
+                self.tls_fingerprint = certificate.fingerprint
+                context = certificate.server_context()
+            self.listener = Listener(build(parts), self.settings.host, self.settings.port, context)
             await self.listener.start()
             self.admin = await admin.start_admin(
                 admin.build(self.db, self.clock.now), self.data_dir

@@ -1,8 +1,10 @@
 """Outbound calls to peers and the directory, signed (PROTOCOL.md §4): envelopes, relays,
 profiles, file transfers (§11.3, §11.4) and the directory's routes (§5).
 
-aiohttp errors become PeerUnreachable; a 4xx/5xx answer becomes PeerRefused with the peer's code.
-Both happen in one place (`PeerClient._exchange`), for every call.
+Every call goes through one place (`PeerClient._exchange`), which dials only a well-formed address
+over TLS with the server's certificate pinned (§1.3; plain HTTP only with `insecure_plain_http`),
+never follows a redirect, and maps errors: aiohttp errors and a certificate that is not the pinned
+one become PeerUnreachable; a 3xx, 4xx or 5xx answer becomes PeerRefused with the peer's code.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from flame.core.models import (
     UserRecord,
 )
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
+from flame.core.transport import Endpoint, check_address
 from flame.errors import PeerRefused, PeerUnreachable
 
 DIRECTORY_PREFIX = "/dir/v1"
@@ -74,13 +77,39 @@ def refusal(status: int, payload: bytes, headers: Any) -> PeerRefused:
     return refused
 
 
+def whose(endpoint: Endpoint) -> str:
+    return "the directory" if endpoint.is_directory else f"{endpoint.owner}'s daemon"
+
+
+def mismatch_message(endpoint: Endpoint) -> str:
+    if endpoint.is_directory:
+        return (
+            f"The directory at {endpoint.url} presented a TLS certificate other than the one "
+            "pinned at enrollment (flame init): refused. Someone may be in the middle, or the "
+            "directory's certificate was replaced."
+        )
+    return (
+        f"{endpoint.owner}'s daemon at {endpoint.url} presented a TLS certificate other than the "
+        f"one in {endpoint.owner}'s signed presence: refused (someone in the middle, or an old "
+        "address)."
+    )
+
+
 class PeerClient:
     """One aiohttp session for all outbound traffic. Signed calls need the unlocked keys; while
     the daemon is locked only unsigned ones work (enrollment, hello)."""
 
-    def __init__(self, keys: Keys, timeout_s: float, now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        keys: Keys,
+        timeout_s: float,
+        now: Callable[[], float],
+        *,
+        plain_http: bool = False,
+    ) -> None:
         self.keys = keys
         self.now = now
+        self.plain_http = plain_http  # http:// endpoints allowed (insecure_plain_http)
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
             connector=aiohttp.TCPConnector(limit=256, limit_per_host=8, ttl_dns_cache=60),
@@ -107,27 +136,64 @@ class PeerClient:
             unsigned_body=streamed,
         )
 
+    def _transport(self, endpoint: Endpoint) -> aiohttp.Fingerprint | bool:
+        """How to dial `endpoint`: TLS with its pinned certificate, or plain HTTP where allowed.
+
+        Raises:
+            PeerUnreachable: an address that does not parse, or no pin, or plain HTTP while off.
+        """
+        try:
+            check_address(endpoint.url, plain_http=self.plain_http)
+        except ValueError as exc:
+            raise PeerUnreachable(
+                f"Flame does not dial {whose(endpoint)} at {endpoint.url!r}: {exc}."
+            ) from None
+        if endpoint.url.startswith("http://"):
+            return False
+        if endpoint.tls is None:
+            raise PeerUnreachable(f"No TLS certificate is pinned for {whose(endpoint)}.")
+        return aiohttp.Fingerprint(endpoint.tls)
+
     async def _exchange(
         self,
         method: str,
-        target: URL,
+        endpoint: Endpoint,
+        path_qs: str,
         headers: dict[str, str],
         data: Any,
         client_timeout: aiohttp.ClientTimeout | None = None,
     ) -> tuple[int, bytes, dict[str, str]]:
-        """Send one request and read the answer; the one place errors are mapped. `client_timeout`
-        replaces the session's (aiohttp reads an explicit None as "no timeout at all")."""
+        """Send one request and read the answer; the one place addresses, certificates and
+        redirects are checked and errors mapped. `client_timeout` replaces the session's
+        (aiohttp reads an explicit None as "no timeout at all")."""
+        transport = self._transport(endpoint)
+        target = URL(endpoint.url + path_qs)
         options: dict[str, Any] = {} if client_timeout is None else {"timeout": client_timeout}
         try:
             async with self.session.request(
-                method, target, data=data, headers=headers, **options
+                method,
+                target,
+                data=data,
+                headers=headers,
+                ssl=transport,
+                allow_redirects=False,
+                **options,
             ) as response:
                 payload = await response.read()
                 status, response_headers = response.status, dict(response.headers)
+        except aiohttp.ServerFingerprintMismatch as exc:
+            raise PeerUnreachable(mismatch_message(endpoint)) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
             raise PeerUnreachable(
                 f"Cannot reach {target.host}:{target.port}: {type(exc).__name__}"
             ) from exc
+        if 300 <= status < 400 and status != 304:  # 304 answers a conditional GET, no redirect
+            raise PeerRefused(
+                f"Refused: {whose(endpoint)} answered with a redirect (HTTP {status}), "
+                "which Flame never follows.",
+                status=status,
+                code="redirect",
+            )
         if status >= 400:
             raise refusal(status, payload, response_headers)
         return status, payload, response_headers
@@ -135,90 +201,86 @@ class PeerClient:
     async def request(
         self,
         method: str,
-        url: str,
+        endpoint: Endpoint,
+        path_qs: str,
         *,
-        audience: str | None,
         body: bytes = b"",
         headers: dict[str, str] | None = None,
+        signed: bool = True,
     ) -> tuple[int, bytes, dict[str, str]]:
-        """Send one request; sign it when `audience` is given. Returns status, body, headers."""
-        target = URL(url)
+        """Send one request to `endpoint` (signed for its owner unless `signed` is False).
+        Returns status, body, headers."""
+        self._transport(endpoint)  # a bad address is refused before anything parses it
+        target = URL(endpoint.url + path_qs)
         all_headers = {
             "Host": host_header(target),
             "Content-Type": "application/json",
             **(headers or {}),
         }
-        if audience is not None:
+        if signed:
+            audience = DIRECTORY_AUDIENCE if endpoint.is_directory else endpoint.owner
             all_headers.update(
                 self._signed(audience, method, target, all_headers["Host"], body, streamed=False)
             )
-        return await self._exchange(method, target, all_headers, _payload(body))
+        return await self._exchange(method, endpoint, path_qs, all_headers, _payload(body))
 
     # --- the directory -----------------------------------------------------------------------
 
-    async def enroll(self, directory_url: str, req: EnrollRequest) -> UserRecord:
+    async def enroll(self, directory: Endpoint, req: EnrollRequest) -> UserRecord:
         _, payload, _ = await self.request(
             "POST",
-            directory_url + DIRECTORY_PREFIX + "/enroll",
-            audience=None,
+            directory,
+            DIRECTORY_PREFIX + "/enroll",
             body=req.model_dump_json().encode(),
+            signed=False,  # enrollment needs no unlocked keys
         )
         return parse_reply(UserRecord, payload)
 
     async def directory_users(
         self,
-        directory_url: str,
+        directory: Endpoint,
         etag: str | None,
     ) -> tuple[DirectoryListing | None, str | None]:
         """The user list, or (None, etag) when it has not changed since `etag`."""
         headers = {"If-None-Match": etag} if etag else {}
         status, payload, response_headers = await self.request(
-            "GET",
-            directory_url + DIRECTORY_PREFIX + "/users",
-            audience=DIRECTORY_AUDIENCE,
-            headers=headers,
+            "GET", directory, DIRECTORY_PREFIX + "/users", headers=headers
         )
         new_etag = response_headers.get("ETag")
         if status == 304:
             return None, new_etag
         return parse_reply(DirectoryListing, payload), new_etag
 
-    async def directory_user(self, directory_url: str, username: str) -> DirectoryEntry:
-        _, payload, _ = await self.request(
-            "GET",
-            f"{directory_url}{DIRECTORY_PREFIX}/users/{username}",
-            audience=DIRECTORY_AUDIENCE,
-        )
+    async def directory_user(self, directory: Endpoint, username: str) -> DirectoryEntry:
+        _, payload, _ = await self.request("GET", directory, f"{DIRECTORY_PREFIX}/users/{username}")
         return parse_reply(DirectoryEntry, payload)
 
-    async def report_presence(self, directory_url: str, record: PresenceRecord) -> None:
+    async def report_presence(self, directory: Endpoint, record: PresenceRecord) -> None:
         await self.request(
             "PUT",
-            directory_url + DIRECTORY_PREFIX + "/presence",
-            audience=DIRECTORY_AUDIENCE,
+            directory,
+            DIRECTORY_PREFIX + "/presence",
             body=record.model_dump_json().encode(),
         )
 
-    async def log_off(self, directory_url: str) -> None:
-        await self.request(
-            "DELETE", directory_url + DIRECTORY_PREFIX + "/presence", audience=DIRECTORY_AUDIENCE
-        )
+    async def log_off(self, directory: Endpoint) -> None:
+        await self.request("DELETE", directory, DIRECTORY_PREFIX + "/presence")
 
     # --- peers -------------------------------------------------------------------------------
 
-    async def hello(self, address: str, peer: str) -> Hello:
-        _, payload, _ = await self.request("GET", address + PEER_PREFIX + "/hello", audience=peer)
+    async def hello(self, peer: Endpoint) -> Hello:
+        _, payload, _ = await self.request("GET", peer, PEER_PREFIX + "/hello")
         return parse_reply(Hello, payload)
 
     async def deliver(
-        self, address: str, peer: str, envelopes: list[Envelope], *, ack: bool = False
+        self, peer: Endpoint, envelopes: list[Envelope], *, ack: bool = False
     ) -> BatchResult:
         """POST a batch (a relay asks for the recipient's signed ack). A 4xx that carries
         per-envelope results is returned, not raised."""
         body = EnvelopeBatch(envelopes=envelopes).model_dump_json().encode()
         path = PEER_PREFIX + "/envelopes" + ("?ack=1" if ack else "")
         try:
-            _, payload, _ = await self.request("POST", address + path, audience=peer, body=body)
+            _, payload, _ = await self.request("POST", peer, path, body=body)
         except PeerRefused as exc:
             if exc.http_status in (400, 403, 409):
                 partial = results_of(exc.payload)
@@ -229,20 +291,17 @@ class PeerClient:
 
     # --- relays (PROTOCOL.md §13.3) ----------------------------------------------------------
 
-    async def _post_model(self, address: str, peer: str, path: str, model: BaseModel) -> bytes:
+    async def _post_model(self, peer: Endpoint, path: str, model: BaseModel) -> bytes:
         _, payload, _ = await self.request(
-            "POST",
-            address + PEER_PREFIX + path,
-            audience=peer,
-            body=model.model_dump_json().encode(),
+            "POST", peer, PEER_PREFIX + path, body=model.model_dump_json().encode()
         )
         return payload
 
-    async def deposit(self, address: str, relay: str, deposits: list[Deposit]) -> BatchResult:
+    async def deposit(self, relay: Endpoint, deposits: list[Deposit]) -> BatchResult:
         """Leave envelopes with a relay. Raises PeerRefused when it took none of them."""
         try:
             payload = await self._post_model(
-                address, relay, "/relay/deposits", DepositBatch(deposits=deposits)
+                relay, "/relay/deposits", DepositBatch(deposits=deposits)
             )
         except PeerRefused as exc:
             if exc.http_status in (400, 429):
@@ -254,36 +313,31 @@ class PeerClient:
             raise
         return parse_reply(BatchResult, payload)
 
-    async def collect(self, address: str, relay: str, limit: int = 256) -> Collected:
-        payload = await self._post_model(
-            address, relay, "/relay/collect", CollectRequest(limit=limit)
-        )
+    async def collect(self, relay: Endpoint, limit: int = 256) -> Collected:
+        payload = await self._post_model(relay, "/relay/collect", CollectRequest(limit=limit))
         return parse_reply(Collected, payload)
 
-    async def relay_ack(self, address: str, relay: str, ack: RelayAck) -> None:
-        await self._post_model(address, relay, "/relay/ack", ack)
+    async def relay_ack(self, relay: Endpoint, ack: RelayAck) -> None:
+        await self._post_model(relay, "/relay/ack", ack)
 
     # --- profiles (PROTOCOL.md §12.1) ----------------------------------------------------------
 
-    async def profile(self, address: str, peer: str) -> Profile:
-        """`peer`'s signed profile, not yet verified (502 `bad_reply` when malformed)."""
-        _, payload, _ = await self.request("GET", f"{address}{PEER_PREFIX}/profile", audience=peer)
+    async def profile(self, peer: Endpoint) -> Profile:
+        """The peer's signed profile, not yet verified (502 `bad_reply` when malformed)."""
+        _, payload, _ = await self.request("GET", peer, f"{PEER_PREFIX}/profile")
         return parse_reply(Profile, payload)
 
     # --- files (PROTOCOL.md §11.3, §11.4) ------------------------------------------------------
 
-    async def transfer_status(
-        self, address: str, peer: str, transfer_id: str, token: str
-    ) -> TransferStatus:
+    async def transfer_status(self, peer: Endpoint, transfer_id: str, token: str) -> TransferStatus:
         _, payload, _ = await self.request(
-            "GET", files_url(address, transfer_id), audience=peer, headers={TOKEN_HEADER: token}
+            "GET", peer, files_path(transfer_id), headers={TOKEN_HEADER: token}
         )
         return parse_reply(TransferStatus, payload)
 
     async def send_chunks(
         self,
-        address: str,
-        peer: str,
+        peer: Endpoint,
         transfer_id: str,
         token: str,
         start: int,
@@ -297,24 +351,26 @@ class PeerClient:
         that stalls, and the wait for the answer after the last byte is bounded by the client's
         timeout.
         """
-        target = URL(f"{files_url(address, transfer_id)}/chunks?start={start}")
+        path_qs = f"{files_path(transfer_id)}/chunks?start={start}"
+        self._transport(peer)
+        target = URL(peer.url + path_qs)
         host = host_header(target)
         headers = {
             "Host": host,
             "Content-Type": "application/octet-stream",
             "Content-Length": str(length),
             TOKEN_HEADER: token,
-            **self._signed(peer, "PUT", target, host, b"", streamed=True),
+            **self._signed(peer.owner, "PUT", target, host, b"", streamed=True),
         }
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=self.session.timeout.total
         )
-        _, payload, _ = await self._exchange("PUT", target, headers, body, timeout)
+        _, payload, _ = await self._exchange("PUT", peer, path_qs, headers, body, timeout)
         return parse_reply(TransferStatus, payload)
 
 
-def files_url(address: str, transfer_id: str) -> str:
-    return f"{address}{PEER_PREFIX}/files/{transfer_id}"
+def files_path(transfer_id: str) -> str:
+    return f"{PEER_PREFIX}/files/{transfer_id}"
 
 
 def results_of(payload: bytes) -> BatchResult | None:

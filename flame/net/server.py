@@ -1,8 +1,10 @@
-"""Start and stop an aiohttp app on a TCP address; port 0 picks a free port."""
+"""Start and stop an aiohttp app on a TCP address, over TLS when given a context (PROTOCOL.md
+§1.3); port 0 picks a free port."""
 
 from __future__ import annotations
 
 import socket
+import ssl
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -13,6 +15,7 @@ class Listener:
     app: web.Application
     host: str
     port: int
+    ssl_context: ssl.SSLContext | None = None
     runner: web.AppRunner | None = None
     bound: list[tuple[str, int]] = field(default_factory=list)
 
@@ -21,7 +24,9 @@ class Listener:
             self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
+        site = web.TCPSite(
+            self.runner, self.host, self.port, ssl_context=self.ssl_context, reuse_address=True
+        )
         await site.start()
         server = site._server  # aiohttp exposes no public accessor for the bound sockets
         assert server is not None

@@ -1,4 +1,6 @@
-"""Creating an account (`flame init`): keys, the sealed keystore, enrollment with the directory."""
+"""Creating an account (`flame init`): keys, the sealed keystore, the peer listener's TLS
+certificate, enrollment with the directory over TLS pinned to the certificate the user was given
+(PROTOCOL.md §1.3, §5.1)."""
 
 from __future__ import annotations
 
@@ -10,8 +12,10 @@ from flame.core.encoding import b64e
 from flame.core.keys import Account, Keys
 from flame.core.models import EnrollRequest, check_username
 from flame.core.signing import enrollment_proof, sign_record
-from flame.errors import ConfigError, FlameError, PeerRefused
+from flame.core.transport import Endpoint, check_address, parse_fingerprint, split_invite
+from flame.errors import ConfigError, FlameError, PeerRefused, PeerUnreachable
 from flame.net.peer_client import PeerClient
+from flame.net.tls import ensure_certificate
 from flame.store.db import FolderLock, open_daemon_db
 from flame.store.keystore import load_account, save_account
 
@@ -31,17 +35,43 @@ def enroll_request(identity: Identity, username: str, invite: str | None) -> Enr
     )
 
 
+def pinned_directory(
+    url: str, invite: str | None, fingerprint: str | None, *, plain_http: bool
+) -> tuple[Endpoint, str | None]:
+    """The directory to enroll with and the invite's one-time code. Its certificate fingerprint
+    comes from the invite (`flame directory invite` prints code and fingerprint as one string) or
+    from `fingerprint`; with neither it is None, for the user to confirm (PROTOCOL.md §5.1).
+
+    Raises:
+        FlameError: an address, invite or fingerprint that does not parse, or two that differ.
+    """
+    url = url.rstrip("/")
+    try:
+        check_address(url, plain_http=plain_http)
+        code, from_invite = split_invite(invite) if invite else (None, None)
+        given = parse_fingerprint(fingerprint) if fingerprint else None
+    except ValueError as exc:
+        raise FlameError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
+    if url.startswith("http://"):
+        return Endpoint(url, None, "directory"), code  # insecure_plain_http: nothing to pin
+    if given is not None and from_invite is not None and given != from_invite:
+        raise FlameError("The invite and --directory-fingerprint name different certificates.")
+    return Endpoint(url, given or from_invite, "directory"), code
+
+
 async def init_account(
     settings: Settings,
     username: str,
-    directory_url: str,
+    directory: Endpoint,
     invite: str | None,
     password: str,
     data_dir: Path,
 ) -> Account:
-    """Generate keys, enroll them with the directory, then store them sealed under the password.
+    """Generate keys, enroll them with the directory, then store them sealed under the password,
+    with the directory's address and pinned certificate.
 
-    Nothing is written if enrollment fails, so a retry with a corrected invite starts clean.
+    Nothing is written to the database if enrollment fails, so a retry with a corrected invite
+    starts clean.
     """
     try:
         check_username(username)
@@ -49,7 +79,6 @@ async def init_account(
         raise ConfigError(f"username {username!r}: {exc}") from exc
     if len(password) < MIN_PASSWORD_CHARS:
         raise FlameError(f"The password must have at least {MIN_PASSWORD_CHARS} characters.")
-    directory_url = directory_url.rstrip("/")
     lock = FolderLock(data_dir)
     lock.acquire()
     try:
@@ -72,14 +101,23 @@ async def init_account(
                 seal_keystore(identity, username, password, params),
             )
             # Enrollment is unsigned: the client needs no unlocked keys for it.
-            client = PeerClient(Keys(account), settings.daemon.request_timeout_s, lambda: 0.0)
+            client = PeerClient(
+                Keys(account),
+                settings.daemon.request_timeout_s,
+                lambda: 0.0,
+                plain_http=settings.daemon.insecure_plain_http,
+            )
             try:
-                await client.enroll(directory_url, enroll_request(identity, username, invite))
+                await client.enroll(directory, enroll_request(identity, username, invite))
             except PeerRefused as exc:
                 raise FlameError(f"The directory refused the enrollment: {exc.message}") from exc
+            except PeerUnreachable as exc:
+                raise FlameError(f"Enrollment failed: {exc.message}") from exc
             finally:
                 await client.close()
-            await save_account(db, account, directory_url)
+            if not settings.daemon.insecure_plain_http:
+                ensure_certificate(data_dir)  # the peer listener's, named in every presence
+            await save_account(db, account, directory)
             return account
         finally:
             await db.close()

@@ -2,7 +2,9 @@
 the directory (its address, whether it answers) and, while it does not, direct probes.
 
 The directory is trusted for availability only: every binding and presence signature is checked
-here against the key we pinned, and a different key is parked as a key change, never used.
+here against the key we pinned, and a different key is parked as a key change, never used. A
+presence whose address or certificate fingerprint does not parse is ignored like one whose
+signature fails (PROTOCOL.md §5.3).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from dataclasses import dataclass, field
 
 from flame.core.crypto import binding_message, verify_signature
 from flame.core.encoding import b64d, b64e
-from flame.core.models import USERNAME_RE, DirectoryEntry
+from flame.core.models import USERNAME_RE, DirectoryEntry, PresenceRecord
 from flame.core.presence import effective_status, verify_presence
+from flame.core.transport import Endpoint, endpoint
 from flame.errors import BadRequest, Conflict, FlameError, NotFound, PeerRefused
 from flame.net.peer_client import PeerClient
 from flame.services.blocks import Blocks
@@ -22,7 +25,7 @@ from flame.services.context import Context
 from flame.services.events import DirectoryStateChanged, KeyChanged, PresenceChanged
 from flame.store import contacts as contact_store
 from flame.store import outbox as outbox_store
-from flame.store.contacts import Contact
+from flame.store.contacts import Contact, PresenceUpdate
 
 log = logging.getLogger("flame.contacts")
 UNKNOWN_USER_TTL_S = 60.0
@@ -34,7 +37,7 @@ class Contacts:
     ctx: Context
     client: PeerClient
     blocks: Blocks
-    directory_url: str
+    directory: Endpoint
     directory_state: str = field(default="unknown", init=False)  # "ok" | "degraded" | "unknown"
     # The first directory sync (or probe round) is done.
     synced: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -60,7 +63,7 @@ class Contacts:
         now = ctx.clock.now()
         ttl = ctx.settings.directory.presence_ttl_s
         before = {c.username: c for c in await self.all()}
-        updates: list[tuple[str, str | None, str, int | None]] = []
+        updates: list[PresenceUpdate] = []
         changed: list[PresenceChanged] = []
         online: list[str] = []
         for entry in entries:
@@ -89,21 +92,22 @@ class Contacts:
                 ctx.events.publish(KeyChanged(user.username))
             pinned = before.get(user.username)
             pinned_key = identity_key if pinned is None else pinned.identity_key
-            presence = entry.presence
-            if presence is not None and (
-                presence.username != user.username or not verify_presence(presence, pinned_key)
-            ):
-                presence = None  # unsigned by the pinned key: not believed
+            presence = self.believed(entry.presence, user.username, pinned_key)
             status = effective_status(presence, now, ttl)
-            address = (
-                presence.address
-                if presence is not None
-                else (pinned.address if pinned is not None else None)
-            )
+            address: str | None
+            tls: bytes | None
+            if presence is not None:
+                address, tls = presence.address, self.endpoint_of(presence).tls
+            else:
+                address, tls = (None, None) if pinned is None else (pinned.address, pinned.tls)
             ts = presence.ts if presence is not None else None
             old_status = pinned.status if pinned is not None else "offline"
-            if pinned is None or old_status != status or pinned.address != address:
-                updates.append((user.username, address, status, ts))
+            if (
+                pinned is None
+                or old_status != status
+                or (pinned.address, pinned.tls) != (address, tls)
+            ):
+                updates.append(PresenceUpdate(user.username, address, tls, status, ts))
             if old_status != status:
                 changed.append(PresenceChanged(user.username, status))
                 if status != "offline":
@@ -112,6 +116,27 @@ class Contacts:
         for event in changed:  # after the commit: a UI that reacts by asking sees the new state
             ctx.events.publish(event)
         await self.came_online(online)
+
+    def endpoint_of(self, presence: PresenceRecord) -> Endpoint:
+        """Raises ValueError: an address or fingerprint that does not parse (PROTOCOL.md §5.3)."""
+        plain_http = self.ctx.settings.daemon.insecure_plain_http
+        return endpoint(presence.address, presence.tls, presence.username, plain_http=plain_http)
+
+    def believed(
+        self, presence: PresenceRecord | None, username: str, pinned_key: bytes
+    ) -> PresenceRecord | None:
+        """The record if it is `username`'s, signed by the pinned key, with an address this
+        daemon would dial; None (offline) otherwise."""
+        if presence is None:
+            return None
+        if presence.username != username or not verify_presence(presence, pinned_key):
+            return None  # unsigned by the pinned key: not believed
+        try:
+            self.endpoint_of(presence)
+        except ValueError as exc:
+            log.warning("presence of %s has an unusable address; ignored: %s", username, exc)
+            return None
+        return presence
 
     async def came_online(self, names: list[str]) -> None:
         """Peers just seen online: what waits for them goes now, not at the end of its backoff."""
@@ -122,7 +147,7 @@ class Contacts:
 
     async def sync_once(self, etag: str | None) -> str | None:
         """Fetch the user list (conditional on `etag`) and apply it. Returns the new etag."""
-        listing, new_etag = await self.client.directory_users(self.directory_url, etag)
+        listing, new_etag = await self.client.directory_users(self.directory, etag)
         if listing is not None:
             await self.apply_entries(listing.users)
         self.synced.set()
@@ -138,7 +163,7 @@ class Contacts:
         if self.unknown_users.get(username, 0.0) > now:
             return None
         try:
-            entry = await self.client.directory_user(self.directory_url, username)
+            entry = await self.client.directory_user(self.directory, username)
         except PeerRefused as exc:
             if exc.http_status == 404:
                 if len(self.unknown_users) > UNKNOWN_USERS_MAX:
@@ -198,13 +223,13 @@ class Contacts:
         """While the directory does not answer (PROTOCOL.md §13.5): ask every known peer directly,
         with a signed hello, whether it is up; a peer answers for itself only if its identity key
         is the one we pinned."""
-        known = [c for c in await self.all() if c.address]
+        known = [(c, e) for c in await self.all() if (e := c.endpoint) is not None]
         slots = asyncio.Semaphore(self.ctx.settings.daemon.probe_concurrency)
 
-        async def probe(contact: Contact) -> tuple[Contact, str]:
+        async def probe(contact: Contact, peer: Endpoint) -> tuple[Contact, str]:
             async with slots:
                 try:
-                    hello = await self.client.hello(contact.address or "", contact.username)
+                    hello = await self.client.hello(peer)
                 except FlameError:
                     return contact, "offline"
             is_them = (
@@ -214,13 +239,13 @@ class Contacts:
             )
             return contact, "online" if is_them else "offline"
 
-        results = await asyncio.gather(*(probe(c) for c in known))
+        results = await asyncio.gather(*(probe(c, e) for c, e in known))
         updates = [
-            (c.username, c.address, status, c.presence_ts)
+            PresenceUpdate(c.username, c.address, c.tls, status, c.presence_ts)
             for c, status in results
             if status != c.status
         ]
         await contact_store.set_presence(self.ctx.db, updates)
-        for name, _, status, _ in updates:
-            self.ctx.events.publish(PresenceChanged(name, status))
-        await self.came_online([name for name, _, status, _ in updates if status != "offline"])
+        for update in updates:
+            self.ctx.events.publish(PresenceChanged(update.username, update.status))
+        await self.came_online([u.username for u in updates if u.status != "offline"])

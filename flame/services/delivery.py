@@ -17,6 +17,7 @@ from flame.clock import wait_event
 from flame.core.models import SEQUENCED_KINDS, Deposit, Envelope
 from flame.core.outbox import next_attempt
 from flame.core.relays import choose_relays
+from flame.core.transport import Endpoint
 from flame.errors import PeerRefused, PeerUnreachable, Unavailable
 from flame.net.peer_client import PeerClient
 from flame.services.context import Context
@@ -121,13 +122,12 @@ class Delivery:
                 )
                 await self.fail(entries, reason)
                 return delivered
-            if not contact.address:
+            recipient = contact.endpoint
+            if recipient is None:
                 await self.reschedule(peer, entries, "the recipient has no known address", None)
                 return delivered
             try:
-                result = await self.client.deliver(
-                    contact.address, peer, [e.envelope for e in entries]
-                )
+                result = await self.client.deliver(recipient, [e.envelope for e in entries])
             except (PeerUnreachable, PeerRefused) as exc:
                 refused = exc if isinstance(exc, PeerRefused) else None
                 if refused is not None and refused.http_status == 413 and len(entries) > 1:
@@ -212,12 +212,11 @@ class Delivery:
         )
         if not entries:
             return 0
-        online = [
-            c
+        by_name = {
+            c.username: e
             for c in await contact_store.list_contacts(db)
-            if c.status != "offline" and c.address and not c.key_changed
-        ]
-        by_name = {c.username: c for c in online}
+            if c.status != "offline" and (e := c.endpoint) is not None and not c.key_changed
+        }
         by_recipient: dict[str, list[OutboxEntry]] = defaultdict(list)
         for entry in entries:
             by_recipient[entry.peer].append(entry)
@@ -228,7 +227,7 @@ class Delivery:
             if not relays:
                 continue
             outcomes = await asyncio.gather(
-                *(self._deposit(by_name[relay].address or "", relay, group) for relay in relays)
+                *(self._deposit(by_name[relay], group) for relay in relays)
             )
             accepted = {message_id for ids, _ in outcomes for message_id in ids}
             refusals = [reason for _, reason in outcomes if reason is not None]
@@ -247,7 +246,7 @@ class Delivery:
         return accepted_total
 
     async def _deposit(
-        self, address: str, relay: str, entries: list[OutboxEntry]
+        self, relay: Endpoint, entries: list[OutboxEntry]
     ) -> tuple[list[str], str | None]:
         """Deposit with one relay, in batches of at most BATCH_BYTES: (accepted message ids, the
         refusal reason if it refused)."""
@@ -261,11 +260,11 @@ class Delivery:
                 Deposit(envelope=e.envelope, expires_at=int(e.created_at + ttl)) for e in batch
             ]
             try:
-                result = await self.client.deposit(address, relay, deposits)
+                result = await self.client.deposit(relay, deposits)
             except PeerUnreachable:
                 return accepted, None
             except PeerRefused as exc:
-                return accepted, f"{relay}: {exc.message}"
+                return accepted, f"{relay.owner}: {exc.message}"
             stored = {r.id for r in result.results if r.status != "rejected"}
             accepted += [e.message_id for e in batch if e.envelope.id in stored]
         return accepted, None

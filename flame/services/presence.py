@@ -27,8 +27,10 @@ class Presence:
     client: PeerClient
     contacts: Contacts
     status: StatusTracker
-    # Where peers reach this daemon; known once the peer listener is bound.
+    # Where peers reach this daemon, and the SHA-256 of the certificate its peer listener
+    # presents (None: plain HTTP); known once the peer listener is bound.
     address: str = field(default="", init=False)
+    tls: bytes | None = field(default=None, init=False)
 
     async def report_once(self) -> None:
         """One signed report; the directory link is `ok` after it, `degraded` if it failed."""
@@ -39,9 +41,10 @@ class Presence:
             self.status.current(),  # what the user chose, or away when idle (PROTOCOL.md §12.2)
             list(PROTOCOL_VERSIONS),
             int(self.ctx.clock.now()),
+            tls=self.tls,
         )
         try:
-            await self.client.report_presence(self.contacts.directory_url, record)
+            await self.client.report_presence(self.contacts.directory, record)
         except FlameError as exc:
             if self.contacts.directory_state != "degraded":
                 log.warning("directory unreachable, working from cache: %s", exc.message)
@@ -50,4 +53,4 @@ class Presence:
             self.contacts.set_directory_state("ok")
 
     async def log_off(self) -> None:
-        await self.client.log_off(self.contacts.directory_url)
+        await self.client.log_off(self.contacts.directory)

@@ -89,10 +89,11 @@ class Profiles:
     async def refresh(self, username: str) -> bool:
         """Fetch `username`'s profile from their daemon now. True: a newer one was stored."""
         contact = await contact_store.get_contact(self.ctx.db, username)
-        if contact is None or not contact.address or username == self.ctx.me:
+        peer = None if contact is None else contact.endpoint
+        if peer is None or username == self.ctx.me:
             return False
         try:
-            profile = await self.client.profile(contact.address, username)
+            profile = await self.client.profile(peer)
         except PeerRefused as exc:
             if exc.code == "bad_reply":
                 self.reject(username, "fetched: the answer is not a valid profile")

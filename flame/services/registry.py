@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flame.core.transport import Endpoint
 from flame.net.peer_client import PeerClient
 from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
@@ -50,12 +51,12 @@ class Services:
     sender: Sender
 
     @classmethod
-    def build(cls, ctx: Context, client: PeerClient, directory_url: str) -> Services:
+    def build(cls, ctx: Context, client: PeerClient, directory: Endpoint) -> Services:
         """Each service gets what it uses; the order is the order of their dependencies."""
         blocks = Blocks(ctx)
         status = StatusTracker(ctx)
         people = People(ctx, blocks, status)
-        contacts = Contacts(ctx, client, blocks, directory_url)
+        contacts = Contacts(ctx, client, blocks, directory)
         presence = Presence(ctx, client, contacts, status)
         messaging = Messaging(ctx, contacts)
         receipts = Receipts(ctx)

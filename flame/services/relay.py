@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 from flame.core.models import (
     BatchResult,
@@ -20,7 +21,8 @@ from flame.core.models import (
     EnvelopeResult,
     RelayAck,
 )
-from flame.core.relays import make_ack, verify_ack
+from flame.core.relays import depositor_tag, make_ack, verify_ack
+from flame.core.transport import Endpoint
 from flame.errors import BadRequest, Forbidden, PeerRefused, PeerUnreachable
 from flame.net.peer_client import PeerClient
 from flame.services.context import Context
@@ -46,6 +48,8 @@ class Relay:
     ctx: Context
     client: PeerClient
     inbox: Inbox
+    # Keys the depositor tags of this run; in memory only, so the rows of a past run name no one.
+    tag_key: bytes = field(default_factory=lambda: os.urandom(32), init=False, repr=False)
 
     # --- as a relay ---------------------------------------------------------------------------
 
@@ -60,7 +64,8 @@ class Relay:
         settings = self.ctx.settings.daemon
         now = self.ctx.clock.now()
         results: list[EnvelopeResult] = []
-        by_depositor = await relay_store.usage_by_depositor(db, depositor)
+        tag = depositor_tag(self.tag_key, depositor)
+        by_depositor = await relay_store.usage_by_depositor(db, tag)
         taken: list[tuple[int, tuple[Envelope, float]]] = []
         usage: dict[str, relay_store.Usage] = {}
         for deposit in batch.deposits:
@@ -95,7 +100,7 @@ class Relay:
             expires_at = min(float(deposit.expires_at), now + settings.relay_ttl_s)
             taken.append((len(results), (envelope, expires_at)))
             results.append(EnvelopeResult(id=envelope.id, status="stored"))
-        fresh = await relay_store.store_deposits(db, depositor, [pair for _, pair in taken], now)
+        fresh = await relay_store.store_deposits(db, tag, [pair for _, pair in taken])
         for (index, _), is_new in zip(taken, fresh, strict=True):
             if not is_new:
                 results[index] = EnvelopeResult(id=results[index].id, status="duplicate")
@@ -133,12 +138,12 @@ class Relay:
         dropped = 0
         for recipient in await relay_store.recipients(db, now):
             contact = await contact_store.get_contact(db, recipient)
-            if contact is None or contact.status == "offline" or not contact.address:
+            if contact is None or contact.status == "offline" or contact.endpoint is None:
                 continue
-            dropped += await self._forward_to(contact, now)
+            dropped += await self._forward_to(contact, contact.endpoint, now)
         return dropped
 
-    async def _forward_to(self, contact: Contact, now: float) -> int:
+    async def _forward_to(self, contact: Contact, recipient: Endpoint, now: float) -> int:
         dropped = 0
         limit = self.ctx.settings.daemon.batch_max
         while True:
@@ -147,9 +152,7 @@ class Relay:
             if not batch:
                 return dropped
             try:
-                result = await self.client.deliver(
-                    contact.address or "", contact.username, batch, ack=True
-                )
+                result = await self.client.deliver(recipient, batch, ack=True)
             except (PeerUnreachable, PeerRefused) as exc:
                 log.info(
                     "relay: handing %d envelopes to %s failed: %s",
@@ -177,25 +180,24 @@ class Relay:
         """Ask every online peer for envelopes held for us; store them; acknowledge. Returns how
         many envelopes were received."""
         peers = [
-            c
+            (c, e)
             for c in await contact_store.list_contacts(self.ctx.db)
-            if c.status != "offline" and c.address and not c.key_changed
+            if c.status != "offline" and (e := c.endpoint) is not None and not c.key_changed
         ]
         slots = asyncio.Semaphore(self.ctx.settings.daemon.probe_concurrency)
 
-        async def from_peer(contact: Contact) -> int:
+        async def from_peer(contact: Contact, relay: Endpoint) -> int:
             async with slots:
-                return await self._collect_from(contact)
+                return await self._collect_from(contact, relay)
 
-        counts = await asyncio.gather(*(from_peer(c) for c in peers))
+        counts = await asyncio.gather(*(from_peer(c, e) for c, e in peers))
         return sum(counts)
 
-    async def _collect_from(self, contact: Contact) -> int:
+    async def _collect_from(self, contact: Contact, relay: Endpoint) -> int:
         received = 0
-        address = contact.address or ""
         for _ in range(COLLECT_PAGES_MAX):
             try:
-                collected = await self.client.collect(address, contact.username)
+                collected = await self.client.collect(relay)
             except (PeerUnreachable, PeerRefused):
                 return received
             if not collected.envelopes:
@@ -208,9 +210,7 @@ class Relay:
                 return received
             received += len(collected.envelopes)
             try:
-                await self.client.relay_ack(
-                    address, contact.username, self.ack_for(contact.username, result)
-                )
+                await self.client.relay_ack(relay, self.ack_for(contact.username, result))
             except (PeerUnreachable, PeerRefused):
                 return received
             if not collected.more:

@@ -1,4 +1,5 @@
-"""Contacts: pinned keys (trust on first use), pending key changes, and last known presence."""
+"""Contacts: pinned keys (trust on first use), pending key changes, and last known presence: the
+address and the certificate fingerprint that calls to it pin (PROTOCOL.md §1.3, §5.3)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from flame.core.transport import Endpoint
 from flame.store.db import Database, from_row
 
 
@@ -17,12 +19,27 @@ class Contact:
     x25519_sig: bytes
     pending_identity_key: bytes | None
     address: str | None
+    tls: bytes | None  # SHA-256 of the certificate at `address`; None for plain http://
     status: str
     presence_ts: int | None
 
     @property
     def key_changed(self) -> bool:
         return self.pending_identity_key is not None
+
+    @property
+    def endpoint(self) -> Endpoint | None:
+        """Where to call this contact, with the certificate to expect; None: no address yet."""
+        return None if not self.address else Endpoint(self.address, self.tls, self.username)
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceUpdate:
+    username: str
+    address: str | None
+    tls: bytes | None
+    status: str
+    presence_ts: int | None
 
 
 def _contact(r: aiosqlite.Row) -> Contact:
@@ -107,14 +124,12 @@ async def accept_pending_key(db: Database, username: str, now: float) -> bool:
         return cursor.rowcount > 0
 
 
-async def set_presence(
-    db: Database, updates: list[tuple[str, str | None, str, int | None]]
-) -> None:
-    """Store (username, address, status, presence_ts) for many contacts in one transaction."""
+async def set_presence(db: Database, updates: list[PresenceUpdate]) -> None:
+    """Store the presence of many contacts in one transaction."""
     if not updates:
         return
     async with db.transaction() as conn:
         await conn.executemany(
-            "UPDATE contacts SET address=?, status=?, presence_ts=? WHERE username=?",
-            [(address, status, ts, name) for name, address, status, ts in updates],
+            "UPDATE contacts SET address=?, tls=?, status=?, presence_ts=? WHERE username=?",
+            [(u.address, u.tls, u.status, u.presence_ts, u.username) for u in updates],
         )

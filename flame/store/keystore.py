@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from flame.core.crypto import KdfParams, SealedKeystore
+from flame.core.encoding import b64d, b64e
 from flame.core.keys import Account
+from flame.core.transport import Endpoint
 from flame.store.db import Database
 
 
-async def save_account(db: Database, account: Account, directory_url: str) -> None:
+async def save_account(db: Database, account: Account, directory: Endpoint) -> None:
+    """The account and the directory it enrolled with: its address and pinned certificate."""
     s = account.sealed
     async with db.transaction() as conn:
         await conn.execute(
@@ -26,9 +29,22 @@ async def save_account(db: Database, account: Account, directory_url: str) -> No
                 s.params.lanes,
             ),
         )
-        await conn.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('directory_url', ?)", (directory_url,)
+        await conn.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            [
+                ("directory_url", directory.url),
+                ("directory_tls", "" if directory.tls is None else b64e(directory.tls)),
+            ],
         )
+
+
+async def load_directory(db: Database) -> Endpoint | None:
+    """The directory this account enrolled with, as pinned at `flame init`."""
+    url = await get_meta(db, "directory_url")
+    if url is None:
+        return None
+    tls = await get_meta(db, "directory_tls")
+    return Endpoint(url, b64d(tls) if tls else None, "directory")
 
 
 async def load_account(db: Database) -> Account | None:

@@ -14,16 +14,16 @@ class Usage:
     size: int
 
 
-async def _usage(db: Database, where: str, name: str) -> Usage:
+async def _usage(db: Database, where: str, key: str | bytes) -> Usage:
     row = await db.fetchone(
-        f"SELECT count(*), coalesce(sum(size), 0) FROM relay_deposits WHERE {where}=?", (name,)
+        f"SELECT count(*), coalesce(sum(size), 0) FROM relay_deposits WHERE {where}=?", (key,)
     )
     assert row is not None
     return Usage(int(row[0]), int(row[1]))
 
 
-async def usage_by_depositor(db: Database, depositor: str) -> Usage:
-    return await _usage(db, "depositor", depositor)
+async def usage_by_depositor(db: Database, depositor_tag: bytes) -> Usage:
+    return await _usage(db, "depositor_tag", depositor_tag)
 
 
 async def usage_by_recipient(db: Database, recipient: str) -> Usage:
@@ -31,7 +31,7 @@ async def usage_by_recipient(db: Database, recipient: str) -> Usage:
 
 
 async def store_deposits(
-    db: Database, depositor: str, deposits: list[tuple[Envelope, float]], now: float
+    db: Database, depositor_tag: bytes, deposits: list[tuple[Envelope, float]]
 ) -> list[bool]:
     """Store (envelope, expires_at) pairs; True where new, False where already held."""
     results = []
@@ -39,9 +39,9 @@ async def store_deposits(
         for envelope, expires_at in deposits:
             body = envelope.model_dump_json()
             cursor = await conn.execute(
-                "INSERT OR IGNORE INTO relay_deposits (recipient, envelope_id, depositor,"
-                " envelope, size, deposited_at, expires_at) VALUES (?,?,?,?,?,?,?)",
-                (envelope.to, envelope.id, depositor, body, len(body), now, expires_at),
+                "INSERT OR IGNORE INTO relay_deposits (recipient, envelope_id, depositor_tag,"
+                " envelope, size, expires_at) VALUES (?,?,?,?,?,?)",
+                (envelope.to, envelope.id, depositor_tag, body, len(body), expires_at),
             )
             results.append(cursor.rowcount > 0)
     return results
@@ -50,7 +50,7 @@ async def store_deposits(
 async def held_for(db: Database, recipient: str, now: float, limit: int) -> list[Envelope]:
     rows = await db.fetchall(
         "SELECT envelope FROM relay_deposits WHERE recipient=? AND expires_at > ?"
-        " ORDER BY deposited_at, rowid LIMIT ?",
+        " ORDER BY rowid LIMIT ?",
         (recipient, now, limit),
     )
     return [Envelope.model_validate_json(row["envelope"]) for row in rows]

@@ -286,9 +286,11 @@ def test_signed_request_and_nonce_cache_together_stop_a_replay() -> None:
 
 # --- signed records ------------------------------------------------------------------------
 
+TLS = hashlib.sha256(b"alice's certificate").digest()
 FIELDS: dict[str, Any] = {
     "username": "alice",
-    "address": "http://alice.example:8470",
+    "address": "https://alice.example:8470",
+    "tls": b64e(TLS),
     "status": "online",
     "versions": [1],
     "ts": NOW,
@@ -309,7 +311,9 @@ def test_signed_record_verifies_whatever_the_key_order() -> None:
     "field,value",
     [
         ("username", "mallory"),
-        ("address", "http://mallory.example:8470"),
+        ("address", "https://mallory.example:8470"),
+        ("tls", b64e(bytes(32))),
+        ("tls", None),
         ("status", "away"),
         ("versions", [1, 2]),
         ("versions", []),
@@ -341,12 +345,13 @@ def test_malformed_record_signature_is_false_not_an_error(sig: str) -> None:
 
 
 def test_presence_record_verifies_and_tampering_fails() -> None:
-    record = make_presence(ALICE, "alice", FIELDS["address"], "online", [1], NOW)
+    record = make_presence(ALICE, "alice", FIELDS["address"], "online", [1], NOW, tls=TLS)
     assert verify_presence(record, ALICE.identity_key)
     assert not verify_presence(record, MALLORY.identity_key)
     changes: list[dict[str, Any]] = [
         {"username": "mallory"},
-        {"address": "http://evil.example:1"},
+        {"address": "https://evil.example:1"},
+        {"tls": b64e(hashlib.sha256(b"mallory's certificate").digest())},
         {"status": "busy"},
         {"versions": [2]},
         {"ts": NOW - 1},

@@ -301,6 +301,7 @@ def test_presence_signature_matches_the_vector() -> None:
         fields["status"],
         fields["versions"],
         fields["ts"],
+        tls=b64d(fields["tls"]),
     )
     assert record.sig == out["sig"]
     assert record.model_dump_json() == out["record_json"]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -66,18 +69,32 @@ async def test_an_error_inside_a_transaction_rolls_it_back_and_is_raised(db: Dat
     assert await count_blocked(db) == 0
 
 
+def database_at(path: Path, version: int, *statements: str) -> None:
+    """A daemon database as migrations 1..`version` left it, with `statements` run on it: what a
+    daemon of that time wrote."""
+    scripts = sorted(
+        entry
+        for entry in resources.files("flame.store.schema").iterdir()
+        if entry.name.endswith(".sql") and int(entry.name.split("_", 1)[0]) <= version
+    )
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        for entry in scripts:
+            conn.executescript(entry.read_text(encoding="utf-8"))
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version={version}")
+        conn.commit()
+
+
 async def test_the_old_file_block_list_moves_into_the_one_block_list(tmp_path: Path) -> None:
     """Migration 006: a database from before it keeps every block, in `blocks` only."""
     path = tmp_path / "flame.db"
-    old = await Database.open(path, "flame.store.schema")
-    async with old.transaction() as conn:  # back to version 5: the two lists of that time
-        await conn.execute(
-            "CREATE TABLE blocked_users (username TEXT PRIMARY KEY, blocked_at REAL NOT NULL)"
-        )
-        await conn.execute("INSERT INTO blocked_users VALUES ('mallory', 1.0), ('both', 2.0)")
-        await conn.execute("INSERT INTO blocks VALUES ('both', 3.0), ('eve', 4.0)")
-        await conn.execute("PRAGMA user_version=5")
-    await old.close()
+    database_at(  # version 5: the two lists of that time
+        path,
+        5,
+        "INSERT INTO blocked_users VALUES ('mallory', 1.0), ('both', 2.0)",
+        "INSERT INTO blocks VALUES ('both', 3.0), ('eve', 4.0)",
+    )
     db = await Database.open(path, "flame.store.schema")
     try:
         assert await blocked_users(db) == {"both": 3.0, "eve": 4.0, "mallory": 1.0}
@@ -85,3 +102,38 @@ async def test_the_old_file_block_list_moves_into_the_one_block_list(tmp_path: P
         assert tables == []
     finally:
         await db.close()
+
+
+async def test_relay_rows_keep_no_depositor_name_nor_deposit_time(tmp_path: Path) -> None:
+    """Migration 008 (PROTOCOL.md §13.3): rows held before it keep their recipient, envelope, size,
+    expiry and order, and lose the depositor's name and the deposit time."""
+    path = tmp_path / "flame.db"
+    database_at(
+        path,
+        7,
+        "INSERT INTO relay_deposits (recipient, envelope_id, depositor, envelope, size,"
+        " deposited_at, expires_at) VALUES ('bob', 'second', 'alice', '{}', 2, 20.0, 900.0),"
+        " ('bob', 'first', 'carol', '{}', 2, 10.0, 800.0)",
+    )
+    db = await Database.open(path, "flame.store.schema")
+    try:
+        columns = {row["name"] for row in await db.fetchall("PRAGMA table_info(relay_deposits)")}
+        assert columns == {
+            "recipient",
+            "envelope_id",
+            "depositor_tag",
+            "envelope",
+            "size",
+            "expires_at",
+        }
+        rows = await db.fetchall("SELECT * FROM relay_deposits ORDER BY rowid")
+        assert [(r["envelope_id"], r["depositor_tag"], r["expires_at"]) for r in rows] == [
+            ("first", None, 800.0),
+            ("second", None, 900.0),
+        ]
+    finally:
+        await db.close()
+    with contextlib.closing(sqlite3.connect(path)) as conn:  # nothing left to find in the file
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("VACUUM")
+    assert b"alice" not in path.read_bytes() and b"carol" not in path.read_bytes()

@@ -28,7 +28,8 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        """Where peers reach the daemon behind it: TLS passes through, the bytes are forwarded."""
+        return f"https://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
         self.server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)

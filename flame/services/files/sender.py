@@ -166,15 +166,14 @@ class Sender:
     async def push(self, transfer: Transfer) -> None:
         """One attempt: ask what the peer holds, then stream the rest. Every outcome is recorded."""
         contact = await contact_store.get_contact(self.ctx.db, transfer.peer)
-        if contact is None or not contact.address:
+        peer = None if contact is None else contact.endpoint
+        if peer is None:
             await self._retry(transfer, "waiting for the recipient to come online", 0, None)
             return
         token = b64e(transfer.upload_token)
         chunks: ChunkStream | None = None
         try:
-            status = await self.client.transfer_status(
-                contact.address, transfer.peer, transfer.transfer_id, token
-            )
+            status = await self.client.transfer_status(peer, transfer.transfer_id, token)
             if await self._mirror(transfer, status, 0):
                 return
             start = transfer.layout.held_chunks(status.received_bytes)
@@ -197,8 +196,7 @@ class Sender:
             body = chunks.body()
             try:
                 result = await self.client.send_chunks(
-                    contact.address,
-                    transfer.peer,
+                    peer,
                     transfer.transfer_id,
                     token,
                     start,

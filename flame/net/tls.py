@@ -1,0 +1,142 @@
+"""TLS between machines (PROTOCOL.md §1.3): each daemon's peer listener and the directory present a
+self-signed certificate, kept in their data folder, whose SHA-256 the other side pins (a daemon's
+in its signed presence, the directory's in the invite). Nothing here decides whom to trust.
+
+The certificate names no one (its subject is "flame"): under TLS 1.3 it travels encrypted anyway,
+and a prober who fetches it learns a random key, not a user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import hashlib
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from yarl import URL
+
+from flame.errors import FlameError, PeerUnreachable
+
+CERT_NAME = "tls-cert.pem"
+KEY_NAME = "tls-key.pem"
+VALID_DAYS = (
+    20 * 365
+)  # pinned by fingerprint, so expiry protects nothing; renewing would break pins
+CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Certificate:
+    cert_path: Path
+    key_path: Path
+    fingerprint: bytes  # SHA-256 of the DER certificate
+
+    def server_context(self) -> ssl.SSLContext:
+        """TLS 1.3 only: the certificate (and so which server this is) travels encrypted."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.set_alpn_protocols(["http/1.1"])
+        context.load_cert_chain(self.cert_path, self.key_path)
+        return context
+
+
+def fingerprint_of(der: bytes) -> bytes:
+    return hashlib.sha256(der).digest()
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Written whole or not at all, readable by this user only (0600 from the first byte)."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+
+
+def _generate(folder: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "flame")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=VALID_DAYS))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    _write_private(folder / KEY_NAME, key_pem)  # the key first: a cert alone is made again
+    _write_private(folder / CERT_NAME, cert.public_bytes(serialization.Encoding.PEM))
+
+
+def ensure_certificate(folder: Path) -> Certificate:
+    """This server's certificate: made on first use (ECDSA P-256), then kept.
+
+    Raises:
+        FlameError: the files are there but damaged, with what to do about it.
+    """
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cert_path, key_path = folder / CERT_NAME, folder / KEY_NAME
+    if not (cert_path.exists() and key_path.exists()):
+        _generate(folder)
+    key_path.chmod(0o600)
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+        certificate = Certificate(
+            cert_path, key_path, fingerprint_of(cert.public_bytes(serialization.Encoding.DER))
+        )
+        certificate.server_context()  # the key matches the certificate and ssl loads both
+    except (ValueError, OSError, ssl.SSLError) as exc:
+        raise FlameError(
+            f"The TLS certificate in {folder} cannot be used ({exc}). Delete {CERT_NAME} and "
+            f"{KEY_NAME} there to make a new one (peers learn it from the next presence report; "
+            "a directory's new one must be given to every daemon again)."
+        ) from exc
+    return certificate
+
+
+async def presented_fingerprint(url: str) -> bytes:
+    """The SHA-256 of the certificate the server at `url` presents, unverified: for `flame init`
+    to show the user, who compares it with the one the directory's admin gave."""
+    target = URL(url)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            _, writer = await asyncio.open_connection(
+                target.host, target.port, ssl=context, server_hostname=target.host
+            )
+    except (OSError, TimeoutError, ssl.SSLError) as exc:
+        raise PeerUnreachable(
+            f"Cannot reach {target.host}:{target.port} over TLS: {type(exc).__name__}"
+        ) from exc
+    try:
+        ssl_object = writer.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await writer.wait_closed()
+    if not der:
+        raise PeerUnreachable(f"{target.host}:{target.port} presented no certificate.")
+    return fingerprint_of(der)
