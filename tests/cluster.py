@@ -4,7 +4,10 @@ are its names as the tests import them, and the few looks inside a running daemo
 
 from __future__ import annotations
 
+import aiohttp
+
 from flame.core.crypto import Identity
+from flame.core.transport import Endpoint
 from flame.daemon import Daemon
 from flame.devtools.cluster import Cluster, cluster_context, fast_settings
 from flame.devtools.ui import PASSWORD, Feed, UiClient, eventually
@@ -19,7 +22,11 @@ __all__ = [
     "cluster_context",
     "eventually",
     "fast_settings",
+    "directory_tls",
     "identity_of",
+    "peer_endpoint",
+    "peer_tls",
+    "peer_url",
     "services_of",
     "verifier_of",
 ]
@@ -39,3 +46,25 @@ def verifier_of(node: Daemon) -> RequestVerifier:
     """The verifier of a daemon's signed peer requests (its per-caller limits)."""
     assert node.verifier is not None
     return node.verifier
+
+
+def peer_url(node: Daemon) -> str:
+    """The base URL of a daemon's peer listener (TLS) on loopback."""
+    return f"https://127.0.0.1:{node.peer_port}"
+
+
+def peer_tls(node: Daemon) -> aiohttp.Fingerprint:
+    """The pin of a daemon's peer certificate, for a test's own aiohttp requests (`ssl=`)."""
+    assert node.tls_fingerprint is not None
+    return aiohttp.Fingerprint(node.tls_fingerprint)
+
+
+def peer_endpoint(node: Daemon) -> Endpoint:
+    """A daemon's peer listener as another daemon's client calls it."""
+    return Endpoint(peer_url(node), node.tls_fingerprint, services_of(node).ctx.me)
+
+
+def directory_tls(cluster: Cluster) -> aiohttp.Fingerprint:
+    """The pin of the cluster's directory certificate, for a test's own requests (`ssl=`)."""
+    assert cluster.directory_tls is not None
+    return aiohttp.Fingerprint(cluster.directory_tls)

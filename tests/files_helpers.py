@@ -140,10 +140,14 @@ CHUNK_PUT = b"PUT /api/v1/files/"
 @dataclass
 class Proxy:
     """A TCP proxy in front of a daemon's peer port. It can damage one byte of the traffic
-    towards the daemon once (`corrupt_after`), cut every connection, or refuse new ones."""
+    towards the daemon once (`corrupt_after`), cut every connection, or refuse new ones. It
+    forwards bytes, so TLS passes through it (`scheme` is what the daemon behind it serves)."""
 
     target_port: int = 0
-    corrupt_after: int | None = None  # flip the byte at this offset of the next PUT's stream
+    # Flip the byte at this offset of the next chunk PUT (plain HTTP), or of the first connection
+    # to carry that many bytes (TLS: the PUT cannot be told apart in the ciphertext).
+    corrupt_after: int | None = None
+    scheme: str = "https"
     refusing: bool = False
     server: asyncio.Server | None = None
     writers: set[asyncio.StreamWriter] = field(default_factory=set)
@@ -158,7 +162,7 @@ class Proxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     async def start(self) -> Proxy:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -184,7 +188,8 @@ class Proxy:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, damage: bool
     ) -> None:
         seen = 0
-        put_at: int | None = None  # where the first chunk PUT on this connection starts
+        # Where the first chunk PUT on this connection starts (TLS: the connection itself).
+        put_at: int | None = 0 if self.scheme == "https" else None
         try:
             while data := await reader.read(65536):
                 if damage and self.corrupt_after is not None:

@@ -13,7 +13,7 @@ from flame.core.envelope import new_message_id, seal
 from flame.core.models import SEQUENCED_KINDS, Envelope, Inner, TextBody, Wire
 from flame.core.signing import sign_request
 from flame.daemon import Daemon
-from tests.cluster import Cluster, UiClient, identity_of, services_of
+from tests.cluster import Cluster, UiClient, identity_of, peer_tls, peer_url, services_of
 
 
 def sealed(
@@ -68,7 +68,11 @@ async def signed_request(
     session = session or aiohttp.ClientSession()
     try:
         async with session.request(
-            method, f"http://{host}{path}", data=body or None, headers=headers
+            method,
+            peer_url(target) + path,
+            data=body or None,
+            headers=headers,
+            ssl=peer_tls(target),
         ) as response:
             return response.status, await response.json(), dict(response.headers)
     finally:

@@ -4,6 +4,7 @@ that writes an error answer), bounded bodies, and strict parsing of JSON bodies 
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -66,7 +67,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         )
     except web.HTTPRequestEntityTooLarge as exc:
         raise TooLarge(f"The body is larger than the limit of {limit} bytes.") from exc
-    except (ConnectionError, EOFError) as exc:
+    except (ConnectionError, EOFError, ssl.SSLError) as exc:  # SSLError: a record did not verify
         raise BadRequest("The body ended early.") from exc
 
 

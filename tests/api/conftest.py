@@ -20,6 +20,7 @@ from flame.api.ui.guard import UiOrigin
 from flame.clock import SystemClock
 from flame.core.crypto import Identity, KdfParams, seal_keystore
 from flame.core.keys import Account
+from flame.core.transport import Endpoint
 from flame.daemon import WEB_DIR, build_services, build_verifier, unlock_keys
 from flame.net.verify import RequestVerifier
 from flame.services.registry import Services
@@ -28,7 +29,7 @@ from flame.store.db import open_daemon_db
 from flame.store.keystore import save_account
 from tests.cluster import PASSWORD, fast_settings
 
-NOWHERE = "http://127.0.0.1:9"  # the discard port: no directory answers there
+NOWHERE = Endpoint("https://127.0.0.1:9", bytes(32), "directory")  # no directory answers there
 CHEAP_KDF = KdfParams(64, 1, 1)
 
 Client = TestClient[web.Request, web.Application]
@@ -68,7 +69,7 @@ def make_account(username: str, identity: Identity) -> Account:
 @pytest.fixture
 async def node(tmp_path: Path, aiohttp_client: AppClient) -> AsyncIterator[ApiNode]:
     """Locked at first, as a daemon starts; the UI's login unlocks it."""
-    settings = fast_settings(tmp_path / "alice", NOWHERE)
+    settings = fast_settings(tmp_path / "alice", NOWHERE.url)
     db = await open_daemon_db(settings.daemon_data_dir())
     account = make_account("alice", Identity.generate())
     await save_account(db, account, NOWHERE)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from flame.cli import main
+from flame.core.encoding import b64e
+from flame.directory import store
 from tests.cluster import PASSWORD, Cluster
 
 CHEAP = {"FLAME_SECURITY_ARGON2_MEMORY_KIB": "64", "FLAME_SECURITY_ARGON2_ITERATIONS": "1"}
@@ -47,6 +49,7 @@ async def flame(
         ["directory", "serve"],
         ["directory", "invite"],
         ["directory", "users"],
+        ["directory", "fingerprint"],
     ],
 )
 def test_every_command_has_help(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -70,7 +73,11 @@ async def test_invite_init_and_users_without_a_terminal(cluster: Cluster, tmp_pa
     code, out, err = await flame("directory", "invite", "alice", "--data-dir", directory_dir)
     assert code == 0, err
     invite = out.strip()
-    assert len(invite.replace("-", "")) == 24 and "flame init" in err
+    one_time, fingerprint = invite.split(".")  # the code, and the certificate to pin
+    assert len(one_time.replace("-", "")) == 24 and "flame init" in err
+    assert cluster.directory_tls is not None and fingerprint == b64e(cluster.directory_tls)
+    code, out, _ = await flame("directory", "fingerprint", "--data-dir", directory_dir)
+    assert (code, out.strip()) == (0, fingerprint)
 
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD + "\n")
@@ -96,6 +103,46 @@ async def test_invite_init_and_users_without_a_terminal(cluster: Cluster, tmp_pa
 
     code, out, _ = await flame("directory", "users", "--data-dir", directory_dir)
     assert code == 0 and out.split()[0] == "alice"
+
+
+async def test_init_pins_the_directory_certificate_it_was_given(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A directory that presents another certificate than the one given is refused with the
+    reason; with none given and no terminal to confirm on, init says what to give."""
+    await cluster.start_directory()  # open registration: no invite to carry the fingerprint
+    assert cluster.directory_tls is not None
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD + "\n")
+
+    def init(name: str, *extra: str) -> list[str]:
+        return [
+            "init", "--username", name, "--directory", cluster.directory_url,
+            "--password-file", str(password_file), "--data-dir", str(tmp_path / name), *extra,
+        ]  # fmt: skip
+
+    code, _, err = await flame(*init("bob"), env=CHEAP)
+    assert code == 1 and "--directory-fingerprint" in err and "Traceback" not in err
+    code, _, err = await flame(*init("bob", "--directory-fingerprint", b64e(bytes(32))), env=CHEAP)
+    assert code == 1 and len(err.strip().splitlines()) == 1
+    assert "The directory at" in err and "certificate other than the one pinned" in err
+    assert cluster.directory is not None and cluster.directory.db is not None
+    assert await store.identity_key_of(cluster.directory.db, "bob") is None  # never enrolled
+    code, _, err = await flame(*init("bob", "--directory-fingerprint", "abc"), env=CHEAP)
+    assert code == 1 and "fingerprint" in err and "Traceback" not in err
+    code, _, err = await flame(
+        *init("bob", "--invite", f"CODE.{b64e(bytes(32))}"),
+        "--directory-fingerprint",
+        b64e(cluster.directory_tls),
+        env=CHEAP,
+    )
+    assert code == 1 and "different certificates" in err
+
+    right = b64e(cluster.directory_tls)
+    code, out, err = await flame(*init("bob", "--directory-fingerprint", right), env=CHEAP)
+    assert code == 0, err
+    assert f"Enrolled bob with {cluster.directory_url}" in out
+    assert (tmp_path / "bob" / "tls-key.pem").stat().st_mode & 0o777 == 0o600
 
 
 async def test_init_without_password_or_terminal_says_what_to_give(

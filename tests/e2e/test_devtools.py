@@ -65,12 +65,13 @@ async def test_processes_on_port_0_tell_their_ports_and_keep_them_on_restart(
 ) -> None:
     directory = await cluster.start_directory_process()
     ready = json.loads(directory.ready_path.read_text())
-    assert set(ready) == {"pid", "port"} and ready["pid"] == directory.pid
+    assert set(ready) == {"pid", "port", "tls"} and ready["pid"] == directory.pid
     assert ready["port"] == directory.ports["port"] > 0
+    assert directory.tls is not None and directory.url.startswith("https://")
 
     bob = await cluster.add_process("bob")
     ready = json.loads(bob.proc.ready_path.read_text())
-    assert set(ready) == {"pid", "peer_port", "ui_port"} and ready["pid"] == bob.proc.pid
+    assert set(ready) == {"pid", "peer_port", "ui_port", "tls"} and ready["pid"] == bob.proc.pid
     assert bob.proc.ports == {"peer_port": ready["peer_port"], "ui_port": ready["ui_port"]}
     ui = await bob.login()
     assert (await ui.get_json("/ui/api/me"))["username"] == "bob"
@@ -79,7 +80,9 @@ async def test_processes_on_port_0_tell_their_ports_and_keep_them_on_restart(
     await bob.proc.kill()
     await bob.proc.start()  # kill -9, then again on the same ports: the same address for peers
     assert bob.proc.ports == ports
+    tls = bob.proc.tls
+    assert tls is not None  # the same certificate too: its fingerprint is the one peers pinned
     async with aiohttp.ClientSession() as session:
-        hello = f"http://127.0.0.1:{ports['peer_port']}/api/v1/hello"
-        async with session.get(hello) as response:
+        hello = f"https://127.0.0.1:{ports['peer_port']}/api/v1/hello"
+        async with session.get(hello, ssl=aiohttp.Fingerprint(tls)) as response:
             assert response.status == 200

@@ -12,7 +12,7 @@ from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
 from flame.directory import store
 from flame.errors import FlameError
 from flame.services.account import enroll_request
-from tests.cluster import PASSWORD, Cluster, identity_of, services_of
+from tests.cluster import PASSWORD, Cluster, directory_tls, identity_of, services_of
 
 
 def enroll_body(
@@ -21,10 +21,15 @@ def enroll_body(
     return enroll_request(identity or Identity.generate(), name, invite).model_dump()
 
 
-async def post_enroll(url: str, body: dict[str, object]) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(url + "/dir/v1/enroll", json=body) as response:
+async def post_enroll(cluster: Cluster, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+    async with aiohttp.ClientSession(connector=pinned(directory_tls(cluster))) as session:
+        async with session.post(cluster.directory_url + "/dir/v1/enroll", json=body) as response:
             return response.status, await response.json()
+
+
+def pinned(pin: aiohttp.Fingerprint) -> aiohttp.TCPConnector:
+    """A connector for one server, whose certificate it checks against `pin`."""
+    return aiohttp.TCPConnector(ssl=pin)
 
 
 async def new_invite(cluster: Cluster, name: str, rekey: bool = False) -> str:
@@ -37,42 +42,42 @@ async def new_invite(cluster: Cluster, name: str, rekey: bool = False) -> str:
 async def test_invite_is_one_time_and_bound_to_its_username(cluster: Cluster) -> None:
     await cluster.start_directory(registration="invite")
     url = cluster.directory_url
-    status, body = await post_enroll(url, enroll_body("alice", None))
+    status, body = await post_enroll(cluster, enroll_body("alice", None))
     assert (status, body["error"]) == (403, "invite_required")
-    status, body = await post_enroll(url, enroll_body("alice", "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF"))
+    status, body = await post_enroll(cluster, enroll_body("alice", "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF"))
     assert (status, body["error"]) == (403, "bad_invite")
 
     code = await new_invite(cluster, "alice")
-    status, body = await post_enroll(url, enroll_body("mallory", code))
+    status, body = await post_enroll(cluster, enroll_body("mallory", code))
     assert (status, body["error"]) == (403, "bad_invite")
-    status, body = await post_enroll(url, enroll_body("alice", code.lower()))  # typed loosely
+    status, body = await post_enroll(cluster, enroll_body("alice", code.lower()))  # typed loosely
     assert status == 201 and body["username"] == "alice"
-    status, body = await post_enroll(url, enroll_body("alice", code))
+    status, body = await post_enroll(cluster, enroll_body("alice", code))
     assert (status, body["error"]) == (403, "invite_used")
 
 
 async def test_username_taken_is_409_unless_a_rekey_invite(cluster: Cluster) -> None:
     await cluster.start_directory(registration="open")
     url = cluster.directory_url
-    assert (await post_enroll(url, enroll_body("bob", None)))[0] == 201
-    status, body = await post_enroll(url, enroll_body("bob", None))
+    assert (await post_enroll(cluster, enroll_body("bob", None)))[0] == 201
+    status, body = await post_enroll(cluster, enroll_body("bob", None))
     assert (status, body["error"]) == (409, "username_taken")
     assert "taken" in str(body["message"])
     rekey = await new_invite(cluster, "bob", rekey=True)
-    assert (await post_enroll(url, enroll_body("bob", rekey)))[0] == 201
+    assert (await post_enroll(cluster, enroll_body("bob", rekey)))[0] == 201
 
 
 async def test_enrollment_needs_proof_of_the_keys(cluster: Cluster) -> None:
     await cluster.start_directory(registration="open")
     body = enroll_body("carol", None)
     body["x25519_sig"] = enroll_body("carol", None)["x25519_sig"]  # someone else's binding
-    status, reply = await post_enroll(cluster.directory_url, body)
+    status, reply = await post_enroll(cluster, body)
     assert (status, reply["error"]) == (400, "bad_binding")
     body = enroll_body("carol", None)
     body["proof"] = enroll_body("carol", None)["proof"]
-    status, reply = await post_enroll(cluster.directory_url, body)
+    status, reply = await post_enroll(cluster, body)
     assert (status, reply["error"]) == (400, "bad_proof")
-    status, reply = await post_enroll(cluster.directory_url, {"username": "Bad Name!"})
+    status, reply = await post_enroll(cluster, {"username": "Bad Name!"})
     assert status == 400 and reply["error"] == "bad_request"
 
 
@@ -109,11 +114,11 @@ async def test_presence_appears_and_expires(trio: Cluster) -> None:
 
 async def test_directory_calls_must_be_signed_and_cannot_be_replayed(trio: Cluster) -> None:
     url = trio.directory_url
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=pinned(directory_tls(trio))) as session:
         async with session.get(url + "/dir/v1/users") as response:
             assert response.status == 401
             assert (await response.json())["error"] == "unsigned"
-        host = url.removeprefix("http://")
+        host = url.removeprefix("https://")
         headers = sign_request(
             identity_of(trio.daemons["alice"]),
             "alice",

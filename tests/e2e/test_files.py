@@ -100,12 +100,15 @@ async def test_files_are_served_safely_inline_only_when_their_bytes_prove_media(
 
 
 async def test_a_tampered_chunk_is_refused_and_sent_again(cluster: Cluster) -> None:
-    await cluster.start_directory()
-    proxy = await Proxy().start()  # between alice and bob: it damages one byte once
+    """What catches a damaged chunk when nothing below does: so plain HTTP, by its setting (over
+    TLS the same byte breaks the connection first, the next test)."""
+    plain = {"insecure_plain_http": True}
+    await cluster.start_directory(**plain)
+    proxy = await Proxy(scheme="http").start()  # between alice and bob: damages one byte once
     try:
-        await cluster.add_user("alice")
+        await cluster.add_user("alice", **plain)
         bob = await cluster.start_daemon(
-            "bob", settings=await cluster.enroll("bob", public_address=proxy.url)
+            "bob", settings=await cluster.enroll("bob", public_address=proxy.url, **plain)
         )
         proxy.target_port = bob.peer_port
         alice_ui, bob_ui = await cluster.ui("alice"), await cluster.ui("bob")
@@ -131,6 +134,39 @@ async def test_a_tampered_chunk_is_refused_and_sent_again(cluster: Cluster) -> N
         assert status == 200 and sha256(body) == sha256(data)
         sent = await transfer_of(cluster.daemons["alice"], "bob", "out", transfer_id)
         assert len(data) < sent.sent_bytes <= 2 * len(data) - 3 * MIB
+    finally:
+        await proxy.close()
+
+
+async def test_a_byte_changed_on_the_wire_breaks_tls_and_the_transfer_resumes(
+    cluster: Cluster,
+) -> None:
+    """An active attacker on the path cannot alter what crosses it: TLS refuses the damaged
+    record, the connection ends, nothing damaged is kept, and the file resumes and arrives."""
+    await cluster.start_directory()
+    proxy = await Proxy().start()
+    try:
+        await cluster.add_user("alice")
+        bob = await cluster.start_daemon(
+            "bob", settings=await cluster.enroll("bob", public_address=proxy.url)
+        )
+        proxy.target_port = bob.peer_port
+        alice_ui, bob_ui = await cluster.ui("alice"), await cluster.ui("bob")
+        alice_feed, bob_feed = await alice_ui.websocket(), await bob_ui.websocket()
+        await alice_ui.wait_status(alice_feed, "bob", "online")
+        data = random_bytes(6 * MIB, seed=5)
+        proxy.corrupt_after = 3 * MIB + 5000
+
+        offer = await send_file(alice_ui, "bob", "ledger.xlsx", data)
+        transfer_id = offer["file"]["transfer_id"]
+        cut = await alice_feed.wait_for(
+            lambda e: file_state(transfer_id, "waiting")(e) and bool(e["file"]["error"])
+        )
+        assert "does not verify" not in cut["file"]["error"]  # no damaged chunk reached bob
+        await wait_state(bob_feed, transfer_id, "complete")
+        assert proxy.corrupted.is_set()
+        status, (body, _) = await fetch(bob_ui, "alice", transfer_id)
+        assert status == 200 and sha256(body) == sha256(data)
     finally:
         await proxy.close()
 

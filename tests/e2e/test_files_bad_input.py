@@ -26,7 +26,7 @@ from flame.core.signing import sign_request
 from flame.daemon import Daemon
 from flame.store import files as file_store
 from flame.store import messages as message_store
-from tests.cluster import Cluster, services_of
+from tests.cluster import Cluster, peer_tls, peer_url, services_of
 from tests.e2e.test_hostile_input import check, samples
 from tests.e2e.test_peer_api import Peer
 from tests.files_helpers import (
@@ -120,7 +120,7 @@ async def signed(
     data: Any = io.BytesIO(body) if isinstance(body, bytes) and body else body or None
     async with aiohttp.ClientSession() as session:
         async with session.request(
-            method, f"http://{host}{path}", data=data, headers=headers
+            method, peer_url(target) + path, data=data, headers=headers, ssl=peer_tls(target)
         ) as response:
             return response.status, await response.json()
 
@@ -392,8 +392,9 @@ async def test_the_file_routes_never_answer_500(trio: Cluster) -> None:
     async with aiohttp.ClientSession() as session:
         for raw in samples(st.binary(max_size=100), 10):
             async with session.put(
-                f"http://127.0.0.1:{bob.peer_port}/api/v1/files/{offer.transfer_id}/chunks?start=0",
+                f"{peer_url(bob)}/api/v1/files/{offer.transfer_id}/chunks?start=0",
                 data=raw,
+                ssl=peer_tls(bob),
             ) as response:
                 check(response.status, await response.read())
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
 from flame.daemon import Daemon
-from tests.cluster import Cluster, identity_of
+from tests.cluster import Cluster, directory_tls, identity_of, peer_tls, peer_url
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
@@ -83,22 +83,26 @@ def check(status: int, body: bytes) -> None:
 
 async def test_peer_and_directory_apis_never_answer_500(trio: Cluster) -> None:
     alice, bob = trio.daemons["alice"], trio.daemons["bob"]
-    peer_url = f"http://127.0.0.1:{bob.peer_port}"
-    directory = trio.directory_url
+    bob_url, bob_tls = peer_url(bob), peer_tls(bob)
+    directory, directory_pin = trio.directory_url, directory_tls(trio)
 
     async with aiohttp.ClientSession() as session:
         for body in samples(BODIES):
-            for url, path, audience, method in (
-                (peer_url, "/api/v1/envelopes", "bob", "POST"),
-                (directory, "/dir/v1/presence", DIRECTORY_AUDIENCE, "PUT"),
+            for url, pin, path, audience, method in (
+                (bob_url, bob_tls, "/api/v1/envelopes", "bob", "POST"),
+                (directory, directory_pin, "/dir/v1/presence", DIRECTORY_AUDIENCE, "PUT"),
             ):
-                host = url.removeprefix("http://")
+                host = url.removeprefix("https://")
                 headers = sign_request(
                     signer(alice), "alice", audience, method, path, host, body, int(time.time())
                 )
-                async with session.request(method, url + path, data=body, headers=headers) as r:
+                async with session.request(
+                    method, url + path, data=body, headers=headers, ssl=pin
+                ) as r:
                     check(r.status, await r.read())
-            async with session.post(directory + "/dir/v1/enroll", data=body) as r:
+            async with session.post(
+                directory + "/dir/v1/enroll", data=body, ssl=directory_pin
+            ) as r:
                 check(r.status, await r.read())
 
         header_sets = st.dictionaries(
@@ -109,10 +113,12 @@ async def test_peer_and_directory_apis_never_answer_500(trio: Cluster) -> None:
         )
         for headers in samples(header_sets):
             async with session.post(
-                peer_url + "/api/v1/envelopes", data=b"{}", headers=headers
+                bob_url + "/api/v1/envelopes", data=b"{}", headers=headers, ssl=bob_tls
             ) as r:
                 check(r.status, await r.read())
-            async with session.get(directory + "/dir/v1/users", headers=headers) as r:
+            async with session.get(
+                directory + "/dir/v1/users", headers=headers, ssl=directory_pin
+            ) as r:
                 check(r.status, await r.read())
 
     # Both still work for honest traffic.

@@ -15,7 +15,7 @@ from flame.core.models import Envelope, Inner, TextBody
 from flame.core.signing import sign_request
 from flame.daemon import Daemon
 from flame.store import messages as message_store
-from tests.cluster import Cluster, services_of
+from tests.cluster import Cluster, peer_tls, peer_url, services_of
 
 
 def envelope_from(
@@ -45,7 +45,7 @@ class Peer:
 
     def __init__(self, sender: Daemon, target: Daemon) -> None:
         self.sender, self.target = services_of(sender).ctx, target
-        self.url = f"http://127.0.0.1:{target.peer_port}"
+        self.url = peer_url(target)
         self.last: tuple[dict[str, str], bytes] | None = None
 
     def sign(
@@ -66,7 +66,10 @@ class Peer:
     async def post_raw(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
         async with aiohttp.ClientSession() as session:
             async with session.post(
-                self.url + "/api/v1/envelopes", data=io.BytesIO(body), headers=headers
+                self.url + "/api/v1/envelopes",
+                data=io.BytesIO(body),
+                headers=headers,
+                ssl=peer_tls(self.target),
             ) as response:
                 return response.status, await response.json()
 

@@ -20,7 +20,7 @@ from flame.core.models import Inner, Profile, ProfileFields, ProfileUpdateBody
 from flame.core.profile import make_profile, verify_profile
 from flame.errors import BadRequest
 from flame.store import profiles as profile_store
-from tests.cluster import Cluster, Feed, identity_of, services_of
+from tests.cluster import Cluster, Feed, identity_of, peer_tls, peer_url, services_of
 from tests.e2e.test_hostile_input import BODIES, samples
 from tests.social import (
     online_for,
@@ -355,8 +355,9 @@ async def test_the_social_routes_never_answer_500(trio: Cluster) -> None:
                     assert answer["error"] and answer["message"]
     for headers in samples(HEADERS, 30):
         async with aiohttp.ClientSession() as session:
-            url = f"http://127.0.0.1:{trio.daemons['bob'].peer_port}/api/v1/profile"
-            async with session.get(url, headers=headers) as response:
+            bob = trio.daemons["bob"]
+            url = f"{peer_url(bob)}/api/v1/profile"
+            async with session.get(url, headers=headers, ssl=peer_tls(bob)) as response:
                 assert 400 <= response.status < 500, await response.text()
     status, _ = await alice_ui.get("/ui/api/profile")
     assert status == 200

@@ -14,15 +14,17 @@ from flame.core.crypto import Identity
 from flame.core.ratelimit import TokenBuckets
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
 from flame.services.account import enroll_request
-from tests.cluster import Cluster, services_of, verifier_of
+from tests.cluster import Cluster, directory_tls, peer_tls, peer_url, services_of, verifier_of
 from tests.social import online_for, post_envelopes, sealed
 
 OTHER_ADDRESS = "127.0.0.2"  # loopback too: a second "machine" for the flood
 
 
-async def flood(url: str, count: int, headers: dict[str, str] | None = None) -> list[Any]:
+async def flood(
+    url: str, pin: aiohttp.Fingerprint, count: int, headers: dict[str, str] | None = None
+) -> list[Any]:
     """`count` requests from OTHER_ADDRESS, 16 at a time; (status, JSON, Retry-After) each."""
-    connector = aiohttp.TCPConnector(local_addr=(OTHER_ADDRESS, 0), limit=16)
+    connector = aiohttp.TCPConnector(local_addr=(OTHER_ADDRESS, 0), limit=16, ssl=pin)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def one() -> tuple[int, Any, str | None]:
@@ -51,7 +53,7 @@ async def test_a_flood_from_one_address_gets_429_while_a_normal_peer_is_served(
         "bob", limits__peer_rate_per_address=0.5, limits__peer_burst_per_address=50
     )
     await online_for(cluster, "alice", "bob")
-    answers = await flood(f"http://127.0.0.1:{bob.peer_port}/api/v1/hello", 120)
+    answers = await flood(f"{peer_url(bob)}/api/v1/hello", peer_tls(bob), 120)
     assert_limited(answers, allowed=50)
 
     alice_ui, bob_ui = await cluster.ui("alice"), await cluster.ui("bob")
@@ -119,19 +121,20 @@ async def test_the_directory_limits_addresses_and_users(cluster: Cluster) -> Non
         burst_per_address=40, rate_per_address=0.5, burst_per_user=5, rate_per_user=0.1
     )
     url = cluster.directory_url
-    answers = await flood(f"{url}/dir/v1/hello", 60)
+    answers = await flood(f"{url}/dir/v1/hello", directory_tls(cluster), 60)
     assert_limited(answers, allowed=40)
 
     # Per user, once the signature verified: mallory's flood does not spend trent's allowance.
     identities = {name: Identity.generate() for name in ("mallory", "trent")}
-    async with aiohttp.ClientSession() as session:
+    connector = aiohttp.TCPConnector(ssl=directory_tls(cluster))
+    async with aiohttp.ClientSession(connector=connector) as session:
         for name, identity in identities.items():
             body = enroll_request(identity, name, None).model_dump()
             async with session.post(f"{url}/dir/v1/enroll", json=body) as response:
                 assert response.status == 201
 
         async def users(name: str) -> int:
-            host = url.removeprefix("http://")
+            host = url.removeprefix("https://")
             headers = sign_request(
                 identities[name],
                 name,

@@ -17,7 +17,15 @@ from flame.daemon import Daemon
 from flame.errors import PeerRefused
 from flame.store import messages as message_store
 from flame.store import relay as relay_store
-from tests.cluster import Cluster, Feed, UiClient, eventually, identity_of, services_of
+from tests.cluster import (
+    Cluster,
+    Feed,
+    UiClient,
+    eventually,
+    identity_of,
+    peer_endpoint,
+    services_of,
+)
 from tests.e2e.test_peer_api import envelope_from
 
 FAST_RELAY = {"relay_after_s": 0.2, "relay_retry_s": 0.5}
@@ -116,37 +124,35 @@ async def test_relays_refuse_over_quota_and_hand_nothing_to_others(cluster: Clus
     await carol.supervisor.stop()  # carol answers as a relay but does not forward on her own
     await services_of(carol).contacts.sync_once(None)  # ... and knows who everyone is
     client = services_of(alice).client
-    carol_url = f"http://127.0.0.1:{carol.peer_port}"
+    carol_peer = peer_endpoint(carol)
     envelopes = [envelope_from(alice, bob, f"m{i}", seq=i + 1) for i in range(3)]
     expiry = int(time.time()) + 3600
     result = await client.deposit(
-        carol_url, "carol", [Deposit(envelope=e, expires_at=expiry) for e in envelopes]
+        carol_peer, [Deposit(envelope=e, expires_at=expiry) for e in envelopes]
     )
     assert [r.status for r in result.results] == ["stored", "stored", "rejected"]
     assert result.results[2].error == "over_quota"
     with pytest.raises(PeerRefused) as refused:
-        await client.deposit(
-            carol_url, "carol", [Deposit(envelope=envelopes[2], expires_at=expiry)]
-        )
+        await client.deposit(carol_peer, [Deposit(envelope=envelopes[2], expires_at=expiry)])
     assert refused.value.http_status == 429 and refused.value.code == "over_quota"
     assert refused.value.retry_after_s is not None
 
     # Only the recipient may collect: alice asking gets nothing of bob's.
-    collected = await client.collect(carol_url, "carol")
+    collected = await client.collect(carol_peer)
     assert collected.envelopes == []
-    got = await services_of(bob).client.collect(carol_url, "carol")
+    got = await services_of(bob).client.collect(carol_peer)
     assert sorted(e.id for e in got.envelopes) == sorted(e.id for e in envelopes[:2])
 
     # A forged acknowledgement (alice signs "bob has them") deletes nothing.
     forged = make_ack(identity_of(alice), "carol", "bob", [envelopes[0].id], int(time.time()))
     with pytest.raises(PeerRefused) as bad:
-        await services_of(alice).client.relay_ack(carol_url, "carol", forged)
+        await services_of(alice).client.relay_ack(carol_peer, forged)
     assert bad.value.http_status == 403 and bad.value.code == "bad_ack"
     with pytest.raises(PeerRefused):  # bob sending an ack that alice signed: still refused
-        await services_of(bob).client.relay_ack(carol_url, "carol", forged)
+        await services_of(bob).client.relay_ack(carol_peer, forged)
     assert await held(carol) == 2
     genuine = make_ack(identity_of(bob), "carol", "bob", [envelopes[0].id], int(time.time()))
-    await services_of(bob).client.relay_ack(carol_url, "carol", genuine)
+    await services_of(bob).client.relay_ack(carol_peer, genuine)
     assert await held(carol) == 1
 
 

@@ -12,6 +12,7 @@ import contextlib
 import hmac
 import logging
 import os
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -221,7 +222,13 @@ class Chunks:
                 raise TransferRefused(
                     exc.message, status=400, code="bad_chunk", **_held(transfer, intake)
                 ) from exc
-            except (asyncio.IncompleteReadError, ConnectionError, TimeoutError) as exc:
+            # ssl.SSLError: a TLS record damaged or forged on the way; the connection is gone.
+            except (
+                asyncio.IncompleteReadError,
+                ConnectionError,
+                TimeoutError,
+                ssl.SSLError,
+            ) as exc:
                 await self._checkpoint(transfer, fd, intake.hashed_bytes)
                 raise TransferRefused(
                     "The body ended early.",
