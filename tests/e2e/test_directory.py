@@ -41,7 +41,6 @@ async def new_invite(cluster: Cluster, name: str, rekey: bool = False) -> str:
 
 async def test_invite_is_one_time_and_bound_to_its_username(cluster: Cluster) -> None:
     await cluster.start_directory(registration="invite")
-    url = cluster.directory_url
     status, body = await post_enroll(cluster, enroll_body("alice", None))
     assert (status, body["error"]) == (403, "invite_required")
     status, body = await post_enroll(cluster, enroll_body("alice", "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF"))
@@ -58,7 +57,6 @@ async def test_invite_is_one_time_and_bound_to_its_username(cluster: Cluster) ->
 
 async def test_username_taken_is_409_unless_a_rekey_invite(cluster: Cluster) -> None:
     await cluster.start_directory(registration="open")
-    url = cluster.directory_url
     assert (await post_enroll(cluster, enroll_body("bob", None)))[0] == 201
     status, body = await post_enroll(cluster, enroll_body("bob", None))
     assert (status, body["error"]) == (409, "username_taken")

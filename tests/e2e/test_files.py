@@ -4,6 +4,7 @@ real chunk streams between daemons, and the bytes compared at the far end."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from collections.abc import AsyncIterator
 
 from tests.cluster import Cluster, eventually, services_of
@@ -102,7 +103,7 @@ async def test_files_are_served_safely_inline_only_when_their_bytes_prove_media(
 async def test_a_tampered_chunk_is_refused_and_sent_again(cluster: Cluster) -> None:
     """What catches a damaged chunk when nothing below does: so plain HTTP, by its setting (over
     TLS the same byte breaks the connection first, the next test)."""
-    plain = {"insecure_plain_http": True}
+    plain: dict[str, Any] = {"insecure_plain_http": True}
     await cluster.start_directory(**plain)
     proxy = await Proxy(scheme="http").start()  # between alice and bob: damages one byte once
     try:

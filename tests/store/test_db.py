@@ -73,9 +73,12 @@ def database_at(path: Path, version: int, *statements: str) -> None:
     """A daemon database as migrations 1..`version` left it, with `statements` run on it: what a
     daemon of that time wrote."""
     scripts = sorted(
-        entry
-        for entry in resources.files("flame.store.schema").iterdir()
-        if entry.name.endswith(".sql") and int(entry.name.split("_", 1)[0]) <= version
+        (
+            entry
+            for entry in resources.files("flame.store.schema").iterdir()
+            if entry.name.endswith(".sql") and int(entry.name.split("_", 1)[0]) <= version
+        ),
+        key=lambda entry: entry.name,
     )
     with contextlib.closing(sqlite3.connect(path)) as conn:
         for entry in scripts:
