@@ -4,8 +4,8 @@ real chunk streams between daemons, and the bytes compared at the far end."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 from collections.abc import AsyncIterator
+from typing import Any
 
 from tests.cluster import Cluster, eventually, services_of
 from tests.files_helpers import (
