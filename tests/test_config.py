@@ -57,6 +57,23 @@ def test_data_dir_follows_xdg_unless_given(tmp_path: Path, monkeypatch: pytest.M
         ("", {"FLAME_DIRECTORY_REGISTRATION": "maybe"}, "config: directory.registration:"),
         # Files over 1 MiB never travel inline (PROTOCOL.md §11.6), so relays never hold them.
         ("[files]\nrelay_max_bytes = 1048577\n", {}, "config: files.relay_max_bytes:"),
+        # Plain HTTP between machines only by its own setting (PROTOCOL.md §1.3).
+        (
+            "[daemon]\ndirectory_url = 'http://dir.example:8480'\n",
+            {},
+            "config: daemon.directory_url: the address must start with https:// (plain http://"
+            " is off) (got 'http://dir.example:8480')",
+        ),
+        (
+            "",
+            {"FLAME_DAEMON_PUBLIC_ADDRESS": "https://me.example:99999"},
+            "config: daemon.public_address: port '99999' is not a port number",
+        ),
+        (
+            "[daemon]\npublic_address = 'https://me.example/flame'\n",
+            {},
+            "config: daemon.public_address: the address must be scheme://host[:port]",
+        ),
     ],
 )
 def test_invalid_config_gives_one_line_naming_key_and_problem(
@@ -68,6 +85,19 @@ def test_invalid_config_gives_one_line_naming_key_and_problem(
         load_settings(config, environ=environ)
     assert expected in error.value.message
     assert "\n" not in error.value.message
+
+
+def test_plain_http_between_machines_needs_its_explicit_setting(tmp_path: Path) -> None:
+    config = tmp_path / "flame.toml"
+    config.write_text(
+        "[daemon]\ninsecure_plain_http = true\ndirectory_url = 'http://dir.example:8480'\n"
+        "public_address = 'http://me.example:8470'\n"
+    )
+    settings = load_settings(config, environ={})
+    assert settings.daemon.insecure_plain_http
+    assert Settings().daemon.insecure_plain_http is False
+    assert Settings().directory.insecure_plain_http is False
+    assert Settings().daemon.directory_url.startswith("https://")
 
 
 def test_a_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
+from typing import Any
 
 import aiohttp
 import pytest
 
 from flame.core.crypto import Identity
-from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
+from flame.core.encoding import b64e
+from flame.core.models import DirectoryEntry, PresenceRecord
+from flame.core.signing import DIRECTORY_AUDIENCE, sign_record, sign_request
+from flame.daemon import Daemon
 from flame.directory import store
-from flame.errors import FlameError
+from flame.errors import FlameError, PeerRefused
 from flame.services.account import enroll_request
 from tests.cluster import PASSWORD, Cluster, directory_tls, identity_of, services_of
 
@@ -187,3 +192,67 @@ async def test_directory_calls_must_be_signed_and_cannot_be_replayed(trio: Clust
         async with session.get(url + "/dir/v1/users", headers=old) as response:
             assert (await response.json())["error"] == "stale_request"
     assert PASSWORD
+
+
+TLS = hashlib.sha256(b"bob's certificate").digest()
+# (address, tls, the reason given): what a hostile member could publish as its presence.
+BAD_ADDRESSES = [
+    ("http://127.0.0.1:99999", None, "plain http:// is off"),
+    ("https://127.0.0.1:99999", b64e(TLS), "port '99999' is not a port number"),
+    ("https://:8470", b64e(TLS), "it names no host"),
+    ("https://bob.example:8470/api/v1", b64e(TLS), "without a path"),
+    ("https://bob.example:8470?next=evil", b64e(TLS), "without a path or query"),
+    ("https://user@bob.example", b64e(TLS), "without a path or query"),
+    ("http://bob.example:8470", None, "plain http:// is off"),
+    ("https://bob.example:8470", None, "needs its certificate's fingerprint"),
+    ("https://bob.example:8470", "not-a-fingerprint", "fingerprint"),
+]
+
+
+def presence_of(node: Daemon, address: str, tls: str | None) -> PresenceRecord:
+    """A presence record signed by `node`'s own key, with whatever address it likes."""
+    fields: dict[str, Any] = {
+        "username": services_of(node).ctx.me,
+        "address": address,
+        "tls": tls,
+        "status": "online",
+        "versions": [1],
+        "ts": int(time.time()),
+    }
+    return PresenceRecord(**fields, sig=sign_record(identity_of(node), "presence", fields))
+
+
+@pytest.mark.parametrize(("address", "tls", "reason"), BAD_ADDRESSES)
+async def test_the_directory_refuses_a_presence_address_that_does_not_parse(
+    trio: Cluster, address: str, tls: str | None, reason: str
+) -> None:
+    bob = services_of(trio.daemons["bob"])
+    with pytest.raises(PeerRefused) as refused:
+        await bob.client.report_presence(
+            bob.contacts.directory, presence_of(trio.daemons["bob"], address, tls)
+        )
+    assert (refused.value.http_status, refused.value.code) == (400, "bad_address")
+    assert refused.value.message.startswith("The presence address is refused: ")
+    assert reason in refused.value.message
+
+
+async def test_readers_skip_a_presence_address_that_does_not_parse(trio: Cluster) -> None:
+    """As a bad signature is: a directory that served one anyway changes nothing of bob but his
+    status, and his next good record counts again."""
+    alice = services_of(trio.daemons["alice"])
+    entry = await alice.client.directory_user(alice.contacts.directory, "bob")
+    assert entry.presence is not None
+    await alice.contacts.apply_entries([entry])
+    good = await alice.contacts.get("bob")
+    assert good is not None and good.status == "online" and good.endpoint is not None
+    for address, tls, _ in BAD_ADDRESSES:
+        bad = DirectoryEntry(
+            user=entry.user, presence=presence_of(trio.daemons["bob"], address, tls)
+        )
+        await alice.contacts.apply_entries([bad])
+        contact = await alice.contacts.get("bob")
+        assert contact is not None and contact.status == "offline", address
+        assert (contact.address, contact.tls) == (good.address, good.tls), address
+    await alice.contacts.apply_entries([entry])
+    back = await alice.contacts.get("bob")
+    assert back is not None and back.status == "online"

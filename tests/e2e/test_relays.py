@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from flame.core.models import Deposit
-from flame.core.relays import choose_relays, make_ack
+from flame.core.relays import choose_relays, depositor_tag, make_ack
 from flame.daemon import Daemon
 from flame.errors import PeerRefused
 from flame.store import messages as message_store
@@ -132,6 +132,17 @@ async def test_relays_refuse_over_quota_and_hand_nothing_to_others(cluster: Clus
     )
     assert [r.status for r in result.results] == ["stored", "stored", "rejected"]
     assert result.results[2].error == "over_quota"
+    # What carol keeps (PROTOCOL.md §13.3): for whom, the sealed envelope, its size and expiry,
+    # and a tag that counts alice's share only while carol runs; never alice's name, nor when.
+    relay = services_of(carol).relay
+    rows = await services_of(carol).ctx.db.fetchall("SELECT * FROM relay_deposits")
+    assert [set(row.keys()) for row in rows] == [
+        {"recipient", "envelope_id", "depositor_tag", "envelope", "size", "expires_at"}
+    ] * 2
+    for row in rows:
+        assert row["recipient"] == "bob" and row["expires_at"] == expiry
+        assert row["depositor_tag"] == depositor_tag(relay.tag_key, "alice")
+        assert "alice" not in " ".join(str(value) for value in tuple(row))
     with pytest.raises(PeerRefused) as refused:
         await client.deposit(carol_peer, [Deposit(envelope=envelopes[2], expires_at=expiry)])
     assert refused.value.http_status == 429 and refused.value.code == "over_quota"
