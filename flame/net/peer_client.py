@@ -46,6 +46,9 @@ PEER_PREFIX = "/api/v1"
 IN_ONE_PIECE = 1024 * 1024  # aiohttp writes bytes bodies up to this size in one piece
 TOKEN_HEADER = "Flame-Upload-Token"
 CONNECT_TIMEOUT_S = 5.0
+# The SNI of every call (PROTOCOL.md §1.3): the ClientHello travels in the clear, and the name of
+# the machine called (often its owner's) would otherwise be in it. The pin, not a name, is checked.
+TLS_SERVER_NAME = "flame"
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -169,6 +172,8 @@ class PeerClient:
         transport = self._transport(endpoint)
         target = URL(endpoint.url + path_qs)
         options: dict[str, Any] = {} if client_timeout is None else {"timeout": client_timeout}
+        if transport:  # every ClientHello names the same server, not the host it goes to
+            options["server_hostname"] = TLS_SERVER_NAME
         try:
             async with self.session.request(
                 method,
