@@ -185,7 +185,7 @@ def _describe(error: dict[str, Any]) -> str:
     value = error.get("input")
     head, colon, rest = message.partition(": ")
     if colon and isinstance(value, dict) and head in value:  # a section's check names its key
-        key, message, value = f"{key}.{head}", rest, None
+        return f"{key}.{head}: {rest}"
     shown = (
         "" if error["type"] == "extra_forbidden" or isinstance(value, dict) else f" (got {value!r})"
     )

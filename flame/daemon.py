@@ -135,6 +135,12 @@ class Daemon:
         directory = await load_directory(db) or Endpoint(
             settings.daemon.directory_url, None, "directory"
         )
+        if directory.tls is None and not settings.daemon.insecure_plain_http:
+            raise FlameError(
+                f"This account was enrolled with the directory at {directory.url} over plain "
+                "HTTP, and plain HTTP is off (daemon.insecure_plain_http). Set it to true to go "
+                "on as before, or enroll again over TLS (flame init, with a rekey invite)."
+            )
         self.services = services = build_services(settings, db, account, clock, directory)
         self.verifier = verifier = build_verifier(settings, account.username, clock)
         # TLS on the peer listener (PROTOCOL.md §1.3), with the certificate made at `flame init`

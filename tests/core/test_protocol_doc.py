@@ -76,3 +76,23 @@ def test_envelope_codes_of_the_receiver_are_in_the_table() -> None:
     table = section("8")
     for code in ("wrong_recipient", "unknown_sender", "sender_key_mismatch", "locked"):
         assert f"| `{code}` |" in table
+
+
+def learns_table(text: str) -> str:
+    start = text.index("<!-- learns:begin -->")
+    return text[start : text.index("<!-- learns:end -->", start)]
+
+
+def test_readme_and_protocol_state_the_same_table_of_what_each_party_learns() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = learns_table(PROTOCOL)
+    assert table in section("14")
+    assert learns_table(readme) == table
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
+    assert rows[0].split(" | ")[1:] == [
+        "the directory",
+        "a relay",
+        "the network, passive",
+        "the network, active on the path |",
+    ]
+    assert len(rows) > 8

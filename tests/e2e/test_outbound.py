@@ -9,6 +9,7 @@ import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -21,6 +22,7 @@ from flame.errors import FlameError, PeerRefused, PeerUnreachable
 from flame.net.peer_client import PeerClient
 from flame.net.server import Listener
 from flame.net.tls import CERT_NAME, KEY_NAME, Certificate, ensure_certificate
+from tests.cluster import Cluster, services_of
 
 HELLO = {
     "username": "bob",
@@ -182,3 +184,19 @@ async def test_only_tls_1_3_is_spoken(server: Server) -> None:
         with pytest.raises(aiohttp.ClientConnectorError):
             await session.get(server.url + "/api/v1/hello", ssl=old)
     assert server.hits == []
+
+
+async def test_plain_http_only_by_its_setting_and_never_silently(cluster: Cluster) -> None:
+    """A bench may run on plain HTTP by saying so on every side; an account enrolled that way
+    does not start silently on plain HTTP once the setting is off."""
+    plain: dict[str, Any] = {"insecure_plain_http": True}
+    directory = await cluster.start_directory(**plain)
+    assert directory.url.startswith("http://") and directory.tls_fingerprint is None
+    settings = await cluster.enroll("alice", **plain)
+    alice = await cluster.start_daemon("alice", settings=settings)
+    presence = services_of(alice).presence
+    assert presence.address.startswith("http://") and presence.tls is None
+    await cluster.stop_daemon("alice")
+    with pytest.raises(FlameError, match="over plain HTTP, and plain HTTP is off"):
+        # The same folder, with settings that leave plain HTTP off (the default).
+        await cluster.start_daemon("alice", directory_url="https://127.0.0.1:9")
