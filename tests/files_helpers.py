@@ -226,3 +226,19 @@ class Proxy:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+async def bob_behind(
+    cluster: Cluster, proxy: Proxy, alice: Settings | None = None, **daemon: Any
+) -> tuple[UiClient, Feed, UiClient, Feed]:
+    """alice (her settings if given), and bob whom she reaches only through `proxy`: their UIs
+    and feeds, once bob is online for her."""
+    await cluster.start_daemon("alice", settings=alice or await cluster.enroll("alice", **daemon))
+    bob = await cluster.start_daemon(
+        "bob", settings=await cluster.enroll("bob", public_address=proxy.url, **daemon)
+    )
+    proxy.target_port = bob.peer_port
+    alice_ui, bob_ui = await cluster.ui("alice"), await cluster.ui("bob")
+    alice_feed, bob_feed = await alice_ui.websocket(), await bob_ui.websocket()
+    await alice_ui.wait_status(alice_feed, "bob", "online")
+    return alice_ui, alice_feed, bob_ui, bob_feed

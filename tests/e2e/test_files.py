@@ -12,6 +12,7 @@ from tests.files_helpers import (
     MIB,
     Proxy,
     announce,
+    bob_behind,
     fetch,
     file_state,
     files_on_disk,
@@ -107,14 +108,7 @@ async def test_a_tampered_chunk_is_refused_and_sent_again(cluster: Cluster) -> N
     await cluster.start_directory(**plain)
     proxy = await Proxy(scheme="http").start()  # between alice and bob: damages one byte once
     try:
-        await cluster.add_user("alice", **plain)
-        bob = await cluster.start_daemon(
-            "bob", settings=await cluster.enroll("bob", public_address=proxy.url, **plain)
-        )
-        proxy.target_port = bob.peer_port
-        alice_ui, bob_ui = await cluster.ui("alice"), await cluster.ui("bob")
-        alice_feed, bob_feed = await alice_ui.websocket(), await bob_ui.websocket()
-        await alice_ui.wait_status(alice_feed, "bob", "online")
+        alice_ui, alice_feed, bob_ui, bob_feed = await bob_behind(cluster, proxy, **plain)
         data = random_bytes(6 * MIB)
         proxy.corrupt_after = 3 * MIB + 5000  # a byte of chunk 3 (1 MiB chunks)
 
@@ -147,14 +141,7 @@ async def test_a_byte_changed_on_the_wire_breaks_tls_and_the_transfer_resumes(
     await cluster.start_directory()
     proxy = await Proxy().start()
     try:
-        await cluster.add_user("alice")
-        bob = await cluster.start_daemon(
-            "bob", settings=await cluster.enroll("bob", public_address=proxy.url)
-        )
-        proxy.target_port = bob.peer_port
-        alice_ui, bob_ui = await cluster.ui("alice"), await cluster.ui("bob")
-        alice_feed, bob_feed = await alice_ui.websocket(), await bob_ui.websocket()
-        await alice_ui.wait_status(alice_feed, "bob", "online")
+        alice_ui, alice_feed, bob_ui, bob_feed = await bob_behind(cluster, proxy)
         data = random_bytes(6 * MIB, seed=5)
         proxy.corrupt_after = 3 * MIB + 5000
 
@@ -344,14 +331,8 @@ async def test_a_cut_network_resumes_from_the_last_verified_chunk(cluster: Clust
     await cluster.start_directory()
     proxy = await Proxy().start()
     try:
-        await cluster.start_daemon("alice", settings=await slow_alice(cluster))
-        bob = await cluster.start_daemon(
-            "bob", settings=await cluster.enroll("bob", public_address=proxy.url)
-        )
-        proxy.target_port = bob.peer_port
-        alice_ui, bob_ui = await cluster.ui("alice"), await cluster.ui("bob")
-        alice_feed, bob_feed = await alice_ui.websocket(), await bob_ui.websocket()
-        await alice_ui.wait_status(alice_feed, "bob", "online")
+        alice = await slow_alice(cluster)
+        alice_ui, alice_feed, bob_ui, bob_feed = await bob_behind(cluster, proxy, alice)
         data = random_bytes(6 * MIB, seed=21)
         offer = await send_file(alice_ui, "bob", "archive.zip", data)
         transfer_id = offer["file"]["transfer_id"]
