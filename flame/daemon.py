@@ -24,7 +24,7 @@ from flame.config import Settings
 from flame.core.crypto import open_keystore
 from flame.core.keys import Account, Keys
 from flame.core.ratelimit import TokenBuckets
-from flame.core.transport import Endpoint
+from flame.core.transport import Endpoint, check_address
 from flame.errors import FlameError, WrongPassword
 from flame.net.peer_client import PeerClient
 from flame.net.server import Listener
@@ -165,7 +165,15 @@ class Daemon:
         for listener in self.listeners:
             await listener.start()
         origin.port = self.ui_port
-        services.presence.address = advertised_address(settings, self.peer_port)
+        address = advertised_address(settings, self.peer_port)
+        try:  # the directory would refuse it (PROTOCOL.md §1.3): say so now, not degrade silently
+            check_address(address, plain_http=settings.daemon.insecure_plain_http)
+        except ValueError as exc:
+            raise FlameError(
+                f"Peers cannot reach this daemon at {address!r}: {exc}. Set "
+                "daemon.public_address (--public-address) to https://<host>:<port>."
+            ) from None
+        services.presence.address = address
         self.tls_fingerprint = None if certificate is None else certificate.fingerprint
         services.presence.tls = self.tls_fingerprint
         log.info("%s: peers on port %d, UI on %s", account.username, self.peer_port, self.ui_url)

@@ -49,6 +49,7 @@ CONNECT_TIMEOUT_S = 5.0
 # The SNI of every call (PROTOCOL.md §1.3): the ClientHello travels in the clear, and the name of
 # the machine called (often its owner's) would otherwise be in it. The pin, not a name, is checked.
 TLS_SERVER_NAME = "flame"
+PINS_MAX = 4096
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -113,6 +114,9 @@ class PeerClient:
         self.keys = keys
         self.now = now
         self.plain_http = plain_http  # http:// endpoints allowed (insecure_plain_http)
+        # One Fingerprint per pinned certificate: aiohttp pools connections by its identity, so a
+        # new one per call would open a new TLS connection for every request.
+        self.pins: dict[bytes, aiohttp.Fingerprint] = {}
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
             connector=aiohttp.TCPConnector(limit=256, limit_per_host=8, ttl_dns_cache=60),
@@ -155,7 +159,12 @@ class PeerClient:
             return False
         if endpoint.tls is None:
             raise PeerUnreachable(f"No TLS certificate is pinned for {whose(endpoint)}.")
-        return aiohttp.Fingerprint(endpoint.tls)
+        pin = self.pins.get(endpoint.tls)
+        if pin is None:
+            if len(self.pins) >= PINS_MAX:  # certificates seen come and go; keep it bounded
+                self.pins.clear()
+            pin = self.pins[endpoint.tls] = aiohttp.Fingerprint(endpoint.tls)
+        return pin
 
     async def _exchange(
         self,

@@ -145,6 +145,54 @@ async def test_init_pins_the_directory_certificate_it_was_given(
     assert (tmp_path / "bob" / "tls-key.pem").stat().st_mode & 0o777 == 0o600
 
 
+async def flame_at_a_terminal(*args: str, answers: str) -> tuple[int, str, str]:
+    """`flame` with a terminal on its standard input, typed `answers` into it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAME_")} | CHEAP
+    typist, terminal = os.openpty()
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "flame",
+            *args,
+            env=env,
+            stdin=terminal,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        os.write(typist, answers.encode())
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        os.close(typist)
+        os.close(terminal)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_at_a_terminal_init_shows_the_directory_certificate_to_confirm(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    await cluster.start_directory()
+    assert cluster.directory_tls is not None
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD + "\n")
+
+    def init(name: str) -> list[str]:
+        return [
+            "init", "--username", name, "--directory", cluster.directory_url,
+            "--password-file", str(password_file), "--data-dir", str(tmp_path / name),
+        ]  # fmt: skip
+
+    # No invite, no fingerprint: shown the one presented, and refused when not confirmed.
+    code, out, err = await flame_at_a_terminal(*init("dave"), answers="\n\nn\n")
+    assert code == 1 and "not confirmed" in err
+    assert b64e(cluster.directory_tls) in out
+    code, out, err = await flame_at_a_terminal(*init("erin"), answers="\n\ny\n")
+    assert code == 0, err
+    assert f"presents the certificate fingerprint\n  {b64e(cluster.directory_tls)}" in out
+    assert "Enrolled erin" in out
+
+
 async def test_init_without_password_or_terminal_says_what_to_give(
     cluster: Cluster, tmp_path: Path
 ) -> None:

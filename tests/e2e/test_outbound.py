@@ -40,6 +40,7 @@ class Server:
     certificate: Certificate
     listener: Listener | None = None
     hits: list[str] = field(default_factory=list)
+    clients: set[int] = field(default_factory=set)  # the client ports of the connections used
 
     @property
     def url(self) -> str:
@@ -56,6 +57,9 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
 
     async def answer(request: web.Request) -> web.StreamResponse:
         found.hits.append(request.path)
+        found.clients.add(
+            request.transport.get_extra_info("peername")[1] if request.transport else 0
+        )
         if request.path == "/api/v1/hello":
             return web.json_response(HELLO)
         if request.path == "/api/v1/profile":  # a redirect, to a path of its own
@@ -97,6 +101,14 @@ async def client() -> AsyncIterator[PeerClient]:
 async def test_the_pinned_certificate_is_accepted(server: Server, client: PeerClient) -> None:
     hello = await client.hello(server.endpoint())
     assert hello.username == "bob" and server.hits == ["/api/v1/hello"]
+
+
+async def test_calls_to_one_server_share_one_tls_connection(
+    server: Server, client: PeerClient
+) -> None:
+    for _ in range(5):
+        await client.hello(server.endpoint())
+    assert len(server.hits) == 5 and len(server.clients) == 1
 
 
 async def test_another_certificate_is_refused_before_any_request_is_sent(
