@@ -89,7 +89,7 @@ def confirm_directory(directory: Endpoint, interactive: bool) -> Endpoint:
         return directory
     if not interactive:
         raise FlameError(
-            "Give --directory-fingerprint, or the whole invite (its part after the '.'): the "
+            "Give --directory-fingerprint=FP, or the whole invite (its part after the '.'): the "
             "directory's certificate fingerprint, which 'flame directory fingerprint' prints."
         )
     presented = asyncio.run(presented_fingerprint(directory.url))
@@ -277,8 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument(
         "--directory-fingerprint",
         metavar="FP",
-        help="the directory's certificate fingerprint (carried by an invite; for open "
-        "registration, ask the directory's admin: 'flame directory fingerprint')",
+        help="the directory's certificate fingerprint, as --directory-fingerprint=FP (it may "
+        "start with '-'); an invite carries it; for open registration ask the directory's "
+        "admin ('flame directory fingerprint')",
     )
     init.add_argument("--password-file", help="read the password from this file")
     init.set_defaults(run=cmd_init)

@@ -183,7 +183,8 @@ async def init_user(
         name,
         "--directory",
         directory.url,
-        *([] if directory.tls is None else ["--directory-fingerprint", b64e(directory.tls)]),
+        # One argument with "=": a fingerprint may start with "-".
+        *([] if directory.tls is None else [f"--directory-fingerprint={b64e(directory.tls)}"]),
         "--password-file",
         str(password_file),
         "--data-dir",

@@ -38,8 +38,9 @@ from flame.core.models import (
     UserRecord,
 )
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
-from flame.core.transport import Endpoint, check_address
+from flame.core.transport import Endpoint
 from flame.errors import PeerRefused, PeerUnreachable
+from flame.net.tls import Pins, mismatch_message, whose
 
 DIRECTORY_PREFIX = "/dir/v1"
 PEER_PREFIX = "/api/v1"
@@ -49,7 +50,6 @@ CONNECT_TIMEOUT_S = 5.0
 # The SNI of every call (PROTOCOL.md §1.3): the ClientHello travels in the clear, and the name of
 # the machine called (often its owner's) would otherwise be in it. The pin, not a name, is checked.
 TLS_SERVER_NAME = "flame"
-PINS_MAX = 4096
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -81,24 +81,6 @@ def refusal(status: int, payload: bytes, headers: Any) -> PeerRefused:
     return refused
 
 
-def whose(endpoint: Endpoint) -> str:
-    return "the directory" if endpoint.is_directory else f"{endpoint.owner}'s daemon"
-
-
-def mismatch_message(endpoint: Endpoint) -> str:
-    if endpoint.is_directory:
-        return (
-            f"The directory at {endpoint.url} presented a TLS certificate other than the one "
-            "pinned at enrollment (flame init): refused. Someone may be in the middle, or the "
-            "directory's certificate was replaced."
-        )
-    return (
-        f"{endpoint.owner}'s daemon at {endpoint.url} presented a TLS certificate other than the "
-        f"one in {endpoint.owner}'s signed presence: refused (someone in the middle, or an old "
-        "address)."
-    )
-
-
 class PeerClient:
     """One aiohttp session for all outbound traffic. Signed calls need the unlocked keys; while
     the daemon is locked only unsigned ones work (enrollment, hello)."""
@@ -113,10 +95,7 @@ class PeerClient:
     ) -> None:
         self.keys = keys
         self.now = now
-        self.plain_http = plain_http  # http:// endpoints allowed (insecure_plain_http)
-        # One Fingerprint per pinned certificate: aiohttp pools connections by its identity, so a
-        # new one per call would open a new TLS connection for every request.
-        self.pins: dict[bytes, aiohttp.Fingerprint] = {}
+        self.pins = Pins(plain_http)  # how each endpoint is dialled (PROTOCOL.md §1.3)
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
             connector=aiohttp.TCPConnector(limit=256, limit_per_host=8, ttl_dns_cache=60),
@@ -143,29 +122,6 @@ class PeerClient:
             unsigned_body=streamed,
         )
 
-    def _transport(self, endpoint: Endpoint) -> aiohttp.Fingerprint | bool:
-        """How to dial `endpoint`: TLS with its pinned certificate, or plain HTTP where allowed.
-
-        Raises:
-            PeerUnreachable: an address that does not parse, or no pin, or plain HTTP while off.
-        """
-        try:
-            check_address(endpoint.url, plain_http=self.plain_http)
-        except ValueError as exc:
-            raise PeerUnreachable(
-                f"Flame does not dial {whose(endpoint)} at {endpoint.url!r}: {exc}."
-            ) from None
-        if endpoint.url.startswith("http://"):
-            return False
-        if endpoint.tls is None:
-            raise PeerUnreachable(f"No TLS certificate is pinned for {whose(endpoint)}.")
-        pin = self.pins.get(endpoint.tls)
-        if pin is None:
-            if len(self.pins) >= PINS_MAX:  # certificates seen come and go; keep it bounded
-                self.pins.clear()
-            pin = self.pins[endpoint.tls] = aiohttp.Fingerprint(endpoint.tls)
-        return pin
-
     async def _exchange(
         self,
         method: str,
@@ -178,7 +134,7 @@ class PeerClient:
         """Send one request and read the answer; the one place addresses, certificates and
         redirects are checked and errors mapped. `client_timeout` replaces the session's
         (aiohttp reads an explicit None as "no timeout at all")."""
-        transport = self._transport(endpoint)
+        transport = self.pins.ssl_for(endpoint)
         target = URL(endpoint.url + path_qs)
         options: dict[str, Any] = {} if client_timeout is None else {"timeout": client_timeout}
         if transport:  # every ClientHello names the same server, not the host it goes to
@@ -224,7 +180,7 @@ class PeerClient:
     ) -> tuple[int, bytes, dict[str, str]]:
         """Send one request to `endpoint` (signed for its owner unless `signed` is False).
         Returns status, body, headers."""
-        self._transport(endpoint)  # a bad address is refused before anything parses it
+        self.pins.ssl_for(endpoint)  # a bad address is refused before anything parses it
         target = URL(endpoint.url + path_qs)
         all_headers = {
             "Host": host_header(target),
@@ -366,7 +322,7 @@ class PeerClient:
         timeout.
         """
         path_qs = f"{files_path(transfer_id)}/chunks?start={start}"
-        self._transport(peer)
+        self.pins.ssl_for(peer)
         target = URL(peer.url + path_qs)
         host = host_header(target)
         headers = {

@@ -1,6 +1,7 @@
 """TLS between machines (PROTOCOL.md §1.3): each daemon's peer listener and the directory present a
 self-signed certificate, kept in their data folder, whose SHA-256 the other side pins (a daemon's
-in its signed presence, the directory's in the invite). Nothing here decides whom to trust.
+in its signed presence, the directory's in the invite); and the client's side, how an endpoint is
+dialled (`Pins`). Nothing here decides whom to trust: the caller gives the pin.
 
 The certificate names no one (its subject is "flame"): under TLS 1.3 it travels encrypted anyway,
 and a prober who fetches it learns a random key, not a user.
@@ -17,12 +18,14 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from yarl import URL
 
+from flame.core.transport import Endpoint, check_address
 from flame.errors import FlameError, PeerUnreachable
 
 CERT_NAME = "tls-cert.pem"
@@ -31,6 +34,7 @@ VALID_DAYS = (
     20 * 365
 )  # pinned by fingerprint, so expiry protects nothing; renewing would break pins
 CONNECT_TIMEOUT_S = 10.0
+PINS_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,3 +144,54 @@ async def presented_fingerprint(url: str) -> bytes:
     if not der:
         raise PeerUnreachable(f"{target.host}:{target.port} presented no certificate.")
     return fingerprint_of(der)
+
+
+def whose(endpoint: Endpoint) -> str:
+    return "the directory" if endpoint.is_directory else f"{endpoint.owner}'s daemon"
+
+
+def mismatch_message(endpoint: Endpoint) -> str:
+    if endpoint.is_directory:
+        return (
+            f"The directory at {endpoint.url} presented a TLS certificate other than the one "
+            "pinned at enrollment (flame init): refused. Someone may be in the middle, or the "
+            "directory's certificate was replaced."
+        )
+    return (
+        f"{endpoint.owner}'s daemon at {endpoint.url} presented a TLS certificate other than the "
+        f"one in {endpoint.owner}'s signed presence: refused (someone in the middle, or an old "
+        "address)."
+    )
+
+
+class Pins:
+    """The client's side: how to dial an endpoint. One aiohttp Fingerprint per certificate, since
+    aiohttp pools connections by its identity: a new one per call would open a new TLS connection
+    for every request."""
+
+    def __init__(self, plain_http: bool) -> None:
+        self.plain_http = plain_http  # http:// endpoints allowed (insecure_plain_http)
+        self.known: dict[bytes, aiohttp.Fingerprint] = {}
+
+    def ssl_for(self, endpoint: Endpoint) -> aiohttp.Fingerprint | bool:
+        """TLS with its pinned certificate, or plain HTTP (False) where allowed.
+
+        Raises:
+            PeerUnreachable: an address that does not parse, or no pin, or plain HTTP while off.
+        """
+        try:
+            check_address(endpoint.url, plain_http=self.plain_http)
+        except ValueError as exc:
+            raise PeerUnreachable(
+                f"Flame does not dial {whose(endpoint)} at {endpoint.url!r}: {exc}."
+            ) from None
+        if endpoint.url.startswith("http://"):
+            return False
+        if endpoint.tls is None:
+            raise PeerUnreachable(f"No TLS certificate is pinned for {whose(endpoint)}.")
+        pin = self.known.get(endpoint.tls)
+        if pin is None:
+            if len(self.known) >= PINS_MAX:  # certificates come and go; keep it bounded
+                self.known.clear()
+            pin = self.known[endpoint.tls] = aiohttp.Fingerprint(endpoint.tls)
+        return pin

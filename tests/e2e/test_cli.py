@@ -123,23 +123,24 @@ async def test_init_pins_the_directory_certificate_it_was_given(
 
     code, _, err = await flame(*init("bob"), env=CHEAP)
     assert code == 1 and "--directory-fingerprint" in err and "Traceback" not in err
-    code, _, err = await flame(*init("bob", "--directory-fingerprint", b64e(bytes(32))), env=CHEAP)
+    code, _, err = await flame(
+        *init("bob", f"--directory-fingerprint={b64e(bytes(32))}"), env=CHEAP
+    )
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert "The directory at" in err and "certificate other than the one pinned" in err
     assert cluster.directory is not None and cluster.directory.db is not None
     assert await store.identity_key_of(cluster.directory.db, "bob") is None  # never enrolled
-    code, _, err = await flame(*init("bob", "--directory-fingerprint", "abc"), env=CHEAP)
+    code, _, err = await flame(*init("bob", "--directory-fingerprint=abc"), env=CHEAP)
     assert code == 1 and "fingerprint" in err and "Traceback" not in err
     code, _, err = await flame(
         *init("bob", "--invite", f"CODE.{b64e(bytes(32))}"),
-        "--directory-fingerprint",
-        b64e(cluster.directory_tls),
+        f"--directory-fingerprint={b64e(cluster.directory_tls)}",
         env=CHEAP,
     )
     assert code == 1 and "different certificates" in err
 
     right = b64e(cluster.directory_tls)
-    code, out, err = await flame(*init("bob", "--directory-fingerprint", right), env=CHEAP)
+    code, out, err = await flame(*init("bob", f"--directory-fingerprint={right}"), env=CHEAP)
     assert code == 0, err
     assert f"Enrolled bob with {cluster.directory_url}" in out
     assert (tmp_path / "bob" / "tls-key.pem").stat().st_mode & 0o777 == 0o600
