@@ -14,7 +14,11 @@ import pytest
 from flame.cli import main
 from tests.cluster import PASSWORD, Cluster
 
-CHEAP = {"FLAME_SECURITY_ARGON2_MEMORY_KIB": "64", "FLAME_SECURITY_ARGON2_ITERATIONS": "1"}
+CHEAP = {
+    "FLAME_SECURITY_ARGON2_MEMORY_KIB": "64",
+    "FLAME_SECURITY_ARGON2_ITERATIONS": "1",
+    "FLAME_SECURITY_ALLOW_WEAK_KDF": "true",
+}
 
 
 async def flame(
@@ -74,6 +78,7 @@ async def test_invite_init_and_users_without_a_terminal(cluster: Cluster, tmp_pa
 
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD + "\n")
+    password_file.chmod(0o600)
     init = [
         "init",
         "--username",
@@ -139,6 +144,7 @@ async def test_serve_runs_as_a_process_owns_its_folder_and_stops_cleanly(
     data_dir = str(settings.daemon_data_dir())
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD)
+    password_file.chmod(0o600)
     args = [
         sys.executable,
         "-m",
