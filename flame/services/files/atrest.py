@@ -144,8 +144,8 @@ async def seal_plain_files(settings: Settings, db: Database) -> int:
             with contextlib.suppress(FileNotFoundError):
                 stored_path(settings, transfer, partial=partial).unlink()
         rewritten += int(sealed_any)
-    await remove_strays(settings, await file_store.stored_names(db), min_age_s=0.0)
-    await run_blocking(fsync_folder, files_dir(settings))
+    if await remove_strays(settings, await file_store.stored_names(db), min_age_s=0.0) or rewritten:
+        await run_blocking(fsync_folder, files_dir(settings))
     await delete_meta(db, SEAL_FILES_MARK)
     if rewritten:
         log.info("sealed %d files stored in plaintext by an older version", rewritten)
