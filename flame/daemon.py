@@ -217,13 +217,13 @@ class Daemon:
         if self.supervisor is not None:
             await self.supervisor.stop()
             self.supervisor = None
-        services.ctx.events.close_all()  # live feeds end now, not hold the listeners open
         with contextlib.suppress(FlameError, TimeoutError):
             async with asyncio.timeout(LOG_OFF_TIMEOUT_S):
                 await services.presence.log_off()
         services.ctx.keys.lock()
         await services.client.close()
         await services.ctx.db.close()  # waits for the statement under way; later ones: locked
+        services.ctx.events.close_all()  # last: a page that sees its feed end sees all done
         log.info("%s locked", services.ctx.me)
 
     async def stop(self) -> None:
