@@ -144,7 +144,8 @@ async def init_account(
             raise FlameError(
                 f"{data_dir} already holds a Flame account; choose another --data-dir."
             )
-        (data_dir / DAEMON_DB).unlink(missing_ok=True)  # an init that a crash cut short
+        for leftover in ("", *cipher.SIDE_FILES):  # an init that a crash cut short
+            (data_dir / (DAEMON_DB + leftover)).unlink(missing_ok=True)
         identity, db_key = Identity.generate(), new_db_key()
         account = Account(
             username,

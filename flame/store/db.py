@@ -29,10 +29,8 @@ import sqlcipher3
 from flame.errors import FlameError, LockedError
 from flame.store.folder import create_private, make_private_folder
 
-# The driver's errors, for the few callers that tell them apart (not sqlite3's: another module).
-DatabaseError: type[Exception] = sqlcipher3.DatabaseError
+# The driver's error for a statement that cannot run (not sqlite3's: another module's classes).
 OperationalError: type[Exception] = sqlcipher3.OperationalError
-IntegrityError: type[Exception] = sqlcipher3.IntegrityError
 KEY_BYTES = 32
 
 T = TypeVar("T")
