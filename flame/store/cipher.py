@@ -69,7 +69,7 @@ def encrypt_plaintext(path: Path, key: bytes) -> None:
 
 def read_legacy_account(path: Path) -> Account | None:
     """The keystore row of a plaintext database from before keystore.json (blocking), or None."""
-    conn = sqlcipher3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = sqlcipher3.connect(str(path))  # under the folder lock: nobody else has it open
     try:
         row = conn.execute(
             "SELECT username, identity_key, x25519_key, x25519_sig, salt, nonce, ciphertext,"
