@@ -97,8 +97,11 @@ class SecuritySettings(Section):
     argon2_memory_kib: int = Field(default=65536, ge=8)
     argon2_iterations: int = Field(default=3, ge=1)
     argon2_lanes: int = Field(default=1, ge=1, le=16)
+    # Test-only: lets `flame init` seal under an Argon2id cost below OWASP's minimum.
+    allow_weak_kdf: bool = False
     login_burst: int = Field(default=5, ge=1)
     login_refill_s: float = Field(default=12.0, gt=0)
+    lock_after_idle_s: float = Field(default=0.0, ge=0)  # 0: never
 
 
 class LimitsSettings(Section):

@@ -97,7 +97,9 @@ async def test_the_outbox_honours_retry_after(trio: Cluster) -> None:
     feed = await alice.websocket()
     await alice.wait_status(feed, "bob", "online")
     bob = trio.daemons["bob"]
-    services_of(bob).ctx.keys.lock()  # bob locks (as before a login): 503 with Retry-After: 30
+    assert bob.supervisor is not None
+    await bob.supervisor.stop()  # bob locks, as before a login: no loops (none to use the keys),
+    services_of(bob).ctx.keys.lock()  # and no keys: 503 with Retry-After: 30
     before = time.time()
     await alice.send("bob", "wait for me")
     db = services_of(trio.daemons["alice"]).ctx.db
