@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import ValidationError
 
 from flame.core.crypto import public_bytes, x25519_public
-from flame.core.encoding import b64d, b64e
+from flame.core.encoding import b64d, b64e, parse_json_object
 from flame.core.models import Envelope, Inner
 from flame.errors import BadEnvelope, BadRequest, DecryptionFailed
 
@@ -151,8 +151,8 @@ def open_envelope(recipient: X25519PrivateKey, me: str, envelope: Envelope) -> O
     except InvalidTag as exc:
         raise DecryptionFailed("The envelope was rejected.") from exc
     try:
-        inner = Inner.model_validate_json(plaintext)
-    except ValidationError as exc:
+        inner = Inner.model_validate(parse_json_object(plaintext, what="sealed message"))
+    except (BadRequest, ValidationError) as exc:
         raise BadEnvelope("The sealed message is malformed.") from exc
     if inner.to != me or inner.id != envelope.id:
         raise BadEnvelope("The sealed message does not match its envelope.")
