@@ -38,4 +38,4 @@ async def test_a_loop_that_crashes_at_once_every_time_is_restarted_with_growing_
     crashes = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert len(crashes) == len(delays) and all(r.exc_info for r in crashes)
     for r in crashes:
-        r.expected = True  # type: ignore[attr-defined]  # the autouse check: asked for
+        r.expected = True  # the autouse check: asked for

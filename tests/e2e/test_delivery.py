@@ -211,4 +211,4 @@ async def test_a_delivery_worker_that_crashes_is_held_back_and_others_go_on(
         assert waited >= 0.5 and later.created - earlier.created >= waited - 0.051
     for r in seen:
         assert r.exc_info is not None
-        r.expected = True  # type: ignore[attr-defined]  # a bug on purpose: logged as one
+        r.expected = True  # a bug on purpose: logged as one
