@@ -108,6 +108,8 @@ class LimitsSettings(Section):
     peer_burst_per_address: int = Field(default=500, ge=1)
     peer_rate_per_sender: float = Field(default=20.0, gt=0)
     peer_burst_per_sender: int = Field(default=200, ge=1)
+    stranger_lookups_per_s: float = Field(default=0.2, gt=0)
+    stranger_lookup_burst: int = Field(default=10, ge=1)
 
 
 class StatusSettings(Section):

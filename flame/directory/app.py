@@ -41,6 +41,7 @@ class DirectoryParts:
     db: Database
     clock: Clock
     verifier: RequestVerifier
+    user_lookups: int = 0  # GET /users/{name} answered so far (tests count what floods cost)
 
 
 PARTS = web.AppKey("parts", DirectoryParts)
@@ -111,6 +112,7 @@ async def list_users(request: web.Request) -> web.StreamResponse:
 async def get_user(request: web.Request) -> web.Response:
     await authenticate(request)
     parts = request.app[PARTS]
+    parts.user_lookups += 1
     found = await store.entries(parts.db, parts.clock.now(), request.match_info["name"])
     if not found:
         raise NotFound(f"No user named {request.match_info['name']!r}.", code="unknown_user")
@@ -176,6 +178,7 @@ class DirectoryServer:
         self.clock = clock or SystemClock()
         self.lock = FolderLock(data_dir)
         self.listener: Listener | None = None
+        self.parts: DirectoryParts | None = None
         self.db: Database | None = None
         self.admin: web.AppRunner | None = None
 
@@ -197,7 +200,7 @@ class DirectoryServer:
                 self.clock.now,
                 per_caller=TokenBuckets(self.settings.rate_per_user, self.settings.burst_per_user),
             )
-            parts = DirectoryParts(self.settings, self.db, self.clock, verifier)
+            self.parts = parts = DirectoryParts(self.settings, self.db, self.clock, verifier)
             self.listener = Listener(build(parts), self.settings.host, self.settings.port)
             await self.listener.start()
             self.admin = await admin.start_admin(

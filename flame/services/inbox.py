@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from flame.core import envelope as envelope_rules
 from flame.core.models import BatchResult, Envelope, EnvelopeBatch, EnvelopeResult
-from flame.errors import BadEnvelope, DecryptionFailed, RequestError
+from flame.errors import BadEnvelope, DecryptionFailed, RequestError, TooManyRequests, Unavailable
 from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
 from flame.services.context import Context
@@ -111,7 +111,11 @@ class Inbox:
             # refused like any envelope that does not open, so nobody learns why.
             raise DecryptionFailed("The envelope was rejected.")
         if author not in authors:
-            authors[author] = await self.contacts.find(author)
+            try:
+                authors[author] = await self.contacts.find(author, for_peer=True)
+            except TooManyRequests as exc:
+                # Not now, not never: the sender keeps it and tries again (PROTOCOL.md §7.2).
+                raise Unavailable(exc.message) from exc
         contact = authors[author]
         if contact is None:
             raise BadEnvelope("The author is not a known user.", code="unknown_sender")

@@ -4,11 +4,16 @@ made as a member would make it, with the member's real keys, against real daemon
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
+import string
 import time
 
+import aiohttp
 import pytest
 
+from flame.core.encoding import b64e
 from flame.core.presence import make_presence
 from flame.directory import store as directory_store
 from flame.store import outbox as outbox_store
@@ -68,3 +73,52 @@ async def test_a_presence_address_that_does_not_parse_fails_that_peer_only_with_
     assert attempts <= len(about_bob) <= attempts + 1, [r.getMessage() for r in about_bob]
     assert all(r.levelno <= logging.WARNING and r.exc_info is None for r in about_bob)
     assert "not a valid URL" in about_bob[-1].getMessage()
+
+
+async def test_junk_naming_strangers_costs_a_bounded_number_of_directory_lookups(
+    cluster: Cluster,
+) -> None:
+    """Unsigned junk of a plausible form (headers well formed, meant for alice, fresh), each
+    naming a new random user: alice may ask the directory about a few, never about each one, and
+    her own allowance at the directory (its real per-user limit) stays hers."""
+    directory = await cluster.start_directory(rate_per_user=2.0, burst_per_user=60)
+    slow = {"presence_interval_s": 2.0, "directory_sync_s": 2.0}  # 1 request/s of 2 allowed
+    node = await cluster.add_user("alice", **slow)
+    await cluster.add_user("bob", **slow)
+    alice = await cluster.ui("alice")
+    feed = await alice.websocket()
+    await alice.wait_status(feed, "bob", "online")
+    assert directory.parts is not None
+    before, started = directory.parts.user_lookups, time.monotonic()
+    url = f"http://127.0.0.1:{node.peer_port}/api/v1/envelopes"
+    rng = random.Random(9)
+
+    def junk() -> dict[str, str]:
+        name = "x" + "".join(rng.choice(string.ascii_lowercase) for _ in range(12))
+        return {
+            "Flame-User": name,
+            "Flame-To": "alice",
+            "Flame-Timestamp": str(int(time.time())),
+            "Flame-Nonce": b64e(rng.randbytes(16)),
+            "Flame-Signature": b64e(rng.randbytes(64)),
+        }
+
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0), limit=20)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one() -> tuple[int, str]:
+            async with session.post(url, data=b'{"envelopes": []}', headers=junk()) as response:
+                return response.status, (await response.json())["error"]
+
+        answers = await asyncio.gather(*(one() for _ in range(400)))
+    elapsed = time.monotonic() - started
+    assert {status for status, _ in answers} <= {401, 429}, set(answers)
+    limits = services_of(node).ctx.settings.limits
+    allowed = limits.stranger_lookup_burst + limits.stranger_lookups_per_s * elapsed + 1
+    assert directory.parts.user_lookups - before <= allowed
+    # alice's own reports still get through, and she never looked degraded.
+    await services_of(node).presence.report_once()
+    assert services_of(node).contacts.directory_state == "ok"
+    await alice.send("bob", "the feed reads up to here")
+    await feed.wait_for(lambda e: e["type"] == "message")
+    assert not [e for e in feed.seen if e["type"] == "directory" and e["state"] != "ok"]
