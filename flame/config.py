@@ -61,6 +61,7 @@ class DaemonSettings(Section):
     relay_max_per_depositor: int = Field(default=2000, ge=0)
     relay_max_per_recipient: int = Field(default=5000, ge=0)
     relay_max_bytes_per_recipient: int = Field(default=64 * 1024 * 1024, ge=0)
+    relay_depositor_share: float = Field(default=0.25, gt=0, le=1)
     probe_interval_s: float = Field(default=15.0, gt=0)
     probe_concurrency: int = Field(default=8, ge=1, le=64)
     log_level: LogLevel = "info"

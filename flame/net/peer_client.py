@@ -338,13 +338,15 @@ def files_url(address: str, transfer_id: str) -> str:
 
 
 def results_of(payload: bytes) -> BatchResult | None:
-    """The per-envelope results of a refused batch, whose body also carries `error` and `message`
-    (PROTOCOL.md §7.2): parsed apart from them, since BatchResult admits no other fields."""
+    """The per-envelope results (and a relay's signed ack) of a refused batch, whose body also
+    carries `error` and `message` (PROTOCOL.md §7.2): parsed apart from them, since BatchResult
+    admits no other fields."""
     data = json_of(payload)
     if data is None:
         return None
     try:
-        return BatchResult.model_validate({"results": data.get("results")}, strict=False)
+        fields = {"results": data.get("results"), "ack": data.get("ack")}
+        return BatchResult.model_validate(fields, strict=False)
     except ValidationError:
         return None
 
