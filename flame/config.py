@@ -92,6 +92,9 @@ class DirectorySettings(Section):
     burst_per_address: int = Field(default=200, ge=1)
     rate_per_user: float = Field(default=2.0, gt=0)
     burst_per_user: int = Field(default=60, ge=1)
+    connections_per_address: int = Field(default=64, ge=1)
+    connections_max: int = Field(default=512, ge=1)
+    idle_timeout_s: float = Field(default=20.0, gt=0)
 
 
 class SecuritySettings(Section):
@@ -111,6 +114,10 @@ class LimitsSettings(Section):
     peer_burst_per_sender: int = Field(default=200, ge=1)
     stranger_lookups_per_s: float = Field(default=0.2, gt=0)
     stranger_lookup_burst: int = Field(default=10, ge=1)
+    peer_connections_per_address: int = Field(default=64, ge=1)
+    peer_connections_max: int = Field(default=512, ge=1)
+    peer_idle_timeout_s: float = Field(default=20.0, gt=0)
+    peer_body_timeout_s: float = Field(default=60.0, gt=0)
 
 
 class StatusSettings(Section):

@@ -26,7 +26,7 @@ from flame.core.keys import Account, Keys
 from flame.core.ratelimit import TokenBuckets
 from flame.errors import FlameError, WrongPassword
 from flame.net.peer_client import PeerClient
-from flame.net.server import Listener
+from flame.net.server import ConnectionLimits, Listener
 from flame.net.verify import RequestVerifier
 from flame.services.context import Context
 from flame.services.events import Events
@@ -57,6 +57,16 @@ def build_services(
     ctx = Context(settings, db, clock, keys, Events())
     client = PeerClient(keys, settings.daemon.request_timeout_s, clock.now)
     return Services.build(ctx, client, directory_url)
+
+
+def peer_connection_limits(settings: Settings) -> ConnectionLimits:
+    """What the peer listener's connections may hold (docs/ARCHITECTURE.md, "Connections")."""
+    limits = settings.limits
+    return ConnectionLimits(
+        per_address=limits.peer_connections_per_address,
+        total=limits.peer_connections_max,
+        idle_timeout_s=limits.peer_idle_timeout_s,
+    )
 
 
 def build_verifier(settings: Settings, username: str, clock: Clock) -> RequestVerifier:
@@ -132,6 +142,7 @@ class Daemon:
                 peer_api.build(services, verifier),
                 settings.daemon.peer_host,
                 settings.daemon.peer_port,
+                peer_connection_limits(settings),
             ),
             Listener(
                 ui_api.build(services, self.web_dir, self.login, origin),

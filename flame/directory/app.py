@@ -27,7 +27,7 @@ from flame.directory import admin, store
 from flame.errors import AuthError, BadRequest, Forbidden, NotFound
 from flame.net.http import error_middleware, parse_model, read_body
 from flame.net.ratelimit import address_limit
-from flame.net.server import Listener
+from flame.net.server import ConnectionLimits, Listener
 from flame.net.verify import RequestVerifier
 from flame.store.db import Database, FolderLock
 
@@ -201,7 +201,12 @@ class DirectoryServer:
                 per_caller=TokenBuckets(self.settings.rate_per_user, self.settings.burst_per_user),
             )
             self.parts = parts = DirectoryParts(self.settings, self.db, self.clock, verifier)
-            self.listener = Listener(build(parts), self.settings.host, self.settings.port)
+            limits = ConnectionLimits(
+                per_address=self.settings.connections_per_address,
+                total=self.settings.connections_max,
+                idle_timeout_s=self.settings.idle_timeout_s,
+            )
+            self.listener = Listener(build(parts), self.settings.host, self.settings.port, limits)
             await self.listener.start()
             self.admin = await admin.start_admin(
                 admin.build(self.db, self.clock.now), self.data_dir
