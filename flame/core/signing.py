@@ -58,7 +58,9 @@ def request_string(
         nonce,
         UNSIGNED_PAYLOAD if unsigned_body else hashlib.sha256(body).hexdigest(),
     ]
-    return "\n".join(parts).encode()
+    # The bytes as they travelled: an HTTP server hands over header bytes that are not UTF-8 as
+    # lone surrogates (surrogateescape), and this gives back exactly those bytes.
+    return "\n".join(parts).encode("utf-8", "surrogateescape")
 
 
 def sign_request(

@@ -19,12 +19,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 log = logging.getLogger("flame.server")
 # A share of the open-file limit: the rest stays for the database, files being received, the
 # outbound connections and the UI listener.
 FD_SHARE = 4
 FD_RESERVE_MIN = 16
+
+
+class ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's log of its connections. A request it cannot even parse (a bad request line or
+    header, junk on the port) is the sender's fault, not a bug: one INFO line without a
+    traceback, so that junk cannot fill the log with errors. Anything else stays an error."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.info(f"{msg}: %s", *args, exc_info.message, **kw)
+        else:
+            self.error(msg, *args, exc_info=exc_info, **kw)
+
+
+PROTOCOL_LOG = ProtocolLog(logging.getLogger("flame.server.protocol"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +145,7 @@ class Listener:
     bound: list[tuple[str, int]] = field(default_factory=list)
 
     async def start(self) -> None:
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"logger": PROTOCOL_LOG}
         if self.limits is not None:
             options["keepalive_timeout"] = self.limits.idle_timeout_s
         self.runner = web.AppRunner(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 
 from flame.daemon import Daemon
 from flame.net.server import Admission, cap_total
@@ -135,3 +136,25 @@ def test_the_total_cap_stays_well_below_the_open_file_limit() -> None:
     assert cap_total(512, 1_048_576) == 512  # a generous limit: the setting
     assert cap_total(512, 40) == 16  # a tiny limit still lets a few peers in
     assert cap_total(512, None) == 512
+
+
+async def test_bytes_that_are_not_utf8_or_not_http_are_refused_without_an_error(
+    cluster: Cluster,
+) -> None:
+    """A Host that is not UTF-8 reaches the signature check as the bytes sent (a 401, not a
+    500); junk that is not HTTP at all is aiohttp's plain 400, logged as the sender's fault."""
+    await cluster.start_directory()
+    alice = await cluster.add_user("alice")
+    await cluster.add_user("bob")  # a user alice knows: her check gets to the signature
+    signed = b"Flame-User: bob\r\nFlame-To: alice\r\nFlame-Timestamp: %d\r\n" % int(time.time())
+    signed += b"Flame-Nonce: AAAAAAAAAAAAAAAAAAAAAA\r\nFlame-Signature: " + b"A" * 86 + b"\r\n"
+    for host in (b"127.0.0.1\xff", b"x\xed\xa0\x80"):
+        head = b"POST /api/v1/envelopes HTTP/1.1\r\nHost: " + host + b"\r\nContent-Length: 2\r\n"
+        reader, writer = await connect(alice, source="127.0.0.1", send=head + signed + b"\r\n{}")
+        reply = await reader.readuntil(b"}")
+        assert reply.startswith(b"HTTP/1.1 401") and b'"bad_signature"' in reply, reply
+        writer.close()
+    for junk in (b"\x16\x03\x01\x02\x00\x01\x00\r\n\r\n", b"GET /api/v1/\xff HTTP/1.1\r\n\r\n"):
+        reader, writer = await connect(alice, source="127.0.0.1", send=junk)
+        assert (await closed_by_the_server(reader)).startswith(b"HTTP/1.0 400")
+        writer.close()
