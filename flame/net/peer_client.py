@@ -102,7 +102,10 @@ class PeerClient:
         self.now = now
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
-            connector=aiohttp.TCPConnector(limit=256, limit_per_host=8, ttl_dns_cache=60),
+            # Idle connections kept less long than peers keep theirs (PROTOCOL.md §12.5).
+            connector=aiohttp.TCPConnector(
+                limit=256, limit_per_host=8, ttl_dns_cache=60, keepalive_timeout=10.0
+            ),
             json_serialize=json.dumps,
         )
 
