@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from flame.core.crypto import Identity
 from flame.core.encoding import b64e
 from flame.core.envelope import new_message_id, seal, seal_bytes
 from flame.core.models import Deposit, Envelope, Inner, TextBody
@@ -24,6 +25,7 @@ from flame.daemon import Daemon
 from flame.directory import store as directory_store
 from flame.errors import PeerRefused
 from flame.net.peer_client import results_of
+from flame.services.account import enroll_request
 from flame.store import outbox as outbox_store
 from flame.store import relay as relay_store
 from flame.store.outbox import OutboxEntry
@@ -42,14 +44,17 @@ async def test_a_presence_address_that_does_not_parse_fails_that_peer_only_with_
     trio: Cluster, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    bob = trio.daemons["bob"]
-    assert bob.supervisor is not None
-    await bob.supervisor.stop()  # bob's own reports would replace the hostile one
-    # bob signs a record with his real key. It is put into the directory's store as it is: a
-    # daemon must survive it whatever its directory checks (the directory is trusted for
+    # mallory is a member (enrolled with her real key) who runs no daemon: only the record below
+    # speaks for her. She signs it with her key; it is put into the directory's store as it is,
+    # since a daemon must survive it whatever its directory checks (the directory is trusted for
     # availability only, PROTOCOL.md §1.1).
+    mallory = Identity.generate()
+    async with aiohttp.ClientSession() as session:
+        body = enroll_request(mallory, "mallory", None).model_dump_json().encode()
+        async with session.post(trio.directory_url + "/dir/v1/enroll", data=body) as response:
+            assert response.status == 201
     record = make_presence(
-        identity_of(bob), "bob", "http://127.0.0.1:99999", "online", [1], int(time.time())
+        mallory, "mallory", "http://127.0.0.1:99999", "online", [1], int(time.time())
     )
     assert trio.directory is not None and trio.directory.db is not None
     await directory_store.put_presence(trio.directory.db, record, time.time() + 3600)
@@ -58,30 +63,30 @@ async def test_a_presence_address_that_does_not_parse_fails_that_peer_only_with_
     carol_feed = await carol.websocket()
     alice_contacts = services_of(trio.daemons["alice"]).contacts
 
-    async def bobs_address() -> str | None:
-        contact = await alice_contacts.get("bob")
+    async def her_address() -> str | None:
+        contact = await alice_contacts.get("mallory")
         return None if contact is None else contact.address
 
-    await eventually(bobs_address, equals=record.address)  # alice believes the signed record
-    await alice.send("bob", "to the broken address")
+    await eventually(her_address, equals=record.address)  # alice believes the signed record
+    await alice.send("mallory", "to the broken address")
     await alice.send("carol", "to a working peer")
     event = await carol_feed.wait_for(lambda e: e["type"] == "message")
     assert event["message"]["text"] == "to a working peer"  # other peers are still served
 
     async def tried_a_few_times() -> bool:
-        return [e.attempts >= 4 for e in await queued_for(trio, "alice", "bob")] == [True]
+        return [e.attempts >= 4 for e in await queued_for(trio, "alice", "mallory")] == [True]
 
     await eventually(tried_a_few_times, equals=True)
-    attempts = (await queued_for(trio, "alice", "bob"))[0].attempts
-    about_bob = [
+    attempts = (await queued_for(trio, "alice", "mallory"))[0].attempts
+    about_her = [
         r
         for r in caplog.records
-        if r.name.startswith(("flame.delivery", "flame.tasks")) and "bob" in r.getMessage()
+        if r.name.startswith(("flame.delivery", "flame.tasks")) and "mallory" in r.getMessage()
     ]
     # One line per attempt, each persisted with its backoff: no spinning, no traceback.
-    assert attempts <= len(about_bob) <= attempts + 1, [r.getMessage() for r in about_bob]
-    assert all(r.levelno <= logging.WARNING and r.exc_info is None for r in about_bob)
-    assert "not a valid URL" in about_bob[-1].getMessage()
+    assert attempts <= len(about_her) <= attempts + 1, [r.getMessage() for r in about_her]
+    assert all(r.levelno <= logging.WARNING and r.exc_info is None for r in about_her)
+    assert "not a valid URL" in about_her[-1].getMessage()
 
 
 async def test_junk_naming_strangers_costs_a_bounded_number_of_directory_lookups(
