@@ -61,6 +61,7 @@ class DaemonSettings(Section):
     relay_max_per_depositor: int = Field(default=2000, ge=0)
     relay_max_per_recipient: int = Field(default=5000, ge=0)
     relay_max_bytes_per_recipient: int = Field(default=64 * 1024 * 1024, ge=0)
+    relay_depositor_share: float = Field(default=0.25, gt=0, le=1)
     probe_interval_s: float = Field(default=15.0, gt=0)
     probe_concurrency: int = Field(default=8, ge=1, le=64)
     log_level: LogLevel = "info"
@@ -91,6 +92,9 @@ class DirectorySettings(Section):
     burst_per_address: int = Field(default=200, ge=1)
     rate_per_user: float = Field(default=2.0, gt=0)
     burst_per_user: int = Field(default=60, ge=1)
+    connections_per_address: int = Field(default=64, ge=1)
+    connections_max: int = Field(default=512, ge=1)
+    idle_timeout_s: float = Field(default=20.0, gt=0)
 
 
 class SecuritySettings(Section):
@@ -111,6 +115,12 @@ class LimitsSettings(Section):
     peer_burst_per_address: int = Field(default=500, ge=1)
     peer_rate_per_sender: float = Field(default=20.0, gt=0)
     peer_burst_per_sender: int = Field(default=200, ge=1)
+    stranger_lookups_per_s: float = Field(default=0.2, gt=0)
+    stranger_lookup_burst: int = Field(default=10, ge=1)
+    peer_connections_per_address: int = Field(default=64, ge=1)
+    peer_connections_max: int = Field(default=512, ge=1)
+    peer_idle_timeout_s: float = Field(default=20.0, gt=0)
+    peer_body_timeout_s: float = Field(default=60.0, gt=0)
 
 
 class StatusSettings(Section):

@@ -34,7 +34,7 @@ from flame.core.keys import Account, Keys
 from flame.core.ratelimit import TokenBuckets
 from flame.errors import FlameError
 from flame.net.peer_client import PeerClient
-from flame.net.server import Listener
+from flame.net.server import ConnectionLimits, Listener
 from flame.net.verify import RequestVerifier
 from flame.services.account import find_account, open_account, unseal
 from flame.services.context import Context
@@ -84,6 +84,16 @@ async def unlock_services(holder: ServiceHolder, password: str) -> Services:
     except BaseException:
         await opened.db.close()
         raise
+
+
+def peer_connection_limits(settings: Settings) -> ConnectionLimits:
+    """What the peer listener's connections may hold (docs/ARCHITECTURE.md, "Connections")."""
+    limits = settings.limits
+    return ConnectionLimits(
+        per_address=limits.peer_connections_per_address,
+        total=limits.peer_connections_max,
+        idle_timeout_s=limits.peer_idle_timeout_s,
+    )
 
 
 def build_verifier(settings: Settings, username: str, clock: Clock) -> RequestVerifier:
@@ -159,6 +169,7 @@ class Daemon:
                 peer_api.build(holder, verifier),
                 settings.daemon.peer_host,
                 settings.daemon.peer_port,
+                peer_connection_limits(settings),
             ),
             Listener(self.ui_app, settings.daemon.ui_host, settings.daemon.ui_port),
         ]

@@ -28,8 +28,11 @@ class PeerState:
         self, request: web.Request, limit: int | None = None
     ) -> tuple[str, bytes]:
         """Read the bounded body and verify the request: (the caller, the body)."""
+        settings = self.holder.settings
         body = await read_body(
-            request, self.holder.settings.daemon.max_body_bytes if limit is None else limit
+            request,
+            settings.daemon.max_body_bytes if limit is None else limit,
+            settings.limits.peer_body_timeout_s,
         )
         return await self.caller(request, body), body
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import Callable
 
 from aiohttp import WSMsgType, web
 
 from flame.api.ui import views
 from flame.api.ui.state import UI
+from flame.core.encoding import parse_json_object
+from flame.errors import BadRequest
 from flame.services.events import Feed
 from flame.services.status import StatusTracker
 
@@ -49,8 +50,8 @@ async def _read_client(
     async for frame in ws:
         if frame.type != WSMsgType.TEXT:
             continue
-        with contextlib.suppress(ValueError, AttributeError):
-            kind = json.loads(frame.data).get("type")
+        with contextlib.suppress(BadRequest):  # a frame that is not ours: ignored
+            kind = parse_json_object(frame.data.encode(), what="frame").get("type")
             if kind == "ping":
                 await ws.send_json(views.pong_event())
             elif kind == "activity":  # the user typed, clicked or scrolled

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import random
@@ -23,7 +22,7 @@ from flame.core.files import TAG_BYTES
 from flame.core.models import TransferStatus
 from flame.core.outbox import next_attempt
 from flame.errors import FlameError, PeerRefused, PeerUnreachable
-from flame.net.peer_client import PeerClient
+from flame.net.peer_client import PeerClient, json_of
 from flame.services.context import Context
 from flame.services.events import Event, Feed, MessageStateChanged, PresenceChanged
 from flame.services.files.atrest import read_sealed as read_stored
@@ -248,7 +247,7 @@ class Sender:
     async def _refused(self, transfer: Transfer, exc: PeerRefused, sent: int) -> None:
         if exc.code == "transfer_closed":
             try:
-                status = TransferStatus.model_validate_json(exc.payload, strict=False)
+                status = TransferStatus.model_validate(json_of(exc.payload), strict=False)
             except ValueError:
                 status = TransferStatus(
                     transfer_id=transfer.transfer_id, state="failed", received_bytes=0, size=0
@@ -361,8 +360,5 @@ class ChunkStream:
 
 def _held_in(payload: bytes) -> int | None:
     """`received_bytes` of a refusal that tells how much the receiver kept (§11.4)."""
-    try:
-        held = json.loads(payload).get("received_bytes")
-    except (ValueError, AttributeError):
-        return None
+    held = (json_of(payload) or {}).get("received_bytes")
     return held if isinstance(held, int) and not isinstance(held, bool) and held >= 0 else None
