@@ -95,8 +95,14 @@ async def test_junk_naming_strangers_costs_a_bounded_number_of_directory_lookups
     """Unsigned junk of a plausible form (headers well formed, meant for alice, fresh), each
     naming a new random user: alice may ask the directory about a few, never about each one, and
     her own allowance at the directory (its real per-user limit) stays hers."""
-    directory = await cluster.start_directory(rate_per_user=2.0, burst_per_user=60)
-    slow = {"presence_interval_s": 2.0, "directory_sync_s": 2.0}  # 1 request/s of 2 allowed
+    # Reports and polls every 2 s (1 request/s of the 2 allowed); a presence is believed for 6 s
+    # (at the directory and at its readers), so that bob does not look offline between reports.
+    directory = await cluster.start_directory(rate_per_user=2.0, burst_per_user=60, ttl_s=6.0)
+    slow = {
+        "presence_interval_s": 2.0,
+        "directory_sync_s": 2.0,
+        "directory__presence_ttl_s": 6.0,
+    }
     node = await cluster.add_user("alice", **slow)
     await cluster.add_user("bob", **slow)
     alice = await cluster.ui("alice")
