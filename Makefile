@@ -43,10 +43,10 @@ browser:
 	fi
 
 demo: install
-	$(BIN)/flame demo
+	$(BIN)/python -m flame.devtools demo
 
 demo-fresh: install
-	$(BIN)/flame demo --fresh
+	$(BIN)/python -m flame.devtools demo --fresh
 
 test: install browser $(NODE_STAMP)
 	$(BIOME) ci web
@@ -64,10 +64,10 @@ fmt: install $(NODE_STAMP)
 	$(BIOME) check --write web
 
 bench: install
-	$(BIN)/flame bench --json bench-results.json
+	$(BIN)/python -m flame.devtools bench --json bench-results.json
 
 chaos: install
-	$(BIN)/flame chaos
+	$(BIN)/python -m flame.devtools chaos
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

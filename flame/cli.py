@@ -1,6 +1,8 @@
 """The `flame` command: parse arguments, load settings, hand over. Errors become one line.
 
-flame init | serve | directory {serve, invite, users} | demo | bench | chaos
+flame init | serve | directory {serve, invite, users}
+
+The dev tools (demo, bench, chaos) have their own entry point: python -m flame.devtools.
 """
 
 from __future__ import annotations
@@ -8,14 +10,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from flame import __version__
-from flame.config import Settings, load_settings
+from flame.config import LOG_LEVELS, Settings, load_settings
 from flame.errors import FlameError
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -32,7 +36,7 @@ def read_password_file(path: str) -> str:
     return password
 
 
-def _setup_logging(level: str) -> None:
+def setup_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(),
         stream=sys.stderr,
@@ -54,11 +58,26 @@ async def serve_until_signalled(
         await stop()
 
 
+def write_ready_file(path: str | None, ports: dict[str, int]) -> None:
+    """--ready-file: once the listeners are bound, one JSON object with this process's id and its
+    ports (port 0 lets the OS pick them, so a launcher learns them here). Written to a temporary
+    file and renamed: a reader sees no file or the whole object."""
+    if not path:
+        return
+    target = Path(path)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        temporary.write_text(json.dumps({"pid": os.getpid(), **ports}) + "\n", encoding="utf-8")
+        os.replace(temporary, target)
+    except OSError as exc:
+        raise FlameError(f"Cannot write the ready file {path}: {exc.strerror}.") from exc
+
+
 # --- commands ---------------------------------------------------------------------------------
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
-    from flame.account import init_account
+    from flame.services.account import init_account
 
     interactive = sys.stdin.isatty()
 
@@ -113,6 +132,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     async def start() -> str:
         await daemon.start(password)
+        write_ready_file(
+            args.ready_file, {"peer_port": daemon.peer_port, "ui_port": daemon.ui_port}
+        )
         state = "unlocked" if password else "locked: log in to the UI to unlock"
         return f"flame serve: UI at {daemon.ui_url} ({state}); peers on port {daemon.peer_port}"
 
@@ -127,6 +149,8 @@ def cmd_directory_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     async def start() -> str:
         await server.start()
+        assert server.listener is not None  # bound by start()
+        write_ready_file(args.ready_file, {"port": server.listener.port})
         registration = settings.directory.registration
         return f"flame directory: listening on {server.url} (registration: {registration})"
 
@@ -200,25 +224,13 @@ def cmd_directory_users(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from flame.demo import run_demo
-
-    return asyncio.run(run_demo(Path(args.dir), fresh=args.fresh, base_port=args.base_port))
-
-
-def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from flame.bench import run_bench
-
-    return asyncio.run(run_bench(args))
-
-
-def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
-    from flame.chaos import run_chaos
-
-    return asyncio.run(run_chaos(args))
-
-
 # --- parser -----------------------------------------------------------------------------------
+
+
+READY_FILE_HELP = (
+    "once listening, write {{pid, {}}} as JSON to PATH (atomically): how a launcher learns "
+    "the ports a port of 0 got"
+)
 
 
 def _daemon_flags(parser: argparse.ArgumentParser) -> None:
@@ -232,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"flame {__version__}")
     parser.add_argument("--config", help="config file (default: $XDG_CONFIG_HOME/flame/flame.toml)")
-    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--log-level", choices=LOG_LEVELS)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     init = sub.add_parser(
@@ -259,6 +271,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--peer-port", type=int, help="peer API port (default 8470)")
     serve.add_argument("--public-address", help="URL peers use to reach this daemon")
     serve.add_argument("--ui-port", type=int, help="UI port on 127.0.0.1 (default 8471)")
+    serve.add_argument(
+        "--ready-file", metavar="PATH", help=READY_FILE_HELP.format("peer_port, ui_port")
+    )
     serve.set_defaults(run=cmd_serve)
 
     directory = sub.add_parser(
@@ -273,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     dserve.add_argument("--data-dir", help="data folder (default: $XDG_DATA_HOME/flame/directory)")
     dserve.add_argument("--host", help="bind address (default 0.0.0.0)")
     dserve.add_argument("--port", type=int, help="port (default 8480)")
+    dserve.add_argument("--ready-file", metavar="PATH", help=READY_FILE_HELP.format("port"))
     dserve.add_argument(
         "--registration", choices=["invite", "open"], help="invite (default) or open enrollment"
     )
@@ -298,65 +314,6 @@ def build_parser() -> argparse.ArgumentParser:
     dusers.add_argument("--data-dir", help="the directory's data folder")
     dusers.set_defaults(run=cmd_directory_users)
 
-    demo = sub.add_parser(
-        "demo",
-        help="run a local directory and three demo users",
-        description="Start a directory and alice, bob and carol on loopback, "
-        "each its own 'flame serve' process. Ctrl-C stops everything.",
-    )
-    demo.add_argument(
-        "--dir", default=".demo", help="where the demo keeps its data (default .demo)"
-    )
-    demo.add_argument("--fresh", action="store_true", help="delete the demo's data first")
-    demo.add_argument(
-        "--base-port",
-        type=int,
-        default=8480,
-        help="directory port; users take the next ports (default 8480)",
-    )
-    demo.set_defaults(run=cmd_demo)
-
-    bench = sub.add_parser(
-        "bench",
-        help="measure latency and throughput on loopback",
-        description="Start a directory and two daemons as processes and "
-        "measure message latency and throughput, then search over a large message store.",
-    )
-    bench.add_argument("--messages", type=int, default=500, help="latency sample size")
-    bench.add_argument("--burst", type=int, default=5000, help="throughput burst size")
-    bench.add_argument(
-        "--search-messages",
-        type=int,
-        default=1_000_000,
-        help="messages in the search benchmark's synthetic store",
-    )
-    bench.add_argument("--json", default="bench-results.json", help="where to write the JSON")
-    bench.add_argument(
-        "--file-mib", type=int, default=1024, help="size of the file figure in MiB (0: none)"
-    )
-    bench.set_defaults(run=cmd_bench)
-
-    chaos = sub.add_parser(
-        "chaos",
-        help="check delivery under faults on loopback",
-        description="Start a directory and several daemons as processes, send messages among "
-        "random pairs while killing and restarting daemons and the directory and cutting peers "
-        "off, then check that every message arrived exactly once, in order, with its receipt.",
-    )
-    chaos.add_argument("--messages", type=int, default=2000, help="messages to send (2000)")
-    chaos.add_argument("--daemons", type=int, default=5, help="daemons (5)")
-    chaos.add_argument("--seed", type=int, help="seed of the messages and faults (random)")
-    chaos.add_argument("--faults", type=int, default=12, help="faults in all, of 3 kinds (12)")
-    chaos.add_argument("--rate", type=float, default=40.0, help="messages per second (40)")
-    chaos.add_argument(
-        "--settle-timeout", type=float, help="longest wait for quiescence, s (60 + 0.03/message)"
-    )
-    chaos.add_argument(
-        "--no-receipts", action="store_true", help="do not require receipts back at senders"
-    )
-    chaos.add_argument("--dir", help="keep the cluster in this folder (default: a temporary one)")
-    chaos.add_argument("--json", default="chaos-results.json", help="where to write the JSON")
-    chaos.set_defaults(run=cmd_chaos)
     return parser
 
 
@@ -395,7 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config, flags=_flags(args))
-        _setup_logging(settings.daemon.log_level)
+        setup_logging(settings.daemon.log_level)
         command: Command = args.run
         return command(args, settings)
     except FlameError as exc:

@@ -17,6 +17,8 @@ from flame.core.models import INLINE_MAX_BYTES
 from flame.errors import ConfigError
 
 ENV_PREFIX = "FLAME_"
+LogLevel = Literal["debug", "info", "warning", "error"]
+LOG_LEVELS: tuple[LogLevel, ...] = ("debug", "info", "warning", "error")
 
 
 def xdg_data_home() -> Path:
@@ -61,7 +63,7 @@ class DaemonSettings(Section):
     relay_max_bytes_per_recipient: int = Field(default=64 * 1024 * 1024, ge=0)
     probe_interval_s: float = Field(default=15.0, gt=0)
     probe_concurrency: int = Field(default=8, ge=1, le=64)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: LogLevel = "info"
 
     @field_validator("ui_host")
     @classmethod

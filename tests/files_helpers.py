@@ -16,17 +16,11 @@ from typing import Any
 
 from flame.config import Settings
 from flame.daemon import Daemon
-from flame.parts import Parts
 from flame.store import files as file_store
 from flame.store.files import Transfer
-from tests.cluster import Cluster, Feed, UiClient
+from tests.cluster import Cluster, Feed, UiClient, services_of
 
 MIB = 1024 * 1024
-
-
-def parts_of(node: Daemon) -> Parts:
-    assert node.parts is not None
-    return node.parts
 
 
 def png_bytes(extra: int = 0) -> bytes:
@@ -126,13 +120,13 @@ async def fetch(ui: UiClient, peer: str, transfer_id: str, query: str = "") -> t
 
 
 async def transfer_of(node: Daemon, peer: str, direction: str, transfer_id: str) -> Transfer:
-    transfer = await file_store.get(parts_of(node).db, peer, direction, transfer_id)
+    transfer = await file_store.get(services_of(node).ctx.db, peer, direction, transfer_id)
     assert transfer is not None
     return transfer
 
 
 def files_on_disk(node: Daemon) -> list[Path]:
-    folder = parts_of(node).settings.daemon_data_dir() / "files"
+    folder = services_of(node).ctx.settings.daemon_data_dir() / "files"
     return sorted(folder.iterdir()) if folder.exists() else []
 
 

@@ -9,24 +9,11 @@ from typing import Any
 
 import aiohttp
 
-from flame.core.crypto import Identity
 from flame.core.envelope import new_message_id, seal
 from flame.core.models import SEQUENCED_KINDS, Envelope, Inner, TextBody, Wire
 from flame.core.signing import sign_request
 from flame.daemon import Daemon
-from flame.parts import Parts
-from tests.cluster import Cluster, UiClient
-
-
-def parts_of(node: Daemon) -> Parts:
-    assert node.parts is not None
-    return node.parts
-
-
-def identity_of(node: Daemon) -> Identity:
-    identity = parts_of(node).identity
-    assert identity is not None
-    return identity
+from tests.cluster import Cluster, UiClient, identity_of, services_of
 
 
 def sealed(
@@ -40,16 +27,18 @@ def sealed(
 ) -> Envelope:
     """An envelope written and sealed by `author` for `to` (control kinds carry seq 0)."""
     inner = Inner(
-        from_=parts_of(author).me,
-        to=parts_of(to).me,
+        from_=services_of(author).ctx.me,
+        to=services_of(to).ctx.me,
         id=new_message_id(),
         seq=seq if seq is not None else (1 if kind in SEQUENCED_KINDS else 0),
         ts=int(time.time() * 1000),
         kind=kind,
         body=body if body is not None else TextBody(text=text),
     )
-    recipient = parts_of(to)
-    return seal(identity_of(author).exchange, recipient.me, recipient.account.x25519_key, inner)
+    recipient = services_of(to).ctx
+    return seal(
+        identity_of(author).exchange, recipient.me, recipient.keys.account.x25519_key, inner
+    )
 
 
 async def signed_request(
@@ -66,8 +55,8 @@ async def signed_request(
     host = f"127.0.0.1:{target.peer_port}"
     headers = sign_request(
         identity_of(sender),
-        parts_of(sender).me,
-        parts_of(target).me,
+        services_of(sender).ctx.me,
+        services_of(target).ctx.me,
         method,
         path,
         host,

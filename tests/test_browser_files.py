@@ -12,8 +12,8 @@ import pytest
 from playwright.async_api import FilePayload, expect
 
 from tests.browser import TIMEOUT_MS, Tab
-from tests.cluster import Cluster
-from tests.files_helpers import MIB, parts_of, png_bytes
+from tests.cluster import Cluster, services_of
+from tests.files_helpers import MIB, png_bytes
 from tests.test_browser import OpenTab, browser, tabs
 
 pytestmark = pytest.mark.browser
@@ -44,7 +44,7 @@ async def open_both(tabs: OpenTab) -> tuple[Tab, Tab]:
 async def test_an_attached_picture_shows_progress_then_inline_in_both_uis(
     trio: Cluster, tabs: OpenTab
 ) -> None:
-    files = parts_of(trio.daemons["alice"]).settings.files
+    files = services_of(trio.daemons["alice"]).ctx.settings.files
     files.chunk_bytes = 256 * 1024
     files.send_rate_bytes_s = 2 * MIB  # about two seconds on the way: progress can be seen
     picture = png_bytes(extra=4 * MIB)
@@ -164,7 +164,7 @@ async def test_files_dropped_or_pasted_are_sent_and_the_recipient_can_decline(
     await expect(alice.page.locator("#composer")).to_have_value("")  # nothing pasted as text
 
     # A slow file: bob declines it while it arrives; alice's side says so.
-    files = parts_of(trio.daemons["alice"]).settings.files
+    files = services_of(trio.daemons["alice"]).ctx.settings.files
     files.chunk_bytes = 64 * 1024
     files.send_rate_bytes_s = 256 * 1024
     await alice.page.set_input_files(

@@ -9,10 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from playwright.async_api import Browser, expect
 
-from flame.delivery import deliver_to_peer
 from tests.browser import TIMEOUT_MS, Tab, launch_chromium
-from tests.cluster import Cluster
-from tests.social import online_for, parts_of
+from tests.cluster import Cluster, services_of
+from tests.social import online_for
 
 pytestmark = pytest.mark.browser
 
@@ -158,8 +157,10 @@ async def test_blocking_stops_their_messages_and_unblocking_restores(
     await expect(alice.page.locator("#composer")).to_be_disabled()
 
     sent = await bob_ui.send("alice", "after the block")
-    await deliver_to_peer(parts_of(trio.daemons["bob"]), "alice")  # refused at alice's door
-    row = await parts_of(trio.daemons["bob"]).db.fetchone(
+    await services_of(trio.daemons["bob"]).delivery.deliver_to_peer(
+        "alice"
+    )  # refused at alice's door
+    row = await services_of(trio.daemons["bob"]).ctx.db.fetchone(
         "SELECT attempts FROM outbox WHERE message_id=?", (sent["id"],)
     )
     assert row is not None and row["attempts"] >= 1

@@ -122,7 +122,8 @@ export const api = {
     });
   },
   send: (name, text) => request('POST', `/ui/api/conversations/${enc(name)}/messages`, { text }),
-  markRead: (name) => request('POST', `/ui/api/conversations/${enc(name)}/read`, {}),
+  markRead: (name, upTo) =>
+    request('POST', `/ui/api/conversations/${enc(name)}/read`, upTo ? { up_to: upTo } : {}),
   settings: () => request('GET', '/ui/api/settings'),
   saveSettings: (settings) => request('POST', '/ui/api/settings', settings),
   context: (name, id, { before = 25, after = 25 } = {}) =>

@@ -81,7 +81,8 @@ class ChunkCipher:
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """How a file of `size` bytes splits into chunks of `chunk_bytes` (the last may be shorter)."""
+    """How a file of `size` bytes splits into chunks of `chunk_bytes` (the last may be shorter),
+    and where each chunk and its sealed form start (PROTOCOL.md §11.4)."""
 
     size: int
     chunk_bytes: int

@@ -164,6 +164,15 @@ class Collected(Wire):
     more: bool
 
 
+class TransferStatus(Wire):
+    """What the receiver holds of a transfer (PROTOCOL.md §11.3)."""
+
+    transfer_id: str = Field(max_length=200)
+    state: str = Field(max_length=32)
+    received_bytes: int = Field(ge=0)
+    size: int = Field(ge=0)
+
+
 class TextBody(Wire):
     text: str
 

@@ -21,12 +21,14 @@ from flame.core.models import (
     UserRecord,
 )
 from flame.core.presence import verify_presence
+from flame.core.ratelimit import TokenBuckets
 from flame.core.signing import DIRECTORY_AUDIENCE, enrollment_proof, verify_record
 from flame.directory import admin, store
 from flame.errors import AuthError, BadRequest, Forbidden, NotFound
-from flame.net.http import RequestVerifier, error_middleware, parse_model, read_body
-from flame.net.ratelimit import LimitedVerifier, address_limit
+from flame.net.http import error_middleware, parse_model, read_body
+from flame.net.ratelimit import address_limit
 from flame.net.server import Listener
+from flame.net.verify import RequestVerifier
 from flame.store.db import Database, FolderLock
 
 log = logging.getLogger("flame.directory")
@@ -189,12 +191,11 @@ class DirectoryServer:
         self.lock.acquire()
         try:
             self.db = await open_directory_db(self.data_dir)
-            verifier = LimitedVerifier(
+            verifier = RequestVerifier(
                 DIRECTORY_AUDIENCE,
                 self.clock.now(),
                 self.clock.now,
-                rate_per_s=self.settings.rate_per_user,
-                burst=self.settings.burst_per_user,
+                per_caller=TokenBuckets(self.settings.rate_per_user, self.settings.burst_per_user),
             )
             parts = DirectoryParts(self.settings, self.db, self.clock, verifier)
             self.listener = Listener(build(parts), self.settings.host, self.settings.port)

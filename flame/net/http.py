@@ -1,5 +1,5 @@
-"""HTTP plumbing shared by the directory and the daemon's two apps: errors as JSON, bounded
-bodies, and verification of signed requests (PROTOCOL.md §4)."""
+"""HTTP plumbing shared by the directory and the daemon's two apps: errors as JSON (the one place
+that writes an error answer), bounded bodies, and strict parsing of JSON bodies into models."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from flame.core.encoding import parse_json_object
-from flame.core.signing import NonceCache, SignedRequest
-from flame.errors import AuthError, BadRequest, FlameError, TooLarge, TooManyRequests
+from flame.errors import BadRequest, FlameError, TooLarge
 
 log = logging.getLogger("flame.http")
 M = TypeVar("M", bound=BaseModel)
@@ -21,7 +20,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def json_error(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    response = web.json_response({"error": code, "message": message, **extra}, status=status)
+    return web.json_response({"error": code, "message": message, **extra}, status=status)
+
+
+def error_response(exc: FlameError) -> web.Response:
+    """A FlameError as the caller sees it: its status, code, sentence and extra fields, and
+    Retry-After when it says when to come back (errors.py)."""
+    status = exc.status if 400 <= exc.status < 600 else 500
+    response = json_error(status, exc.code, exc.message, **exc.extra)
+    retry_after = exc.retry_after_header()
+    if retry_after is not None:
+        response.headers["Retry-After"] = retry_after
     return response
 
 
@@ -32,11 +41,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except FlameError as exc:
-        status = exc.status if 400 <= exc.status < 600 else 500
-        response = json_error(status, exc.code, exc.message)
-        if isinstance(exc, TooManyRequests):
-            response.headers["Retry-After"] = str(max(1, round(exc.retry_after_s)))
-        return response
+        return error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -85,45 +90,3 @@ def parse_model(model: type[M], raw: bytes, *, what: str = "body") -> M:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or what
         raise BadRequest(f"Invalid {what}: {where}: {first['msg']}.") from exc
-
-
-class RequestVerifier:
-    """Checks signed requests: audience, window, replay, signature. Keys come from `lookup`."""
-
-    def __init__(self, audience: str, started_at: float, clock_now: Callable[[], float]) -> None:
-        self.audience = audience
-        # Whole seconds, rounded down: requests signed in the very second of a restart still pass
-        # (a replay of one of those is the only gap: see PROTOCOL.md §4); rounding up would refuse
-        # every honest peer for up to a second after each start.
-        self.started_at = int(started_at)
-        self.now = clock_now
-        self.nonces = NonceCache()
-
-    async def verify(
-        self,
-        request: web.Request,
-        body: bytes,
-        lookup: Callable[[str], Awaitable[bytes | None]],
-        *,
-        unsigned_body: bool = False,
-    ) -> str:
-        """Return the authenticated username, or raise AuthError (401). `unsigned_body`: the route
-        streams its body and accepts UNSIGNED-PAYLOAD in place of its hash (PROTOCOL.md §11.4)."""
-        signed = SignedRequest.from_headers(request.headers)
-        identity_key = await lookup(signed.user)
-        if identity_key is None:
-            raise AuthError(f"Unknown user {signed.user!r}.", code="unknown_user")
-        now = self.now()
-        signed.check(
-            identity_key,
-            method=request.method,
-            path_qs=request.raw_path,
-            host=request.headers.get("Host", ""),
-            expected_audience=self.audience,
-            body=body,
-            now=now,
-            not_before=self.started_at,
-            unsigned_body=unsigned_body,
-        )
-        self.nonces.check_and_add(signed.user, signed.nonce, now)
-        return signed.user

@@ -1,20 +1,22 @@
-"""Outbound calls to peers and the directory, signed (PROTOCOL.md §4).
+"""Outbound calls to peers and the directory, signed (PROTOCOL.md §4): envelopes, relays,
+profiles, file transfers (§11.3, §11.4) and the directory's routes (§5).
 
 aiohttp errors become PeerUnreachable; a 4xx/5xx answer becomes PeerRefused with the peer's code.
+Both happen in one place (`PeerClient._exchange`), for every call.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
-from flame.core.crypto import Identity
+from flame.core.keys import Keys
 from flame.core.models import (
     BatchResult,
     Collected,
@@ -28,7 +30,9 @@ from flame.core.models import (
     EnvelopeBatch,
     Hello,
     PresenceRecord,
+    Profile,
     RelayAck,
+    TransferStatus,
     UserRecord,
 )
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
@@ -37,6 +41,8 @@ from flame.errors import PeerRefused, PeerUnreachable
 DIRECTORY_PREFIX = "/dir/v1"
 PEER_PREFIX = "/api/v1"
 IN_ONE_PIECE = 1024 * 1024  # aiohttp writes bytes bodies up to this size in one piece
+TOKEN_HEADER = "Flame-Upload-Token"
+CONNECT_TIMEOUT_S = 5.0
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -69,12 +75,11 @@ def refusal(status: int, payload: bytes, headers: Any) -> PeerRefused:
 
 
 class PeerClient:
-    """One aiohttp session for all outbound traffic. `identity` is None while the daemon is locked
-    (only unsigned calls work then)."""
+    """One aiohttp session for all outbound traffic. Signed calls need the unlocked keys; while
+    the daemon is locked only unsigned ones work (enrollment, hello)."""
 
-    def __init__(self, username: str, timeout_s: float, now: Callable[[], float]) -> None:
-        self.username = username
-        self.identity: Identity | None = None
+    def __init__(self, keys: Keys, timeout_s: float, now: Callable[[], float]) -> None:
+        self.keys = keys
         self.now = now
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
@@ -84,6 +89,48 @@ class PeerClient:
 
     async def close(self) -> None:
         await self.session.close()
+
+    def _signed(
+        self, audience: str, method: str, target: URL, host: str, body: bytes, *, streamed: bool
+    ) -> dict[str, str]:
+        if not self.keys.is_unlocked:
+            raise PeerUnreachable("The daemon is locked: it cannot sign requests.")
+        return sign_request(
+            self.keys.identity(),
+            self.keys.username,
+            audience,
+            method,
+            target.raw_path_qs,
+            host,
+            body,
+            int(self.now()),
+            unsigned_body=streamed,
+        )
+
+    async def _exchange(
+        self,
+        method: str,
+        target: URL,
+        headers: dict[str, str],
+        data: Any,
+        client_timeout: aiohttp.ClientTimeout | None = None,
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """Send one request and read the answer; the one place errors are mapped. `client_timeout`
+        replaces the session's (aiohttp reads an explicit None as "no timeout at all")."""
+        options: dict[str, Any] = {} if client_timeout is None else {"timeout": client_timeout}
+        try:
+            async with self.session.request(
+                method, target, data=data, headers=headers, **options
+            ) as response:
+                payload = await response.read()
+                status, response_headers = response.status, dict(response.headers)
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise PeerUnreachable(
+                f"Cannot reach {target.host}:{target.port}: {type(exc).__name__}"
+            ) from exc
+        if status >= 400:
+            raise refusal(status, payload, response_headers)
+        return status, payload, response_headers
 
     async def request(
         self,
@@ -102,33 +149,10 @@ class PeerClient:
             **(headers or {}),
         }
         if audience is not None:
-            if self.identity is None:
-                raise PeerUnreachable("The daemon is locked: it cannot sign requests.")
             all_headers.update(
-                sign_request(
-                    self.identity,
-                    self.username,
-                    audience,
-                    method,
-                    target.raw_path_qs,
-                    all_headers["Host"],
-                    body,
-                    int(self.now()),
-                )
+                self._signed(audience, method, target, all_headers["Host"], body, streamed=False)
             )
-        try:
-            async with self.session.request(
-                method, target, data=_payload(body), headers=all_headers
-            ) as response:
-                payload = await response.read()
-                status, response_headers = response.status, dict(response.headers)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise PeerUnreachable(
-                f"Cannot reach {target.host}:{target.port}: {type(exc).__name__}"
-            ) from exc
-        if status >= 400:
-            raise refusal(status, payload, response_headers)
-        return status, payload, response_headers
+        return await self._exchange(method, target, all_headers, _payload(body))
 
     # --- the directory -----------------------------------------------------------------------
 
@@ -238,6 +262,59 @@ class PeerClient:
 
     async def relay_ack(self, address: str, relay: str, ack: RelayAck) -> None:
         await self._post_model(address, relay, "/relay/ack", ack)
+
+    # --- profiles (PROTOCOL.md §12.1) ----------------------------------------------------------
+
+    async def profile(self, address: str, peer: str) -> Profile:
+        """`peer`'s signed profile, not yet verified (502 `bad_reply` when malformed)."""
+        _, payload, _ = await self.request("GET", f"{address}{PEER_PREFIX}/profile", audience=peer)
+        return parse_reply(Profile, payload)
+
+    # --- files (PROTOCOL.md §11.3, §11.4) ------------------------------------------------------
+
+    async def transfer_status(
+        self, address: str, peer: str, transfer_id: str, token: str
+    ) -> TransferStatus:
+        _, payload, _ = await self.request(
+            "GET", files_url(address, transfer_id), audience=peer, headers={TOKEN_HEADER: token}
+        )
+        return parse_reply(TransferStatus, payload)
+
+    async def send_chunks(
+        self,
+        address: str,
+        peer: str,
+        transfer_id: str,
+        token: str,
+        start: int,
+        length: int,
+        body: AsyncIterable[bytes],
+    ) -> TransferStatus:
+        """PUT sealed chunks start.. as one streamed body of exactly `length` bytes, signed as
+        UNSIGNED-PAYLOAD (each chunk is authenticated by its own AEAD tag).
+
+        No total timeout: a large file takes as long as it takes. The receiver cuts off a sender
+        that stalls, and the wait for the answer after the last byte is bounded by the client's
+        timeout.
+        """
+        target = URL(f"{files_url(address, transfer_id)}/chunks?start={start}")
+        host = host_header(target)
+        headers = {
+            "Host": host,
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(length),
+            TOKEN_HEADER: token,
+            **self._signed(peer, "PUT", target, host, b"", streamed=True),
+        }
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=self.session.timeout.total
+        )
+        _, payload, _ = await self._exchange("PUT", target, headers, body, timeout)
+        return parse_reply(TransferStatus, payload)
+
+
+def files_url(address: str, transfer_id: str) -> str:
+    return f"{address}{PEER_PREFIX}/files/{transfer_id}"
 
 
 def results_of(payload: bytes) -> BatchResult | None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from flame.store.db import Database
+from flame.store.db import Database, from_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,16 +26,7 @@ class Contact:
 
 
 def _contact(r: aiosqlite.Row) -> Contact:
-    return Contact(
-        r["username"],
-        r["identity_key"],
-        r["x25519_key"],
-        r["x25519_sig"],
-        r["pending_identity_key"],
-        r["address"],
-        r["status"],
-        r["presence_ts"],
-    )
+    return from_row(Contact, r)
 
 
 async def get_contact(db: Database, username: str) -> Contact | None:

@@ -8,18 +8,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
 from flame.errors import FlameError
+
+T = TypeVar("T")
+
+
+def in_marks(values: Sequence[Any]) -> str:
+    """The placeholders of an SQL IN list of `values`: "?,?,?"."""
+    return ",".join("?" * len(values))
+
+
+def from_row(cls: type[T], row: aiosqlite.Row, **overrides: Any) -> T:
+    """A dataclass from a row whose columns carry its field names; `overrides` replace the
+    columns that need decoding (JSON, booleans)."""
+    names = [field.name for field in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    values = {name: row[name] for name in names if name not in overrides}
+    return cls(**values, **overrides)
 
 
 class Database:
@@ -100,12 +116,27 @@ class Database:
         async with self.lock:
             return list(await self.conn.execute_fetchall(sql, params))
 
+    async def fetch_in(self, sql: str, values: Sequence[Any]) -> list[aiosqlite.Row]:
+        """`sql` with one "IN ({})" filled for `values`; none at all for no values."""
+        if not values:
+            return []
+        return await self.fetchall(sql.format(in_marks(values)), tuple(values))
+
     async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         async with self.lock:
             await self.conn.execute(sql, params)
 
     async def close(self) -> None:
         await self.conn.close()
+
+
+DAEMON_SCHEMA = "flame.store.schema"
+
+
+async def open_daemon_db(data_dir: Path) -> Database:
+    """The daemon's database in its data folder (created 0700), migrated."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return await Database.open(data_dir / "flame.db", DAEMON_SCHEMA)
 
 
 class FolderLock:

@@ -9,14 +9,10 @@ from typing import Any
 
 import aiosqlite
 
-from flame.core.files import Layout, media_class
-from flame.store.db import Database
-
-# Outgoing: uploading (browser -> own daemon) -> waiting (offer queued, or the peer unreachable)
-#   -> sending -> complete ; or cancelled / declined / failed.
-# Incoming: receiving -> complete ; or cancelled / declined / failed.
-OPEN_STATES = ("uploading", "waiting", "sending", "receiving")
-CLOSED_STATES = ("complete", "cancelled", "declined", "failed")
+from flame.core import states
+from flame.core.files import Layout
+from flame.core.states import CLOSED_STATES, OPEN_STATES
+from flame.store.db import Database, from_row, in_marks
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +31,14 @@ class Transfer:
     chunk_bytes: int
     stored_name: str
     state: str
-    held_bytes: int
-    sent_bytes: int
-    attempts: int
-    next_attempt_at: float
-    error: str | None
     created_at: float
-    completed_at: float | None
+    # How far it got, and its attempts; a new transfer starts with none of them.
+    held_bytes: int = 0
+    sent_bytes: int = 0
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+    error: str | None = None
+    completed_at: float | None = None
     inline: bool = False  # the content travels inside the offer (PROTOCOL.md §11.6)
 
     @property
@@ -56,33 +53,17 @@ class Transfer:
     def is_open(self) -> bool:
         return self.state in OPEN_STATES
 
-    def to_ui(self) -> dict[str, Any]:
-        """What the browser may know: never the key, the token or the stored name."""
-        return {
-            "peer": self.peer,
-            "transfer_id": self.transfer_id,
-            "direction": self.direction,
-            "name": self.name,
-            "size": self.size,
-            "type": self.declared_type,
-            "media": media_class(self.media_type),
-            "state": self.state,
-            "bytes": self.size if self.state == "complete" else self.held_bytes,
-            "error": self.error,
-            "created_at": self.created_at,
-            "completed_at": self.completed_at,
-        }
 
-
+# The transfer states and their order are core/states.py's.
+OUTGOING_OPEN_SQL = f"state IN ({states.sql_list(states.OUTGOING_OPEN)})"
 FIELDS = [f.name for f in dataclasses.fields(Transfer)]
 COLUMNS = ", ".join(FIELDS)
 T_COLUMNS = ", ".join(f"t.{name}" for name in FIELDS)
-MARKS = ",".join("?" * len(FIELDS))
+MARKS = in_marks(FIELDS)
 
 
 def _transfer(r: aiosqlite.Row) -> Transfer:
-    transfer = Transfer(*(r[name] for name in FIELDS))
-    return dataclasses.replace(transfer, inline=bool(transfer.inline))
+    return from_row(Transfer, r, inline=bool(r["inline"]))
 
 
 def _values(transfer: Transfer) -> tuple[Any, ...]:
@@ -126,11 +107,8 @@ async def stored_names(db: Database) -> set[str]:
 
 
 async def by_messages(db: Database, message_ids: list[str]) -> dict[str, Transfer]:
-    if not message_ids:
-        return {}
-    marks = ",".join("?" * len(message_ids))
-    rows = await db.fetchall(
-        f"SELECT {COLUMNS} FROM transfers WHERE message_id IN ({marks})", tuple(message_ids)
+    rows = await db.fetch_in(
+        f"SELECT {COLUMNS} FROM transfers WHERE message_id IN ({{}})", message_ids
     )
     return {row["message_id"]: _transfer(row) for row in rows}
 
@@ -171,7 +149,7 @@ async def close(
 ) -> bool:
     """Move an open transfer to a closed state (or between open ones); False if it was not in
     `only_from` (already closed: a cancel racing a completion changes nothing)."""
-    marks = ",".join("?" * len(only_from))
+    marks = in_marks(only_from)
     completed_at = now if state in CLOSED_STATES else None
     async with db.transaction() as conn:
         cursor = await conn.execute(
@@ -210,7 +188,7 @@ async def complete_incoming(
 # The offer's message state says whether the peer has it (PROTOCOL.md §13.1): sent, delivered and
 # read mean its daemon stored the offer; sending and relayed mean not yet. A failed offer still in
 # the outbox is retried (relays refused it); one out of the outbox was refused for good.
-PEER_HAS_OFFER = "m.state IN ('sent','delivered','read')"
+PEER_HAS_OFFER = f"m.state IN ({states.sql_list(states.HELD_BY_PEER)})"
 OFFER_REFUSED = "m.state='failed' AND m.id NOT IN (SELECT message_id FROM outbox)"
 
 
@@ -218,7 +196,7 @@ async def sendable(db: Database) -> list[Transfer]:
     """Outgoing streamed transfers whose offer the peer has stored, open: due now or later."""
     rows = await db.fetchall(
         f"SELECT {T_COLUMNS} FROM transfers t JOIN messages m ON m.id = t.message_id"
-        " WHERE t.direction='out' AND t.state IN ('waiting','sending') AND NOT t.inline"
+        f" WHERE t.direction='out' AND t.{OUTGOING_OPEN_SQL} AND NOT t.inline"
         f" AND {PEER_HAS_OFFER} ORDER BY t.created_at"
     )
     return [_transfer(row) for row in rows]
@@ -230,7 +208,7 @@ async def complete_inline(db: Database, now: float) -> list[Transfer]:
     async with db.transaction() as conn:
         async with conn.execute(
             "UPDATE transfers SET state='complete', held_bytes=size, completed_at=?, error=NULL"
-            " WHERE direction='out' AND inline AND state IN ('waiting','sending') AND message_id"
+            f" WHERE direction='out' AND inline AND {OUTGOING_OPEN_SQL} AND message_id"
             " IN (SELECT id FROM messages m WHERE m.direction='out' AND"
             f" {PEER_HAS_OFFER}) RETURNING {COLUMNS}",
             (now,),
@@ -242,7 +220,7 @@ async def offers_on_the_way(db: Database) -> set[str]:
     """Message ids of offers the peer does not have yet (their progress wakes the sender)."""
     rows = await db.fetchall(
         "SELECT t.message_id FROM transfers t JOIN messages m ON m.id = t.message_id"
-        f" WHERE t.direction='out' AND t.state IN ('waiting','sending') AND NOT ({PEER_HAS_OFFER})"
+        f" WHERE t.direction='out' AND t.{OUTGOING_OPEN_SQL} AND NOT ({PEER_HAS_OFFER})"
     )
     return {str(row[0]) for row in rows}
 
@@ -252,7 +230,7 @@ async def refused_offers(db: Database) -> list[tuple[Transfer, str]]:
     rows = await db.fetchall(
         f"SELECT {T_COLUMNS}, m.error AS reason FROM transfers t"
         " JOIN messages m ON m.id = t.message_id"
-        f" WHERE t.direction='out' AND t.state IN ('waiting','sending') AND {OFFER_REFUSED}"
+        f" WHERE t.direction='out' AND t.{OUTGOING_OPEN_SQL} AND {OFFER_REFUSED}"
     )
     return [(_transfer(row), str(row["reason"] or "the offer was refused")) for row in rows]
 
@@ -261,7 +239,7 @@ async def retry_now(db: Database, peer: str) -> None:
     """The peer came online: its waiting transfers are due at once."""
     await db.execute(
         "UPDATE transfers SET next_attempt_at=0 WHERE peer=? AND direction='out'"
-        " AND state IN ('waiting','sending')",
+        f" AND {OUTGOING_OPEN_SQL}",
         (peer,),
     )
 
@@ -285,7 +263,7 @@ async def record_attempt(
         cursor = await conn.execute(
             "UPDATE transfers SET state=?, held_bytes=?, sent_bytes=sent_bytes+?, attempts=?,"
             " next_attempt_at=?, error=?, completed_at=?"
-            " WHERE peer=? AND direction=? AND transfer_id=? AND state IN ('waiting','sending')",
+            f" WHERE peer=? AND direction=? AND transfer_id=? AND {OUTGOING_OPEN_SQL}",
             (state, held_bytes, sent_bytes, attempts, next_attempt_at, error, completed_at, *key),
         )
         return cursor.rowcount > 0

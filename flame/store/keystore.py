@@ -1,20 +1,10 @@
-"""This user's identity: username, public keys and the sealed private keys, plus meta values."""
+"""This user's account row (username, public keys, the sealed private keys) and the meta values."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flame.core.crypto import KdfParams, SealedKeystore
+from flame.core.keys import Account
 from flame.store.db import Database
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    username: str
-    identity_key: bytes
-    x25519_key: bytes
-    x25519_sig: bytes
-    sealed: SealedKeystore
 
 
 async def save_account(db: Database, account: Account, directory_url: str) -> None:

@@ -9,16 +9,15 @@ from typing import Any
 
 import aiosqlite
 
+from flame.core import states
 from flame.core.models import Envelope, Inner
 from flame.store import outbox
-from flame.store.db import Database
+from flame.store.db import Database, from_row, in_marks
 
 # Inner kinds that travel through the outbox like messages but are not shown in a conversation
 # (a profile update is sent to every contact; PROTOCOL.md §12.1).
 HIDDEN_KINDS = ("profile_update",)
 SHOWN_SQL = "kind NOT IN (" + ",".join(f"'{kind}'" for kind in HIDDEN_KINDS) + ")"
-# What the UI may see of a file offer: never its key or upload token (PROTOCOL.md §11.2).
-PUBLIC_OFFER_FIELDS = ("transfer_id", "name", "size", "media_type")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,40 +39,9 @@ class Message:
     def is_shown(self) -> bool:
         return self.kind not in HIDDEN_KINDS
 
-    def to_ui(self) -> dict[str, Any]:
-        view = {
-            "id": self.id,
-            "peer": self.peer,
-            "direction": self.direction,
-            "author": self.author,
-            "kind": self.kind,
-            "text": str(self.body.get("text", "")),
-            "sent_at": self.sent_at,
-            "received_at": self.received_at,
-            "seq": self.seq,
-            "state": self.state,
-            "error": self.error,
-        }
-        if self.kind == "file_offer":
-            view["file"] = {name: self.body.get(name) for name in PUBLIC_OFFER_FIELDS}
-        return view
 
-
-def _message(r: aiosqlite.Row) -> Message:
-    return Message(
-        r["rowid"],
-        r["id"],
-        r["peer"],
-        r["direction"],
-        r["author"],
-        r["seq"],
-        r["kind"],
-        json.loads(r["body"]),
-        r["sent_at"],
-        r["received_at"],
-        r["state"],
-        r["error"],
-    )
+def message_from_row(r: aiosqlite.Row) -> Message:
+    return from_row(Message, r, body=json.loads(r["body"]))
 
 
 def message_key(author: str, envelope_id: str) -> str:
@@ -85,7 +53,8 @@ def message_key(author: str, envelope_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Incoming:
-    """An opened, verified envelope ready to store."""
+    """An opened, verified envelope ready to store, and when it arrived (the receiver's clock:
+    the author's `ts` is theirs, and says nothing about delivery)."""
 
     inner: Inner
     received_at: float
@@ -105,7 +74,7 @@ class Outgoing:
 
 async def next_sequences(db: Database, peers: list[str]) -> dict[str, int]:
     """The next sequence number of each conversation (1 for a new one)."""
-    marks = ",".join("?" * len(peers))
+    marks = in_marks(peers)
     rows = await db.fetchall(
         f"SELECT peer, next_seq FROM sequences WHERE peer IN ({marks})", tuple(peers)
     )
@@ -117,7 +86,7 @@ async def store_outgoing(
     db: Database, me: str, items: list[Outgoing], now: float, ttl_s: float
 ) -> list[Message]:
     """Store messages, their outbox entries and the advanced sequence numbers in ONE transaction
-    (one fsync for the whole group), before anything touches the network (DESIGN §6)."""
+    (one fsync for the whole group), before anything touches the network (PROTOCOL.md §13)."""
     keys = [message_key(me, i.inner.id) for i in items]
     next_seq: dict[str, int] = {}
     for item in items:
@@ -155,9 +124,9 @@ async def store_outgoing(
             " ON CONFLICT (peer) DO UPDATE SET next_seq = excluded.next_seq",
             list(next_seq.items()),
         )
-        marks = ",".join("?" * len(items))
+        marks = in_marks(items)
         async with conn.execute(f"SELECT * FROM messages WHERE id IN ({marks})", keys) as cursor:
-            stored = {row["id"]: _message(row) for row in await cursor.fetchall()}
+            stored = {row["id"]: message_from_row(row) for row in await cursor.fetchall()}
     return [stored[key] for key in keys]
 
 
@@ -177,7 +146,7 @@ async def store_incoming(
         return results
     async with db.transaction() as conn:
         ids = [item.key for item in items]
-        marks = ",".join("?" * len(ids))
+        marks = in_marks(ids)
         async with conn.execute(f"SELECT id FROM messages WHERE id IN ({marks})", ids) as cur:
             known = {row["id"] for row in await cur.fetchall()}
         fresh: list[tuple[int, Incoming]] = []
@@ -205,11 +174,11 @@ async def store_incoming(
         )
         await outbox.enqueue(conn, list(receipts), now=items[0].received_at, ttl_s=ttl_s)
         if fresh:
-            marks = ",".join("?" * len(fresh))
+            marks = in_marks(fresh)
             async with conn.execute(
                 f"SELECT * FROM messages WHERE id IN ({marks})", [i.key for _, i in fresh]
             ) as cur:
-                stored = {row["id"]: _message(row) for row in await cur.fetchall()}
+                stored = {row["id"]: message_from_row(row) for row in await cur.fetchall()}
             for index, item in fresh:
                 results[index] = stored[item.key]
     return results
@@ -234,7 +203,7 @@ async def list_messages(
             " ORDER BY sent_at DESC, seq DESC, rowid DESC LIMIT ?",
             (peer, *before, limit),
         )
-    return [_message(row) for row in reversed(rows)]
+    return [message_from_row(row) for row in reversed(rows)]
 
 
 async def mark_read(db: Database, peer: str, up_to_rowid: int) -> list[str]:
@@ -268,8 +237,8 @@ async def apply_receipt(
     keys = [message_key(me, envelope_id) for envelope_id in envelope_ids]
     if not keys:
         return []
-    marks = ",".join("?" * len(keys))
-    rank = outbox.STATE_RANK[state]
+    marks = in_marks(keys)
+    rank = states.rank(state)
     async with db.transaction() as conn:
         await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", keys)
         async with conn.execute(
@@ -298,7 +267,7 @@ async def unread_count(db: Database, peer: str) -> int:
 
 async def get_message(db: Database, message_id: str) -> Message | None:
     row = await db.fetchone("SELECT * FROM messages WHERE id=?", (message_id,))
-    return None if row is None else _message(row)
+    return None if row is None else message_from_row(row)
 
 
 async def count_messages(db: Database, peer: str | None = None) -> int:
@@ -308,3 +277,32 @@ async def count_messages(db: Database, peer: str | None = None) -> int:
         row = await db.fetchone("SELECT count(*) FROM messages WHERE peer=?", (peer,))
     assert row is not None
     return int(row[0])
+
+
+async def messages_around(
+    db: Database, peer: str, message_id: str, before: int, after: int
+) -> tuple[list[Message], bool, bool] | None:
+    """The page of `peer`'s conversation around one message, oldest first, and whether there
+    are older and newer messages beyond it. None if the message is not in that conversation."""
+    target = await db.fetchone(
+        f"SELECT sent_at, seq, rowid FROM messages WHERE id=? AND peer=? AND {SHOWN_SQL}",
+        (message_id, peer),
+    )
+    if target is None:
+        return None
+    key = (target[0], target[1], target[2])  # the conversation's order (PROTOCOL.md §13.4)
+    older = await db.fetchall(
+        f"SELECT * FROM messages WHERE peer=? AND {SHOWN_SQL} AND (sent_at, seq, rowid) < (?, ?, ?)"
+        " ORDER BY sent_at DESC, seq DESC, rowid DESC LIMIT ?",
+        (peer, *key, before + 1),
+    )
+    newer = await db.fetchall(
+        f"SELECT * FROM messages WHERE peer=? AND {SHOWN_SQL}"
+        " AND (sent_at, seq, rowid) >= (?, ?, ?) ORDER BY sent_at, seq, rowid LIMIT ?",
+        (peer, *key, after + 2),
+    )
+    has_older, has_newer = len(older) > before, len(newer) > after + 1
+    page = [message_from_row(r) for r in reversed(older[:before])] + [
+        message_from_row(r) for r in newer[: after + 1]
+    ]
+    return page, has_older, has_newer

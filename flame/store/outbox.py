@@ -1,5 +1,5 @@
 """The outbox: every outgoing envelope (messages and receipts) until its recipient's daemon has it,
-with its retry schedule, relay bookkeeping and expiry (DESIGN §6, PROTOCOL.md §13)."""
+with its retry schedule, relay bookkeeping and expiry (PROTOCOL.md §13)."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from flame.core import states
 from flame.core.models import Envelope
-from flame.store.db import Database
+from flame.store.db import Database, in_marks
 
-# Outgoing message states, in the order they may only move forward (failed is off the line).
-STATE_RANK_SQL = (
-    "CASE state WHEN 'sending' THEN 0 WHEN 'failed' THEN 0 WHEN 'relayed' THEN 1"
-    " WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3 WHEN 'read' THEN 4 ELSE 5 END"
-)
-STATE_RANK = {"sending": 0, "failed": 0, "relayed": 1, "sent": 2, "delivered": 3, "read": 4}
+# Message states move only forward (core/states.py has the order; this SQL is made from it).
+STATE_RANK_SQL = states.rank_sql()
+NOT_YET_SENT = f"{STATE_RANK_SQL} < {states.rank('sent')}"
+NOT_YET_RELAYED = f"{STATE_RANK_SQL} < {states.rank('relayed')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +97,7 @@ async def due_now(db: Database, peers: list[str]) -> None:
     peer that fails again backs off from where it was)."""
     if not peers:
         return
-    marks = ",".join("?" * len(peers))
+    marks = in_marks(peers)
     await db.execute(f"UPDATE outbox SET next_attempt_at=0 WHERE peer IN ({marks})", tuple(peers))
 
 
@@ -112,12 +111,12 @@ async def mark_sent(db: Database, message_ids: list[str]) -> None:
     """The recipient's daemon acknowledged: drop from the outbox, state -> sent, in one step."""
     if not message_ids:
         return
-    marks = ",".join("?" * len(message_ids))
+    marks = in_marks(message_ids)
     async with db.transaction() as conn:
         await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", message_ids)
         await conn.execute(
             f"UPDATE messages SET state='sent', error=NULL WHERE id IN ({marks})"
-            f" AND {STATE_RANK_SQL} < 2",
+            f" AND {NOT_YET_SENT}",
             message_ids,
         )
 
@@ -143,7 +142,7 @@ async def mark_failed(db: Database, failures: list[tuple[str, str]]) -> None:
             "DELETE FROM outbox WHERE message_id=?", [(message_id,) for message_id, _ in failures]
         )
         await conn.executemany(
-            f"UPDATE messages SET state='failed', error=? WHERE id=? AND {STATE_RANK_SQL} < 2",
+            f"UPDATE messages SET state='failed', error=? WHERE id=? AND {NOT_YET_SENT}",
             [(reason, message_id) for message_id, reason in failures],
         )
 
@@ -182,19 +181,19 @@ async def mark_relayed(db: Database, message_ids: list[str], now: float) -> list
     message keys whose visible state changed."""
     if not message_ids:
         return []
-    marks = ",".join("?" * len(message_ids))
+    marks = in_marks(message_ids)
     async with db.transaction() as conn:
         await conn.execute(
             f"UPDATE outbox SET relayed_at=?, relay_tried_at=? WHERE message_id IN ({marks})",
             [now, now, *message_ids],
         )
         async with conn.execute(
-            f"SELECT id FROM messages WHERE id IN ({marks}) AND {STATE_RANK_SQL} < 1", message_ids
+            f"SELECT id FROM messages WHERE id IN ({marks}) AND {NOT_YET_RELAYED}", message_ids
         ) as cursor:
             changed = [row["id"] for row in await cursor.fetchall()]
         await conn.execute(
             f"UPDATE messages SET state='relayed', error=NULL WHERE id IN ({marks})"
-            f" AND {STATE_RANK_SQL} < 1",
+            f" AND {NOT_YET_RELAYED}",
             message_ids,
         )
     return changed
@@ -205,6 +204,6 @@ async def mark_relay_refused(db: Database, message_ids: list[str], reason: str) 
     direct delivery until it expires (a later success moves it on)."""
     async with db.transaction() as conn:
         await conn.executemany(
-            f"UPDATE messages SET state='failed', error=? WHERE id=? AND {STATE_RANK_SQL} < 1",
+            f"UPDATE messages SET state='failed', error=? WHERE id=? AND {NOT_YET_RELAYED}",
             [(reason, message_id) for message_id in message_ids],
         )

@@ -8,7 +8,7 @@ import aiosqlite
 
 from flame.core.encoding import b64e
 from flame.core.models import Profile
-from flame.store.db import Database
+from flame.store.db import Database, from_row, in_marks
 from flame.store.messages import HIDDEN_KINDS
 
 
@@ -39,17 +39,7 @@ class StoredProfile:
 
 
 def _stored(r: aiosqlite.Row) -> StoredProfile:
-    return StoredProfile(
-        r["username"],
-        r["display_name"],
-        r["position"],
-        r["location"],
-        r["bio"],
-        None if r["avatar"] is None else bytes(r["avatar"]),
-        r["ts"],
-        r["sig"],
-        r["stored_at"],
-    )
+    return from_row(StoredProfile, r, avatar=None if r["avatar"] is None else bytes(r["avatar"]))
 
 
 async def get_profile(db: Database, username: str) -> StoredProfile | None:
@@ -58,12 +48,7 @@ async def get_profile(db: Database, username: str) -> StoredProfile | None:
 
 
 async def profiles_of(db: Database, usernames: list[str]) -> dict[str, StoredProfile]:
-    if not usernames:
-        return {}
-    marks = ",".join("?" * len(usernames))
-    rows = await db.fetchall(
-        f"SELECT * FROM profiles WHERE username IN ({marks})", tuple(usernames)
-    )
+    rows = await db.fetch_in("SELECT * FROM profiles WHERE username IN ({})", usernames)
     return {row["username"]: _stored(row) for row in rows}
 
 
@@ -124,8 +109,8 @@ async def drop_pending_updates(db: Database, peers: list[str]) -> int:
     """Forget profile updates still queued for `peers`: a newer one replaces them."""
     if not peers:
         return 0
-    marks = ",".join("?" * len(peers))
-    kinds = ",".join("?" * len(HIDDEN_KINDS))
+    marks = in_marks(peers)
+    kinds = in_marks(HIDDEN_KINDS)
     params = (*peers, "profile_update")
     async with db.transaction() as conn:
         async with conn.execute(
@@ -135,7 +120,7 @@ async def drop_pending_updates(db: Database, peers: list[str]) -> int:
         ) as cursor:
             ids = [row["message_id"] for row in await cursor.fetchall()]
         if ids:
-            id_marks = ",".join("?" * len(ids))
+            id_marks = in_marks(ids)
             await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({id_marks})", ids)
             await conn.execute(
                 f"DELETE FROM messages WHERE id IN ({id_marks}) AND kind IN ({kinds})",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flame.core.models import Envelope
-from flame.store.db import Database
+from flame.store.db import Database, in_marks
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,22 +14,20 @@ class Usage:
     size: int
 
 
-async def usage_by_depositor(db: Database, depositor: str) -> Usage:
+async def _usage(db: Database, where: str, name: str) -> Usage:
     row = await db.fetchone(
-        "SELECT count(*), coalesce(sum(size), 0) FROM relay_deposits WHERE depositor=?",
-        (depositor,),
+        f"SELECT count(*), coalesce(sum(size), 0) FROM relay_deposits WHERE {where}=?", (name,)
     )
     assert row is not None
     return Usage(int(row[0]), int(row[1]))
+
+
+async def usage_by_depositor(db: Database, depositor: str) -> Usage:
+    return await _usage(db, "depositor", depositor)
 
 
 async def usage_by_recipient(db: Database, recipient: str) -> Usage:
-    row = await db.fetchone(
-        "SELECT count(*), coalesce(sum(size), 0) FROM relay_deposits WHERE recipient=?",
-        (recipient,),
-    )
-    assert row is not None
-    return Usage(int(row[0]), int(row[1]))
+    return await _usage(db, "recipient", recipient)
 
 
 async def store_deposits(
@@ -69,7 +67,7 @@ async def drop(db: Database, recipient: str, envelope_ids: list[str]) -> int:
     """Drop what the recipient acknowledged. Returns how many were held."""
     if not envelope_ids:
         return 0
-    marks = ",".join("?" * len(envelope_ids))
+    marks = in_marks(envelope_ids)
     async with db.transaction() as conn:
         cursor = await conn.execute(
             f"DELETE FROM relay_deposits WHERE recipient=? AND envelope_id IN ({marks})",

@@ -1,9 +1,10 @@
 """Full-text search over messages and profiles (FTS5; the index is kept by 004_social.sql's
-triggers), and the page of a conversation around one message. The only search SQL.
+triggers). The only search SQL (PROTOCOL.md §12.3).
 
-Speed with natural word frequencies (DESIGN §10): a common word matches a large share of all
-messages, and ranking every match costs hundreds of milliseconds at a million messages, while
-walking the index newest-first and stopping at the page size costs well under one. So:
+Speed with natural word frequencies (`make bench` measures it on a Zipf corpus): a common word
+matches a large share of all messages, and ranking every match costs hundreds of milliseconds at
+a million messages, while walking the index newest-first and stopping at the page size costs
+well under one. So:
 
 - `newest` (the default) walks the matches newest-first (FTS5 rowid order) and stops at `limit`;
 - `relevance` ranks with BM25, but only the newest RELEVANCE_CANDIDATES matches: every match of a
@@ -16,8 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from flame.store.db import Database
-from flame.store.messages import SHOWN_SQL, Message
-from flame.store.messages import _message as message_from_row
+from flame.store.messages import Message, message_from_row
 
 Order = Literal["newest", "relevance"]
 RELEVANCE_CANDIDATES = 1000
@@ -116,32 +116,3 @@ async def search_people(db: Database, match: str, contains: str, limit: int) -> 
                 seen.add(row[0])
                 found.append(PersonHit(row[0], "", "", ""))
     return found
-
-
-async def messages_around(
-    db: Database, peer: str, message_id: str, before: int, after: int
-) -> tuple[list[Message], bool, bool] | None:
-    """The page of `peer`'s conversation around one message, oldest first, and whether there
-    are older and newer messages beyond it. None if the message is not in that conversation."""
-    target = await db.fetchone(
-        f"SELECT sent_at, seq, rowid FROM messages WHERE id=? AND peer=? AND {SHOWN_SQL}",
-        (message_id, peer),
-    )
-    if target is None:
-        return None
-    key = (target[0], target[1], target[2])  # the conversation's order (PROTOCOL.md §13.4)
-    older = await db.fetchall(
-        f"SELECT * FROM messages WHERE peer=? AND {SHOWN_SQL} AND (sent_at, seq, rowid) < (?, ?, ?)"
-        " ORDER BY sent_at DESC, seq DESC, rowid DESC LIMIT ?",
-        (peer, *key, before + 1),
-    )
-    newer = await db.fetchall(
-        f"SELECT * FROM messages WHERE peer=? AND {SHOWN_SQL}"
-        " AND (sent_at, seq, rowid) >= (?, ?, ?) ORDER BY sent_at, seq, rowid LIMIT ?",
-        (peer, *key, after + 2),
-    )
-    has_older, has_newer = len(older) > before, len(newer) > after + 1
-    page = [message_from_row(r) for r in reversed(older[:before])] + [
-        message_from_row(r) for r in newer[: after + 1]
-    ]
-    return page, has_older, has_newer

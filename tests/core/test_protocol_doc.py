@@ -15,21 +15,22 @@ WIRE_MODULES = [
     FLAME / "errors.py",
     *sorted((FLAME / "core").glob("*.py")),
     *sorted((FLAME / "directory").glob("*.py")),
-    FLAME / "net" / "http.py",
-    FLAME / "net" / "peer_api.py",
-    FLAME / "net" / "peer_guard.py",
-    FLAME / "net" / "peer_profile.py",
-    FLAME / "net" / "ratelimit.py",
-    FLAME / "net" / "peer_files.py",
-    FLAME / "transfers" / "incoming.py",
+    *sorted((FLAME / "net").glob("*.py")),
+    *sorted((FLAME / "api" / "peer").glob("*.py")),
+    # The services behind the peer routes: what they refuse reaches the caller as is.
+    FLAME / "services" / "inbox.py",
+    FLAME / "services" / "relay.py",
+    FLAME / "services" / "files" / "offers.py",
+    FLAME / "services" / "files" / "chunks.py",
 ]
 NOT_ON_THE_WIRE = {"error", "config_error"}  # the base class and local configuration errors
 # Named in §8's prose rather than its table: outbound-only failures and the browser's login.
-OUTSIDE_THE_TABLE = {"unreachable", "peer_refused", "wrong_password"}
+OUTSIDE_THE_TABLE = {"unreachable", "peer_refused", "wrong_password", "bad_reply"}
 CODE_PATTERNS = [
     re.compile(r"\bcode\s*=\s*\"([a-z_]+)\""),  # code="..." and class attributes code = "..."
     re.compile(r"\b\d{3}:\s*\"([a-z_]+)\""),  # the middleware's {404: "not_found", ...}
     re.compile(r"json_error\(\s*\d{3},\s*\"([a-z_]+)\""),
+    re.compile(r"_rejected\(\s*\w+,\s*\"([a-z_]+)\""),  # per-envelope refusals of a relay
 ]
 
 

@@ -52,7 +52,7 @@ CREATE TABLE messages (
 );
 CREATE INDEX messages_by_peer ON messages (peer, sent_at, rowid);
 
--- Every outgoing envelope until the recipient's daemon acknowledged it (DESIGN §6).
+-- Every outgoing envelope until the recipient's daemon acknowledged it (PROTOCOL.md §13.1).
 CREATE TABLE outbox (
     message_id      TEXT PRIMARY KEY REFERENCES messages (id),
     peer            TEXT NOT NULL,

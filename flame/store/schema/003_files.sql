@@ -1,5 +1,4 @@
--- Files (PROTOCOL.md §11). Idempotent (IF NOT EXISTS): migrations are numbered by position, and
--- 002 belongs to another branch, so this script may run a second time after a merge.
+-- Files (PROTOCOL.md §11).
 
 -- One row per file, sent or received. (peer, direction, transfer_id) names it: transfer ids are
 -- chosen by the sender, so an incoming id is only unique per author (nobody can pre-empt one).
@@ -30,8 +29,7 @@ CREATE TABLE IF NOT EXISTS transfers (
 CREATE INDEX IF NOT EXISTS transfers_by_state ON transfers (direction, state, next_attempt_at);
 CREATE INDEX IF NOT EXISTS transfers_by_message ON transfers (message_id);
 
--- Users whose file offers and chunks are refused. Issue 5 brings blocking as a whole (UI, the edge
--- of the remote API); until then this table is what file transfers consult.
+-- Users whose file offers and chunks are refused (006 folds it into `blocks`).
 CREATE TABLE IF NOT EXISTS blocked_users (
     username   TEXT PRIMARY KEY,
     blocked_at REAL NOT NULL

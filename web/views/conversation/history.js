@@ -49,6 +49,7 @@ export class History {
       t.merge(res.messages);
       this._setNextBefore(res.next_before);
       t.scrollToBottom();
+      this._markShown(res.messages);
     } catch (err) {
       if (this.destroyed || err.status === 401) return;
       t.setLoadError(err, () => this.load());
@@ -58,6 +59,13 @@ export class History {
         t.setBusy(false);
       }
     }
+  }
+
+  /** The newest page is on screen: the user has seen it (read receipts, if on). Reading the
+   * history changes nothing by itself; this says how far the page showed. */
+  _markShown(messages) {
+    const last = Array.isArray(messages) && messages.length ? messages[messages.length - 1] : null;
+    if (last) api.markRead(this.peer, last.id).catch(() => {});
   }
 
   /** Open at one message (a search hit): the page around it, the message marked. */

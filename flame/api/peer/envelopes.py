@@ -1,0 +1,51 @@
+"""The remote API's hello and envelopes routes (PROTOCOL.md §7.1, §7.2)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from flame.api.peer.state import PEER
+from flame.core.encoding import b64e
+from flame.core.models import PROTOCOL_VERSIONS, BatchResult, EnvelopeBatch, Hello
+from flame.errors import RequestError
+from flame.net.http import parse_model
+
+FEATURES = ["envelopes", "receipts", "relay", "profiles", "files"]
+
+
+async def hello(request: web.Request) -> web.Response:
+    ctx = request.app[PEER].services.ctx
+    reply = Hello(
+        username=ctx.me,
+        identity_key=b64e(ctx.keys.account.identity_key),
+        versions=list(PROTOCOL_VERSIONS),
+        features=FEATURES,
+        locked=not ctx.keys.is_unlocked,
+    )
+    return web.json_response(reply.model_dump())
+
+
+async def envelopes(request: web.Request) -> web.Response:
+    state = request.app[PEER]
+    services = state.services
+    signer, body = await state.signed_body(request)
+    services.ctx.keys.identity()  # locked: 503, and the sender keeps the envelopes queued
+    batch = parse_model(EnvelopeBatch, body, what="batch")
+    status, result = await services.inbox.receive_batch(batch)
+    if request.query.get("ack") == "1":  # a relay handing over deposits wants our signed ack
+        result = result.model_copy(update={"ack": services.relay.ack_for(signer, result)})
+    if status != 200:
+        raise batch_refused(status, result)
+    return web.json_response(result.model_dump(exclude_none=True))
+
+
+def batch_refused(status: int, result: BatchResult) -> RequestError:
+    """A batch with refusals: the first refusal's code and sentence, and every result beside them
+    (PROTOCOL.md §7.2)."""
+    first = next(r for r in result.results if r.status == "rejected")
+    return RequestError(
+        first.message or "Refused.",
+        code=first.error,
+        status=status,
+        **result.model_dump(exclude_none=True),
+    )

@@ -1,0 +1,68 @@
+"""The browser's app (docs/UI_API.md): the static page, the JSON API and the live feed, behind the
+guards of guard.py and the session check of session.py. `build` lists every route. It listens on
+loopback only; peers never reach it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from flame.api.ui import auth, conversations, feed, files, social, static
+from flame.api.ui.guard import UiOrigin, headers_middleware, host_and_origin_middleware
+from flame.api.ui.session import LoginThrottle, require_session
+from flame.api.ui.state import UI, UiState, Unlock
+from flame.net.http import error_middleware
+from flame.services.registry import Services
+
+
+def build(services: Services, web_dir: Path, unlock: Unlock, origin: UiOrigin) -> web.Application:
+    security = services.ctx.settings.security
+    state = UiState(
+        services, unlock, origin, LoginThrottle(security.login_burst, security.login_refill_s)
+    )
+    app = web.Application(
+        middlewares=[
+            headers_middleware(),
+            error_middleware,
+            host_and_origin_middleware(origin),
+            require_session(state.sessions, services.ctx.clock.now),
+        ],
+        client_max_size=services.ctx.settings.daemon.max_body_bytes,
+    )
+    app[UI] = state
+    static.add_routes(app, web_dir)
+    api, person = "/ui/api", "/ui/api/profiles/{name}"
+    talk, files_base = "/ui/api/conversations/{name}", "/ui/api/conversations/{name}/files"
+    router = app.router
+    router.add_post(f"{api}/login", auth.login)
+    router.add_post(f"{api}/logout", auth.logout)
+    router.add_get(f"{api}/me", auth.me)
+    router.add_get(f"{api}/ws", feed.websocket)
+    router.add_get(f"{api}/contacts", conversations.contacts)
+    router.add_post(f"{api}/contacts/{{name}}/accept-key", conversations.accept_key)
+    router.add_get(f"{talk}/messages", conversations.list_messages)
+    router.add_post(f"{talk}/messages", conversations.post_message)
+    router.add_post(f"{talk}/read", conversations.mark_read)
+    router.add_get(f"{talk}/messages/{{id}}/context", conversations.context)
+    router.add_get(f"{api}/diagnostics", conversations.diagnostics)
+    router.add_get(f"{api}/settings", conversations.get_settings)
+    router.add_post(f"{api}/settings", conversations.put_settings)
+    router.add_post(files_base, files.announce)
+    router.add_get(files_base + "/{id}", files.view)
+    router.add_put(files_base + "/{id}/content", files.upload, name=files.UPLOAD_ROUTE)
+    router.add_get(files_base + "/{id}/content", files.content)
+    router.add_post(files_base + "/{id}/cancel", files.cancel)
+    router.add_post(files_base + "/{id}/decline", files.decline)
+    router.add_get(f"{api}/profile", social.get_own)
+    router.add_put(f"{api}/profile", social.put_own)
+    router.add_put(f"{api}/profile/avatar", social.put_avatar)
+    router.add_get(person, social.get_profile)
+    router.add_get(f"{person}/avatar", social.get_avatar)
+    router.add_get(f"{api}/status", social.get_status)
+    router.add_put(f"{api}/status", social.put_status)
+    router.add_get(f"{api}/blocks", social.list_blocks)
+    router.add_post(f"{api}/blocks", social.add_block)
+    router.add_delete(f"{api}/blocks/{{name}}", social.remove_block)
+    router.add_get(f"{api}/search", social.search)
+    return app

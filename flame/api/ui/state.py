@@ -1,0 +1,56 @@
+"""What the UI routes share: the services, the sessions and login throttle, the UI's own origin,
+and the unlock that a first successful login performs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from flame.api.ui import views
+from flame.api.ui.guard import UiOrigin
+from flame.api.ui.session import LoginThrottle, Sessions
+from flame.core.crypto import fingerprint
+from flame.core.models import check_username
+from flame.errors import NotFound
+from flame.net.http import read_body
+from flame.services.registry import Services
+
+Unlock = Callable[[str], Awaitable[None]]
+
+
+@dataclass
+class UiState:
+    services: Services
+    unlock: Unlock
+    origin: UiOrigin
+    throttle: LoginThrottle
+    sessions: Sessions = field(default_factory=Sessions)
+
+    def me(self) -> views.Json:
+        ctx = self.services.ctx
+        return views.me_json(
+            ctx.me,
+            fingerprint(ctx.keys.account.identity_key),
+            self.services.contacts.directory_state,
+        )
+
+    async def body(self, request: web.Request, limit: int | None = None) -> bytes:
+        max_bytes = self.services.ctx.settings.daemon.max_body_bytes
+        return await read_body(request, max_bytes if limit is None else limit)
+
+
+UI = web.AppKey("ui", UiState)
+
+
+def path_name(request: web.Request, *, code: str = "unknown_user") -> str:
+    """The username in the path; one that cannot be a username is simply not found."""
+    return username_or_404(request.match_info["name"], code=code)
+
+
+def username_or_404(name: str, *, code: str = "unknown_user") -> str:
+    try:
+        return check_username(name)
+    except ValueError as exc:
+        raise NotFound(f"There is no user named {name!r}.", code=code) from exc

@@ -1,0 +1,260 @@
+"""Everything the browser sees, shaped here and only here: one builder per UI object and one per
+live event (docs/UI_API.md lists them; tests/api/test_ui_contract.py fails when the two drift).
+
+Builders take domain objects (store dataclasses, services' people and events) and return JSON
+values; nothing else in the daemon writes a dict for the browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from flame.core.files import media_class
+from flame.services import events
+from flame.services.people import ContactCard, Person
+from flame.services.search import SearchResult
+from flame.store.files import Transfer
+from flame.store.messages import Message
+from flame.store.profiles import StoredProfile
+from flame.store.search import HIT_END, HIT_START, MessageHit
+
+Json = dict[str, Any]
+# What the UI may see of a file offer: never its key or upload token (PROTOCOL.md §11.2).
+PUBLIC_OFFER_FIELDS = ("transfer_id", "name", "size", "media_type")
+
+
+# --- objects ----------------------------------------------------------------------------------
+
+
+def me_json(username: str, fingerprint: str, directory: str) -> Json:
+    """`Me`."""
+    return {"username": username, "fingerprint": fingerprint, "directory": directory}
+
+
+def message_json(message: Message, transfer: Transfer | None = None) -> Json:
+    """`Message`; a file offer's `file` is its transfer's `File` when there is one."""
+    view: Json = {
+        "id": message.id,
+        "peer": message.peer,
+        "direction": message.direction,
+        "author": message.author,
+        "kind": message.kind,
+        "text": str(message.body.get("text", "")),
+        "sent_at": message.sent_at,
+        "received_at": message.received_at,
+        "seq": message.seq,
+        "state": message.state,
+        "error": message.error,
+    }
+    if message.kind == "file_offer":
+        view["file"] = (
+            file_json(transfer)
+            if transfer is not None
+            else {name: message.body.get(name) for name in PUBLIC_OFFER_FIELDS}
+        )
+    return view
+
+
+def file_json(transfer: Transfer) -> Json:
+    """`File`: what the browser may know of a transfer, never its key, token or stored name."""
+    return {
+        "peer": transfer.peer,
+        "transfer_id": transfer.transfer_id,
+        "direction": transfer.direction,
+        "name": transfer.name,
+        "size": transfer.size,
+        "type": transfer.declared_type,
+        "media": media_class(transfer.media_type),
+        "state": transfer.state,
+        "bytes": transfer.size if transfer.state == "complete" else transfer.held_bytes,
+        "error": transfer.error,
+        "created_at": transfer.created_at,
+        "completed_at": transfer.completed_at,
+    }
+
+
+def avatar_url(username: str, profile: StoredProfile | None) -> str | None:
+    if profile is None or profile.avatar is None:
+        return None
+    # The version makes a new avatar a new URL, so the browser never shows a stale cached one.
+    return f"/ui/api/profiles/{quote(username, safe='')}/avatar?v={profile.ts}"
+
+
+def _summary(person: Person) -> Json:
+    """The few profile fields shown wherever a person appears."""
+    profile = person.profile
+    return {
+        "display_name": profile.display_name if profile is not None else "",
+        "position": profile.position if profile is not None else "",
+        "avatar_url": avatar_url(person.username, profile),
+        "blocked": person.blocked,
+    }
+
+
+def profile_json(person: Person) -> Json:
+    """`Profile`: everything the profile page shows about someone (this user or anyone else)."""
+    profile = person.profile
+    return {
+        "username": person.username,
+        "is_me": person.is_me,
+        "known": person.known,
+        **_summary(person),
+        "location": profile.location if profile is not None else "",
+        "bio": profile.bio if profile is not None else "",
+        "updated_at": profile.ts / 1000 if profile is not None else None,
+        "status": person.status,
+        "fingerprint": person.fingerprint,
+        "safety_number": person.safety_number,
+        "key_changed": person.key_changed,
+    }
+
+
+CONTACT_FIELDS = (
+    *("username", "status", "fingerprint", "safety_number", "key_changed"),
+    *("display_name", "position", "avatar_url", "blocked"),
+)
+
+
+def contact_json(card: ContactCard) -> Json:
+    """`Contact`: a row of the contact list: the person's profile fields, and the conversation's."""
+    profile = profile_json(card.person)
+    last = card.last_message
+    return {
+        **{name: profile[name] for name in CONTACT_FIELDS},
+        "unread": card.unread,
+        "last_message": message_json(last) if last is not None else None,
+    }
+
+
+PERSON_FIELDS = (
+    *("username", "display_name", "position", "location"),
+    *("avatar_url", "blocked", "is_me", "status"),
+)
+
+
+def person_json(person: Person) -> Json:
+    """`Person`: a person in search results (the profile's first fields)."""
+    profile = profile_json(person)
+    return {name: profile[name] for name in PERSON_FIELDS}
+
+
+def snippet_json(snippet: str) -> list[Json]:
+    """'a \\x02hit\\x03 b' -> [{text: 'a ', hit: false}, {text: 'hit', hit: true}, ...]: the UI
+    highlights with elements it builds, never by parsing markup."""
+    segments: list[Json] = []
+    for index, piece in enumerate(snippet.split(HIT_START)):
+        hit, _, rest = piece.partition(HIT_END) if index > 0 else ("", "", piece)
+        if hit:
+            segments.append({"text": hit, "hit": True})
+        if rest:
+            segments.append({"text": rest, "hit": False})
+    return segments
+
+
+def hit_json(hit: MessageHit) -> Json:
+    """`Hit`: a message that matched a search, with the matching part of its text."""
+    return {"message": message_json(hit.message), "snippet": snippet_json(hit.snippet)}
+
+
+def search_json(result: SearchResult) -> Json:
+    """The answer of a search: `Person`s and `Hit`s."""
+    return {
+        "query": result.query,
+        "order": result.order,
+        "people": [person_json(p) for p in result.people],
+        "messages": [hit_json(hit) for hit in result.messages],
+    }
+
+
+def my_status_json(event: events.MyStatusChanged) -> Json:
+    """`MyStatus` (also the `my_status` event)."""
+    return {"type": "my_status", "choice": event.choice, "status": event.status}
+
+
+def settings_json(read_receipts: bool) -> Json:
+    """`Settings`."""
+    return {"read_receipts": read_receipts}
+
+
+def block_json(username: str, blocked_at: float) -> Json:
+    """`Block`: someone this user blocked, and since when."""
+    return {"username": username, "blocked_at": blocked_at}
+
+
+def blocked_json(listing: dict[str, float]) -> Json:
+    """The block list."""
+    return {"blocked": [block_json(name, at) for name, at in listing.items()]}
+
+
+def diagnostics_json(outbox: int, relay_deposits: int) -> Json:
+    """`Diagnostics`: what this daemon still holds on its way to others."""
+    return {"outbox": outbox, "relay_deposits": relay_deposits}
+
+
+# Every UI object, by the name docs/UI_API.md gives it.
+OBJECTS: dict[str, Callable[..., Json]] = {
+    "Me": me_json,
+    "Contact": contact_json,
+    "Message": message_json,
+    "File": file_json,
+    "Profile": profile_json,
+    "Person": person_json,
+    "Hit": hit_json,
+    "MyStatus": my_status_json,
+    "Settings": settings_json,
+    "Block": block_json,
+    "Diagnostics": diagnostics_json,
+}
+
+
+# --- events on the WebSocket ------------------------------------------------------------------
+
+
+def hello_event(me: Json) -> Json:
+    return {"type": "hello", "me": me}
+
+
+def pong_event() -> Json:
+    return {"type": "pong"}
+
+
+def _file_progress(event: events.FileProgress) -> Json:
+    transfer = event.transfer
+    return {
+        "peer": transfer.peer,
+        "transfer_id": transfer.transfer_id,
+        "direction": transfer.direction,
+        "phase": event.phase,
+        "bytes": event.done_bytes,
+        "size": transfer.size,
+        "rate_bps": round(event.rate_bps),
+        "eta_s": event.eta_s,
+    }
+
+
+EventFields = Callable[[Any], Json]
+EVENT_FIELDS: dict[type[events.Event], EventFields] = {
+    events.MessageAdded: lambda e: {"message": message_json(e.message, e.transfer)},
+    events.MessageStateChanged: lambda e: {
+        "id": e.message_id,
+        "peer": e.peer,
+        "state": e.state,
+        "error": e.error,
+    },
+    events.PresenceChanged: lambda e: {"username": e.username, "status": e.status},
+    events.KeyChanged: lambda e: {"username": e.username},
+    events.DirectoryStateChanged: lambda e: {"state": e.state},
+    events.MyStatusChanged: lambda e: {"choice": e.choice, "status": e.status},
+    events.ProfileChanged: lambda e: {"profile": profile_json(e.person)},
+    events.ProfileRejected: lambda e: {"username": e.username, "reason": e.reason},
+    events.BlockChanged: lambda e: {"username": e.username, "blocked": e.blocked},
+    events.FileStateChanged: lambda e: {"file": file_json(e.transfer)},
+    events.FileProgress: _file_progress,
+}
+WS_ONLY_EVENTS = ("hello", "pong")  # sent by the feed itself, not published by services
+
+
+def event_json(event: events.Event) -> Json:
+    return {"type": event.type, **EVENT_FIELDS[type(event)](event)}

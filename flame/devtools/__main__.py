@@ -1,0 +1,127 @@
+"""`python -m flame.devtools {demo,bench,chaos}`: the dev tools' own entry point (`make demo`,
+`make bench`, `make chaos`). Errors become one line, as in `flame`'s."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from flame.cli import setup_logging
+from flame.config import LOG_LEVELS
+from flame.devtools.cluster import stoppable
+from flame.errors import FlameError
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flame.devtools.demo import run_demo
+
+    return run(run_demo(Path(args.dir), fresh=args.fresh, base_port=args.base_port))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from flame.devtools.bench.run import run_bench
+
+    return run(stoppable("bench", run_bench(args)))
+
+
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from flame.devtools.chaos.run import run_chaos
+
+    return run(stoppable("chaos", run_chaos(args)))
+
+
+def run(tool: Coroutine[Any, Any, int]) -> int:
+    """The tool's exit code; Ctrl-C (after the tool's own cleanup) is 130, as for `flame`."""
+    try:
+        return asyncio.run(tool)
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m flame.devtools",
+        description="Flame's dev tools: a local demo, the benchmark and the chaos harness.",
+    )
+    parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run a local directory and three demo users",
+        description="Start a directory and alice, bob and carol on loopback, "
+        "each its own 'flame serve' process. Ctrl-C stops everything.",
+    )
+    demo.add_argument(
+        "--dir", default=".demo", help="where the demo keeps its data (default .demo)"
+    )
+    demo.add_argument("--fresh", action="store_true", help="delete the demo's data first")
+    demo.add_argument(
+        "--base-port",
+        type=int,
+        default=8480,
+        help="directory port; users take the next ports (default 8480; 0: any free ports)",
+    )
+    demo.set_defaults(run=cmd_demo)
+
+    bench = sub.add_parser(
+        "bench",
+        help="measure latency and throughput on loopback",
+        description="Start a directory and two daemons as processes and "
+        "measure message latency and throughput, then search over a large message store.",
+    )
+    bench.add_argument("--messages", type=int, default=500, help="latency sample size")
+    bench.add_argument("--burst", type=int, default=5000, help="throughput burst size")
+    bench.add_argument(
+        "--search-messages",
+        type=int,
+        default=1_000_000,
+        help="messages in the search benchmark's synthetic store",
+    )
+    bench.add_argument("--json", default="bench-results.json", help="where to write the JSON")
+    bench.add_argument(
+        "--file-mib", type=int, default=1024, help="size of the file figure in MiB (0: none)"
+    )
+    bench.set_defaults(run=cmd_bench)
+
+    chaos = sub.add_parser(
+        "chaos",
+        help="check delivery under faults on loopback",
+        description="Start a directory and several daemons as processes, send messages among "
+        "random pairs while killing and restarting daemons and the directory and cutting peers "
+        "off, then check that every message arrived exactly once, in order, with its receipt.",
+    )
+    chaos.add_argument("--messages", type=int, default=2000, help="messages to send (2000)")
+    chaos.add_argument("--daemons", type=int, default=5, help="daemons (5)")
+    chaos.add_argument("--seed", type=int, help="seed of the messages and faults (random)")
+    chaos.add_argument("--faults", type=int, default=12, help="faults in all, of 3 kinds (12)")
+    chaos.add_argument("--rate", type=float, default=40.0, help="messages per second (40)")
+    chaos.add_argument(
+        "--settle-timeout", type=float, help="longest wait for quiescence, s (60 + 0.03/message)"
+    )
+    chaos.add_argument(
+        "--no-receipts", action="store_true", help="do not require receipts back at senders"
+    )
+    chaos.add_argument("--dir", help="keep the cluster in this folder (default: a temporary one)")
+    chaos.add_argument("--json", default="chaos-results.json", help="where to write the JSON")
+    chaos.set_defaults(run=cmd_chaos)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        code: int = args.run(args)
+    except FlameError as exc:
+        print(f"flame: {exc.message}", file=sys.stderr)
+        code = 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

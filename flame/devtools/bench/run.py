@@ -1,0 +1,206 @@
+"""`python -m flame.devtools bench` (`make bench`): a real directory and two daemons (alice, bob) as
+processes on loopback, driven through their UI APIs as a browser would, for the message figures
+(messages.py) and the file figure (files.py); then search over a large synthetic message store
+(search.py). Prints a table and writes the JSON. Every wait is bounded in time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from flame.devtools.bench.files import measure_file_transfer
+from flame.devtools.bench.files import table_rows as file_table_rows
+from flame.devtools.bench.machine import cpu_meter, machine_info
+from flame.devtools.bench.messages import (
+    CONCURRENCY,
+    ONLINE_TIMEOUT_S,
+    REQUEST_TIMEOUT_S,
+    TEXT_CHARS,
+    WARMUP_MESSAGES,
+    Tab,
+    measure_latency,
+    measure_throughput,
+)
+from flame.devtools.bench.search import run_search_bench, search_figures, search_rows
+from flame.devtools.cluster import Cluster, start_processes
+from flame.devtools.stats import print_rows
+from flame.devtools.ui import PAGE, ToolFailed
+
+JSON_VERSION = 1
+
+# Short intervals so that the cluster is up in seconds; cheap Argon2 at `flame init` only (the
+# cost is stored with the keys).
+DAEMON_ENV = {
+    "FLAME_DAEMON_PRESENCE_INTERVAL_S": "1",
+    "FLAME_DAEMON_DIRECTORY_SYNC_S": "0.5",
+    "FLAME_DAEMON_RETRY_BASE_S": "0.1",
+    "FLAME_DAEMON_RETRY_MAX_S": "2",
+    "FLAME_DIRECTORY_PRESENCE_TTL_S": "10",
+    # The bench measures the message path, not the rate limiter: its 500 back-to-back sends
+    # are far beyond a person's pace (the limiter's own cost is a dictionary lookup).
+    "FLAME_LIMITS_PEER_RATE_PER_SENDER": "100000",
+    "FLAME_LIMITS_PEER_BURST_PER_SENDER": "100000",
+    "FLAME_LIMITS_PEER_RATE_PER_ADDRESS": "100000",
+    "FLAME_LIMITS_PEER_BURST_PER_ADDRESS": "100000",
+    "FLAME_DIRECTORY_RATE_PER_USER": "1000",
+    "FLAME_DIRECTORY_BURST_PER_USER": "1000",
+}
+INIT_ENV = {"FLAME_SECURITY_ARGON2_MEMORY_KIB": "8192", "FLAME_SECURITY_ARGON2_ITERATIONS": "1"}
+
+
+def print_table(result: dict[str, Any]) -> None:
+    params, latency, burst = result["params"], result["latency"], result["throughput"]
+    machine = result["machine"]
+    ms = latency["ms"]
+    rows = [
+        (
+            "machine",
+            f"{machine['cpu_count']} CPU, Python {machine['python']}, {machine['platform']}",
+        ),
+        (
+            "cluster up",
+            f"{result['setup_s']:.2f} s (bob online for alice after {result['online_s']:.2f} s)",
+        ),
+        ("", ""),
+        (f"latency, {latency['sent']} sequential", "alice POST -> bob WebSocket"),
+        ("  p50 / p90 / p99", f"{ms['p50']:.2f} / {ms['p90']:.2f} / {ms['p99']:.2f} ms"),
+        ("  min / mean / max", f"{ms['min']:.2f} / {ms['mean']:.2f} / {ms['max']:.2f} ms"),
+        (
+            "  daemon to daemon p50",
+            f"{latency['server_ms']['p50']:.2f} ms (bob received_at - alice sent_at, ms clock)",
+        ),
+        ("", ""),
+        (f"throughput, {burst['sent']} burst", f"{params['concurrency']} POSTs in flight"),
+        ("  UI API accepted", f"{burst['accept_per_s']:,.0f} msg/s ({burst['accept_s']:.2f} s)"),
+        (
+            "  delivered to bob",
+            f"{burst['delivered_per_s']:,.0f} msg/s "
+            f"({burst['deliver_s']:.2f} s, first POST -> last stored)",
+        ),
+        ("  POST p50 / p99", f"{burst['post_ms']['p50']:.2f} / {burst['post_ms']['p99']:.2f} ms"),
+        (
+            "  counted on bob",
+            f"WebSocket {burst['received_ws']}, UI API {burst['stored_api']} (of {burst['sent']})",
+        ),
+        ("  CPU s in burst", ", ".join(f"{k} {v}" for k, v in result["cpu_s"].items())),
+        ("", ""),
+        *([*file_table_rows(result["file"]), ("", "")] if result["file"] else []),
+        *search_rows(result["search"]),
+        ("result", "ok" if result["ok"] else "MISMATCH: " + "; ".join(result["problems"])),
+    ]
+    print_rows("Flame bench (loopback, real processes)", rows)
+
+
+async def measure(
+    cluster: Cluster, messages: int, burst: int, concurrency: int, begun: float, file_mib: int = 0
+) -> dict[str, Any]:
+    alice, bob = Tab(cluster.nodes["alice"]), Tab(cluster.nodes["bob"])
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(alice.close)
+        stack.push_async_callback(bob.close)
+        online_s = await alice.ui.wait_online({"bob"}, ONLINE_TIMEOUT_S)
+        setup_s = time.perf_counter() - begun
+        await bob.open_feed()
+        # Alice's tab is open too, as in real use: her daemon pushes each message she sends
+        # and its state changes, and that work belongs in the figures.
+        await alice.open_feed()
+        # The first messages pay for key lookups and new connections; not part of the figures.
+        await measure_latency(alice, bob, WARMUP_MESSAGES, "warmup")
+        print(f"Latency: {messages} sequential messages ...", flush=True)
+        latency = await measure_latency(alice, bob, messages)
+        print(f"Throughput: a burst of {burst} messages ...", flush=True)
+        daemons = {name: node.proc.pid for name, node in cluster.nodes.items()}
+        assert cluster.directory_proc is not None
+        cpu: dict[str, float | None] = {}
+        with cpu_meter({**daemons, "directory": cluster.directory_proc.pid}, cpu):
+            throughput, burst_ids = await measure_throughput(alice, bob, burst, concurrency)
+        # Cross-check, after the fact: bob's UI API, page by page.
+        pages = (WARMUP_MESSAGES + messages + burst) // PAGE + 10
+        throughput["stored_api"] = len(await bob.incoming_ids("alice", pages) & burst_ids)
+        file_figure = None
+        if file_mib > 0:
+            print(f"File: {file_mib} MiB from alice to bob ...", flush=True)
+            file_figure = await measure_file_transfer(alice, bob, daemons, file_mib, cluster.root)
+    return {
+        "setup_s": round(setup_s, 3),
+        "online_s": round(online_s, 3),
+        "latency": latency,
+        "throughput": throughput,
+        "cpu_s": cpu,
+        "file": file_figure,
+    }
+
+
+async def run_bench(args: argparse.Namespace) -> int:
+    messages = int(getattr(args, "messages", 500))
+    burst = int(getattr(args, "burst", 5000))
+    concurrency = int(getattr(args, "concurrency", CONCURRENCY))
+    json_path = Path(getattr(args, "json", "bench-results.json"))
+    search_messages = int(getattr(args, "search_messages", 1_000_000))
+    file_mib = int(getattr(args, "file_mib", 1024))
+    if messages < 1 or burst < 1 or concurrency < 1 or search_messages < 1:
+        raise ToolFailed("--messages, --burst and --search-messages must be at least 1.")
+    if file_mib < 0:
+        raise ToolFailed("--file-mib must be 0 (no file figure) or more.")
+    begun = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="flame-bench-") as tmp:
+        print(f"Starting a directory, alice and bob in {tmp} ...", flush=True)
+        cluster = await start_processes(
+            Path(tmp),
+            ("alice", "bob"),
+            DAEMON_ENV,
+            INIT_ENV,
+            timeout_s=REQUEST_TIMEOUT_S,
+            connections=concurrency + 8,
+        )
+        try:
+            figures = await measure(cluster, messages, burst, concurrency, begun, file_mib)
+        except Exception:
+            print(cluster.log_tails(), file=sys.stderr)
+            raise
+        finally:
+            await cluster.close()
+        print(f"Search: {search_messages:,} synthetic messages, 200 queries ...", flush=True)
+        figures["search"] = search_figures(await run_search_bench(Path(tmp), search_messages))
+    throughput, latency = figures["throughput"], figures["latency"]
+    problems = [
+        f"{name} counted {throughput[name]}"
+        for name in ("accepted", "received_ws", "stored_api")
+        if throughput[name] != burst
+    ]
+    if latency["received"] != messages:
+        problems.append(f"latency received {latency['received']}")
+    if figures["file"] is not None and not figures["file"]["sha256_match"]:
+        problems.append("the file's SHA-256 at bob differs")
+    result: dict[str, Any] = {
+        "version": JSON_VERSION,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": machine_info(),
+        "params": {
+            "messages": messages,
+            "burst": burst,
+            "search_messages": search_messages,
+            "concurrency": concurrency,
+            "warmup": WARMUP_MESSAGES,
+            "text_chars": TEXT_CHARS,
+            "file_mib": file_mib,
+            "daemon_env": DAEMON_ENV,
+            "init_env": INIT_ENV,
+        },
+        **figures,
+        "total_s": round(time.perf_counter() - begun, 3),
+        "ok": not problems,
+        "problems": problems,
+    }
+    print_table(result)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"Wrote {json_path} (total {result['total_s']:.1f} s).")
+    return 0 if result["ok"] else 1

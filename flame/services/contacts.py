@@ -1,0 +1,226 @@
+"""Who we know: contacts from the directory, pinned on first use, with their presence; the link to
+the directory (its address, whether it answers) and, while it does not, direct probes.
+
+The directory is trusted for availability only: every binding and presence signature is checked
+here against the key we pinned, and a different key is parked as a key change, never used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from flame.core.crypto import binding_message, verify_signature
+from flame.core.encoding import b64d, b64e
+from flame.core.models import USERNAME_RE, DirectoryEntry
+from flame.core.presence import effective_status, verify_presence
+from flame.errors import BadRequest, Conflict, FlameError, NotFound, PeerRefused
+from flame.net.peer_client import PeerClient
+from flame.services.blocks import Blocks
+from flame.services.context import Context
+from flame.services.events import DirectoryStateChanged, KeyChanged, PresenceChanged
+from flame.store import contacts as contact_store
+from flame.store import outbox as outbox_store
+from flame.store.contacts import Contact
+
+log = logging.getLogger("flame.contacts")
+UNKNOWN_USER_TTL_S = 60.0
+UNKNOWN_USERS_MAX = 10_000
+
+
+@dataclass(eq=False)
+class Contacts:
+    ctx: Context
+    client: PeerClient
+    blocks: Blocks
+    directory_url: str
+    directory_state: str = field(default="unknown", init=False)  # "ok" | "degraded" | "unknown"
+    # The first directory sync (or probe round) is done.
+    synced: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    # Name -> do not ask the directory before.
+    unknown_users: dict[str, float] = field(default_factory=dict, init=False)
+
+    async def get(self, username: str) -> Contact | None:
+        return await contact_store.get_contact(self.ctx.db, username)
+
+    async def all(self) -> list[Contact]:
+        return await contact_store.list_contacts(self.ctx.db)
+
+    def set_directory_state(self, state: str) -> None:
+        if state != self.directory_state:
+            self.directory_state = state
+            self.ctx.events.publish(DirectoryStateChanged(state))
+
+    # --- from the directory -------------------------------------------------------------------
+
+    async def apply_entries(self, entries: list[DirectoryEntry]) -> None:
+        """Pin or check keys, then record presence, and tell the UI what changed."""
+        ctx = self.ctx
+        now = ctx.clock.now()
+        ttl = ctx.settings.directory.presence_ttl_s
+        before = {c.username: c for c in await self.all()}
+        updates: list[tuple[str, str | None, str, int | None]] = []
+        changed: list[PresenceChanged] = []
+        online: list[str] = []
+        for entry in entries:
+            user = entry.user
+            if user.username == ctx.me:
+                continue
+            try:
+                identity_key = b64d(user.identity_key, length=32, what="identity_key")
+                x25519_key = b64d(user.x25519_key, length=32, what="x25519_key")
+                x25519_sig = b64d(user.x25519_sig, length=64, what="x25519_sig")
+            except BadRequest:
+                log.warning("directory sent a malformed record for %s; ignored", user.username)
+                continue
+            if not verify_signature(
+                identity_key, x25519_sig, binding_message(user.username, x25519_key)
+            ):
+                log.warning("directory record for %s has a bad key binding; ignored", user.username)
+                continue
+            outcome = await contact_store.offer_keys(
+                ctx.db, user.username, identity_key, x25519_key, x25519_sig, now
+            )
+            if outcome.is_key_change:
+                log.warning(
+                    "identity key of %s changed; refusing it until the user accepts", user.username
+                )
+                ctx.events.publish(KeyChanged(user.username))
+            pinned = before.get(user.username)
+            pinned_key = identity_key if pinned is None else pinned.identity_key
+            presence = entry.presence
+            if presence is not None and (
+                presence.username != user.username or not verify_presence(presence, pinned_key)
+            ):
+                presence = None  # unsigned by the pinned key: not believed
+            status = effective_status(presence, now, ttl)
+            address = (
+                presence.address
+                if presence is not None
+                else (pinned.address if pinned is not None else None)
+            )
+            ts = presence.ts if presence is not None else None
+            old_status = pinned.status if pinned is not None else "offline"
+            if pinned is None or old_status != status or pinned.address != address:
+                updates.append((user.username, address, status, ts))
+            if old_status != status:
+                changed.append(PresenceChanged(user.username, status))
+                if status != "offline":
+                    online.append(user.username)
+        await contact_store.set_presence(ctx.db, updates)
+        for event in changed:  # after the commit: a UI that reacts by asking sees the new state
+            ctx.events.publish(event)
+        await self.came_online(online)
+
+    async def came_online(self, names: list[str]) -> None:
+        """Peers just seen online: what waits for them goes now, not at the end of its backoff."""
+        if names:
+            await outbox_store.due_now(self.ctx.db, names)
+            self.ctx.wake.outbox.set()
+            self.ctx.wake.relay.set()
+
+    async def sync_once(self, etag: str | None) -> str | None:
+        """Fetch the user list (conditional on `etag`) and apply it. Returns the new etag."""
+        listing, new_etag = await self.client.directory_users(self.directory_url, etag)
+        if listing is not None:
+            await self.apply_entries(listing.users)
+        self.synced.set()
+        return new_etag
+
+    async def fetch(self, username: str) -> Contact | None:
+        """Ask the directory about one user (someone new wrote to us, or the UI named them).
+
+        A name the directory does not know is remembered for a minute, so a stream of requests
+        naming strangers cannot turn this daemon into a load on the directory.
+        """
+        now = self.ctx.clock.now()
+        if self.unknown_users.get(username, 0.0) > now:
+            return None
+        try:
+            entry = await self.client.directory_user(self.directory_url, username)
+        except PeerRefused as exc:
+            if exc.http_status == 404:
+                if len(self.unknown_users) > UNKNOWN_USERS_MAX:
+                    self.unknown_users.clear()
+                self.unknown_users[username] = now + UNKNOWN_USER_TTL_S
+            return None
+        except FlameError:
+            return None
+        await self.apply_entries([entry])
+        return await self.get(username)
+
+    async def find(self, username: str) -> Contact | None:
+        """A contact, asking the directory about one we do not know yet (only once unlocked:
+        a locked daemon cannot sign the question)."""
+        contact = await self.get(username)
+        if contact is None and username != self.ctx.me and self.ctx.keys.is_unlocked:
+            contact = await self.fetch(username)
+        return contact
+
+    async def lookup_identity_key(self, username: str) -> bytes | None:
+        """The pinned identity key of a caller (the remote API's signature checks)."""
+        if not USERNAME_RE.fullmatch(username):
+            return None
+        contact = await self.find(username)
+        return None if contact is None else contact.identity_key
+
+    async def recipient(self, peer: str) -> Contact:
+        """The contact to send to: looked up in the directory on first use; refused while their
+        key change is pending, or while this user blocks them."""
+        self.ctx.keys.identity()
+        contact = await self.find(peer)
+        if contact is None:
+            raise NotFound(
+                f"There is no user named {peer!r} in the directory.", code="unknown_recipient"
+            )
+        if contact.key_changed:
+            raise Conflict(
+                f"{peer}'s identity key has changed. Compare the safety number with them, "
+                "then accept the new key to send again.",
+                code="key_changed",
+            )
+        if await self.blocks.is_blocked(peer):
+            raise Conflict(f"You blocked {peer}. Unblock them to write to them.", code="blocked")
+        return contact
+
+    async def accept_key(self, username: str) -> Contact:
+        """The user compared the safety number and accepts the contact's new key."""
+        await contact_store.accept_pending_key(self.ctx.db, username, self.ctx.clock.now())
+        contact = await self.get(username)
+        if contact is None:
+            raise NotFound(f"There is no contact named {username!r}.")
+        return contact
+
+    # --- degraded mode ------------------------------------------------------------------------
+
+    async def probe_once(self) -> None:
+        """While the directory does not answer (PROTOCOL.md §13.5): ask every known peer directly,
+        with a signed hello, whether it is up; a peer answers for itself only if its identity key
+        is the one we pinned."""
+        known = [c for c in await self.all() if c.address]
+        slots = asyncio.Semaphore(self.ctx.settings.daemon.probe_concurrency)
+
+        async def probe(contact: Contact) -> tuple[Contact, str]:
+            async with slots:
+                try:
+                    hello = await self.client.hello(contact.address or "", contact.username)
+                except FlameError:
+                    return contact, "offline"
+            is_them = (
+                hello.username == contact.username
+                and not hello.locked
+                and hello.identity_key == b64e(contact.identity_key)
+            )
+            return contact, "online" if is_them else "offline"
+
+        results = await asyncio.gather(*(probe(c) for c in known))
+        updates = [
+            (c.username, c.address, status, c.presence_ts)
+            for c, status in results
+            if status != c.status
+        ]
+        await contact_store.set_presence(self.ctx.db, updates)
+        for name, _, status, _ in updates:
+            self.ctx.events.publish(PresenceChanged(name, status))
+        await self.came_online([name for name, _, status, _ in updates if status != "offline"])

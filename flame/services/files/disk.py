@@ -1,0 +1,104 @@
+"""Where a transfer's bytes live, and the thread hops that touch them.
+
+Every file Flame keeps is under <data>/files with a name Flame made up (never a sender's name);
+the database's state is what the UI believes, never a file's presence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from flame.config import Settings
+from flame.errors import FlameError
+from flame.store.files import Transfer
+
+T = TypeVar("T")
+
+STORED_NAME_RE = re.compile(r"^(in|out)-[0-9a-f]{32}$")
+PARTIAL_SUFFIX = ".part"
+IO_BYTES = 1024 * 1024  # one read or write of a file, and one hop to a thread, at most
+STRAY_AGE_S = 600.0  # an unreferenced stored file older than this is left over from a crash
+
+
+def files_dir(settings: Settings) -> Path:
+    folder = settings.daemon_data_dir() / "files"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder
+
+
+def new_stored_name(direction: str) -> str:
+    return f"{direction}-{secrets.token_hex(16)}"
+
+
+def stored_path(settings: Settings, transfer: Transfer, *, partial: bool = False) -> Path:
+    """The file of a transfer. The name comes from our own database, and is checked again here,
+    so that no path outside the data folder can ever be formed."""
+    if not STORED_NAME_RE.fullmatch(transfer.stored_name):
+        raise FlameError(f"Corrupt stored file name {transfer.stored_name!r}.")
+    suffix = PARTIAL_SUFFIX if partial else ""
+    return files_dir(settings) / (transfer.stored_name + suffix)
+
+
+def remove_files(settings: Settings, transfer: Transfer) -> None:
+    for partial in (True, False):
+        with contextlib.suppress(FileNotFoundError):
+            stored_path(settings, transfer, partial=partial).unlink()
+
+
+async def remove_strays(settings: Settings, known: set[str], min_age_s: float = STRAY_AGE_S) -> int:
+    """Delete files under <data>/files whose names are not in `known` (the stored names of every
+    transfer): an inline file written just before a crash, before its offer was committed
+    (offers.py). Only files older than `min_age_s`, so that one being written right now is never
+    taken. Returns how many."""
+    folder = settings.daemon_data_dir() / "files"
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - min_age_s
+
+    def sweep() -> int:
+        removed = 0
+        for entry in os.scandir(folder):
+            base = entry.name.removesuffix(PARTIAL_SUFFIX)
+            if not STORED_NAME_RE.fullmatch(base) or base in known:
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
+    return await run_blocking(sweep)
+
+
+async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
+    """asyncio.to_thread, except that a cancelled caller still waits for the thread to finish:
+    the thread may be writing to a file descriptor that the caller closes next."""
+    future = asyncio.ensure_future(asyncio.to_thread(fn, *args))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await future
+        raise
+
+
+def hash_prefix(fd: int, size: int) -> Any:
+    """SHA-256 state over the first `size` bytes of a file (runs in a thread)."""
+    hasher = hashlib.sha256()
+    offset = 0
+    while offset < size:
+        data = os.pread(fd, min(IO_BYTES, size - offset), offset)
+        if not data:
+            raise FlameError("The file is shorter than the bytes recorded for it.")
+        hasher.update(data)
+        offset += len(data)
+    return hasher

@@ -1,0 +1,267 @@
+"""Files from the user's side (docs/UI_API.md, "Files"): the browser's upload streamed to disk and
+hashed, the offer sent through the outbox, cancel and decline, and what may be served.
+
+The transfer between daemons is offers.py, chunks.py and sender.py; the wire format PROTOCOL.md §11.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import StreamReader
+
+from flame.core.encoding import b64e
+from flame.core.envelope import new_message_id
+from flame.core.files import (
+    SNIFF_BYTES,
+    normalize_media_type,
+    sanitize_name,
+    sniff_media,
+)
+from flame.core.models import FileCancelBody, FileDeclineBody, FileOfferBody
+from flame.errors import (
+    BadRequest,
+    Conflict,
+    FlameError,
+    LengthRequired,
+    NotFound,
+    RequestError,
+    TooLarge,
+)
+from flame.services.contacts import Contacts
+from flame.services.context import Context
+from flame.services.files.disk import (
+    IO_BYTES,
+    new_stored_name,
+    remove_files,
+    run_blocking,
+    stored_path,
+)
+from flame.services.files.runtime import FileRuntime
+from flame.services.messaging import Messaging
+from flame.services.sealing import seal_control
+from flame.store import files as file_store
+from flame.store import outbox as outbox_store
+from flame.store.files import Transfer
+from flame.store.messages import Message
+
+log = logging.getLogger("flame.files")
+
+
+@dataclass(eq=False)
+class Uploads:
+    """The browser's side of this user's files: upload, offer, cancel, decline, serve."""
+
+    ctx: Context
+    runtime: FileRuntime
+    messaging: Messaging
+    contacts: Contacts
+
+    async def begin_upload(self, peer: str, name: str, size: int, declared_type: str) -> Transfer:
+        """Record a file the browser is about to upload. Refused here, before any byte is sent, when
+        it is empty or over the limit, or the recipient cannot be written to."""
+        self.ctx.keys.identity()
+        limit = self.ctx.settings.files.max_file_bytes
+        if size < 1:
+            raise BadRequest("The file is empty.", code="empty_file")
+        if size > limit:
+            raise TooLarge(
+                f"The file is larger than the limit of {limit} bytes.", code="file_too_large"
+            )
+        await self.contacts.recipient(peer)
+        transfer = Transfer(
+            peer=peer,
+            direction="out",
+            transfer_id=new_message_id(),  # 16 random bytes, as a message id
+            message_id=None,
+            name=sanitize_name(name),
+            size=size,
+            declared_type=normalize_media_type(declared_type),
+            media_type=None,
+            sha256=None,
+            file_key=os.urandom(32),
+            upload_token=os.urandom(32),
+            chunk_bytes=self.ctx.settings.files.chunk_bytes,
+            stored_name=new_stored_name("out"),
+            state="uploading",
+            created_at=self.ctx.clock.now(),
+        )
+        await file_store.insert(self.ctx.db, transfer)
+        self.runtime.publish(transfer)
+        return transfer
+
+    async def take_upload(
+        self, peer: str, transfer_id: str, length: int | None, content: StreamReader
+    ) -> tuple[Message, Transfer]:
+        """Stream the browser's bytes to our copy, hashing as they come (a thread does the hashing
+        and writing, a megabyte at a time), then offer the file. Memory stays at about a megabyte."""
+        transfer = await self.find(peer, transfer_id, direction="out")
+        if transfer.state != "uploading":
+            raise Conflict(f"This file is {transfer.state}, not waiting for its bytes.")
+        if length is None:
+            raise LengthRequired("Send the file with a Content-Length.")
+        if length != transfer.size:
+            raise BadRequest(
+                f"The body is {length} bytes, but the file was announced as {transfer.size}.",
+                code="size_mismatch",
+            )
+        key = transfer.key
+        if key in self.runtime.uploads:
+            raise Conflict("This file is already being uploaded.", code="busy")
+        stop = self.runtime.uploads[key] = asyncio.Event()
+        try:
+            digest, head = await self._receive(transfer, content, stop)
+        except BaseException as exc:
+            reason = "The upload was interrupted; send the file again."
+            if await file_store.close(self.ctx.db, key, "failed", reason, self.ctx.clock.now()):
+                remove_files(self.ctx.settings, transfer)
+                self.runtime.publish((await file_store.get(self.ctx.db, *key)) or transfer)
+            if isinstance(exc, RequestError | asyncio.CancelledError):
+                raise
+            if isinstance(exc, Exception):
+                raise BadRequest(reason) from exc
+            raise
+        finally:
+            del self.runtime.uploads[key]
+        return await self._offer(transfer, digest, head)
+
+    async def _receive(
+        self, transfer: Transfer, content: StreamReader, stop: asyncio.Event
+    ) -> tuple[bytes, bytes]:
+        partial = stored_path(self.ctx.settings, transfer, partial=True)
+        fd = await run_blocking(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        hasher = hashlib.sha256()
+        received = 0
+        head = b""
+        progress = self.runtime.progress(transfer, "upload", 0)
+
+        def write(data: bytes, offset: int) -> None:
+            hasher.update(data)
+            os.pwrite(fd, data, offset)
+
+        try:
+            pending = bytearray()
+            async for piece in content.iter_any():
+                if stop.is_set():
+                    raise Conflict("The upload was cancelled.", code="transfer_closed")
+                pending += piece
+                if len(head) < SNIFF_BYTES:
+                    head = bytes(pending[:SNIFF_BYTES]) if not head else head
+                if len(pending) >= IO_BYTES:
+                    data, pending = bytes(pending), bytearray()
+                    await run_blocking(write, data, received)
+                    received += len(data)
+                    progress.update(received)
+            if pending:
+                await run_blocking(write, bytes(pending), received)
+                received += len(pending)
+            if received != transfer.size or stop.is_set():
+                raise BadRequest("The upload ended early.")
+            progress.update(received, final=True)
+            await run_blocking(os.fsync, fd)
+        finally:
+            os.close(fd)
+        await run_blocking(os.replace, partial, stored_path(self.ctx.settings, transfer))
+        return hasher.digest(), head
+
+    async def _offer(
+        self, transfer: Transfer, digest: bytes, head: bytes
+    ) -> tuple[Message, Transfer]:
+        """The file is ours and durable: record its hash and send the offer (PROTOCOL.md §11.2)."""
+        media_type = sniff_media(head)
+        key = transfer.key
+        inline = (
+            transfer.size <= self.ctx.settings.files.relay_max_bytes
+        )  # at most INLINE_MAX_BYTES
+        if not await file_store.finish_upload(self.ctx.db, key, digest, media_type, inline=inline):
+            remove_files(self.ctx.settings, transfer)
+            raise Conflict("The upload was cancelled.", code="transfer_closed")
+        data = None
+        if inline:  # small: the offer carries the file, and relays can hold it (PROTOCOL.md §11.6)
+            data = b64e(await run_blocking(stored_path(self.ctx.settings, transfer).read_bytes))
+        body = FileOfferBody(
+            transfer_id=transfer.transfer_id,
+            name=transfer.name,
+            size=transfer.size,
+            media_type=media_type or transfer.declared_type,
+            sha256=b64e(digest),
+            key=b64e(transfer.file_key),
+            token=b64e(transfer.upload_token),
+            chunk_bytes=transfer.chunk_bytes,
+            data=data,
+        )
+        try:
+            message = await self.messaging.send_inner(transfer.peer, "file_offer", body)
+        except FlameError as exc:
+            await self.runtime.close(key, "failed", exc.message)
+            raise
+        await file_store.set_message(self.ctx.db, key, message.id)
+        offered = await self.find(transfer.peer, transfer.transfer_id, direction="out")
+        if not offered.is_open:  # cancelled while the offer was being queued: take it back
+            await self._send_control(offered.peer, "file_cancel", offered.transfer_id)
+        self.runtime.wake.set()
+        self.runtime.publish(offered)
+        return message, offered
+
+    async def cancel(self, peer: str, transfer_id: str) -> Transfer:
+        """The sender stops a file: nothing more is sent, and the recipient is told."""
+        transfer = await self.find(peer, transfer_id, direction="out")
+        if not await self.runtime.close(transfer.key, "cancelled", "You cancelled it."):
+            raise Conflict(f"This file is already {transfer.state}.", code="transfer_closed")
+        if transfer.message_id is not None:
+            await self._send_control(peer, "file_cancel", transfer_id)
+        return await self.find(peer, transfer_id, direction="out")
+
+    async def decline(self, peer: str, transfer_id: str) -> Transfer:
+        """The recipient refuses a file: what arrived is deleted, and the sender is told."""
+        transfer = await self.find(peer, transfer_id, direction="in")
+        if not await self.runtime.close(transfer.key, "declined", "You declined it."):
+            raise Conflict(f"This file is already {transfer.state}.", code="transfer_closed")
+        await self._send_control(peer, "file_decline", transfer_id)
+        return await self.find(peer, transfer_id, direction="in")
+
+    async def _send_control(self, peer: str, kind: str, transfer_id: str) -> None:
+        """Queue a control message (sequence 0, not shown in the conversation) in the outbox, as
+        receipts are. Best effort: when it cannot be sealed (the peer's key changed), the peer still
+        learns it from the streaming endpoint's `transfer_closed` (PROTOCOL.md §11.5)."""
+        body = (
+            FileCancelBody(transfer_id=transfer_id)
+            if kind == "file_cancel"
+            else FileDeclineBody(transfer_id=transfer_id)
+        )
+        contact = await self.contacts.get(peer)
+        if contact is None or contact.key_changed:
+            log.warning("could not tell %s about %s: no usable key", peer, transfer_id)
+            return
+        envelope = seal_control(self.ctx, contact, kind, body)
+        queued = outbox_store.Queued(f"{kind}:{envelope.id}", kind, peer, envelope)
+        async with self.ctx.db.transaction() as conn:
+            await outbox_store.enqueue(
+                conn, [queued], self.ctx.clock.now(), self.ctx.settings.daemon.message_ttl_s
+            )
+        self.ctx.wake.outbox.set()
+
+    async def find(self, peer: str, transfer_id: str, *, direction: str | None = None) -> Transfer:
+        found = [
+            t
+            for t in await file_store.with_peer(self.ctx.db, peer, transfer_id)
+            if direction is None or t.direction == direction
+        ]
+        if not found:
+            raise NotFound("There is no such file in this conversation.", code="unknown_file")
+        return found[0]
+
+    def content_path(self, transfer: Transfer) -> Path:
+        """Our copy of a file, if it may be shown: a received file only once verified."""
+        servable = transfer.state == "complete" or (
+            transfer.direction == "out" and transfer.sha256 is not None and transfer.is_open
+        )
+        path = stored_path(self.ctx.settings, transfer)
+        if not servable or not path.is_file():
+            raise NotFound("This file is not here (yet).", code="file_not_ready")
+        return path

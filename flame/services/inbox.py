@@ -1,0 +1,128 @@
+"""Receiving envelopes (PROTOCOL.md §6.5, §7.2): every envelope of a batch is opened and checked
+before anything is stored; each kind of inner message goes to its receiver, which commits before
+it returns; only then does the peer get its 2xx.
+
+Each envelope succeeds or fails on its own: a refused one never holds the others back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from flame.core import envelope as envelope_rules
+from flame.core.models import BatchResult, Envelope, EnvelopeBatch, EnvelopeResult
+from flame.errors import BadEnvelope, DecryptionFailed, RequestError
+from flame.services.blocks import Blocks
+from flame.services.contacts import Contacts
+from flame.services.context import Context
+from flame.services.events import KeyChanged, MessageAdded
+from flame.services.receipts import Receipts
+from flame.store import messages as message_store
+from flame.store.contacts import Contact
+from flame.store.messages import Incoming
+
+# Per item: True stored, False a duplicate, or the reason it is refused (PROTOCOL.md §7.2).
+Receiver = Callable[[list[Incoming]], Awaitable[Sequence[bool | RequestError]]]
+
+
+@dataclass(eq=False)
+class Inbox:
+    ctx: Context
+    contacts: Contacts
+    blocks: Blocks
+    receipts: Receipts
+    # What the daemon does with each kind of inner message (core.models.KIND_BODIES lists them);
+    # the composition root adds the receivers of the other services.
+    receivers: dict[str, Receiver] = field(default_factory=dict, init=False)
+    # Envelopes this daemon tried to open (tests prove that blocks cost none).
+    decryptions: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.receivers["text"] = self.receive_texts
+
+    async def receive_batch(self, batch: EnvelopeBatch) -> tuple[int, BatchResult]:
+        """Open, check and store a batch. Returns the HTTP status and per-envelope results.
+
+        200 when every envelope was stored or was a duplicate; otherwise the status of the first
+        refusal, with the good envelopes of the batch stored all the same.
+        """
+        exchange_key = self.ctx.keys.identity().exchange
+        now = self.ctx.clock.now()
+        results: list[EnvelopeResult | None] = []
+        statuses: dict[int, int] = {}  # index of a refused envelope -> its HTTP status
+        accepted: list[tuple[int, Incoming]] = []
+        authors: dict[str, Contact | None] = {}  # one contact lookup per author per batch
+        for envelope in batch.envelopes:
+            try:
+                incoming = await self._open_checked(exchange_key, envelope, now, authors)
+            except RequestError as exc:
+                statuses[len(results)] = exc.status
+                results.append(_refused(envelope.id, exc))
+                continue
+            accepted.append((len(results), incoming))
+            results.append(None)
+        by_kind: dict[str, list[tuple[int, Incoming]]] = {}
+        for index, item in accepted:
+            by_kind.setdefault(item.inner.kind, []).append((index, item))
+        for kind, group in by_kind.items():
+            outcomes = await self.receivers[kind]([item for _, item in group])
+            for (index, item), outcome in zip(group, outcomes, strict=True):
+                if isinstance(outcome, RequestError):
+                    statuses[index] = outcome.status
+                    results[index] = _refused(item.inner.id, outcome)
+                else:
+                    results[index] = EnvelopeResult(
+                        id=item.inner.id, status="stored" if outcome else "duplicate"
+                    )
+        final = [r for r in results if r is not None]
+        status = statuses[min(statuses)] if statuses else 200
+        return status, BatchResult(results=final)
+
+    async def receive_texts(self, items: list[Incoming]) -> list[bool]:
+        """Store text messages and their delivered receipts in one transaction, then show the new
+        ones. True: new; False: duplicate."""
+        ctx = self.ctx
+        receipts = await self.receipts.delivered(items)
+        stored = await message_store.store_incoming(
+            ctx.db, items, receipts, ctx.settings.daemon.message_ttl_s
+        )
+        for message in stored:
+            if message is not None:
+                ctx.events.publish(MessageAdded(message))
+        if receipts:
+            ctx.wake.outbox.set()
+        return [message is not None for message in stored]
+
+    async def _open_checked(
+        self,
+        exchange_key: X25519PrivateKey,
+        envelope: Envelope,
+        now: float,
+        authors: dict[str, Contact | None],
+    ) -> Incoming:
+        self.decryptions += 1
+        opened = envelope_rules.open_envelope(exchange_key, self.ctx.me, envelope)
+        author = opened.inner.from_
+        if await self.blocks.is_blocked(author):
+            # Written by someone this user blocked, brought by someone else (PROTOCOL.md §12.4):
+            # refused like any envelope that does not open, so nobody learns why.
+            raise DecryptionFailed("The envelope was rejected.")
+        if author not in authors:
+            authors[author] = await self.contacts.find(author)
+        contact = authors[author]
+        if contact is None:
+            raise BadEnvelope("The author is not a known user.", code="unknown_sender")
+        if opened.sender_key != contact.x25519_key:
+            # Sealed with a key that is not the pinned one: a key change (or a forgery). Refused.
+            self.ctx.events.publish(KeyChanged(author))
+            raise BadEnvelope(
+                "The sender key is not the one pinned for the author.", code="sender_key_mismatch"
+            )
+        return Incoming(inner=opened.inner, received_at=now)
+
+
+def _refused(envelope_id: str, exc: RequestError) -> EnvelopeResult:
+    return EnvelopeResult(id=envelope_id, status="rejected", error=exc.code, message=exc.message)

@@ -1,0 +1,162 @@
+"""Conversations from this user's side: sending (message + sealed envelope + outbox entry in one
+transaction, then the delivery loop is woken) and reading the history back.
+
+Sends that arrive together share one transaction (group commit, docs/ARCHITECTURE.md): a burst
+costs one fsync per group, not one per message. Each sender is answered once its message is
+durable. Receiving is services/inbox.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from flame.core.models import SEQUENCED_KINDS, TextBody, Wire
+from flame.errors import BadRequest, TooLarge
+from flame.services.contacts import Contacts
+from flame.services.context import Context
+from flame.services.events import MessageAdded
+from flame.services.sealing import new_inner, seal_inner
+from flame.store import files as file_store
+from flame.store import messages as message_store
+from flame.store.contacts import Contact
+from flame.store.files import Transfer
+from flame.store.messages import Message
+
+log = logging.getLogger("flame.messaging")
+
+Cursor = tuple[float, int, int]  # (sent_at, seq, rowid) of the oldest message of a page
+Shown = tuple[Message, Transfer | None]  # a message, and its file's transfer if it offers one
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSend:
+    peer: str
+    peer_key: bytes
+    kind: str
+    body: Wire
+    done: asyncio.Future[Message]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    messages: list[Shown]
+    next_before: Cursor | None  # pass back to load older; None: this is the oldest page
+    has_newer: bool = False  # (pages around one message) there are newer ones after it
+
+
+@dataclass(eq=False)
+class Messaging:
+    ctx: Context
+    contacts: Contacts
+    outgoing: asyncio.Queue[PendingSend] = field(default_factory=asyncio.Queue, init=False)
+
+    # --- sending ------------------------------------------------------------------------------
+
+    async def send_text(self, peer: str, text: str) -> Message:
+        self.ctx.keys.identity()
+        if not text.strip():
+            raise BadRequest("The message is empty.", code="empty_message")
+        limit = self.ctx.settings.daemon.max_message_chars
+        if len(text) > limit:
+            raise TooLarge(
+                f"The message is longer than {limit} characters.", code="message_too_long"
+            )
+        return await self.send_inner(peer, "text", TextBody(text=text))
+
+    async def send_inner(self, peer: str, kind: str, body: Wire) -> Message:
+        """Queue an inner message of any kind for the writer; returns it once stored."""
+        contact = await self.contacts.recipient(peer)
+        return (await self.send_to([contact], kind, body))[0]
+
+    async def send_to(self, contacts: list[Contact], kind: str, body: Wire) -> list[Message]:
+        """Queue one message to each of `contacts` (a hidden kind such as a profile update goes to
+        many); returns once all are stored."""
+        self.ctx.keys.identity()
+        loop = asyncio.get_running_loop()
+        pending = [
+            PendingSend(c.username, c.x25519_key, kind, body, loop.create_future())
+            for c in contacts
+        ]
+        for item in pending:
+            self.outgoing.put_nowait(item)
+        return list(await asyncio.gather(*(item.done for item in pending)))
+
+    async def write_outgoing(self) -> None:
+        """The writer loop: every send waiting at this moment is sealed and stored in one
+        transaction. Each sender's request is answered only after its message is durable."""
+        batch_max = self.ctx.settings.daemon.batch_max
+        while True:
+            group = [await self.outgoing.get()]
+            while len(group) < batch_max and not self.outgoing.empty():
+                group.append(self.outgoing.get_nowait())
+            try:
+                messages = await self._store_group(group)
+            except asyncio.CancelledError:
+                for item in group:
+                    item.done.cancel()
+                raise
+            except Exception as exc:
+                log.exception("could not store %d outgoing messages", len(group))
+                for item in group:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                continue
+            for item, message in zip(group, messages, strict=True):
+                if message.is_shown:
+                    self.ctx.events.publish(MessageAdded(message))
+                if not item.done.done():
+                    item.done.set_result(message)
+            self.ctx.wake.outbox.set()
+
+    async def _store_group(self, group: list[PendingSend]) -> list[Message]:
+        ctx = self.ctx
+        seqs = await message_store.next_sequences(ctx.db, sorted({item.peer for item in group}))
+        sealed = []
+        for item in group:
+            seq = 0  # control kinds (profile updates) stay outside the conversation's order
+            if item.kind in SEQUENCED_KINDS:
+                seq = seqs[item.peer]
+                seqs[item.peer] = seq + 1
+            inner = new_inner(ctx, item.peer, item.kind, item.body, seq)
+            sealed.append(message_store.Outgoing(inner, seal_inner(ctx, item.peer_key, inner)))
+        return await message_store.store_outgoing(
+            ctx.db, ctx.me, sealed, ctx.clock.now(), ctx.settings.daemon.message_ttl_s
+        )
+
+    # --- the history --------------------------------------------------------------------------
+
+    async def with_transfers(self, messages: list[Message]) -> list[Shown]:
+        """Each file offer with its transfer's state."""
+        transfers = await file_store.by_messages(
+            self.ctx.db, [m.id for m in messages if m.kind == "file_offer"]
+        )
+        return [(m, transfers.get(m.id)) for m in messages]
+
+    async def page(self, peer: str, before: Cursor | None, limit: int) -> Page:
+        """A page of a conversation, oldest first, ending just before `before`."""
+        messages = await message_store.list_messages(self.ctx.db, peer, before=before, limit=limit)
+        oldest = messages[0] if messages else None
+        cursor = None
+        if oldest is not None and len(messages) == limit:
+            cursor = (oldest.sent_at, oldest.seq, oldest.rowid)
+        return Page(await self.with_transfers(messages), cursor)
+
+    async def around(self, peer: str, message_id: str, before: int, after: int) -> Page | None:
+        """The page around one message (a search hit), or None if it is not in `peer`'s
+        conversation."""
+        found = await message_store.messages_around(self.ctx.db, peer, message_id, before, after)
+        if found is None:
+            return None
+        messages, has_older, has_newer = found
+        first = messages[0]
+        cursor = (first.sent_at, first.seq, first.rowid) if has_older else None
+        return Page(await self.with_transfers(messages), cursor, has_newer)
+
+    async def newest_rowid(self, peer: str, up_to: str | None) -> int:
+        """How far the user has seen `peer`'s conversation: up to the message `up_to`, or all."""
+        if up_to is None:
+            return await message_store.newest_rowid(self.ctx.db, peer)
+        message = await message_store.get_message(self.ctx.db, up_to)
+        return message.rowid if message is not None and message.peer == peer else 0

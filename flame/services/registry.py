@@ -1,0 +1,95 @@
+"""Every service of one daemon, as the composition root (daemon.py) wired them. The inbound APIs
+and the loops take theirs from here; a service itself never reads this: it was given what it uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flame.net.peer_client import PeerClient
+from flame.services.blocks import Blocks
+from flame.services.contacts import Contacts
+from flame.services.context import Context
+from flame.services.delivery import Delivery
+from flame.services.files.chunks import Chunks
+from flame.services.files.offers import Offers
+from flame.services.files.runtime import FileRuntime
+from flame.services.files.sender import Sender
+from flame.services.files.uploads import Uploads
+from flame.services.inbox import Inbox
+from flame.services.messaging import Messaging
+from flame.services.people import People
+from flame.services.presence import Presence
+from flame.services.profiles import Profiles
+from flame.services.receipts import Receipts
+from flame.services.relay import Relay
+from flame.services.search import Search
+from flame.services.status import StatusTracker
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    ctx: Context
+    client: PeerClient
+    blocks: Blocks
+    status: StatusTracker
+    people: People
+    contacts: Contacts
+    presence: Presence
+    messaging: Messaging
+    receipts: Receipts
+    delivery: Delivery
+    profiles: Profiles
+    inbox: Inbox
+    relay: Relay
+    search: Search
+    files: FileRuntime
+    uploads: Uploads
+    offers: Offers
+    chunks: Chunks
+    sender: Sender
+
+    @classmethod
+    def build(cls, ctx: Context, client: PeerClient, directory_url: str) -> Services:
+        """Each service gets what it uses; the order is the order of their dependencies."""
+        blocks = Blocks(ctx)
+        status = StatusTracker(ctx)
+        people = People(ctx, blocks, status)
+        contacts = Contacts(ctx, client, blocks, directory_url)
+        presence = Presence(ctx, client, contacts, status)
+        messaging = Messaging(ctx, contacts)
+        receipts = Receipts(ctx)
+        profiles = Profiles(ctx, client, people, messaging, blocks)
+        files = FileRuntime(ctx)
+        offers = Offers(ctx, files, blocks, receipts)
+        inbox = Inbox(ctx, contacts, blocks, receipts)
+        inbox.receivers.update(
+            {
+                "receipt": receipts.receive,
+                "profile_update": profiles.receive_updates,
+                "file_offer": offers.receive_offers,
+                "file_cancel": offers.receive_cancels,
+                "file_decline": offers.receive_declines,
+            }
+        )
+        return cls(
+            ctx=ctx,
+            client=client,
+            blocks=blocks,
+            status=status,
+            people=people,
+            contacts=contacts,
+            presence=presence,
+            messaging=messaging,
+            receipts=receipts,
+            delivery=Delivery(ctx, client),
+            profiles=profiles,
+            inbox=inbox,
+            relay=Relay(ctx, client, inbox),
+            search=Search(ctx, people),
+            files=files,
+            uploads=Uploads(ctx, files, messaging, contacts),
+            offers=offers,
+            chunks=Chunks(ctx, files, blocks),
+            sender=Sender(ctx, files, client),
+        )

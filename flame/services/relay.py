@@ -1,0 +1,218 @@
+"""Store-and-forward (PROTOCOL.md §13.3), the relay's side and the recipient's side.
+
+A relay holds sealed envelopes it cannot read, within quotas, until their recipient is seen
+online; it hands them over and drops them only on the recipient's signed acknowledgement. A
+daemon that starts also asks online peers for anything held for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from flame.core.models import (
+    BatchResult,
+    Collected,
+    DepositBatch,
+    Envelope,
+    EnvelopeBatch,
+    EnvelopeResult,
+    RelayAck,
+)
+from flame.core.relays import make_ack, verify_ack
+from flame.errors import BadRequest, Forbidden, PeerRefused, PeerUnreachable
+from flame.net.peer_client import PeerClient
+from flame.services.context import Context
+from flame.services.delivery import envelope_bytes, fit_batch
+from flame.services.inbox import Inbox
+from flame.store import contacts as contact_store
+from flame.store import relay as relay_store
+from flame.store.contacts import Contact
+
+log = logging.getLogger("flame.relay")
+COLLECT_PAGES_MAX = 100  # per peer per round
+
+
+def _rejected(envelope: Envelope, code: str, message: str) -> EnvelopeResult:
+    return EnvelopeResult(id=envelope.id, status="rejected", error=code, message=message)
+
+
+@dataclass(eq=False)
+class Relay:
+    """A relay for others (quotas, hand-over on the recipient's signed acknowledgement), and the
+    collector of what relays hold for this user."""
+
+    ctx: Context
+    client: PeerClient
+    inbox: Inbox
+
+    # --- as a relay ---------------------------------------------------------------------------
+
+    async def held(self) -> int:
+        """Envelopes this daemon holds for others, as a relay."""
+        return await relay_store.held_count(self.ctx.db)
+
+    async def accept_deposits(self, depositor: str, batch: DepositBatch) -> BatchResult:
+        """Hold envelopes for their recipients, within quotas. Over quota: `over_quota` per
+        envelope (the route answers 429 when nothing was taken)."""
+        db = self.ctx.db
+        settings = self.ctx.settings.daemon
+        now = self.ctx.clock.now()
+        results: list[EnvelopeResult] = []
+        by_depositor = await relay_store.usage_by_depositor(db, depositor)
+        taken: list[tuple[int, tuple[Envelope, float]]] = []
+        usage: dict[str, relay_store.Usage] = {}
+        for deposit in batch.deposits:
+            envelope = deposit.envelope
+            if envelope.to in (self.ctx.me, depositor):
+                results.append(
+                    _rejected(envelope, "bad_deposit", "A relay holds envelopes for third parties.")
+                )
+                continue
+            if await contact_store.get_contact(db, envelope.to) is None:
+                results.append(
+                    _rejected(
+                        envelope, "unknown_recipient", "This relay does not know the recipient."
+                    )
+                )
+                continue
+            current = usage.get(envelope.to) or await relay_store.usage_by_recipient(
+                db, envelope.to
+            )
+            size = len(envelope.model_dump_json())
+            if (
+                by_depositor.count + 1 > settings.relay_max_per_depositor
+                or current.count + 1 > settings.relay_max_per_recipient
+                or current.size + size > settings.relay_max_bytes_per_recipient
+            ):
+                results.append(
+                    _rejected(envelope, "over_quota", "This relay holds its quota already.")
+                )
+                continue
+            by_depositor = relay_store.Usage(by_depositor.count + 1, by_depositor.size + size)
+            usage[envelope.to] = relay_store.Usage(current.count + 1, current.size + size)
+            expires_at = min(float(deposit.expires_at), now + settings.relay_ttl_s)
+            taken.append((len(results), (envelope, expires_at)))
+            results.append(EnvelopeResult(id=envelope.id, status="stored"))
+        fresh = await relay_store.store_deposits(db, depositor, [pair for _, pair in taken], now)
+        for (index, _), is_new in zip(taken, fresh, strict=True):
+            if not is_new:
+                results[index] = EnvelopeResult(id=results[index].id, status="duplicate")
+        if taken:
+            self.ctx.wake.relay.set()
+        return BatchResult(results=results)
+
+    async def collect(self, recipient: str, limit: int) -> Collected:
+        """What this relay holds for the caller; only the recipient itself may collect."""
+        held = await relay_store.held_for(self.ctx.db, recipient, self.ctx.clock.now(), limit + 1)
+        page = fit_batch(held[:limit], envelope_bytes)  # an answer stays near BATCH_BYTES
+        return Collected(envelopes=page, more=len(held) > len(page))
+
+    async def accept_ack(self, signer: str, ack: RelayAck) -> int:
+        """Drop what the recipient acknowledged, if the recipient itself signed it."""
+        contact = await contact_store.get_contact(self.ctx.db, signer)
+        if ack.to != signer or contact is None:
+            raise Forbidden("Only the recipient may acknowledge its envelopes.", code="bad_ack")
+        if not verify_ack(ack, contact.identity_key, relay=self.ctx.me, to=signer):
+            raise Forbidden("The acknowledgement is not signed by its recipient.", code="bad_ack")
+        return await relay_store.drop(self.ctx.db, signer, ack.ids)
+
+    def ack_for(self, relay: str, result: BatchResult) -> RelayAck:
+        """Our signed word to a relay that we hold what it handed us (stored or duplicate)."""
+        ids = [r.id for r in result.results if r.status != "rejected"]
+        identity = self.ctx.keys.identity()
+        return make_ack(identity, relay, self.ctx.me, ids, int(self.ctx.clock.now()))
+
+    async def forward_once(self) -> int:
+        """Hand held envelopes to recipients that are online. Returns how many were dropped on
+        the recipients' signed acknowledgements."""
+        db = self.ctx.db
+        now = self.ctx.clock.now()
+        await relay_store.purge_expired(db, now)
+        dropped = 0
+        for recipient in await relay_store.recipients(db, now):
+            contact = await contact_store.get_contact(db, recipient)
+            if contact is None or contact.status == "offline" or not contact.address:
+                continue
+            dropped += await self._forward_to(contact, now)
+        return dropped
+
+    async def _forward_to(self, contact: Contact, now: float) -> int:
+        dropped = 0
+        limit = self.ctx.settings.daemon.batch_max
+        while True:
+            held = await relay_store.held_for(self.ctx.db, contact.username, now, limit)
+            batch = fit_batch(held, envelope_bytes)
+            if not batch:
+                return dropped
+            try:
+                result = await self.client.deliver(
+                    contact.address or "", contact.username, batch, ack=True
+                )
+            except (PeerUnreachable, PeerRefused) as exc:
+                log.info(
+                    "relay: handing %d envelopes to %s failed: %s",
+                    len(batch),
+                    contact.username,
+                    exc.message,
+                )
+                return dropped
+            ack = result.ack
+            if ack is None or not verify_ack(
+                ack, contact.identity_key, relay=self.ctx.me, to=contact.username
+            ):
+                log.warning(
+                    "relay: %s answered without a valid signed acknowledgement", contact.username
+                )
+                return dropped
+            count = await relay_store.drop(self.ctx.db, contact.username, ack.ids)
+            dropped += count
+            if count == 0:
+                return dropped  # nothing acknowledged: do not spin
+
+    # --- as the recipient: collect at start-up ------------------------------------------------
+
+    async def collect_once(self) -> int:
+        """Ask every online peer for envelopes held for us; store them; acknowledge. Returns how
+        many envelopes were received."""
+        peers = [
+            c
+            for c in await contact_store.list_contacts(self.ctx.db)
+            if c.status != "offline" and c.address and not c.key_changed
+        ]
+        slots = asyncio.Semaphore(self.ctx.settings.daemon.probe_concurrency)
+
+        async def from_peer(contact: Contact) -> int:
+            async with slots:
+                return await self._collect_from(contact)
+
+        counts = await asyncio.gather(*(from_peer(c) for c in peers))
+        return sum(counts)
+
+    async def _collect_from(self, contact: Contact) -> int:
+        received = 0
+        address = contact.address or ""
+        for _ in range(COLLECT_PAGES_MAX):
+            try:
+                collected = await self.client.collect(address, contact.username)
+            except (PeerUnreachable, PeerRefused):
+                return received
+            if not collected.envelopes:
+                return received
+            try:
+                _, result = await self.inbox.receive_batch(
+                    EnvelopeBatch(envelopes=collected.envelopes)
+                )
+            except BadRequest:
+                return received
+            received += len(collected.envelopes)
+            try:
+                await self.client.relay_ack(
+                    address, contact.username, self.ack_for(contact.username, result)
+                )
+            except (PeerUnreachable, PeerRefused):
+                return received
+            if not collected.more:
+                return received
+        return received

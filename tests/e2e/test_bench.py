@@ -1,0 +1,67 @@
+"""The bench (`make bench`) end to end, tiny: real processes, real figures; no timing thresholds
+(the machine decides those), only that every message was counted and the JSON is complete."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "max"}
+
+
+def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["bench", "--messages", "20", "--burst", "100", "--search-messages", "3000"]
+    args += ["--file-mib", "8", "--json", str(out)]
+    command = [sys.executable, "-m", "flame.devtools", *args]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as bench:
+        try:
+            output, _ = bench.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            bench.terminate()  # SIGTERM: the bench stops its daemons before it exits
+            output, _ = bench.communicate(timeout=20)
+            raise AssertionError("the bench took more than 60 s:\n" + output) from None
+    assert bench.returncode == 0, output
+    assert "p50" in output and "msg/s" in output
+
+    result = json.loads(out.read_text())
+    assert result["ok"] is True and result["problems"] == []
+    assert result["params"]["messages"] == 20 and result["params"]["burst"] == 100
+    assert result["machine"]["cpu_count"] >= 1
+    assert result["machine"]["python"] and result["machine"]["platform"]
+
+    latency = result["latency"]
+    assert latency["sent"] == latency["received"] == 20
+    assert set(latency["ms"]) == LATENCY_KEYS and latency["ms"]["count"] == 20
+    assert 0 < latency["ms"]["min"] <= latency["ms"]["p50"] <= latency["ms"]["p90"]
+    assert latency["ms"]["p90"] <= latency["ms"]["p99"] <= latency["ms"]["max"]
+
+    burst = result["throughput"]
+    for key in ("sent", "accepted", "received_ws", "stored_api"):
+        assert burst[key] == 100, key
+    assert burst["accept_per_s"] > 0 and burst["delivered_per_s"] > 0
+    assert burst["accept_s"] > 0 and burst["deliver_s"] > 0
+    assert set(burst["post_ms"]) == LATENCY_KEYS and burst["post_ms"]["count"] == 100
+    assert result["total_s"] > 0
+
+    search = result["search"]
+    assert search["messages"] == 3000 and search["queries"] == 200
+    assert search["index_bytes"] > 0 and search["db_bytes"] > search["index_bytes"]
+    for order in ("newest", "relevance"):
+        assert search[f"{order}_ms"]["count"] == 200
+        assert set(search[f"{order}_by_kind_ms"]) == {"common", "middle", "rare", "two words"}
+    assert search["mean_hits"] > 0  # the queries find things: a Zipf corpus, not noise
+    assert "FTS5 index" in output
+    file = result["file"]
+    assert result["params"]["file_mib"] == 8 and file["size_bytes"] == 8 * 1024 * 1024
+    assert file["sha256_match"] is True
+    assert file["mb_s"] > 0 and file["transfer_mb_s"] > 0 and file["total_s"] > 0
+    assert set(file["rss_peak_mib"]) == {"alice", "bob"}
+    assert all(mib is not None and mib > 0 for mib in file["rss_peak_mib"].values())
+    for machine_figure in ("loopback_tcp_mb_s", "aes_256_gcm_mb_s", "sha256_mb_s"):
+        assert file[machine_figure] > 0
+    assert "MB/s" in output and "peak RSS" in output

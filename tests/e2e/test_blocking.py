@@ -1,0 +1,115 @@
+"""Blocking: a blocked user's requests are refused at the edge (403, not told why) before any
+decryption, nothing they wrote gets in through someone else, they vanish from the contact list,
+and unblocking restores everything."""
+
+from __future__ import annotations
+
+from flame.store import messages as message_store
+from tests.cluster import Cluster, services_of
+from tests.social import online_for, post_envelopes, sealed, signed_request
+
+
+def names(contacts: dict[str, object]) -> list[str]:
+    listed = contacts["contacts"]
+    assert isinstance(listed, list)
+    return [c["username"] for c in listed]
+
+
+async def test_a_blocked_user_is_refused_at_the_edge_before_any_decryption(trio: Cluster) -> None:
+    alice, bob, carol = trio.daemons["alice"], trio.daemons["bob"], trio.daemons["carol"]
+    await online_for(trio, "bob", "alice")
+    alice_ui = await trio.ui("alice")
+    status, view = await alice_ui.post("/ui/api/blocks", {"username": "bob"})
+    assert status == 200 and view["blocked"] is True
+    assert await services_of(alice).blocks.is_blocked("bob")
+    assert not await services_of(alice).blocks.is_blocked("carol")
+
+    before = services_of(alice).inbox.decryptions
+    for _ in range(3):
+        status, reply, _ = await post_envelopes(bob, alice, [sealed(bob, alice, text="let me in")])
+        assert status == 403
+        assert reply == {"error": "forbidden", "message": "This request was refused."}
+    status, reply, _ = await signed_request(bob, alice, "GET", "/api/v1/profile")
+    assert (status, reply["error"]) == (403, "forbidden")
+    assert services_of(alice).inbox.decryptions == before  # not one envelope was opened
+
+    # The control: carol's envelope is opened (and counted) and stored.
+    status, _, _ = await post_envelopes(carol, alice, [sealed(carol, alice, text="hi")])
+    assert status == 200 and services_of(alice).inbox.decryptions == before + 1
+
+    # Through bob's own daemon: the message stays queued on his side, as if alice were away.
+    bob_ui = await trio.ui("bob")
+    sent = await bob_ui.send("alice", "please answer")
+    await services_of(bob).delivery.deliver_to_peer("alice")
+    row = await services_of(bob).ctx.db.fetchone(
+        "SELECT attempts, last_error FROM outbox WHERE message_id=?", (sent["id"],)
+    )
+    assert row is not None and row["attempts"] >= 1
+    assert "refused" in row["last_error"] and "block" not in row["last_error"].lower()
+    assert await message_store.count_messages(services_of(alice).ctx.db, "bob") == 0
+    assert services_of(alice).inbox.decryptions == before + 1
+
+
+async def test_an_envelope_written_by_a_blocked_user_is_not_taken_from_anyone(
+    trio: Cluster,
+) -> None:
+    """What a relay would bring: bob's envelope, delivered by carol's daemon."""
+    alice, bob, carol = trio.daemons["alice"], trio.daemons["bob"], trio.daemons["carol"]
+    alice_ui = await trio.ui("alice")
+    await alice_ui.post("/ui/api/blocks", {"username": "bob"})
+    by_bob = sealed(bob, alice, text="through carol")
+    status, reply, _ = await post_envelopes(carol, alice, [by_bob, sealed(carol, alice)])
+    assert status == 400 and reply["error"] == "rejected"  # the generic refusal, nothing more
+    assert [r["status"] for r in reply["results"]] == ["rejected", "stored"]
+    assert await message_store.count_messages(services_of(alice).ctx.db, "bob") == 0
+    assert await message_store.count_messages(services_of(alice).ctx.db, "carol") == 1
+
+
+async def test_blocked_people_vanish_unless_asked_for_and_unblocking_restores(
+    trio: Cluster,
+) -> None:
+    await online_for(trio, "alice", "bob", "carol")
+    await online_for(trio, "bob", "alice")
+    alice_ui, bob_ui = await trio.ui("alice"), await trio.ui("bob")
+    alice_feed = await alice_ui.websocket()
+    await alice_ui.send("bob", "before")
+
+    await alice_ui.post("/ui/api/blocks", {"username": "bob"})
+    await alice_feed.wait_for(lambda e: e["type"] == "blocked" and e["username"] == "bob")
+    _, contacts = await alice_ui.get("/ui/api/contacts")
+    assert names(contacts) == ["carol"]
+    _, everyone = await alice_ui.get("/ui/api/contacts?blocked=1")
+    assert names(everyone) == ["bob", "carol"]
+    assert [c["blocked"] for c in everyone["contacts"]] == [True, False]
+    _, listed = await alice_ui.get("/ui/api/blocks")
+    assert [b["username"] for b in listed["blocked"]] == ["bob"]
+    status, refused = await alice_ui.post(
+        "/ui/api/conversations/bob/messages", {"text": "still there?"}
+    )
+    assert (status, refused["error"]) == (409, "blocked")
+    assert [m["text"] for m in await alice_ui.messages("bob")] == ["before"]  # history stays
+
+    sent = await bob_ui.send("alice", "written while blocked")
+    await services_of(trio.daemons["bob"]).delivery.deliver_to_peer(
+        "alice"
+    )  # refused at least once
+
+    status, view = await alice_ui.delete("/ui/api/blocks/bob")
+    assert status == 200 and view["blocked"] is False
+    _, contacts = await alice_ui.get("/ui/api/contacts")
+    assert names(contacts) == ["bob", "carol"]
+    event = await alice_feed.wait_for(
+        lambda e: e["type"] == "message" and e["message"]["direction"] == "in"
+    )
+    assert event["message"]["id"] == sent["id"]  # bob's retry gets through now
+    await alice_ui.send("bob", "welcome back")
+
+    for body, code in (
+        ({"username": "alice"}, "bad_block"),
+        ({"username": "Not A Name"}, "unknown_user"),
+        ({"name": "bob"}, "bad_request"),
+    ):
+        status, answer = await alice_ui.post("/ui/api/blocks", body)
+        assert 400 <= status < 500 and answer["error"] == code, answer
+    status, _ = await alice_ui.delete("/ui/api/blocks/carol")  # not blocked: nothing to undo
+    assert status == 200

@@ -1,0 +1,174 @@
+"""The `flame` command as a person uses it: help, non-interactive init, the directory admin
+commands, serve as a real process, and one clear line for every error."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from flame.cli import main
+from tests.cluster import PASSWORD, Cluster
+
+CHEAP = {"FLAME_SECURITY_ARGON2_MEMORY_KIB": "64", "FLAME_SECURITY_ARGON2_ITERATIONS": "1"}
+
+
+async def flame(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[int, str, str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLAME_")}
+    full_env.update(env or {})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "flame",
+        *args,
+        env=full_env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["init"],
+        ["serve"],
+        ["directory"],
+        ["directory", "serve"],
+        ["directory", "invite"],
+        ["directory", "users"],
+    ],
+)
+def test_every_command_has_help(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: flame") and len(out.splitlines()) > 3
+
+
+def test_an_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["frobnicate"])
+    assert exit_.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+async def test_invite_init_and_users_without_a_terminal(cluster: Cluster, tmp_path: Path) -> None:
+    await cluster.start_directory(registration="invite")
+    directory_dir = str(cluster.root / "directory")
+    code, out, err = await flame("directory", "invite", "alice", "--data-dir", directory_dir)
+    assert code == 0, err
+    invite = out.strip()
+    assert len(invite.replace("-", "")) == 24 and "flame init" in err
+
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD + "\n")
+    init = [
+        "init",
+        "--username",
+        "alice",
+        "--directory",
+        cluster.directory_url,
+        "--password-file",
+        str(password_file),
+        "--data-dir",
+        str(tmp_path / "alice"),
+    ]
+    code, out, err = await flame(*init, "--invite", invite, env=CHEAP)
+    assert code == 0, err
+    assert "Enrolled alice" in out and "Fingerprint:" in out
+
+    code, out, err = await flame(*init[:-1], str(tmp_path / "again"), "--invite", invite, env=CHEAP)
+    assert code == 1
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("flame: ")
+    assert "already used" in err
+
+    code, out, _ = await flame("directory", "users", "--data-dir", directory_dir)
+    assert code == 0 and out.split()[0] == "alice"
+
+
+async def test_init_without_password_or_terminal_says_what_to_give(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    await cluster.start_directory()
+    code, _, err = await flame(
+        "init",
+        "--username",
+        "bob",
+        "--directory",
+        cluster.directory_url,
+        "--data-dir",
+        str(tmp_path / "bob"),
+        "--invite",
+        "x",
+    )
+    assert code == 1 and "--password-file" in err and "Traceback" not in err
+    code, _, err = await flame(
+        "init", "--directory", cluster.directory_url, "--data-dir", str(tmp_path / "bob")
+    )
+    assert code == 1 and "--username" in err
+
+
+async def test_invalid_config_is_one_line_naming_the_key(tmp_path: Path) -> None:
+    code, _, err = await flame(
+        "serve", "--data-dir", str(tmp_path), env={"FLAME_DAEMON_UI_PORT": "abc"}
+    )
+    assert code == 1
+    assert err.strip().startswith("flame: config: daemon.ui_port:")
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = await flame("serve", "--data-dir", str(tmp_path))
+    assert code == 1 and "run 'flame init' first" in err
+
+
+async def test_serve_runs_as_a_process_owns_its_folder_and_stops_cleanly(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    await cluster.start_directory()
+    settings = await cluster.enroll("carol")
+    data_dir = str(settings.daemon_data_dir())
+    password_file = tmp_path / "password"
+    password_file.write_text(PASSWORD)
+    args = [
+        sys.executable,
+        "-m",
+        "flame",
+        "serve",
+        "--data-dir",
+        data_dir,
+        "--password-file",
+        str(password_file),
+        "--peer-host",
+        "127.0.0.1",
+        "--peer-port",
+        "0",
+        "--ui-port",
+        "0",
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        assert "UI at http://127.0.0.1:" in line and "unlocked" in line
+        code, _, err = await flame(
+            "serve", "--data-dir", data_dir, "--peer-port", "0", "--ui-port", "0"
+        )
+        assert code == 1 and "Another Flame process is using the data folder" in err
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 30) == 0

@@ -1,0 +1,98 @@
+"""Crash safety with real processes: kill -9 of the sender after its UI accepted a message, and
+of the recipient in the middle of a batch. Nothing lost, nothing twice (PROTOCOL.md §13). What each
+daemon holds is read through its UI API, as the browser sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from flame.devtools.chaos.peers import INIT_ENV, cluster_env
+from flame.devtools.cluster import Cluster, Node, start_processes
+from tests.cluster import UiClient, eventually
+
+PAGES = 100
+
+
+@pytest.fixture
+async def pair(tmp_path: Path) -> AsyncIterator[Cluster]:
+    cluster = await start_processes(tmp_path, ("alice", "bob"), cluster_env(), INIT_ENV)
+    try:
+        yield cluster
+    finally:
+        await cluster.close()
+
+
+def ui(node: Node) -> UiClient:
+    assert node.ui is not None, "logged in"
+    return node.ui
+
+
+async def send(node: Node, peer: str, text: str) -> str:
+    return str((await ui(node).send(peer, text))["id"])
+
+
+async def received(node: Node, author: str) -> list[tuple[str, int]]:
+    messages = await ui(node).conversation(author, max_pages=PAGES)
+    return [(m["id"], m["seq"]) for m in messages if m["direction"] == "in"]
+
+
+async def states(node: Node, peer: str, ids: list[str]) -> Counter[str]:
+    messages = await ui(node).conversation(peer, max_pages=PAGES)
+    found = {m["id"]: m["state"] for m in messages}
+    return Counter(found.get(i, "missing") for i in ids)
+
+
+async def count_received(node: Node, author: str) -> int:
+    return len(await received(node, author))
+
+
+async def delivered_count(node: Node, peer: str, ids: list[str]) -> int:
+    found = await states(node, peer, ids)
+    return found["delivered"] + found["read"]
+
+
+async def restart(node: Node) -> None:
+    await node.proc.start()  # on the ports it had
+    await node.login()  # its UI sessions died with it
+
+
+async def test_kill_9_of_the_sender_after_accepting_still_delivers(pair: Cluster) -> None:
+    alice, bob = pair.nodes["alice"], pair.nodes["bob"]
+    await bob.proc.stop()  # bob is away: the message must wait in alice's outbox
+    message_id = await send(alice, "bob", "accepted, then the power went")
+    await alice.proc.kill()  # kill -9: no shutdown code runs at all
+    await restart(alice)
+    await restart(bob)
+    await eventually(functools.partial(count_received, bob, "alice"), equals=1, timeout=30)
+    assert [key for key, _ in await received(bob, "alice")] == [message_id]
+    count = functools.partial(delivered_count, alice, "bob", [message_id])
+    await eventually(count, equals=1, timeout=30)
+
+
+async def test_kill_9_of_the_recipient_mid_batch_loses_and_doubles_nothing(
+    pair: Cluster,
+) -> None:
+    alice, bob = pair.nodes["alice"], pair.nodes["bob"]
+    total = 300
+    sending = asyncio.gather(*(send(alice, "bob", f"burst {i}") for i in range(total)))
+    await eventually(lambda: _some(bob), equals=True, timeout=30)
+    await bob.proc.kill()  # while alice's batches are arriving
+    ids = await sending  # alice's UI accepted every one, whatever happens to bob
+    await restart(bob)
+    await eventually(functools.partial(count_received, bob, "alice"), equals=total, timeout=60)
+    rows = await received(bob, "alice")
+    assert len({key for key, _ in rows}) == total  # nothing twice
+    assert sorted(seq for _, seq in rows) == list(range(1, total + 1))  # nothing lost
+    assert {key for key, _ in rows} == set(ids)
+    count = functools.partial(delivered_count, alice, "bob", ids)
+    await eventually(count, equals=total, timeout=60)
+
+
+async def _some(node: Node) -> bool:
+    return len(await received(node, "alice")) > 0
