@@ -8,7 +8,7 @@ CHROMIUM ?= $(or $(CHROMIUM_PATH),/usr/bin/chromium)
 NODE_STAMP := node_modules/.installed
 BIOME := node_modules/.bin/biome
 
-.PHONY: install browser demo demo-fresh test lint fmt bench chaos clean
+.PHONY: install browser demo demo-fresh test lint fmt bench chaos fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -68,6 +68,11 @@ bench: install
 
 chaos: install
 	$(BIN)/python -m flame.devtools chaos
+
+# 20,000 hostile, signed requests over every peer, relay and directory route; fails on any 5xx.
+# `make test` runs a short pass of it (tests/e2e/test_fuzz.py).
+fuzz: install
+	$(BIN)/python -m flame.devtools --log-level warning fuzz --requests 20000
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -7,6 +7,7 @@ from __future__ import annotations
 import aiohttp
 
 from flame.core.crypto import Identity
+from flame.core.keys import Account
 from flame.core.transport import Endpoint
 from flame.daemon import Daemon
 from flame.devtools.cluster import Cluster, cluster_context, fast_settings
@@ -19,6 +20,7 @@ __all__ = [
     "Cluster",
     "Feed",
     "UiClient",
+    "account_of",
     "cluster_context",
     "directory_tls",
     "eventually",
@@ -36,6 +38,12 @@ def services_of(node: Daemon) -> Services:
     """A running daemon's services, for tests that look inside."""
     assert node.services is not None
     return node.services
+
+
+def account_of(node: Daemon) -> Account:
+    """Who a daemon is (username, public keys), locked or not: its keystore record."""
+    assert node.holder is not None
+    return node.holder.account
 
 
 def identity_of(node: Daemon) -> Identity:

@@ -1,6 +1,6 @@
 // Presentation tables and formatting helpers.
 
-/** Outgoing/incoming message state -> indicator. Add new states here only. */
+/** Outgoing/incoming message state -> indicator (the order of outgoing states: states.js). */
 export const MESSAGE_STATES = {
   sending: { icon: '◷', label: 'Sending…' },
   relayed: { icon: '⇢', label: 'Held by relays until the recipient comes online' },

@@ -1,6 +1,6 @@
 // The states an outgoing message moves through, in order: a message's state only ever moves
-// forward along this list. The daemon ranks them the same way (STATE_RANK in
-// flame/store/outbox.py), and a test reads the line below: keep it one line of single-quoted names.
+// forward along this list. The daemon's order is flame/core/states.py's, and a test
+// (tests/core/test_states.py) reads the line below: keep it one line of single-quoted names.
 export const STATE_ORDER = ['sending', 'relayed', 'sent', 'delivered', 'read'];
 
 // States outside the list rank with one in it: a failed send with 'sending' (a retry can still

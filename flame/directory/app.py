@@ -28,7 +28,7 @@ from flame.directory import admin, store
 from flame.errors import AuthError, BadRequest, Forbidden, NotFound
 from flame.net.http import error_middleware, parse_model, read_body
 from flame.net.ratelimit import address_limit
-from flame.net.server import Listener
+from flame.net.server import ConnectionLimits, Listener
 from flame.net.tls import ensure_certificate
 from flame.net.verify import RequestVerifier
 from flame.store.db import Database, FolderLock
@@ -43,6 +43,7 @@ class DirectoryParts:
     db: Database
     clock: Clock
     verifier: RequestVerifier
+    user_lookups: int = 0  # GET /users/{name} answered so far (tests count what floods cost)
 
 
 PARTS = web.AppKey("parts", DirectoryParts)
@@ -113,6 +114,7 @@ async def list_users(request: web.Request) -> web.StreamResponse:
 async def get_user(request: web.Request) -> web.Response:
     await authenticate(request)
     parts = request.app[PARTS]
+    parts.user_lookups += 1
     found = await store.entries(parts.db, parts.clock.now(), request.match_info["name"])
     if not found:
         raise NotFound(f"No user named {request.match_info['name']!r}.", code="unknown_user")
@@ -185,6 +187,7 @@ class DirectoryServer:
         self.clock = clock or SystemClock()
         self.lock = FolderLock(data_dir)
         self.listener: Listener | None = None
+        self.parts: DirectoryParts | None = None
         self.db: Database | None = None
         self.admin: web.AppRunner | None = None
         self.tls_fingerprint: bytes | None = None  # of its certificate; None: plain HTTP
@@ -208,13 +211,20 @@ class DirectoryServer:
                 self.clock.now,
                 per_caller=TokenBuckets(self.settings.rate_per_user, self.settings.burst_per_user),
             )
-            parts = DirectoryParts(self.settings, self.db, self.clock, verifier)
+            self.parts = parts = DirectoryParts(self.settings, self.db, self.clock, verifier)
+            limits = ConnectionLimits(
+                per_address=self.settings.connections_per_address,
+                total=self.settings.connections_max,
+                idle_timeout_s=self.settings.idle_timeout_s,
+            )
             context = None
             if not self.settings.insecure_plain_http:  # TLS, pinned by daemons (PROTOCOL.md §1.3)
                 certificate = ensure_certificate(self.data_dir)
                 self.tls_fingerprint = certificate.fingerprint
                 context = certificate.server_context()
-            self.listener = Listener(build(parts), self.settings.host, self.settings.port, context)
+            self.listener = Listener(
+                build(parts), self.settings.host, self.settings.port, limits, context
+            )
             await self.listener.start()
             self.admin = await admin.start_admin(
                 admin.build(self.db, self.clock.now), self.data_dir

@@ -18,6 +18,7 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
+from flame.core.encoding import parse_json_object
 from flame.core.keys import Keys
 from flame.core.models import (
     BatchResult,
@@ -39,7 +40,7 @@ from flame.core.models import (
 )
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
 from flame.core.transport import Endpoint
-from flame.errors import PeerRefused, PeerUnreachable
+from flame.errors import BadRequest, PeerRefused, PeerUnreachable
 from flame.net.tls import Pins, mismatch_message, whose
 
 DIRECTORY_PREFIX = "/dir/v1"
@@ -47,6 +48,8 @@ PEER_PREFIX = "/api/v1"
 IN_ONE_PIECE = 1024 * 1024  # aiohttp writes bytes bodies up to this size in one piece
 TOKEN_HEADER = "Flame-Upload-Token"
 CONNECT_TIMEOUT_S = 5.0
+CODE_MAX = 64
+MESSAGE_MAX = 300
 # The SNI of every call (PROTOCOL.md §1.3): the ClientHello travels in the clear, and the name of
 # the machine called (often its owner's) would otherwise be in it. The pin, not a name, is checked.
 TLS_SERVER_NAME = "flame"
@@ -68,14 +71,30 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
-def refusal(status: int, payload: bytes, headers: Any) -> PeerRefused:
-    """A 4xx/5xx answer as PeerRefused, with the peer's code and message when it sent them."""
-    code, message = "peer_refused", f"HTTP {status}"
+def json_of(payload: bytes) -> dict[str, Any] | None:
+    """A peer's answer as a JSON object, through the one parser of untrusted JSON; None if it is
+    not one (a hostile peer's answer is data, never a crash)."""
     try:
-        data = json.loads(payload)
-        code, message = str(data.get("error", code)), str(data.get("message", message))
-    except (ValueError, AttributeError):
-        pass
+        return parse_json_object(payload, what="answer")
+    except BadRequest:
+        return None
+
+
+def target_url(url: str) -> URL:
+    """An address from a peer's presence record is the peer's data: one that does not parse (a
+    port of 99999) fails that peer's call, never the caller."""
+    try:
+        return URL(url)
+    except (ValueError, TypeError) as exc:
+        raise PeerUnreachable(f"The address {url[:80]!r} is not a valid URL.") from exc
+
+
+def refusal(status: int, payload: bytes, headers: Any) -> PeerRefused:
+    """A 4xx/5xx answer as PeerRefused, with the peer's code and message when it sent them (cut
+    to a sensible length: they end up in logs and in the user's view)."""
+    data = json_of(payload) or {}
+    code = str(data.get("error", "peer_refused"))[:CODE_MAX]
+    message = str(data.get("message", f"HTTP {status}"))[:MESSAGE_MAX]
     refused = PeerRefused(message, status=status, code=code, retry_after_s=_retry_after(headers))
     refused.payload = payload
     return refused
@@ -98,7 +117,10 @@ class PeerClient:
         self.pins = Pins(plain_http)  # how each endpoint is dialled (PROTOCOL.md §1.3)
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
-            connector=aiohttp.TCPConnector(limit=256, limit_per_host=8, ttl_dns_cache=60),
+            # Idle connections kept less long than peers keep theirs (PROTOCOL.md §12.5).
+            connector=aiohttp.TCPConnector(
+                limit=256, limit_per_host=8, ttl_dns_cache=60, keepalive_timeout=10.0
+            ),
             json_serialize=json.dumps,
         )
 
@@ -135,7 +157,7 @@ class PeerClient:
         redirects are checked and errors mapped. `client_timeout` replaces the session's
         (aiohttp reads an explicit None as "no timeout at all")."""
         transport = self.pins.ssl_for(endpoint)
-        target = URL(endpoint.url + path_qs)
+        target = target_url(endpoint.url + path_qs)
         options: dict[str, Any] = {} if client_timeout is None else {"timeout": client_timeout}
         if transport:  # every ClientHello names the same server, not the host it goes to
             options["server_hostname"] = TLS_SERVER_NAME
@@ -153,7 +175,8 @@ class PeerClient:
                 status, response_headers = response.status, dict(response.headers)
         except aiohttp.ServerFingerprintMismatch as exc:
             raise PeerUnreachable(mismatch_message(endpoint)) from exc
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            # ValueError: aiohttp and yarl refusing what a peer's address or answer holds.
             raise PeerUnreachable(
                 f"Cannot reach {target.host}:{target.port}: {type(exc).__name__}"
             ) from exc
@@ -181,7 +204,7 @@ class PeerClient:
         """Send one request to `endpoint` (signed for its owner unless `signed` is False).
         Returns status, body, headers."""
         self.pins.ssl_for(endpoint)  # a bad address is refused before anything parses it
-        target = URL(endpoint.url + path_qs)
+        target = target_url(endpoint.url + path_qs)
         all_headers = {
             "Host": host_header(target),
             "Content-Type": "application/json",
@@ -323,7 +346,7 @@ class PeerClient:
         """
         path_qs = f"{files_path(transfer_id)}/chunks?start={start}"
         self.pins.ssl_for(peer)
-        target = URL(peer.url + path_qs)
+        target = target_url(peer.url + path_qs)
         host = host_header(target)
         headers = {
             "Host": host,
@@ -344,12 +367,16 @@ def files_path(transfer_id: str) -> str:
 
 
 def results_of(payload: bytes) -> BatchResult | None:
-    """The per-envelope results of a refused batch, whose body also carries `error` and `message`
-    (PROTOCOL.md §7.2): parsed apart from them, since BatchResult admits no other fields."""
+    """The per-envelope results (and a relay's signed ack) of a refused batch, whose body also
+    carries `error` and `message` (PROTOCOL.md §7.2): parsed apart from them, since BatchResult
+    admits no other fields."""
+    data = json_of(payload)
+    if data is None:
+        return None
     try:
-        data = json.loads(payload)
-        return BatchResult.model_validate({"results": data["results"]}, strict=False)
-    except (ValueError, TypeError, KeyError, ValidationError):
+        fields = {"results": data.get("results"), "ack": data.get("ack")}
+        return BatchResult.model_validate(fields, strict=False)
+    except ValidationError:
         return None
 
 
@@ -363,7 +390,10 @@ def _payload(body: bytes) -> bytes | io.BytesIO | None:
 
 def parse_reply(model: type[M], payload: bytes) -> M:
     """A peer's answer that does not parse is the peer's fault: PeerRefused, never a crash."""
+    data = json_of(payload)
     try:
-        return model.model_validate_json(payload)
-    except ValidationError as exc:
+        if data is None:
+            raise ValueError("not a JSON object")
+        return model.model_validate(data)
+    except ValueError as exc:  # ValidationError is one
         raise PeerRefused("The peer's answer is malformed.", status=502, code="bad_reply") from exc

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import datetime
 import hashlib
-import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from yarl import URL
 
 from flame.core.transport import Endpoint, check_address
 from flame.errors import FlameError, PeerUnreachable
+from flame.store.folder import make_private_folder, write_private
 
 CERT_NAME = "tls-cert.pem"
 KEY_NAME = "tls-key.pem"
@@ -56,18 +56,6 @@ def fingerprint_of(der: bytes) -> bytes:
     return hashlib.sha256(der).digest()
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Written whole or not at all, readable by this user only (0600 from the first byte)."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.unlink(missing_ok=True)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, path)
-
-
 def _generate(folder: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "flame")])
@@ -88,8 +76,8 @@ def _generate(folder: Path) -> None:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    _write_private(folder / KEY_NAME, key_pem)  # the key first: a cert alone is made again
-    _write_private(folder / CERT_NAME, cert.public_bytes(serialization.Encoding.PEM))
+    write_private(folder / KEY_NAME, key_pem)  # the key first: a cert alone is made again
+    write_private(folder / CERT_NAME, cert.public_bytes(serialization.Encoding.PEM))
 
 
 def ensure_certificate(folder: Path) -> Certificate:
@@ -98,7 +86,7 @@ def ensure_certificate(folder: Path) -> Certificate:
     Raises:
         FlameError: the files are there but damaged, with what to do about it.
     """
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private_folder(folder)
     cert_path, key_path = folder / CERT_NAME, folder / KEY_NAME
     if not (cert_path.exists() and key_path.exists()):
         _generate(folder)

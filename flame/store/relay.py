@@ -1,4 +1,6 @@
-"""As a relay: sealed envelopes held for offline recipients, with quotas and expiry."""
+"""As a relay: sealed envelopes held for offline recipients, with quotas and expiry. A row keeps only
+what hand-over, quotas and expiry need (PROTOCOL.md §13.3): the recipient, the envelope, its size,
+its expiry and a depositor tag, never the depositor's name or the deposit time."""
 
 from __future__ import annotations
 
@@ -13,21 +15,30 @@ class Usage:
     count: int
     size: int
 
+    def plus(self, size: int) -> Usage:
+        """With one more deposit of `size` bytes."""
+        return Usage(self.count + 1, self.size + size)
 
-async def _usage(db: Database, where: str, key: str | bytes) -> Usage:
+
+async def _usage(db: Database, where: str, keys: tuple[str | bytes, ...]) -> Usage:
     row = await db.fetchone(
-        f"SELECT count(*), coalesce(sum(size), 0) FROM relay_deposits WHERE {where}=?", (key,)
+        f"SELECT count(*), coalesce(sum(size), 0) FROM relay_deposits WHERE {where}", keys
     )
     assert row is not None
     return Usage(int(row[0]), int(row[1]))
 
 
 async def usage_by_depositor(db: Database, depositor_tag: bytes) -> Usage:
-    return await _usage(db, "depositor_tag", depositor_tag)
+    return await _usage(db, "depositor_tag=?", (depositor_tag,))
 
 
 async def usage_by_recipient(db: Database, recipient: str) -> Usage:
-    return await _usage(db, "recipient", recipient)
+    return await _usage(db, "recipient=?", (recipient,))
+
+
+async def usage_by_pair(db: Database, depositor_tag: bytes, recipient: str) -> Usage:
+    """What one depositor holds here for one recipient (its share of that recipient's quota)."""
+    return await _usage(db, "depositor_tag=? AND recipient=?", (depositor_tag, recipient))
 
 
 async def store_deposits(

@@ -11,7 +11,7 @@ from flame.config import Settings
 from flame.core.crypto import Identity
 from flame.core.encoding import b64e
 from flame.core.envelope import new_message_id, seal
-from flame.core.models import INLINE_MAX_BYTES, Envelope, FileOfferBody, Inner
+from flame.core.models import INLINE_MAX_BYTES, SEQ_MAX, Envelope, FileOfferBody, Inner
 from flame.daemon import Daemon
 from flame.services.files.disk import remove_strays
 from flame.store import files as file_store
@@ -145,7 +145,7 @@ def largest_inline_envelope(identity: Identity, recipient_key: bytes) -> Envelop
         from_="a" * 32,
         to="b" * 32,
         id=new_message_id(),
-        seq=2**53,
+        seq=SEQ_MAX,
         ts=int(time.time() * 1000),
         kind="file_offer",
         body=body,

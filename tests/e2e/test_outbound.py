@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from flame.core.crypto import Identity, KdfParams, seal_keystore
+from flame.core.crypto import Identity, KdfParams, new_db_key, seal_keystore
 from flame.core.keys import Account, Keys
 from flame.core.transport import Endpoint
 from flame.errors import FlameError, PeerRefused, PeerUnreachable
@@ -70,7 +70,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", answer)
-    found.listener = Listener(app, "127.0.0.1", 0, found.certificate.server_context())
+    found.listener = Listener(app, "127.0.0.1", 0, ssl_context=found.certificate.server_context())
     await found.listener.start()
     try:
         yield found
@@ -81,7 +81,7 @@ async def server(tmp_path: Path) -> AsyncIterator[Server]:
 @pytest.fixture
 async def client() -> AsyncIterator[PeerClient]:
     identity = Identity.generate()
-    sealed = seal_keystore(identity, "alice", "a password", KdfParams(64, 1, 1))
+    sealed = seal_keystore(identity, new_db_key(), "alice", "a password", KdfParams(64, 1, 1))
     account = Account(
         "alice",
         identity.identity_key,

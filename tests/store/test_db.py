@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from importlib import resources
 from pathlib import Path
 
 import pytest
 
+from flame.core.crypto import new_db_key
 from flame.store.blocks import blocked_users
-from flame.store.db import Database
+from flame.store.db import Database, connect
 
 
 async def count_blocked(db: Database) -> int:
@@ -69,9 +69,9 @@ async def test_an_error_inside_a_transaction_rolls_it_back_and_is_raised(db: Dat
     assert await count_blocked(db) == 0
 
 
-def database_at(path: Path, version: int, *statements: str) -> None:
-    """A daemon database as migrations 1..`version` left it, with `statements` run on it: what a
-    daemon of that time wrote."""
+def database_at(path: Path, key: bytes, version: int, *statements: str) -> None:
+    """A daemon database (under `key`) as migrations 1..`version` left it, with `statements` run
+    on it: what a daemon of that time wrote."""
     scripts = sorted(
         (
             entry
@@ -80,7 +80,7 @@ def database_at(path: Path, version: int, *statements: str) -> None:
         ),
         key=lambda entry: entry.name,
     )
-    with contextlib.closing(sqlite3.connect(path)) as conn:
+    with contextlib.closing(connect(path, key)) as conn:
         for entry in scripts:
             conn.executescript(entry.read_text(encoding="utf-8"))
         for statement in statements:
@@ -91,14 +91,15 @@ def database_at(path: Path, version: int, *statements: str) -> None:
 
 async def test_the_old_file_block_list_moves_into_the_one_block_list(tmp_path: Path) -> None:
     """Migration 006: a database from before it keeps every block, in `blocks` only."""
-    path = tmp_path / "flame.db"
+    path, key = tmp_path / "flame.db", new_db_key()
     database_at(  # version 5: the two lists of that time
         path,
+        key,
         5,
         "INSERT INTO blocked_users VALUES ('mallory', 1.0), ('both', 2.0)",
         "INSERT INTO blocks VALUES ('both', 3.0), ('eve', 4.0)",
     )
-    db = await Database.open(path, "flame.store.schema")
+    db = await Database.open(path, "flame.store.schema", key=key)
     try:
         assert await blocked_users(db) == {"both": 3.0, "eve": 4.0, "mallory": 1.0}
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE name='blocked_users'")
@@ -108,17 +109,18 @@ async def test_the_old_file_block_list_moves_into_the_one_block_list(tmp_path: P
 
 
 async def test_relay_rows_keep_no_depositor_name_nor_deposit_time(tmp_path: Path) -> None:
-    """Migration 008 (PROTOCOL.md §13.3): rows held before it keep their recipient, envelope, size,
+    """Migration 009 (PROTOCOL.md §13.3): rows held before it keep their recipient, envelope, size,
     expiry and order, and lose the depositor's name and the deposit time."""
-    path = tmp_path / "flame.db"
+    path, key = tmp_path / "flame.db", new_db_key()
     database_at(
         path,
-        7,
+        key,
+        8,
         "INSERT INTO relay_deposits (recipient, envelope_id, depositor, envelope, size,"
         " deposited_at, expires_at) VALUES ('bob', 'second', 'alice', '{}', 2, 20.0, 900.0),"
         " ('bob', 'first', 'carol', '{}', 2, 10.0, 800.0)",
     )
-    db = await Database.open(path, "flame.store.schema")
+    db = await Database.open(path, "flame.store.schema", key=key)
     try:
         columns = {row["name"] for row in await db.fetchall("PRAGMA table_info(relay_deposits)")}
         assert columns == {
@@ -136,7 +138,3 @@ async def test_relay_rows_keep_no_depositor_name_nor_deposit_time(tmp_path: Path
         ]
     finally:
         await db.close()
-    with contextlib.closing(sqlite3.connect(path)) as conn:  # nothing left to find in the file
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("VACUUM")
-    assert b"alice" not in path.read_bytes() and b"carol" not in path.read_bytes()

@@ -16,6 +16,10 @@ function dayStart(value) {
   return new Date(y, m - 1, d).getTime() / 1000;
 }
 
+function dateInput(id, label) {
+  return h('input', { id, class: 'input', type: 'date', 'aria-label': label });
+}
+
 function snippet(parts) {
   return (Array.isArray(parts) ? parts : []).map((p) =>
     p?.hit ? h('mark', null, String(p.text)) : document.createTextNode(String(p?.text ?? '')),
@@ -28,18 +32,8 @@ export class SearchView {
     this.destroyed = false;
     this.controller = null;
     this.peer = h('select', { id: 'search-peer', class: 'input', 'aria-label': 'Person' });
-    this.since = h('input', {
-      id: 'search-since',
-      class: 'input',
-      type: 'date',
-      'aria-label': 'From',
-    });
-    this.until = h('input', {
-      id: 'search-until',
-      class: 'input',
-      type: 'date',
-      'aria-label': 'Until',
-    });
+    this.since = dateInput('search-since', 'From');
+    this.until = dateInput('search-until', 'Until');
     this.order = h(
       'select',
       { id: 'search-order', class: 'input', 'aria-label': 'Order' },

@@ -11,11 +11,7 @@ export class ConversationFiles {
    * onSent(m): the daemon took it; showError(text) / clearError(): the composer's error line.
    */
   constructor(peer, { onUpload, onSent, showError, clearError }) {
-    this.peer = peer;
-    this.onUpload = onUpload;
-    this.onSent = onSent;
-    this.showError = showError;
-    this.clearError = clearError;
+    Object.assign(this, { peer, onUpload, onSent, showError, clearError });
     this.destroyed = false;
     this.cards = new Map(); // transfer id -> FileCard
     this.fileViews = new Map(); // transfer id -> latest view seen before its message

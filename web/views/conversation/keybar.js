@@ -12,12 +12,7 @@ export class KeyChangeBar {
     this.onAccepted = onAccepted;
     this.destroyed = false;
     this.accept = busyButton(
-      {
-        id: 'accept-key',
-        type: 'button',
-        class: 'btn btn-warning',
-        onclick: () => this._accept(),
-      },
+      { id: 'accept-key', type: 'button', class: 'btn btn-warning', onclick: () => this._accept() },
       'Accept new key',
     );
     this.error = h('p', { class: 'key-change-error', hidden: true });
