@@ -21,7 +21,7 @@ from typing import Any
 
 from flame import __version__
 from flame.config import LOG_LEVELS, Settings, load_settings
-from flame.core.transport import Endpoint, fingerprint_text, invite_token
+from flame.core.transport import fingerprint_text, invite_token
 from flame.errors import FlameError
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -88,29 +88,14 @@ def write_ready_file(path: str | None, ports: dict[str, int], tls: bytes | None)
 # --- commands ---------------------------------------------------------------------------------
 
 
-def confirm_directory(directory: Endpoint, interactive: bool) -> Endpoint:
-    """The directory with its certificate pinned: as the user gave it (in the invite or by flag),
-    or, for a person at a terminal, the one it presents once they confirm it (PROTOCOL.md §5.1)."""
-    from flame.net.tls import presented_fingerprint
-
-    if directory.tls is not None or directory.url.startswith("http://"):
-        return directory
-    if not interactive:
-        raise FlameError(
-            "Give --directory-fingerprint=FP, or the whole invite (its part after the '.'): the "
-            "directory's certificate fingerprint, which 'flame directory fingerprint' prints."
-        )
-    presented = asyncio.run(presented_fingerprint(directory.url))
-    print(f"The directory at {directory.url} presents the certificate fingerprint")
-    print(f"  {fingerprint_text(presented)}")
-    answer = input("Is it the one its administrator gave you? [y/N] ")
-    if answer.strip().lower() not in ("y", "yes"):
-        raise FlameError("Not enrolled: the directory's certificate was not confirmed.")
-    return Endpoint(directory.url, presented, directory.owner)
-
-
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
-    from flame.services.account import init_account, pinned_directory
+    from flame.services.account import (
+        check_new_password,
+        confirm_directory,
+        init_account,
+        kdf_params,
+        pinned_directory,
+    )
 
     interactive = sys.stdin.isatty()
 
@@ -133,9 +118,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
         invite = input("Invite (empty if the directory has open registration): ").strip()
     fingerprint = args.directory_fingerprint
     if not invite and fingerprint is None and interactive:
-        fingerprint = input(
-            "Directory certificate fingerprint (empty: show the one it presents): "
-        ).strip()
+        fingerprint = input("Directory fingerprint (empty: show the one it presents): ").strip()
     if args.password_file:
         password = read_password_file(args.password_file)
     elif interactive:
@@ -144,9 +127,11 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
             raise FlameError("The passwords differ.")
     else:
         raise FlameError("Give --password-file (no terminal to ask for a password on).")
+    check_new_password(password)  # what is wrong here first, before asking about the directory
+    kdf_params(settings.security)
     plain_http = settings.daemon.insecure_plain_http
     directory, code = pinned_directory(directory_url, invite, fingerprint, plain_http=plain_http)
-    directory = confirm_directory(directory, interactive)
+    directory = asyncio.run(confirm_directory(directory, input if interactive else None))
     data_dir = settings.daemon_data_dir()
     account = asyncio.run(init_account(settings, username, directory, code, password, data_dir))
     from flame.core.crypto import fingerprint as key_fingerprint

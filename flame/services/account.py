@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -30,10 +31,16 @@ from flame.core.encoding import b64e
 from flame.core.keys import Account, Keys
 from flame.core.models import EnrollRequest, check_username
 from flame.core.signing import enrollment_proof, sign_record
-from flame.core.transport import Endpoint, check_address, parse_fingerprint, split_invite
+from flame.core.transport import (
+    Endpoint,
+    check_address,
+    fingerprint_text,
+    parse_fingerprint,
+    split_invite,
+)
 from flame.errors import ConfigError, FlameError, PeerRefused, PeerUnreachable, WrongPassword
 from flame.net.peer_client import PeerClient
-from flame.net.tls import ensure_certificate
+from flame.net.tls import ensure_certificate, presented_fingerprint
 from flame.services.files.atrest import seal_plain_files
 from flame.store import cipher
 from flame.store.db import DAEMON_DB, Database, FolderLock, open_daemon_db
@@ -116,6 +123,27 @@ def pinned_directory(
     if given is not None and from_invite is not None and given != from_invite:
         raise FlameError("The invite and --directory-fingerprint name different certificates.")
     return Endpoint(url, given or from_invite, "directory"), code
+
+
+async def confirm_directory(directory: Endpoint, ask: Callable[[str], str] | None) -> Endpoint:
+    """The directory with its certificate pinned: as the user gave it (in the invite or by flag),
+    or, for a person at a terminal (`ask`), the one it presents once they confirm it
+    (PROTOCOL.md §5.1). Without either, refused: a script must give the fingerprint."""
+    if directory.tls is not None or directory.url.startswith("http://"):
+        return directory
+    if ask is None:
+        raise FlameError(
+            "Give --directory-fingerprint=FP, or the whole invite (its part after the '.'): the "
+            "directory's certificate fingerprint, which 'flame directory fingerprint' prints."
+        )
+    presented = await presented_fingerprint(directory.url)
+    answer = ask(
+        f"The directory at {directory.url} presents the certificate fingerprint\n"
+        f"  {fingerprint_text(presented)}\nIs it the one its administrator gave you? [y/N] "
+    )
+    if answer.strip().lower() not in ("y", "yes"):
+        raise FlameError("Not enrolled: the directory's certificate was not confirmed.")
+    return Endpoint(directory.url, presented, directory.owner)
 
 
 def find_account(data_dir: Path) -> Account | None:

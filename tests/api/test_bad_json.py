@@ -128,17 +128,19 @@ async def test_the_directory_refuses_hostile_json_with_a_reason(
     zoe = Identity.generate()
     enrolled = enroll_request(zoe, "zoe", None).model_dump_json().encode()
     url = directory.url
-    host = url.removeprefix("http://")
+    host = url.removeprefix("https://")
+    assert directory.tls_fingerprint is not None
+    pinned = aiohttp.TCPConnector(ssl=aiohttp.Fingerprint(directory.tls_fingerprint))
     value = HOSTILE.get(name, '"x"').encode()
     # A valid enrollment of zed but for its invite, and a presence record of zoe but for its
     # address: the directory would hash the one and check the signature over the other.
     valid = enroll_request(Identity.generate(), "zed", "CODE").model_dump_json().encode()
     enroll = valid.replace(b'"CODE"', value)
-    presence = b'{"username": "zoe", "address": %s, "status": "online", "versions": [1], ' % value
-    presence += b'"ts": %d, "sig": "%s"}' % (int(time.time()), SIG.encode())
+    presence = b'{"username": "zoe", "address": %s, "tls": null, "status": "online", ' % value
+    presence += b'"versions": [1], "ts": %d, "sig": "%s"}' % (int(time.time()), SIG.encode())
     if name == "repeated_key":
         enroll, presence = repeated_key(enroll), repeated_key(presence)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(connector=pinned) as session:
         status, _ = await answer(session, "POST", url + "/dir/v1/enroll", enrolled, {})
         assert status == 201
         status, reply = await answer(session, "POST", url + "/dir/v1/enroll", enroll, {})

@@ -119,6 +119,7 @@ async def test_init_pins_the_directory_certificate_it_was_given(
     assert cluster.directory_tls is not None
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD + "\n")
+    password_file.chmod(0o600)
 
     def init(name: str, *extra: str) -> list[str]:
         return [
@@ -182,6 +183,7 @@ async def test_at_a_terminal_init_shows_the_directory_certificate_to_confirm(
     assert cluster.directory_tls is not None
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD + "\n")
+    password_file.chmod(0o600)
 
     def init(name: str) -> list[str]:
         return [
@@ -311,10 +313,12 @@ async def test_init_refuses_a_weak_kdf_a_common_password_and_a_password_file_ope
         "FLAME_SECURITY_ARGON2_MEMORY_KIB": "19456",
         "FLAME_SECURITY_ARGON2_ITERATIONS": "2",
     }
+    assert cluster.directory_tls is not None
     code, out, err = await flame(
         "init",
         *("--username", "dora", "--directory", cluster.directory_url),
         *("--password-file", str(password_file), "--data-dir", str(tmp_path / "dora")),
+        f"--directory-fingerprint={b64e(cluster.directory_tls)}",
         env=minimum,
     )
     assert code == 0 and "Enrolled dora" in out, err

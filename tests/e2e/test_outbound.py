@@ -198,9 +198,12 @@ async def test_only_tls_1_3_is_spoken(server: Server) -> None:
     assert server.hits == []
 
 
-async def test_plain_http_only_by_its_setting_and_never_silently(cluster: Cluster) -> None:
-    """A bench may run on plain HTTP by saying so on every side; an account enrolled that way
-    does not start silently on plain HTTP once the setting is off."""
+async def test_plain_http_only_by_its_setting_and_never_silently(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bench may run on plain HTTP by saying so on every side; an account enrolled that way,
+    started with the setting off, serves TLS and never dials its directory in the clear: it says
+    why and works from its cache."""
     plain: dict[str, Any] = {"insecure_plain_http": True}
     directory = await cluster.start_directory(**plain)
     assert directory.url.startswith("http://") and directory.tls_fingerprint is None
@@ -209,6 +212,12 @@ async def test_plain_http_only_by_its_setting_and_never_silently(cluster: Cluste
     presence = services_of(alice).presence
     assert presence.address.startswith("http://") and presence.tls is None
     await cluster.stop_daemon("alice")
-    with pytest.raises(FlameError, match="over plain HTTP, and plain HTTP is off"):
-        # The same folder, with settings that leave plain HTTP off (the default).
-        await cluster.start_daemon("alice", directory_url="https://127.0.0.1:9")
+
+    # The same folder, with settings that leave plain HTTP off (the default).
+    alice = await cluster.start_daemon("alice", directory_url="https://127.0.0.1:9")
+    services = services_of(alice)
+    assert services.presence.address.startswith("https://")
+    assert services.presence.tls is not None and services.presence.tls == alice.tls_fingerprint
+    assert any("no certificate pinned for the directory" in r.getMessage() for r in caplog.records)
+    with pytest.raises(PeerUnreachable, match=r"plain http:// is off"):
+        await services.client.directory_users(services.contacts.directory, None)
