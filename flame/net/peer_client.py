@@ -41,7 +41,7 @@ from flame.core.models import (
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
 from flame.core.transport import Endpoint
 from flame.errors import BadRequest, PeerRefused, PeerUnreachable
-from flame.net.tls import Pins, mismatch_message, whose
+from flame.net.tls import TLS_SERVER_NAME, Pins, mismatch_message, whose
 
 DIRECTORY_PREFIX = "/dir/v1"
 PEER_PREFIX = "/api/v1"
@@ -50,9 +50,6 @@ TOKEN_HEADER = "Flame-Upload-Token"
 CONNECT_TIMEOUT_S = 5.0
 CODE_MAX = 64
 MESSAGE_MAX = 300
-# The SNI of every call (PROTOCOL.md §1.3): the ClientHello travels in the clear, and the name of
-# the machine called (often its owner's) would otherwise be in it. The pin, not a name, is checked.
-TLS_SERVER_NAME = "flame"
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -35,6 +35,9 @@ VALID_DAYS = (
 )  # pinned by fingerprint, so expiry protects nothing; renewing would break pins
 CONNECT_TIMEOUT_S = 10.0
 PINS_MAX = 4096
+# The SNI of every call (PROTOCOL.md §1.3): the ClientHello travels in the clear, and the name of
+# the machine called (often its owner's) would otherwise be in it. The pin, not a name, is checked.
+TLS_SERVER_NAME = "flame"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +119,7 @@ async def presented_fingerprint(url: str) -> bytes:
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             _, writer = await asyncio.open_connection(
-                target.host, target.port, ssl=context, server_hostname=target.host
+                target.host, target.port, ssl=context, server_hostname=TLS_SERVER_NAME
             )
     except (OSError, TimeoutError, ssl.SSLError) as exc:
         raise PeerUnreachable(
