@@ -1,5 +1,6 @@
 // Sidebar contact list, updated in place (keyed by username).
 
+import { withToken } from '../api.js';
 import { h, setText, spinner } from '../dom.js';
 import { hashHue, initial, normalizeStatus, statusLabel } from '../format.js';
 import { conversationHash } from '../router.js';
@@ -28,7 +29,7 @@ export function avatarElement(name, size = '') {
     }
     shown = url;
     if (url) {
-      el.replaceChildren(h('img', { class: 'avatar-img', src: url, alt: '' }));
+      el.replaceChildren(h('img', { class: 'avatar-img', src: withToken(url), alt: '' }));
     } else {
       el.replaceChildren(document.createTextNode(initial(label || name)));
     }
