@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from flame.api.peer.guard import refuse_blocked
 from flame.net.http import read_body
 from flame.net.verify import RequestVerifier
 from flame.services.registry import ServiceHolder, Services
@@ -39,14 +40,15 @@ class PeerState:
     async def caller(
         self, request: web.Request, body: bytes = b"", *, unsigned_body: bool = False
     ) -> str:
-        """The authenticated caller of a signed request (PROTOCOL.md §4.3). A locked daemon
-        cannot verify one (the pinned keys are in its encrypted database): 503 `locked`."""
-        return await self.verifier.verify(
-            request,
-            body,
-            self.services.contacts.lookup_identity_key,
-            unsigned_body=unsigned_body,
+        """The authenticated caller of a signed request (PROTOCOL.md §4.3), refused if this user
+        blocked them (§12.4). A locked daemon cannot verify one (the pinned keys are in its
+        encrypted database): 503 `locked`."""
+        services = self.services
+        caller = await self.verifier.verify(
+            request, body, services.contacts.lookup_identity_key, unsigned_body=unsigned_body
         )
+        await refuse_blocked(services, caller)
+        return caller
 
 
 PEER = web.AppKey("peer", PeerState)

@@ -19,7 +19,7 @@ from flame.services.events import Feed
 from flame.services.status import StatusTracker
 
 HEARTBEAT_S = 30.0
-SESSION_ENDED = 4401  # the close code of a feed whose session ended: the page logs in again
+SESSION_ENDED = 4401  # the close code of a feed whose session ended (logout, lock): log in again
 FRAME_MAX_BYTES = 64 * 1024
 
 
@@ -46,7 +46,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-        await ws.close(code=SESSION_ENDED if session.ended.is_set() else 1000)
+        ended = not ui.sessions.is_live(request[SESSION])
+        await ws.close(code=SESSION_ENDED if ended else 1000)
     return ws
 
 

@@ -76,14 +76,18 @@ class Sessions:
         return session
 
     def revoke(self, cookie: str) -> None:
+        """A logout: the session's live feeds close now."""
         session = self.by_cookie.pop(cookie, None)
         if session is not None:
             session.ended.set()
 
     def revoke_all(self) -> None:
-        """The daemon locked: every page logs in again."""
-        for cookie in list(self.by_cookie):
-            self.revoke(cookie)
+        """The daemon locks: every page logs in again. The lock closes the live feeds itself,
+        last, so that a page that sees its feed end sees the lock done."""
+        self.by_cookie.clear()
+
+    def is_live(self, cookie: str) -> bool:
+        return cookie in self.by_cookie
 
 
 def page_token(request: web.Request) -> str:
