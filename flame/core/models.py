@@ -187,7 +187,9 @@ AVATAR_B64_MAX = (AVATAR_MAX_BYTES * 4 + 2) // 3
 
 
 # Bidirectional controls: they reorder what is shown after them ("Alice\u202eecilA").
-BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 INVISIBLE = "without invisible formatting characters (such as U+202E, which reverses what follows)"
 
 
