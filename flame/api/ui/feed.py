@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -78,11 +79,18 @@ async def _send_events(
                 {getter, reader, session_end}, return_when=asyncio.FIRST_COMPLETED
             )
             if getter not in done:
-                getter.cancel()
+                await _cancelled(getter)
                 return
             event = getter.result()
             if event is None:
                 return
             await ws.send_json(views.event_json(event))
     finally:
-        session_end.cancel()
+        await _cancelled(session_end)
+
+
+async def _cancelled(task: asyncio.Future[Any]) -> None:
+    """Cancel a helper task and wait for it to end, so that none is left pending."""
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
