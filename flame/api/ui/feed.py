@@ -75,11 +75,14 @@ async def _send_events(
     try:
         while not reader.done() and not ended.is_set():
             getter = asyncio.ensure_future(feed.get())
-            done, _ = await asyncio.wait(
-                {getter, reader, session_end}, return_when=asyncio.FIRST_COMPLETED
-            )
-            if getter not in done:
-                await _cancelled(getter)
+            try:
+                await asyncio.wait(
+                    {getter, reader, session_end}, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:  # the page went, the session ended, or this handler is being cancelled
+                if not getter.done():
+                    await _cancelled(getter)
+            if getter.cancelled():
                 return
             event = getter.result()
             if event is None:
