@@ -126,8 +126,8 @@ class SecuritySettings(Section):
     argon2_lanes: int = Field(default=1, ge=1, le=16)
     # Test-only: lets `flame init` seal under an Argon2id cost below OWASP's minimum.
     allow_weak_kdf: bool = False
-    login_burst: int = Field(default=5, ge=1)
-    login_refill_s: float = Field(default=12.0, gt=0)
+    login_delay_s: float = Field(default=1.0, gt=0)  # after the 2nd wrong password in a row
+    login_max_delay_s: float = Field(default=15.0, gt=0)  # the most it grows to
     lock_after_idle_s: float = Field(default=0.0, ge=0)  # 0: never
 
 

@@ -51,7 +51,8 @@ def loops(services: Services) -> dict[str, Loop]:
             ctx.wake.relay.clear()
             try:
                 await services.delivery.deposit_once()
-                await services.relay.forward_once()
+                if not services.status.is_hidden:  # a hand-over would show we are up
+                    await services.relay.forward_once()
                 await services.delivery.expire_once()
             except FlameError as exc:
                 log.info("store-and-forward round incomplete: %s", exc.message)
@@ -62,15 +63,16 @@ def loops(services: Services) -> dict[str, Loop]:
         again: ask online peers for envelopes held for us."""
         await wait_event(services.contacts.synced, settings.probe_interval_s)
         while True:
-            count = await services.relay.collect_once()
-            if count:
-                log.info("collected %d envelopes held by relays", count)
+            if not services.status.is_hidden:  # appearing offline, nobody is asked (§12.2)
+                count = await services.relay.collect_once()
+                if count:
+                    log.info("collected %d envelopes held by relays", count)
             await ctx.clock.sleep(settings.relay_retry_s)
 
     async def probe_peers() -> None:
         """While the directory is unreachable, learn who is up by asking them (signed hello)."""
         while True:
-            if services.contacts.directory_state == "degraded":
+            if services.contacts.directory_state == "degraded" and not services.status.is_hidden:
                 await services.contacts.probe_once()
             await ctx.clock.sleep(settings.probe_interval_s)
 

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from http.cookies import SimpleCookie
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 from playwright.async_api import Browser, Locator, expect
 
 from tests.browser import TIMEOUT_MS, Tab, launch_chromium
@@ -160,13 +164,14 @@ async def test_wrong_password_shows_an_error_then_the_right_one_works(tabs: Open
     await expect(page.locator("#login-button")).to_be_enabled()
     await expect(page.locator("#me-name")).to_have_count(0)
     cookies = await alice.context.cookies()
-    assert [c["name"] for c in cookies if c["name"] == "flame_session"] == []
+    assert [c["name"] for c in cookies if c["name"].startswith("flame_session")] == []
 
     await alice.login(PASSWORD)
     await expect(page.locator("#me-name")).to_have_text("alice", timeout=TIMEOUT_MS)
     await expect(page.locator("#login-form")).to_have_count(0)
     await expect(page).to_have_url(re.compile(r"#/$"))
-    session = [c for c in await alice.context.cookies() if c["name"] == "flame_session"]
+    port = alice.url.rsplit(":", 1)[1]
+    session = [c for c in await alice.context.cookies() if c["name"] == f"flame_session_{port}"]
     assert len(session) == 1 and session[0]["httpOnly"] and session[0]["sameSite"] == "Strict"
     await expect(page.locator('[data-contact="bob"]')).to_be_visible()
     await alice.assert_clean()
@@ -240,3 +245,84 @@ async def test_conversation_page_renders_under_a_strict_csp(tabs: OpenTab, tmp_p
     violations = await alice.csp_violations()
     assert len(violations) == 1 and violations[0]["directive"].startswith("script-src")
     assert await page.evaluate("typeof window.inlineRan") == "undefined"
+
+
+@asynccontextmanager
+async def cookie_catcher() -> AsyncIterator[tuple[str, list[str]]]:
+    """Another local server, as any program on the machine could run: it keeps the Cookie
+    header of every request the browser sends it."""
+    seen: list[str] = []
+
+    async def page(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie", ""))
+        return web.Response(
+            text="<!doctype html><title>elsewhere</title>", content_type="text/html"
+        )
+
+    runner = web.AppRunner(web.Application(), handle_signals=False)
+    runner.app.router.add_get("/", page)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}", seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_two_uis_on_one_machine_stay_logged_in_and_another_port_gets_nothing_usable(
+    trio: Cluster, browser: Browser
+) -> None:
+    """One browser, two daemons' UIs on two ports of 127.0.0.1 (as two Flame users of one machine,
+    or one user's two accounts): both stay logged in. A server on a third port receives both
+    session cookies (the browser sends a host's cookies to all its ports), and they are worthless
+    there: replayed with the right Origin and Host, they open nothing."""
+    context = await browser.new_context()
+    context.set_default_timeout(TIMEOUT_MS)
+    try:
+        tabs = {}
+        for name in ("alice", "bob"):
+            tab = Tab(name, trio.daemons[name].ui_url, context, await context.new_page())
+            await tab.open_session()
+            tabs[name] = tab
+        alice, bob = tabs["alice"], tabs["bob"]
+        for tab in (alice, bob):  # neither login replaced the other's session
+            await tab.page.reload()
+            await expect(tab.page.locator("#me-name")).to_have_text(tab.name)
+            await expect(tab.page.locator("#login-form")).to_have_count(0)
+        await alice.open_conversation("bob")
+        await bob.open_conversation("alice")
+        await alice.page.locator("#composer").fill("two tabs, one browser")
+        await alice.page.locator("#composer").press("Enter")
+        await expect(message(bob, "two tabs, one browser", "in")).to_have_count(1)
+
+        async with cookie_catcher() as (elsewhere, seen):
+            other = await context.new_page()
+            await other.goto(elsewhere)
+            await expect(other).to_have_title("elsewhere")
+        sent = SimpleCookie(seen[0])
+        ports = {name: tab.url.rsplit(":", 1)[1] for name, tab in tabs.items()}
+        assert {f"flame_session_{p}" for p in ports.values()} <= set(sent)
+        for name, tab in tabs.items():
+            cookie = {f"flame_session_{ports[name]}": sent[f"flame_session_{ports[name]}"].value}
+            async with aiohttp.ClientSession(cookies=cookie) as replay:
+                headers = {"Origin": tab.url}
+                async with replay.get(tab.url + "/ui/api/me", headers=headers) as response:
+                    assert response.status == 401
+                async with replay.post(
+                    tab.url + f"/ui/api/conversations/{'bob' if name == 'alice' else 'alice'}"
+                    "/messages",
+                    json={"text": "sent by someone else"},
+                    headers=headers,
+                ) as response:
+                    assert response.status == 401
+                with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                    await replay.ws_connect(tab.url + "/ui/api/ws", origin=tab.url)
+                assert refused.value.status == 401
+        await expect(message(bob, "sent by someone else", "in")).to_have_count(0)
+        for tab in (alice, bob):  # and the real pages are still logged in
+            await tab.page.reload()
+            await expect(tab.page.locator("#me-name")).to_have_text(tab.name)
+    finally:
+        await context.close()

@@ -7,10 +7,10 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Locator, expect
 
 from tests.browser import TIMEOUT_MS, Tab, launch_chromium
-from tests.cluster import Cluster, services_of
+from tests.cluster import Cluster, UiClient, services_of
 from tests.social import online_for
 
 pytestmark = pytest.mark.browser
@@ -186,3 +186,54 @@ async def test_blocking_stops_their_messages_and_unblocking_restores(
         ["before the block", "after the block"], timeout=TIMEOUT_MS
     )
     await alice.assert_clean()
+
+
+async def test_a_display_name_that_could_pass_for_someone_else_shows_the_username(
+    trio: Cluster, tabs: OpenTab
+) -> None:
+    """carol names herself as alice did: bob's list shows both usernames beside the names; the
+    conversation's header always shows the username; a name like alice's username gives carol
+    away too; unique names stand alone. A name with a bidi control is refused."""
+    alice_ui, carol_ui = await trio.ui("alice"), await trio.ui("carol")
+    bob = await tabs("bob")
+    page = bob.page
+
+    def username_of(name: str) -> Locator:
+        return page.locator(f'[data-contact="{name}"] .contact-username')
+
+    async def named(ui: UiClient, name: str, display_name: str) -> None:
+        status, _ = await ui.put("/ui/api/profile", {"display_name": display_name})
+        assert status == 200
+        await expect(page.locator(f'[data-contact="{name}"] .contact-name')).to_have_text(
+            display_name, timeout=TIMEOUT_MS
+        )
+
+    await named(alice_ui, "alice", "Alice Liddell")
+    await expect(username_of("alice")).to_be_hidden()  # nobody else is called that
+    await named(carol_ui, "carol", "Alice Liddell")
+    for name in ("alice", "carol"):
+        await expect(username_of(name)).to_be_visible()
+        await expect(username_of(name)).to_have_text(name)
+
+    await bob.open_conversation("carol")
+    await expect(page.locator("#conv-title .conv-title-name")).to_have_text("Alice Liddell")
+    await expect(page.locator("#conv-username")).to_have_text("carol")
+    await expect(page.locator("#conv-username")).to_be_visible()
+    await alice_ui.send("bob", "which one am I?")  # a notice names her unmistakably too
+    await expect(page.locator("#toasts .toast")).to_have_text(
+        ["New message from Alice Liddell (alice)"], timeout=TIMEOUT_MS
+    )
+
+    await named(carol_ui, "carol", "Carol")  # unique again: the list shows names alone
+    await expect(username_of("alice")).to_be_hidden()
+    await expect(username_of("carol")).to_be_hidden()
+    await expect(page.locator("#conv-username")).to_be_visible()  # the header still does
+
+    await named(carol_ui, "carol", "ALlCE")  # looks like alice's username (l for i)
+    await expect(username_of("carol")).to_be_visible()
+    await expect(username_of("alice")).to_be_hidden()
+
+    status, refused = await carol_ui.put("/ui/api/profile", {"display_name": "Alice\u202eecilA"})
+    assert (status, refused["error"]) == (400, "bad_request")
+    assert "display_name" in refused["message"] and "invisible" in refused["message"]
+    await bob.assert_clean()

@@ -1,6 +1,10 @@
 // The local UI API (docs/UI_API.md): the one module that knows its URLs.
 // JSON in, JSON out; errors `{error, message}` become ApiError with the
 // server's message; a 401 anywhere (but login) triggers the unauthorized hook.
+//
+// The session is the cookie plus the page token (docs/UI_API.md, "Rules"): the token is kept in
+// this origin's sessionStorage (no other port can read it, unlike the cookie) and sent with every
+// request: a header on fetch, a subprotocol on the WebSocket, `?token=` on what an element loads.
 
 export const NETWORK_MESSAGE =
   'Cannot reach the Flame daemon. Check that it is running, then try again.';
@@ -31,6 +35,45 @@ export class ApiError extends Error {
 
 let unauthorizedHandler = null;
 
+const TOKEN_KEY = 'flame.token';
+export const TOKEN_HEADER = 'X-Flame-Token';
+let pageToken = readToken();
+
+function readToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  } catch {
+    return '';
+  }
+}
+
+function keepToken(token) {
+  pageToken = token || '';
+  try {
+    if (pageToken) sessionStorage.setItem(TOKEN_KEY, pageToken);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    /* storage refused: the token lives in memory until the page goes */
+  }
+}
+
+/** The page token, for the WebSocket's subprotocol (ws.js). */
+export function sessionToken() {
+  return pageToken;
+}
+
+/** A URL that an element (img, video, a download link) loads, with the page token. */
+export function withToken(url) {
+  if (!url) return url;
+  return `${url}${url.includes('?') ? '&' : '?'}token=${encodeURIComponent(pageToken)}`;
+}
+
+/** The live feed said the session ended (a logout elsewhere, or the daemon locked). */
+export function sessionEnded() {
+  keepToken('');
+  if (unauthorizedHandler) unauthorizedHandler(new ApiError(FALLBACK_MESSAGES.unauthorized));
+}
+
 /** Register the single handler called when an API call answers 401. */
 export function onUnauthorized(fn) {
   unauthorizedHandler = fn;
@@ -57,7 +100,7 @@ export async function request(method, path, body, { handle401 = true, signal } =
     method,
     credentials: 'same-origin',
     cache: 'no-store',
-    headers: { Accept: 'application/json' },
+    headers: { Accept: 'application/json', [TOKEN_HEADER]: pageToken },
     signal,
   };
   if (body !== undefined) {
@@ -91,6 +134,7 @@ export async function request(method, path, body, { handle401 = true, signal } =
     code,
     retryAfter: res.headers.get('Retry-After'),
   });
+  if (res.status === 401 && path !== '/ui/api/login') keepToken('');
   if (res.status === 401 && handle401 && unauthorizedHandler) {
     try {
       unauthorizedHandler(err);
@@ -108,8 +152,18 @@ export const WS_PATH = '/ui/api/ws';
 
 export const api = {
   me: (opts) => request('GET', '/ui/api/me', undefined, opts),
-  login: (password) => request('POST', '/ui/api/login', { password }, { handle401: false }),
-  logout: () => request('POST', '/ui/api/logout', {}, { handle401: false }),
+  login: async (password) => {
+    const res = await request('POST', '/ui/api/login', { password }, { handle401: false });
+    keepToken(res.token);
+    return res.me;
+  },
+  logout: async () => {
+    try {
+      return await request('POST', '/ui/api/logout', {}, { handle401: false });
+    } finally {
+      keepToken('');
+    }
+  },
   contacts: ({ blocked = false } = {}) =>
     request('GET', blocked ? '/ui/api/contacts?blocked=1' : '/ui/api/contacts'),
   acceptKey: (name) => request('POST', `/ui/api/contacts/${enc(name)}/accept-key`, {}),
@@ -164,17 +218,22 @@ export const fileApi = {
   cancel: (peer, id) => request('POST', `${filesBase(peer)}/${enc(id)}/cancel`, {}),
   decline: (peer, id) => request('POST', `${filesBase(peer)}/${enc(id)}/decline`, {}),
   view: (peer, id) => request('GET', `${filesBase(peer)}/${enc(id)}`),
+  /** For the page's elements (img, video, a download link): with the page token. */
   contentUrl: (peer, id, download = false) =>
-    `${filesBase(peer)}/${enc(id)}/content${download ? '?download=1' : ''}`,
+    withToken(`${filesBase(peer)}/${enc(id)}/content${download ? '?download=1' : ''}`),
 
   /** Stream a File/Blob to our daemon: the browser reads it from disk as it sends. */
   async upload(peer, id, file, signal) {
-    const res = await send(fileApi.contentUrl(peer, id), {
+    const res = await send(`${filesBase(peer)}/${enc(id)}/content`, {
       method: 'PUT',
       body: file,
       credentials: 'same-origin',
       cache: 'no-store',
-      headers: { 'Content-Type': 'application/octet-stream', Accept: 'application/json' },
+      headers: {
+        'Content-Type': 'application/octet-stream',
+        Accept: 'application/json',
+        [TOKEN_HEADER]: pageToken,
+      },
       signal,
     });
     let data = null;

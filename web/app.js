@@ -140,7 +140,7 @@ function notify(m) {
   if (store.state.myStatus.choice === 'busy' || !notificationsOn()) return; // busy mutes
   const c = store.state.contacts.get(m.peer);
   if (c?.blocked) return;
-  const who = store.displayName(m.peer);
+  const who = store.displayLabel(m.peer);
   shell.toast(`New message from ${who}`, conversationHash(m.peer));
   if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
     new Notification(`Flame: ${who}`, { body: 'New message', tag: `flame-${m.peer}` });

@@ -117,6 +117,45 @@ export function displayName(name) {
   return c?.display_name || name;
 }
 
+// Letters of other scripts that look like Latin ones (a few of Unicode's confusables, enough for
+// names): "аlice" with a Cyrillic а looks like alice.
+const LOOKALIKE_FROM = 'авекмнорстухіјѕԁԛԝһӏαβεικνορτυχøł0135ı';
+const LOOKALIKE_TO = 'abekmhopctyxijsdqwhlabeikvoptuxololesi';
+
+/** How a name looks, for comparing: compatibility forms folded, accents, spaces, punctuation
+ * and case dropped, lookalike letters mapped, and i, j and l (which fonts confuse) made one. */
+export function nameSkeleton(text) {
+  const folded = (text || '').normalize('NFKD').toLowerCase();
+  let out = '';
+  for (const ch of folded.replace(/[\p{M}\p{Cf}\p{Z}\p{P}\p{S}]/gu, '')) {
+    const at = LOOKALIKE_FROM.indexOf(ch);
+    out += at < 0 ? ch : LOOKALIKE_TO[at];
+  }
+  return out.replace(/[ijl]/g, 'l');
+}
+
+/** Whether `name`'s display name could be taken for someone else: another person shown here
+ * (a contact, or this user) has a display name or username that looks the same. The username is
+ * then shown beside it; the conversation's header always shows it. */
+export function isConfusable(name) {
+  const own = displayName(name);
+  if (own === name) return false;
+  const looks = nameSkeleton(own);
+  const people = [...state.contacts.keys()];
+  if (state.me && !state.contacts.has(state.me.username)) people.push(state.me.username);
+  for (const other of people) {
+    if (other === name) continue;
+    if (nameSkeleton(other) === looks || nameSkeleton(displayName(other)) === looks) return true;
+  }
+  return false;
+}
+
+/** The display name, with the username after it whenever it could be confused. */
+export function displayLabel(name) {
+  const shown = displayName(name);
+  return isConfusable(name) ? `${shown} (${name})` : shown;
+}
+
 export function setMyStatus(evt) {
   const choice = normalizeStatus(evt?.choice);
   const status = normalizeStatus(evt?.status);

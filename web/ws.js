@@ -2,7 +2,12 @@
 // backoff + jitter (capped), pings every 25 s, drops a connection that stays
 // silent after a ping, and dispatches JSON events by `type` to subscribers.
 
-import { WS_PATH } from './api.js';
+import { sessionEnded, sessionToken, WS_PATH } from './api.js';
+
+// A browser's WebSocket sends no header of the page's, so the page token travels as a
+// subprotocol the server does not echo (docs/UI_API.md, "Rules").
+const PROTOCOL = 'flame';
+const SESSION_ENDED = 4401; // the server closed the feed because the session ended
 
 export class LiveSocket {
   constructor({
@@ -111,7 +116,7 @@ export class LiveSocket {
     if (!this.running) return;
     let ws;
     try {
-      ws = new WebSocket(this.url());
+      ws = new WebSocket(this.url(), [PROTOCOL, `flame-token.${sessionToken()}`]);
     } catch (e) {
       console.error(e);
       this._scheduleReconnect({ wasOpen: false, code: 0 });
@@ -142,6 +147,11 @@ export class LiveSocket {
     };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
+      if (ev.code === SESSION_ENDED) {
+        this.stop();
+        sessionEnded();
+        return;
+      }
       this._lost(ws, { wasOpen: opened, code: ev.code });
     };
   }

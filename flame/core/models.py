@@ -188,15 +188,30 @@ MAX_BIO = 1000
 AVATAR_B64_MAX = (AVATAR_MAX_BYTES * 4 + 2) // 3
 
 
+# Bidirectional controls: they reorder what is shown after them ("Alice\u202eecilA").
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+INVISIBLE = "without invisible formatting characters (such as U+202E, which reverses what follows)"
+
+
 def _single_line(value: str) -> str:
-    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+    """One line of visible text: a name (or position, location) with a bidi control or another
+    invisible format character (Unicode's Cf: zero-width spaces and joiners, the byte order mark,
+    soft hyphens, tags) could look exactly like another one (PROTOCOL.md §12.1)."""
+    categories = {unicodedata.category(ch) for ch in value}
+    if categories & {"Cc", "Zl", "Zp"}:
         raise ValueError("must be one line of text, without control characters")
+    if "Cf" in categories:
+        raise ValueError(f"must be text {INVISIBLE}")
     return value
 
 
 def _text_block(value: str) -> str:
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
         raise ValueError("must be text, without control characters other than new lines")
+    if not BIDI_CONTROLS.isdisjoint(value):
+        raise ValueError(f"must be text {INVISIBLE}")
     return value
 
 

@@ -1,6 +1,7 @@
 """The browser's side of a daemon's UI API (docs/UI_API.md), for the dev tools and the tests: a
-session cookie and the right Origin over real HTTP, the WebSocket feed, and the conversation read
-page by page as the page scrolls. The tools observe daemons only through this and the CLI."""
+session (its cookie and page token) and the right Origin over real HTTP, the WebSocket feed, and
+the conversation read page by page as the page scrolls. The tools observe daemons only through
+this and the CLI."""
 
 from __future__ import annotations
 
@@ -13,12 +14,18 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from flame.api.ui.session import TOKEN_HEADER, WS_PROTOCOL, WS_TOKEN_PREFIX
 from flame.errors import FlameError
 
 PASSWORD = "correct horse battery"  # the in-process cluster's users' password
 PAGE = 200  # the most messages one page holds
 # A cursor after every message (sent_at:seq:rowid, far in the future): the newest page without
 # the "the user saw it" of a page fetched with no cursor, so reading changes nothing.
+
+
+def ws_protocols(token: str) -> tuple[str, str]:
+    """What the page offers on the WebSocket: the feed's protocol and its page token."""
+    return (WS_PROTOCOL, WS_TOKEN_PREFIX + token)
 
 
 class ToolFailed(FlameError):
@@ -43,6 +50,7 @@ class UiClient:
         name: str = "",
     ) -> None:
         self.url = target if isinstance(target, str) else target.ui_url
+        self.token = ""  # the page token, once logged in
         self.password = password
         self.name = name or self.url
         self.session = aiohttp.ClientSession(
@@ -54,10 +62,14 @@ class UiClient:
         )
 
     async def login(self, password: str | None = None) -> dict[str, Any]:
+        """Log in as the page does: the cookie is kept by the jar, the page token is sent with
+        every later request (docs/UI_API.md, "Rules"). Returns `Me`."""
         status, body = await self.post("/ui/api/login", {"password": password or self.password})
         if status != 200:
             raise ToolFailed(f"{self.name}: UI login answered {status}: {body}")
-        return dict(body)
+        self.token = str(body["token"])
+        self.session.headers[TOKEN_HEADER] = self.token
+        return dict(body["me"])
 
     async def login_within(self, timeout_s: float) -> None:
         """Log in, trying again while the daemon is still coming up."""
@@ -159,7 +171,12 @@ class UiClient:
             await asyncio.sleep(0.1)
 
     async def websocket(self, max_msg_size: int = 4 * 1024 * 1024) -> Feed:
-        ws = await self.session.ws_connect("/ui/api/ws", origin=self.url, max_msg_size=max_msg_size)
+        ws = await self.session.ws_connect(
+            "/ui/api/ws",
+            origin=self.url,
+            max_msg_size=max_msg_size,
+            protocols=ws_protocols(self.token),
+        )
         feed = Feed(ws)
         hello = await feed.next_event()
         if hello["type"] != "hello":

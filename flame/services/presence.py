@@ -5,6 +5,7 @@ report that fails means degraded mode (§13.5)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
 from flame.core.models import PROTOCOL_VERSIONS
@@ -33,7 +34,12 @@ class Presence:
     tls: bytes | None = field(default=None, init=False)
 
     async def report_once(self) -> None:
-        """One signed report; the directory link is `ok` after it, `degraded` if it failed."""
+        """One signed report; the directory link is `ok` after it, `degraded` if it failed.
+        Appearing offline, the record is withdrawn instead, as a daemon that stops withdraws it
+        (PROTOCOL.md §12.2): no record and no address, as for a locked daemon."""
+        if self.status.is_hidden:
+            await self._directory(self.client.log_off(self.contacts.directory))
+            return
         record = make_presence(
             self.ctx.keys.identity(),
             self.ctx.me,
@@ -43,8 +49,11 @@ class Presence:
             int(self.ctx.clock.now()),
             tls=self.tls,
         )
+        await self._directory(self.client.report_presence(self.contacts.directory, record))
+
+    async def _directory(self, call: Awaitable[object]) -> None:
         try:
-            await self.client.report_presence(self.contacts.directory, record)
+            await call
         except FlameError as exc:
             if self.contacts.directory_state != "degraded":
                 log.warning("directory unreachable, working from cache: %s", exc.message)

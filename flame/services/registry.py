@@ -101,6 +101,9 @@ class Services:
         )
 
 
+LOCKED_MESSAGE = "This daemon is locked; its user has not logged in."
+
+
 @dataclass(eq=False)
 class ServiceHolder:
     """What the apps hold instead of the services: a locked daemon has none (its database is
@@ -117,7 +120,7 @@ class ServiceHolder:
     @property
     def services(self) -> Services:
         if self.current is None:
-            raise LockedError("This daemon is locked; its user has not logged in.")
+            raise LockedError(LOCKED_MESSAGE)
         return self.current
 
     @property

@@ -37,6 +37,12 @@ class StatusTracker:
         settings = self.ctx.settings.status
         return {"idle_away_s": settings.idle_away_s, "no_ui_away_s": settings.no_ui_away_s}
 
+    @property
+    def is_hidden(self) -> bool:
+        """ "Appear offline" (PROTOCOL.md §12.2): to peers this daemon is a locked one, and its
+        own loops do not reach out to them."""
+        return self.choice == "offline"
+
     def current(self) -> Status:
         """What the presence report says now."""
         return reported_status(

@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from flame.api.ui.session import TOKEN_HEADER
 from flame.core.crypto import Identity
 from flame.core.envelope import new_message_id, seal
 from flame.core.models import Envelope, Inner, TextBody
@@ -79,10 +80,12 @@ async def stored(node: ApiNode) -> int:
 
 
 async def unlocked(node: ApiNode) -> ApiNode:
+    """Logged in through the UI (which unlocks the daemon); node.ui then sends the page token."""
     async with node.ui.post(
         "/ui/api/login", json={"password": PASSWORD}, headers={"Origin": node.ui_url}
     ) as response:
         assert response.status == 200
+        node.ui.session.headers[TOKEN_HEADER] = (await response.json())["token"]
     return node
 
 

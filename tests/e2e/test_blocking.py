@@ -1,11 +1,19 @@
-"""Blocking: a blocked user's requests are refused at the edge (403, not told why) before any
-decryption, nothing they wrote gets in through someone else, they vanish from the contact list,
-and unblocking restores everything."""
+"""Blocking: a blocked user's requests are refused once their signature verified (403, not told
+why) and before any decryption, nobody else can tell who is blocked, nothing they wrote gets in
+through someone else, they vanish from the contact list, and unblocking restores everything."""
 
 from __future__ import annotations
 
+import json
+import time
+from typing import Any
+
+import aiohttp
+
+from flame.core.signing import sign_request
+from flame.daemon import Daemon
 from flame.store import messages as message_store
-from tests.cluster import Cluster, services_of
+from tests.cluster import Cluster, identity_of, services_of
 from tests.social import online_for, post_envelopes, sealed, signed_request
 
 
@@ -48,6 +56,54 @@ async def test_a_blocked_user_is_refused_at_the_edge_before_any_decryption(trio:
     assert "refused" in row["last_error"] and "block" not in row["last_error"].lower()
     assert await message_store.count_messages(services_of(alice).ctx.db, "bob") == 0
     assert services_of(alice).inbox.decryptions == before + 1
+
+
+async def forged_answers(forger: Daemon, target: Daemon, name: str) -> list[tuple[int, Any]]:
+    """What `forger` gets for requests to alice (`target`) that name `name` without being able
+    to sign as them: signed with the forger's own key, or not signed at all, on every signed
+    route and on hello."""
+    host = f"127.0.0.1:{target.peer_port}"
+    body = json.dumps({"envelopes": [sealed(forger, target).model_dump()]}).encode()
+    requests = [
+        ("POST", "/api/v1/envelopes", body),
+        ("GET", "/api/v1/profile", b""),
+        ("POST", "/api/v1/relay/collect", b'{"limit": 10}'),
+        ("GET", "/api/v1/files/AAAAAAAAAAAAAAAAAAAAAA", b""),
+    ]
+    answers = []
+    async with aiohttp.ClientSession() as session:
+        for method, path, payload in requests:
+            headers = sign_request(
+                identity_of(forger), name, "alice", method, path, host, payload, int(time.time())
+            )
+            for sent in (headers, {"Flame-User": name, "Flame-To": "alice"}):
+                async with session.request(
+                    method, f"http://{host}{path}", data=payload or None, headers=sent
+                ) as response:
+                    answers.append((response.status, await response.json()))
+        async with session.get(f"http://{host}/api/v1/hello", headers={"Flame-User": name}) as r:
+            answers.append((r.status, await r.json()))
+    return answers
+
+
+async def test_nobody_who_cannot_sign_as_a_blocked_user_can_tell_they_are_blocked(
+    trio: Cluster,
+) -> None:
+    """carol names bob in requests to alice, before and after alice blocks bob: the answers are
+    the same (401 for the signature, hello as to anyone), so the block list cannot be probed."""
+    alice, bob, carol = trio.daemons["alice"], trio.daemons["bob"], trio.daemons["carol"]
+    await online_for(trio, "alice", "bob", "carol")
+    before = await forged_answers(carol, alice, "bob")
+    assert {status for status, _ in before[:-1]} == {401}
+    alice_ui = await trio.ui("alice")
+    status, _ = await alice_ui.post("/ui/api/blocks", {"username": "bob"})
+    assert status == 200
+    assert await forged_answers(carol, alice, "bob") == before
+    # bob himself, who can sign, is refused before anything is opened.
+    opened = services_of(alice).inbox.decryptions
+    status, reply, _ = await post_envelopes(bob, alice, [sealed(bob, alice)])
+    assert (status, reply["error"]) == (403, "forbidden")
+    assert services_of(alice).inbox.decryptions == opened
 
 
 async def test_an_envelope_written_by_a_blocked_user_is_not_taken_from_anyone(

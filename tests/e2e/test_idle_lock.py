@@ -31,6 +31,7 @@ async def test_an_idle_ui_locks_the_daemon_and_peers_queue_until_the_next_login(
     unlocked = services_of(alice)
 
     await closed_by_the_daemon(alice_feed)  # nobody used alice's page for a second
+    assert alice_feed.ws.close_code == 4401  # the session ended: the page logs in again
     assert alice.services is None and alice.supervisor is None
     assert not unlocked.ctx.keys.is_unlocked and unlocked.ctx.db.closed
     status, _ = await alice_ui.get("/ui/api/me")

@@ -3,11 +3,20 @@ away by itself when idle or when no UI is open (short times configured here)."""
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
+import pytest
+
+from flame.core.models import Envelope
+from flame.daemon import Daemon
+from flame.devtools.ui import Feed
+from flame.store import messages as message_store
 from tests.cluster import Cluster, UiClient, services_of
-from tests.social import online_for
+from tests.social import online_for, post_envelopes, sealed, signed_request
 
 LIMITS = {"idle_away_s": 600.0, "no_ui_away_s": 60.0}
 
@@ -26,15 +35,7 @@ async def test_status_changes_reach_contacts(trio: Cluster) -> None:
         await alice_feed.wait_for(my_status(choice))
         await bob_ui.wait_status(bob_feed, "alice", choice)
 
-    # Appear offline: contacts see offline, yet the daemon still receives and sends.
-    await alice_ui.put("/ui/api/status", {"status": "offline"})
-    await bob_ui.wait_status(bob_feed, "alice", "offline")
-    await bob_ui.send("alice", "are you there?")
-    event = await alice_feed.wait_for(lambda e: e["type"] == "message")
-    assert event["message"]["text"] == "are you there?"
-    await alice_ui.send("bob", "quietly, yes")
-    await bob_feed.wait_for(lambda e: e["type"] == "message" and e["message"]["direction"] == "in")
-    assert await bob_ui.status_of("alice") == "offline"
+    await appear_offline_then_come_back(trio, alice_ui, bob_ui, alice_feed, bob_feed)
 
     status, answer = await alice_ui.put("/ui/api/status", {"status": "sleeping"})
     assert (status, answer["error"]) == (400, "bad_status")
@@ -46,8 +47,55 @@ async def test_status_changes_reach_contacts(trio: Cluster) -> None:
     again = await trio.ui("alice")
     _, mine = await again.get("/ui/api/status")
     assert mine["choice"] == "offline" and mine["status"] == "offline"
+    assert await hello_says_locked(trio, "alice")  # hidden from the first moment
     await again.put("/ui/api/status", {"status": "online"})
     await bob_ui.wait_status(bob_feed, "alice", "online")
+    assert not await hello_says_locked(trio, "alice")
+
+
+async def hello_says_locked(cluster: Cluster, name: str) -> bool:
+    """What anyone who knows the address learns from the public hello."""
+    url = f"http://127.0.0.1:{cluster.daemons[name].peer_port}/api/v1/hello"
+    async with aiohttp.ClientSession() as session, session.get(url) as response:
+        locked = (await response.json())["locked"]
+        assert isinstance(locked, bool)
+        return locked
+
+
+async def appear_offline_then_come_back(
+    trio: Cluster, alice_ui: UiClient, bob_ui: UiClient, alice_feed: Feed, bob_feed: Feed
+) -> None:
+    """Appear offline (PROTOCOL.md §12.2): to every peer alice is a locked daemon. No record at
+    the directory, hello says locked, a message to her waits in its sender's outbox; what she
+    sends still goes. Once she shows herself again, what waited arrives."""
+    alice, bob = trio.daemons["alice"], trio.daemons["bob"]
+    await alice_ui.put("/ui/api/status", {"status": "offline"})
+    await bob_ui.wait_status(bob_feed, "alice", "offline")
+    entry = await services_of(bob).client.directory_user(trio.directory_url, "alice")
+    assert entry.presence is None  # withdrawn: no address, no status, as a stopped daemon
+    assert await hello_says_locked(trio, "alice")
+    status, reply, _ = await post_envelopes(bob, alice, [sealed(bob, alice, text="direct")])
+    assert (status, reply["error"]) == (503, "locked")  # a locked daemon's very answer
+    sent = await bob_ui.send("alice", "are you there?")
+    await services_of(bob).delivery.deliver_to_peer("alice")
+    row = await services_of(bob).ctx.db.fetchone(
+        "SELECT attempts FROM outbox WHERE message_id=?", (sent["id"],)
+    )
+    assert row is not None and row["attempts"] >= 1  # tried, refused as locked, still queued
+    assert await message_store.count_messages(services_of(alice).ctx.db, "bob") == 0
+    await alice_ui.send("bob", "quietly, yes")
+    await bob_feed.wait_for(lambda e: e["type"] == "message" and e["message"]["direction"] == "in")
+    assert await bob_ui.status_of("alice") == "offline"
+
+    await alice_ui.put("/ui/api/status", {"status": "online"})
+    event = await alice_feed.wait_for(
+        lambda e: e["type"] == "message" and e["message"]["direction"] == "in"
+    )
+    assert event["message"]["id"] == sent["id"]
+    assert not await hello_says_locked(trio, "alice")
+    await bob_ui.wait_status(bob_feed, "alice", "online")
+    await alice_ui.put("/ui/api/status", {"status": "offline"})
+    await bob_ui.wait_status(bob_feed, "alice", "offline")
 
 
 async def test_idle_and_no_ui_turn_online_into_away_and_back(cluster: Cluster) -> None:
@@ -84,3 +132,70 @@ async def test_idle_and_no_ui_turn_online_into_away_and_back(cluster: Cluster) -
     await bob_ui.wait_status(bob_feed, "alice", "busy")
     await alice_ui.put("/ui/api/status", {"status": "busy"})  # idempotent
     assert alice.reported == "busy"
+
+
+async def deposit(depositor: Daemon, relay: Daemon, envelope: Envelope) -> None:
+    body = json.dumps(
+        {"deposits": [{"envelope": envelope.model_dump(), "expires_at": int(time.time()) + 3600}]}
+    ).encode()
+    status, reply, _ = await signed_request(
+        depositor, relay, "POST", "/api/v1/relay/deposits", body
+    )
+    assert status == 200 and reply["results"][0]["status"] == "stored", reply
+
+
+async def test_appearing_offline_collects_nothing_and_hands_nothing_over(cluster: Cluster) -> None:
+    """Relays are peers too: while alice appears offline she does not ask them for what they
+    hold for her, nor hand over what she holds for others, though both would be due every 0.1 s.
+    Once she shows herself, both go."""
+    await cluster.start_directory()
+    alice = await cluster.add_user("alice", relay_retry_s=0.1)
+    bob, carol = await cluster.add_user("bob"), await cluster.add_user("carol")
+    alice_ui, bob_ui = await cluster.ui("alice"), await cluster.ui("bob")
+    alice_feed, bob_feed = await alice_ui.websocket(), await bob_ui.websocket()
+    await online_for(cluster, "alice", "bob", "carol")
+    await online_for(cluster, "bob", "alice", "carol")
+
+    await bob_ui.put("/ui/api/status", {"status": "offline"})  # so alice keeps carol's deposit
+    await alice_ui.wait_status(alice_feed, "bob", "offline")
+    await deposit(carol, alice, sealed(carol, bob, text="held by alice"))
+    await alice_ui.put("/ui/api/status", {"status": "offline"})
+    await bob_ui.wait_status(bob_feed, "alice", "offline")
+    await bob_ui.put("/ui/api/status", {"status": "online"})  # bob is due his deposit now
+    await alice_ui.wait_status(alice_feed, "bob", "online")
+    await deposit(carol, bob, sealed(carol, alice, text="held by bob"))
+
+    def arrived(text: str) -> Callable[[dict[str, Any]], bool]:
+        return lambda e: e["type"] == "message" and e["message"]["text"] == text
+
+    for feed, text in ((alice_feed, "held by bob"), (bob_feed, "held by alice")):
+        with pytest.raises(TimeoutError):  # ten rounds of each loop: nothing moves
+            await feed.wait_for(arrived(text), timeout=1.0)
+    assert await message_store.count_messages(services_of(alice).ctx.db, "carol") == 0
+    assert await message_store.count_messages(services_of(bob).ctx.db, "carol") == 0
+
+    await alice_ui.put("/ui/api/status", {"status": "online"})
+    await alice_feed.wait_for(arrived("held by bob"))
+    await bob_feed.wait_for(arrived("held by alice"))
+
+
+async def test_appearing_offline_sends_no_probes_while_the_directory_is_down(trio: Cluster) -> None:
+    """Degraded mode asks peers directly whether they are up (PROTOCOL.md §13.5): a signed hello
+    that would tell them alice is. Hidden, she asks nobody, so she does not notice carol go."""
+    alice_ui = await trio.ui("alice")
+    feed = await alice_ui.websocket()
+    await alice_ui.wait_status(feed, "carol", "online")
+    await alice_ui.put("/ui/api/status", {"status": "offline"})
+    directory = trio.directory
+    assert directory is not None
+    await directory.stop()
+    await feed.wait_for(lambda e: e["type"] == "directory" and e["state"] == "degraded")
+    await trio.stop_daemon("carol")
+
+    def carol_offline(e: dict[str, Any]) -> bool:
+        return (e["type"], e.get("username"), e.get("status")) == ("presence", "carol", "offline")
+
+    with pytest.raises(TimeoutError):  # five probe intervals
+        await feed.wait_for(carol_offline, timeout=1.0)
+    await alice_ui.put("/ui/api/status", {"status": "online"})
+    await feed.wait_for(carol_offline)

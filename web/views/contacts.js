@@ -1,9 +1,10 @@
 // Sidebar contact list, updated in place (keyed by username).
 
+import { withToken } from '../api.js';
 import { h, setText, spinner } from '../dom.js';
 import { hashHue, initial, normalizeStatus, statusLabel } from '../format.js';
 import { conversationHash } from '../router.js';
-import { displayName, state, visibleContacts } from '../store.js';
+import { displayName, isConfusable, state, visibleContacts } from '../store.js';
 
 const STATUS_CLASSES = ['status-online', 'status-away', 'status-busy', 'status-offline'];
 
@@ -28,7 +29,7 @@ export function avatarElement(name, size = '') {
     }
     shown = url;
     if (url) {
-      el.replaceChildren(h('img', { class: 'avatar-img', src: url, alt: '' }));
+      el.replaceChildren(h('img', { class: 'avatar-img', src: withToken(url), alt: '' }));
     } else {
       el.replaceChildren(document.createTextNode(initial(label || name)));
     }
@@ -60,6 +61,8 @@ export class ContactList {
     const avatar = avatarElement(name);
     const avatarWrap = h('span', { class: 'avatar-wrap' }, avatar.el, dot);
     const nameEl = h('span', { class: 'contact-name' }, name);
+    // The username, shown when the display name could be taken for someone else's.
+    const usernameEl = h('span', { class: 'contact-username', hidden: true }, name);
     const warn = h(
       'span',
       {
@@ -81,17 +84,18 @@ export class ContactList {
       h(
         'span',
         { class: 'contact-main' },
-        h('span', { class: 'contact-line' }, nameEl, warn, badge),
+        h('span', { class: 'contact-line' }, nameEl, usernameEl, warn, badge),
         h('span', { class: 'contact-line contact-sub' }, statusText, preview),
       ),
     );
     const li = h('li', { class: 'contact-item' }, link);
-    return { li, link, dot, statusText, badge, warn, preview, nameEl, avatar };
+    return { li, link, dot, statusText, badge, warn, preview, nameEl, usernameEl, avatar };
   }
 
   _updateItem(item, c) {
     setText(item.nameEl, displayName(c.username));
     item.nameEl.title = c.username;
+    item.usernameEl.hidden = !isConfusable(c.username);
     item.avatar.update(c.avatar_url, displayName(c.username));
     item.link.classList.toggle('is-blocked', c.blocked);
     item.li.dataset.blocked = c.blocked ? 'true' : 'false';

@@ -9,6 +9,10 @@ import { avatarElement, ContactList, setStatusDot } from './contacts.js';
 export const DEGRADED_TEXT =
   'Directory unreachable — working from cache; messages still flow between online peers';
 
+// What appearing offline means (PROTOCOL.md §12.2).
+const HIDDEN_TITLE =
+  'Nobody can tell you are here. Messages to you wait until you choose another status.';
+
 export class Shell {
   constructor({ onLogout, onRetryContacts, onStatus }) {
     this.onLogout = onLogout;
@@ -35,7 +39,9 @@ export class Shell {
         onchange: () => this._chooseStatus(),
       },
       ...Object.entries(STATUSES).map(([value, label]) =>
-        h('option', { value }, value === 'offline' ? 'Appear offline' : label),
+        value === 'offline'
+          ? h('option', { value, title: HIDDEN_TITLE }, 'Appear offline')
+          : h('option', { value }, label),
       ),
     );
     this.searchInput = h('input', {

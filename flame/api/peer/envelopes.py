@@ -14,14 +14,16 @@ FEATURES = ["envelopes", "receipts", "relay", "profiles", "files"]
 
 
 async def hello(request: web.Request) -> web.Response:
-    """Answered locked too: who this is comes from the keystore record, outside the database."""
-    holder = request.app[PEER].holder
+    """Answered locked too: who this is comes from the keystore record, outside the database.
+    A user who appears offline is `locked` here too (PROTOCOL.md §12.2)."""
+    state = request.app[PEER]
+    holder = state.holder
     reply = Hello(
         username=holder.account.username,
         identity_key=b64e(holder.account.identity_key),
         versions=list(PROTOCOL_VERSIONS),
         features=FEATURES,
-        locked=not holder.is_unlocked,
+        locked=state.is_locked or not holder.is_unlocked,
     )
     return web.json_response(reply.model_dump())
 

@@ -7,9 +7,11 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from flame.api.peer.guard import refuse_blocked
+from flame.errors import LockedError
 from flame.net.http import read_body
 from flame.net.verify import RequestVerifier
-from flame.services.registry import ServiceHolder, Services
+from flame.services.registry import LOCKED_MESSAGE, ServiceHolder, Services
 
 PREFIX = "/api/v1"
 
@@ -20,9 +22,20 @@ class PeerState:
     verifier: RequestVerifier
 
     @property
+    def is_locked(self) -> bool:
+        """What peers are told (`hello`): locked, or its user appears offline (PROTOCOL.md
+        §12.2), which peers cannot tell apart."""
+        services = self.holder.current
+        return services is None or services.status.is_hidden
+
+    @property
     def services(self) -> Services:
-        """LockedError (503 `locked`, Retry-After) while the daemon is locked."""
-        return self.holder.services
+        """LockedError (503 `locked`, Retry-After) while the daemon is locked, or while its user
+        appears offline: then every signed request gets the very answer a locked daemon gives."""
+        services = self.holder.services
+        if services.status.is_hidden:
+            raise LockedError(LOCKED_MESSAGE)
+        return services
 
     async def signed_body(
         self, request: web.Request, limit: int | None = None
@@ -39,14 +52,15 @@ class PeerState:
     async def caller(
         self, request: web.Request, body: bytes = b"", *, unsigned_body: bool = False
     ) -> str:
-        """The authenticated caller of a signed request (PROTOCOL.md §4.3). A locked daemon
-        cannot verify one (the pinned keys are in its encrypted database): 503 `locked`."""
-        return await self.verifier.verify(
-            request,
-            body,
-            self.services.contacts.lookup_identity_key,
-            unsigned_body=unsigned_body,
+        """The authenticated caller of a signed request (PROTOCOL.md §4.3), refused if this user
+        blocked them (§12.4). A locked daemon cannot verify one (the pinned keys are in its
+        encrypted database): 503 `locked`."""
+        services = self.services
+        caller = await self.verifier.verify(
+            request, body, services.contacts.lookup_identity_key, unsigned_body=unsigned_body
         )
+        await refuse_blocked(services, caller)
+        return caller
 
 
 PEER = web.AppKey("peer", PeerState)

@@ -23,14 +23,14 @@ def build(
     other API route needs a session); the login unlocks the daemon and so makes the services."""
     security = holder.settings.security
     state = UiState(
-        holder, unlock, origin, LoginThrottle(security.login_burst, security.login_refill_s)
+        holder, unlock, origin, LoginThrottle(security.login_delay_s, security.login_max_delay_s)
     )
     app = web.Application(
         middlewares=[
             headers_middleware(),
             error_middleware,
             host_and_origin_middleware(origin),
-            require_session(state.sessions, holder.clock.now),
+            require_session(state.sessions, lambda: origin.port, holder.clock.now),
             activity_middleware(state),
         ],
         client_max_size=holder.settings.daemon.max_body_bytes,
@@ -56,14 +56,14 @@ def build(
     router.add_post(files_base, files.announce)
     router.add_get(files_base + "/{id}", files.view)
     router.add_put(files_base + "/{id}/content", files.upload, name=files.UPLOAD_ROUTE)
-    router.add_get(files_base + "/{id}/content", files.content)
+    router.add_get(files_base + "/{id}/content", files.content, name="ui_file_content")
     router.add_post(files_base + "/{id}/cancel", files.cancel)
     router.add_post(files_base + "/{id}/decline", files.decline)
     router.add_get(f"{api}/profile", social.get_own)
     router.add_put(f"{api}/profile", social.put_own)
     router.add_put(f"{api}/profile/avatar", social.put_avatar)
     router.add_get(person, social.get_profile)
-    router.add_get(f"{person}/avatar", social.get_avatar)
+    router.add_get(f"{person}/avatar", social.get_avatar, name="ui_avatar")
     router.add_get(f"{api}/status", social.get_status)
     router.add_put(f"{api}/status", social.put_status)
     router.add_get(f"{api}/blocks", social.list_blocks)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 from pydantic import Field
 
-from flame.api.ui.session import SESSION, SESSION_COOKIE
+from flame.api.ui import views
+from flame.api.ui.session import SESSION, cookie_name
 from flame.api.ui.state import UI
 from flame.core.models import Wire
 from flame.errors import WrongPassword
@@ -21,28 +20,31 @@ class LoginBody(Wire):
 async def login(request: web.Request) -> web.Response:
     ui = request.app[UI]
     now = ui.holder.clock.now
-    client = request.remote or "unknown"
-    ui.throttle.take(client, now())
     body = parse_model(LoginBody, await ui.body(request))
-    async with ui.throttle.kdf_slots:
-        await asyncio.sleep(ui.throttle.penalty_s(client))
+    throttle = ui.throttle
+    async with throttle.checking:  # one password check at a time, whoever asks
+        throttle.admit(now())
         try:
             await ui.unlock(body.password)
         except WrongPassword:
-            ui.throttle.failed(client)
+            throttle.failed(now())
             raise
-    ui.throttle.succeeded(client)
+    throttle.succeeded()
     ui.services.status.activity()
-    token = ui.sessions.create(now())
-    response = web.json_response(ui.me())
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")
+    cookie, page_token = ui.sessions.create(now())
+    response = web.json_response(views.login_json(ui.me(), page_token))
+    response.set_cookie(
+        cookie_name(ui.origin.port), cookie, httponly=True, samesite="Strict", path="/"
+    )
     return response
 
 
 async def logout(request: web.Request) -> web.Response:
-    request.app[UI].sessions.revoke(request[SESSION])
+    """Ends the session; its live feeds close too (feed.py waits on the session's end)."""
+    ui = request.app[UI]
+    ui.sessions.revoke(request[SESSION])
     response = web.json_response({})
-    response.del_cookie(SESSION_COOKIE, path="/")
+    response.del_cookie(cookie_name(ui.origin.port), path="/")
     return response
 
 

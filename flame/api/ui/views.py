@@ -33,6 +33,11 @@ def me_json(username: str, fingerprint: str, directory: str) -> Json:
     return {"username": username, "fingerprint": fingerprint, "directory": directory}
 
 
+def login_json(me: Json, token: str) -> Json:
+    """`Login`: who logged in, and the page token this page sends with every request."""
+    return {"me": me, "token": token}
+
+
 def message_json(message: Message, transfer: Transfer | None = None) -> Json:
     """`Message`; a file offer's `file` is its transfer's `File` when there is one."""
     view: Json = {
@@ -196,6 +201,7 @@ def diagnostics_json(outbox: int, relay_deposits: int) -> Json:
 # Every UI object, by the name docs/UI_API.md gives it.
 OBJECTS: dict[str, Callable[..., Json]] = {
     "Me": me_json,
+    "Login": login_json,
     "Contact": contact_json,
     "Message": message_json,
     "File": file_json,

@@ -19,6 +19,8 @@ export class ConversationHeader {
     this.statusText = h('span', { class: 'status-text' }, '…');
     this.avatar = avatarElement(peer, 'avatar-lg');
     this.titleName = h('span', { class: 'conv-title-name' }, peer);
+    // Always the username too: a display name proves nothing (anyone can choose "Alice").
+    this.titleUsername = h('span', { class: 'conv-title-username', id: 'conv-username' }, peer);
     this.block = busyButton(
       {
         id: 'block-toggle',
@@ -55,6 +57,7 @@ export class ConversationHeader {
             { id: 'conv-profile-link', href: profileHash(peer), title: `${peer}'s profile` },
             this.titleName,
           ),
+          this.titleUsername,
         ),
         h('div', { class: 'conv-status' }, this.dot, this.statusText),
       ),
@@ -70,6 +73,7 @@ export class ConversationHeader {
   /** c: the contact, or null for someone not in the contacts. */
   render(c) {
     setText(this.titleName, store.displayName(this.peer));
+    this.titleUsername.hidden = store.displayName(this.peer) === this.peer;
     this.avatar.update(c ? c.avatar_url : null, store.displayName(this.peer));
     this.block.el.hidden = !c;
     setText(this.block.label, c?.blocked ? 'Unblock' : 'Block');
