@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flame.core.models import INLINE_MAX_BYTES
 from flame.errors import ConfigError
@@ -99,6 +99,20 @@ class SecuritySettings(Section):
     argon2_lanes: int = Field(default=1, ge=1, le=16)
     login_burst: int = Field(default=5, ge=1)
     login_refill_s: float = Field(default=12.0, gt=0)
+    # The protocol versions this daemon speaks (PROTOCOL.md §9): max_version 1 pins it to version
+    # 1 (no forward secrecy); min_version 2 refuses version 1 both ways.
+    min_version: int = Field(default=1, ge=1, le=2)
+    max_version: int = Field(default=2, ge=1, le=2)
+
+    @model_validator(mode="after")
+    def _version_range(self) -> SecuritySettings:
+        if self.min_version > self.max_version:
+            raise ValueError("security.min_version cannot be above security.max_version")
+        return self
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        return tuple(range(self.min_version, self.max_version + 1))
 
 
 class LimitsSettings(Section):

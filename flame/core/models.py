@@ -27,7 +27,7 @@ from flame.errors import BadRequest
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 STATUSES = ("online", "away", "busy", "offline")
 Status = Literal["online", "away", "busy", "offline"]
-PROTOCOL_VERSIONS = (1,)
+PROTOCOL_VERSIONS = (1, 2)  # version 2: ratchet sessions inside the envelope (PROTOCOL.md §14)
 
 
 def check_username(name: str) -> str:
@@ -295,6 +295,24 @@ class ReceiptBody(Wire):
     ids: list[str] = Field(min_length=1, max_length=1000)
 
 
+class RatchetBody(Wire):
+    """The body of the version 2 outer kind `ratchet` (PROTOCOL.md §14.4): an Olm message of the
+    session `session`; `identity` (the author's Curve25519 ratchet identity) only in a prekey
+    message (`type` 0), which starts the session."""
+
+    session: str = Field(min_length=1, max_length=64)
+    type: Literal[0, 1]
+    identity: B64 | None = None
+    ciphertext: SEALED
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_identity(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("identity", "") is None:
+            del dumped["identity"]
+        return dumped
+
+
 SEQUENCED_KINDS = {"text", "file_offer"}  # kinds that are part of a conversation's order
 KIND_BODIES: dict[str, type[Wire]] = {
     "text": TextBody,
@@ -303,6 +321,7 @@ KIND_BODIES: dict[str, type[Wire]] = {
     "file_offer": FileOfferBody,
     "file_cancel": FileCancelBody,
     "file_decline": FileDeclineBody,
+    "ratchet": RatchetBody,  # version 2 only: the envelope's layer around the real inner message
 }
 
 
@@ -323,8 +342,12 @@ class Inner(BaseModel):
     @classmethod
     def _body_of_kind(cls, data: Any) -> Any:
         """Parse `body` with the model of its `kind`."""
+        if isinstance(data, dict) and not isinstance(data.get("kind"), str):
+            raise ValueError("kind must be a string")
+        if isinstance(data, dict) and not isinstance(data.get("body"), dict | Wire):
+            raise ValueError("body must be an object")
         if isinstance(data, dict) and isinstance(data.get("body"), dict):
-            model = KIND_BODIES.get(data.get("kind"))  # type: ignore[arg-type]
+            model = KIND_BODIES.get(data["kind"])
             if model is None:
                 raise ValueError(f"unknown message kind {data.get('kind')!r}")
             data = {**data, "body": model.model_validate(data["body"])}
@@ -339,3 +362,34 @@ class Inner(BaseModel):
         if (self.kind in SEQUENCED_KINDS) != (self.seq >= 1):
             raise ValueError(f"seq {self.seq} does not fit kind {self.kind!r}")
         return self
+
+
+# --- version 2: prekeys at the directory (PROTOCOL.md §14.3) --------------------------------------
+
+
+class PrekeyRecord(Wire):
+    """A Curve25519 prekey of `username`'s ratchet identity, signed by the Flame identity key."""
+
+    username: Username
+    identity: B64
+    key: B64
+    fallback: bool
+    sig: B64
+
+
+class PrekeyUpload(Wire):
+    """PUT /dir/v1/prekeys: replaces every one-time key the directory holds for the caller."""
+
+    one_time: list[PrekeyRecord] = Field(max_length=100)
+    fallback: PrekeyRecord
+
+
+class PrekeyCount(Wire):
+    one_time_left: int = Field(ge=0)
+
+
+class PrekeyClaim(Wire):
+    """POST /dir/v1/prekeys/{name}/claim: one one-time key (gone from the directory), or the
+    fallback key when none is left."""
+
+    prekey: PrekeyRecord

@@ -8,6 +8,11 @@ AUDIENCE (header Flame-To) names who the request is for (a username, or "directo
 refuses requests meant for someone else, so a signed request cannot be replayed against another
 machine. The receiver also checks a ±300 s window and a nonce cache.
 
+Version 2 between peers (PROTOCOL.md §14.8) replaces the signature by Flame-Mac, an HMAC-SHA256
+of the same lines (first line FLAME-REQUEST-V2) under the pair's static-static key: both sides
+could have made it, so a kept request proves nothing to anyone else (deniable). The directory and
+signed records keep Ed25519.
+
 A streamed body (file chunks, PROTOCOL.md §11.4) is signed as the literal UNSIGNED-PAYLOAD instead
 of its hash: its bytes are authenticated chunk by chunk by their AEAD. Only routes that declare
 it accept such a signature.
@@ -16,6 +21,7 @@ it accept such a signature.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -25,12 +31,14 @@ from flame.core.encoding import b64d, b64e, canonical_json
 from flame.errors import AuthError, BadRequest
 
 REQUEST_CONTEXT = "FLAME-REQUEST-V1"
+REQUEST_CONTEXT_MAC = "FLAME-REQUEST-V2"
 MAX_SKEW_S = 300
 HEADER_USER = "Flame-User"
 HEADER_TO = "Flame-To"
 HEADER_TIME = "Flame-Timestamp"
 HEADER_NONCE = "Flame-Nonce"
 HEADER_SIG = "Flame-Signature"
+HEADER_MAC = "Flame-Mac"
 DIRECTORY_AUDIENCE = "directory"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
@@ -46,9 +54,10 @@ def request_string(
     body: bytes,
     *,
     unsigned_body: bool = False,
+    context: str = REQUEST_CONTEXT,
 ) -> bytes:
     parts = [
-        REQUEST_CONTEXT,
+        context,
         method.upper(),
         path_qs,
         host,
@@ -86,24 +95,62 @@ def sign_request(
     }
 
 
+def mac_request(
+    pair_key: bytes,
+    user: str,
+    audience: str,
+    method: str,
+    path_qs: str,
+    host: str,
+    body: bytes,
+    timestamp: int,
+    *,
+    unsigned_body: bool = False,
+) -> dict[str, str]:
+    """Headers of a version 2 peer request, authenticated by the pair key (PROTOCOL.md §14.8)."""
+    nonce = b64e(os.urandom(16))
+    message = request_string(
+        method,
+        path_qs,
+        host,
+        user,
+        audience,
+        timestamp,
+        nonce,
+        body,
+        unsigned_body=unsigned_body,
+        context=REQUEST_CONTEXT_MAC,
+    )
+    return {
+        HEADER_USER: user,
+        HEADER_TO: audience,
+        HEADER_TIME: str(timestamp),
+        HEADER_NONCE: nonce,
+        HEADER_MAC: b64e(hmac.digest(pair_key, message, "sha256")),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class SignedRequest:
-    """The authentication headers of an incoming request, parsed but not yet verified."""
+    """The authentication headers of an incoming request, parsed but not yet verified: an Ed25519
+    `signature` (version 1), or a pair-key `mac` (version 2, PROTOCOL.md §14.8)."""
 
     user: str
     audience: str
     timestamp: int
     nonce: str
     signature: bytes
+    mac: bytes | None = None
 
     @classmethod
     def from_headers(cls, headers: Any) -> SignedRequest:
+        is_mac = HEADER_MAC in headers and HEADER_SIG not in headers
         try:
             user, audience = headers[HEADER_USER], headers[HEADER_TO]
             raw_time, nonce, raw_sig = (
                 headers[HEADER_TIME],
                 headers[HEADER_NONCE],
-                headers[HEADER_SIG],
+                headers[HEADER_MAC if is_mac else HEADER_SIG],
             )
         except KeyError as exc:
             raise AuthError(
@@ -113,6 +160,8 @@ class SignedRequest:
             raise AuthError("Flame-Timestamp must be whole epoch seconds.", code="bad_signature")
         try:
             b64d(nonce, length=16, what="Flame-Nonce")
+            if is_mac:
+                return cls(user, audience, int(raw_time), nonce, b"", b64d(raw_sig, length=32))
             signature = b64d(raw_sig, length=64, what="Flame-Signature")
         except BadRequest as exc:
             raise AuthError(exc.message, code="bad_signature") from exc
@@ -120,7 +169,7 @@ class SignedRequest:
 
     def check(
         self,
-        identity_key: bytes,
+        key: bytes,
         *,
         method: str,
         path_qs: str,
@@ -131,7 +180,8 @@ class SignedRequest:
         not_before: float,
         unsigned_body: bool = False,
     ) -> None:
-        """Verify audience, time window and signature (the nonce cache is the caller's)."""
+        """Verify audience, time window and signature (the nonce cache is the caller's). `key` is
+        the caller's identity key, or the pair key for a MAC request."""
         if self.audience != expected_audience:
             raise AuthError("This request was signed for someone else.", code="wrong_audience")
         if abs(now - self.timestamp) > MAX_SKEW_S:
@@ -154,8 +204,12 @@ class SignedRequest:
             self.nonce,
             body,
             unsigned_body=unsigned_body,
+            context=REQUEST_CONTEXT if self.mac is None else REQUEST_CONTEXT_MAC,
         )
-        if not verify_signature(identity_key, self.signature, message):
+        if self.mac is not None:
+            if not hmac.compare_digest(hmac.digest(key, message, "sha256"), self.mac):
+                raise AuthError("The request MAC does not verify.", code="bad_signature")
+        elif not verify_signature(key, self.signature, message):
             raise AuthError("The request signature does not verify.", code="bad_signature")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -29,13 +29,16 @@ from flame.core.models import (
     Envelope,
     EnvelopeBatch,
     Hello,
+    PrekeyClaim,
+    PrekeyCount,
+    PrekeyUpload,
     PresenceRecord,
     Profile,
     RelayAck,
     TransferStatus,
     UserRecord,
 )
-from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
+from flame.core.signing import DIRECTORY_AUDIENCE, mac_request, sign_request
 from flame.errors import PeerRefused, PeerUnreachable
 
 DIRECTORY_PREFIX = "/dir/v1"
@@ -81,6 +84,9 @@ class PeerClient:
     def __init__(self, keys: Keys, timeout_s: float, now: Callable[[], float]) -> None:
         self.keys = keys
         self.now = now
+        # The pair key of a peer that speaks version 2 (PROTOCOL.md §14.8), or None: its requests
+        # then carry a MAC instead of a signature. Set by the composition root.
+        self.pair_key: Callable[[str], Awaitable[bytes | None]] | None = None
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
             connector=aiohttp.TCPConnector(limit=256, limit_per_host=8, ttl_dns_cache=60),
@@ -90,11 +96,26 @@ class PeerClient:
     async def close(self) -> None:
         await self.session.close()
 
-    def _signed(
+    async def _signed(
         self, audience: str, method: str, target: URL, host: str, body: bytes, *, streamed: bool
     ) -> dict[str, str]:
         if not self.keys.is_unlocked:
             raise PeerUnreachable("The daemon is locked: it cannot sign requests.")
+        pair_key = None
+        if audience != DIRECTORY_AUDIENCE and self.pair_key is not None:
+            pair_key = await self.pair_key(audience)
+        if pair_key is not None:
+            return mac_request(
+                pair_key,
+                self.keys.username,
+                audience,
+                method,
+                target.raw_path_qs,
+                host,
+                body,
+                int(self.now()),
+                unsigned_body=streamed,
+            )
         return sign_request(
             self.keys.identity(),
             self.keys.username,
@@ -150,7 +171,9 @@ class PeerClient:
         }
         if audience is not None:
             all_headers.update(
-                self._signed(audience, method, target, all_headers["Host"], body, streamed=False)
+                await self._signed(
+                    audience, method, target, all_headers["Host"], body, streamed=False
+                )
             )
         return await self._exchange(method, target, all_headers, _payload(body))
 
@@ -203,6 +226,29 @@ class PeerClient:
         await self.request(
             "DELETE", directory_url + DIRECTORY_PREFIX + "/presence", audience=DIRECTORY_AUDIENCE
         )
+
+    async def put_prekeys(self, directory_url: str, upload: PrekeyUpload) -> PrekeyCount:
+        _, payload, _ = await self.request(
+            "PUT",
+            directory_url + DIRECTORY_PREFIX + "/prekeys",
+            audience=DIRECTORY_AUDIENCE,
+            body=upload.model_dump_json().encode(),
+        )
+        return parse_reply(PrekeyCount, payload)
+
+    async def prekey_count(self, directory_url: str) -> PrekeyCount:
+        _, payload, _ = await self.request(
+            "GET", directory_url + DIRECTORY_PREFIX + "/prekeys", audience=DIRECTORY_AUDIENCE
+        )
+        return parse_reply(PrekeyCount, payload)
+
+    async def claim_prekey(self, directory_url: str, username: str) -> PrekeyClaim:
+        _, payload, _ = await self.request(
+            "POST",
+            f"{directory_url}{DIRECTORY_PREFIX}/prekeys/{username}/claim",
+            audience=DIRECTORY_AUDIENCE,
+        )
+        return parse_reply(PrekeyClaim, payload)
 
     # --- peers -------------------------------------------------------------------------------
 
@@ -304,7 +350,7 @@ class PeerClient:
             "Content-Type": "application/octet-stream",
             "Content-Length": str(length),
             TOKEN_HEADER: token,
-            **self._signed(peer, "PUT", target, host, b"", streamed=True),
+            **(await self._signed(peer, "PUT", target, host, b"", streamed=True)),
         }
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=self.session.timeout.total

@@ -22,6 +22,7 @@ from flame.services.context import Context
 from flame.services.events import DirectoryStateChanged, KeyChanged, PresenceChanged
 from flame.store import contacts as contact_store
 from flame.store import outbox as outbox_store
+from flame.store import sessions as session_store
 from flame.store.contacts import Contact
 
 log = logging.getLogger("flame.contacts")
@@ -63,6 +64,7 @@ class Contacts:
         updates: list[tuple[str, str | None, str, int | None]] = []
         changed: list[PresenceChanged] = []
         online: list[str] = []
+        versions: list[tuple[str, list[int], int]] = []  # from verified presence (§9)
         for entry in entries:
             user = entry.user
             if user.username == ctx.me:
@@ -94,6 +96,8 @@ class Contacts:
                 presence.username != user.username or not verify_presence(presence, pinned_key)
             ):
                 presence = None  # unsigned by the pinned key: not believed
+            if presence is not None:
+                versions.append((user.username, list(presence.versions), presence.ts))
             status = effective_status(presence, now, ttl)
             address = (
                 presence.address
@@ -109,6 +113,7 @@ class Contacts:
                 if status != "offline":
                     online.append(user.username)
         await contact_store.set_presence(ctx.db, updates)
+        await session_store.set_peer_versions(ctx.db, versions)
         for event in changed:  # after the commit: a UI that reacts by asking sees the new state
             ctx.events.publish(event)
         await self.came_online(online)

@@ -20,6 +20,7 @@ from flame.services.contacts import Contacts
 from flame.services.context import Context
 from flame.services.events import KeyChanged, MessageAdded
 from flame.services.receipts import Receipts
+from flame.services.sessions import Sessions
 from flame.store import messages as message_store
 from flame.store.contacts import Contact
 from flame.store.messages import Incoming
@@ -34,6 +35,7 @@ class Inbox:
     contacts: Contacts
     blocks: Blocks
     receipts: Receipts
+    sessions: Sessions
     # What the daemon does with each kind of inner message (core.models.KIND_BODIES lists them);
     # the composition root adds the receivers of the other services.
     receivers: dict[str, Receiver] = field(default_factory=dict, init=False)
@@ -64,6 +66,7 @@ class Inbox:
                 continue
             accepted.append((len(results), incoming))
             results.append(None)
+        accepted = await self._open_ratchets(accepted, results, statuses)
         by_kind: dict[str, list[tuple[int, Incoming]]] = {}
         for index, item in accepted:
             by_kind.setdefault(item.inner.kind, []).append((index, item))
@@ -80,6 +83,29 @@ class Inbox:
         final = [r for r in results if r is not None]
         status = statuses[min(statuses)] if statuses else 200
         return status, BatchResult(results=final)
+
+    async def _open_ratchets(
+        self,
+        accepted: list[tuple[int, Incoming]],
+        results: list[EnvelopeResult | None],
+        statuses: dict[int, int],
+    ) -> list[tuple[int, Incoming]]:
+        """Version 2: the inner message inside each `ratchet` (PROTOCOL.md §14.6), opened and
+        stored with its session's new state before any receiver sees it."""
+        outer = [(index, item) for index, item in accepted if item.inner.kind == "ratchet"]
+        if not outer:
+            return accepted
+        opened = await self.sessions.open_all([item.inner for _, item in outer])
+        inners = {index: result for (index, _), result in zip(outer, opened, strict=True)}
+        kept = []
+        for index, item in accepted:
+            inner = inners.get(index, item.inner)
+            if isinstance(inner, RequestError):
+                statuses[index] = inner.status
+                results[index] = _refused(item.inner.id, inner)
+                continue
+            kept.append((index, Incoming(inner=inner, received_at=item.received_at)))
+        return kept
 
     async def receive_texts(self, items: list[Incoming]) -> list[bool]:
         """Store text messages and their delivered receipts in one transaction, then show the new
@@ -104,7 +130,9 @@ class Inbox:
         authors: dict[str, Contact | None],
     ) -> Incoming:
         self.decryptions += 1
-        opened = envelope_rules.open_envelope(exchange_key, self.ctx.me, envelope)
+        opened = envelope_rules.open_envelope(
+            exchange_key, self.ctx.me, envelope, self.ctx.settings.security.versions
+        )
         author = opened.inner.from_
         if await self.blocks.is_blocked(author):
             # Written by someone this user blocked, brought by someone else (PROTOCOL.md §12.4):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from flame.core.models import PROTOCOL_VERSIONS
 from flame.core.presence import make_presence
 from flame.errors import FlameError
 from flame.net.peer_client import PeerClient
@@ -37,7 +36,7 @@ class Presence:
             self.ctx.me,
             self.address,
             self.status.current(),  # what the user chose, or away when idle (PROTOCOL.md §12.2)
-            list(PROTOCOL_VERSIONS),
+            list(self.ctx.settings.security.versions),
             int(self.ctx.clock.now()),
         )
         try:

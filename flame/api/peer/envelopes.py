@@ -6,7 +6,7 @@ from aiohttp import web
 
 from flame.api.peer.state import PEER
 from flame.core.encoding import b64e
-from flame.core.models import PROTOCOL_VERSIONS, BatchResult, EnvelopeBatch, Hello
+from flame.core.models import BatchResult, EnvelopeBatch, Hello
 from flame.errors import RequestError
 from flame.net.http import parse_model
 
@@ -18,7 +18,7 @@ async def hello(request: web.Request) -> web.Response:
     reply = Hello(
         username=ctx.me,
         identity_key=b64e(ctx.keys.account.identity_key),
-        versions=list(PROTOCOL_VERSIONS),
+        versions=list(ctx.settings.security.versions),
         features=FEATURES,
         locked=not ctx.keys.is_unlocked,
     )
@@ -32,7 +32,9 @@ async def envelopes(request: web.Request) -> web.Response:
     services.ctx.keys.identity()  # locked: 503, and the sender keeps the envelopes queued
     batch = parse_model(EnvelopeBatch, body, what="batch")
     status, result = await services.inbox.receive_batch(batch)
-    if request.query.get("ack") == "1":  # a relay handing over deposits wants our signed ack
+    if (
+        request.query.getone("ack", None) == "1"
+    ):  # a relay handing over deposits wants our signed ack
         result = result.model_copy(update={"ack": services.relay.ack_for(signer, result)})
     if status != 200:
         raise batch_refused(status, result)
