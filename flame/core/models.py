@@ -45,9 +45,10 @@ B64 = Annotated[str, Field(max_length=200)]
 INLINE_MAX_BYTES = 1024 * 1024
 INLINE_B64_MAX = (INLINE_MAX_BYTES * 4 + 2) // 3
 # A sealed body: the largest inner message padded, sealed and encoded fits with room to spare. The
-# largest is a file offer carrying 1 MiB inline (about 1.87 MB here; a test checks); the longest
+# largest is a file offer carrying 1 MiB inline: about 1.87 MB in version 1, 2.49 MB in version 2,
+# where its ratchet ciphertext is encoded once more (PROTOCOL.md §14.4; a test checks); the longest
 # text message (100,000 characters, each up to 6 bytes as JSON) comes to about 800 KB.
-SEALED = Annotated[str, Field(max_length=2_000_000)]
+SEALED = Annotated[str, Field(max_length=2_600_000)]
 
 
 class Wire(BaseModel):

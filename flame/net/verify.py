@@ -71,7 +71,8 @@ class RequestVerifier:
             lookup = mac_lookup
         elif not signatures:
             raise AuthError(
-                "This daemon accepts only protocol version 2 requests (PROTOCOL.md §14.8).",
+                "This daemon does not accept protocol version 1 requests: it speaks only "
+                "version 2 (PROTOCOL.md §14.2).",
                 code="old_version",
             )
         identity_key = await lookup(signed.user)

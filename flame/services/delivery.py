@@ -34,6 +34,7 @@ PERMANENT_CODES = {
     "rejected",
     "sender_key_mismatch",
     "unknown_sender",
+    "old_version",  # the peer refuses the version this daemon speaks (PROTOCOL.md §14.2)
 }
 NO_SESSION = "no_session"
 RETRIED_CODES = {Unavailable.code, NO_SESSION}

@@ -122,6 +122,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     MessageStateChanged,
     PresenceChanged,
     KeyChanged,
+    SessionReset,
     DirectoryStateChanged,
     MyStatusChanged,
     ProfileChanged,

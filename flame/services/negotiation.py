@@ -46,9 +46,11 @@ class Negotiation:
         prekey tells). Raises `old_version` when they share none."""
         theirs = await self.peer_versions(peer)
         common = [v for v in self.versions if theirs is None or v in theirs]
-        if not common:
+        if common:
+            return max(common)
+        if theirs is not None and max(theirs) < min(self.versions):
             raise old_version(peer)
-        return max(common)
+        return max(self.versions)  # they are newer: they refuse it, or take it (§14.2)
 
     async def shown_version(self, peer: str) -> int:
         """The version a conversation shows (docs/UI_API.md `protocol_version`)."""

@@ -58,10 +58,10 @@ class Services:
         """Each service gets what it uses; the order is the order of their dependencies."""
         blocks = Blocks(ctx)
         status = StatusTracker(ctx)
-        people = People(ctx, blocks, status)
+        negotiation = Negotiation(ctx)
+        people = People(ctx, blocks, status, negotiation)
         contacts = Contacts(ctx, client, blocks, directory_url)
         presence = Presence(ctx, client, contacts, status)
-        negotiation = Negotiation(ctx)
         sessions = Sessions(ctx, client, negotiation, directory_url)
         client.pair_key = negotiation.pair_key  # deniable requests to version 2 peers (§14.8)
         messaging = Messaging(ctx, contacts, sessions)

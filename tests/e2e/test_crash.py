@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from flame.devtools.chaos.peers import INIT_ENV, cluster_env
 from flame.devtools.cluster import Cluster, Node, start_processes
+from flame.devtools.ui import ToolFailed
 from tests.cluster import UiClient, eventually
 
 PAGES = 100
@@ -96,3 +100,57 @@ async def test_kill_9_of_the_recipient_mid_batch_loses_and_doubles_nothing(
 
 async def _some(node: Node) -> bool:
     return len(await received(node, "alice")) > 0
+
+
+async def _opened_under_version_2(node: Node) -> int:
+    """Messages this daemon opened from ratchet sessions (PROTOCOL.md §14.6), read from its file."""
+    (path,) = node.proc.folder.rglob("flame.db")
+    with sqlite3.connect(path) as conn:
+        (sessions,) = conn.execute("SELECT count(*) FROM ratchet_sessions").fetchone()
+        (opened,) = conn.execute("SELECT count(*) FROM ratchet_inbox").fetchone()
+    assert sessions >= 1
+    return int(opened)
+
+
+async def test_kill_9_of_either_side_at_random_points_of_a_version_2_burst(pair: Cluster) -> None:
+    """Both send at once while each is killed -9 at random moments (seeded): every message
+    arrives once, in order, every delivered receipt comes back, and all of it went under version
+    2 sessions: no state was lost or persisted ahead of its message (§14.6)."""
+    alice, bob = pair.nodes["alice"], pair.nodes["bob"]
+    await send(alice, "bob", "start the session")  # both sides settle on one session first
+    await eventually(functools.partial(count_received, bob, "alice"), equals=1, timeout=30)
+    rng = random.Random(20261201)
+    total = 120
+    ids: dict[str, list[str]] = {"alice": [], "bob": []}
+
+    async def burst(node: Node, peer: str) -> None:
+        for i in range(total):
+            while True:
+                try:
+                    ids[node.name].append(await send(node, peer, f"{node.name} {i}"))
+                    break
+                except (OSError, ToolFailed, aiohttp.ClientError):
+                    await asyncio.sleep(0.2)  # killed: the UI is back after the restart
+
+    async def chaos() -> None:
+        for _ in range(4):
+            await asyncio.sleep(rng.uniform(0.2, 1.5))
+            victim = rng.choice((alice, bob))
+            await victim.proc.kill()
+            await asyncio.sleep(rng.uniform(0.0, 0.5))
+            await restart(victim)
+
+    await asyncio.gather(burst(alice, "bob"), burst(bob, "alice"), chaos())
+    for sender, receiver in ((alice, bob), (bob, alice)):
+        expected = total + (1 if sender is alice else 0)
+        await eventually(
+            functools.partial(count_received, receiver, sender.name), equals=expected, timeout=90
+        )
+        rows = await received(receiver, sender.name)
+        assert len({key for key, _ in rows}) == expected  # nothing twice
+        assert sorted(seq for _, seq in rows) == list(range(1, expected + 1))  # nothing lost
+        assert set(ids[sender.name]) <= {key for key, _ in rows}
+        count = functools.partial(delivered_count, sender, receiver.name, ids[sender.name])
+        await eventually(count, equals=total, timeout=90)
+    assert await _opened_under_version_2(bob) >= total
+    assert await _opened_under_version_2(alice) >= total

@@ -114,6 +114,9 @@ export class ConversationView {
       h('span', { class: 'safety-label' }, 'Safety number'),
       this.safety,
     );
+    // Version 1 peers get no forward secrecy (PROTOCOL.md §14.2); a broken session resets (§14.9).
+    this.versionNote = h('div', { class: 'conv-notice', id: 'version-notice', hidden: true }, '');
+    this.resetNote = h('div', { class: 'conv-notice', id: 'session-notice', hidden: true }, '');
     const header = h(
       'header',
       { class: 'conv-header' },
@@ -310,6 +313,8 @@ export class ConversationView {
       'section',
       { id: 'conversation', class: 'conversation', 'data-peer': peer, 'aria-labelledby': 'conv-title' },
       header,
+      this.versionNote,
+      this.resetNote,
       this.keyBar,
       this.blockedBar,
       this.anchorBar,
@@ -359,6 +364,8 @@ export class ConversationView {
       setText(this.statusText, statusLabel(c.status));
       setText(this.safety, c.safety_number || '—');
       this.safetyBox.hidden = !c.safety_number;
+      setText(this.versionNote, `no forward secrecy with ${this.peer}: their Flame is older`);
+      this.versionNote.hidden = c.protocol_version !== 1;
       const wasHidden = this.keyBar.hidden;
       this.keyBar.hidden = !c.key_changed;
       if (!wasHidden && this.keyBar.hidden) this.keyError.hidden = true;
@@ -370,7 +377,13 @@ export class ConversationView {
       );
       this.safetyBox.hidden = true;
       this.keyBar.hidden = true;
+      this.versionNote.hidden = true;
     }
+  }
+
+  sessionReset() {
+    setText(this.resetNote, `The secure session with ${this.peer} was reset; messages that did not open are sent again.`);
+    this.resetNote.hidden = false;
   }
 
   focusComposer() {
