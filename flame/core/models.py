@@ -348,6 +348,8 @@ class Inner(BaseModel):
         if isinstance(data, dict) and not isinstance(data.get("body"), dict | Wire):
             raise ValueError("body must be an object")
         if isinstance(data, dict) and isinstance(data.get("body"), dict):
+            if data["kind"] == "file_offer" and data["body"].get("data", "") is None:
+                raise ValueError("a file offer's data is absent, never null (PROTOCOL.md §11.6)")
             model = KIND_BODIES.get(data["kind"])
             if model is None:
                 raise ValueError(f"unknown message kind {data.get('kind')!r}")

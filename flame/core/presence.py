@@ -32,6 +32,11 @@ def verify_presence(record: PresenceRecord, identity_key: bytes) -> bool:
     return verify_record(identity_key, CONTEXT, presence_fields(record), record.sig)
 
 
+def valid_address(address: str) -> bool:
+    """An http(s) base URL without a trailing slash (PROTOCOL.md §5.3)."""
+    return address.startswith(("http://", "https://")) and not address.endswith("/")
+
+
 def is_fresh(record: PresenceRecord, now: float, ttl_s: float) -> bool:
     """A report counts for ttl_s after it was made (and never from the future, beyond skew)."""
     return record.ts - 300 <= now < record.ts + ttl_s

@@ -20,7 +20,7 @@ from flame.core.models import (
     PresenceRecord,
     UserRecord,
 )
-from flame.core.presence import verify_presence
+from flame.core.presence import valid_address, verify_presence
 from flame.core.ratelimit import TokenBuckets
 from flame.core.signing import DIRECTORY_AUDIENCE, enrollment_proof, verify_record
 from flame.directory import admin, prekeys, store
@@ -134,8 +134,8 @@ async def put_presence(request: web.Request) -> web.Response:
             "The presence record's time is too far from now; check the clock.",
             code="stale_presence",
         )
-    if not record.address.startswith(("http://", "https://")):
-        raise BadRequest("The presence address must be an http(s) URL.")
+    if not valid_address(record.address):
+        raise BadRequest("The presence address must be an http(s) URL without a trailing slash.")
     await store.put_presence(parts.db, record, now + parts.settings.presence_ttl_s)
     return web.json_response({"ttl_s": parts.settings.presence_ttl_s})
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from flame.core.crypto import binding_message, verify_signature
 from flame.core.encoding import b64d, b64e
 from flame.core.models import USERNAME_RE, DirectoryEntry
-from flame.core.presence import effective_status, verify_presence
+from flame.core.presence import effective_status, valid_address, verify_presence
 from flame.errors import BadRequest, Conflict, FlameError, NotFound, PeerRefused
 from flame.net.peer_client import PeerClient
 from flame.services.blocks import Blocks
@@ -93,9 +93,11 @@ class Contacts:
             pinned_key = identity_key if pinned is None else pinned.identity_key
             presence = entry.presence
             if presence is not None and (
-                presence.username != user.username or not verify_presence(presence, pinned_key)
+                presence.username != user.username
+                or not verify_presence(presence, pinned_key)
+                or not valid_address(presence.address)
             ):
-                presence = None  # unsigned by the pinned key: not believed
+                presence = None  # unsigned by the pinned key, or malformed: not believed
             if presence is not None:
                 versions.append((user.username, list(presence.versions), presence.ts))
             status = effective_status(presence, now, ttl)

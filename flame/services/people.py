@@ -55,7 +55,9 @@ class People:
     async def _versioned(self, person: Person) -> Person:
         if not person.known or person.is_me:
             return person
-        return replace(person, protocol_version=await self.negotiation.shown_version(person.username))
+        return replace(
+            person, protocol_version=await self.negotiation.shown_version(person.username)
+        )
 
     def _person(
         self,
@@ -101,7 +103,9 @@ class People:
         contacts = {c.username: c for c in await contact_store.list_contacts(db)}
         blocked = await self.blocks.names()
         return [
-            await self._versioned(self._person(name, contacts.get(name), profiles.get(name), blocked))
+            await self._versioned(
+                self._person(name, contacts.get(name), profiles.get(name), blocked)
+            )
             for name in usernames
         ]
 

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import aiohttp
+import yarl
 
 from flame.core.crypto import Identity
 from flame.core.envelope import new_message_id, seal
@@ -57,11 +58,15 @@ class Zoe:
         )
         return {**signed, "Content-Type": "application/json"}
 
-    async def post_raw(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    async def post_raw(
+        self, body: bytes, headers: dict[str, str], path: str = "/api/v1/envelopes"
+    ) -> tuple[int, dict[str, Any]]:
         self.last = (headers, body)
         async with aiohttp.ClientSession() as session:
             async with session.post(
-                self.node.peer_url + "/api/v1/envelopes", data=io.BytesIO(body), headers=headers
+                yarl.URL(self.node.peer_url + path, encoded=True),
+                data=io.BytesIO(body),
+                headers=headers,
             ) as response:
                 return response.status, await response.json()
 

@@ -8,9 +8,9 @@ import os
 import time
 
 from flame.config import Settings
+from flame.core import ratchet
 from flame.core.crypto import Identity
 from flame.core.encoding import b64e
-from flame.core import ratchet
 from flame.core.envelope import encode_inner, new_message_id, open_envelope, seal
 from flame.core.models import INLINE_MAX_BYTES, Envelope, FileOfferBody, Inner
 from flame.daemon import Daemon

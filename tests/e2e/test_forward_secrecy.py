@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
+from typing import Any
 
 from flame.core import envelope as envelope_rules
 from flame.core import ratchet
@@ -32,9 +34,11 @@ async def talk(
     for n, line in enumerate(lines):
         sender, receiver, feed = (alice, "bob", b_feed) if n % 2 == 0 else (bob, "alice", a_feed)
         await sender.send(receiver, line)
-        await feed.wait_for(
-            lambda e, line=line: e["type"] == "message" and e["message"]["text"] == line
-        )
+        await feed.wait_for(text_is(line))
+
+
+def text_is(line: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e["type"] == "message" and e["message"]["text"] == line
 
 
 def try_open(

@@ -68,7 +68,7 @@ async def test_version_1_and_version_2_daemons_exchange_messages_files_and_recei
 
 
 async def test_two_version_2_daemons_use_a_session(cluster: Cluster) -> None:
-    alice, bob, a_feed, b_feed = await pair(cluster, {}, {})
+    alice, _, a_feed, b_feed = await pair(cluster, {}, {})
     sent = await alice.send("bob", "forward secret")
     await b_feed.wait_for(
         lambda e: e["type"] == "message" and e["message"]["text"] == "forward secret"
@@ -81,7 +81,7 @@ async def test_two_version_2_daemons_use_a_session(cluster: Cluster) -> None:
 
 
 async def test_min_version_2_refuses_version_1_both_ways(cluster: Cluster) -> None:
-    old, strict, old_feed, strict_feed = await pair(cluster, {"max_version": 1}, {"min_version": 2})
+    old, strict, old_feed, _ = await pair(cluster, {"max_version": 1}, {"min_version": 2})
     status, body = await strict.post("/ui/api/conversations/alice/messages", {"text": "no"})
     assert (status, body["error"]) == (409, "old_version")
     assert "speaks only protocol version 1" in body["message"]
