@@ -17,11 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import gen_vectors_v2  # type: ignore[import-not-found]  # beside this file
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
-
-import gen_vectors_v2  # type: ignore[import-not-found]  # beside this file
 
 from flame.core import envelope as env
 from flame.core.crypto import (

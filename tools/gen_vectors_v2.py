@@ -13,7 +13,7 @@ import vodozemac
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from flame.core import envelope as env
-from flame.core import ratchet
+from flame.core import prekeys, ratchet
 from flame.core.crypto import Identity
 from flame.core.encoding import b64d, b64e
 from flame.core.models import Envelope, EnvelopeBatch, Inner, TextBody
@@ -87,7 +87,7 @@ def build(inputs: dict[str, Any], alice: Identity, bob: Identity) -> dict[str, A
         context=REQUEST_CONTEXT_MAC,
     )
     record = one_time[0]
-    fields = ratchet.prekey_fields(record.username, record.identity, record.key, record.fallback)
+    fields = prekeys.prekey_fields(record.username, record.identity, record.key, record.fallback)
     return {
         "pickle_key_alice_hex": a_key.hex(),
         "pickle_key_bob_hex": b_key.hex(),
@@ -99,7 +99,7 @@ def build(inputs: dict[str, Any], alice: Identity, bob: Identity) -> dict[str, A
         },
         "prekey": {
             "record": record.model_dump(),
-            "message": record_message(ratchet.PREKEY_CONTEXT, fields).decode(),
+            "message": record_message(prekeys.PREKEY_CONTEXT, fields).decode(),
         },
         "transcript": {
             "texts": list(TEXTS),

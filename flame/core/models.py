@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     SerializeAsAny,
     SerializerFunctionWrapHandler,
+    WithJsonSchema,
     model_serializer,
     model_validator,
 )
@@ -39,7 +40,11 @@ def check_username(name: str) -> str:
     return name
 
 
-Username = Annotated[str, AfterValidator(check_username)]
+Username = Annotated[
+    str,
+    AfterValidator(check_username),
+    WithJsonSchema({"type": "string", "pattern": USERNAME_RE.pattern}),
+]
 B64 = Annotated[str, Field(max_length=200)]
 # Files up to this size travel inside their offer (PROTOCOL.md §11.6), so relays can hold them.
 INLINE_MAX_BYTES = 1024 * 1024
@@ -365,34 +370,3 @@ class Inner(BaseModel):
         if (self.kind in SEQUENCED_KINDS) != (self.seq >= 1):
             raise ValueError(f"seq {self.seq} does not fit kind {self.kind!r}")
         return self
-
-
-# --- version 2: prekeys at the directory (PROTOCOL.md §14.3) --------------------------------------
-
-
-class PrekeyRecord(Wire):
-    """A Curve25519 prekey of `username`'s ratchet identity, signed by the Flame identity key."""
-
-    username: Username
-    identity: B64
-    key: B64
-    fallback: bool
-    sig: B64
-
-
-class PrekeyUpload(Wire):
-    """PUT /dir/v1/prekeys: replaces every one-time key the directory holds for the caller."""
-
-    one_time: list[PrekeyRecord] = Field(max_length=100)
-    fallback: PrekeyRecord
-
-
-class PrekeyCount(Wire):
-    one_time_left: int = Field(ge=0)
-
-
-class PrekeyClaim(Wire):
-    """POST /dir/v1/prekeys/{name}/claim: one one-time key (gone from the directory), or the
-    fallback key when none is left."""
-
-    prekey: PrekeyRecord

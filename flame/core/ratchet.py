@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import vodozemac
 from cryptography.hazmat.primitives import hashes
@@ -20,13 +20,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from flame.core.crypto import Identity, x25519_public
 from flame.core.encoding import b64d, b64e
-from flame.core.models import Inner, PrekeyRecord, RatchetBody
-from flame.core.signing import sign_record, verify_record
+from flame.core.models import Inner, RatchetBody
+from flame.core.prekeys import PrekeyRecord, sign_prekey
 from flame.errors import BadEnvelope, BadRequest, DecryptionFailed
 
 PICKLE_INFO = b"flame/v2/pickle-key\n"
 PAIR_INFO = b"flame/v2/request-mac\n"
-PREKEY_CONTEXT = "prekey"
 PRE_KEY: Literal[0] = 0
 NORMAL: Literal[1] = 1
 # vodozemac's own bounds (PROTOCOL.md §14.5): a receiving chain keeps at most 40 skipped message
@@ -76,22 +75,6 @@ def new_account() -> vodozemac.Account:
 def account_identity(account: vodozemac.Account) -> str:
     """The account's Curve25519 identity key, base64url as on Flame's wire."""
     return b64e(account.curve25519_key.to_bytes())
-
-
-def prekey_fields(username: str, identity: str, key: str, fallback: bool) -> dict[str, Any]:
-    return {"username": username, "identity": identity, "key": key, "fallback": fallback}
-
-
-def sign_prekey(
-    identity: Identity, username: str, ratchet_identity: str, key: str, *, fallback: bool
-) -> PrekeyRecord:
-    fields = prekey_fields(username, ratchet_identity, key, fallback)
-    return PrekeyRecord(**fields, sig=sign_record(identity, PREKEY_CONTEXT, fields))
-
-
-def verify_prekey(record: PrekeyRecord, identity_key: bytes) -> bool:
-    fields = prekey_fields(record.username, record.identity, record.key, record.fallback)
-    return verify_record(identity_key, PREKEY_CONTEXT, fields, record.sig)
 
 
 def fresh_prekeys(

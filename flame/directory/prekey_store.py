@@ -3,7 +3,7 @@ deleted in the statement that hands it out, so no two callers ever get the same 
 
 from __future__ import annotations
 
-from flame.core.models import PrekeyRecord
+from flame.core.prekeys import PrekeyRecord
 from flame.store.db import Database
 
 

@@ -1,22 +1,25 @@
-"""The directory's prekey routes (PROTOCOL.md §14.3): a user publishes signed prekeys of its
-ratchet identity; anyone enrolled claims one to start a session. The directory checks every
-signature it stores, though claimers verify them again with the key they pinned."""
+"""The directory's version 2 routes: prekeys (PROTOCOL.md §14.3), which a user publishes signed
+for its ratchet identity and anyone enrolled claims to start a session (the directory checks every
+signature it stores, though claimers verify them again with the key they pinned); and the
+directory's OpenAPI document (§15)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from flame.core.models import PrekeyClaim, PrekeyCount, PrekeyUpload
-from flame.core.ratchet import verify_prekey
+from flame.core.openapi import directory_api
+from flame.core.prekeys import PrekeyClaim, PrekeyCount, PrekeyUpload, verify_prekey
 from flame.directory import prekey_store, store
 from flame.errors import BadRequest, NotFound
 from flame.net.http import parse_model, read_body
 
 PREFIX = "/dir/v1"
+OPENAPI = json.dumps(directory_api(), ensure_ascii=False).encode()
 Authenticate = Callable[[web.Request, bytes], Awaitable[str]]
 
 
@@ -62,3 +65,7 @@ class PrekeyRoutes:
         app.router.add_put(f"{PREFIX}/prekeys", self.put_prekeys)
         app.router.add_get(f"{PREFIX}/prekeys", self.count_prekeys)
         app.router.add_post(f"{PREFIX}/prekeys/{{name}}/claim", self.claim_prekey)
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=OPENAPI, content_type="application/json")

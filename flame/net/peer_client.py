@@ -29,15 +29,13 @@ from flame.core.models import (
     Envelope,
     EnvelopeBatch,
     Hello,
-    PrekeyClaim,
-    PrekeyCount,
-    PrekeyUpload,
     PresenceRecord,
     Profile,
     RelayAck,
     TransferStatus,
     UserRecord,
 )
+from flame.core.prekeys import PrekeyClaim, PrekeyCount, PrekeyUpload
 from flame.core.signing import DIRECTORY_AUDIENCE, mac_request, sign_request
 from flame.errors import PeerRefused, PeerUnreachable
 

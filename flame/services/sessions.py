@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 import vodozemac
 
 from flame.core import envelope as envelope_rules
-from flame.core import ratchet
-from flame.core.models import Envelope, Inner, PrekeyUpload, RatchetBody
+from flame.core import prekeys, ratchet
+from flame.core.models import Envelope, Inner, RatchetBody
+from flame.core.prekeys import PrekeyUpload
 from flame.errors import BadEnvelope, FlameError, NotFound, PeerRefused, RequestError, Unavailable
 from flame.net.peer_client import PeerClient
 from flame.services.context import Context
@@ -159,7 +160,7 @@ class Sessions:
                 code="no_session",
                 retry_after_s=5,
             ) from exc
-        if claimed.username != peer or not ratchet.verify_prekey(claimed, contact.identity_key):
+        if claimed.username != peer or not prekeys.verify_prekey(claimed, contact.identity_key):
             raise Unavailable(
                 f"The directory served a prekey of {peer} that does not verify.", code="no_session"
             )

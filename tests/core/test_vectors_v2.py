@@ -15,9 +15,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from flame.core import envelope as env
-from flame.core import ratchet
+from flame.core import prekeys, ratchet
 from flame.core.encoding import b64d
-from flame.core.models import Inner, PrekeyRecord, RatchetBody
+from flame.core.models import Inner, RatchetBody
+from flame.core.prekeys import PrekeyRecord
 from flame.core.signing import REQUEST_CONTEXT_MAC, record_message
 from tests.core.test_vectors import INPUTS, ephemeral, identity, protocol_text
 
@@ -63,11 +64,11 @@ def test_request_mac_matches_the_vector() -> None:
 
 def test_prekey_record_signature_matches_the_vector() -> None:
     record = PrekeyRecord.model_validate(V2["prekey"]["record"])
-    assert ratchet.verify_prekey(record, BOB.identity_key)
-    assert not ratchet.verify_prekey(record, ALICE.identity_key)
-    fields = ratchet.prekey_fields(record.username, record.identity, record.key, record.fallback)
+    assert prekeys.verify_prekey(record, BOB.identity_key)
+    assert not prekeys.verify_prekey(record, ALICE.identity_key)
+    fields = prekeys.prekey_fields(record.username, record.identity, record.key, record.fallback)
     assert record_message("prekey", fields).decode() == V2["prekey"]["message"]
-    signed = ratchet.sign_prekey(BOB, "bob", record.identity, record.key, fallback=False)
+    signed = prekeys.sign_prekey(BOB, "bob", record.identity, record.key, fallback=False)
     assert signed == record  # Ed25519 is deterministic
 
 

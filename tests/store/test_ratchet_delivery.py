@@ -20,7 +20,8 @@ from flame.core import ratchet
 from flame.core.crypto import Identity
 from flame.core.encoding import b64e
 from flame.core.keys import Keys
-from flame.core.models import Inner, PrekeyRecord, RatchetBody, TextBody
+from flame.core.models import Inner, RatchetBody, TextBody
+from flame.core.prekeys import PrekeyRecord
 from flame.devtools.cluster import fast_settings
 from flame.errors import RequestError
 from flame.net.peer_client import PeerClient
