@@ -34,7 +34,7 @@ def served_routes(schema: dict[str, Any]) -> set[Row]:
             elif body:
                 body_name = body["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
             else:
-                body_name = "–"
+                body_name = "\u2013"  # the table's dash: no body
             answer = op["responses"].get("200", op["responses"].get("201"))["content"]
             ref = answer["application/json"]["schema"].get("$ref")
             answer_name = ref.rsplit("/", 1)[1] if ref else "OpenAPI"
