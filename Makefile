@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CHROMIUM ?= $(or $(CHROMIUM_PATH),/usr/bin/chromium)
 
-.PHONY: install browser demo demo-fresh test lint fmt bench chaos clean
+.PHONY: install browser demo demo-fresh test lint fmt bench chaos fuzz-schema clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: install
 
 chaos: install
 	$(BIN)/python -m flame.devtools chaos
+
+# 20,000 signed requests drawn from the served OpenAPI documents; no answer may be a 500.
+fuzz-schema: install
+	$(BIN)/python -m flame.devtools fuzz-schema --requests 20000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -34,6 +34,13 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return run(stoppable("chaos", run_chaos(args)))
 
 
+def cmd_fuzz_schema(args: argparse.Namespace) -> int:
+    from flame.devtools.fuzz_schema import run_fuzz_schema
+
+    folder = Path(args.dir) if args.dir else None
+    return run(stoppable("fuzz-schema", run_fuzz_schema(args.requests, folder)))
+
+
 def run(tool: Coroutine[Any, Any, int]) -> int:
     """The tool's exit code; Ctrl-C (after the tool's own cleanup) is 130, as for `flame`."""
     try:
@@ -109,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
     chaos.add_argument("--dir", help="keep the cluster in this folder (default: a temporary one)")
     chaos.add_argument("--json", default="chaos-results.json", help="where to write the JSON")
     chaos.set_defaults(run=cmd_chaos)
+    fuzz = sub.add_parser(
+        "fuzz-schema",
+        help="fuzz both APIs from their OpenAPI documents",
+        description="Start a directory and a daemon, draw signed requests from the OpenAPI "
+        "documents they serve (valid and broken bodies, paths, queries) and send them; fails if "
+        "any answer is a 500 (PROTOCOL.md §15).",
+    )
+    fuzz.add_argument("--requests", type=int, default=20000, help="requests to send (20000)")
+    fuzz.add_argument("--dir", help="keep the cluster in this folder (default: a temporary one)")
+    fuzz.set_defaults(run=cmd_fuzz_schema)
     return parser
 
 
