@@ -56,6 +56,13 @@ INLINE_B64_MAX = (INLINE_MAX_BYTES * 4 + 2) // 3
 SEALED = Annotated[str, Field(max_length=2_600_000)]
 
 
+def without_none(dumped: dict[str, Any], key: str) -> dict[str, Any]:
+    """A field that is absent, never null, on the wire (PROTOCOL.md §11.6, §14.4)."""
+    if dumped.get(key, "") is None:
+        del dumped[key]
+    return dumped
+
+
 class Wire(BaseModel):
     model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
 
@@ -268,10 +275,7 @@ class FileOfferBody(Wire):
 
     @model_serializer(mode="wrap")
     def _omit_absent_data(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        dumped: dict[str, Any] = handler(self)
-        if dumped.get("data", "") is None:
-            del dumped["data"]
-        return dumped
+        return without_none(handler(self), "data")
 
     def stored_json(self) -> str:
         """What the message store keeps: the offer without its inline bytes (those become the
@@ -313,10 +317,7 @@ class RatchetBody(Wire):
 
     @model_serializer(mode="wrap")
     def _omit_absent_identity(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        dumped: dict[str, Any] = handler(self)
-        if dumped.get("identity", "") is None:
-            del dumped["identity"]
-        return dumped
+        return without_none(handler(self), "identity")
 
 
 SEQUENCED_KINDS = {"text", "file_offer"}  # kinds that are part of a conversation's order

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,43 @@ def request_string(
     return "\n".join(parts).encode()
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What a request's authentication covers (PROTOCOL.md §4.2), before it is signed or MACed."""
+
+    user: str
+    audience: str
+    method: str
+    path_qs: str
+    host: str
+    body: bytes
+    timestamp: int
+    unsigned_body: bool = False
+
+    def headers(self, name: str, proof: Callable[[bytes], bytes], context: str) -> dict[str, str]:
+        """The five headers, `name` carrying `proof` of the request string under `context`."""
+        nonce = b64e(os.urandom(16))
+        message = request_string(
+            self.method,
+            self.path_qs,
+            self.host,
+            self.user,
+            self.audience,
+            self.timestamp,
+            nonce,
+            self.body,
+            unsigned_body=self.unsigned_body,
+            context=context,
+        )
+        return {
+            HEADER_USER: self.user,
+            HEADER_TO: self.audience,
+            HEADER_TIME: str(self.timestamp),
+            HEADER_NONCE: nonce,
+            name: b64e(proof(message)),
+        }
+
+
 def sign_request(
     identity: Identity,
     user: str,
@@ -82,17 +120,8 @@ def sign_request(
     *,
     unsigned_body: bool = False,
 ) -> dict[str, str]:
-    nonce = b64e(os.urandom(16))
-    message = request_string(
-        method, path_qs, host, user, audience, timestamp, nonce, body, unsigned_body=unsigned_body
-    )
-    return {
-        HEADER_USER: user,
-        HEADER_TO: audience,
-        HEADER_TIME: str(timestamp),
-        HEADER_NONCE: nonce,
-        HEADER_SIG: b64e(identity.sign(message)),
-    }
+    request = Outgoing(user, audience, method, path_qs, host, body, timestamp, unsigned_body)
+    return request.headers(HEADER_SIG, identity.sign, REQUEST_CONTEXT)
 
 
 def mac_request(
@@ -108,26 +137,10 @@ def mac_request(
     unsigned_body: bool = False,
 ) -> dict[str, str]:
     """Headers of a version 2 peer request, authenticated by the pair key (PROTOCOL.md §14.8)."""
-    nonce = b64e(os.urandom(16))
-    message = request_string(
-        method,
-        path_qs,
-        host,
-        user,
-        audience,
-        timestamp,
-        nonce,
-        body,
-        unsigned_body=unsigned_body,
-        context=REQUEST_CONTEXT_MAC,
+    request = Outgoing(user, audience, method, path_qs, host, body, timestamp, unsigned_body)
+    return request.headers(
+        HEADER_MAC, lambda message: hmac.digest(pair_key, message, "sha256"), REQUEST_CONTEXT_MAC
     )
-    return {
-        HEADER_USER: user,
-        HEADER_TO: audience,
-        HEADER_TIME: str(timestamp),
-        HEADER_NONCE: nonce,
-        HEADER_MAC: b64e(hmac.digest(pair_key, message, "sha256")),
-    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from flame.core.encoding import b64e
 from flame.core.signing import DIRECTORY_AUDIENCE, enrollment_proof, mac_request, sign_record
 from flame.core.signing import sign_request as ed25519_request
 from flame.devtools.cluster import Cluster
+from flame.directory.app import DirectoryServer
 
 UNLIMITED = 1_000_000
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -256,18 +257,23 @@ async def send(
         outcome.errors.append(f"no answer ({type(exc).__name__}) {call.method} {call.target}")
 
 
+async def unlimited_directory(cluster: Cluster) -> DirectoryServer:
+    """A directory whose rate limits do not get in the way of one very busy user."""
+    return await cluster.start_directory(
+        rate_per_address=UNLIMITED,
+        burst_per_address=UNLIMITED,
+        rate_per_user=UNLIMITED,
+        burst_per_user=UNLIMITED,
+    )
+
+
 async def fuzz(root: Path, requests: int, start: int = 20261201, parallel: int = 8) -> Outcome:
     """Start a directory and bob's daemon (limits lifted: the fuzzer is one very busy user),
     enroll the fuzzer, and send `requests` drawn calls."""
     cluster = Cluster(root)
     outcome = Outcome()
     try:
-        directory = await cluster.start_directory(
-            rate_per_address=UNLIMITED,
-            burst_per_address=UNLIMITED,
-            rate_per_user=UNLIMITED,
-            burst_per_user=UNLIMITED,
-        )
+        directory = await unlimited_directory(cluster)
         node = await cluster.add_user(
             "bob",
             limits__peer_rate_per_address=UNLIMITED,

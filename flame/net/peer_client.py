@@ -102,20 +102,7 @@ class PeerClient:
         pair_key = None
         if audience != DIRECTORY_AUDIENCE and self.pair_key is not None:
             pair_key = await self.pair_key(audience)
-        if pair_key is not None:
-            return mac_request(
-                pair_key,
-                self.keys.username,
-                audience,
-                method,
-                target.raw_path_qs,
-                host,
-                body,
-                int(self.now()),
-                unsigned_body=streamed,
-            )
-        return sign_request(
-            self.keys.identity(),
+        request = (
             self.keys.username,
             audience,
             method,
@@ -123,8 +110,10 @@ class PeerClient:
             host,
             body,
             int(self.now()),
-            unsigned_body=streamed,
         )
+        if pair_key is not None:
+            return mac_request(pair_key, *request, unsigned_body=streamed)
+        return sign_request(self.keys.identity(), *request, unsigned_body=streamed)
 
     async def _exchange(
         self,

@@ -83,15 +83,20 @@ async def start_recorded(cluster: Cluster) -> dict[str, RecordingProxy]:
     return proxies
 
 
+async def online_pair(cluster: Cluster) -> tuple[UiClient, UiClient, Feed, Feed]:
+    alice, bob = await cluster.ui("alice"), await cluster.ui("bob")
+    a_feed, b_feed = await alice.websocket(), await bob.websocket()
+    await alice.wait_status(a_feed, "bob", "online")
+    await bob.wait_status(b_feed, "alice", "online")
+    return alice, bob, a_feed, b_feed
+
+
 async def test_recorded_messages_stay_unreadable_with_both_users_current_state(
     cluster: Cluster,
 ) -> None:
     proxies = await start_recorded(cluster)
     try:
-        alice, bob = await cluster.ui("alice"), await cluster.ui("bob")
-        a_feed, b_feed = await alice.websocket(), await bob.websocket()
-        await alice.wait_status(a_feed, "bob", "online")
-        await bob.wait_status(b_feed, "alice", "online")
+        alice, bob, a_feed, b_feed = await online_pair(cluster)
         await talk(alice, bob, a_feed, b_feed, LINES)
         recorded = recorded_envelopes(bytes(proxies["bob"].captured))
         to_bob = [e for e in recorded if e.to == "bob" and e.v == 2]
@@ -117,10 +122,7 @@ async def test_recorded_messages_stay_unreadable_with_both_users_current_state(
 async def test_a_leaked_session_state_stops_opening_after_one_round_trip(cluster: Cluster) -> None:
     proxies = await start_recorded(cluster)
     try:
-        alice, bob = await cluster.ui("alice"), await cluster.ui("bob")
-        a_feed, b_feed = await alice.websocket(), await bob.websocket()
-        await alice.wait_status(a_feed, "bob", "online")
-        await bob.wait_status(b_feed, "alice", "online")
+        alice, bob, a_feed, b_feed = await online_pair(cluster)
         await talk(alice, bob, a_feed, b_feed, LINES[:2])
         leaked = await current_pickles(cluster, "bob", "alice")  # malware reads bob's state once
         before = len(proxies["bob"].captured)

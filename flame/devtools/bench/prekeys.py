@@ -17,7 +17,7 @@ from flame.core.crypto import Identity
 from flame.core.prekeys import PrekeyUpload
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
 from flame.devtools.cluster import Cluster
-from flame.devtools.fuzz_schema import UNLIMITED, enroll
+from flame.devtools.fuzz_schema import enroll, unlimited_directory
 from flame.devtools.stats import summary_ms
 
 REFILLS = 40
@@ -41,12 +41,7 @@ async def _call(
 async def measure_prekeys(root: Path) -> dict[str, Any]:
     cluster = Cluster(root)
     try:
-        directory = await cluster.start_directory(
-            rate_per_address=UNLIMITED,
-            burst_per_address=UNLIMITED,
-            rate_per_user=UNLIMITED,
-            burst_per_user=UNLIMITED,
-        )
+        directory = await unlimited_directory(cluster)
         me = Identity.generate()
         account = ratchet.new_account()
         bodies = []
