@@ -92,15 +92,18 @@ class Sessions:
         """Seal with the version `contact` gets: under its session when there is one (only
         `ensure` starts one), else as version 1 if this daemon allows it."""
         identity = self.ctx.keys.identity()
-        version = await self.negotiation.version_for(contact.username)
-        if version == 2:
-            async with self.locks[contact.username]:
-                if await self._states(contact.username):
+        peer = contact.username
+        # A session proves that the peer speaks version 2 (PROTOCOL.md §14.2): no need to ask.
+        if 2 in self.negotiation.versions and (
+            peer in self.cache or await self.negotiation.version_for(peer) == 2
+        ):
+            async with self.locks[peer]:
+                if await self._states(peer):
                     await self._account()
                     return self._seal_locked(contact, inner)
             if 1 not in self.negotiation.versions:
                 raise Unavailable(
-                    f"No secure session with {contact.username} yet; try again.", code="no_session"
+                    f"No secure session with {peer} yet; try again.", code="no_session"
                 )
         envelope = envelope_rules.seal(identity.exchange, inner.to, contact.x25519_key, inner)
         return SealedEnvelope(envelope)
