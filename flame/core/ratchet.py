@@ -35,8 +35,8 @@ MAX_SKIPPED_PER_CHAIN = 40
 MAX_RECEIVING_CHAINS = 5
 MAX_MESSAGE_GAP = 2000
 # One-time keys kept at the directory: refilled below LOW, up to TARGET (PROTOCOL.md §14.3). The
-# account holds at most 50 unused ones (vodozemac drops the oldest beyond), so TARGET leaves room
-# for keys claimed at the directory whose first message has not arrived yet.
+# account keeps the private halves of thousands of unused ones, so a key claimed at the directory
+# still opens its first message long after a later refill.
 PREKEYS_TARGET = 25
 PREKEYS_LOW = 10
 
@@ -80,17 +80,21 @@ def account_identity(account: vodozemac.Account) -> str:
 def fresh_prekeys(
     account: vodozemac.Account, identity: Identity, username: str, count: int
 ) -> tuple[list[PrekeyRecord], PrekeyRecord | None]:
-    """Generate `count` one-time keys and a new fallback key (the account keeps the previous
-    one too, for sessions that started from it), and sign every unpublished key. The caller
-    persists the account BEFORE it publishes them (a published key whose private half was lost
-    could never open its first message), and marks them published after."""
-    if count > 0:
-        account.generate_one_time_keys(count)
-    account.generate_fallback_key()  # type: ignore[attr-defined]  # missing from 0.10's stubs
+    """Up to `count` unpublished one-time keys (new ones made for what is missing: a publication
+    that failed leaves its keys unpublished, and they go next time) and an unpublished fallback
+    key (a new one once the last was published; the account keeps the previous one too, for
+    sessions that started from it), all signed. The caller persists the account BEFORE it
+    publishes them (a published key whose private half was lost could never open the message
+    that uses it), and marks them published after."""
+    missing = count - len(account.one_time_keys)
+    if missing > 0:
+        account.generate_one_time_keys(missing)
+    if not account.fallback_key:  # type: ignore[attr-defined]  # missing from 0.10's stubs
+        account.generate_fallback_key()  # type: ignore[attr-defined]  # as above
     mine = account_identity(account)
     one_time = [
         sign_prekey(identity, username, mine, b64e(key.to_bytes()), fallback=False)
-        for key in account.one_time_keys.values()
+        for key in list(account.one_time_keys.values())[:count]
     ]
     fallback = [
         sign_prekey(identity, username, mine, b64e(key.to_bytes()), fallback=True)
