@@ -172,7 +172,7 @@ class Sessions:
         session_id, pickle = ratchet.outbound(account, key, claimed)
         state = SessionState(peer, session_id, pickle, 1, ctx.clock.now())
         await store.save_sessions(ctx.db, [state])
-        self.cache[peer] = [state, *self.cache.get(peer, [])]
+        self.cache[peer] = [state, *self.cache.get(peer, [])][:SESSIONS_PER_PEER]
         log.info("started a version 2 session with %s", peer)
 
     # --- opening -------------------------------------------------------------------------------
@@ -243,6 +243,7 @@ class Sessions:
                     await store.stage(ctx.db, fresh, new_states, account_state)
                     if account_state is not None:
                         self.account = account_state
+                        await store.prune_sessions(ctx.db, author, SESSIONS_PER_PEER)
                     self._make_current(author, new_states)
         return results
 
@@ -266,7 +267,8 @@ class Sessions:
     async def reset(self, peer: str) -> bool:
         """`peer` could not open our messages: forget our sessions with it, start a new one, and
         seal every queued version 2 envelope to it again under that one (same ids, so a copy
-        that did arrive stays a duplicate). True when there is a new session."""
+        that did arrive stays a duplicate); as version 1 if the peer has no prekeys any more and
+        this daemon allows it. True when they were sealed again."""
         ctx = self.ctx
         contact = await contact_store.get_contact(ctx.db, peer)
         if contact is None or contact.key_changed:
@@ -280,11 +282,19 @@ class Sessions:
             except RequestError as exc:
                 log.warning("could not start a new session with %s: %s", peer, exc.message)
                 return False
-            if not self.cache[peer]:
+            session = bool(self.cache[peer])
+            if not session and 1 not in self.negotiation.versions:
                 return False
             again = []
             for message_id, kind, inner_json in await store.outgoing_for(ctx.db, peer):
-                sealed = self._seal_locked(contact, Inner.model_validate_json(inner_json))
+                inner = Inner.model_validate_json(inner_json)
+                if session:
+                    sealed = self._seal_locked(contact, inner)
+                else:  # the peer publishes no prekeys any more: an older Flame (§14.2)
+                    exchange = ctx.keys.identity().exchange
+                    sealed = SealedEnvelope(
+                        envelope_rules.seal(exchange, peer, contact.x25519_key, inner)
+                    )
                 again.append(Queued(message_id, kind, peer, sealed.envelope, sealed.ratchet))
             await outbox_store.replace_envelopes(ctx.db, again)
         self.resets += 1

@@ -100,20 +100,19 @@ async def save_sessions(db: Database, states: Sequence[SessionState]) -> None:
         await write_sessions(conn, states)
 
 
-async def delete_sessions(db: Database, peer: str, keep: int = 0) -> list[str]:
-    """Forget the peer's sessions but the `keep` first (load_sessions's order); their ids."""
-    gone = [s.session_id for s in (await load_sessions(db, peer))[keep:]]
-    async with db.transaction() as conn:
-        await conn.executemany(
-            "DELETE FROM ratchet_sessions WHERE peer = ? AND session_id = ?",
-            [(peer, session_id) for session_id in gone],
-        )
-    return gone
+async def delete_sessions(db: Database, peer: str) -> None:
+    """Forget every session with `peer` (a reset, PROTOCOL.md §14.9)."""
+    await db.execute("DELETE FROM ratchet_sessions WHERE peer = ?", (peer,))
 
 
-async def peers_with_sessions(db: Database) -> list[str]:
-    rows = await db.fetchall("SELECT DISTINCT peer FROM ratchet_sessions ORDER BY peer")
-    return [row["peer"] for row in rows]
+async def prune_sessions(db: Database, peer: str, keep: int) -> None:
+    """Keep the peer's `keep` sessions last used (their skipped keys go with the others)."""
+    await db.execute(
+        "DELETE FROM ratchet_sessions WHERE peer = ? AND session_id NOT IN (SELECT session_id"
+        " FROM ratchet_sessions WHERE peer = ?"
+        " ORDER BY max(coalesce(received_at, 0), created_at) DESC LIMIT ?)",
+        (peer, peer, keep),
+    )
 
 
 # --- messages opened, and the inner messages of queued envelopes --------------------------------
