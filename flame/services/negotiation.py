@@ -22,10 +22,16 @@ def old_version(peer: str) -> Unavailable:
     )
 
 
+VERSIONS_CACHE_S = 1.0
+
+
 @dataclass(eq=False)
 class Negotiation:
     ctx: Context
     pair_keys: dict[tuple[str, bytes], bytes] = field(default_factory=dict, init=False)
+    known: dict[str, tuple[float, tuple[int, ...] | None]] = field(
+        default_factory=dict, init=False
+    )  # peer -> (until when, its versions)
 
     # --- versions (PROTOCOL.md §9) ---------------------------------------------------------
 
@@ -34,12 +40,19 @@ class Negotiation:
         return self.ctx.settings.security.versions
 
     async def peer_versions(self, peer: str) -> tuple[int, ...] | None:
-        """What `peer` speaks, as far as we know: its signed presence or hello, or 2 once a
-        session with it exists; None when nothing says."""
-        known = (await store.peer_versions(self.ctx.db)).get(peer)
-        if await store.has_sessions(self.ctx.db, peer):
-            return tuple(sorted({*(known[0] if known else ()), 2}))
-        return None if known is None else known[0]
+        """What `peer` speaks, as far as we know (PROTOCOL.md §14.2): its newest verified
+        presence record says; without one, a session with it says 2, and a claim that found no
+        prekeys says 1; None when nothing says. Read at most once a second per peer."""
+        now = self.ctx.clock.now()
+        cached = self.known.get(peer)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        found = await store.versions_of(self.ctx.db, peer)
+        theirs = None if found is None else found[0]
+        if (found is None or found[1] == 0) and await store.has_sessions(self.ctx.db, peer):
+            theirs = tuple(sorted({*(theirs or ()), 2}))
+        self.known[peer] = (now + VERSIONS_CACHE_S, theirs)
+        return theirs
 
     async def version_for(self, peer: str) -> int:
         """The highest version both speak; an unknown peer is tried with 2 (the claim of a

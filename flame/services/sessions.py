@@ -41,6 +41,7 @@ from flame.store.sessions import AccountState, SessionState, Staged
 
 log = logging.getLogger("flame.sessions")
 CLAIM_RETRY_S = 30.0  # a claim that failed is not tried again for a peer before this
+NO_PREKEYS_RETRY_S = 5.0  # nor one that found no prekeys (a peer that has just started)
 SESSIONS_PER_PEER = 4  # older ones are dropped (with their skipped keys) when a new one starts
 
 
@@ -87,16 +88,15 @@ class Sessions:
                 self.claim_failed[peer] = self.ctx.clock.now() + CLAIM_RETRY_S
                 if 1 not in self.negotiation.versions:
                     raise
+            if not self.cache[peer]:  # no prekeys (yet): version 1 for now, asked again soon
+                self.claim_failed[peer] = self.ctx.clock.now() + NO_PREKEYS_RETRY_S
 
     async def seal(self, contact: Contact, inner: Inner) -> SealedEnvelope:
         """Seal with the version `contact` gets: under its session when there is one (only
         `ensure` starts one), else as version 1 if this daemon allows it."""
         identity = self.ctx.keys.identity()
         peer = contact.username
-        # A session proves that the peer speaks version 2 (PROTOCOL.md §14.2): no need to ask.
-        if 2 in self.negotiation.versions and (
-            peer in self.cache or await self.negotiation.version_for(peer) == 2
-        ):
+        if await self.negotiation.version_for(peer) == 2:
             async with self.locks[peer]:
                 if await self._states(peer):
                     await self._account()

@@ -175,9 +175,11 @@ async def outgoing_for(db: Database, peer: str) -> list[tuple[str, str, str]]:
 # --- versions --------------------------------------------------------------------------------
 
 
-async def peer_versions(db: Database) -> dict[str, tuple[tuple[int, ...], int]]:
-    rows = await db.fetchall("SELECT username, versions, ts FROM peer_versions")
-    return {row["username"]: (tuple(json.loads(row["versions"])), row["ts"]) for row in rows}
+async def versions_of(db: Database, peer: str) -> tuple[tuple[int, ...], int] | None:
+    """The versions `peer` speaks and the time of the signed record that said so (0: a claim
+    that found no prekeys)."""
+    row = await db.fetchone("SELECT versions, ts FROM peer_versions WHERE username = ?", (peer,))
+    return None if row is None else (tuple(json.loads(row["versions"])), int(row["ts"]))
 
 
 async def set_peer_versions(db: Database, updates: Sequence[tuple[str, list[int], int]]) -> None:
