@@ -25,7 +25,7 @@ import vodozemac
 
 from flame.core import envelope as envelope_rules
 from flame.core import prekeys, ratchet
-from flame.core.models import Envelope, Inner, RatchetBody
+from flame.core.models import SEQUENCED_KINDS, Envelope, Inner, RatchetBody
 from flame.core.prekeys import PrekeyUpload
 from flame.errors import BadEnvelope, FlameError, NotFound, PeerRefused, RequestError, Unavailable
 from flame.net.peer_client import PeerClient
@@ -69,6 +69,7 @@ class Sessions:
     resets: int = field(default=0, init=False)  # sessions reset so far (for the tests)
     identity_b64: str | None = field(default=None, init=False)
     claim_failed: dict[str, float] = field(default_factory=dict, init=False)
+    first_round: asyncio.Event = field(default_factory=asyncio.Event, init=False)  # of prekeys
 
     # --- sealing -----------------------------------------------------------------------------
 
@@ -198,6 +199,7 @@ class Sessions:
             done = await store.staged(ctx.db, author, [o.id for o in outers])
             states = {s.session_id: s for s in await self._states(author)}
             pickles: dict[str, str] = {}  # session id -> its state after the last success here
+            live: dict[str, vodozemac.Session] = {}  # ... and that state, unpickled
             needs_account = any(o.id not in done and _body(o).session not in states for o in outers)
             async with self._account_lock_if(needs_account):
                 account_pickle = (await self._account()).pickle if needs_account else None
@@ -213,19 +215,21 @@ class Sessions:
                         states[body.session].pickle if body.session in states else None
                     )
                     try:
-                        session = account = None
-                        if current is not None:
+                        session, account = live.pop(body.session, None), None
+                        if session is None and current is not None:
                             session = ratchet.session_from(current, key)
-                        elif account_pickle is not None:
+                        elif session is None and account_pickle is not None:
                             account = vodozemac.Account.from_pickle(account_pickle, key)
                         opened = ratchet.decrypt(session, account, key, body, outer)
-                    except RequestError as exc:
+                    except RequestError as exc:  # the copy it used is gone (popped above)
                         if exc.code == "no_session":
                             ctx.events.publish(SessionReset(author))
                             log.warning("a version 2 message from %s did not open", author)
                         results.append(exc)
                         continue
                     pickles[opened.session_id] = opened.pickle
+                    if session is not None:  # in the state of that pickle: the next one goes on
+                        live[opened.session_id] = session
                     if opened.account_pickle is not None:
                         account_pickle, account_changed = opened.account_pickle, True
                     text = envelope_rules.encode_inner(opened.inner).decode()
@@ -240,7 +244,11 @@ class Sessions:
                 if account_changed and account_pickle is not None and self.account is not None:
                     account_state = AccountState(account_pickle, self.account.generation + 1)
                 if fresh:
-                    await store.stage(ctx.db, fresh, new_states, account_state)
+                    # A new text or offer is certain to be written, durably, before the 2xx.
+                    written = any(
+                        isinstance(r, Inner) and r.kind in SEQUENCED_KINDS for r in results
+                    )
+                    await store.stage(ctx.db, fresh, new_states, account_state, durable=not written)
                     if account_state is not None:
                         self.account = account_state
                         await store.prune_sessions(ctx.db, author, SESSIONS_PER_PEER)

@@ -135,9 +135,13 @@ async def stage(
     opened: Sequence[Staged],
     states: Sequence[SessionState],
     account: AccountState | None,
+    *,
+    durable: bool = True,
 ) -> None:
-    """Store what was decrypted and the states that decrypted it in ONE transaction."""
-    async with db.transaction() as conn:
+    """Store what was decrypted and the states that decrypted it in ONE transaction. `durable`
+    False: atomic but not fsynced on its own, when a later durable commit before the 2xx is
+    certain to write (and so to sync the WAL that holds this one)."""
+    async with db.transaction(durable=durable) as conn:
         await conn.executemany(
             "INSERT OR IGNORE INTO ratchet_inbox (author, envelope_id, inner, received_at)"
             " VALUES (?,?,?,?)",
