@@ -69,7 +69,8 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     v1 = result["version_1"]
     assert v1["latency"]["received"] == 20 and v1["throughput"]["received_ws"] == 100
     assert v1["throughput"]["delivered_per_s"] > 0
-    assert "of version 1" in output
+    assert "of version 1" in output and "CPU per message" in output
+    assert set(v1["cpu_s"]) >= {"alice", "bob"}
     prekeys = result["prekeys"]
     assert prekeys["keys_per_refill"] == 26 and prekeys["refill_ms"]["count"] == 40
     assert prekeys["claim_ms"]["count"] == prekeys["claims"] > 0

@@ -78,6 +78,14 @@ async def test_two_version_2_daemons_use_a_session(cluster: Cluster) -> None:
         assert await session_store.has_sessions(services_of(cluster.daemons[name]).ctx.db, peer)
     contacts = await alice.get_json("/ui/api/contacts")
     assert [c["protocol_version"] for c in contacts["contacts"]] == [2]
+    # The file key travels in a ratchet-protected offer (PROTOCOL.md §14.4): bob opened the
+    # offer from a session, then took the chunks that key seals.
+    data = random_bytes(MIB + 3, seed=5)
+    offer = await send_file(alice, "bob", "board.pdf", data)
+    await wait_state(b_feed, offer["file"]["transfer_id"], "complete")
+    bob_db = services_of(cluster.daemons["bob"]).ctx.db
+    opened = await session_store.staged(bob_db, "alice", [offer["id"].split(":")[-1]])
+    assert '"kind":"file_offer"' in next(iter(opened.values()))
 
 
 async def test_min_version_2_refuses_version_1_both_ways(cluster: Cluster) -> None:

@@ -118,7 +118,17 @@ def version_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
             f"{v2['throughput']['delivered_per_s']:,.0f} / "
             f"{v1['throughput']['delivered_per_s']:,.0f} msg/s ({ratio:.0%} of version 1)",
         ),
+        (
+            "  daemon CPU per message v2 / v1",
+            f"{cpu_ms(v2):.2f} / {cpu_ms(v1):.2f} ms (alice + bob, in the burst)",
+        ),
     ]
+
+
+def cpu_ms(figures: dict[str, Any]) -> float:
+    """Daemon CPU per message of a burst: less swayed than msg/s by other work on the machine."""
+    spent = sum(figures["cpu_s"].get(name) or 0.0 for name in ("alice", "bob"))
+    return 1000 * spent / int(figures["throughput"]["sent"])
 
 
 async def measure_messages(
@@ -134,8 +144,10 @@ async def measure_messages(
         await alice.open_feed()
         await measure_latency(alice, bob, WARMUP_MESSAGES, "warmup")
         latency = await measure_latency(alice, bob, messages)
-        throughput, _ = await measure_throughput(alice, bob, burst, concurrency)
-    return {"latency": latency, "throughput": throughput}
+        cpu: dict[str, float | None] = {}
+        with cpu_meter({name: node.proc.pid for name, node in cluster.nodes.items()}, cpu):
+            throughput, _ = await measure_throughput(alice, bob, burst, concurrency)
+    return {"latency": latency, "throughput": throughput, "cpu_s": cpu}
 
 
 async def measure(
