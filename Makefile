@@ -1,11 +1,14 @@
-# Every target installs what it needs first: a fresh clone needs only python3 and make.
+# Every target installs what it needs first: a fresh clone needs only python3, make and npm.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CHROMIUM ?= $(or $(CHROMIUM_PATH),/usr/bin/chromium)
+# The browser UI's lint and format check (Biome, pinned in package.json and package-lock.json).
+NODE_STAMP := node_modules/.installed
+BIOME := node_modules/.bin/biome
 
-.PHONY: install browser demo demo-fresh test lint fmt bench chaos fuzz-schema clean
+.PHONY: install browser demo demo-fresh test lint fmt bench chaos fuzz fuzz-schema clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -14,6 +17,19 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Node.js and npm come with the machine; Debian's packages are the fallback.
+$(NODE_STAMP): package.json package-lock.json
+	@if ! command -v npm >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian nodejs and npm for the JS lint"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; \
+	  else \
+	    echo "The JS lint needs Node.js and npm: sudo apt-get install nodejs npm"; exit 1; \
+	  fi; \
+	fi
+	npm ci --no-audit --no-fund
+	touch $(NODE_STAMP)
 
 # The browser tests drive Debian's Chromium (browsers cannot be downloaded by Playwright here).
 browser:
@@ -32,17 +48,20 @@ demo: install
 demo-fresh: install
 	$(BIN)/python -m flame.devtools demo --fresh
 
-test: install browser
+test: install browser $(NODE_STAMP)
+	$(BIOME) ci web
 	$(BIN)/python -m pytest
 
-lint: install
+lint: install $(NODE_STAMP)
 	$(BIN)/ruff format --check flame tests
 	$(BIN)/ruff check flame tests
 	$(BIN)/mypy flame tests
+	$(BIOME) ci web
 
-fmt: install
+fmt: install $(NODE_STAMP)
 	$(BIN)/ruff format flame tests
 	$(BIN)/ruff check --fix flame tests
+	$(BIOME) check --write web
 
 bench: install
 	$(BIN)/python -m flame.devtools bench --json bench-results.json
@@ -50,9 +69,14 @@ bench: install
 chaos: install
 	$(BIN)/python -m flame.devtools chaos
 
+# 20,000 hostile, signed requests over every peer, relay and directory route; fails on any 5xx.
+# `make test` runs a short pass of it (tests/e2e/test_fuzz.py).
+fuzz: install
+	$(BIN)/python -m flame.devtools --log-level warning fuzz --requests 20000
+
 # 20,000 signed requests drawn from the served OpenAPI documents; no answer may be a 500.
 fuzz-schema: install
 	$(BIN)/python -m flame.devtools fuzz-schema --requests 20000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -13,6 +13,7 @@ import getpass
 import json
 import logging
 import os
+import stat
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -26,10 +27,17 @@ Command = Callable[[argparse.Namespace, Settings], int]
 
 
 def read_password_file(path: str) -> str:
+    """The password in a file that only its owner may read or write (as ssh asks of a key)."""
     try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise FlameError(f"Cannot read the password file {path}: {exc.strerror}.") from exc
+    if mode & 0o077:
+        raise FlameError(
+            f"The password file {path} is open to other users (mode {mode:o}); "
+            f"make it private first: chmod 600 {path}"
+        )
     password = text.rstrip("\r\n")
     if not password:
         raise FlameError(f"The password file {path} is empty.")

@@ -61,6 +61,7 @@ class DaemonSettings(Section):
     relay_max_per_depositor: int = Field(default=2000, ge=0)
     relay_max_per_recipient: int = Field(default=5000, ge=0)
     relay_max_bytes_per_recipient: int = Field(default=64 * 1024 * 1024, ge=0)
+    relay_depositor_share: float = Field(default=0.25, gt=0, le=1)
     probe_interval_s: float = Field(default=15.0, gt=0)
     probe_concurrency: int = Field(default=8, ge=1, le=64)
     log_level: LogLevel = "info"
@@ -91,12 +92,17 @@ class DirectorySettings(Section):
     burst_per_address: int = Field(default=200, ge=1)
     rate_per_user: float = Field(default=2.0, gt=0)
     burst_per_user: int = Field(default=60, ge=1)
+    connections_per_address: int = Field(default=64, ge=1)
+    connections_max: int = Field(default=512, ge=1)
+    idle_timeout_s: float = Field(default=20.0, gt=0)
 
 
 class SecuritySettings(Section):
     argon2_memory_kib: int = Field(default=65536, ge=8)
     argon2_iterations: int = Field(default=3, ge=1)
     argon2_lanes: int = Field(default=1, ge=1, le=16)
+    # Test-only: lets `flame init` seal under an Argon2id cost below OWASP's minimum.
+    allow_weak_kdf: bool = False
     login_burst: int = Field(default=5, ge=1)
     login_refill_s: float = Field(default=12.0, gt=0)
     # The protocol versions this daemon speaks (PROTOCOL.md §9): max_version 1 pins it to version
@@ -110,6 +116,8 @@ class SecuritySettings(Section):
             raise ValueError("security.min_version cannot be above security.max_version")
         return self
 
+    lock_after_idle_s: float = Field(default=0.0, ge=0)  # 0: never
+
     @property
     def versions(self) -> tuple[int, ...]:
         return tuple(range(self.min_version, self.max_version + 1))
@@ -122,6 +130,12 @@ class LimitsSettings(Section):
     peer_burst_per_address: int = Field(default=500, ge=1)
     peer_rate_per_sender: float = Field(default=20.0, gt=0)
     peer_burst_per_sender: int = Field(default=200, ge=1)
+    stranger_lookups_per_s: float = Field(default=0.2, gt=0)
+    stranger_lookup_burst: int = Field(default=10, ge=1)
+    peer_connections_per_address: int = Field(default=64, ge=1)
+    peer_connections_max: int = Field(default=512, ge=1)
+    peer_idle_timeout_s: float = Field(default=20.0, gt=0)
+    peer_body_timeout_s: float = Field(default=60.0, gt=0)
 
 
 class StatusSettings(Section):

@@ -1,9 +1,14 @@
-"""The composition root of `flame serve`: settings -> store -> keys -> client -> services -> apps
--> loops. The only place that builds them; it owns start-up and shutdown (reverse order).
+"""The composition root of `flame serve`: settings -> keystore record -> apps -> (at the first
+login) store -> keys -> client -> services -> loops. The only place that builds them; it owns
+start-up, locking, unlocking and shutdown (reverse order).
 
-A locked daemon (no password yet) serves hello and the UI login, answers envelopes with 503
-`locked` (senders keep them queued), and reports no presence, so peers see it offline. Logging in
-to the UI unlocks it and starts the loops.
+A locked daemon holds no key and cannot read its own database (encrypted under a key sealed with
+the private keys: docs/ARCHITECTURE.md, "At rest"). It serves hello and the UI's page and login,
+answers every signed peer request with 503 `locked` (senders keep their envelopes queued), and
+reports no presence, so peers see it offline. The first successful login opens the database,
+builds the services and starts the loops; `security.lock_after_idle_s` without the UI being
+used locks it again: loops stopped, logged off, feeds and sessions closed, database closed, keys
+dropped.
 """
 
 from __future__ import annotations
@@ -15,24 +20,29 @@ import signal
 import socket
 from pathlib import Path
 
+from aiohttp import web
+
 from flame import tasks
 from flame.api import peer as peer_api
 from flame.api import ui as ui_api
 from flame.api.ui.guard import UiOrigin
+from flame.api.ui.state import UI, UiState
 from flame.clock import Clock, SystemClock
 from flame.config import Settings
-from flame.core.crypto import open_keystore
+from flame.core.crypto import Identity
 from flame.core.keys import Account, Keys
 from flame.core.ratelimit import TokenBuckets
-from flame.errors import FlameError, WrongPassword
+from flame.errors import FlameError
 from flame.net.peer_client import PeerClient
-from flame.net.server import Listener
+from flame.net.server import ConnectionLimits, Listener
 from flame.net.verify import RequestVerifier
+from flame.services.account import find_account, open_account, unseal
 from flame.services.context import Context
 from flame.services.events import Events
-from flame.services.registry import Services
-from flame.store.db import Database, FolderLock, open_daemon_db
-from flame.store.keystore import get_meta, load_account
+from flame.services.registry import ServiceHolder, Services
+from flame.store.db import Database, FolderLock
+from flame.store.folder import secure_folder
+from flame.store.keystore import get_meta
 
 log = logging.getLogger("flame.daemon")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -49,14 +59,41 @@ def advertised_address(settings: Settings, port: int) -> str:
     return f"http://{host}:{port}"
 
 
-def build_services(
-    settings: Settings, db: Database, account: Account, clock: Clock, directory_url: str
+async def build_services(
+    settings: Settings, db: Database, account: Account, identity: Identity, clock: Clock
 ) -> Services:
-    """Everything one account's daemon runs on, over its open database (still locked)."""
+    """Everything one account's daemon runs on, over its open database, with its keys unlocked."""
     keys = Keys(account)
+    keys.unlock(identity)
     ctx = Context(settings, db, clock, keys, Events())
     client = PeerClient(keys, settings.daemon.request_timeout_s, clock.now)
+    # The address given at enrollment wins over the settings' default.
+    directory_url = (await get_meta(db, "directory_url")) or settings.daemon.directory_url
     return Services.build(ctx, client, directory_url)
+
+
+async def unlock_services(holder: ServiceHolder, password: str) -> Services:
+    """The password opens the account (its keys, then its database, converting an older data
+    folder on the way); the services are built on it. WrongPassword unlocks nothing."""
+    opened = await open_account(holder.settings, holder.account, password)
+    holder.account = opened.account
+    try:
+        return await build_services(
+            holder.settings, opened.db, opened.account, opened.identity, holder.clock
+        )
+    except BaseException:
+        await opened.db.close()
+        raise
+
+
+def peer_connection_limits(settings: Settings) -> ConnectionLimits:
+    """What the peer listener's connections may hold (docs/ARCHITECTURE.md, "Connections")."""
+    limits = settings.limits
+    return ConnectionLimits(
+        per_address=limits.peer_connections_per_address,
+        total=limits.peer_connections_max,
+        idle_timeout_s=limits.peer_idle_timeout_s,
+    )
 
 
 def build_verifier(settings: Settings, username: str, clock: Clock) -> RequestVerifier:
@@ -70,16 +107,6 @@ def build_verifier(settings: Settings, username: str, clock: Clock) -> RequestVe
     )
 
 
-async def unlock_keys(keys: Keys, password: str) -> bool:
-    """Check the password against the keystore (Argon2id, in a thread); True if this unlocked
-    the keys for the first time. A wrong password raises WrongPassword and unlocks nothing."""
-    account = keys.account
-    identity = await asyncio.to_thread(open_keystore, account.sealed, account.username, password)
-    if identity.identity_key != account.identity_key:
-        raise WrongPassword("The keystore does not match this account.")
-    return keys.unlock(identity)
-
-
 class Daemon:
     def __init__(
         self, settings: Settings, *, clock: Clock | None = None, web_dir: Path = WEB_DIR
@@ -89,12 +116,23 @@ class Daemon:
         self.web_dir = web_dir
         self.data_dir = settings.daemon_data_dir()
         self.lock = FolderLock(self.data_dir)
-        self.db: Database | None = None
-        self.services: Services | None = None
+        self.holder: ServiceHolder | None = None
         self.verifier: RequestVerifier | None = None  # of signed peer requests
+        self.ui_app: web.Application | None = None
         self.listeners: list[Listener] = []
         self.supervisor: tasks.Supervisor | None = None
+        self.idle_watch: asyncio.Task[None] | None = None
         self.unlock_lock = asyncio.Lock()
+
+    @property
+    def services(self) -> Services | None:
+        """None while locked."""
+        return None if self.holder is None else self.holder.current
+
+    @property
+    def ui_state(self) -> UiState:
+        assert self.ui_app is not None
+        return self.ui_app[UI]
 
     @property
     def peer_port(self) -> int:
@@ -118,69 +156,92 @@ class Daemon:
 
     async def _start(self, password: str | None) -> None:
         settings, clock = self.settings, self.clock
-        self.db = db = await open_daemon_db(self.data_dir)
-        account = await load_account(db)
+        secure_folder(self.data_dir)  # 0700 and 0600, whatever an older version or a copy left
+        account = find_account(self.data_dir)
         if account is None:
             raise FlameError(f"No Flame account in {self.data_dir}; run 'flame init' first.")
-        # The address given at enrollment wins over the settings' default.
-        directory_url = (await get_meta(db, "directory_url")) or settings.daemon.directory_url
-        self.services = services = build_services(settings, db, account, clock, directory_url)
+        self.holder = holder = ServiceHolder(settings, clock, account)
         self.verifier = verifier = build_verifier(settings, account.username, clock)
         origin = UiOrigin()
+        self.ui_app = ui_api.build(holder, self.web_dir, self.login, origin)
         self.listeners = [
             Listener(
-                peer_api.build(services, verifier),
+                peer_api.build(holder, verifier),
                 settings.daemon.peer_host,
                 settings.daemon.peer_port,
+                peer_connection_limits(settings),
             ),
-            Listener(
-                ui_api.build(services, self.web_dir, self.login, origin),
-                settings.daemon.ui_host,
-                settings.daemon.ui_port,
-            ),
+            Listener(self.ui_app, settings.daemon.ui_host, settings.daemon.ui_port),
         ]
         for listener in self.listeners:
             await listener.start()
         origin.port = self.ui_port
-        services.presence.address = advertised_address(settings, self.peer_port)
         log.info("%s: peers on port %d, UI on %s", account.username, self.peer_port, self.ui_url)
         if password is not None:
             await self.login(password)
 
     async def login(self, password: str) -> None:
-        """Check the password against the keystore; the first success unlocks the daemon."""
-        services = self.services
-        assert services is not None
+        """Check the password against the keystore; a success while locked unlocks the daemon."""
+        holder = self.holder
+        assert holder is not None
         async with self.unlock_lock:
-            if await unlock_keys(services.ctx.keys, password):
-                self.supervisor = tasks.Supervisor(tasks.loops(services))
-                self.supervisor.start()
-                log.info("%s unlocked", services.ctx.me)
+            if holder.current is not None:
+                await unseal(holder.account, password)  # unlocked already: only the check
+                return
+            services = await unlock_services(holder, password)
+            services.presence.address = advertised_address(self.settings, self.peer_port)
+            holder.current = services
+            self.ui_state.touch()  # logging in is using the UI
+            self.supervisor = tasks.Supervisor(tasks.loops(services))
+            self.supervisor.start()
+            idle_s = self.settings.security.lock_after_idle_s
+            if idle_s > 0:
+                self.idle_watch = asyncio.create_task(self._lock_when_idle(idle_s), name="idle")
+            log.info("%s unlocked", services.ctx.me)
 
-    async def stop(self) -> None:
-        """Stop the loops, then log off and close the listeners at the same time (each bounded),
-        then the client and the database: a SIGTERM is answered within a few seconds."""
+    async def _lock_when_idle(self, idle_s: float) -> None:
+        """Lock once the UI has not been used for `idle_s` (security.lock_after_idle_s)."""
+        while True:
+            since = self.clock.now() - self.ui_state.last_activity
+            if since >= idle_s:
+                log.info("locking: the UI has not been used for %.0f s", since)
+                await self.relock()
+                return
+            await self.clock.sleep(idle_s - since)
+
+    async def relock(self) -> None:
+        """Back to locked, as after a restart: see the module's docstring."""
+        async with self.unlock_lock:
+            await self._lock()
+
+    async def _lock(self) -> None:
+        holder, services = self.holder, self.services
+        if holder is None or services is None:
+            return
+        holder.current = None  # from now on: 503 `locked` to peers, nothing for the UI
+        self.ui_state.sessions.revoke_all()
+        watch, self.idle_watch = self.idle_watch, None
+        if watch is not None and watch is not asyncio.current_task():
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
         if self.supervisor is not None:
             await self.supervisor.stop()
             self.supervisor = None
-        services = self.services
-        if services is not None:
-            services.ctx.events.close_all()  # live feeds end now, not hold the listeners open
+        with contextlib.suppress(FlameError, TimeoutError):
+            async with asyncio.timeout(LOG_OFF_TIMEOUT_S):
+                await services.presence.log_off()
+        services.ctx.keys.lock()
+        await services.client.close()
+        await services.ctx.db.close()  # waits for the statement under way; later ones: locked
+        services.ctx.events.close_all()  # last: a page that sees its feed end sees all done
+        log.info("%s locked", services.ctx.me)
 
-        async def log_off() -> None:
-            if services is not None and services.ctx.keys.is_unlocked:
-                with contextlib.suppress(FlameError, TimeoutError):
-                    async with asyncio.timeout(LOG_OFF_TIMEOUT_S):
-                        await services.presence.log_off()
-
-        await asyncio.gather(log_off(), *(listener.stop() for listener in self.listeners))
+    async def stop(self) -> None:
+        """Lock (loops stopped, logged off: bounded), closing the listeners at the same time,
+        so a SIGTERM is answered within a few seconds."""
+        await asyncio.gather(self.relock(), *(listener.stop() for listener in self.listeners))
         self.listeners = []
-        if services is not None:
-            await services.client.close()
-            self.services = None
-        if self.db is not None:
-            await self.db.close()
-            self.db = None
         self.lock.release()
 
 

@@ -13,6 +13,7 @@ FlameError                      code            HTTP
     ├── AuthError               unauthorized    401
     ├── Forbidden               forbidden       403
     ├── NotFound                not_found       404
+    ├── RequestTimeout          request_timeout 408
     ├── Conflict                conflict        409
     ├── LengthRequired          length_required 411
     ├── TooLarge                too_large       413
@@ -137,6 +138,10 @@ class Forbidden(RequestError, code="forbidden", status=403):
 
 class NotFound(RequestError, code="not_found", status=404):
     """No such thing here."""
+
+
+class RequestTimeout(RequestError, code="request_timeout", status=408):
+    """The body did not arrive in time."""
 
 
 class Conflict(RequestError, code="conflict", status=409):

@@ -104,10 +104,19 @@ def loops(services: Services) -> dict[str, Loop]:
 
 
 class Supervisor:
-    """Starts each named loop; a loop that dies is logged and restarted with growing backoff."""
+    """Starts each named loop; a loop that dies is logged and restarted with growing backoff
+    (RESTART_FIRST_S, doubling up to RESTART_MAX_S), so a loop that crashes at once on every start
+    restarts at most once every RESTART_MAX_S once the delay has grown. A loop that ran for longer
+    than RESTART_MAX_S before it died starts again from the first delay. `sleep` waits between
+    restarts (tests pass one that records the delays)."""
 
-    def __init__(self, loops: dict[str, Loop]) -> None:
+    def __init__(
+        self,
+        loops: dict[str, Loop],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.loops = loops
+        self.sleep = sleep
         self.tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -115,16 +124,20 @@ class Supervisor:
             self.tasks.append(asyncio.create_task(self._keep(name, loop), name=name))
 
     async def _keep(self, name: str, loop: Loop) -> None:
+        clock = asyncio.get_running_loop().time
         delay = RESTART_FIRST_S
         while True:
+            started = clock()
             try:
                 await loop()
                 return
             except asyncio.CancelledError:
                 raise
             except Exception:
+                if clock() - started > RESTART_MAX_S:
+                    delay = RESTART_FIRST_S  # it had been running well: a new failure
                 log.exception("background task %s crashed; restarting in %.1f s", name, delay)
-                await asyncio.sleep(delay)
+                await self.sleep(delay)
                 delay = min(delay * 2, RESTART_MAX_S)
 
     async def stop(self) -> None:

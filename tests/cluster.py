@@ -5,6 +5,7 @@ are its names as the tests import them, and the few looks inside a running daemo
 from __future__ import annotations
 
 from flame.core.crypto import Identity
+from flame.core.keys import Account
 from flame.daemon import Daemon
 from flame.devtools.cluster import Cluster, cluster_context, fast_settings
 from flame.devtools.ui import PASSWORD, Feed, UiClient, eventually
@@ -16,6 +17,7 @@ __all__ = [
     "Cluster",
     "Feed",
     "UiClient",
+    "account_of",
     "cluster_context",
     "eventually",
     "fast_settings",
@@ -29,6 +31,12 @@ def services_of(node: Daemon) -> Services:
     """A running daemon's services, for tests that look inside."""
     assert node.services is not None
     return node.services
+
+
+def account_of(node: Daemon) -> Account:
+    """Who a daemon is (username, public keys), locked or not: its keystore record."""
+    assert node.holder is not None
+    return node.holder.account
 
 
 def identity_of(node: Daemon) -> Identity:

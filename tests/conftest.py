@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from flame.core.crypto import new_db_key
 from flame.store.db import Database
 from tests.cluster import Cluster, cluster_context
 
@@ -18,8 +19,9 @@ async def cluster() -> AsyncIterator[Cluster]:
 
 @pytest.fixture
 async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A daemon's database, migrated, on its own (for the store's tests)."""
-    database = await Database.open(tmp_path / "flame.db", "flame.store.schema")
+    """A daemon's database (encrypted, as every daemon's), migrated, on its own (for the store's
+    tests)."""
+    database = await Database.open(tmp_path / "flame.db", "flame.store.schema", key=new_db_key())
     try:
         yield database
     finally:

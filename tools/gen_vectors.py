@@ -90,6 +90,7 @@ INPUTS: dict[str, Any] = {
         "memory_kib": 64,
         "iterations": 1,
         "lanes": 1,
+        "db_key_hex": "db" * 32,
     },
 }
 
@@ -216,10 +217,15 @@ def build() -> dict[str, Any]:
         lanes=ks["lanes"],
         memory_cost=ks["memory_kib"],
     ).derive(ks["password"].encode())
+    plaintext = alice.secret() + bytes.fromhex(ks["db_key_hex"])
     ciphertext = ChaCha20Poly1305(key).encrypt(
-        bytes.fromhex(ks["nonce_hex"]), alice.secret(), KEYSTORE_CONTEXT + ks["username"].encode()
+        bytes.fromhex(ks["nonce_hex"]), plaintext, KEYSTORE_CONTEXT + ks["username"].encode()
     )
-    outputs["keystore"] = {"key": key.hex(), "ciphertext": ciphertext.hex()}
+    outputs["keystore"] = {
+        "key": key.hex(),
+        "plaintext": plaintext.hex(),
+        "ciphertext": ciphertext.hex(),
+    }
     return {"inputs": INPUTS, "outputs": outputs}
 
 

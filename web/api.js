@@ -1,4 +1,4 @@
-// fetch wrapper for the local UI API (docs/UI_API.md).
+// The local UI API (docs/UI_API.md): the one module that knows its URLs.
 // JSON in, JSON out; errors `{error, message}` become ApiError with the
 // server's message; a 401 anywhere (but login) triggers the unauthorized hook.
 
@@ -12,8 +12,7 @@ const FALLBACK_MESSAGES = {
   unknown_recipient: 'This contact is unknown to the directory. The message was not sent.',
   empty_message: 'Type a message before sending.',
   message_too_long: 'This message is too long to send. Shorten it and try again.',
-  key_changed:
-    "This contact's identity key changed. Verify and accept the new key before sending.",
+  key_changed: "This contact's identity key changed. Verify and accept the new key before sending.",
   bad_origin: 'The request was refused (bad origin). Reload the page and try again.',
   blocked: 'You blocked this person. Unblock them to write to them.',
   bad_avatar: 'The picture must be a PNG, JPEG, WebP or GIF image.',
@@ -43,6 +42,16 @@ function fallbackMessage(code, status) {
   return `The request failed (HTTP ${status}).`;
 }
 
+/** fetch, with a daemon that cannot be reached turned into an ApiError (an abort stays one). */
+async function send(path, init) {
+  try {
+    return await fetch(path, init);
+  } catch (err) {
+    if (err && err.name === 'AbortError') throw err;
+    throw new ApiError(NETWORK_MESSAGE, { status: 0, code: 'network' });
+  }
+}
+
 export async function request(method, path, body, { handle401 = true, signal } = {}) {
   const init = {
     method,
@@ -55,13 +64,7 @@ export async function request(method, path, body, { handle401 = true, signal } =
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  let res;
-  try {
-    res = await fetch(path, init);
-  } catch (err) {
-    if (err && err.name === 'AbortError') throw err;
-    throw new ApiError(NETWORK_MESSAGE, { status: 0, code: 'network' });
-  }
+  const res = await send(path, init);
   let data = null;
   let raw = '';
   try {
@@ -100,6 +103,9 @@ export async function request(method, path, body, { handle401 = true, signal } =
 
 const enc = encodeURIComponent;
 
+/** The live events: a WebSocket on this host (ws.js). */
+export const WS_PATH = '/ui/api/ws';
+
 export const api = {
   me: (opts) => request('GET', '/ui/api/me', undefined, opts),
   login: (password) => request('POST', '/ui/api/login', { password }, { handle401: false }),
@@ -111,7 +117,9 @@ export const api = {
     const q = new URLSearchParams();
     if (before !== null && before !== undefined) q.set('before', String(before));
     q.set('limit', String(limit));
-    return request('GET', `/ui/api/conversations/${enc(name)}/messages?${q}`, undefined, { signal });
+    return request('GET', `/ui/api/conversations/${enc(name)}/messages?${q}`, undefined, {
+      signal,
+    });
   },
   send: (name, text) => request('POST', `/ui/api/conversations/${enc(name)}/messages`, { text }),
   markRead: (name, upTo) =>
@@ -139,5 +147,50 @@ export const api = {
     if (since !== null) p.set('since', String(since));
     if (until !== null) p.set('until', String(until));
     return request('GET', `/ui/api/search?${p}`, undefined, { signal });
+  },
+};
+
+// ---------- files (docs/UI_API.md, "Files") ----------
+
+const filesBase = (peer) => `/ui/api/conversations/${enc(peer)}/files`;
+
+export const fileApi = {
+  announce: (peer, file) =>
+    request('POST', filesBase(peer), {
+      name: file.name || 'file',
+      size: file.size,
+      type: file.type || '',
+    }),
+  cancel: (peer, id) => request('POST', `${filesBase(peer)}/${enc(id)}/cancel`, {}),
+  decline: (peer, id) => request('POST', `${filesBase(peer)}/${enc(id)}/decline`, {}),
+  view: (peer, id) => request('GET', `${filesBase(peer)}/${enc(id)}`),
+  contentUrl: (peer, id, download = false) =>
+    `${filesBase(peer)}/${enc(id)}/content${download ? '?download=1' : ''}`,
+
+  /** Stream a File/Blob to our daemon: the browser reads it from disk as it sends. */
+  async upload(peer, id, file, signal) {
+    const res = await send(fileApi.contentUrl(peer, id), {
+      method: 'PUT',
+      body: file,
+      credentials: 'same-origin',
+      cache: 'no-store',
+      headers: { 'Content-Type': 'application/octet-stream', Accept: 'application/json' },
+      signal,
+    });
+    let data = null;
+    try {
+      data = await res.json();
+    } catch {
+      data = null;
+    }
+    if (res.ok && data) return data;
+    const message =
+      data && typeof data.message === 'string'
+        ? data.message
+        : `The upload failed (HTTP ${res.status}).`;
+    throw new ApiError(message, {
+      status: res.status,
+      code: data?.error ? data.error : `http_${res.status}`,
+    });
   },
 };

@@ -4,7 +4,7 @@ import { api, onUnauthorized } from './api.js';
 import { h, spinner } from './dom.js';
 import { conversationHash, navigate, startRouter } from './router.js';
 import * as store from './store.js';
-import { ConversationView } from './views/conversation.js';
+import { ConversationView } from './views/conversation/index.js';
 import { renderLogin } from './views/login.js';
 import { ProfileView } from './views/profile.js';
 import { SearchView } from './views/search.js';
@@ -139,7 +139,7 @@ function notify(m) {
   if (m.direction !== 'in' || !shell) return;
   if (store.state.myStatus.choice === 'busy' || !notificationsOn()) return; // busy mutes
   const c = store.state.contacts.get(m.peer);
-  if (c && c.blocked) return;
+  if (c?.blocked) return;
   const who = store.displayName(m.peer);
   shell.toast(`New message from ${who}`, conversationHash(m.peer));
   if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
@@ -315,7 +315,11 @@ function showBootError(err) {
         { class: 'login-card', role: 'alert' },
         h('h1', { class: 'login-title' }, 'Flame is not reachable'),
         h('p', { class: 'login-sub' }, err.message),
-        h('button', { type: 'button', class: 'btn btn-primary btn-block', onclick: boot }, 'Try again'),
+        h(
+          'button',
+          { type: 'button', class: 'btn btn-primary btn-block', onclick: boot },
+          'Try again',
+        ),
       ),
     ),
   );

@@ -75,3 +75,36 @@ export function toggleClass(el, cls, on) {
 export function spinner(extra) {
   return h('span', { class: ['spinner', extra], 'aria-hidden': 'true' });
 }
+
+/** Show el with this text (an error or notice line kept hidden while empty). */
+export function showText(el, text) {
+  setText(el, text);
+  el.hidden = false;
+}
+
+/**
+ * A button that shows a spinner while busy: h('button', attrs) holding the spinner and a label.
+ * Returns {el, label}; whileBusy runs an action on it.
+ */
+export function busyButton(attrs, text) {
+  const label = h('span', { class: 'btn-label' }, text);
+  return { el: h('button', attrs, spinner('btn-spinner'), label), label };
+}
+
+/**
+ * Run fn while the busyButton is disabled and shows its spinner (and busyText, when given, in
+ * place of its label); afterwards it is enabled again with its label back.
+ */
+export async function whileBusy({ el, label }, fn, busyText = null) {
+  const idleText = label.textContent;
+  el.disabled = true;
+  el.classList.add('is-busy');
+  if (busyText !== null) setText(label, busyText);
+  try {
+    return await fn();
+  } finally {
+    el.disabled = false;
+    el.classList.remove('is-busy');
+    if (busyText !== null) setText(label, idleText);
+  }
+}

@@ -1,6 +1,6 @@
 // Presentation tables and formatting helpers.
 
-/** Outgoing/incoming message state -> indicator. Add new states here only. */
+/** Outgoing/incoming message state -> indicator (the order of outgoing states: states.js). */
 export const MESSAGE_STATES = {
   sending: { icon: '◷', label: 'Sending…' },
   relayed: { icon: '⇢', label: 'Held by relays until the recipient comes online' },
@@ -13,12 +13,6 @@ export const MESSAGE_STATES = {
 
 export function messageStateInfo(state) {
   return MESSAGE_STATES[state] || { icon: '', label: String(state || '') };
-}
-
-/** Rank used so a stale snapshot never moves a message's state backwards. */
-const STATE_RANK = { sending: 0, failed: 0, relayed: 1, sent: 2, received: 2, delivered: 3, read: 4 };
-export function stateRank(state) {
-  return STATE_RANK[state] ?? 2;
 }
 
 export const STATUSES = {
@@ -98,4 +92,47 @@ export function hashHue(name, buckets = 8) {
 export function initial(name) {
   const first = [...String(name).trim()][0];
   return first ? first.toUpperCase() : '?';
+}
+
+// ---------- files: sizes, durations, progress, badges ----------
+
+const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
+
+export function formatBytes(n) {
+  let value = Math.max(0, Number(n) || 0);
+  let unit = 0;
+  while (value >= 1000 && unit < UNITS.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  const digits = unit === 0 || value >= 100 ? 0 : 1;
+  return `${value.toFixed(digits)} ${UNITS[unit]}`;
+}
+
+export function formatDuration(seconds) {
+  const s = Math.max(0, Math.round(Number(seconds) || 0));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${String(s % 60).padStart(2, '0')} s`;
+  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
+}
+
+/** "12.3 MB of 40 MB · 25 MB/s · 2 s left" */
+export function progressText(progress, size) {
+  const parts = [`${formatBytes(progress.bytes)} of ${formatBytes(size)}`];
+  if (progress.rate_bps > 0) parts.push(`${formatBytes(progress.rate_bps)}/s`);
+  if (progress.eta_s !== null && progress.eta_s !== undefined && progress.bytes < size) {
+    parts.push(`${formatDuration(progress.eta_s)} left`);
+  }
+  return parts.join(' · ');
+}
+
+const MEDIA_BADGES = { image: 'IMG', audio: 'AUDIO', video: 'VIDEO' };
+
+/** A short badge for the file's kind: its extension (PDF, XLSX…), else its media class. */
+export function fileBadge(name, media) {
+  const dot = String(name || '').lastIndexOf('.');
+  const ext = dot > 0 ? String(name).slice(dot + 1) : '';
+  if (/^[A-Za-z0-9]{1,5}$/.test(ext)) return ext.toUpperCase();
+  return MEDIA_BADGES[media] || 'FILE';
 }

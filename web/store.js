@@ -115,7 +115,7 @@ export function displayName(name) {
     return state.myProfile.display_name;
   }
   const c = state.contacts.get(name);
-  return (c && c.display_name) || name;
+  return c?.display_name || name;
 }
 
 export function setMyStatus(evt) {
@@ -146,13 +146,20 @@ export function applyProfile(view) {
   emit('profile', view);
 }
 
-/** Returns false when the contact is unknown. */
-export function applyBlocked(username, blocked) {
+/** Change a known contact in place and tell the views. Returns false when the contact is unknown. */
+function changeContact(username, change) {
   const c = state.contacts.get(username);
   if (!c) return false;
-  c.blocked = Boolean(blocked);
+  change(c);
   emit('contacts');
   return true;
+}
+
+/** Returns false when the contact is unknown. */
+export function applyBlocked(username, blocked) {
+  return changeContact(username, (c) => {
+    c.blocked = Boolean(blocked);
+  });
 }
 
 /** Contacts as the list shows them: blocked people only when asked for. */
@@ -184,7 +191,7 @@ export function setContacts(list) {
     if (!raw || typeof raw.username !== 'string') continue;
     const c = normalizeContact(raw);
     if (c.username === state.activePeer) c.unread = 0;
-    if (c.last_message && c.last_message.id) markCounted(c.last_message.id);
+    if (c.last_message?.id) markCounted(c.last_message.id);
     map.set(c.username, c);
   }
   state.contacts = map;
@@ -227,7 +234,7 @@ export function applyMessage(m) {
 
 export function applyMessageState(evt) {
   const c = state.contacts.get(evt.peer);
-  if (c && c.last_message && c.last_message.id === evt.id) {
+  if (c?.last_message && c.last_message.id === evt.id) {
     c.last_message = { ...c.last_message, state: evt.state, error: evt.error ?? null };
     emit('contacts');
   }
@@ -235,20 +242,16 @@ export function applyMessageState(evt) {
 
 /** Returns false when the contact is unknown. */
 export function applyPresence(username, status) {
-  const c = state.contacts.get(username);
-  if (!c) return false;
-  c.status = normalizeStatus(status);
-  emit('contacts');
-  return true;
+  return changeContact(username, (c) => {
+    c.status = normalizeStatus(status);
+  });
 }
 
 /** Returns false when the contact is unknown. */
 export function applyKeyChange(username) {
-  const c = state.contacts.get(username);
-  if (!c) return false;
-  c.key_changed = true;
-  emit('contacts');
-  return true;
+  return changeContact(username, (c) => {
+    c.key_changed = true;
+  });
 }
 
 export function totalUnread() {

@@ -1,10 +1,12 @@
-// One WebSocket to /ui/api/ws on this host. Reconnects with exponential
+// One WebSocket to the UI API's event stream (WS_PATH) on this host. Reconnects with exponential
 // backoff + jitter (capped), pings every 25 s, drops a connection that stays
 // silent after a ping, and dispatches JSON events by `type` to subscribers.
 
+import { WS_PATH } from './api.js';
+
 export class LiveSocket {
   constructor({
-    path = '/ui/api/ws',
+    path = WS_PATH,
     pingIntervalMs = 25000,
     pongTimeoutMs = 10000,
     baseDelayMs = 500,

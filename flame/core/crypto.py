@@ -147,22 +147,47 @@ def _password_key(password: str, salt: bytes, params: KdfParams) -> bytes:
     return kdf.derive(password.encode())
 
 
+DB_KEY_BYTES = 32
+SECRET_BYTES = 64  # ed25519_private || x25519_private
+SEALED_BYTES = SECRET_BYTES + DB_KEY_BYTES  # ... || the database key (PROTOCOL.md §3.6)
+
+
+@dataclass(frozen=True, slots=True)
+class Unsealed:
+    """What the password opens: the private keys and the key of the encrypted database. A keystore
+    sealed before the database was encrypted holds no database key (None): the first unlock makes
+    one and seals both again (PROTOCOL.md §3.6)."""
+
+    identity: Identity
+    db_key: bytes | None
+
+
+def new_db_key() -> bytes:
+    return os.urandom(DB_KEY_BYTES)
+
+
 def seal_keystore(
-    identity: Identity, username: str, password: str, params: KdfParams
+    identity: Identity, db_key: bytes, username: str, password: str, params: KdfParams
 ) -> SealedKeystore:
+    if len(db_key) != DB_KEY_BYTES:
+        raise ValueError("a database key is 32 bytes")
     salt, nonce = os.urandom(16), os.urandom(12)
     key = _password_key(password, salt, params)
     aad = KEYSTORE_CONTEXT + username.encode()
-    ciphertext = ChaCha20Poly1305(key).encrypt(nonce, identity.secret(), aad)
+    ciphertext = ChaCha20Poly1305(key).encrypt(nonce, identity.secret() + db_key, aad)
     return SealedKeystore(salt, nonce, ciphertext, params)
 
 
-def open_keystore(sealed: SealedKeystore, username: str, password: str) -> Identity:
-    """Unlock the private keys; a wrong password raises WrongPassword and unlocks nothing."""
+def open_keystore(sealed: SealedKeystore, username: str, password: str) -> Unsealed:
+    """Unlock the private keys and the database key; a wrong password raises WrongPassword and
+    unlocks nothing."""
     key = _password_key(password, sealed.salt, sealed.params)
     aad = KEYSTORE_CONTEXT + username.encode()
     try:
         secret = ChaCha20Poly1305(key).decrypt(sealed.nonce, sealed.ciphertext, aad)
     except InvalidTag as exc:
         raise WrongPassword("Wrong password.") from exc
-    return Identity.from_secret(secret)
+    if len(secret) not in (SECRET_BYTES, SEALED_BYTES):
+        raise WrongPassword("The keystore holds something other than Flame keys.")
+    db_key = secret[SECRET_BYTES:] or None
+    return Unsealed(Identity.from_secret(secret[:SECRET_BYTES]), db_key)

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import ValidationError
 
 from flame.core.crypto import public_bytes, x25519_public
-from flame.core.encoding import b64d, b64e
+from flame.core.encoding import b64d, b64e, parse_json_object
 from flame.core.models import Envelope, Inner
 from flame.errors import BadEnvelope, BadRequest, DecryptionFailed
 
@@ -115,9 +115,32 @@ def seal(
     Version 2 seals exactly so, with `v` 2 and a `ratchet` inner (PROTOCOL.md §14.4)."""
     if (version == 2) != (inner.kind == "ratchet"):
         raise ValueError("version 2 seals a ratchet message, and only version 2 does")
+    envelope_id = b64d(inner.id, length=ID_BYTES, what="message id")
+    return seal_bytes(
+        sender,
+        recipient,
+        recipient_key,
+        envelope_id,
+        encode_inner(inner),
+        ephemeral=ephemeral,
+        version=version,
+    )
+
+
+def seal_bytes(
+    sender: X25519PrivateKey,
+    recipient: str,
+    recipient_key: bytes,
+    envelope_id: bytes,
+    plaintext: bytes,
+    *,
+    ephemeral: X25519PrivateKey | None = None,
+    version: int = VERSION,
+) -> Envelope:
+    """Seal any bytes as an inner message (padded): `seal`'s construction, for the tests and the
+    fuzzer, which must reach the receiver's parsing of what it opened."""
     eph_private = ephemeral or X25519PrivateKey.generate()
     eph = public_bytes(eph_private.public_key())
-    envelope_id = b64d(inner.id, length=ID_BYTES, what="message id")
     h = header_hash(version, envelope_id, recipient, eph, recipient_key)
     es = _exchange(eph_private, recipient_key)
     k1 = _hkdf(es, h, INFO_ES)
@@ -125,8 +148,10 @@ def seal(
     h2 = hashlib.sha256(h + sk).digest()
     ss = _exchange(sender, recipient_key)
     k2 = _hkdf(es + ss, h2, INFO_SS)
-    ct = ChaCha20Poly1305(k2).encrypt(ZERO_NONCE, pad(encode_inner(inner)), h2)
-    return Envelope(v=version, id=inner.id, to=recipient, eph=b64e(eph), sk=b64e(sk), ct=b64e(ct))
+    ct = ChaCha20Poly1305(k2).encrypt(ZERO_NONCE, pad(plaintext), h2)
+    return Envelope(
+        v=version, id=b64e(envelope_id), to=recipient, eph=b64e(eph), sk=b64e(sk), ct=b64e(ct)
+    )
 
 
 def open_envelope(
@@ -161,8 +186,8 @@ def open_envelope(
     except InvalidTag as exc:
         raise DecryptionFailed("The envelope was rejected.") from exc
     try:
-        inner = Inner.model_validate_json(plaintext)
-    except ValidationError as exc:
+        inner = Inner.model_validate(parse_json_object(plaintext, what="sealed message"))
+    except (BadRequest, ValidationError) as exc:
         raise BadEnvelope("The sealed message is malformed.") from exc
     if inner.to != me or inner.id != envelope.id:
         raise BadEnvelope("The sealed message does not match its envelope.")

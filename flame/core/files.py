@@ -102,6 +102,10 @@ class Layout:
     def sealed_len(self, index: int) -> int:
         return self.plain_len(index) + TAG_BYTES
 
+    def sealed_offset(self, index: int) -> int:
+        """Where chunk `index` starts in the sealed form, on the wire and at rest (§11.4)."""
+        return index * (self.chunk_bytes + TAG_BYTES)
+
     def sealed_bytes(self, start: int, end: int | None = None) -> int:
         """The body length of chunks start .. end-1, sealed (end defaults to the last chunk)."""
         end = self.count if end is None else end

@@ -320,6 +320,10 @@ class RatchetBody(Wire):
         return without_none(handler(self), "identity")
 
 
+# Bounds of the inner message's numbers (PROTOCOL.md §6.4): integers a browser holds exactly, and
+# times a browser's Date can show (8.64e15 ms, the year 275760).
+SEQ_MAX = 2**53 - 1
+TS_MAX_MS = 8_640_000_000_000_000
 SEQUENCED_KINDS = {"text", "file_offer"}  # kinds that are part of a conversation's order
 KIND_BODIES: dict[str, type[Wire]] = {
     "text": TextBody,
@@ -340,8 +344,8 @@ class Inner(BaseModel):
     from_: Username = Field(alias="from")
     to: Username
     id: str
-    seq: int = Field(ge=0)  # 1, 2, ... per conversation; 0 for control kinds such as receipts
-    ts: int = Field(ge=0)
+    seq: int = Field(ge=0, le=SEQ_MAX)  # 1, 2, ... per conversation; 0 for control kinds
+    ts: int = Field(ge=0, le=TS_MAX_MS)
     kind: str
     body: SerializeAsAny[Wire]
 
@@ -354,11 +358,12 @@ class Inner(BaseModel):
         if isinstance(data, dict) and not isinstance(data.get("body"), dict | Wire):
             raise ValueError("body must be an object")
         if isinstance(data, dict) and isinstance(data.get("body"), dict):
-            if data["kind"] == "file_offer" and data["body"].get("data", "") is None:
+            kind = data["kind"]
+            if kind == "file_offer" and data["body"].get("data", "") is None:
                 raise ValueError("a file offer's data is absent, never null (PROTOCOL.md §11.6)")
-            model = KIND_BODIES.get(data["kind"])
+            model = KIND_BODIES.get(kind)
             if model is None:
-                raise ValueError(f"unknown message kind {data.get('kind')!r}")
+                raise ValueError("unknown message kind")
             data = {**data, "body": model.model_validate(data["body"])}
         elif isinstance(data, dict) and isinstance(data.get("body"), Wire):
             if KIND_BODIES.get(data.get("kind")) is not type(data["body"]):  # type: ignore[arg-type]

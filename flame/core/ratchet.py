@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from flame.core.crypto import Identity, x25519_public
-from flame.core.encoding import b64d, b64e
+from flame.core.encoding import b64d, b64e, parse_json_object
 from flame.core.models import Inner, RatchetBody
 from flame.core.prekeys import PrekeyRecord, sign_prekey
 from flame.errors import BadEnvelope, BadRequest, DecryptionFailed
@@ -154,9 +154,9 @@ def encrypt(session: vodozemac.Session, key: bytes, my_identity: str, plaintext:
 
 
 def _inner(plaintext: bytes, author: str, me: str, envelope_id: str) -> Inner:
-    try:
-        inner = Inner.model_validate_json(plaintext)
-    except ValueError as exc:
+    try:  # the one strict parser of untrusted JSON (PROTOCOL.md §1.3)
+        inner = Inner.model_validate(parse_json_object(plaintext, what="ratchet message"))
+    except (BadRequest, ValueError) as exc:
         raise BadEnvelope("The ratchet message is malformed.") from exc
     if inner.from_ != author or inner.to != me or inner.id != envelope_id:
         raise BadEnvelope("The ratchet message does not match its envelope.")

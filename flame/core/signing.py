@@ -68,7 +68,9 @@ def request_string(
         nonce,
         UNSIGNED_PAYLOAD if unsigned_body else hashlib.sha256(body).hexdigest(),
     ]
-    return "\n".join(parts).encode()
+    # The bytes as they travelled: an HTTP server hands over header bytes that are not UTF-8 as
+    # lone surrogates (surrogateescape), and this gives back exactly those bytes.
+    return "\n".join(parts).encode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +182,23 @@ class SignedRequest:
             raise AuthError(exc.message, code="bad_signature") from exc
         return cls(user, audience, int(raw_time), nonce, signature)
 
+    def check_context(self, *, expected_audience: str, now: float, not_before: float) -> None:
+        """The checks that need no key (PROTOCOL.md §4.3 steps 4-6): meant for this receiver,
+        inside the time window, not signed before it started. A request that fails them is
+        refused before anyone's key is looked up."""
+        if self.audience != expected_audience:
+            raise AuthError("This request was signed for someone else.", code="wrong_audience")
+        if abs(now - self.timestamp) > MAX_SKEW_S:
+            raise AuthError(
+                "The request's timestamp is outside the allowed window; check the clock.",
+                code="stale_request",
+            )
+        if self.timestamp < not_before:
+            # Signed before this process started: its nonce cache cannot vouch for it.
+            raise AuthError(
+                "The request predates this server's start; sign it again.", code="stale_request"
+            )
+
     def check(
         self,
         key: bytes,
@@ -195,18 +214,7 @@ class SignedRequest:
     ) -> None:
         """Verify audience, time window and signature (the nonce cache is the caller's). `key` is
         the caller's identity key, or the pair key for a MAC request."""
-        if self.audience != expected_audience:
-            raise AuthError("This request was signed for someone else.", code="wrong_audience")
-        if abs(now - self.timestamp) > MAX_SKEW_S:
-            raise AuthError(
-                "The request's timestamp is outside the allowed window; check the clock.",
-                code="stale_request",
-            )
-        if self.timestamp < not_before:
-            # Signed before this process started: its nonce cache cannot vouch for it.
-            raise AuthError(
-                "The request predates this server's start; sign it again.", code="stale_request"
-            )
+        self.check_context(expected_audience=expected_audience, now=now, not_before=not_before)
         message = request_string(
             method,
             path_qs,

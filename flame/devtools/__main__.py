@@ -1,5 +1,5 @@
-"""`python -m flame.devtools {demo,bench,chaos}`: the dev tools' own entry point (`make demo`,
-`make bench`, `make chaos`). Errors become one line, as in `flame`'s."""
+"""`python -m flame.devtools {demo,bench,chaos,fuzz}`: the dev tools' own entry point (`make demo`,
+`make bench`, `make chaos`, `make fuzz`). Errors become one line, as in `flame`'s."""
 
 from __future__ import annotations
 
@@ -34,6 +34,12 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     return run(stoppable("chaos", run_chaos(args)))
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from flame.devtools.fuzz.run import run_fuzz
+
+    return run(stoppable("fuzz", run_fuzz(args)))
+
+
 def cmd_fuzz_schema(args: argparse.Namespace) -> int:
     from flame.devtools.fuzz_schema import run_fuzz_schema
 
@@ -52,7 +58,7 @@ def run(tool: Coroutine[Any, Any, int]) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m flame.devtools",
-        description="Flame's dev tools: a local demo, the benchmark and the chaos harness.",
+        description="Flame's dev tools: a local demo, the benchmark, the chaos harness and the fuzzer.",
     )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -116,16 +122,32 @@ def build_parser() -> argparse.ArgumentParser:
     chaos.add_argument("--dir", help="keep the cluster in this folder (default: a temporary one)")
     chaos.add_argument("--json", default="chaos-results.json", help="where to write the JSON")
     chaos.set_defaults(run=cmd_chaos)
+
     fuzz = sub.add_parser(
+        "fuzz",
+        help="send hostile, signed requests to every route and fail on any 5xx",
+        description="Start a directory and three daemons on loopback and send them hostile "
+        "requests over every peer, relay and directory route, signed with the members' real keys "
+        "and with envelopes sealed to real recipients; exit 1 on any 5xx, any error a server "
+        "logs, or if honest traffic does not get through afterwards.",
+    )
+    fuzz.add_argument("--requests", type=int, default=20_000, help="requests to send (20000)")
+    fuzz.add_argument("--seed", type=int, help="seed of the generator (random)")
+    fuzz.add_argument("--concurrency", type=int, default=16, help="requests in flight (16)")
+    fuzz.add_argument("--json", help="also write the report here")
+    fuzz.set_defaults(run=cmd_fuzz)
+    fuzz_schema = sub.add_parser(
         "fuzz-schema",
         help="fuzz both APIs from their OpenAPI documents",
         description="Start a directory and a daemon, draw signed requests from the OpenAPI "
         "documents they serve (valid and broken bodies, paths, queries) and send them; fails if "
         "any answer is a 500 (PROTOCOL.md §15).",
     )
-    fuzz.add_argument("--requests", type=int, default=20000, help="requests to send (20000)")
-    fuzz.add_argument("--dir", help="keep the cluster in this folder (default: a temporary one)")
-    fuzz.set_defaults(run=cmd_fuzz_schema)
+    fuzz_schema.add_argument("--requests", type=int, default=20000, help="requests to send (20000)")
+    fuzz_schema.add_argument(
+        "--dir", help="keep the cluster in this folder (default: a temporary one)"
+    )
+    fuzz_schema.set_defaults(run=cmd_fuzz_schema)
     return parser
 
 

@@ -40,6 +40,7 @@ FAST: dict[str, Any] = {
     "daemon.request_timeout_s": 5,
     "security.argon2_memory_kib": 64,
     "security.argon2_iterations": 1,
+    "security.allow_weak_kdf": True,  # test-only: real accounts refuse this cost
     "directory.presence_ttl_s": 2.0,
 }
 

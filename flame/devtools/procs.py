@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from flame.store.folder import write_private
+
 READY_TIMEOUT_S = 30.0
 
 
@@ -149,12 +151,11 @@ async def init_user(
     """`flame init` for `name` (open registration) unless already done; returns the password."""
     data = root / name
     password_file = data / "password"
-    if (data / "flame.db").exists() and password_file.exists():
+    if (data / "keystore.json").exists() and password_file.exists():
         return password_file.read_text().strip()
     data.mkdir(parents=True, exist_ok=True, mode=0o700)
     password = "-".join(secrets.token_hex(3) for _ in range(3))
-    password_file.write_text(password + "\n")
-    password_file.chmod(0o600)
+    write_private(password_file, (password + "\n").encode())  # 0600: `flame` refuses others
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -27,7 +27,7 @@ from flame.directory import admin, prekeys, store
 from flame.errors import AuthError, BadRequest, Forbidden, NotFound
 from flame.net.http import error_middleware, parse_model, read_body
 from flame.net.ratelimit import address_limit
-from flame.net.server import Listener
+from flame.net.server import ConnectionLimits, Listener
 from flame.net.verify import RequestVerifier
 from flame.store.db import Database, FolderLock
 
@@ -41,6 +41,7 @@ class DirectoryParts:
     db: Database
     clock: Clock
     verifier: RequestVerifier
+    user_lookups: int = 0  # GET /users/{name} answered so far (tests count what floods cost)
 
 
 PARTS = web.AppKey("parts", DirectoryParts)
@@ -111,6 +112,7 @@ async def list_users(request: web.Request) -> web.StreamResponse:
 async def get_user(request: web.Request) -> web.Response:
     await authenticate(request)
     parts = request.app[PARTS]
+    parts.user_lookups += 1
     found = await store.entries(parts.db, parts.clock.now(), request.match_info["name"])
     if not found:
         raise NotFound(f"No user named {request.match_info['name']!r}.", code="unknown_user")
@@ -178,6 +180,7 @@ class DirectoryServer:
         self.clock = clock or SystemClock()
         self.lock = FolderLock(data_dir)
         self.listener: Listener | None = None
+        self.parts: DirectoryParts | None = None
         self.db: Database | None = None
         self.admin: web.AppRunner | None = None
 
@@ -199,8 +202,13 @@ class DirectoryServer:
                 self.clock.now,
                 per_caller=TokenBuckets(self.settings.rate_per_user, self.settings.burst_per_user),
             )
-            parts = DirectoryParts(self.settings, self.db, self.clock, verifier)
-            self.listener = Listener(build(parts), self.settings.host, self.settings.port)
+            self.parts = parts = DirectoryParts(self.settings, self.db, self.clock, verifier)
+            limits = ConnectionLimits(
+                per_address=self.settings.connections_per_address,
+                total=self.settings.connections_max,
+                idle_timeout_s=self.settings.idle_timeout_s,
+            )
+            self.listener = Listener(build(parts), self.settings.host, self.settings.port, limits)
             await self.listener.start()
             self.admin = await admin.start_admin(
                 admin.build(self.db, self.clock.now), self.data_dir

@@ -3,6 +3,7 @@ that writes an error answer), bounded bodies, and strict parsing of JSON bodies 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -11,10 +12,12 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from flame.core.encoding import parse_json_object
-from flame.errors import BadRequest, FlameError, TooLarge
+from flame.errors import BadRequest, FlameError, RequestTimeout, TooLarge
 
 log = logging.getLogger("flame.http")
 M = TypeVar("M", bound=BaseModel)
+
+BODY_TIMEOUT_S = 60.0  # where the caller sets none (the peer listener's is a setting)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -54,16 +57,20 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return json_error(500, "internal_error", "Something went wrong on this server.")
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The whole body, refusing (413) more than `limit` bytes before reading them."""
+async def read_body(request: web.Request, limit: int, timeout_s: float = BODY_TIMEOUT_S) -> bytes:
+    """The whole body, refusing (413) more than `limit` bytes before reading them, and (408) one
+    that takes longer than `timeout_s` to arrive: a slow sender cannot hold a request open."""
     if request.content_length is not None and request.content_length > limit:
         raise TooLarge(f"The body is larger than the limit of {limit} bytes.")
     try:
-        return (
-            await request.content.readexactly(request.content_length)
-            if (request.content_length is not None)
-            else await _read_limited(request, limit)
-        )
+        async with asyncio.timeout(timeout_s):
+            return (
+                await request.content.readexactly(request.content_length)
+                if (request.content_length is not None)
+                else await _read_limited(request, limit)
+            )
+    except TimeoutError as exc:
+        raise RequestTimeout(f"The body did not arrive within {timeout_s:g} s.") from exc
     except web.HTTPRequestEntityTooLarge as exc:
         raise TooLarge(f"The body is larger than the limit of {limit} bytes.") from exc
     except (ConnectionError, EOFError) as exc:

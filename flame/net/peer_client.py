@@ -16,6 +16,7 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 from yarl import URL
 
+from flame.core.encoding import parse_json_object
 from flame.core.keys import Keys
 from flame.core.models import (
     BatchResult,
@@ -37,13 +38,15 @@ from flame.core.models import (
 )
 from flame.core.prekeys import PrekeyClaim, PrekeyCount, PrekeyUpload
 from flame.core.signing import DIRECTORY_AUDIENCE, mac_request, sign_request
-from flame.errors import PeerRefused, PeerUnreachable
+from flame.errors import BadRequest, PeerRefused, PeerUnreachable
 
 DIRECTORY_PREFIX = "/dir/v1"
 PEER_PREFIX = "/api/v1"
 IN_ONE_PIECE = 1024 * 1024  # aiohttp writes bytes bodies up to this size in one piece
 TOKEN_HEADER = "Flame-Upload-Token"
 CONNECT_TIMEOUT_S = 5.0
+CODE_MAX = 64
+MESSAGE_MAX = 300
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -62,14 +65,30 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
-def refusal(status: int, payload: bytes, headers: Any) -> PeerRefused:
-    """A 4xx/5xx answer as PeerRefused, with the peer's code and message when it sent them."""
-    code, message = "peer_refused", f"HTTP {status}"
+def json_of(payload: bytes) -> dict[str, Any] | None:
+    """A peer's answer as a JSON object, through the one parser of untrusted JSON; None if it is
+    not one (a hostile peer's answer is data, never a crash)."""
     try:
-        data = json.loads(payload)
-        code, message = str(data.get("error", code)), str(data.get("message", message))
-    except (ValueError, AttributeError):
-        pass
+        return parse_json_object(payload, what="answer")
+    except BadRequest:
+        return None
+
+
+def target_url(url: str) -> URL:
+    """An address from a peer's presence record is the peer's data: one that does not parse (a
+    port of 99999) fails that peer's call, never the caller."""
+    try:
+        return URL(url)
+    except (ValueError, TypeError) as exc:
+        raise PeerUnreachable(f"The address {url[:80]!r} is not a valid URL.") from exc
+
+
+def refusal(status: int, payload: bytes, headers: Any) -> PeerRefused:
+    """A 4xx/5xx answer as PeerRefused, with the peer's code and message when it sent them (cut
+    to a sensible length: they end up in logs and in the user's view)."""
+    data = json_of(payload) or {}
+    code = str(data.get("error", "peer_refused"))[:CODE_MAX]
+    message = str(data.get("message", f"HTTP {status}"))[:MESSAGE_MAX]
     refused = PeerRefused(message, status=status, code=code, retry_after_s=_retry_after(headers))
     refused.payload = payload
     return refused
@@ -82,12 +101,14 @@ class PeerClient:
     def __init__(self, keys: Keys, timeout_s: float, now: Callable[[], float]) -> None:
         self.keys = keys
         self.now = now
-        # The pair key of a peer that speaks version 2 (PROTOCOL.md §14.8), or None: its requests
-        # then carry a MAC instead of a signature. Set by the composition root.
+        # A version 2 peer's pair key (its requests carry a MAC, PROTOCOL.md §14.8), or None.
         self.pair_key: Callable[[str], Awaitable[bytes | None]] | None = None
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
-            connector=aiohttp.TCPConnector(limit=256, limit_per_host=8, ttl_dns_cache=60),
+            # Idle connections kept less long than peers keep theirs (PROTOCOL.md §12.5).
+            connector=aiohttp.TCPConnector(
+                limit=256, limit_per_host=8, ttl_dns_cache=60, keepalive_timeout=10.0
+            ),
             json_serialize=json.dumps,
         )
 
@@ -132,7 +153,8 @@ class PeerClient:
             ) as response:
                 payload = await response.read()
                 status, response_headers = response.status, dict(response.headers)
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
+            # ValueError: aiohttp and yarl refusing what a peer's address or answer holds.
             raise PeerUnreachable(
                 f"Cannot reach {target.host}:{target.port}: {type(exc).__name__}"
             ) from exc
@@ -150,7 +172,7 @@ class PeerClient:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes, dict[str, str]]:
         """Send one request; sign it when `audience` is given. Returns status, body, headers."""
-        target = URL(url)
+        target = target_url(url)
         all_headers = {
             "Host": host_header(target),
             "Content-Type": "application/json",
@@ -214,27 +236,22 @@ class PeerClient:
             "DELETE", directory_url + DIRECTORY_PREFIX + "/presence", audience=DIRECTORY_AUDIENCE
         )
 
-    async def put_prekeys(self, directory_url: str, upload: PrekeyUpload) -> PrekeyCount:
+    async def _to_directory(self, method: str, url: str, path: str, body: bytes = b"") -> bytes:
         _, payload, _ = await self.request(
-            "PUT",
-            directory_url + DIRECTORY_PREFIX + "/prekeys",
-            audience=DIRECTORY_AUDIENCE,
-            body=upload.model_dump_json().encode(),
+            method, url + DIRECTORY_PREFIX + path, audience=DIRECTORY_AUDIENCE, body=body
         )
+        return payload
+
+    async def put_prekeys(self, directory_url: str, upload: PrekeyUpload) -> PrekeyCount:
+        body = upload.model_dump_json().encode()
+        payload = await self._to_directory("PUT", directory_url, "/prekeys", body)
         return parse_reply(PrekeyCount, payload)
 
     async def prekey_count(self, directory_url: str) -> PrekeyCount:
-        _, payload, _ = await self.request(
-            "GET", directory_url + DIRECTORY_PREFIX + "/prekeys", audience=DIRECTORY_AUDIENCE
-        )
-        return parse_reply(PrekeyCount, payload)
+        return parse_reply(PrekeyCount, await self._to_directory("GET", directory_url, "/prekeys"))
 
     async def claim_prekey(self, directory_url: str, username: str) -> PrekeyClaim:
-        _, payload, _ = await self.request(
-            "POST",
-            f"{directory_url}{DIRECTORY_PREFIX}/prekeys/{username}/claim",
-            audience=DIRECTORY_AUDIENCE,
-        )
+        payload = await self._to_directory("POST", directory_url, f"/prekeys/{username}/claim")
         return parse_reply(PrekeyClaim, payload)
 
     # --- peers -------------------------------------------------------------------------------
@@ -330,7 +347,7 @@ class PeerClient:
         that stalls, and the wait for the answer after the last byte is bounded by the client's
         timeout.
         """
-        target = URL(f"{files_url(address, transfer_id)}/chunks?start={start}")
+        target = target_url(f"{files_url(address, transfer_id)}/chunks?start={start}")
         host = host_header(target)
         headers = {
             "Host": host,
@@ -351,12 +368,16 @@ def files_url(address: str, transfer_id: str) -> str:
 
 
 def results_of(payload: bytes) -> BatchResult | None:
-    """The per-envelope results of a refused batch, whose body also carries `error` and `message`
-    (PROTOCOL.md §7.2): parsed apart from them, since BatchResult admits no other fields."""
+    """The per-envelope results (and a relay's signed ack) of a refused batch, whose body also
+    carries `error` and `message` (PROTOCOL.md §7.2): parsed apart from them, since BatchResult
+    admits no other fields."""
+    data = json_of(payload)
+    if data is None:
+        return None
     try:
-        data = json.loads(payload)
-        return BatchResult.model_validate({"results": data["results"]}, strict=False)
-    except (ValueError, TypeError, KeyError, ValidationError):
+        fields = {"results": data.get("results"), "ack": data.get("ack")}
+        return BatchResult.model_validate(fields, strict=False)
+    except ValidationError:
         return None
 
 
@@ -370,7 +391,10 @@ def _payload(body: bytes) -> bytes | io.BytesIO | None:
 
 def parse_reply(model: type[M], payload: bytes) -> M:
     """A peer's answer that does not parse is the peer's fault: PeerRefused, never a crash."""
+    data = json_of(payload)
     try:
-        return model.model_validate_json(payload)
-    except ValidationError as exc:
+        if data is None:
+            raise ValueError("not a JSON object")
+        return model.model_validate(data)
+    except ValueError as exc:  # ValidationError is one
         raise PeerRefused("The peer's answer is malformed.", status=502, code="bad_reply") from exc

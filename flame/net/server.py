@@ -1,11 +1,136 @@
-"""Start and stop an aiohttp app on a TCP address; port 0 picks a free port."""
+"""Start and stop an aiohttp app on a TCP address (port 0 picks a free port), and bound what its
+connections may hold: how many one remote address and all of them together keep open, and how
+long one may sit without sending a whole request head (docs/ARCHITECTURE.md, "Connections").
+
+The caps are a small protocol wrapper around aiohttp's own (`Admission`): a connection over a cap
+is closed the moment it is accepted, before aiohttp sees it, so slow or idle connections from one
+address cannot use up the file descriptors the rest of the daemon (its UI listener, its database)
+needs. Idle connections are closed by aiohttp's keep-alive timer, which also runs from the moment
+a connection opens until its first request head is complete.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import socket
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+log = logging.getLogger("flame.server")
+# A share of the open-file limit: the rest stays for the database, files being received, the
+# outbound connections and the UI listener.
+FD_SHARE = 4
+FD_RESERVE_MIN = 16
+
+
+class ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's log of its connections. A request it cannot even parse (a bad request line or
+    header, junk on the port) is the sender's fault, not a bug: one INFO line without a
+    traceback, so that junk cannot fill the log with errors. Anything else stays an error."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):
+            self.info(f"{msg}: %s", *args, exc_info.message, **kw)
+        else:
+            self.error(msg, *args, exc_info=exc_info, **kw)
+
+
+PROTOCOL_LOG = ProtocolLog(logging.getLogger("flame.server.protocol"))
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    per_address: int  # open connections from one remote address
+    total: int  # open connections in all (see `cap_total`)
+    idle_timeout_s: float  # to send a whole request head, from opening or from the last answer
+
+
+def open_files_limit() -> int | None:
+    """The process's soft RLIMIT_NOFILE, or None where there is none to read."""
+    try:
+        import resource
+    except ImportError:  # not on this platform
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def cap_total(configured: int, open_files: int | None) -> int:
+    """The connections a listener may hold in all: the setting, but never more than a quarter of
+    the open-file limit (at least FD_RESERVE_MIN), whatever the setting says."""
+    if open_files is None:
+        return configured
+    return max(1, min(configured, max(FD_RESERVE_MIN, open_files // FD_SHARE)))
+
+
+@dataclass
+class Admission:
+    """Counts open connections per remote address and in all; refuses those over a cap."""
+
+    per_address: int
+    total: int
+    open: Counter[str] = field(default_factory=Counter)
+    refused: int = 0  # connections closed at once so far (for the tests and the log)
+
+    def admit(self, address: str) -> bool:
+        if self.open[address] >= self.per_address or self.open.total() >= self.total:
+            self.refused += 1
+            return False
+        self.open[address] += 1
+        return True
+
+    def release(self, address: str) -> None:
+        self.open[address] -= 1
+        if self.open[address] <= 0:
+            del self.open[address]
+
+
+class GatedConnection(asyncio.Protocol):
+    """One accepted connection: admitted, it is aiohttp's (every callback forwarded to the
+    request handler made for it); refused, it is aborted before aiohttp sees a byte."""
+
+    def __init__(self, server: web.Server, admission: Admission) -> None:
+        self.server = server
+        self.admission = admission
+        self.handler: asyncio.Protocol | None = None
+        self.address = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "unknown"
+        if not self.admission.admit(address):
+            log.debug("connection from %s refused: over the connection caps", address)
+            assert isinstance(transport, asyncio.Transport)
+            transport.abort()
+            return
+        self.address = address
+        self.handler = self.server()
+        self.handler.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.handler is not None:
+            self.admission.release(self.address)
+            self.handler.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.handler is not None:
+            self.handler.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return None if self.handler is None else self.handler.eof_received()
+
+    def pause_writing(self) -> None:
+        if self.handler is not None:
+            self.handler.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.handler is not None:
+            self.handler.resume_writing()
 
 
 @dataclass
@@ -13,26 +138,40 @@ class Listener:
     app: web.Application
     host: str
     port: int
+    limits: ConnectionLimits | None = None  # None: aiohttp's defaults, no caps (the UI)
     runner: web.AppRunner | None = None
+    server: asyncio.Server | None = None
+    admission: Admission | None = None
     bound: list[tuple[str, int]] = field(default_factory=list)
 
     async def start(self) -> None:
+        options: dict[str, Any] = {"logger": PROTOCOL_LOG}
+        if self.limits is not None:
+            options["keepalive_timeout"] = self.limits.idle_timeout_s
         self.runner = web.AppRunner(
-            self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=1.0, **options
         )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.host, self.port, reuse_address=True)
-        await site.start()
-        server = site._server  # aiohttp exposes no public accessor for the bound sockets
-        assert server is not None
+        handlers = self.runner.server
+        assert handlers is not None
+        factory: Any = handlers
+        if self.limits is not None:
+            total = cap_total(self.limits.total, open_files_limit())
+            admission = self.admission = Admission(self.limits.per_address, total)
+            factory = lambda: GatedConnection(handlers, admission)  # noqa: E731
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(factory, self.host, self.port, reuse_address=True)
         self.bound = [
             sock.getsockname()[:2]
-            for sock in server.sockets  # type: ignore[attr-defined]
+            for sock in self.server.sockets
             if sock.family in (socket.AF_INET, socket.AF_INET6)
         ]
         self.port = self.bound[0][1]
 
     async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()  # no new connections; the runner closes the open ones
+            self.server = None
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

@@ -75,10 +75,12 @@ class RequestVerifier:
                 "version 2 (PROTOCOL.md §14.2).",
                 code="old_version",
             )
+        now = self.now()
+        # Only a request of a plausible form costs a key lookup, which may ask the directory.
+        signed.check_context(expected_audience=self.audience, now=now, not_before=self.started_at)
         identity_key = await lookup(signed.user)
         if identity_key is None:
-            raise AuthError(f"Unknown user {signed.user!r}.", code="unknown_user")
-        now = self.now()
+            raise AuthError(f"Unknown user {signed.user[:40]!r}.", code="unknown_user")
         signed.check(
             identity_key,
             method=request.method,

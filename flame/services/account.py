@@ -1,21 +1,80 @@
-"""Creating an account (`flame init`): keys, the sealed keystore, enrollment with the directory."""
+"""This user's account on disk: creating it (`flame init`: keys, enrollment, the sealed keystore and
+the encrypted database), finding it (the keystore record, outside the database), and opening it
+with the password (the keys and the database key; an older data folder is converted on the way).
+
+The rules for a new account's password and Argon2id cost are here too (PROTOCOL.md §3.6).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 
-from flame.config import Settings
-from flame.core.crypto import Identity, KdfParams, seal_keystore
+from flame.config import SecuritySettings, Settings
+from flame.core.crypto import (
+    Identity,
+    KdfParams,
+    Unsealed,
+    new_db_key,
+    open_keystore,
+    seal_keystore,
+)
 from flame.core.encoding import b64e
 from flame.core.keys import Account, Keys
 from flame.core.models import EnrollRequest, check_username
 from flame.core.signing import enrollment_proof, sign_record
-from flame.errors import ConfigError, FlameError, PeerRefused
+from flame.errors import ConfigError, FlameError, PeerRefused, WrongPassword
 from flame.net.peer_client import PeerClient
-from flame.store.db import FolderLock, open_daemon_db
-from flame.store.keystore import load_account, save_account
+from flame.services.files.atrest import seal_plain_files
+from flame.store import cipher
+from flame.store.db import DAEMON_DB, Database, FolderLock, open_daemon_db
+from flame.store.folder import secure_folder
+from flame.store.keystore import read_account, set_meta, write_account
+
+log = logging.getLogger("flame.account")
 
 MIN_PASSWORD_CHARS = 8
+# OWASP's Password Storage Cheat Sheet: Argon2id with at least 19 MiB of memory and 2 iterations.
+MIN_ARGON2_MEMORY_KIB = 19 * 1024
+MIN_ARGON2_ITERATIONS = 2
+
+
+@cache
+def common_passwords() -> frozenset[str]:
+    text = resources.files("flame.services").joinpath("data/common_passwords.txt").read_text()
+    return frozenset(
+        line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")
+    )
+
+
+def check_new_password(password: str) -> None:
+    """A new account's password: long enough, and not one of the commonest (case aside)."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise FlameError(f"The password must have at least {MIN_PASSWORD_CHARS} characters.")
+    if password.lower() in common_passwords():
+        raise FlameError("This password is on the list of the most common ones; choose another.")
+
+
+def kdf_params(security: SecuritySettings) -> KdfParams:
+    """The Argon2id cost of a new keystore. Below OWASP's minimum it is refused, unless the
+    settings say `allow_weak_kdf` (the tests' and the demo's clusters, for speed: never a real
+    account)."""
+    params = KdfParams(
+        security.argon2_memory_kib, security.argon2_iterations, security.argon2_lanes
+    )
+    weak = params.memory_kib < MIN_ARGON2_MEMORY_KIB or params.iterations < MIN_ARGON2_ITERATIONS
+    if weak and not security.allow_weak_kdf:
+        raise ConfigError(
+            f"config: security.argon2_memory_kib={params.memory_kib}, "
+            f"security.argon2_iterations={params.iterations}: below the minimum of "
+            f"{MIN_ARGON2_MEMORY_KIB} KiB and {MIN_ARGON2_ITERATIONS} iterations"
+        )
+    return params
 
 
 def enroll_request(identity: Identity, username: str, invite: str | None) -> EnrollRequest:
@@ -29,6 +88,33 @@ def enroll_request(identity: Identity, username: str, invite: str | None) -> Enr
         x25519_sig=b64e(identity.binding_signature(username)),
         proof=sign_record(identity, "enroll", enrollment_proof(username, ik, xk)),
     )
+
+
+def find_account(data_dir: Path) -> Account | None:
+    """The account of a data folder: its keystore record, or, in a folder of an older version,
+    the keystore row of its plaintext database, copied out to the record first (the database is
+    encrypted at the first unlock; until then it is as readable as it always was)."""
+    account = read_account(data_dir)
+    database = data_dir / DAEMON_DB
+    if account is None and cipher.is_plaintext(database):
+        account = cipher.read_legacy_account(database)
+        if account is not None:
+            write_account(data_dir, account)
+            log.info("%s: keystore moved out of the database into %s", account.username, data_dir)
+    return account
+
+
+async def create_account(
+    data_dir: Path, account: Account, db_key: bytes, directory_url: str
+) -> None:
+    """The encrypted database (migrated, remembering the directory), then the keystore record
+    that holds its key: a crash in between leaves no account, and `flame init` can run again."""
+    db = await open_daemon_db(data_dir, db_key)
+    try:
+        await set_meta(db, "directory_url", directory_url)
+    finally:
+        await db.close()
+    write_account(data_dir, account)
 
 
 async def init_account(
@@ -47,41 +133,87 @@ async def init_account(
         check_username(username)
     except ValueError as exc:
         raise ConfigError(f"username {username!r}: {exc}") from exc
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise FlameError(f"The password must have at least {MIN_PASSWORD_CHARS} characters.")
+    check_new_password(password)
+    params = kdf_params(settings.security)
     directory_url = directory_url.rstrip("/")
     lock = FolderLock(data_dir)
     lock.acquire()
     try:
-        db = await open_daemon_db(data_dir)
+        secure_folder(data_dir)
+        if find_account(data_dir) is not None:
+            raise FlameError(
+                f"{data_dir} already holds a Flame account; choose another --data-dir."
+            )
+        for leftover in ("", *cipher.SIDE_FILES):  # an init that a crash cut short
+            (data_dir / (DAEMON_DB + leftover)).unlink(missing_ok=True)
+        identity, db_key = Identity.generate(), new_db_key()
+        account = Account(
+            username,
+            identity.identity_key,
+            identity.x25519_key,
+            identity.binding_signature(username),
+            await asyncio.to_thread(seal_keystore, identity, db_key, username, password, params),
+        )
+        # Enrollment is unsigned: the client needs no unlocked keys for it.
+        client = PeerClient(Keys(account), settings.daemon.request_timeout_s, lambda: 0.0)
         try:
-            if await load_account(db) is not None:
-                raise FlameError(
-                    f"{data_dir} already holds a Flame account; choose another --data-dir."
-                )
-            identity = Identity.generate()
-            security = settings.security
-            params = KdfParams(
-                security.argon2_memory_kib, security.argon2_iterations, security.argon2_lanes
-            )
-            account = Account(
-                username,
-                identity.identity_key,
-                identity.x25519_key,
-                identity.binding_signature(username),
-                seal_keystore(identity, username, password, params),
-            )
-            # Enrollment is unsigned: the client needs no unlocked keys for it.
-            client = PeerClient(Keys(account), settings.daemon.request_timeout_s, lambda: 0.0)
-            try:
-                await client.enroll(directory_url, enroll_request(identity, username, invite))
-            except PeerRefused as exc:
-                raise FlameError(f"The directory refused the enrollment: {exc.message}") from exc
-            finally:
-                await client.close()
-            await save_account(db, account, directory_url)
-            return account
+            await client.enroll(directory_url, enroll_request(identity, username, invite))
+        except PeerRefused as exc:
+            raise FlameError(f"The directory refused the enrollment: {exc.message}") from exc
         finally:
-            await db.close()
+            await client.close()
+        await create_account(data_dir, account, db_key, directory_url)
+        return account
     finally:
         lock.release()
+
+
+async def unseal(account: Account, password: str) -> Unsealed:
+    """Check the password against the keystore (Argon2id, in a thread). A wrong one raises
+    WrongPassword and unlocks nothing."""
+    unsealed = await asyncio.to_thread(open_keystore, account.sealed, account.username, password)
+    if unsealed.identity.identity_key != account.identity_key:
+        raise WrongPassword("The keystore does not match this account.")
+    return unsealed
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """An account opened by its password: the keys, the open database, and the account as it is
+    now on disk (a keystore of an older version is sealed again, with a database key)."""
+
+    identity: Identity
+    db: Database
+    account: Account
+
+
+async def open_account(settings: Settings, account: Account, password: str) -> Opened:
+    """The password opens the keystore; its key opens the database. A data folder of an older
+    version is converted on the way, each step crash-safe (docs/ARCHITECTURE.md, "At rest"):
+    a database key is made and sealed with the keys (the record is replaced atomically), the
+    plaintext database is rewritten encrypted, then the plaintext files are rewritten sealed."""
+    data_dir = settings.daemon_data_dir()
+    unsealed = await unseal(account, password)
+    db_key = unsealed.db_key
+    if db_key is None:  # sealed before the database was encrypted: seal the keys with a new key
+        db_key = new_db_key()
+        sealed = await asyncio.to_thread(
+            seal_keystore,
+            unsealed.identity,
+            db_key,
+            account.username,
+            password,
+            account.sealed.params,
+        )
+        account = dataclasses.replace(account, sealed=sealed)
+        write_account(data_dir, account)  # before the database needs the key, never after
+    database = data_dir / DAEMON_DB
+    if cipher.is_plaintext(database):
+        await asyncio.to_thread(cipher.encrypt_plaintext, database, db_key)
+    db = await open_daemon_db(data_dir, db_key)
+    try:
+        await seal_plain_files(settings, db)
+    except BaseException:
+        await db.close()
+        raise
+    return Opened(unsealed.identity, db, account)

@@ -15,7 +15,15 @@ from flame.core.crypto import binding_message, verify_signature
 from flame.core.encoding import b64d, b64e
 from flame.core.models import USERNAME_RE, DirectoryEntry
 from flame.core.presence import effective_status, valid_address, verify_presence
-from flame.errors import BadRequest, Conflict, FlameError, NotFound, PeerRefused
+from flame.core.ratelimit import TokenBuckets
+from flame.errors import (
+    BadRequest,
+    Conflict,
+    FlameError,
+    NotFound,
+    PeerRefused,
+    TooManyRequests,
+)
 from flame.net.peer_client import PeerClient
 from flame.services.blocks import Blocks
 from flame.services.context import Context
@@ -41,6 +49,14 @@ class Contacts:
     synced: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     # Name -> do not ask the directory before.
     unknown_users: dict[str, float] = field(default_factory=dict, init=False)
+    # Directory lookups that peers' requests cause, all peers together (PROTOCOL.md §12.5).
+    stranger_lookups: TokenBuckets = field(init=False)
+
+    def __post_init__(self) -> None:
+        limits = self.ctx.settings.limits
+        self.stranger_lookups = TokenBuckets(
+            limits.stranger_lookups_per_s, limits.stranger_lookup_burst
+        )
 
     async def get(self, username: str) -> Contact | None:
         return await contact_store.get_contact(self.ctx.db, username)
@@ -157,11 +173,28 @@ class Contacts:
         await self.apply_entries([entry])
         return await self.get(username)
 
-    async def find(self, username: str) -> Contact | None:
+    async def find(self, username: str, *, for_peer: bool = False) -> Contact | None:
         """A contact, asking the directory about one we do not know yet (only once unlocked:
-        a locked daemon cannot sign the question)."""
+        a locked daemon cannot sign the question).
+
+        `for_peer`: a peer's request named this user (PROTOCOL.md §4.3, §12.5). Such questions
+        share one small budget, so junk naming strangers cannot spend this daemon's allowance
+        at the directory; over it, TooManyRequests (names already known not to exist cost
+        nothing)."""
         contact = await self.get(username)
         if contact is None and username != self.ctx.me and self.ctx.keys.is_unlocked:
+            now = self.ctx.clock.now()
+            if self.unknown_users.get(username, 0.0) > now:
+                return None
+            if for_peer:
+                wait = self.stranger_lookups.take("", now)
+                if wait > 0:
+                    seconds = self.stranger_lookups.retry_after_s(wait)
+                    raise TooManyRequests(
+                        f"This daemon is asking about too many unknown users; try again in "
+                        f"{seconds} s.",
+                        retry_after_s=seconds,
+                    )
             contact = await self.fetch(username)
         return contact
 
@@ -169,7 +202,7 @@ class Contacts:
         """The pinned identity key of a caller (the remote API's signature checks)."""
         if not USERNAME_RE.fullmatch(username):
             return None
-        contact = await self.find(username)
+        contact = await self.find(username, for_peer=True)
         return None if contact is None else contact.identity_key
 
     async def recipient(self, peer: str) -> Contact:

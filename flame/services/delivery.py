@@ -17,7 +17,7 @@ from flame.clock import wait_event
 from flame.core.models import SEQUENCED_KINDS, Deposit, Envelope
 from flame.core.outbox import next_attempt
 from flame.core.relays import choose_relays
-from flame.errors import PeerRefused, PeerUnreachable, Unavailable
+from flame.errors import FlameError, PeerRefused, PeerUnreachable, Unavailable
 from flame.net.peer_client import PeerClient
 from flame.services.context import Context
 from flame.services.events import MessageStateChanged
@@ -38,6 +38,7 @@ PERMANENT_CODES = {
 }
 NO_SESSION = "no_session"
 RETRIED_CODES = {Unavailable.code, NO_SESSION}
+CRASH_BACKOFF_MIN_S = 1.0  # a crashed worker's peer waits at least this long, whatever the settings
 BATCH_BYTES = 1024 * 1024  # receivers accept at least 4 MiB (PROTOCOL.md §7); stay well below
 T = TypeVar("T")
 
@@ -76,14 +77,38 @@ class Delivery:
 
     async def run(self) -> None:
         """The loop: one delivery worker per peer with due envelopes (one batch in flight per
-        peer keeps order); sleep until the next entry is due or something wakes the outbox."""
+        peer keeps order); sleep until the next entry is due or something wakes the outbox.
+
+        A worker that crashes (a bug: a peer's bad data fails only that peer, with the persisted
+        backoff of `reschedule`) is logged and held back with growing delays before its peer is
+        tried again, so one peer can never make this loop spin."""
         wake = self.ctx.wake.outbox
         running: dict[str, asyncio.Task[int]] = {}
+        held: dict[str, tuple[int, float]] = {}  # peer -> (crashes in a row, not before)
 
         def finished(peer: str, task: asyncio.Task[int]) -> None:
             running.pop(peer, None)
-            if not task.cancelled() and task.exception() is not None:
-                log.error("delivery to %s crashed", peer, exc_info=task.exception())
+            error = None if task.cancelled() else task.exception()
+            if error is None:
+                held.pop(peer, None)
+            else:
+                crashes = held.get(peer, (0, 0.0))[0]
+                settings = self.ctx.settings.daemon
+                now = self.ctx.clock.now()
+                until = next_attempt(
+                    crashes,
+                    now,
+                    base_s=max(settings.retry_base_s, CRASH_BACKOFF_MIN_S),
+                    max_s=max(settings.retry_max_s, CRASH_BACKOFF_MIN_S),
+                    jitter=random.random(),
+                )
+                held[peer] = (crashes + 1, until)
+                log.error(
+                    "delivery to %s crashed; trying again in %.1f s",
+                    peer,
+                    until - now,
+                    exc_info=error,
+                )
             wake.set()
 
         try:
@@ -94,6 +119,7 @@ class Delivery:
                 for peer, due in await outbox_store.outbox_peers(self.ctx.db):
                     if peer in running:
                         continue
+                    due = max(due, held.get(peer, (0, 0.0))[1])
                     if due <= now:
                         task = asyncio.create_task(self.deliver_to_peer(peer), name=f"to:{peer}")
                         running[peer] = task
@@ -135,7 +161,9 @@ class Delivery:
                 result = await self.client.deliver(
                     contact.address, peer, [e.envelope for e in entries]
                 )
-            except (PeerUnreachable, PeerRefused) as exc:
+            except FlameError as exc:
+                # PeerUnreachable, PeerRefused, or anything else the peer's data made fail: this
+                # peer's failure, retried with the persisted backoff, never a crash of the worker.
                 refused = exc if isinstance(exc, PeerRefused) else None
                 if refused is not None and refused.http_status == 413 and len(entries) > 1:
                     limit = max(1, len(entries) // 2)  # the peer takes smaller bodies: split

@@ -7,6 +7,7 @@ Each envelope succeeds or fails on its own: a refused one never holds the others
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -14,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from flame.core import envelope as envelope_rules
 from flame.core.models import BatchResult, Envelope, EnvelopeBatch, EnvelopeResult
-from flame.errors import BadEnvelope, DecryptionFailed, RequestError
+from flame.errors import BadEnvelope, DecryptionFailed, RequestError, TooManyRequests, Unavailable
 from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
 from flame.services.context import Context
@@ -25,6 +26,7 @@ from flame.store import messages as message_store
 from flame.store.contacts import Contact
 from flame.store.messages import Incoming
 
+log = logging.getLogger("flame.inbox")
 # Per item: True stored, False a duplicate, or the reason it is refused (PROTOCOL.md §7.2).
 Receiver = Callable[[list[Incoming]], Awaitable[Sequence[bool | RequestError]]]
 
@@ -71,7 +73,7 @@ class Inbox:
         for index, item in accepted:
             by_kind.setdefault(item.inner.kind, []).append((index, item))
         for kind, group in by_kind.items():
-            outcomes = await self.receivers[kind]([item for _, item in group])
+            outcomes = await self._receive(kind, [item for _, item in group])
             for (index, item), outcome in zip(group, outcomes, strict=True):
                 if isinstance(outcome, RequestError):
                     statuses[index] = outcome.status
@@ -107,6 +109,27 @@ class Inbox:
             kept.append((index, Incoming(inner=inner, received_at=item.received_at)))
         return kept
 
+    async def _receive(self, kind: str, items: list[Incoming]) -> Sequence[bool | RequestError]:
+        """One kind's receiver over its envelopes of the batch, in one transaction. Should it fail
+        as a whole, each envelope is tried alone, so that one envelope (a bug it trips) fails on
+        its own and the others are stored all the same."""
+        receiver = self.receivers[kind]
+        if len(items) > 1:
+            try:
+                return await receiver(items)
+            except Exception:
+                pass  # tried one by one below, where a failure is logged
+        outcomes: list[bool | RequestError] = []
+        for item in items:
+            try:
+                outcomes.extend(await receiver([item]))
+            except RequestError as exc:
+                outcomes.append(exc)
+            except Exception:
+                log.exception("receiving a %s envelope failed", kind)
+                outcomes.append(Unavailable("This daemon could not store it now."))
+        return outcomes
+
     async def receive_texts(self, items: list[Incoming]) -> list[bool]:
         """Store text messages and their delivered receipts in one transaction, then show the new
         ones. True: new; False: duplicate."""
@@ -139,7 +162,11 @@ class Inbox:
             # refused like any envelope that does not open, so nobody learns why.
             raise DecryptionFailed("The envelope was rejected.")
         if author not in authors:
-            authors[author] = await self.contacts.find(author)
+            try:
+                authors[author] = await self.contacts.find(author, for_peer=True)
+            except TooManyRequests as exc:
+                # Not now, not never: the sender keeps it and tries again (PROTOCOL.md §7.2).
+                raise Unavailable(exc.message) from exc
         contact = authors[author]
         if contact is None:
             raise BadEnvelope("The author is not a known user.", code="unknown_sender")

@@ -1,11 +1,16 @@
-"""Every service of one daemon, as the composition root (daemon.py) wired them. The inbound APIs
-and the loops take theirs from here; a service itself never reads this: it was given what it uses.
+"""Every service of one daemon, as the composition root (daemon.py) wired them, and the holder the
+inbound APIs reach them through. The loops take theirs from here; a service itself never reads
+this: it was given what it uses.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flame.clock import Clock
+from flame.config import Settings
+from flame.core.keys import Account
+from flame.errors import LockedError
 from flame.net.peer_client import PeerClient
 from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
@@ -102,3 +107,27 @@ class Services:
             sessions=sessions,
             negotiation=negotiation,
         )
+
+
+@dataclass(eq=False)
+class ServiceHolder:
+    """What the apps hold instead of the services: a locked daemon has none (its database is
+    encrypted under a key that only the password unseals), so before the first login, and after
+    a lock, there is nothing to build them on. `services` is the one check: LockedError, which
+    peers see as 503 `locked` with Retry-After (the UI's routes need a session, and there is
+    none before a login). What a locked daemon still needs is here too."""
+
+    settings: Settings
+    clock: Clock
+    account: Account  # from the keystore record, outside the database
+    current: Services | None = None
+
+    @property
+    def services(self) -> Services:
+        if self.current is None:
+            raise LockedError("This daemon is locked; its user has not logged in.")
+        return self.current
+
+    @property
+    def is_unlocked(self) -> bool:
+        return self.current is not None and self.current.ctx.keys.is_unlocked

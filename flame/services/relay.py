@@ -21,7 +21,7 @@ from flame.core.models import (
     RelayAck,
 )
 from flame.core.relays import make_ack, verify_ack
-from flame.errors import BadRequest, Forbidden, PeerRefused, PeerUnreachable
+from flame.errors import BadRequest, Forbidden, PeerRefused, PeerUnreachable, Unavailable
 from flame.net.peer_client import PeerClient
 from flame.services.context import Context
 from flame.services.delivery import envelope_bytes, fit_batch
@@ -54,44 +54,43 @@ class Relay:
         return await relay_store.held_count(self.ctx.db)
 
     async def accept_deposits(self, depositor: str, batch: DepositBatch) -> BatchResult:
-        """Hold envelopes for their recipients, within quotas. Over quota: `over_quota` per
-        envelope (the route answers 429 when nothing was taken)."""
+        """Hold envelopes for their recipients, within quotas (PROTOCOL.md §13.3): per depositor,
+        per recipient, and per depositor for one recipient a share of that recipient's quota, so
+        that no one depositor can use up a recipient's whole allowance. Over quota: `over_quota`
+        per envelope (the route answers 429 when nothing was taken)."""
         db = self.ctx.db
         settings = self.ctx.settings.daemon
         now = self.ctx.clock.now()
+        share = settings.relay_depositor_share
         results: list[EnvelopeResult] = []
         by_depositor = await relay_store.usage_by_depositor(db, depositor)
         taken: list[tuple[int, tuple[Envelope, float]]] = []
-        usage: dict[str, relay_store.Usage] = {}
+        usage: dict[str, tuple[relay_store.Usage, relay_store.Usage]] = {}  # recipient, pair
         for deposit in batch.deposits:
             envelope = deposit.envelope
-            if envelope.to in (self.ctx.me, depositor):
-                results.append(
-                    _rejected(envelope, "bad_deposit", "A relay holds envelopes for third parties.")
-                )
+            refusal = await self._refusal(depositor, envelope)
+            if refusal is not None:
+                results.append(refusal)
                 continue
-            if await contact_store.get_contact(db, envelope.to) is None:
-                results.append(
-                    _rejected(
-                        envelope, "unknown_recipient", "This relay does not know the recipient."
-                    )
-                )
-                continue
-            current = usage.get(envelope.to) or await relay_store.usage_by_recipient(
-                db, envelope.to
+            to = envelope.to
+            current, pair = usage.get(to) or (
+                await relay_store.usage_by_recipient(db, to),
+                await relay_store.usage_by_pair(db, depositor, to),
             )
             size = len(envelope.model_dump_json())
             if (
                 by_depositor.count + 1 > settings.relay_max_per_depositor
                 or current.count + 1 > settings.relay_max_per_recipient
                 or current.size + size > settings.relay_max_bytes_per_recipient
+                or pair.count + 1 > share * settings.relay_max_per_recipient
+                or pair.size + size > share * settings.relay_max_bytes_per_recipient
             ):
                 results.append(
                     _rejected(envelope, "over_quota", "This relay holds its quota already.")
                 )
                 continue
-            by_depositor = relay_store.Usage(by_depositor.count + 1, by_depositor.size + size)
-            usage[envelope.to] = relay_store.Usage(current.count + 1, current.size + size)
+            by_depositor = by_depositor.plus(size)
+            usage[to] = (current.plus(size), pair.plus(size))
             expires_at = min(float(deposit.expires_at), now + settings.relay_ttl_s)
             taken.append((len(results), (envelope, expires_at)))
             results.append(EnvelopeResult(id=envelope.id, status="stored"))
@@ -102,6 +101,16 @@ class Relay:
         if taken:
             self.ctx.wake.relay.set()
         return BatchResult(results=results)
+
+    async def _refusal(self, depositor: str, envelope: Envelope) -> EnvelopeResult | None:
+        """Why this relay will not hold `envelope` whatever its quotas, if it will not."""
+        if envelope.to in (self.ctx.me, depositor):
+            return _rejected(envelope, "bad_deposit", "A relay holds envelopes for third parties.")
+        if await contact_store.get_contact(self.ctx.db, envelope.to) is None:
+            return _rejected(
+                envelope, "unknown_recipient", "This relay does not know the recipient."
+            )
+        return None
 
     async def collect(self, recipient: str, limit: int) -> Collected:
         """What this relay holds for the caller; only the recipient itself may collect."""
@@ -119,8 +128,10 @@ class Relay:
         return await relay_store.drop(self.ctx.db, signer, ack.ids)
 
     def ack_for(self, relay: str, result: BatchResult) -> RelayAck:
-        """Our signed word to a relay that we hold what it handed us (stored or duplicate)."""
-        ids = [r.id for r in result.results if r.status != "rejected"]
+        """Our signed word to a relay that it may drop what it handed us (PROTOCOL.md §13.3):
+        what we hold (stored, duplicate) and what we refused for good (junk that did not open or
+        did not parse, say); only what we could not take *now* (`unavailable`) stays with it."""
+        ids = [r.id for r in result.results if r.error != Unavailable.code]
         identity = self.ctx.keys.identity()
         return make_ack(identity, relay, self.ctx.me, ids, int(self.ctx.clock.now()))
 

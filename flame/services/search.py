@@ -7,13 +7,13 @@ The query language and its escaping are core/search.py's; the SQL and the orderi
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass, field
 
 from flame.core.search import parse_query
 from flame.errors import BadRequest
 from flame.services.context import Context
 from flame.services.people import People, Person
+from flame.store.db import OperationalError
 from flame.store.search import MessageHit, SearchFilters, search_messages, search_people
 
 log = logging.getLogger("flame.search")
@@ -43,7 +43,7 @@ class Search:
                 db, query.match(prefix_all=True), text.strip(), PEOPLE_LIMIT
             )
             hits = await search_messages(db, query.match(), filters)
-        except sqlite3.OperationalError as exc:  # core/search.py quotes everything: not expected
+        except OperationalError as exc:  # core/search.py quotes everything: not expected
             log.warning("search %r failed: %s", text, exc)
             raise BadRequest(
                 "This search could not be run; try other words.", code="bad_search"

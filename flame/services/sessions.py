@@ -16,6 +16,7 @@ from the last state this process produced, one peer at a time (a lock per peer):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -68,7 +69,7 @@ class Sessions:
     published: bool = field(default=False, init=False)
     resets: int = field(default=0, init=False)  # sessions reset so far (for the tests)
     identity_b64: str | None = field(default=None, init=False)
-    claim_failed: dict[str, float] = field(default_factory=dict, init=False)
+    claim_failed: dict[str, float] = field(default_factory=dict, init=False)  # peer -> until
     first_round: asyncio.Event = field(default_factory=asyncio.Event, init=False)  # of prekeys
 
     # --- sealing -----------------------------------------------------------------------------
@@ -267,8 +268,8 @@ class Sessions:
         )
         self.cache[peer] = ordered[:SESSIONS_PER_PEER]
 
-    def _account_lock_if(self, needed: bool) -> asyncio.Lock | _NoLock:
-        return self.account_lock if needed else _NoLock()
+    def _account_lock_if(self, needed: bool) -> asyncio.Lock | contextlib.nullcontext[None]:
+        return self.account_lock if needed else contextlib.nullcontext()
 
     # --- healing (PROTOCOL.md §14.9) ------------------------------------------------------------
 
@@ -392,11 +393,3 @@ def _advanced(
     if old is None:
         return SessionState(peer, session_id, pickle, 1, now, now)
     return SessionState(peer, session_id, pickle, old.generation + 1, old.created_at, now)
-
-
-class _NoLock:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None

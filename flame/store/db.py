@@ -2,6 +2,11 @@
 
 One connection per database per process. Coroutines share it, so a transaction holds a lock:
 statements of two transactions never interleave on the connection.
+
+The driver is SQLCipher's (`sqlcipher3`, SQLCipher 4 on SQLite 3.5x with FTS5) under aiosqlite, for
+both databases: the daemon's is encrypted with the 32-byte key from its keystore (a raw key, so no
+second key derivation; docs/ARCHITECTURE.md, "At rest"); the directory's, opened without a key, is
+a plain SQLite file. A closed database refuses every statement with LockedError.
 """
 
 from __future__ import annotations
@@ -19,8 +24,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
+import sqlcipher3
 
-from flame.errors import FlameError
+from flame.errors import FlameError, LockedError
+from flame.store.folder import create_private, make_private_folder
+
+# The driver's error for a statement that cannot run (not sqlite3's: another module's classes).
+OperationalError: type[Exception] = sqlcipher3.OperationalError
+KEY_BYTES = 32
 
 T = TypeVar("T")
 
@@ -38,15 +49,42 @@ def from_row(cls: type[T], row: aiosqlite.Row, **overrides: Any) -> T:
     return cls(**values, **overrides)
 
 
+def key_pragma(key: bytes) -> str:
+    """SQLCipher's raw-key form: the 32 bytes are the AES key itself, no PBKDF2 over them."""
+    if len(key) != KEY_BYTES:
+        raise ValueError("a database key is 32 bytes")
+    return f"x'{key.hex()}'"
+
+
+def connect(path: Path, key: bytes | None) -> sqlite3.Connection:
+    """A connection of the driver (runs on aiosqlite's thread); keyed first when `key` is given.
+
+    Raises FlameError when the key does not open the file (or it is no database at all)."""
+    conn = sqlcipher3.connect(str(path), isolation_level=None)
+    try:
+        conn.execute("PRAGMA cipher_log_level = NONE")  # errors are ours to report, not stderr's
+        if key is not None:
+            conn.execute(f'PRAGMA key = "{key_pragma(key)}"')
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    except sqlcipher3.DatabaseError as exc:
+        conn.close()
+        raise FlameError(
+            f"The database {path} does not open with this account's key (damaged, or not Flame's)."
+        ) from exc
+    conn.row_factory = sqlcipher3.Row
+    return conn  # type: ignore[no-any-return]
+
+
 class Database:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
         self.lock = asyncio.Lock()
+        self.closed = False
 
     @classmethod
-    async def open(cls, path: Path, schema_package: str) -> Database:
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        conn.row_factory = aiosqlite.Row
+    async def open(cls, path: Path, schema_package: str, *, key: bytes | None = None) -> Database:
+        """Open (creating it if needed), key and migrate the database at `path`."""
+        conn = await aiosqlite.Connection(lambda: connect(path, key), iter_chunk_size=64)
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute("PRAGMA foreign_keys=ON")
@@ -69,6 +107,7 @@ class Database:
             if number <= version:
                 continue
             async with self.lock:
+                self._check_open()
                 await self.conn.executescript(
                     f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;"
                 )
@@ -89,6 +128,7 @@ class Database:
         a second cancel cannot stop it either.
         """
         async with self.lock:
+            self._check_open()
             try:
                 if not durable:
                     await self.conn.execute("PRAGMA synchronous=NORMAL")
@@ -109,7 +149,7 @@ class Database:
 
     async def _rollback(self) -> None:
         """End the open transaction, if there is one (SQLite may have ended it already)."""
-        with contextlib.suppress(sqlite3.OperationalError):
+        with contextlib.suppress(sqlcipher3.OperationalError):
             await self.conn.execute("ROLLBACK")
 
     # A read runs start to finish in ONE call on the connection's thread: split into execute and
@@ -125,6 +165,7 @@ class Database:
         """One hop to the database thread, under the lock: a read never interleaves with another
         coroutine's statements on the shared connection, nor sees its uncommitted writes."""
         async with self.lock:
+            self._check_open()
             return list(await self.conn.execute_fetchall(sql, params))
 
     async def fetch_in(self, sql: str, values: Sequence[Any]) -> list[aiosqlite.Row]:
@@ -135,19 +176,34 @@ class Database:
 
     async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
         async with self.lock:
+            self._check_open()
             await self.conn.execute(sql, params)
 
+    def _check_open(self) -> None:
+        if self.closed:
+            raise LockedError("This daemon is locked; its user has not logged in.")
+
     async def close(self) -> None:
-        await self.conn.close()
+        """After the statement or transaction under way: from then on, every use is refused
+        (LockedError), so a request still running when the daemon locks gets a 503, not a crash."""
+        async with self.lock:
+            if self.closed:
+                return
+            self.closed = True
+            await self.conn.close()
 
 
 DAEMON_SCHEMA = "flame.store.schema"
+DAEMON_DB = "flame.db"
 
 
-async def open_daemon_db(data_dir: Path) -> Database:
-    """The daemon's database in its data folder (created 0700), migrated."""
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return await Database.open(data_dir / "flame.db", DAEMON_SCHEMA)
+async def open_daemon_db(data_dir: Path, key: bytes) -> Database:
+    """The daemon's encrypted database in its data folder (0700), 0600 from its creation, migrated.
+    A plaintext database of an older version must have been encrypted first (store/cipher.py)."""
+    make_private_folder(data_dir)
+    path = data_dir / DAEMON_DB
+    create_private(path)
+    return await Database.open(path, DAEMON_SCHEMA, key=key)
 
 
 class FolderLock:
@@ -158,7 +214,7 @@ class FolderLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private_folder(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

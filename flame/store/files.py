@@ -273,3 +273,19 @@ async def abandoned_uploads(db: Database) -> list[Transfer]:
     """Uploads from the browser that a restart cut short: they cannot resume."""
     rows = await db.fetchall(f"SELECT {COLUMNS} FROM transfers WHERE state='uploading'")
     return [_transfer(row) for row in rows]
+
+
+async def plain_at_rest(db: Database) -> list[Transfer]:
+    """Transfers whose file was stored in plaintext by an older version (migration 007)."""
+    rows = await db.fetchall(f"SELECT {COLUMNS} FROM transfers WHERE at_rest = 'plain'")
+    return [_transfer(r) for r in rows]
+
+
+async def mark_sealed(db: Database, key: tuple[str, str, str], stored_name: str) -> None:
+    """The transfer's file is now sealed, under `stored_name` (a new name: the rewrite is a new
+    file, renamed nowhere, so a crash never leaves a file whose form the database misstates)."""
+    await db.execute(
+        "UPDATE transfers SET at_rest = 'sealed', stored_name = ?"
+        " WHERE peer = ? AND direction = ? AND transfer_id = ?",
+        (stored_name, *key),
+    )

@@ -13,21 +13,30 @@ class Usage:
     count: int
     size: int
 
+    def plus(self, size: int) -> Usage:
+        """With one more deposit of `size` bytes."""
+        return Usage(self.count + 1, self.size + size)
 
-async def _usage(db: Database, where: str, name: str) -> Usage:
+
+async def _usage(db: Database, where: str, names: tuple[str, ...]) -> Usage:
     row = await db.fetchone(
-        f"SELECT count(*), coalesce(sum(size), 0) FROM relay_deposits WHERE {where}=?", (name,)
+        f"SELECT count(*), coalesce(sum(size), 0) FROM relay_deposits WHERE {where}", names
     )
     assert row is not None
     return Usage(int(row[0]), int(row[1]))
 
 
 async def usage_by_depositor(db: Database, depositor: str) -> Usage:
-    return await _usage(db, "depositor", depositor)
+    return await _usage(db, "depositor=?", (depositor,))
 
 
 async def usage_by_recipient(db: Database, recipient: str) -> Usage:
-    return await _usage(db, "recipient", recipient)
+    return await _usage(db, "recipient=?", (recipient,))
+
+
+async def usage_by_pair(db: Database, depositor: str, recipient: str) -> Usage:
+    """What one depositor holds here for one recipient (its share of that recipient's quota)."""
+    return await _usage(db, "depositor=? AND recipient=?", (depositor, recipient))
 
 
 async def store_deposits(

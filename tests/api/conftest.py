@@ -18,14 +18,14 @@ from flame.api import peer as peer_api
 from flame.api import ui as ui_api
 from flame.api.ui.guard import UiOrigin
 from flame.clock import SystemClock
-from flame.core.crypto import Identity, KdfParams, seal_keystore
+from flame.core.crypto import Identity, KdfParams, new_db_key, seal_keystore
 from flame.core.keys import Account
-from flame.daemon import WEB_DIR, build_services, build_verifier, unlock_keys
+from flame.daemon import WEB_DIR, build_verifier, unlock_services
 from flame.net.verify import RequestVerifier
-from flame.services.registry import Services
+from flame.services.account import create_account
+from flame.services.registry import ServiceHolder, Services
 from flame.store import contacts as contact_store
 from flame.store.db import open_daemon_db
-from flame.store.keystore import save_account
 from tests.cluster import PASSWORD, fast_settings
 
 NOWHERE = "http://127.0.0.1:9"  # the discard port: no directory answers there
@@ -39,12 +39,17 @@ AppClient = Callable[[web.Application], Awaitable[Client]]
 class ApiNode:
     """alice's daemon as its apps see it; `zoe` and `yan` are contacts' identities."""
 
-    services: Services
+    holder: ServiceHolder
     verifier: RequestVerifier
     ui: Client
     peer: Client
     zoe: Identity
     yan: Identity
+
+    @property
+    def services(self) -> Services:
+        """Once logged in (LockedError before)."""
+        return self.holder.services
 
     @property
     def ui_url(self) -> str:
@@ -55,13 +60,13 @@ class ApiNode:
         return str(self.peer.make_url("")).rstrip("/")
 
 
-def make_account(username: str, identity: Identity) -> Account:
+def make_account(username: str, identity: Identity, db_key: bytes) -> Account:
     return Account(
         username,
         identity.identity_key,
         identity.x25519_key,
         identity.binding_signature(username),
-        seal_keystore(identity, username, PASSWORD, CHEAP_KDF),
+        seal_keystore(identity, db_key, username, PASSWORD, CHEAP_KDF),
     )
 
 
@@ -69,10 +74,12 @@ def make_account(username: str, identity: Identity) -> Account:
 async def node(tmp_path: Path, aiohttp_client: AppClient) -> AsyncIterator[ApiNode]:
     """Locked at first, as a daemon starts; the UI's login unlocks it."""
     settings = fast_settings(tmp_path / "alice", NOWHERE)
-    db = await open_daemon_db(settings.daemon_data_dir())
-    account = make_account("alice", Identity.generate())
-    await save_account(db, account, NOWHERE)
+    data_dir = settings.daemon_data_dir()
+    db_key = new_db_key()
+    account = make_account("alice", Identity.generate(), db_key)
+    await create_account(data_dir, account, db_key, NOWHERE)
     zoe, yan = Identity.generate(), Identity.generate()
+    db = await open_daemon_db(data_dir, db_key)
     for name, contact in (("zoe", zoe), ("yan", yan)):
         await contact_store.offer_keys(
             db,
@@ -82,20 +89,23 @@ async def node(tmp_path: Path, aiohttp_client: AppClient) -> AsyncIterator[ApiNo
             contact.binding_signature(name),
             0.0,
         )
+    await db.close()
     clock = SystemClock()
-    services = build_services(settings, db, account, clock, NOWHERE)
+    holder = ServiceHolder(settings, clock, account)
     verifier = build_verifier(settings, "alice", clock)
 
     async def unlock(password: str) -> None:
-        await unlock_keys(services.ctx.keys, password)
+        if holder.current is None:
+            holder.current = await unlock_services(holder, password)
 
     origin = UiOrigin()
-    ui = await aiohttp_client(ui_api.build(services, WEB_DIR, unlock, origin))
+    ui = await aiohttp_client(ui_api.build(holder, WEB_DIR, unlock, origin))
     assert ui.port is not None
     origin.port = ui.port
-    peer = await aiohttp_client(peer_api.build(services, verifier))
+    peer = await aiohttp_client(peer_api.build(holder, verifier))
     try:
-        yield ApiNode(services, verifier, ui, peer, zoe, yan)
+        yield ApiNode(holder, verifier, ui, peer, zoe, yan)
     finally:
-        await services.client.close()
-        await db.close()
+        if holder.current is not None:
+            await holder.current.client.close()
+            await holder.current.ctx.db.close()

@@ -33,7 +33,7 @@ def envelope(
         kind="text",
         body=TextBody(text=text),
     )
-    return seal(node.zoe.exchange, to, node.services.ctx.keys.account.x25519_key, inner)
+    return seal(node.zoe.exchange, to, node.holder.account.x25519_key, inner)
 
 
 class Zoe:
@@ -104,7 +104,7 @@ async def test_a_locked_daemon_answers_503_with_retry_after(node: ApiNode) -> No
             assert response.headers["Retry-After"] == "30"
         async with session.get(node.peer_url + "/api/v1/hello") as response:
             assert (await response.json())["locked"] is True
-    assert await stored(node) == 0
+    assert await stored(await unlocked(node)) == 0
 
 
 async def test_a_replayed_signed_request_is_refused(node: ApiNode) -> None:

@@ -175,7 +175,7 @@ async def test_a_wrong_password_unlocks_nothing_and_logins_are_throttled(node: A
         locked, "POST", "/ui/api/login", headers=origin, json={"password": "wrong password"}
     )
     assert status == 401 and "Wrong password" in body
-    assert not locked.services.ctx.keys.is_unlocked
+    assert not locked.holder.is_unlocked
     statuses = []
     for _ in range(6):
         status, headers, body = await raw(
@@ -184,4 +184,4 @@ async def test_a_wrong_password_unlocks_nothing_and_logins_are_throttled(node: A
         statuses.append(status)
         if status == 429:
             assert int(headers["Retry-After"]) >= 1 and "Too many login attempts" in body
-    assert 429 in statuses and not locked.services.ctx.keys.is_unlocked
+    assert 429 in statuses and not locked.holder.is_unlocked

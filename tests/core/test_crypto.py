@@ -5,10 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from flame.core.crypto import (
+    KEYSTORE_CONTEXT,
     Identity,
     KdfParams,
     SealedKeystore,
@@ -38,44 +41,62 @@ FINGERPRINT = re.compile(r"[0-9a-f]{4}( [0-9a-f]{4}){7}")
 # --- the keystore --------------------------------------------------------------------------
 
 
-def test_keystore_round_trip() -> None:
-    sealed = seal_keystore(ALICE, "alice", "correct horse", CHEAP)
+DB_KEY = bytes(range(32))
+
+
+def test_keystore_round_trip_holds_the_keys_and_the_database_key() -> None:
+    sealed = seal_keystore(ALICE, DB_KEY, "alice", "correct horse", CHEAP)
     opened = open_keystore(sealed, "alice", "correct horse")
-    assert opened.secret() == ALICE.secret()
-    assert opened.identity_key == ALICE.identity_key
-    assert opened.x25519_key == ALICE.x25519_key
+    assert opened.identity.secret() == ALICE.secret()
+    assert opened.identity.identity_key == ALICE.identity_key
+    assert opened.identity.x25519_key == ALICE.x25519_key
+    assert opened.db_key == DB_KEY
 
 
 def test_keystore_layout() -> None:
-    sealed = seal_keystore(ALICE, "alice", "pw", CHEAP)
+    sealed = seal_keystore(ALICE, DB_KEY, "alice", "pw", CHEAP)
     assert len(sealed.salt) == 16
     assert len(sealed.nonce) == 12
-    assert len(sealed.ciphertext) == 64 + 16
+    assert len(sealed.ciphertext) == 64 + 32 + 16
     assert sealed.params == CHEAP
+    with pytest.raises(ValueError):
+        seal_keystore(ALICE, DB_KEY[:16], "alice", "pw", CHEAP)
+
+
+def test_a_keystore_sealed_before_the_database_key_opens_without_one() -> None:
+    """An older keystore sealed the 64-byte secret alone (PROTOCOL.md §3.6)."""
+    salt, nonce = bytes(16), bytes(12)
+    key = Argon2id(salt=salt, length=32, iterations=1, lanes=1, memory_cost=64).derive(b"pw")
+    old = ChaCha20Poly1305(key).encrypt(nonce, ALICE.secret(), KEYSTORE_CONTEXT + b"alice")
+    opened = open_keystore(SealedKeystore(salt, nonce, old, CHEAP), "alice", "pw")
+    assert opened.identity.secret() == ALICE.secret() and opened.db_key is None
+    odd = ChaCha20Poly1305(key).encrypt(nonce, ALICE.secret() + b"x", KEYSTORE_CONTEXT + b"alice")
+    with pytest.raises(WrongPassword):
+        open_keystore(SealedKeystore(salt, nonce, odd, CHEAP), "alice", "pw")
 
 
 def test_each_sealing_is_fresh() -> None:
-    first = seal_keystore(ALICE, "alice", "pw", CHEAP)
-    second = seal_keystore(ALICE, "alice", "pw", CHEAP)
+    first = seal_keystore(ALICE, DB_KEY, "alice", "pw", CHEAP)
+    second = seal_keystore(ALICE, DB_KEY, "alice", "pw", CHEAP)
     assert first.salt != second.salt
     assert first.ciphertext != second.ciphertext
 
 
 @pytest.mark.parametrize("password", ["wrong", "", "correct horse ", "Correct horse"])
 def test_wrong_password_raises_wrong_password(password: str) -> None:
-    sealed = seal_keystore(ALICE, "alice", "correct horse", CHEAP)
+    sealed = seal_keystore(ALICE, DB_KEY, "alice", "correct horse", CHEAP)
     with pytest.raises(WrongPassword):
         open_keystore(sealed, "alice", password)
 
 
 def test_keystore_is_bound_to_the_username() -> None:
-    sealed = seal_keystore(ALICE, "alice", "pw", CHEAP)
+    sealed = seal_keystore(ALICE, DB_KEY, "alice", "pw", CHEAP)
     with pytest.raises(WrongPassword):
         open_keystore(sealed, "mallory", "pw")
 
 
 def test_tampered_keystore_does_not_open() -> None:
-    sealed = seal_keystore(ALICE, "alice", "pw", CHEAP)
+    sealed = seal_keystore(ALICE, DB_KEY, "alice", "pw", CHEAP)
     for index in range(len(sealed.ciphertext)):
         ciphertext = bytearray(sealed.ciphertext)
         ciphertext[index] ^= 1
@@ -88,8 +109,8 @@ def test_tampered_keystore_does_not_open() -> None:
 
 
 def test_keystore_opens_with_the_params_it_was_sealed_with() -> None:
-    sealed = seal_keystore(ALICE, "alice", "pw", KdfParams(memory_kib=128, iterations=2))
-    assert open_keystore(sealed, "alice", "pw").secret() == ALICE.secret()
+    sealed = seal_keystore(ALICE, DB_KEY, "alice", "pw", KdfParams(memory_kib=128, iterations=2))
+    assert open_keystore(sealed, "alice", "pw").identity.secret() == ALICE.secret()
     stronger = SealedKeystore(sealed.salt, sealed.nonce, sealed.ciphertext, CHEAP)
     with pytest.raises(WrongPassword):
         open_keystore(stronger, "alice", "pw")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from flame.core import envelope as envelope_rules
 from flame.core.crypto import Identity
 from flame.core.encoding import b64d, b64e
-from flame.core.models import USERNAME_RE, Envelope, Inner, TextBody
+from flame.core.models import SEQ_MAX, TS_MAX_MS, USERNAME_RE, Envelope, Inner, TextBody
 from flame.errors import BadEnvelope, DecryptionFailed, FlameError
 from tests.core import spec
 
@@ -417,8 +417,8 @@ ids = st.binary(min_size=16, max_size=16).map(b64e)
 @given(
     text=st.one_of(st.text(max_size=40), st.text(min_size=1000, max_size=20_000)),
     envelope_id=ids,
-    seq=st.integers(1, 2**63 - 1),
-    ts=st.integers(0, 2**63 - 1),
+    seq=st.integers(1, SEQ_MAX),
+    ts=st.integers(0, TS_MAX_MS),
 )
 def test_open_seal_round_trip(text: str, envelope_id: str, seq: int, ts: int) -> None:
     inner = make_inner(text, envelope_id=envelope_id, seq=seq, ts=ts)

@@ -315,7 +315,7 @@ def test_presence_signature_matches_the_vector() -> None:
 # --- §3.6: the keystore --------------------------------------------------------------------
 
 
-def test_keystore_vector_opens_to_alices_keys() -> None:
+def test_keystore_vector_opens_to_alices_keys_and_the_database_key() -> None:
     ks, out = INPUTS["keystore"], OUTPUTS["keystore"]
     salt, nonce = bytes.fromhex(ks["salt_hex"]), bytes.fromhex(ks["nonce_hex"])
     key = Argon2id(
@@ -328,7 +328,9 @@ def test_keystore_vector_opens_to_alices_keys() -> None:
     assert key.hex() == out["key"]
     aad = b"flame/v1/keystore\n" + ks["username"].encode()
     secret = ChaCha20Poly1305(key).decrypt(nonce, bytes.fromhex(out["ciphertext"]), aad)
-    assert secret == identity("alice").secret()
+    db_key = bytes.fromhex(ks["db_key_hex"])
+    assert secret == identity("alice").secret() + db_key  # §3.6: ed25519 || x25519 || db key
+    assert secret.hex() == out["plaintext"] and len(secret) == 96
     sealed = SealedKeystore(
         salt,
         nonce,
@@ -336,5 +338,6 @@ def test_keystore_vector_opens_to_alices_keys() -> None:
         KdfParams(ks["memory_kib"], ks["iterations"], ks["lanes"]),
     )
     opened = open_keystore(sealed, ks["username"], ks["password"])
-    assert opened.identity_key == identity("alice").identity_key
-    assert opened.x25519_key == identity("alice").x25519_key
+    assert opened.identity.identity_key == identity("alice").identity_key
+    assert opened.identity.x25519_key == identity("alice").x25519_key
+    assert opened.db_key == db_key

@@ -14,7 +14,11 @@ import pytest
 from flame.cli import main
 from tests.cluster import PASSWORD, Cluster
 
-CHEAP = {"FLAME_SECURITY_ARGON2_MEMORY_KIB": "64", "FLAME_SECURITY_ARGON2_ITERATIONS": "1"}
+CHEAP = {
+    "FLAME_SECURITY_ARGON2_MEMORY_KIB": "64",
+    "FLAME_SECURITY_ARGON2_ITERATIONS": "1",
+    "FLAME_SECURITY_ALLOW_WEAK_KDF": "true",
+}
 
 
 async def flame(
@@ -74,6 +78,7 @@ async def test_invite_init_and_users_without_a_terminal(cluster: Cluster, tmp_pa
 
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD + "\n")
+    password_file.chmod(0o600)
     init = [
         "init",
         "--username",
@@ -139,6 +144,7 @@ async def test_serve_runs_as_a_process_owns_its_folder_and_stops_cleanly(
     data_dir = str(settings.daemon_data_dir())
     password_file = tmp_path / "password"
     password_file.write_text(PASSWORD)
+    password_file.chmod(0o600)
     args = [
         sys.executable,
         "-m",
@@ -172,3 +178,47 @@ async def test_serve_runs_as_a_process_owns_its_folder_and_stops_cleanly(
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 30) == 0
+
+
+async def test_init_refuses_a_weak_kdf_a_common_password_and_a_password_file_open_to_others(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    await cluster.start_directory()
+    password_file = tmp_path / "password"
+
+    async def init(password: str, mode: int, env: dict[str, str]) -> tuple[int, str]:
+        password_file.write_text(password + "\n")
+        password_file.chmod(mode)
+        code, _, err = await flame(
+            "init",
+            *("--username", "dora", "--directory", cluster.directory_url),
+            *("--password-file", str(password_file), "--data-dir", str(tmp_path / "dora")),
+            env=env,
+        )
+        assert err.strip().startswith("flame: ") and len(err.strip().splitlines()) == 1, err
+        return code, err
+
+    weak = {k: v for k, v in CHEAP.items() if "ALLOW_WEAK" not in k}  # cheap, without the escape
+    code, err = await init(PASSWORD, 0o600, weak)
+    assert code == 1 and "security.argon2_memory_kib=64" in err and "19456 KiB" in err
+    code, err = await init("Password123", 0o600, CHEAP)
+    assert code == 1 and "most common" in err
+    code, err = await init(PASSWORD, 0o644, CHEAP)
+    assert code == 1 and "open to other users" in err and "chmod 600" in err
+    assert not (tmp_path / "dora").exists()  # nothing was written, nothing enrolled
+    code, _, err = await flame(
+        "serve", "--data-dir", str(tmp_path / "dora"), "--password-file", str(password_file)
+    )
+    assert code == 1 and "open to other users" in err  # serve reads it the same way
+    password_file.chmod(0o600)
+    minimum = {  # OWASP's minimum itself is accepted
+        "FLAME_SECURITY_ARGON2_MEMORY_KIB": "19456",
+        "FLAME_SECURITY_ARGON2_ITERATIONS": "2",
+    }
+    code, out, err = await flame(
+        "init",
+        *("--username", "dora", "--directory", cluster.directory_url),
+        *("--password-file", str(password_file), "--data-dir", str(tmp_path / "dora")),
+        env=minimum,
+    )
+    assert code == 0 and "Enrolled dora" in out, err

@@ -19,7 +19,7 @@ from tests.cluster import Cluster
 RUNTIME = Path(flame.__file__).parent
 
 
-@pytest.mark.parametrize("tool", ["demo", "bench", "chaos"])
+@pytest.mark.parametrize("tool", ["demo", "bench", "chaos", "fuzz"])
 def test_every_tool_has_help(tool: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         main([tool, "--help"])
@@ -28,7 +28,7 @@ def test_every_tool_has_help(tool: str, capsys: pytest.CaptureFixture[str]) -> N
     assert out.startswith("usage: python -m flame.devtools") and len(out.splitlines()) > 3
 
 
-@pytest.mark.parametrize("tool", ["demo", "bench", "chaos"])
+@pytest.mark.parametrize("tool", ["demo", "bench", "chaos", "fuzz"])
 def test_flame_itself_has_no_dev_tool(tool: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_:
         flame_main([tool])

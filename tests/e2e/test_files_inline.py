@@ -12,7 +12,7 @@ from flame.core import ratchet
 from flame.core.crypto import Identity
 from flame.core.encoding import b64e
 from flame.core.envelope import encode_inner, new_message_id, open_envelope, seal
-from flame.core.models import INLINE_MAX_BYTES, Envelope, FileOfferBody, Inner
+from flame.core.models import INLINE_MAX_BYTES, SEQ_MAX, Envelope, FileOfferBody, Inner
 from flame.daemon import Daemon
 from flame.services.files.disk import remove_strays
 from flame.store import files as file_store
@@ -146,7 +146,7 @@ def largest_inline_envelope(identity: Identity, recipient_key: bytes) -> Envelop
         from_="a" * 32,
         to="b" * 32,
         id=new_message_id(),
-        seq=2**53,
+        seq=SEQ_MAX,
         ts=int(time.time() * 1000),
         kind="file_offer",
         body=body,

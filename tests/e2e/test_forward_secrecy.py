@@ -16,7 +16,7 @@ from flame.core.models import Envelope, RatchetBody
 from flame.errors import RequestError
 from flame.store import sessions as session_store
 from tests.cluster import Cluster, Feed, UiClient, identity_of, services_of
-from tests.e2e.test_wire import RecordingProxy, free_port
+from tests.e2e.test_wire import RecordingProxy
 
 LINES = ("first, a prekey message", "reply one", "second from alice", "reply two", "third")
 
@@ -72,14 +72,11 @@ async def start_recorded(cluster: Cluster) -> dict[str, RecordingProxy]:
     await cluster.start_directory()
     proxies = {}
     for name in ("alice", "bob"):
-        peer_port = free_port()
-        proxy = RecordingProxy(peer_port)
+        proxy = RecordingProxy()
         await proxy.start()
         proxies[name] = proxy
-        settings = await cluster.enroll(
-            name, peer_port=peer_port, public_address=f"http://127.0.0.1:{proxy.port}"
-        )
-        await cluster.start_daemon(name, settings=settings)
+        settings = await cluster.enroll(name, public_address=f"http://127.0.0.1:{proxy.port}")
+        proxy.target_port = (await cluster.start_daemon(name, settings=settings)).peer_port
     return proxies
 
 

@@ -15,7 +15,7 @@ from flame.core.models import Envelope, Inner, TextBody
 from flame.core.signing import sign_request
 from flame.daemon import Daemon
 from flame.store import messages as message_store
-from tests.cluster import Cluster, services_of
+from tests.cluster import Cluster, account_of, services_of
 
 
 def envelope_from(
@@ -27,17 +27,17 @@ def envelope_from(
     seq: int = 1,
     to_name: str | None = None,
 ) -> Envelope:
-    s, r = services_of(sender).ctx, services_of(to).ctx
+    s, r = services_of(sender).ctx, account_of(to)  # `to` may be locked
     inner = Inner(
         from_=author or s.me,
-        to=to_name or r.me,
+        to=to_name or r.username,
         id=new_message_id(),
         seq=seq,
         ts=int(time.time() * 1000),
         kind="text",
         body=TextBody(text=text),
     )
-    return seal(s.keys.identity().exchange, to_name or r.me, r.keys.account.x25519_key, inner)
+    return seal(s.keys.identity().exchange, to_name or r.username, r.x25519_key, inner)
 
 
 class Peer:
@@ -54,7 +54,7 @@ class Peer:
         headers = sign_request(
             self.sender.keys.identity(),
             self.sender.me,
-            audience or services_of(self.target).ctx.me,
+            audience or account_of(self.target).username,
             "POST",
             path,
             f"127.0.0.1:{self.target.peer_port}",

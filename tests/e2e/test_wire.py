@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 
 from tests.cluster import Cluster
 
@@ -13,16 +12,11 @@ SECRET_OUT = "The board meets Thursday at 0700 about Project Kestrel"
 SECRET_BACK = "Understood: Kestrel numbers ready by Wednesday night"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class RecordingProxy:
-    """A loopback TCP relay that keeps every byte it forwards, both ways."""
+    """A loopback TCP relay that keeps every byte it forwards, both ways. Its target may be set
+    after it started (a daemon's port is known once the daemon is up); until then it refuses."""
 
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int = 0) -> None:
         self.target_port = target_port
         self.captured = bytearray()
         self.server: asyncio.Server | None = None
@@ -35,6 +29,8 @@ class RecordingProxy:
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
+            if not self.target_port:
+                raise ConnectionRefusedError
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
             writer.close()
@@ -69,17 +65,13 @@ async def test_no_plaintext_crosses_the_wire(cluster: Cluster) -> None:
 
     proxies = {}
     for name in ("alice", "bob"):
-        peer_port = free_port()
-        proxy = RecordingProxy(peer_port)
+        proxy = RecordingProxy()
         await proxy.start()
         proxies[name] = proxy
         settings = await cluster.enroll(
-            name,
-            peer_port=peer_port,
-            public_address=f"http://127.0.0.1:{proxy.port}",
-            directory_url=proxied_directory,
+            name, public_address=f"http://127.0.0.1:{proxy.port}", directory_url=proxied_directory
         )
-        await cluster.start_daemon(name, settings=settings)
+        proxy.target_port = (await cluster.start_daemon(name, settings=settings)).peer_port
     try:
         alice, bob = await cluster.ui("alice"), await cluster.ui("bob")
         alice_feed, bob_feed = await alice.websocket(), await bob.websocket()

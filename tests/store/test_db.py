@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from flame.core.crypto import new_db_key
 from flame.store.blocks import blocked_users
 from flame.store.db import Database
 
@@ -68,17 +69,20 @@ async def test_an_error_inside_a_transaction_rolls_it_back_and_is_raised(db: Dat
 
 async def test_the_old_file_block_list_moves_into_the_one_block_list(tmp_path: Path) -> None:
     """Migration 006: a database from before it keeps every block, in `blocks` only."""
-    path = tmp_path / "flame.db"
-    old = await Database.open(path, "flame.store.schema")
+    path, key = tmp_path / "flame.db", new_db_key()
+    old = await Database.open(path, "flame.store.schema", key=key)
     async with old.transaction() as conn:  # back to version 5: the two lists of that time
         await conn.execute(
             "CREATE TABLE blocked_users (username TEXT PRIMARY KEY, blocked_at REAL NOT NULL)"
         )
         await conn.execute("INSERT INTO blocked_users VALUES ('mallory', 1.0), ('both', 2.0)")
         await conn.execute("INSERT INTO blocks VALUES ('both', 3.0), ('eve', 4.0)")
+        # ... and without what 007 changed.
+        await conn.execute("CREATE TABLE keystore (id INTEGER PRIMARY KEY)")
+        await conn.execute("ALTER TABLE transfers DROP COLUMN at_rest")
         await conn.execute("PRAGMA user_version=5")
     await old.close()
-    db = await Database.open(path, "flame.store.schema")
+    db = await Database.open(path, "flame.store.schema", key=key)
     try:
         assert await blocked_users(db) == {"both": 3.0, "eve": 4.0, "mallory": 1.0}
         tables = await db.fetchall("SELECT name FROM sqlite_master WHERE name='blocked_users'")

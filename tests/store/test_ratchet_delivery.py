@@ -38,6 +38,7 @@ from flame.store.sessions import AccountState
 from tests.api.conftest import make_account
 
 ALICE, BOB = Identity.generate(), Identity.generate()
+DB_KEY = bytes(range(32))  # the database's own key (encrypted at rest)
 A_KEY = ratchet.pickle_key(ALICE, "alice")
 ALICE_CONTACT = Contact("alice", ALICE.identity_key, ALICE.x25519_key, b"", None, None, "online", 0)
 
@@ -61,7 +62,7 @@ class Bob:
     opened: dict[str, list[str]] = field(default_factory=dict)
 
     def start(self) -> Sessions:
-        keys = Keys(make_account("bob", BOB))
+        keys = Keys(make_account("bob", BOB, DB_KEY))
         keys.unlock(BOB)
         ctx = Context(
             fast_settings(self.folder, "http://127.0.0.1:1"), self.db, SystemClock(), keys, Events()
@@ -78,7 +79,7 @@ class Bob:
 
 
 async def bob_with_prekey(folder: Path) -> tuple[Bob, PrekeyRecord]:
-    db = await open_daemon_db(folder)
+    db = await open_daemon_db(folder, DB_KEY)
     key = ratchet.pickle_key(BOB, "bob")
     account = ratchet.new_account()
     one_time, _ = ratchet.fresh_prekeys(account, BOB, "bob", 1)

@@ -20,7 +20,7 @@ export function avatarElement(name, size = '') {
     class: ['avatar', size, `avatar-${hashHue(name)}`],
     'aria-hidden': 'true',
   });
-  let shown = undefined;
+  let shown;
   const update = (url, label) => {
     if (url === shown && el.childNodes.length) {
       if (!url) setText(el, initial(label || name));
@@ -96,7 +96,10 @@ export class ContactList {
     item.link.classList.toggle('is-blocked', c.blocked);
     item.li.dataset.blocked = c.blocked ? 'true' : 'false';
     setStatusDot(item.dot, c.status);
-    setText(item.statusText, c.blocked ? `${statusLabel(c.status)} · Blocked` : statusLabel(c.status));
+    setText(
+      item.statusText,
+      c.blocked ? `${statusLabel(c.status)} · Blocked` : statusLabel(c.status),
+    );
     item.statusText.dataset.status = normalizeStatus(c.status);
     item.warn.hidden = !c.key_changed;
     item.link.classList.toggle('key-changed', c.key_changed);
@@ -123,7 +126,11 @@ export class ContactList {
     } else if (contactsStatus === 'error' && contacts.size === 0) {
       this.statusBox.replaceChildren(
         h('span', { class: 'error-text' }, contactsError?.message || 'Could not load contacts.'),
-        h('button', { type: 'button', class: 'btn btn-small', onclick: () => this.onRetry() }, 'Retry'),
+        h(
+          'button',
+          { type: 'button', class: 'btn btn-small', onclick: () => this.onRetry() },
+          'Retry',
+        ),
       );
       this.statusBox.hidden = false;
     } else if (contactsStatus === 'ready' && contacts.size === 0) {

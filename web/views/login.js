@@ -1,7 +1,7 @@
 // Login page: one password field.
 
 import { api } from '../api.js';
-import { h, setText, spinner } from '../dom.js';
+import { busyButton, h, setText, showText } from '../dom.js';
 
 export function renderLogin(root, { onSuccess }) {
   const password = h('input', {
@@ -15,12 +15,9 @@ export function renderLogin(root, { onSuccess }) {
     'aria-describedby': 'login-error',
   });
   const error = h('p', { id: 'login-error', class: 'form-error', role: 'alert', hidden: true });
-  const label = h('span', { class: 'btn-label' }, 'Unlock');
-  const button = h(
-    'button',
+  const { el: button, label } = busyButton(
     { id: 'login-button', type: 'submit', class: 'btn btn-primary btn-block' },
-    spinner('btn-spinner'),
-    label,
+    'Unlock',
   );
   const form = h(
     'form',
@@ -58,8 +55,7 @@ export function renderLogin(root, { onSuccess }) {
     setText(label, on ? 'Unlocking…' : 'Unlock');
   }
   function showError(message) {
-    setText(error, message);
-    error.hidden = false;
+    showText(error, message);
     password.setAttribute('aria-invalid', 'true');
   }
   function clearError() {

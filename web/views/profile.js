@@ -2,11 +2,12 @@
 // safety number; message, block or unblock them. Everything is shown as text.
 
 import { api } from '../api.js';
-import { h, setText, spinner } from '../dom.js';
+import { busyButton, h, setText, showText, spinner, whileBusy } from '../dom.js';
 import { statusLabel } from '../format.js';
 import { conversationHash } from '../router.js';
 import * as store from '../store.js';
 import { avatarElement, setStatusDot } from './contacts.js';
+import { pageHeader } from './page.js';
 
 export class ProfileView {
   constructor(name) {
@@ -29,19 +30,21 @@ export class ProfileView {
       h('span', { class: 'safety-label' }, 'Safety number '),
       this.safety,
     );
-    this.warning = h('p', { id: 'profile-warning', class: 'form-error', role: 'alert', hidden: true });
+    this.warning = h('p', {
+      id: 'profile-warning',
+      class: 'form-error',
+      role: 'alert',
+      hidden: true,
+    });
     this.error = h('p', { class: 'form-error', role: 'alert', hidden: true });
     this.messageLink = h(
       'a',
       { id: 'profile-message', class: 'btn btn-primary', href: conversationHash(name) },
       'Message',
     );
-    this.blockLabel = h('span', { class: 'btn-label' }, 'Block');
-    this.blockBtn = h(
-      'button',
+    this.block = busyButton(
       { id: 'profile-block', type: 'button', class: 'btn', onclick: () => this._toggleBlock() },
-      spinner('btn-spinner'),
-      this.blockLabel,
+      'Block',
     );
     this.editLink = h(
       'a',
@@ -51,11 +54,13 @@ export class ProfileView {
     this.loading = h('div', { class: 'messages-loading', role: 'status' }, spinner(), 'Loading…');
     this.el = h(
       'section',
-      { id: 'profile', class: 'profile-page', 'data-user': name, 'aria-labelledby': 'profile-name' },
-      h(
-        'header',
-        { class: 'profile-header' },
-        h('a', { class: 'back-link', href: '#/', 'aria-label': 'Back to contacts' }, '‹'),
+      {
+        id: 'profile',
+        class: 'profile-page',
+        'data-user': name,
+        'aria-labelledby': 'profile-name',
+      },
+      pageHeader(
         this.avatar.el,
         h(
           'div',
@@ -82,7 +87,7 @@ export class ProfileView {
         ),
         this.safetyRow,
       ),
-      h('div', { class: 'profile-actions' }, this.messageLink, this.blockBtn, this.editLink),
+      h('div', { class: 'profile-actions' }, this.messageLink, this.block.el, this.editLink),
     );
     this._unsubs = [
       store.on('profile', (view) => {
@@ -100,18 +105,16 @@ export class ProfileView {
     } catch (err) {
       if (this.destroyed || err.status === 401) return;
       this.loading.hidden = true;
-      setText(this.error, err.message);
-      this.error.hidden = false;
+      showText(this.error, err.message);
     }
   }
 
   /** The daemon refused a profile this person's daemon sent (it did not verify). */
   rejected(reason) {
-    setText(
+    showText(
       this.warning,
       `A profile update from ${this.name} was ignored: it is not signed by their key (${reason}).`,
     );
-    this.warning.hidden = false;
   }
 
   render(view) {
@@ -130,10 +133,10 @@ export class ProfileView {
     this.safetyRow.hidden = !view.safety_number;
     this.avatar.update(view.avatar_url, view.display_name || view.username);
     this.messageLink.hidden = view.is_me;
-    this.blockBtn.hidden = view.is_me;
+    this.block.el.hidden = view.is_me;
     this.editLink.hidden = !view.is_me;
-    setText(this.blockLabel, view.blocked ? 'Unblock' : 'Block');
-    this.blockBtn.classList.toggle('btn-warning', !view.blocked);
+    setText(this.block.label, view.blocked ? 'Unblock' : 'Block');
+    this.block.el.classList.toggle('btn-warning', !view.blocked);
     this._renderStatus();
   }
 
@@ -150,22 +153,18 @@ export class ProfileView {
   }
 
   async _toggleBlock() {
-    if (!this.view || this.blockBtn.disabled) return;
-    this.blockBtn.disabled = true;
-    this.blockBtn.classList.add('is-busy');
-    this.error.hidden = true;
-    try {
-      const view = this.view.blocked ? await api.unblock(this.name) : await api.block(this.name);
-      store.applyBlocked(this.name, view.blocked);
-      this.render(view);
-    } catch (err) {
-      if (this.destroyed || err.status === 401) return;
-      setText(this.error, err.message);
-      this.error.hidden = false;
-    } finally {
-      this.blockBtn.disabled = false;
-      this.blockBtn.classList.remove('is-busy');
-    }
+    if (!this.view || this.block.el.disabled) return;
+    await whileBusy(this.block, async () => {
+      this.error.hidden = true;
+      try {
+        const view = this.view.blocked ? await api.unblock(this.name) : await api.block(this.name);
+        store.applyBlocked(this.name, view.blocked);
+        this.render(view);
+      } catch (err) {
+        if (this.destroyed || err.status === 401) return;
+        showText(this.error, err.message);
+      }
+    });
   }
 
   destroy() {

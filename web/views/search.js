@@ -8,6 +8,7 @@ import { formatFull, statusLabel } from '../format.js';
 import { messageHash, profileHash } from '../router.js';
 import * as store from '../store.js';
 import { avatarElement, setStatusDot } from './contacts.js';
+import { pageHeader } from './page.js';
 
 function dayStart(value) {
   // <input type=date> gives YYYY-MM-DD: midnight, local time.
@@ -15,9 +16,13 @@ function dayStart(value) {
   return new Date(y, m - 1, d).getTime() / 1000;
 }
 
+function dateInput(id, label) {
+  return h('input', { id, class: 'input', type: 'date', 'aria-label': label });
+}
+
 function snippet(parts) {
   return (Array.isArray(parts) ? parts : []).map((p) =>
-    p && p.hit ? h('mark', null, String(p.text)) : document.createTextNode(String(p?.text ?? '')),
+    p?.hit ? h('mark', null, String(p.text)) : document.createTextNode(String(p?.text ?? '')),
   );
 }
 
@@ -27,8 +32,8 @@ export class SearchView {
     this.destroyed = false;
     this.controller = null;
     this.peer = h('select', { id: 'search-peer', class: 'input', 'aria-label': 'Person' });
-    this.since = h('input', { id: 'search-since', class: 'input', type: 'date', 'aria-label': 'From' });
-    this.until = h('input', { id: 'search-until', class: 'input', type: 'date', 'aria-label': 'Until' });
+    this.since = dateInput('search-since', 'From');
+    this.until = dateInput('search-until', 'Until');
     this.order = h(
       'select',
       { id: 'search-order', class: 'input', 'aria-label': 'Order' },
@@ -47,12 +52,7 @@ export class SearchView {
     this.el = h(
       'section',
       { id: 'search-view', class: 'search-page', 'aria-labelledby': 'search-title' },
-      h(
-        'header',
-        { class: 'profile-header' },
-        h('a', { class: 'back-link', href: '#/', 'aria-label': 'Back to contacts' }, '‹'),
-        this.title,
-      ),
+      pageHeader(this.title),
       h(
         'div',
         { class: 'search-filters' },
@@ -62,7 +62,14 @@ export class SearchView {
         h('label', null, 'Order ', this.order),
       ),
       this.status,
-      h('div', { id: 'search-results' }, this.peopleHead, this.people, this.messagesHead, this.messages),
+      h(
+        'div',
+        { id: 'search-results' },
+        this.peopleHead,
+        this.people,
+        this.messagesHead,
+        this.messages,
+      ),
     );
     this._fillPeople();
     this._unsub = store.on('contacts', () => this._fillPeople());
@@ -132,7 +139,12 @@ export class SearchView {
               h('span', { class: 'muted' }, `@${p.username}`),
               p.position ? h('span', { class: 'muted' }, ` · ${p.position}`) : null,
             ),
-            h('span', { class: 'conv-status' }, dot, h('span', { class: 'status-text' }, statusLabel(p.status))),
+            h(
+              'span',
+              { class: 'conv-status' },
+              dot,
+              h('span', { class: 'status-text' }, statusLabel(p.status)),
+            ),
           ),
         );
       }),
@@ -148,7 +160,13 @@ export class SearchView {
             h(
               'span',
               { class: 'search-meta' },
-              h('strong', null, m.direction === 'out' ? `You → ${store.displayName(m.peer)}` : store.displayName(m.author)),
+              h(
+                'strong',
+                null,
+                m.direction === 'out'
+                  ? `You → ${store.displayName(m.peer)}`
+                  : store.displayName(m.author),
+              ),
               ' ',
               h('time', { class: 'muted' }, formatFull(m.sent_at)),
             ),

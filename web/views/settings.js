@@ -2,10 +2,11 @@
 // people you blocked, and what the contact list and notifications show.
 
 import { api } from '../api.js';
-import { h, setText, spinner } from '../dom.js';
+import { busyButton, h, showText, whileBusy } from '../dom.js';
 import { profileHash } from '../router.js';
 import * as store from '../store.js';
 import { avatarElement } from './contacts.js';
+import { pageHeader } from './page.js';
 
 const FIELDS = [
   { key: 'display_name', label: 'Display name', max: 64 },
@@ -43,26 +44,43 @@ export class SettingsView {
     const rows = FIELDS.map(({ key, label, max }) => {
       const id = `profile-${key.replace('_', '-')}`;
       this.inputs[key] = h('input', { id, class: 'input', type: 'text', maxlength: String(max) });
-      return h('div', { class: 'field' }, h('label', { class: 'field-label', for: id }, label), this.inputs[key]);
+      return h(
+        'div',
+        { class: 'field' },
+        h('label', { class: 'field-label', for: id }, label),
+        this.inputs[key],
+      );
     });
-    this.inputs.bio = h('textarea', { id: 'profile-bio-input', class: 'input', rows: '4', maxlength: '1000' });
+    this.inputs.bio = h('textarea', {
+      id: 'profile-bio-input',
+      class: 'input',
+      rows: '4',
+      maxlength: '1000',
+    });
     rows.push(
-      h('div', { class: 'field' }, h('label', { class: 'field-label', for: 'profile-bio-input' }, 'About you'), this.inputs.bio),
+      h(
+        'div',
+        { class: 'field' },
+        h('label', { class: 'field-label', for: 'profile-bio-input' }, 'About you'),
+        this.inputs.bio,
+      ),
     );
-    this.saved = h('p', { id: 'profile-saved', class: 'muted', role: 'status', hidden: true }, 'Saved and sent to your contacts.');
+    this.saved = h(
+      'p',
+      { id: 'profile-saved', class: 'muted', role: 'status', hidden: true },
+      'Saved and sent to your contacts.',
+    );
     this.error = h('p', { id: 'profile-error', class: 'form-error', role: 'alert', hidden: true });
-    this.saveBtn = h(
-      'button',
+    this.save = busyButton(
       { id: 'profile-save', type: 'submit', class: 'btn btn-primary' },
-      spinner('btn-spinner'),
-      h('span', { class: 'btn-label' }, 'Save profile'),
+      'Save profile',
     );
     const form = h(
       'form',
       { id: 'profile-form', class: 'settings-form', novalidate: true },
       ...rows,
       this.error,
-      h('div', { class: 'settings-actions' }, this.saveBtn, this.saved),
+      h('div', { class: 'settings-actions' }, this.save.el, this.saved),
     );
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -77,10 +95,20 @@ export class SettingsView {
       class: 'visually-hidden',
       onchange: () => this._upload(),
     });
-    this.avatarError = h('p', { id: 'avatar-error', class: 'form-error', role: 'alert', hidden: true });
+    this.avatarError = h('p', {
+      id: 'avatar-error',
+      class: 'form-error',
+      role: 'alert',
+      hidden: true,
+    });
     this.removeBtn = h(
       'button',
-      { id: 'avatar-remove', type: 'button', class: 'btn btn-small', onclick: () => this._removeAvatar() },
+      {
+        id: 'avatar-remove',
+        type: 'button',
+        class: 'btn btn-small',
+        onclick: () => this._removeAvatar(),
+      },
       'Remove picture',
     );
 
@@ -115,8 +143,7 @@ export class SettingsView {
           this.readReceipts.checked = saved.read_receipts;
         } catch (err) {
           this.readReceipts.checked = !wanted;
-          setText(this.error, err.message);
-          this.error.hidden = false;
+          showText(this.error, err.message);
         } finally {
           this.readReceipts.disabled = false;
         }
@@ -128,10 +155,7 @@ export class SettingsView {
     this.el = h(
       'section',
       { id: 'settings', class: 'settings-page', 'aria-labelledby': 'settings-title' },
-      h(
-        'header',
-        { class: 'profile-header' },
-        h('a', { class: 'back-link', href: '#/', 'aria-label': 'Back to contacts' }, '‹'),
+      pageHeader(
         h('h2', { id: 'settings-title', class: 'profile-name' }, 'Settings'),
         h('a', { class: 'btn btn-small', href: profileHash(me) }, 'See your profile'),
       ),
@@ -154,13 +178,28 @@ export class SettingsView {
       ),
       this.blockedEmpty,
       this.blockedList,
-      h('label', { class: 'check-row' }, this.showBlocked, ' Show blocked people in the contact list'),
+      h(
+        'label',
+        { class: 'check-row' },
+        this.showBlocked,
+        ' Show blocked people in the contact list',
+      ),
       h('h3', { class: 'settings-heading' }, 'Notifications'),
-      h('label', { class: 'check-row' }, this.notify, ' Notify me of new messages (never while I am busy)'),
+      h(
+        'label',
+        { class: 'check-row' },
+        this.notify,
+        ' Notify me of new messages (never while I am busy)',
+      ),
       h('h3', { class: 'settings-heading' }, 'Privacy'),
-      h('label', { class: 'check-row' }, this.readReceipts, ' Send read receipts (others see when you have read their messages)'),
+      h(
+        'label',
+        { class: 'check-row' },
+        this.readReceipts,
+        ' Send read receipts (others see when you have read their messages)',
+      ),
     );
-    this._unsubs = [store.on('profile', (view) => view && view.is_me && this._fill(view))];
+    this._unsubs = [store.on('profile', (view) => view?.is_me && this._fill(view))];
   }
 
   async load() {
@@ -178,8 +217,7 @@ export class SettingsView {
       this._renderBlocked(blocked.blocked || []);
     } catch (err) {
       if (this.destroyed || err.status === 401) return;
-      setText(this.error, err.message);
-      this.error.hidden = false;
+      showText(this.error, err.message);
     }
   }
 
@@ -209,8 +247,7 @@ export class SettingsView {
             this.blockedEmpty.hidden = this.blockedList.children.length > 0;
           } catch (err) {
             btn.disabled = false;
-            setText(this.error, err.message);
-            this.error.hidden = false;
+            showText(this.error, err.message);
           }
         });
         return li;
@@ -220,29 +257,25 @@ export class SettingsView {
   }
 
   async _save() {
-    if (this.saveBtn.disabled) return;
-    this.saveBtn.disabled = true;
-    this.saveBtn.classList.add('is-busy');
-    this.error.hidden = true;
-    this.saved.hidden = true;
-    const fields = { bio: this.inputs.bio.value };
-    for (const { key } of FIELDS) fields[key] = this.inputs[key].value.trim();
-    try {
-      const view = await api.saveProfile(fields);
-      store.applyProfile(view);
-      if (!this.destroyed) this.saved.hidden = false;
-    } catch (err) {
-      if (this.destroyed || err.status === 401) return;
-      setText(this.error, err.message);
-      this.error.hidden = false;
-    } finally {
-      this.saveBtn.disabled = false;
-      this.saveBtn.classList.remove('is-busy');
-    }
+    if (this.save.el.disabled) return;
+    await whileBusy(this.save, async () => {
+      this.error.hidden = true;
+      this.saved.hidden = true;
+      const fields = { bio: this.inputs.bio.value };
+      for (const { key } of FIELDS) fields[key] = this.inputs[key].value.trim();
+      try {
+        const view = await api.saveProfile(fields);
+        store.applyProfile(view);
+        if (!this.destroyed) this.saved.hidden = false;
+      } catch (err) {
+        if (this.destroyed || err.status === 401) return;
+        showText(this.error, err.message);
+      }
+    });
   }
 
   async _upload() {
-    const file = this.avatarInput.files && this.avatarInput.files[0];
+    const file = this.avatarInput.files?.[0];
     if (!file) return;
     this.avatarError.hidden = true;
     try {
@@ -250,8 +283,7 @@ export class SettingsView {
       store.applyProfile(view);
     } catch (err) {
       if (this.destroyed || err.status === 401) return;
-      setText(this.avatarError, err.message);
-      this.avatarError.hidden = false;
+      showText(this.avatarError, err.message);
     } finally {
       this.avatarInput.value = '';
     }
@@ -261,8 +293,7 @@ export class SettingsView {
     try {
       store.applyProfile(await api.saveAvatar(null));
     } catch (err) {
-      setText(this.avatarError, err.message);
-      this.avatarError.hidden = false;
+      showText(this.avatarError, err.message);
     }
   }
 

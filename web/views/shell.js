@@ -1,6 +1,6 @@
 // The signed-in layout: header, directory banner, sidebar, conversation pane.
 
-import { h, setText, spinner } from '../dom.js';
+import { busyButton, h, setText, spinner, whileBusy } from '../dom.js';
 import { STATUSES } from '../format.js';
 import { navigate, profileHash, searchHash } from '../router.js';
 import * as store from '../store.js';
@@ -16,8 +16,16 @@ export class Shell {
     this.meName = h('span', { id: 'me-name', class: 'me-name' });
     this.meFingerprint = h('span', { id: 'me-fingerprint', class: 'fingerprint' });
     this.meAvatar = null;
-    this.meAvatarBox = h('a', { class: 'me-avatar', href: '#/settings', title: 'Your profile and settings' });
-    this.myDot = h('span', { id: 'my-status-dot', class: 'status-dot status-online', 'aria-hidden': 'true' });
+    this.meAvatarBox = h('a', {
+      class: 'me-avatar',
+      href: '#/settings',
+      title: 'Your profile and settings',
+    });
+    this.myDot = h('span', {
+      id: 'my-status-dot',
+      class: 'status-dot status-online',
+      'aria-hidden': 'true',
+    });
     this.statusSelect = h(
       'select',
       {
@@ -55,12 +63,9 @@ export class Shell {
       spinner('spinner-sm'),
       h('span', null, 'Reconnecting…'),
     );
-    this.logoutLabel = h('span', { class: 'btn-label' }, 'Log out');
-    this.logoutBtn = h(
-      'button',
+    this.logout = busyButton(
       { id: 'logout', type: 'button', class: 'btn btn-ghost', onclick: () => this._logout() },
-      spinner('btn-spinner'),
-      this.logoutLabel,
+      'Log out',
     );
     const header = h(
       'header',
@@ -83,13 +88,23 @@ export class Shell {
           'div',
           { class: 'me-text' },
           this.meName,
-          h('span', { class: 'me-fp-row' }, h('span', { class: 'fp-label' }, 'Fingerprint '), this.meFingerprint),
+          h(
+            'span',
+            { class: 'me-fp-row' },
+            h('span', { class: 'fp-label' }, 'Fingerprint '),
+            this.meFingerprint,
+          ),
         ),
       ),
       h('a', { id: 'settings-link', class: 'btn btn-ghost', href: '#/settings' }, 'Settings'),
-      this.logoutBtn,
+      this.logout.el,
     );
-    this.toasts = h('div', { id: 'toasts', class: 'toasts', role: 'status', 'aria-live': 'polite' });
+    this.toasts = h('div', {
+      id: 'toasts',
+      class: 'toasts',
+      role: 'status',
+      'aria-live': 'polite',
+    });
 
     this.banner = h(
       'div',
@@ -118,7 +133,7 @@ export class Shell {
     this._unsubs = [
       store.on('me', () => this.renderMe()),
       store.on('profile', (view) => {
-        if (view && view.is_me) this.renderMe();
+        if (view?.is_me) this.renderMe();
       }),
       store.on('my_status', () => this.renderStatus()),
       store.on('directory', () => this.renderDirectory()),
@@ -145,7 +160,7 @@ export class Shell {
     }
     const profile = store.state.myProfile;
     this.meAvatar.update(profile ? profile.avatar_url : null, store.displayName(name));
-    this.meName.title = profile && profile.display_name ? profile.display_name : name;
+    this.meName.title = profile?.display_name ? profile.display_name : name;
   }
 
   renderStatus() {
@@ -215,17 +230,8 @@ export class Shell {
   }
 
   async _logout() {
-    if (this.logoutBtn.disabled) return;
-    this.logoutBtn.disabled = true;
-    this.logoutBtn.classList.add('is-busy');
-    setText(this.logoutLabel, 'Logging out…');
-    try {
-      await this.onLogout();
-    } finally {
-      this.logoutBtn.disabled = false;
-      this.logoutBtn.classList.remove('is-busy');
-      setText(this.logoutLabel, 'Log out');
-    }
+    if (this.logout.el.disabled) return;
+    await whileBusy(this.logout, () => this.onLogout(), 'Logging out…');
   }
 
   destroy() {

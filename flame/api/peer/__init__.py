@@ -9,15 +9,15 @@ from flame.api.peer import envelopes, files, guard, profile, relay, schema
 from flame.api.peer.state import PEER, PREFIX, PeerState
 from flame.net.http import error_middleware
 from flame.net.verify import RequestVerifier
-from flame.services.registry import Services
+from flame.services.registry import ServiceHolder
 
 
-def build(services: Services, verifier: RequestVerifier) -> web.Application:
+def build(holder: ServiceHolder, verifier: RequestVerifier) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, *guard.middlewares(services)],
-        client_max_size=services.ctx.settings.daemon.max_body_bytes,
+        middlewares=[error_middleware, *guard.middlewares(holder)],
+        client_max_size=holder.settings.daemon.max_body_bytes,
     )
-    app[PEER] = PeerState(services, verifier)
+    app[PEER] = PeerState(holder, verifier)
     router = app.router
     router.add_get(f"{PREFIX}/hello", envelopes.hello)
     router.add_post(f"{PREFIX}/envelopes", envelopes.envelopes)

@@ -14,13 +14,14 @@ FEATURES = ["envelopes", "receipts", "relay", "profiles", "files"]
 
 
 async def hello(request: web.Request) -> web.Response:
-    ctx = request.app[PEER].services.ctx
+    """Answered locked too: who this is comes from the keystore record, outside the database."""
+    holder = request.app[PEER].holder
     reply = Hello(
-        username=ctx.me,
-        identity_key=b64e(ctx.keys.account.identity_key),
-        versions=list(ctx.settings.security.versions),
+        username=holder.account.username,
+        identity_key=b64e(holder.account.identity_key),
+        versions=list(holder.settings.security.versions),
         features=FEATURES,
-        locked=not ctx.keys.is_unlocked,
+        locked=not holder.is_unlocked,
     )
     return web.json_response(reply.model_dump())
 

@@ -16,23 +16,23 @@ from flame.core.signing import HEADER_USER
 from flame.errors import Forbidden
 from flame.net.http import Handler
 from flame.net.ratelimit import address_limit
-from flame.services.registry import Services
+from flame.services.registry import ServiceHolder
 
 
-def middlewares(services: Services) -> list[Middleware]:
-    limits = services.ctx.settings.limits
-    blocks = services.blocks
+def middlewares(holder: ServiceHolder) -> list[Middleware]:
+    limits = holder.settings.limits
 
     @web.middleware
     async def refuse_blocked(request: web.Request, handler: Handler) -> web.StreamResponse:
         user = request.headers.get(HEADER_USER)
-        if user is not None and await blocks.is_blocked(user):
+        services = holder.current  # locked: no block list to read; the handler refuses (503)
+        if user is not None and services is not None and await services.blocks.is_blocked(user):
             raise Forbidden("This request was refused.")
         return await handler(request)
 
     return [
         address_limit(
-            limits.peer_rate_per_address, limits.peer_burst_per_address, services.ctx.clock.now
+            limits.peer_rate_per_address, limits.peer_burst_per_address, holder.clock.now
         ),
         refuse_blocked,
     ]

@@ -11,24 +11,29 @@ from aiohttp import web
 from flame.api.ui import auth, conversations, feed, files, social, static
 from flame.api.ui.guard import UiOrigin, headers_middleware, host_and_origin_middleware
 from flame.api.ui.session import LoginThrottle, require_session
-from flame.api.ui.state import UI, UiState, Unlock
+from flame.api.ui.state import UI, UiState, Unlock, activity_middleware
 from flame.net.http import error_middleware
-from flame.services.registry import Services
+from flame.services.registry import ServiceHolder
 
 
-def build(services: Services, web_dir: Path, unlock: Unlock, origin: UiOrigin) -> web.Application:
-    security = services.ctx.settings.security
+def build(
+    holder: ServiceHolder, web_dir: Path, unlock: Unlock, origin: UiOrigin
+) -> web.Application:
+    """Before the first login only the page, its static files and the login itself answer (every
+    other API route needs a session); the login unlocks the daemon and so makes the services."""
+    security = holder.settings.security
     state = UiState(
-        services, unlock, origin, LoginThrottle(security.login_burst, security.login_refill_s)
+        holder, unlock, origin, LoginThrottle(security.login_burst, security.login_refill_s)
     )
     app = web.Application(
         middlewares=[
             headers_middleware(),
             error_middleware,
             host_and_origin_middleware(origin),
-            require_session(state.sessions, services.ctx.clock.now),
+            require_session(state.sessions, holder.clock.now),
+            activity_middleware(state),
         ],
-        client_max_size=services.ctx.settings.daemon.max_body_bytes,
+        client_max_size=holder.settings.daemon.max_body_bytes,
     )
     app[UI] = state
     static.add_routes(app, web_dir)

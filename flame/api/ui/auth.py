@@ -20,8 +20,7 @@ class LoginBody(Wire):
 
 async def login(request: web.Request) -> web.Response:
     ui = request.app[UI]
-    services = ui.services
-    now = services.ctx.clock.now
+    now = ui.holder.clock.now
     client = request.remote or "unknown"
     ui.throttle.take(client, now())
     body = parse_model(LoginBody, await ui.body(request))
@@ -33,7 +32,7 @@ async def login(request: web.Request) -> web.Response:
             ui.throttle.failed(client)
             raise
     ui.throttle.succeeded(client)
-    services.status.activity()
+    ui.services.status.activity()
     token = ui.sessions.create(now())
     response = web.json_response(ui.me())
     response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Strict", path="/")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+from collections.abc import Callable
 
 from aiohttp import WSMsgType, web
 
 from flame.api.ui import views
 from flame.api.ui.state import UI
+from flame.core.encoding import parse_json_object
+from flame.errors import BadRequest
 from flame.services.events import Feed
 from flame.services.status import StatusTracker
 
@@ -27,7 +29,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     await ws.send_json(views.hello_event(ui.me()))
     await ws.send_json(views.my_status_json(services.status.view()))
     services.status.ui_opened()  # an open UI keeps the status online (PROTOCOL.md §12.2)
-    reader = asyncio.create_task(_read_client(ws, services.status))
+    reader = asyncio.create_task(_read_client(ws, services.status, ui.touch))
     try:
         await _send_events(ws, feed, reader)
     except ConnectionResetError:
@@ -42,16 +44,19 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def _read_client(ws: web.WebSocketResponse, status: StatusTracker) -> None:
+async def _read_client(
+    ws: web.WebSocketResponse, status: StatusTracker, touch: Callable[[], None]
+) -> None:
     async for frame in ws:
         if frame.type != WSMsgType.TEXT:
             continue
-        with contextlib.suppress(ValueError, AttributeError):
-            kind = json.loads(frame.data).get("type")
+        with contextlib.suppress(BadRequest):  # a frame that is not ours: ignored
+            kind = parse_json_object(frame.data.encode(), what="frame").get("type")
             if kind == "ping":
                 await ws.send_json(views.pong_event())
             elif kind == "activity":  # the user typed, clicked or scrolled
                 status.activity()
+                touch()
 
 
 async def _send_events(ws: web.WebSocketResponse, feed: Feed, reader: asyncio.Task[None]) -> None:

@@ -44,6 +44,10 @@ class Sessions:
     def revoke(self, token: str) -> None:
         self.tokens.pop(token, None)
 
+    def revoke_all(self) -> None:
+        """The daemon locked: every page logs in again."""
+        self.tokens.clear()
+
 
 def require_session(sessions: Sessions, now: Callable[[], float]) -> Middleware:
     """The session check: every API route but the login, the WebSocket included."""

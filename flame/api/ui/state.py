@@ -1,5 +1,6 @@
-"""What the UI routes share: the services, the sessions and login throttle, the UI's own origin,
-and the unlock that a first successful login performs."""
+"""What the UI routes share: the services (through their holder: a locked daemon has none), the
+sessions and login throttle, the UI's own origin, the unlock that a first successful login
+performs, and when the UI was last used (for security.lock_after_idle_s)."""
 
 from __future__ import annotations
 
@@ -7,26 +8,35 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from flame.api.ui import views
 from flame.api.ui.guard import UiOrigin
-from flame.api.ui.session import LoginThrottle, Sessions
+from flame.api.ui.session import API_PREFIX, LoginThrottle, Sessions
 from flame.core.crypto import fingerprint
 from flame.core.models import check_username
 from flame.errors import NotFound
-from flame.net.http import read_body
-from flame.services.registry import Services
+from flame.net.http import Handler, read_body
+from flame.services.registry import ServiceHolder, Services
 
 Unlock = Callable[[str], Awaitable[None]]
 
 
 @dataclass
 class UiState:
-    services: Services
+    holder: ServiceHolder
     unlock: Unlock
     origin: UiOrigin
     throttle: LoginThrottle
     sessions: Sessions = field(default_factory=Sessions)
+    last_activity: float = 0.0  # of the user: an API request, or the page saying it was used
+
+    @property
+    def services(self) -> Services:
+        return self.holder.services
+
+    def touch(self) -> None:
+        self.last_activity = self.holder.clock.now()
 
     def me(self) -> views.Json:
         ctx = self.services.ctx
@@ -37,11 +47,23 @@ class UiState:
         )
 
     async def body(self, request: web.Request, limit: int | None = None) -> bytes:
-        max_bytes = self.services.ctx.settings.daemon.max_body_bytes
+        max_bytes = self.holder.settings.daemon.max_body_bytes
         return await read_body(request, max_bytes if limit is None else limit)
 
 
 UI = web.AppKey("ui", UiState)
+
+
+def activity_middleware(state: UiState) -> Middleware:
+    """Every API request (after the session check) counts as the user's activity."""
+
+    @web.middleware
+    async def touch(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith(API_PREFIX):
+            state.touch()
+        return await handler(request)
+
+    return touch
 
 
 def path_name(request: web.Request, *, code: str = "unknown_user") -> str:

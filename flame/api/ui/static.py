@@ -29,7 +29,10 @@ def add_routes(app: web.Application, web_dir: Path) -> None:
         return web.FileResponse(index, headers={"Content-Type": STATIC_TYPES[".html"]})
 
     async def static(request: web.Request) -> web.FileResponse:
-        path = (root / request.match_info["path"]).resolve()
+        name = request.match_info["path"]
+        if "\x00" in name:  # no file has one; the OS would refuse the name with a ValueError
+            raise NotFound("No such file.")
+        path = (root / name).resolve()
         content_type = STATIC_TYPES.get(path.suffix)
         if content_type is None or not path.is_relative_to(root) or not path.is_file():
             raise NotFound("No such file.")

@@ -53,7 +53,12 @@ DAEMON_ENV = {
     "FLAME_DIRECTORY_RATE_PER_USER": "1000",
     "FLAME_DIRECTORY_BURST_PER_USER": "1000",
 }
-INIT_ENV = {"FLAME_SECURITY_ARGON2_MEMORY_KIB": "8192", "FLAME_SECURITY_ARGON2_ITERATIONS": "1"}
+# Cheap Argon2 for a fast start: test-only, hence allow_weak_kdf (real accounts refuse it).
+INIT_ENV = {
+    "FLAME_SECURITY_ARGON2_MEMORY_KIB": "8192",
+    "FLAME_SECURITY_ARGON2_ITERATIONS": "1",
+    "FLAME_SECURITY_ALLOW_WEAK_KDF": "true",
+}
 
 
 def print_table(result: dict[str, Any]) -> None:

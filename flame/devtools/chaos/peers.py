@@ -40,7 +40,12 @@ OPTIONAL_ENV = {
     "FLAME_DAEMON_RELAY_RETRY_S": "1",
     "FLAME_DAEMON_PROBE_INTERVAL_S": "0.5",
 }
-INIT_ENV = {"FLAME_SECURITY_ARGON2_MEMORY_KIB": "1024", "FLAME_SECURITY_ARGON2_ITERATIONS": "1"}
+# Cheap Argon2 for a fast start: test-only, hence allow_weak_kdf (real accounts refuse it).
+INIT_ENV = {
+    "FLAME_SECURITY_ARGON2_MEMORY_KIB": "1024",
+    "FLAME_SECURITY_ARGON2_ITERATIONS": "1",
+    "FLAME_SECURITY_ALLOW_WEAK_KDF": "true",
+}
 
 
 def known_setting(env_name: str) -> bool:

@@ -18,12 +18,13 @@ from typing import Any
 from aiohttp import StreamReader
 
 from flame.core.encoding import b64d, b64e
-from flame.core.files import SNIFF_BYTES, TAG_BYTES, TRANSFER_ID_BYTES, ChunkCipher, sniff_media
+from flame.core.files import SNIFF_BYTES, TAG_BYTES, TRANSFER_ID_BYTES, sniff_media
 from flame.errors import BadRequest, DecryptionFailed, Forbidden, TransferRefused
 from flame.net.peer_client import TOKEN_HEADER
 from flame.services.blocks import Blocks
 from flame.services.context import Context
-from flame.services.files.disk import hash_prefix, run_blocking, stored_path
+from flame.services.files.atrest import cipher_of, hash_prefix, held_length, read_chunk
+from flame.services.files.disk import run_blocking, stored_path
 from flame.services.files.runtime import FileRuntime, Intake
 from flame.store import files as file_store
 from flame.store.files import Transfer
@@ -93,10 +94,6 @@ async def _settle(*futures: asyncio.Future[Any] | None) -> None:
                 await asyncio.shield(future)
         elif future is not None and not future.cancelled():
             future.exception()  # retrieved: no "exception never retrieved" warning
-
-
-def _id_bytes(transfer: Transfer) -> bytes:
-    return b64d(transfer.transfer_id, length=TRANSFER_ID_BYTES, what="transfer_id")
 
 
 def _held(transfer: Transfer, intake: Intake) -> dict[str, Any]:
@@ -170,12 +167,13 @@ class Chunks:
         fd = await run_blocking(os.open, path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             held = transfer.held_bytes
-            await run_blocking(os.ftruncate, fd, held)  # drop anything written after the checkpoint
+            cipher = cipher_of(transfer)
+            # Drop anything written after the checkpoint (chunks are stored sealed, as they came).
+            await run_blocking(os.ftruncate, fd, held_length(layout, held))
             intake = self.runtime.intakes.get(key)
             if intake is None or intake.hashed_bytes != held:
-                intake = Intake(await run_blocking(hash_prefix, fd, held), held)
+                intake = Intake(await run_blocking(hash_prefix, fd, cipher, layout, held), held)
                 self.runtime.intakes[key] = intake
-            cipher = ChunkCipher(transfer.file_key, _id_bytes(transfer))
             progress = self.runtime.progress(transfer, "receive", held)
             idle_s = self.ctx.settings.files.idle_timeout_s
             loop = asyncio.get_running_loop()
@@ -183,9 +181,10 @@ class Chunks:
             index = start
 
             def absorb(index: int, sealed: bytes) -> None:
-                """In a thread: verify, write, hash; the prefix counts the chunk once written."""
+                """In a thread: verify, write (sealed: files stay sealed at rest), hash; the
+                prefix counts the chunk once written."""
                 chunk = cipher.open(index, sealed)
-                os.pwrite(fd, chunk, layout.offset(index))
+                os.pwrite(fd, sealed, layout.sealed_offset(index))
                 intake.hasher.update(chunk)
                 intake.hashed_bytes += len(chunk)
 
@@ -264,8 +263,8 @@ class Chunks:
                 code="hash_mismatch",
             )
         await run_blocking(os.fsync, fd)
-        head = await run_blocking(os.pread, fd, SNIFF_BYTES, 0)
-        media_type = sniff_media(head)
+        head = await run_blocking(read_chunk, fd, cipher_of(transfer), transfer.layout, 0)
+        media_type = sniff_media(head[:SNIFF_BYTES])
         partial, final = (
             stored_path(self.ctx.settings, transfer, partial=True),
             stored_path(self.ctx.settings, transfer),

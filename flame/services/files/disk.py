@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import os
 import re
 import secrets
@@ -89,16 +88,3 @@ async def run_blocking(fn: Callable[..., T], *args: Any) -> T:
         with contextlib.suppress(Exception):
             await future
         raise
-
-
-def hash_prefix(fd: int, size: int) -> Any:
-    """SHA-256 state over the first `size` bytes of a file (runs in a thread)."""
-    hasher = hashlib.sha256()
-    offset = 0
-    while offset < size:
-        data = os.pread(fd, min(IO_BYTES, size - offset), offset)
-        if not data:
-            raise FlameError("The file is shorter than the bytes recorded for it.")
-        hasher.update(data)
-        offset += len(data)
-    return hasher

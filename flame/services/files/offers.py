@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import os
 from dataclasses import dataclass
 
 from flame.core.files import SNIFF_BYTES, check_offer, sniff_media
@@ -16,6 +15,7 @@ from flame.errors import BadEnvelope, Forbidden, RequestError, Unavailable
 from flame.services.blocks import Blocks
 from flame.services.context import Context
 from flame.services.events import MessageAdded
+from flame.services.files.atrest import cipher_of, write_whole
 from flame.services.files.disk import new_stored_name, run_blocking, stored_path
 from flame.services.files.runtime import FileRuntime
 from flame.services.receipts import Receipts
@@ -127,15 +127,8 @@ class Offers:
         start removes (disk.remove_strays); the sender's retry writes it again."""
         path = stored_path(self.ctx.settings, transfer)
 
-        def write() -> None:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        def write() -> None:  # sealed, as every stored file (services/files/atrest.py)
+            write_whole(path, cipher_of(transfer), transfer.layout, data)
 
         try:
             await run_blocking(write)

@@ -11,21 +11,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import random
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from flame.core.encoding import b64d, b64e
-from flame.core.files import TAG_BYTES, TRANSFER_ID_BYTES, ChunkCipher
+from flame.core.encoding import b64e
+from flame.core.files import TAG_BYTES
 from flame.core.models import TransferStatus
 from flame.core.outbox import next_attempt
-from flame.errors import PeerRefused, PeerUnreachable
-from flame.net.peer_client import PeerClient
+from flame.errors import FlameError, PeerRefused, PeerUnreachable
+from flame.net.peer_client import PeerClient, json_of
 from flame.services.context import Context
 from flame.services.events import Event, Feed, MessageStateChanged, PresenceChanged
+from flame.services.files.atrest import read_sealed as read_stored
 from flame.services.files.disk import remove_files, remove_strays, run_blocking, stored_path
 from flame.services.files.runtime import FileRuntime, Key
 from flame.store import contacts as contact_store
@@ -247,7 +247,7 @@ class Sender:
     async def _refused(self, transfer: Transfer, exc: PeerRefused, sent: int) -> None:
         if exc.code == "transfer_closed":
             try:
-                status = TransferStatus.model_validate_json(exc.payload, strict=False)
+                status = TransferStatus.model_validate(json_of(exc.payload), strict=False)
             except ValueError:
                 status = TransferStatus(
                     transfer_id=transfer.transfer_id, state="failed", received_bytes=0, size=0
@@ -314,7 +314,7 @@ class Sender:
 
 
 class ChunkStream:
-    """The request body: chunks read from our copy and sealed in a thread, one at a time (memory
+    """The request body: sealed chunks read from our copy in a thread, one at a time (memory
     stays at a chunk or two whatever the file's size), at most files.send_rate_bytes_s."""
 
     def __init__(self, ctx: Context, runtime: FileRuntime, transfer: Transfer, start: int) -> None:
@@ -323,9 +323,6 @@ class ChunkStream:
 
     async def body(self) -> AsyncGenerator[bytes, None]:
         transfer, layout = self.transfer, self.transfer.layout
-        cipher = ChunkCipher(
-            transfer.file_key, b64d(transfer.transfer_id, length=TRANSFER_ID_BYTES)
-        )
         rate = self.ctx.settings.files.send_rate_bytes_s
         done = layout.offset(self.start)
         progress = self.runtime.progress(transfer, "send", done)
@@ -334,12 +331,10 @@ class ChunkStream:
         fd = await run_blocking(os.open, stored_path(self.ctx.settings, transfer), os.O_RDONLY)
 
         def read_sealed(index: int) -> bytes:
-            chunk = os.pread(fd, layout.plain_len(index), layout.offset(index))
-            if len(chunk) != layout.plain_len(index):
-                raise OSError(f"{transfer.stored_name} is shorter than its recorded size")
-            return cipher.seal(index, chunk)
+            """Our copy is stored sealed (services/files/atrest.py): sent as it is."""
+            return read_stored(fd, layout, index)
 
-        # The next chunk is read and sealed in a thread while this one is on the wire.
+        # The next chunk is read in a thread while this one is on the wire.
         ahead_task: asyncio.Future[bytes] | None = None
         try:
             for index in range(self.start, layout.count):
@@ -358,15 +353,12 @@ class ChunkStream:
         finally:
             if ahead_task is not None:
                 ahead_task.cancel()  # run_blocking lets the thread finish before this returns
-                with contextlib.suppress(asyncio.CancelledError, OSError):
+                with contextlib.suppress(asyncio.CancelledError, OSError, FlameError):
                     await ahead_task
             os.close(fd)
 
 
 def _held_in(payload: bytes) -> int | None:
     """`received_bytes` of a refusal that tells how much the receiver kept (§11.4)."""
-    try:
-        held = json.loads(payload).get("received_bytes")
-    except (ValueError, AttributeError):
-        return None
+    held = (json_of(payload) or {}).get("received_bytes")
     return held if isinstance(held, int) and not isinstance(held, bool) and held >= 0 else None

@@ -10,8 +10,8 @@ import asyncio
 import hashlib
 import logging
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiohttp import StreamReader
 
@@ -35,8 +35,8 @@ from flame.errors import (
 )
 from flame.services.contacts import Contacts
 from flame.services.context import Context
+from flame.services.files.atrest import cipher_of, plaintext, read_whole, write_chunk
 from flame.services.files.disk import (
-    IO_BYTES,
     new_stored_name,
     remove_files,
     run_blocking,
@@ -133,32 +133,38 @@ class Uploads:
     async def _receive(
         self, transfer: Transfer, content: StreamReader, stop: asyncio.Event
     ) -> tuple[bytes, bytes]:
+        """Seal each chunk as it completes and write it at its place (at rest, files are sealed:
+        services/files/atrest.py), hashing the plaintext; memory stays at about a chunk."""
         partial = stored_path(self.ctx.settings, transfer, partial=True)
         fd = await run_blocking(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        layout, cipher = transfer.layout, cipher_of(transfer)
         hasher = hashlib.sha256()
         received = 0
         head = b""
         progress = self.runtime.progress(transfer, "upload", 0)
 
-        def write(data: bytes, offset: int) -> None:
-            hasher.update(data)
-            os.pwrite(fd, data, offset)
+        def write(chunk: bytes, index: int) -> None:
+            hasher.update(chunk)
+            write_chunk(fd, cipher, layout, index, chunk)
 
         try:
             pending = bytearray()
             async for piece in content.iter_any():
                 if stop.is_set():
                     raise Conflict("The upload was cancelled.", code="transfer_closed")
+                if received + len(pending) + len(piece) > transfer.size:
+                    raise BadRequest("The upload is longer than announced.")
                 pending += piece
                 if len(head) < SNIFF_BYTES:
                     head = bytes(pending[:SNIFF_BYTES]) if not head else head
-                if len(pending) >= IO_BYTES:
-                    data, pending = bytes(pending), bytearray()
-                    await run_blocking(write, data, received)
-                    received += len(data)
+                while len(pending) >= layout.chunk_bytes:
+                    chunk = bytes(pending[: layout.chunk_bytes])
+                    del pending[: layout.chunk_bytes]
+                    await run_blocking(write, chunk, received // layout.chunk_bytes)
+                    received += len(chunk)
                     progress.update(received)
             if pending:
-                await run_blocking(write, bytes(pending), received)
+                await run_blocking(write, bytes(pending), received // layout.chunk_bytes)
                 received += len(pending)
             if received != transfer.size or stop.is_set():
                 raise BadRequest("The upload ended early.")
@@ -183,7 +189,7 @@ class Uploads:
             raise Conflict("The upload was cancelled.", code="transfer_closed")
         data = None
         if inline:  # small: the offer carries the file, and relays can hold it (PROTOCOL.md §11.6)
-            data = b64e(await run_blocking(stored_path(self.ctx.settings, transfer).read_bytes))
+            data = b64e(await read_whole(self.ctx.settings, transfer))
         body = FileOfferBody(
             transfer_id=transfer.transfer_id,
             name=transfer.name,
@@ -259,12 +265,15 @@ class Uploads:
             raise NotFound("There is no such file in this conversation.", code="unknown_file")
         return found[0]
 
-    def content_path(self, transfer: Transfer) -> Path:
-        """Our copy of a file, if it may be shown: a received file only once verified."""
+    def servable(self, transfer: Transfer) -> Transfer:
+        """The transfer, if its file may be shown: a received file only once verified."""
         servable = transfer.state == "complete" or (
             transfer.direction == "out" and transfer.sha256 is not None and transfer.is_open
         )
-        path = stored_path(self.ctx.settings, transfer)
-        if not servable or not path.is_file():
+        if not servable or not stored_path(self.ctx.settings, transfer).is_file():
             raise NotFound("This file is not here (yet).", code="file_not_ready")
-        return path
+        return transfer
+
+    def content(self, transfer: Transfer, start: int, end: int) -> AsyncIterator[bytes]:
+        """Bytes start..end-1 of a servable file's plaintext, a chunk at a time."""
+        return plaintext(self.ctx.settings, self.servable(transfer), start, end)

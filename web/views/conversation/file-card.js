@@ -1,95 +1,16 @@
-// Files in a conversation (docs/UI_API.md, "Files"): announce and stream uploads to our own
-// daemon, and the file card shown in a message bubble (progress, cancel/decline, inline media,
-// download chip). Nothing here builds HTML from strings; names are always text.
+// The card in a file message's bubble: name, size and kind, progress, cancel or decline, the
+// picture, audio or video inline once our daemon holds the file, else a download chip. Nothing
+// here builds HTML from strings; names are always text.
 
-import { ApiError, NETWORK_MESSAGE, request } from './api.js';
-import { h, setText, spinner } from './dom.js';
+import { fileApi } from '../../api.js';
+import { busyButton, h, setText, spinner, whileBusy } from '../../dom.js';
+import { fileBadge, formatBytes, progressText } from '../../format.js';
+import { openLightbox } from './lightbox.js';
 
-const enc = encodeURIComponent;
-const base = (peer) => `/ui/api/conversations/${enc(peer)}/files`;
-
-export const fileApi = {
-  announce: (peer, file) =>
-    request('POST', base(peer), { name: file.name || 'file', size: file.size, type: file.type || '' }),
-  cancel: (peer, id) => request('POST', `${base(peer)}/${enc(id)}/cancel`, {}),
-  decline: (peer, id) => request('POST', `${base(peer)}/${enc(id)}/decline`, {}),
-  view: (peer, id) => request('GET', `${base(peer)}/${enc(id)}`),
-  contentUrl: (peer, id, download = false) =>
-    `${base(peer)}/${enc(id)}/content${download ? '?download=1' : ''}`,
-
-  /** Stream a File/Blob to our daemon: the browser reads it from disk as it sends. */
-  async upload(peer, id, file, signal) {
-    let res;
-    try {
-      res = await fetch(`${base(peer)}/${enc(id)}/content`, {
-        method: 'PUT',
-        body: file,
-        credentials: 'same-origin',
-        cache: 'no-store',
-        headers: { 'Content-Type': 'application/octet-stream', Accept: 'application/json' },
-        signal,
-      });
-    } catch (err) {
-      if (err && err.name === 'AbortError') throw err;
-      throw new ApiError(NETWORK_MESSAGE, { status: 0, code: 'network' });
-    }
-    let data = null;
-    try {
-      data = await res.json();
-    } catch {
-      data = null;
-    }
-    if (res.ok && data) return data;
-    const message = data && typeof data.message === 'string' ? data.message : `The upload failed (HTTP ${res.status}).`;
-    throw new ApiError(message, { status: res.status, code: data && data.error ? data.error : `http_${res.status}` });
-  },
-};
-
-// ---------- formatting ----------
-
-const UNITS = ['B', 'KB', 'MB', 'GB', 'TB'];
-
-export function formatBytes(n) {
-  let value = Math.max(0, Number(n) || 0);
-  let unit = 0;
-  while (value >= 1000 && unit < UNITS.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  const digits = unit === 0 || value >= 100 ? 0 : 1;
-  return `${value.toFixed(digits)} ${UNITS[unit]}`;
-}
-
-export function formatDuration(seconds) {
-  const s = Math.max(0, Math.round(Number(seconds) || 0));
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${String(s % 60).padStart(2, '0')} s`;
-  return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, '0')} min`;
-}
-
-/** "12.3 MB of 40 MB · 25 MB/s · 2 s left" */
-export function progressText(progress, size) {
-  const parts = [`${formatBytes(progress.bytes)} of ${formatBytes(size)}`];
-  if (progress.rate_bps > 0) parts.push(`${formatBytes(progress.rate_bps)}/s`);
-  if (progress.eta_s !== null && progress.eta_s !== undefined && progress.bytes < size) {
-    parts.push(`${formatDuration(progress.eta_s)} left`);
-  }
-  return parts.join(' · ');
-}
-
-const MEDIA_BADGES = { image: 'IMG', audio: 'AUDIO', video: 'VIDEO' };
-
-/** A short badge for the file's kind: its extension (PDF, XLSX…), else its media class. */
-export function fileBadge(name, media) {
-  const dot = String(name || '').lastIndexOf('.');
-  const ext = dot > 0 ? String(name).slice(dot + 1) : '';
-  if (/^[A-Za-z0-9]{1,5}$/.test(ext)) return ext.toUpperCase();
-  return MEDIA_BADGES[media] || 'FILE';
-}
+// A transfer's states (docs/UI_API.md, "Files"); in these, bytes may still move.
 const OPEN_STATES = new Set(['uploading', 'waiting', 'sending', 'receiving']);
 // Waiting and sending alternate while retrying; the final states never change.
-const STATE_RANK = {
+const TRANSFER_RANK = {
   uploading: 0,
   waiting: 1,
   sending: 1,
@@ -99,32 +20,6 @@ const STATE_RANK = {
   declined: 2,
   failed: 2,
 };
-
-// ---------- the lightbox (one per page) ----------
-
-let lightbox = null;
-
-function openLightbox(src, name) {
-  if (!lightbox) {
-    const img = h('img', { class: 'lightbox-image', alt: '' });
-    const caption = h('p', { class: 'lightbox-caption' });
-    const close = h('button', { type: 'button', class: 'btn btn-small lightbox-close' }, 'Close');
-    lightbox = h('dialog', { class: 'lightbox', id: 'lightbox', 'aria-label': 'Picture' }, img, caption, close);
-    close.addEventListener('click', () => lightbox.close());
-    lightbox.addEventListener('click', (ev) => {
-      if (ev.target === lightbox || ev.target === img) lightbox.close();
-    });
-    lightbox.img = img;
-    lightbox.caption = caption;
-    document.body.appendChild(lightbox);
-  }
-  lightbox.img.setAttribute('src', src);
-  lightbox.img.setAttribute('alt', name);
-  setText(lightbox.caption, name);
-  if (!lightbox.open) lightbox.showModal();
-}
-
-// ---------- the card ----------
 
 /**
  * The body of one file message. It lives as long as the conversation shows the message, so a
@@ -144,25 +39,34 @@ export class FileCard {
     this.icon = h('span', { class: 'file-icon', 'aria-hidden': 'true' });
     this.name = h('span', { class: 'file-name' });
     this.sub = h('span', { class: 'file-sub' });
-    this.chip = h('div', { class: 'file-chip' }, this.icon, h('span', { class: 'file-meta' }, this.name, this.sub));
+    this.chip = h(
+      'div',
+      { class: 'file-chip' },
+      this.icon,
+      h('span', { class: 'file-meta' }, this.name, this.sub),
+    );
     this.bar = h('progress', { class: 'file-progress-bar', max: '1', value: '0' });
     this.barText = h('span', { class: 'file-progress-text' });
-    this.progressBox = h('div', { class: 'file-progress', role: 'status', hidden: true }, this.bar, this.barText);
-    this.status = h('p', { class: 'file-status' });
-    this.actionLabel = h('span', { class: 'btn-label' });
-    this.action = h(
-      'button',
-      { type: 'button', class: 'btn btn-small file-action', hidden: true, onclick: () => this._act() },
-      spinner('btn-spinner'),
-      this.actionLabel,
+    this.progressBox = h(
+      'div',
+      { class: 'file-progress', role: 'status', hidden: true },
+      this.bar,
+      this.barText,
     );
+    this.status = h('p', { class: 'file-status' });
+    this.action = busyButton({
+      type: 'button',
+      class: 'btn btn-small file-action',
+      hidden: true,
+      onclick: () => this._act(),
+    });
     this.el = h(
       'div',
       { class: 'file-card', 'data-transfer': this.id },
       this.media,
       this.chip,
       this.progressBox,
-      h('div', { class: 'file-footer' }, this.status, this.action),
+      h('div', { class: 'file-footer' }, this.status, this.action.el),
     );
     this.render();
   }
@@ -176,7 +80,7 @@ export class FileCard {
     if (!file || file.transfer_id !== this.id) return;
     const current = this.file.state;
     let next = { ...file };
-    if (current && next.state && STATE_RANK[next.state] < STATE_RANK[current]) {
+    if (current && next.state && TRANSFER_RANK[next.state] < TRANSFER_RANK[current]) {
       next = { ...next, state: current, error: this.file.error ?? null };
     }
     if (next.state === current && Number(next.bytes) < Number(this.file.bytes)) {
@@ -211,7 +115,10 @@ export class FileCard {
   /** Our daemon holds the whole file: the sender's copy once uploaded, a received one once verified. */
   get available() {
     const state = this.state;
-    return state === 'complete' || (this.direction === 'out' && (state === 'waiting' || state === 'sending'));
+    return (
+      state === 'complete' ||
+      (this.direction === 'out' && (state === 'waiting' || state === 'sending'))
+    );
   }
 
   render() {
@@ -258,10 +165,20 @@ export class FileCard {
       this.media.replaceChildren();
       return;
     }
-    const loading = h('div', { class: 'file-media-loading', role: 'status' }, spinner(), h('span', null, 'Loading…'));
+    const loading = h(
+      'div',
+      { class: 'file-media-loading', role: 'status' },
+      spinner(),
+      h('span', null, 'Loading…'),
+    );
     let element;
     if (this.file.media === 'image') {
-      element = h('img', { class: 'file-thumb', src: url, alt: this.file.name || 'picture', tabindex: '0' });
+      element = h('img', {
+        class: 'file-thumb',
+        src: url,
+        alt: this.file.name || 'picture',
+        tabindex: '0',
+      });
       element.addEventListener('click', () => openLightbox(url, this.file.name || 'picture'));
       element.addEventListener('keydown', (ev) => {
         if (ev.key === 'Enter' || ev.key === ' ') {
@@ -271,7 +188,12 @@ export class FileCard {
       });
       element.addEventListener('load', () => loading.remove());
     } else {
-      element = h(this.file.media, { class: `file-${this.file.media}`, src: url, controls: true, preload: 'metadata' });
+      element = h(this.file.media, {
+        class: `file-${this.file.media}`,
+        src: url,
+        controls: true,
+        preload: 'metadata',
+      });
       element.addEventListener('loadedmetadata', () => loading.remove());
     }
     element.addEventListener('error', () => {
@@ -303,7 +225,10 @@ export class FileCard {
       uploading: 'Uploading to your daemon…',
       waiting: f.error ? `Waiting to send — ${f.error}` : `Waiting for ${this.peer}…`,
       sending: `Sending to ${this.peer}…`,
-      receiving: this.progressEvent || f.bytes > 0 ? `Receiving from ${this.peer}…` : `Waiting for ${this.peer} to send it…`,
+      receiving:
+        this.progressEvent || f.bytes > 0
+          ? `Receiving from ${this.peer}…`
+          : `Waiting for ${this.peer} to send it…`,
       complete: out ? `Sent to ${this.peer}` : 'Received and verified',
       cancelled: out ? 'You cancelled it' : `${this.peer} cancelled it`,
       declined: out ? `${this.peer} declined it` : 'You declined it',
@@ -311,34 +236,30 @@ export class FileCard {
     };
     setText(this.status, labels[state] ?? state);
     this.status.classList.toggle('is-error', state === 'failed');
-    const busyStates = new Set(['uploading', 'waiting', 'sending', 'receiving']);
-    if (busyStates.has(state) && !this.status.querySelector('.spinner')) {
+    if (OPEN_STATES.has(state) && !this.status.querySelector('.spinner')) {
       this.status.prepend(spinner('spinner-sm'));
     }
     let label = null;
-    if (out && busyStates.has(state)) label = 'Cancel';
+    if (out && OPEN_STATES.has(state)) label = 'Cancel';
     if (!out && state === 'receiving') label = 'Decline';
-    this.action.hidden = label === null;
-    if (label) setText(this.actionLabel, label);
-    this.action.dataset.action = label ? label.toLowerCase() : '';
+    this.action.el.hidden = label === null;
+    if (label) setText(this.action.label, label);
+    this.action.el.dataset.action = label ? label.toLowerCase() : '';
   }
 
   async _act() {
-    if (this.action.disabled) return;
-    const act = this.action.dataset.action;
+    if (this.action.el.disabled) return;
+    const act = this.action.el.dataset.action;
     const handler = act === 'cancel' ? this.onCancel : act === 'decline' ? this.onDecline : null;
     if (!handler) return;
-    this.action.disabled = true;
-    this.action.classList.add('is-busy');
-    try {
-      const res = await handler(this);
-      if (res && res.file) this.update(res.file);
-    } catch (err) {
-      setText(this.status, err.message);
-      this.status.classList.add('is-error');
-    } finally {
-      this.action.disabled = false;
-      this.action.classList.remove('is-busy');
-    }
+    await whileBusy(this.action, async () => {
+      try {
+        const res = await handler(this);
+        if (res?.file) this.update(res.file);
+      } catch (err) {
+        setText(this.status, err.message);
+        this.status.classList.add('is-error');
+      }
+    });
   }
 }

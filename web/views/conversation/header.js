@@ -1,0 +1,103 @@
+// The conversation's header: back link, the person (picture, name linking to their profile,
+// status), the safety number to compare, and the block/unblock button.
+
+import { api } from '../../api.js';
+import { busyButton, h, setText, whileBusy } from '../../dom.js';
+import { statusLabel } from '../../format.js';
+import { profileHash } from '../../router.js';
+import * as store from '../../store.js';
+import { avatarElement, setStatusDot } from '../contacts.js';
+import { backLink } from '../page.js';
+
+export class ConversationHeader {
+  /** onError(text): blocking failed, said in the composer's error line. */
+  constructor(peer, { onBack, onError }) {
+    this.peer = peer;
+    this.onError = onError;
+    this.destroyed = false;
+    this.dot = h('span', { class: 'status-dot status-offline', 'aria-hidden': 'true' });
+    this.statusText = h('span', { class: 'status-text' }, '…');
+    this.avatar = avatarElement(peer, 'avatar-lg');
+    this.titleName = h('span', { class: 'conv-title-name' }, peer);
+    this.block = busyButton(
+      {
+        id: 'block-toggle',
+        type: 'button',
+        class: 'btn btn-small btn-ghost',
+        onclick: () => this._toggleBlock(),
+      },
+      'Block',
+    );
+    this.safety = h('span', { class: 'safety-number', id: 'safety-number' }, '');
+    this.safetyBox = h(
+      'div',
+      {
+        class: 'safety',
+        title:
+          'Compare this number with your contact over another channel to verify their identity.',
+      },
+      h('span', { class: 'safety-label' }, 'Safety number'),
+      this.safety,
+    );
+    this.el = h(
+      'header',
+      { class: 'conv-header' },
+      backLink(onBack),
+      this.avatar.el,
+      h(
+        'div',
+        { class: 'conv-title-block' },
+        h(
+          'h2',
+          { class: 'conv-title', id: 'conv-title' },
+          h(
+            'a',
+            { id: 'conv-profile-link', href: profileHash(peer), title: `${peer}'s profile` },
+            this.titleName,
+          ),
+        ),
+        h('div', { class: 'conv-status' }, this.dot, this.statusText),
+      ),
+      this.safetyBox,
+      this.block.el,
+    );
+  }
+
+  destroy() {
+    this.destroyed = true;
+  }
+
+  /** c: the contact, or null for someone not in the contacts. */
+  render(c) {
+    setText(this.titleName, store.displayName(this.peer));
+    this.avatar.update(c ? c.avatar_url : null, store.displayName(this.peer));
+    this.block.el.hidden = !c;
+    setText(this.block.label, c?.blocked ? 'Unblock' : 'Block');
+    if (c) {
+      setStatusDot(this.dot, c.status);
+      setText(this.statusText, statusLabel(c.status));
+      setText(this.safety, c.safety_number || '—');
+      this.safetyBox.hidden = !c.safety_number;
+    } else {
+      setStatusDot(this.dot, 'offline');
+      setText(
+        this.statusText,
+        store.state.contactsStatus === 'ready' ? 'Not in your contacts' : '…',
+      );
+      this.safetyBox.hidden = true;
+    }
+  }
+
+  async _toggleBlock() {
+    const c = store.state.contacts.get(this.peer);
+    if (!c || this.block.el.disabled) return;
+    await whileBusy(this.block, async () => {
+      try {
+        const view = c.blocked ? await api.unblock(this.peer) : await api.block(this.peer);
+        store.applyBlocked(this.peer, view.blocked);
+      } catch (err) {
+        if (!this.destroyed && err.status !== 401) this.onError(err.message);
+      }
+    });
+  }
+}
