@@ -20,7 +20,6 @@ log = logging.getLogger("flame.tasks")
 Loop = Callable[[], Awaitable[None]]
 RESTART_FIRST_S = 0.5
 RESTART_MAX_S = 30.0
-PREKEYS_FIRST_S = 5.0
 PREKEYS_CHECK_S = 60.0  # how often the one-time keys left at the directory are counted
 
 
@@ -29,10 +28,8 @@ def loops(services: Services) -> dict[str, Loop]:
     settings = ctx.settings.daemon
 
     async def report_presence() -> None:
-        """Signed presence every presence_interval_s, and at once when the status changes. The
-        first report waits (a little) for the first prekeys: online means they can be claimed."""
+        """Signed presence every presence_interval_s, and at once when the status changes."""
         await services.status.load()
-        await wait_event(services.sessions.first_round, PREKEYS_FIRST_S)
         while True:
             await services.presence.report_once()
             await services.status.wait(settings.presence_interval_s)
@@ -79,7 +76,6 @@ def loops(services: Services) -> dict[str, Loop]:
                 await services.sessions.prekeys_once()
             except FlameError as exc:
                 log.info("prekeys not published: %s", exc.message)
-            services.sessions.first_round.set()
             await ctx.clock.sleep(max(settings.directory_sync_s, PREKEYS_CHECK_S))
 
     async def probe_peers() -> None:

@@ -15,7 +15,14 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from flame.core import envelope as envelope_rules
 from flame.core.models import BatchResult, Envelope, EnvelopeBatch, EnvelopeResult
-from flame.errors import BadEnvelope, DecryptionFailed, RequestError, TooManyRequests, Unavailable
+from flame.errors import (
+    BadEnvelope,
+    DecryptionFailed,
+    LockedError,
+    RequestError,
+    TooManyRequests,
+    Unavailable,
+)
 from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
 from flame.services.context import Context
@@ -125,6 +132,8 @@ class Inbox:
                 outcomes.extend(await receiver([item]))
             except RequestError as exc:
                 outcomes.append(exc)
+            except LockedError:
+                raise  # locked meanwhile (the user logged out): 503, the sender comes back
             except Exception:
                 log.exception("receiving a %s envelope failed", kind)
                 outcomes.append(Unavailable("This daemon could not store it now."))

@@ -1,16 +1,14 @@
-"""Version 2 sessions (PROTOCOL.md §14): which version each peer gets, the Olm account and its
-prekeys at the directory, sealing under a peer's session and opening what peers sealed, the pair
-keys of deniable requests, and the reset of a broken session.
+"""Version 2 sessions (PROTOCOL.md §14): the Olm account and its prekeys at the directory,
+sealing under a peer's session, opening what peers sealed, and the reset of a broken session.
 
 Exactly once survives the ratchet (§14.6). Ratchet state is only ever changed on a copy loaded
 from the last state this process produced, one peer at a time (a lock per peer):
 - sealing advances the cached state at once, and the envelope's transaction carries that state
-  (store/outbox.enqueue): a state is never persisted later than an envelope it sealed, so no
-  message key is used twice, even after kill -9 (a state persisted without its envelope only
-  skips a key the receiver never needs);
+  (store/outbox.enqueue): never persisted later than an envelope it sealed, so no message key is
+  used twice, even after kill -9 (one persisted alone only skips a key nobody needs);
 - opening decrypts on copies, stores every inner message with the new states in ONE transaction
-  (store/sessions.stage), and only then makes the new states current; on any failure the copies
-  are dropped. A copy that comes again is answered from what was stored, never decrypted.
+  (store/sessions.stage), then makes them current; on any failure the copies are dropped. A copy
+  that comes again is answered from what was stored, never decrypted.
 """
 
 from __future__ import annotations
@@ -26,8 +24,8 @@ import vodozemac
 
 from flame.core import envelope as envelope_rules
 from flame.core import prekeys, ratchet
-from flame.core.models import SEQUENCED_KINDS, Envelope, Inner, RatchetBody
-from flame.core.prekeys import PrekeyUpload
+from flame.core.models import Envelope, Inner, RatchetBody
+from flame.core.prekeys import PrekeyRecord, PrekeyUpload
 from flame.errors import BadEnvelope, FlameError, NotFound, PeerRefused, RequestError, Unavailable
 from flame.net.peer_client import PeerClient
 from flame.services.context import Context
@@ -42,7 +40,8 @@ from flame.store.sessions import AccountState, SessionState, Staged
 
 log = logging.getLogger("flame.sessions")
 CLAIM_RETRY_S = 30.0  # a claim that failed is not tried again for a peer before this
-NO_PREKEYS_RETRY_S = 5.0  # nor one that found no prekeys (a peer that has just started)
+NO_PREKEYS_RETRY_S = 30.0  # nor one that found no prekeys (asked CLAIM_ATTEMPTS times)
+CLAIM_ATTEMPTS, CLAIM_PAUSE_S = 3, 0.3
 SESSIONS_PER_PEER = 4  # older ones are dropped (with their skipped keys) when a new one starts
 
 
@@ -70,7 +69,6 @@ class Sessions:
     resets: int = field(default=0, init=False)  # sessions reset so far (for the tests)
     identity_b64: str | None = field(default=None, init=False)
     claim_failed: dict[str, float] = field(default_factory=dict, init=False)  # peer -> until
-    first_round: asyncio.Event = field(default_factory=asyncio.Event, init=False)  # of prekeys
 
     # --- sealing -----------------------------------------------------------------------------
 
@@ -149,7 +147,7 @@ class Sessions:
         ctx = self.ctx
         peer = contact.username
         try:
-            claimed = (await self.client.claim_prekey(self.directory_url, peer)).prekey
+            claimed = await self._claim(peer)
         except PeerRefused as exc:
             if exc.code == NotFound.code or exc.code == "no_prekeys":
                 await store.set_peer_versions(ctx.db, [(peer, [1], 0)])
@@ -176,6 +174,18 @@ class Sessions:
         await store.save_sessions(ctx.db, [state])
         self.cache[peer] = [state, *self.cache.get(peer, [])][:SESSIONS_PER_PEER]
         log.info("started a version 2 session with %s", peer)
+
+    async def _claim(self, peer: str) -> PrekeyRecord:
+        """A claimed prekey of `peer`; asked a few times when there is none yet: a daemon that has
+        just been unlocked publishes its first prekeys within moments (PROTOCOL.md §14.3)."""
+        for _ in range(CLAIM_ATTEMPTS - 1):
+            try:
+                return (await self.client.claim_prekey(self.directory_url, peer)).prekey
+            except PeerRefused as exc:
+                if exc.code != "no_prekeys":
+                    raise
+            await self.ctx.clock.sleep(CLAIM_PAUSE_S)
+        return (await self.client.claim_prekey(self.directory_url, peer)).prekey
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -244,12 +254,8 @@ class Sessions:
                 account_state = None
                 if account_changed and account_pickle is not None and self.account is not None:
                     account_state = AccountState(account_pickle, self.account.generation + 1)
-                if fresh:
-                    # A new text or offer is certain to be written, durably, before the 2xx.
-                    written = any(
-                        isinstance(r, Inner) and r.kind in SEQUENCED_KINDS for r in results
-                    )
-                    await store.stage(ctx.db, fresh, new_states, account_state, durable=not written)
+                if fresh:  # atomic; durable with the receivers' commit (§14.6)
+                    await store.stage(ctx.db, fresh, new_states, account_state)
                     if account_state is not None:
                         self.account = account_state
                         await store.prune_sessions(ctx.db, author, SESSIONS_PER_PEER)
@@ -381,10 +387,9 @@ class Sessions:
 
 
 def _body(outer: Inner) -> RatchetBody:
-    body = outer.body
-    if not isinstance(body, RatchetBody):
+    if not isinstance(outer.body, RatchetBody):
         raise BadEnvelope("A version 2 envelope carries a ratchet message.")
-    return body
+    return outer.body
 
 
 def _advanced(

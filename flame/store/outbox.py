@@ -72,7 +72,12 @@ async def enqueue(
 async def write_ratchet(conn: aiosqlite.Connection, items: list[Queued]) -> None:
     sealed = [(i.message_id, i.ratchet) for i in items if i.ratchet is not None]
     if sealed:
-        await sessions.write_sessions(conn, [state for _, (state, _) in sealed])
+        latest: dict[tuple[str, str], sessions.SessionState] = {}  # one write per session
+        for _, (state, _) in sealed:
+            key = (state.peer, state.session_id)
+            if key not in latest or latest[key].generation < state.generation:
+                latest[key] = state
+        await sessions.write_sessions(conn, list(latest.values()))
         await sessions.write_outgoing(conn, [(key, inner) for key, (_, inner) in sealed])
 
 

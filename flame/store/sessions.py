@@ -135,13 +135,12 @@ async def stage(
     opened: Sequence[Staged],
     states: Sequence[SessionState],
     account: AccountState | None,
-    *,
-    durable: bool = True,
 ) -> None:
-    """Store what was decrypted and the states that decrypted it in ONE transaction. `durable`
-    False: atomic but not fsynced on its own, when a later durable commit before the 2xx is
-    certain to write (and so to sync the WAL that holds this one)."""
-    async with db.transaction(durable=durable) as conn:
+    """Store what was decrypted and the states that decrypted it in ONE transaction, atomic but
+    not synced to disk on its own (PROTOCOL.md §14.6): a receiver that stores something commits
+    durably before the 2xx, which syncs the write-ahead log holding this too; one that stores
+    nothing loses nothing if a power cut takes this back (with the states, together)."""
+    async with db.transaction(durable=False) as conn:
         await conn.executemany(
             "INSERT OR IGNORE INTO ratchet_inbox (author, envelope_id, inner, received_at)"
             " VALUES (?,?,?,?)",

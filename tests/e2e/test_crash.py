@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,9 +14,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from flame.core.crypto import open_keystore
 from flame.devtools.chaos.peers import INIT_ENV, cluster_env
 from flame.devtools.cluster import Cluster, Node, start_processes
 from flame.devtools.ui import ToolFailed
+from flame.store.db import connect
+from flame.store.keystore import read_account
 from tests.cluster import UiClient, eventually
 
 PAGES = 100
@@ -108,11 +110,18 @@ async def sent_ids(node: Node, peer: str) -> set[str]:
 
 
 async def _opened_under_version_2(node: Node) -> int:
-    """Messages this daemon opened from ratchet sessions (PROTOCOL.md §14.6), read from its file."""
+    """Messages this daemon opened from ratchet sessions (PROTOCOL.md §14.6), read from its
+    (encrypted) file with the key its password unseals."""
     (path,) = node.proc.folder.rglob("flame.db")
-    with sqlite3.connect(path) as conn:
+    account = read_account(path.parent)
+    assert account is not None
+    db_key = open_keystore(account.sealed, account.username, node.password).db_key
+    conn = connect(path, db_key)
+    try:
         (sessions,) = conn.execute("SELECT count(*) FROM ratchet_sessions").fetchone()
         (opened,) = conn.execute("SELECT count(*) FROM ratchet_inbox").fetchone()
+    finally:
+        conn.close()
     assert sessions >= 1
     return int(opened)
 

@@ -48,8 +48,9 @@ async def test_reading_the_history_changes_nothing_until_the_page_says_what_it_s
     feed = await alice.websocket()
     first = await alice.send("bob", "one")
     second = await alice.send("bob", "two")
-    for sent in (first, second):
-        await feed.wait_for(delivered(sent["id"]))
+    for sent in (first, second):  # one receipt may carry both, in either order
+        if not any(delivered(sent["id"])(e) for e in feed.seen):
+            await feed.wait_for(delivered(sent["id"]))
     for _ in range(2):  # a GET, however often, marks nothing read and sends no receipt
         assert [m["text"] for m in await bob.messages("alice")] == ["one", "two"]
     _, contacts = await bob.get("/ui/api/contacts")
