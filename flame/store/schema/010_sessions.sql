@@ -1,3 +1,4 @@
+-- Numbered 010: 007 to 009 are the at-rest, TLS and relay migrations of the same release.
 -- Version 2 (PROTOCOL.md §14): the Olm account and sessions, pickled under the pickle key
 -- (§14.7). A pickle is replaced only by a later `generation`, so two transactions that carry
 -- states of one session can commit in either order.
