@@ -8,7 +8,7 @@ CHROMIUM ?= $(or $(CHROMIUM_PATH),/usr/bin/chromium)
 NODE_STAMP := node_modules/.installed
 BIOME := node_modules/.bin/biome
 
-.PHONY: install browser demo demo-fresh test lint fmt bench chaos fuzz clean
+.PHONY: install browser demo demo-fresh test lint fmt bench chaos fuzz fuzz-schema clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -73,6 +73,10 @@ chaos: install
 # `make test` runs a short pass of it (tests/e2e/test_fuzz.py).
 fuzz: install
 	$(BIN)/python -m flame.devtools --log-level warning fuzz --requests 20000
+
+# 20,000 signed requests drawn from the served OpenAPI documents; no answer may be a 500.
+fuzz-schema: install
+	$(BIN)/python -m flame.devtools fuzz-schema --requests 20000
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

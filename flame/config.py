@@ -11,14 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flame.core.models import INLINE_MAX_BYTES
 from flame.core.transport import check_address
@@ -128,7 +121,22 @@ class SecuritySettings(Section):
     allow_weak_kdf: bool = False
     login_delay_s: float = Field(default=1.0, gt=0)  # after the 2nd wrong password in a row
     login_max_delay_s: float = Field(default=15.0, gt=0)  # the most it grows to
+    # The protocol versions this daemon speaks (PROTOCOL.md §9): max_version 1 pins it to version
+    # 1 (no forward secrecy); min_version 2 refuses version 1 both ways.
+    min_version: int = Field(default=1, ge=1, le=2)
+    max_version: int = Field(default=2, ge=1, le=2)
+
+    @model_validator(mode="after")
+    def _version_range(self) -> SecuritySettings:
+        if self.min_version > self.max_version:
+            raise ValueError("security.min_version cannot be above security.max_version")
+        return self
+
     lock_after_idle_s: float = Field(default=0.0, ge=0)  # 0: never
+
+    @property
+    def versions(self) -> tuple[int, ...]:
+        return tuple(range(self.min_version, self.max_version + 1))
 
 
 class LimitsSettings(Section):

@@ -20,6 +20,7 @@ log = logging.getLogger("flame.tasks")
 Loop = Callable[[], Awaitable[None]]
 RESTART_FIRST_S = 0.5
 RESTART_MAX_S = 30.0
+PREKEYS_CHECK_S = 60.0  # how often the one-time keys left at the directory are counted
 
 
 def loops(services: Services) -> dict[str, Loop]:
@@ -69,6 +70,16 @@ def loops(services: Services) -> dict[str, Loop]:
                     log.info("collected %d envelopes held by relays", count)
             await ctx.clock.sleep(settings.relay_retry_s)
 
+    async def publish_prekeys() -> None:
+        """Version 2: prekeys at the directory, published at start and refilled when low
+        (PROTOCOL.md §14.3)."""
+        while True:
+            try:
+                await services.sessions.prekeys_once()
+            except FlameError as exc:
+                log.info("prekeys not published: %s", exc.message)
+            await ctx.clock.sleep(max(settings.directory_sync_s, PREKEYS_CHECK_S))
+
     async def probe_peers() -> None:
         """While the directory is unreachable, learn who is up by asking them (signed hello)."""
         while True:
@@ -84,6 +95,7 @@ def loops(services: Services) -> dict[str, Loop]:
         "store_and_forward": store_and_forward,
         "collect_from_relays": collect_from_relays,
         "probe_peers": probe_peers,
+        "publish_prekeys": publish_prekeys,
         "sync_profiles": services.profiles.sync,
         "send_files": services.sender.send_files,
     }

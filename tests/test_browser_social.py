@@ -237,3 +237,27 @@ async def test_a_display_name_that_could_pass_for_someone_else_shows_the_usernam
     assert (status, refused["error"]) == (400, "bad_request")
     assert "display_name" in refused["message"] and "invisible" in refused["message"]
     await bob.assert_clean()
+
+
+async def test_a_conversation_with_an_older_flame_says_there_is_no_forward_secrecy(
+    cluster: Cluster, browser: Browser
+) -> None:
+    """PROTOCOL.md §14.2: bob's daemon is pinned to version 1; alice's conversation header says
+    so, and her conversation with carol (version 2) does not."""
+    await cluster.start_directory()
+    await cluster.add_user("alice")
+    await cluster.add_user("bob", security__max_version=1)
+    await cluster.add_user("carol")
+    await online_for(cluster, "alice", "bob", "carol")
+    tab = await Tab.open(browser, "alice", cluster.daemons["alice"].ui_url)
+    try:
+        await tab.open_session()
+        await tab.goto("/#/c/bob")
+        notice = tab.page.locator("#version-notice")
+        await expect(notice).to_have_text("no forward secrecy with bob: their Flame is older")
+        await expect(notice).to_be_visible()
+        await tab.goto("/#/c/carol")
+        await expect(tab.page.locator("#conv-title")).to_contain_text("carol")
+        await expect(tab.page.locator("#version-notice")).to_be_hidden()
+    finally:
+        await tab.close()

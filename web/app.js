@@ -196,6 +196,10 @@ socket.subscribe('key_change', (evt) => {
   if (!store.applyKeyChange(evt.username)) refetchContactsSoon();
 });
 
+socket.subscribe('session_reset', (evt) => {
+  if (conversation && conversation.peer === evt.username) conversation.sessionReset();
+});
+
 socket.subscribe('directory', (evt) => store.setDirectory(evt.state));
 
 socket.onStatus((status, info) => {

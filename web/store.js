@@ -99,6 +99,7 @@ function normalizeContact(c) {
     fingerprint: c.fingerprint ?? '',
     safety_number: c.safety_number ?? '',
     key_changed: Boolean(c.key_changed),
+    protocol_version: Number(c.protocol_version) || 2,
     unread: Math.max(0, Number(c.unread) || 0),
     last_message: c.last_message || null,
     display_name: typeof c.display_name === 'string' ? c.display_name : '',

@@ -15,7 +15,10 @@ Each key encrypts exactly one plaintext (e is never reused), so the zero nonce i
 Relays see only `to`, sizes and timing (sealed sender). No identity-key signature touches the body,
 so the recipient knows the author (only s or r can compute ss) but cannot prove it: deniable.
 
-Inner message kinds: `text` {text}. Later versions add file offers, receipts, typing, profiles.
+Inner message kinds: `text`, `receipt`, `profile_update`, the file kinds (core/models.KIND_BODIES).
+Version 2 (PROTOCOL.md §14) seals with `v` 2 in the header hash and one outer kind, `ratchet`,
+whose body is an Olm message (core/ratchet.py) carrying the real inner message: sealed sender and
+deniability stay exactly as here, the content gains forward secrecy.
 
 Outgoing message states: sending (in the outbox) -> sent (the recipient's daemon answered 2xx after
 committing) ; sending -> failed (refused for good, with the reason).
@@ -44,6 +47,7 @@ from flame.core.models import Envelope, Inner
 from flame.errors import BadEnvelope, BadRequest, DecryptionFailed
 
 VERSION = 1
+VERSIONS = (1, 2)
 ID_BYTES = 16
 KEY_BYTES = 32
 TAG_BYTES = 16
@@ -105,11 +109,21 @@ def seal(
     inner: Inner,
     *,
     ephemeral: X25519PrivateKey | None = None,
+    version: int = VERSION,
 ) -> Envelope:
-    """Seal `inner` to `recipient`. `ephemeral` is for test vectors only; normally fresh."""
+    """Seal `inner` to `recipient`. `ephemeral` is for test vectors only; normally fresh.
+    Version 2 seals exactly so, with `v` 2 and a `ratchet` inner (PROTOCOL.md §14.4)."""
+    if (version == 2) != (inner.kind == "ratchet"):
+        raise ValueError("version 2 seals a ratchet message, and only version 2 does")
     envelope_id = b64d(inner.id, length=ID_BYTES, what="message id")
     return seal_bytes(
-        sender, recipient, recipient_key, envelope_id, encode_inner(inner), ephemeral=ephemeral
+        sender,
+        recipient,
+        recipient_key,
+        envelope_id,
+        encode_inner(inner),
+        ephemeral=ephemeral,
+        version=version,
     )
 
 
@@ -121,12 +135,13 @@ def seal_bytes(
     plaintext: bytes,
     *,
     ephemeral: X25519PrivateKey | None = None,
+    version: int = VERSION,
 ) -> Envelope:
     """Seal any bytes as an inner message (padded): `seal`'s construction, for the tests and the
     fuzzer, which must reach the receiver's parsing of what it opened."""
     eph_private = ephemeral or X25519PrivateKey.generate()
     eph = public_bytes(eph_private.public_key())
-    h = header_hash(VERSION, envelope_id, recipient, eph, recipient_key)
+    h = header_hash(version, envelope_id, recipient, eph, recipient_key)
     es = _exchange(eph_private, recipient_key)
     k1 = _hkdf(es, h, INFO_ES)
     sk = ChaCha20Poly1305(k1).encrypt(ZERO_NONCE, public_bytes(sender.public_key()), h)
@@ -135,18 +150,20 @@ def seal_bytes(
     k2 = _hkdf(es + ss, h2, INFO_SS)
     ct = ChaCha20Poly1305(k2).encrypt(ZERO_NONCE, pad(plaintext), h2)
     return Envelope(
-        v=VERSION, id=b64e(envelope_id), to=recipient, eph=b64e(eph), sk=b64e(sk), ct=b64e(ct)
+        v=version, id=b64e(envelope_id), to=recipient, eph=b64e(eph), sk=b64e(sk), ct=b64e(ct)
     )
 
 
-def open_envelope(recipient: X25519PrivateKey, me: str, envelope: Envelope) -> Opened:
-    """Open an envelope addressed to `me`.
+def open_envelope(
+    recipient: X25519PrivateKey, me: str, envelope: Envelope, versions: tuple[int, ...] = (VERSION,)
+) -> Opened:
+    """Open an envelope addressed to `me`, of one of the `versions` this daemon accepts.
 
     Raises BadEnvelope for a malformed header or a wrong recipient, DecryptionFailed for anything
     that fails authentication (peers are told only "rejected", never which step failed).
     """
-    if envelope.v != VERSION:
-        raise BadEnvelope(f"Envelope version {envelope.v} is not supported.")
+    if envelope.v not in versions:
+        raise BadEnvelope(_refused_version(envelope.v, versions), code=_version_code(envelope.v))
     if envelope.to != me:
         raise BadEnvelope("The envelope is addressed to someone else.", code="wrong_recipient")
     try:
@@ -174,7 +191,25 @@ def open_envelope(recipient: X25519PrivateKey, me: str, envelope: Envelope) -> O
         raise BadEnvelope("The sealed message is malformed.") from exc
     if inner.to != me or inner.id != envelope.id:
         raise BadEnvelope("The sealed message does not match its envelope.")
+    if (envelope.v == 2) != (inner.kind == "ratchet"):
+        raise BadEnvelope(f"A version {envelope.v} envelope cannot carry kind {inner.kind!r}.")
     return Opened(sender_key=sender_key, inner=inner)
+
+
+OLD_VERSION = "old_version"
+
+
+def _version_code(v: int) -> str:
+    return OLD_VERSION if v in VERSIONS else "bad_envelope"
+
+
+def _refused_version(v: int, versions: tuple[int, ...]) -> str:
+    if v in VERSIONS:  # known, but refused by this daemon's security.min_version/max_version
+        return (
+            f"This daemon does not accept protocol version {v}: it speaks only "
+            f"{', '.join(map(str, versions))} (PROTOCOL.md §9)."
+        )
+    return f"Envelope version {v} is not supported."
 
 
 def new_message_id() -> str:

@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     SerializeAsAny,
     SerializerFunctionWrapHandler,
+    WithJsonSchema,
     model_serializer,
     model_validator,
 )
@@ -27,7 +28,7 @@ from flame.errors import BadRequest
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 STATUSES = ("online", "away", "busy", "offline")
 Status = Literal["online", "away", "busy", "offline"]
-PROTOCOL_VERSIONS = (1,)
+PROTOCOL_VERSIONS = (1, 2)  # version 2: ratchet sessions inside the envelope (PROTOCOL.md §14)
 
 
 def check_username(name: str) -> str:
@@ -39,15 +40,27 @@ def check_username(name: str) -> str:
     return name
 
 
-Username = Annotated[str, AfterValidator(check_username)]
+Username = Annotated[
+    str,
+    AfterValidator(check_username),
+    WithJsonSchema({"type": "string", "pattern": USERNAME_RE.pattern}),
+]
 B64 = Annotated[str, Field(max_length=200)]
 # Files up to this size travel inside their offer (PROTOCOL.md §11.6), so relays can hold them.
 INLINE_MAX_BYTES = 1024 * 1024
 INLINE_B64_MAX = (INLINE_MAX_BYTES * 4 + 2) // 3
 # A sealed body: the largest inner message padded, sealed and encoded fits with room to spare. The
-# largest is a file offer carrying 1 MiB inline (about 1.87 MB here; a test checks); the longest
+# largest is a file offer carrying 1 MiB inline: about 1.87 MB in version 1, 2.49 MB in version 2,
+# where its ratchet ciphertext is encoded once more (PROTOCOL.md §14.4; a test checks); the longest
 # text message (100,000 characters, each up to 6 bytes as JSON) comes to about 800 KB.
-SEALED = Annotated[str, Field(max_length=2_000_000)]
+SEALED = Annotated[str, Field(max_length=2_600_000)]
+
+
+def without_none(dumped: dict[str, Any], key: str) -> dict[str, Any]:
+    """A field that is absent, never null, on the wire (PROTOCOL.md §11.6, §14.4)."""
+    if dumped.get(key, "") is None:
+        del dumped[key]
+    return dumped
 
 
 class Wire(BaseModel):
@@ -279,10 +292,7 @@ class FileOfferBody(Wire):
 
     @model_serializer(mode="wrap")
     def _omit_absent_data(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        dumped: dict[str, Any] = handler(self)
-        if dumped.get("data", "") is None:
-            del dumped["data"]
-        return dumped
+        return without_none(handler(self), "data")
 
     def stored_json(self) -> str:
         """What the message store keeps: the offer without its inline bytes (those become the
@@ -312,6 +322,21 @@ class ReceiptBody(Wire):
     ids: list[str] = Field(min_length=1, max_length=1000)
 
 
+class RatchetBody(Wire):
+    """The body of the version 2 outer kind `ratchet` (PROTOCOL.md §14.4): an Olm message of the
+    session `session`; `identity` (the author's Curve25519 ratchet identity) only in a prekey
+    message (`type` 0), which starts the session."""
+
+    session: str = Field(min_length=1, max_length=64)
+    type: Literal[0, 1]
+    identity: B64 | None = None
+    ciphertext: SEALED
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_identity(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return without_none(handler(self), "identity")
+
+
 # Bounds of the inner message's numbers (PROTOCOL.md §6.4): integers a browser holds exactly, and
 # times a browser's Date can show (8.64e15 ms, the year 275760).
 SEQ_MAX = 2**53 - 1
@@ -324,6 +349,7 @@ KIND_BODIES: dict[str, type[Wire]] = {
     "file_offer": FileOfferBody,
     "file_cancel": FileCancelBody,
     "file_decline": FileDeclineBody,
+    "ratchet": RatchetBody,  # version 2 only: the envelope's layer around the real inner message
 }
 
 
@@ -344,9 +370,15 @@ class Inner(BaseModel):
     @classmethod
     def _body_of_kind(cls, data: Any) -> Any:
         """Parse `body` with the model of its `kind`."""
+        if isinstance(data, dict) and not isinstance(data.get("kind"), str):
+            raise ValueError("kind must be a string")
+        if isinstance(data, dict) and not isinstance(data.get("body"), dict | Wire):
+            raise ValueError("body must be an object")
         if isinstance(data, dict) and isinstance(data.get("body"), dict):
-            kind = data.get("kind")
-            model = KIND_BODIES.get(kind) if isinstance(kind, str) else None
+            kind = data["kind"]
+            if kind == "file_offer" and data["body"].get("data", "") is None:
+                raise ValueError("a file offer's data is absent, never null (PROTOCOL.md §11.6)")
+            model = KIND_BODIES.get(kind)
             if model is None:
                 raise ValueError("unknown message kind")
             data = {**data, "body": model.model_validate(data["body"])}

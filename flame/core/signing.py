@@ -8,6 +8,11 @@ AUDIENCE (header Flame-To) names who the request is for (a username, or "directo
 refuses requests meant for someone else, so a signed request cannot be replayed against another
 machine. The receiver also checks a ±300 s window and a nonce cache.
 
+Version 2 between peers (PROTOCOL.md §14.8) replaces the signature by Flame-Mac, an HMAC-SHA256
+of the same lines (first line FLAME-REQUEST-V2) under the pair's static-static key: both sides
+could have made it, so a kept request proves nothing to anyone else (deniable). The directory and
+signed records keep Ed25519.
+
 A streamed body (file chunks, PROTOCOL.md §11.4) is signed as the literal UNSIGNED-PAYLOAD instead
 of its hash: its bytes are authenticated chunk by chunk by their AEAD. Only routes that declare
 it accept such a signature.
@@ -16,7 +21,9 @@ it accept such a signature.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +32,14 @@ from flame.core.encoding import b64d, b64e, canonical_json
 from flame.errors import AuthError, BadRequest
 
 REQUEST_CONTEXT = "FLAME-REQUEST-V1"
+REQUEST_CONTEXT_MAC = "FLAME-REQUEST-V2"
 MAX_SKEW_S = 300
 HEADER_USER = "Flame-User"
 HEADER_TO = "Flame-To"
 HEADER_TIME = "Flame-Timestamp"
 HEADER_NONCE = "Flame-Nonce"
 HEADER_SIG = "Flame-Signature"
+HEADER_MAC = "Flame-Mac"
 DIRECTORY_AUDIENCE = "directory"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
@@ -46,9 +55,10 @@ def request_string(
     body: bytes,
     *,
     unsigned_body: bool = False,
+    context: str = REQUEST_CONTEXT,
 ) -> bytes:
     parts = [
-        REQUEST_CONTEXT,
+        context,
         method.upper(),
         path_qs,
         host,
@@ -63,6 +73,43 @@ def request_string(
     return "\n".join(parts).encode("utf-8", "surrogateescape")
 
 
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What a request's authentication covers (PROTOCOL.md §4.2), before it is signed or MACed."""
+
+    user: str
+    audience: str
+    method: str
+    path_qs: str
+    host: str
+    body: bytes
+    timestamp: int
+    unsigned_body: bool = False
+
+    def headers(self, name: str, proof: Callable[[bytes], bytes], context: str) -> dict[str, str]:
+        """The five headers, `name` carrying `proof` of the request string under `context`."""
+        nonce = b64e(os.urandom(16))
+        message = request_string(
+            self.method,
+            self.path_qs,
+            self.host,
+            self.user,
+            self.audience,
+            self.timestamp,
+            nonce,
+            self.body,
+            unsigned_body=self.unsigned_body,
+            context=context,
+        )
+        return {
+            HEADER_USER: self.user,
+            HEADER_TO: self.audience,
+            HEADER_TIME: str(self.timestamp),
+            HEADER_NONCE: nonce,
+            name: b64e(proof(message)),
+        }
+
+
 def sign_request(
     identity: Identity,
     user: str,
@@ -75,37 +122,50 @@ def sign_request(
     *,
     unsigned_body: bool = False,
 ) -> dict[str, str]:
-    nonce = b64e(os.urandom(16))
-    message = request_string(
-        method, path_qs, host, user, audience, timestamp, nonce, body, unsigned_body=unsigned_body
+    request = Outgoing(user, audience, method, path_qs, host, body, timestamp, unsigned_body)
+    return request.headers(HEADER_SIG, identity.sign, REQUEST_CONTEXT)
+
+
+def mac_request(
+    pair_key: bytes,
+    user: str,
+    audience: str,
+    method: str,
+    path_qs: str,
+    host: str,
+    body: bytes,
+    timestamp: int,
+    *,
+    unsigned_body: bool = False,
+) -> dict[str, str]:
+    """Headers of a version 2 peer request, authenticated by the pair key (PROTOCOL.md §14.8)."""
+    request = Outgoing(user, audience, method, path_qs, host, body, timestamp, unsigned_body)
+    return request.headers(
+        HEADER_MAC, lambda message: hmac.digest(pair_key, message, "sha256"), REQUEST_CONTEXT_MAC
     )
-    return {
-        HEADER_USER: user,
-        HEADER_TO: audience,
-        HEADER_TIME: str(timestamp),
-        HEADER_NONCE: nonce,
-        HEADER_SIG: b64e(identity.sign(message)),
-    }
 
 
 @dataclass(frozen=True, slots=True)
 class SignedRequest:
-    """The authentication headers of an incoming request, parsed but not yet verified."""
+    """The authentication headers of an incoming request, parsed but not yet verified: an Ed25519
+    `signature` (version 1), or a pair-key `mac` (version 2, PROTOCOL.md §14.8)."""
 
     user: str
     audience: str
     timestamp: int
     nonce: str
     signature: bytes
+    mac: bytes | None = None
 
     @classmethod
     def from_headers(cls, headers: Any) -> SignedRequest:
+        is_mac = HEADER_MAC in headers and HEADER_SIG not in headers
         try:
             user, audience = headers[HEADER_USER], headers[HEADER_TO]
             raw_time, nonce, raw_sig = (
                 headers[HEADER_TIME],
                 headers[HEADER_NONCE],
-                headers[HEADER_SIG],
+                headers[HEADER_MAC if is_mac else HEADER_SIG],
             )
         except KeyError as exc:
             raise AuthError(
@@ -115,6 +175,8 @@ class SignedRequest:
             raise AuthError("Flame-Timestamp must be whole epoch seconds.", code="bad_signature")
         try:
             b64d(nonce, length=16, what="Flame-Nonce")
+            if is_mac:
+                return cls(user, audience, int(raw_time), nonce, b"", b64d(raw_sig, length=32))
             signature = b64d(raw_sig, length=64, what="Flame-Signature")
         except BadRequest as exc:
             raise AuthError(exc.message, code="bad_signature") from exc
@@ -139,7 +201,7 @@ class SignedRequest:
 
     def check(
         self,
-        identity_key: bytes,
+        key: bytes,
         *,
         method: str,
         path_qs: str,
@@ -150,7 +212,8 @@ class SignedRequest:
         not_before: float,
         unsigned_body: bool = False,
     ) -> None:
-        """Verify audience, time window and signature (the nonce cache is the caller's)."""
+        """Verify audience, time window and signature (the nonce cache is the caller's). `key` is
+        the caller's identity key, or the pair key for a MAC request."""
         self.check_context(expected_audience=expected_audience, now=now, not_before=not_before)
         message = request_string(
             method,
@@ -162,8 +225,12 @@ class SignedRequest:
             self.nonce,
             body,
             unsigned_body=unsigned_body,
+            context=REQUEST_CONTEXT if self.mac is None else REQUEST_CONTEXT_MAC,
         )
-        if not verify_signature(identity_key, self.signature, message):
+        if self.mac is not None:
+            if not hmac.compare_digest(hmac.digest(key, message, "sha256"), self.mac):
+                raise AuthError("The request MAC does not verify.", code="bad_signature")
+        elif not verify_signature(key, self.signature, message):
             raise AuthError("The request signature does not verify.", code="bad_signature")
 
 

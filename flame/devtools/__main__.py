@@ -40,6 +40,13 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     return run(stoppable("fuzz", run_fuzz(args)))
 
 
+def cmd_fuzz_schema(args: argparse.Namespace) -> int:
+    from flame.devtools.fuzz_schema import run_fuzz_schema
+
+    folder = Path(args.dir) if args.dir else None
+    return run(stoppable("fuzz-schema", run_fuzz_schema(args.requests, folder)))
+
+
 def run(tool: Coroutine[Any, Any, int]) -> int:
     """The tool's exit code; Ctrl-C (after the tool's own cleanup) is 130, as for `flame`."""
     try:
@@ -129,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument("--concurrency", type=int, default=16, help="requests in flight (16)")
     fuzz.add_argument("--json", help="also write the report here")
     fuzz.set_defaults(run=cmd_fuzz)
+    fuzz_schema = sub.add_parser(
+        "fuzz-schema",
+        help="fuzz both APIs from their OpenAPI documents",
+        description="Start a directory and a daemon, draw signed requests from the OpenAPI "
+        "documents they serve (valid and broken bodies, paths, queries) and send them; fails if "
+        "any answer is a 500 (PROTOCOL.md §15).",
+    )
+    fuzz_schema.add_argument("--requests", type=int, default=20000, help="requests to send (20000)")
+    fuzz_schema.add_argument(
+        "--dir", help="keep the cluster in this folder (default: a temporary one)"
+    )
+    fuzz_schema.set_defaults(run=cmd_fuzz_schema)
     return parser
 
 

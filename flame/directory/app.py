@@ -24,7 +24,7 @@ from flame.core.presence import verify_presence
 from flame.core.ratelimit import TokenBuckets
 from flame.core.signing import DIRECTORY_AUDIENCE, enrollment_proof, verify_record
 from flame.core.transport import endpoint
-from flame.directory import admin, store
+from flame.directory import admin, prekeys, store
 from flame.errors import AuthError, BadRequest, Forbidden, NotFound
 from flame.net.http import error_middleware, parse_model, read_body
 from flame.net.ratelimit import address_limit
@@ -173,6 +173,8 @@ def build(parts: DirectoryParts) -> web.Application:
     app.router.add_get(f"{PREFIX}/users/{{name}}", get_user)
     app.router.add_put(f"{PREFIX}/presence", put_presence)
     app.router.add_delete(f"{PREFIX}/presence", delete_presence)
+    prekeys.PrekeyRoutes(PARTS, authenticate).add_routes(app)  # version 2 (PROTOCOL.md §14.3)
+    app.router.add_get(f"{PREFIX}/openapi.json", prekeys.openapi)  # PROTOCOL.md §15
     return app
 
 

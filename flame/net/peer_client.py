@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -38,7 +38,8 @@ from flame.core.models import (
     TransferStatus,
     UserRecord,
 )
-from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
+from flame.core.prekeys import PrekeyClaim, PrekeyCount, PrekeyUpload
+from flame.core.signing import DIRECTORY_AUDIENCE, mac_request, sign_request
 from flame.core.transport import Endpoint
 from flame.errors import BadRequest, PeerRefused, PeerUnreachable
 from flame.net.tls import TLS_SERVER_NAME, Pins, mismatch_message, whose
@@ -112,6 +113,8 @@ class PeerClient:
         self.keys = keys
         self.now = now
         self.pins = Pins(plain_http)  # how each endpoint is dialled (PROTOCOL.md §1.3)
+        # A version 2 peer's pair key (its requests carry a MAC, PROTOCOL.md §14.8), or None.
+        self.pair_key: Callable[[str], Awaitable[bytes | None]] | None = None
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
             # Idle connections kept less long than peers keep theirs (PROTOCOL.md §12.5).
@@ -124,13 +127,15 @@ class PeerClient:
     async def close(self) -> None:
         await self.session.close()
 
-    def _signed(
+    async def _signed(
         self, audience: str, method: str, target: URL, host: str, body: bytes, *, streamed: bool
     ) -> dict[str, str]:
         if not self.keys.is_unlocked:
             raise PeerUnreachable("The daemon is locked: it cannot sign requests.")
-        return sign_request(
-            self.keys.identity(),
+        pair_key = None
+        if audience != DIRECTORY_AUDIENCE and self.pair_key is not None:
+            pair_key = await self.pair_key(audience)
+        request = (
             self.keys.username,
             audience,
             method,
@@ -138,8 +143,10 @@ class PeerClient:
             host,
             body,
             int(self.now()),
-            unsigned_body=streamed,
         )
+        if pair_key is not None:
+            return mac_request(pair_key, *request, unsigned_body=streamed)
+        return sign_request(self.keys.identity(), *request, unsigned_body=streamed)
 
     async def _exchange(
         self,
@@ -210,7 +217,9 @@ class PeerClient:
         if signed:
             audience = DIRECTORY_AUDIENCE if endpoint.is_directory else endpoint.owner
             all_headers.update(
-                self._signed(audience, method, target, all_headers["Host"], body, streamed=False)
+                await self._signed(
+                    audience, method, target, all_headers["Host"], body, streamed=False
+                )
             )
         return await self._exchange(method, endpoint, path_qs, all_headers, _payload(body))
 
@@ -255,6 +264,24 @@ class PeerClient:
 
     async def log_off(self, directory: Endpoint) -> None:
         await self.request("DELETE", directory, DIRECTORY_PREFIX + "/presence")
+
+    async def _to_directory(
+        self, method: str, directory: Endpoint, path: str, body: bytes = b""
+    ) -> bytes:
+        _, payload, _ = await self.request(method, directory, DIRECTORY_PREFIX + path, body=body)
+        return payload
+
+    async def put_prekeys(self, directory: Endpoint, upload: PrekeyUpload) -> PrekeyCount:
+        body = upload.model_dump_json().encode()
+        payload = await self._to_directory("PUT", directory, "/prekeys", body)
+        return parse_reply(PrekeyCount, payload)
+
+    async def prekey_count(self, directory: Endpoint) -> PrekeyCount:
+        return parse_reply(PrekeyCount, await self._to_directory("GET", directory, "/prekeys"))
+
+    async def claim_prekey(self, directory: Endpoint, username: str) -> PrekeyClaim:
+        payload = await self._to_directory("POST", directory, f"/prekeys/{username}/claim")
+        return parse_reply(PrekeyClaim, payload)
 
     # --- peers -------------------------------------------------------------------------------
 
@@ -350,7 +377,7 @@ class PeerClient:
             "Content-Type": "application/octet-stream",
             "Content-Length": str(length),
             TOKEN_HEADER: token,
-            **self._signed(peer.owner, "PUT", target, host, b"", streamed=True),
+            **(await self._signed(peer.owner, "PUT", target, host, b"", streamed=True)),
         }
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=self.session.timeout.total

@@ -50,12 +50,31 @@ class RequestVerifier:
         self.refused = 0  # requests refused with 429 so far (for the log and the tests)
 
     async def verify(
-        self, request: web.Request, body: bytes, lookup: KeyLookup, *, unsigned_body: bool = False
+        self,
+        request: web.Request,
+        body: bytes,
+        lookup: KeyLookup,
+        *,
+        unsigned_body: bool = False,
+        mac_lookup: KeyLookup | None = None,
+        signatures: bool = True,
     ) -> str:
         """Return the authenticated username, or raise AuthError (401) or TooManyRequests (429).
         `unsigned_body`: the route streams its body and accepts UNSIGNED-PAYLOAD in place of its
-        hash (PROTOCOL.md §11.4)."""
+        hash (PROTOCOL.md §11.4). `mac_lookup` gives the pair key of a version 2 caller, whose
+        request carries a MAC instead of a signature (§14.8); `signatures` False refuses the
+        version 1 signature (security.min_version = 2)."""
         signed = SignedRequest.from_headers(request.headers)
+        if signed.mac is not None:
+            if mac_lookup is None:
+                raise AuthError("This request must be signed with Ed25519.", code="bad_signature")
+            lookup = mac_lookup
+        elif not signatures:
+            raise AuthError(
+                "This daemon does not accept protocol version 1 requests: it speaks only "
+                "version 2 (PROTOCOL.md §14.2).",
+                code="old_version",
+            )
         now = self.now()
         # Only a request of a plausible form costs a key lookup, which may ask the directory.
         signed.check_context(expected_audience=self.audience, now=now, not_before=self.started_at)

@@ -33,6 +33,7 @@ from flame.services.context import Context
 from flame.services.events import DirectoryStateChanged, KeyChanged, PresenceChanged
 from flame.store import contacts as contact_store
 from flame.store import outbox as outbox_store
+from flame.store import sessions as session_store
 from flame.store.contacts import Contact, PresenceUpdate
 
 log = logging.getLogger("flame.contacts")
@@ -82,6 +83,7 @@ class Contacts:
         updates: list[PresenceUpdate] = []
         changed: list[PresenceChanged] = []
         online: list[str] = []
+        versions: list[tuple[str, list[int], int]] = []  # from verified presence (§9)
         for entry in entries:
             user = entry.user
             if user.username == ctx.me:
@@ -109,6 +111,8 @@ class Contacts:
             pinned = before.get(user.username)
             pinned_key = identity_key if pinned is None else pinned.identity_key
             presence = self.believed(entry.presence, user.username, pinned_key)
+            if presence is not None:
+                versions.append((user.username, list(presence.versions), presence.ts))
             status = effective_status(presence, now, ttl)
             address: str | None
             tls: bytes | None
@@ -129,6 +133,7 @@ class Contacts:
                 if status != "offline":
                     online.append(user.username)
         await contact_store.set_presence(ctx.db, updates)
+        await session_store.set_peer_versions(ctx.db, versions)
         for event in changed:  # after the commit: a UI that reacts by asking sees the new state
             ctx.events.publish(event)
         await self.came_online(online)

@@ -9,7 +9,7 @@ import functools
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -35,7 +35,10 @@ PERMANENT_CODES = {
     "rejected",
     "sender_key_mismatch",
     "unknown_sender",
+    "old_version",  # the peer refuses the version this daemon speaks (PROTOCOL.md §14.2)
 }
+NO_SESSION = "no_session"
+RETRIED_CODES = {Unavailable.code, NO_SESSION}
 CRASH_BACKOFF_MIN_S = 1.0  # a crashed worker's peer waits at least this long, whatever the settings
 BATCH_BYTES = 1024 * 1024  # receivers accept at least 4 MiB (PROTOCOL.md §7); stay well below
 T = TypeVar("T")
@@ -65,6 +68,9 @@ def entry_bytes(entry: OutboxEntry) -> int:
 class Delivery:
     ctx: Context
     client: PeerClient
+    # Version 2: start a new session with a peer that could not open ours, sealing what is queued
+    # again under it (PROTOCOL.md §14.9); True when it did.
+    reset_session: Callable[[str], Awaitable[bool]]
 
     async def pending(self) -> int:
         """Envelopes still queued for peers that have not acknowledged them."""
@@ -134,6 +140,7 @@ class Delivery:
         db = self.ctx.db
         delivered = 0
         limit = self.ctx.settings.daemon.batch_max
+        has_reset = False  # one session reset per round: a peer that keeps failing backs off
         while True:
             now = self.ctx.clock.now()
             entries = fit_batch(await outbox_store.due_entries(db, peer, now, limit), entry_bytes)
@@ -172,8 +179,9 @@ class Delivery:
             by_id = {r.id: r for r in result.results}  # the peer answers by envelope id
             answers = [(e, by_id.get(e.envelope.id)) for e in entries]
             sent = [e for e, r in answers if r is not None and r.status != "rejected"]
-            # No answer, or "not now" (PROTOCOL.md §7.2: `unavailable`): tried again later.
-            missing = [e for e, r in answers if r is None or r.error == Unavailable.code]
+            # No answer, or "not now" (PROTOCOL.md §7.2: `unavailable`; §14.9: `no_session`, sent
+            # again under a new session): tried again later.
+            missing = [e for e, r in answers if r is None or r.error in RETRIED_CODES]
             later = {e.message_id for e in missing}
             await outbox_store.mark_sent(db, [e.message_id for e in sent])
             self.publish_states(sent, "sent", None)
@@ -186,6 +194,11 @@ class Delivery:
                     reason = f"{peer}'s daemon refused it: {answer.message or answer.error}"
                     await self.fail([entry], reason)
             delivered += len(sent)
+            broken = any(r is not None and r.error == NO_SESSION for _, r in answers)
+            if broken and not has_reset:
+                has_reset = True
+                if await self.reset_session(peer):
+                    continue  # everything queued was sealed again, and is due now
             if missing:
                 await self.reschedule(peer, missing, "the peer did not take it yet", None)
                 return delivered

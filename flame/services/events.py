@@ -60,6 +60,13 @@ class KeyChanged(Event, kind="key_change"):
     username: str
 
 
+class SessionReset(Event, kind="session_reset"):
+    """The version 2 session with a contact broke (one side lost its state) and a new one is
+    starting; what did not open is sent again (PROTOCOL.md §14.9)."""
+
+    username: str
+
+
 class DirectoryStateChanged(Event, kind="directory"):
     """The directory stopped answering (`degraded`) or came back (`ok`)."""
 
@@ -115,6 +122,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     MessageStateChanged,
     PresenceChanged,
     KeyChanged,
+    SessionReset,
     DirectoryStateChanged,
     MyStatusChanged,
     ProfileChanged,

@@ -15,12 +15,20 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from flame.core import envelope as envelope_rules
 from flame.core.models import BatchResult, Envelope, EnvelopeBatch, EnvelopeResult
-from flame.errors import BadEnvelope, DecryptionFailed, RequestError, TooManyRequests, Unavailable
+from flame.errors import (
+    BadEnvelope,
+    DecryptionFailed,
+    LockedError,
+    RequestError,
+    TooManyRequests,
+    Unavailable,
+)
 from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
 from flame.services.context import Context
 from flame.services.events import KeyChanged, MessageAdded
 from flame.services.receipts import Receipts
+from flame.services.sessions import Sessions
 from flame.store import messages as message_store
 from flame.store.contacts import Contact
 from flame.store.messages import Incoming
@@ -36,6 +44,7 @@ class Inbox:
     contacts: Contacts
     blocks: Blocks
     receipts: Receipts
+    sessions: Sessions
     # What the daemon does with each kind of inner message (core.models.KIND_BODIES lists them);
     # the composition root adds the receivers of the other services.
     receivers: dict[str, Receiver] = field(default_factory=dict, init=False)
@@ -66,6 +75,7 @@ class Inbox:
                 continue
             accepted.append((len(results), incoming))
             results.append(None)
+        accepted = await self._open_ratchets(accepted, results, statuses)
         by_kind: dict[str, list[tuple[int, Incoming]]] = {}
         for index, item in accepted:
             by_kind.setdefault(item.inner.kind, []).append((index, item))
@@ -83,6 +93,29 @@ class Inbox:
         status = statuses[min(statuses)] if statuses else 200
         return status, BatchResult(results=final)
 
+    async def _open_ratchets(
+        self,
+        accepted: list[tuple[int, Incoming]],
+        results: list[EnvelopeResult | None],
+        statuses: dict[int, int],
+    ) -> list[tuple[int, Incoming]]:
+        """Version 2: the inner message inside each `ratchet` (PROTOCOL.md §14.6), opened and
+        stored with its session's new state before any receiver sees it."""
+        outer = [(index, item) for index, item in accepted if item.inner.kind == "ratchet"]
+        if not outer:
+            return accepted
+        opened = await self.sessions.open_all([item.inner for _, item in outer])
+        inners = {index: result for (index, _), result in zip(outer, opened, strict=True)}
+        kept = []
+        for index, item in accepted:
+            inner = inners.get(index, item.inner)
+            if isinstance(inner, RequestError):
+                statuses[index] = inner.status
+                results[index] = _refused(item.inner.id, inner)
+                continue
+            kept.append((index, Incoming(inner=inner, received_at=item.received_at)))
+        return kept
+
     async def _receive(self, kind: str, items: list[Incoming]) -> Sequence[bool | RequestError]:
         """One kind's receiver over its envelopes of the batch, in one transaction. Should it fail
         as a whole, each envelope is tried alone, so that one envelope (a bug it trips) fails on
@@ -99,6 +132,8 @@ class Inbox:
                 outcomes.extend(await receiver([item]))
             except RequestError as exc:
                 outcomes.append(exc)
+            except LockedError:
+                raise  # locked meanwhile (the user logged out): 503, the sender comes back
             except Exception:
                 log.exception("receiving a %s envelope failed", kind)
                 outcomes.append(Unavailable("This daemon could not store it now."))
@@ -127,7 +162,9 @@ class Inbox:
         authors: dict[str, Contact | None],
     ) -> Incoming:
         self.decryptions += 1
-        opened = envelope_rules.open_envelope(exchange_key, self.ctx.me, envelope)
+        opened = envelope_rules.open_envelope(
+            exchange_key, self.ctx.me, envelope, self.ctx.settings.security.versions
+        )
         author = opened.inner.from_
         if await self.blocks.is_blocked(author):
             # Written by someone this user blocked, brought by someone else (PROTOCOL.md §12.4):

@@ -13,11 +13,12 @@ import logging
 from dataclasses import dataclass, field
 
 from flame.core.models import SEQUENCED_KINDS, TextBody, Wire
-from flame.errors import BadRequest, TooLarge
+from flame.errors import BadRequest, RequestError, TooLarge
 from flame.services.contacts import Contacts
 from flame.services.context import Context
 from flame.services.events import MessageAdded
-from flame.services.sealing import new_inner, seal_inner
+from flame.services.sealing import new_inner
+from flame.services.sessions import Sessions
 from flame.store import files as file_store
 from flame.store import messages as message_store
 from flame.store.contacts import Contact
@@ -32,8 +33,7 @@ Shown = tuple[Message, Transfer | None]  # a message, and its file's transfer if
 
 @dataclass(frozen=True, slots=True)
 class PendingSend:
-    peer: str
-    peer_key: bytes
+    contact: Contact
     kind: str
     body: Wire
     done: asyncio.Future[Message]
@@ -50,6 +50,7 @@ class Page:
 class Messaging:
     ctx: Context
     contacts: Contacts
+    sessions: Sessions
     outgoing: asyncio.Queue[PendingSend] = field(default_factory=asyncio.Queue, init=False)
 
     # --- sending ------------------------------------------------------------------------------
@@ -74,11 +75,10 @@ class Messaging:
         """Queue one message to each of `contacts` (a hidden kind such as a profile update goes to
         many); returns once all are stored."""
         self.ctx.keys.identity()
+        for contact in contacts:  # a first message to a version 2 peer starts a session
+            await self.sessions.ensure(contact)
         loop = asyncio.get_running_loop()
-        pending = [
-            PendingSend(c.username, c.x25519_key, kind, body, loop.create_future())
-            for c in contacts
-        ]
+        pending = [PendingSend(c, kind, body, loop.create_future()) for c in contacts]
         for item in pending:
             self.outgoing.put_nowait(item)
         return list(await asyncio.gather(*(item.done for item in pending)))
@@ -91,8 +91,10 @@ class Messaging:
             group = [await self.outgoing.get()]
             while len(group) < batch_max and not self.outgoing.empty():
                 group.append(self.outgoing.get_nowait())
+            sealed: list[message_store.Outgoing] = []
             try:
-                messages = await self._store_group(group)
+                group = await self._seal_group(group, sealed)
+                messages = await self._store_group(sealed)
             except asyncio.CancelledError:
                 for item in group:
                     item.done.cancel()
@@ -110,17 +112,36 @@ class Messaging:
                     item.done.set_result(message)
             self.ctx.wake.outbox.set()
 
-    async def _store_group(self, group: list[PendingSend]) -> list[Message]:
+    async def _seal_group(
+        self, group: list[PendingSend], sealed: list[message_store.Outgoing]
+    ) -> list[PendingSend]:
+        """Seal each send (PROTOCOL.md §6, §14) into `sealed`; a send that cannot be sealed (its
+        peer's session is gone) fails alone. Returns the sends that were sealed."""
         ctx = self.ctx
-        seqs = await message_store.next_sequences(ctx.db, sorted({item.peer for item in group}))
-        sealed = []
+        peers = sorted({item.contact.username for item in group})
+        seqs = await message_store.next_sequences(ctx.db, peers)
+        kept = []
         for item in group:
+            peer = item.contact.username
             seq = 0  # control kinds (profile updates) stay outside the conversation's order
             if item.kind in SEQUENCED_KINDS:
-                seq = seqs[item.peer]
-                seqs[item.peer] = seq + 1
-            inner = new_inner(ctx, item.peer, item.kind, item.body, seq)
-            sealed.append(message_store.Outgoing(inner, seal_inner(ctx, item.peer_key, inner)))
+                seq = seqs[peer]
+            inner = new_inner(ctx, peer, item.kind, item.body, seq)
+            try:
+                envelope = await self.sessions.seal(item.contact, inner)
+            except RequestError as exc:
+                item.done.set_exception(exc)
+                continue
+            if seq:
+                seqs[peer] = seq + 1
+            kept.append(item)
+            sealed.append(message_store.Outgoing(inner, envelope.envelope, envelope.ratchet))
+        return kept
+
+    async def _store_group(self, sealed: list[message_store.Outgoing]) -> list[Message]:
+        ctx = self.ctx
+        if not sealed:
+            return []
         return await message_store.store_outgoing(
             ctx.db, ctx.me, sealed, ctx.clock.now(), ctx.settings.daemon.message_ttl_s
         )

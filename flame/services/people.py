@@ -3,7 +3,7 @@ contact list, profile pages, search results and events all take their people fro
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from flame.core.crypto import fingerprint, safety_number
@@ -17,6 +17,7 @@ from flame.store.profiles import StoredProfile
 if TYPE_CHECKING:
     from flame.services.blocks import Blocks
     from flame.services.context import Context
+    from flame.services.negotiation import Negotiation
     from flame.services.status import StatusTracker
 
 
@@ -31,6 +32,8 @@ class Person:
     fingerprint: str | None
     safety_number: str | None
     key_changed: bool
+    # The protocol version a contact's conversation uses (PROTOCOL.md §14.2); None for others.
+    protocol_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,14 @@ class People:
     ctx: Context
     blocks: Blocks
     status: StatusTracker
+    negotiation: Negotiation
+
+    async def _versioned(self, person: Person) -> Person:
+        if not person.known or person.is_me:
+            return person
+        return replace(
+            person, protocol_version=await self.negotiation.shown_version(person.username)
+        )
 
     def _person(
         self,
@@ -81,7 +92,9 @@ class People:
         db = self.ctx.db
         contact = None if username == self.ctx.me else await contact_store.get_contact(db, username)
         profile = await profile_store.get_profile(db, username)
-        return self._person(username, contact, profile, await self.blocks.names())
+        return await self._versioned(
+            self._person(username, contact, profile, await self.blocks.names())
+        )
 
     async def people(self, usernames: list[str]) -> list[Person]:
         """Several at once (search results): one read of each table."""
@@ -90,7 +103,9 @@ class People:
         contacts = {c.username: c for c in await contact_store.list_contacts(db)}
         blocked = await self.blocks.names()
         return [
-            self._person(name, contacts.get(name), profiles.get(name), blocked)
+            await self._versioned(
+                self._person(name, contacts.get(name), profiles.get(name), blocked)
+            )
             for name in usernames
         ]
 
@@ -98,7 +113,9 @@ class People:
         db = self.ctx.db
         last = await message_store.list_messages(db, contact.username, before=None, limit=1)
         profile = await profile_store.get_profile(db, contact.username)
-        person = self._person(contact.username, contact, profile, await self.blocks.names())
+        person = await self._versioned(
+            self._person(contact.username, contact, profile, await self.blocks.names())
+        )
         unread = await message_store.unread_count(db, contact.username)
         return ContactCard(person, unread, last[0] if last else None)
 

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 
-from flame.core.models import PROTOCOL_VERSIONS
 from flame.core.presence import make_presence
 from flame.errors import FlameError
 from flame.net.peer_client import PeerClient
@@ -45,7 +44,7 @@ class Presence:
             self.ctx.me,
             self.address,
             self.status.current(),  # what the user chose, or away when idle (PROTOCOL.md §12.2)
-            list(PROTOCOL_VERSIONS),
+            list(self.ctx.settings.security.versions),
             int(self.ctx.clock.now()),
             tls=self.tls,
         )

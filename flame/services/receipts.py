@@ -11,6 +11,7 @@ from flame.core.models import ReceiptBody
 from flame.services.context import Context
 from flame.services.events import MessageStateChanged
 from flame.services.sealing import seal_control
+from flame.services.sessions import Sessions
 from flame.store import contacts as contact_store
 from flame.store import messages as message_store
 from flame.store import outbox as outbox_store
@@ -28,6 +29,7 @@ def receipt_key(envelope_id: str) -> str:
 @dataclass(eq=False)
 class Receipts:
     ctx: Context
+    sessions: Sessions
 
     async def build(
         self, state: str, ids_by_author: dict[str, list[str]]
@@ -41,9 +43,14 @@ class Receipts:
             for start in range(0, len(ids), IDS_PER_RECEIPT):
                 chunk = ids[start : start + IDS_PER_RECEIPT]
                 body = ReceiptBody(state=state, ids=chunk)  # type: ignore[arg-type]
-                envelope = seal_control(self.ctx, contact, "receipt", body)
+                sealed = await seal_control(self.ctx, self.sessions, contact, "receipt", body)
+                if sealed is None:
+                    continue
+                envelope = sealed.envelope
                 queued.append(
-                    outbox_store.Queued(receipt_key(envelope.id), "receipt", author, envelope)
+                    outbox_store.Queued(
+                        receipt_key(envelope.id), "receipt", author, envelope, sealed.ratchet
+                    )
                 )
         return queued
 

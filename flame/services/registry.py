@@ -24,12 +24,14 @@ from flame.services.files.sender import Sender
 from flame.services.files.uploads import Uploads
 from flame.services.inbox import Inbox
 from flame.services.messaging import Messaging
+from flame.services.negotiation import Negotiation
 from flame.services.people import People
 from flame.services.presence import Presence
 from flame.services.profiles import Profiles
 from flame.services.receipts import Receipts
 from flame.services.relay import Relay
 from flame.services.search import Search
+from flame.services.sessions import Sessions
 from flame.services.status import StatusTracker
 
 
@@ -54,21 +56,26 @@ class Services:
     offers: Offers
     chunks: Chunks
     sender: Sender
+    sessions: Sessions
+    negotiation: Negotiation
 
     @classmethod
     def build(cls, ctx: Context, client: PeerClient, directory: Endpoint) -> Services:
         """Each service gets what it uses; the order is the order of their dependencies."""
         blocks = Blocks(ctx)
         status = StatusTracker(ctx)
-        people = People(ctx, blocks, status)
+        negotiation = Negotiation(ctx)
+        people = People(ctx, blocks, status, negotiation)
         contacts = Contacts(ctx, client, blocks, directory)
         presence = Presence(ctx, client, contacts, status)
-        messaging = Messaging(ctx, contacts)
-        receipts = Receipts(ctx)
+        sessions = Sessions(ctx, client, negotiation, directory)
+        client.pair_key = negotiation.pair_key  # deniable requests to version 2 peers (§14.8)
+        messaging = Messaging(ctx, contacts, sessions)
+        receipts = Receipts(ctx, sessions)
         profiles = Profiles(ctx, client, people, messaging, blocks)
         files = FileRuntime(ctx)
         offers = Offers(ctx, files, blocks, receipts)
-        inbox = Inbox(ctx, contacts, blocks, receipts)
+        inbox = Inbox(ctx, contacts, blocks, receipts, sessions)
         inbox.receivers.update(
             {
                 "receipt": receipts.receive,
@@ -88,7 +95,7 @@ class Services:
             presence=presence,
             messaging=messaging,
             receipts=receipts,
-            delivery=Delivery(ctx, client),
+            delivery=Delivery(ctx, client, sessions.reset),
             profiles=profiles,
             inbox=inbox,
             relay=Relay(ctx, client, inbox),
@@ -98,6 +105,8 @@ class Services:
             offers=offers,
             chunks=Chunks(ctx, files, blocks),
             sender=Sender(ctx, files, client),
+            sessions=sessions,
+            negotiation=negotiation,
         )
 
 

@@ -113,8 +113,13 @@ class Database:
                 )
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[aiosqlite.Connection]:
         """BEGIN IMMEDIATE .. COMMIT under the lock; ROLLBACK on any exception, cancellation too.
+
+        `durable=False` commits without its own fsync (synchronous=NORMAL for this one commit):
+        still atomic, and made durable by the next durable commit, which syncs the WAL that holds
+        it. Only for what nobody was told about yet (PROTOCOL.md §14.6: the ratchet messages
+        opened, whose 2xx waits for the receivers' durable commit).
 
         A statement awaited here is already queued on the connection's thread when a cancel can
         arrive, so it runs regardless: a cancelled BEGIN still opens a transaction, which must be
@@ -125,16 +130,22 @@ class Database:
         async with self.lock:
             self._check_open()
             try:
-                await self.conn.execute("BEGIN IMMEDIATE")
-            except asyncio.CancelledError:
-                await self._rollback()
-                raise
-            try:
-                yield self.conn
-            except BaseException:
-                await self._rollback()
-                raise
-            await self.conn.execute("COMMIT")
+                if not durable:
+                    await self.conn.execute("PRAGMA synchronous=NORMAL")
+                try:
+                    await self.conn.execute("BEGIN IMMEDIATE")
+                except asyncio.CancelledError:
+                    await self._rollback()
+                    raise
+                try:
+                    yield self.conn
+                except BaseException:
+                    await self._rollback()
+                    raise
+                await self.conn.execute("COMMIT")
+            finally:
+                if not durable:  # queued at once, so it runs before the lock goes (see above)
+                    await self.conn.execute("PRAGMA synchronous=FULL")
 
     async def _rollback(self) -> None:
         """End the open transaction, if there is one (SQLite may have ended it already)."""

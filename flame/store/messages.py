@@ -13,6 +13,7 @@ from flame.core import states
 from flame.core.models import Envelope, Inner
 from flame.store import outbox
 from flame.store.db import Database, from_row, in_marks
+from flame.store.sessions import SessionState
 
 # Inner kinds that travel through the outbox like messages but are not shown in a conversation
 # (a profile update is sent to every contact; PROTOCOL.md §12.1).
@@ -66,10 +67,12 @@ class Incoming:
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A sealed message ready to store: the inner message and its envelope."""
+    """A sealed message ready to store: the inner message and its envelope (and, for version 2,
+    the session state after sealing it, PROTOCOL.md §14.6)."""
 
     inner: Inner
     envelope: Envelope
+    ratchet: tuple[SessionState, str] | None = None
 
 
 async def next_sequences(db: Database, peers: list[str]) -> dict[str, int]:
@@ -113,7 +116,7 @@ async def store_outgoing(
         await outbox.enqueue(
             conn,
             [
-                outbox.Queued(key, i.inner.kind, i.inner.to, i.envelope)
+                outbox.Queued(key, i.inner.kind, i.inner.to, i.envelope, i.ratchet)
                 for key, i in zip(keys, items, strict=True)
             ],
             now,

@@ -9,6 +9,7 @@ import aiosqlite
 
 from flame.core import states
 from flame.core.models import Envelope
+from flame.store import sessions
 from flame.store.db import Database, in_marks
 
 # Message states move only forward (core/states.py has the order; this SQL is made from it).
@@ -36,6 +37,9 @@ class Queued:
     kind: str
     peer: str
     envelope: Envelope
+    # Version 2: the session state after sealing it and the inner message it carries, written in
+    # the same transaction as the envelope (PROTOCOL.md §14.6).
+    ratchet: tuple[sessions.SessionState, str] | None = None
 
 
 def _entry(r: aiosqlite.Row) -> OutboxEntry:
@@ -62,6 +66,30 @@ async def enqueue(
             for i in items
         ],
     )
+    await write_ratchet(conn, items)
+
+
+async def write_ratchet(conn: aiosqlite.Connection, items: list[Queued]) -> None:
+    sealed = [(i.message_id, i.ratchet) for i in items if i.ratchet is not None]
+    if sealed:
+        latest: dict[tuple[str, str], sessions.SessionState] = {}  # one write per session
+        for _, (state, _) in sealed:
+            key = (state.peer, state.session_id)
+            if key not in latest or latest[key].generation < state.generation:
+                latest[key] = state
+        await sessions.write_sessions(conn, list(latest.values()))
+        await sessions.write_outgoing(conn, [(key, inner) for key, (_, inner) in sealed])
+
+
+async def replace_envelopes(db: Database, items: list[Queued]) -> None:
+    """Put new envelopes (sealed again under a new session, PROTOCOL.md §14.9) in place of the
+    queued ones, with their sessions' states, in one transaction; due at once."""
+    async with db.transaction() as conn:
+        await conn.executemany(
+            "UPDATE outbox SET envelope=?, next_attempt_at=0 WHERE message_id=?",
+            [(i.envelope.model_dump_json(), i.message_id) for i in items],
+        )
+        await write_ratchet(conn, items)
 
 
 # Each peer's queue is first in, first out (PROTOCOL.md §7.2): an entry goes only once every entry

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import aiohttp
+import yarl
 
 from flame.api.ui.session import TOKEN_HEADER
 from flame.core.crypto import Identity
@@ -58,11 +59,15 @@ class Zoe:
         )
         return {**signed, "Content-Type": "application/json"}
 
-    async def post_raw(self, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    async def post_raw(
+        self, body: bytes, headers: dict[str, str], path: str = "/api/v1/envelopes"
+    ) -> tuple[int, dict[str, Any]]:
         self.last = (headers, body)
         async with aiohttp.ClientSession() as session:
             async with session.post(
-                self.node.peer_url + "/api/v1/envelopes", data=io.BytesIO(body), headers=headers
+                yarl.URL(self.node.peer_url + path, encoded=True),
+                data=io.BytesIO(body),
+                headers=headers,
             ) as response:
                 return response.status, await response.json()
 
@@ -178,7 +183,7 @@ async def test_unsigned_badly_signed_and_oversized_requests(node: ApiNode) -> No
     async with aiohttp.ClientSession() as session:
         async with session.get(node.peer_url + "/api/v1/hello") as response:
             hello = await response.json()
-            assert hello["username"] == "alice" and hello["versions"] == [1]
+            assert hello["username"] == "alice" and hello["versions"] == [1, 2]
             assert hello["locked"] is False
         async with session.get(node.peer_url + "/ui/api/me") as response:
             assert response.status == 404  # UI routes never answer on the peer port

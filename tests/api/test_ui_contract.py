@@ -62,6 +62,7 @@ EVENT_SAMPLES: list[events.Event] = [
     events.MessageStateChanged("bob:m2", "alice", "delivered", None),
     events.PresenceChanged("alice", "away"),
     events.KeyChanged("alice"),
+    events.SessionReset("alice"),
     events.DirectoryStateChanged("degraded"),
     events.MyStatusChanged("busy", "busy"),
     events.ProfileChanged(PERSON),

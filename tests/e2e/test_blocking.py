@@ -13,7 +13,7 @@ import aiohttp
 from flame.core.signing import sign_request
 from flame.daemon import Daemon
 from flame.store import messages as message_store
-from tests.cluster import Cluster, identity_of, services_of
+from tests.cluster import Cluster, identity_of, peer_tls, peer_url, services_of
 from tests.social import online_for, post_envelopes, sealed, signed_request
 
 
@@ -63,6 +63,7 @@ async def forged_answers(forger: Daemon, target: Daemon, name: str) -> list[tupl
     to sign as them: signed with the forger's own key, or not signed at all, on every signed
     route and on hello."""
     host = f"127.0.0.1:{target.peer_port}"
+    url, tls = peer_url(target), peer_tls(target)
     body = json.dumps({"envelopes": [sealed(forger, target).model_dump()]}).encode()
     requests = [
         ("POST", "/api/v1/envelopes", body),
@@ -78,10 +79,11 @@ async def forged_answers(forger: Daemon, target: Daemon, name: str) -> list[tupl
             )
             for sent in (headers, {"Flame-User": name, "Flame-To": "alice"}):
                 async with session.request(
-                    method, f"http://{host}{path}", data=payload or None, headers=sent
+                    method, url + path, data=payload or None, headers=sent, ssl=tls
                 ) as response:
                     answers.append((response.status, await response.json()))
-        async with session.get(f"http://{host}/api/v1/hello", headers={"Flame-User": name}) as r:
+        hello = url + "/api/v1/hello"
+        async with session.get(hello, headers={"Flame-User": name}, ssl=tls) as r:
             answers.append((r.status, await r.json()))
     return answers
 

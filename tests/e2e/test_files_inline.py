@@ -8,9 +8,10 @@ import os
 import time
 
 from flame.config import Settings
+from flame.core import ratchet
 from flame.core.crypto import Identity
 from flame.core.encoding import b64e
-from flame.core.envelope import new_message_id, seal
+from flame.core.envelope import encode_inner, new_message_id, open_envelope, seal
 from flame.core.models import INLINE_MAX_BYTES, SEQ_MAX, Envelope, FileOfferBody, Inner
 from flame.daemon import Daemon
 from flame.services.files.disk import remove_strays
@@ -159,6 +160,26 @@ def test_the_largest_inline_offer_fits_the_envelope_and_body_limits() -> None:
     encoded = envelope.model_dump_json()
     assert Envelope.model_validate_json(encoded) == envelope  # within the sealed-body limit
     assert len(encoded) < Settings().daemon.max_body_bytes // 2  # a request of one fits, twice
+
+
+def test_the_largest_inline_offer_fits_under_version_2_too() -> None:
+    """PROTOCOL.md §14.4: the ratchet ciphertext is encoded once more; it still fits a request."""
+    sender, recipient = Identity.generate(), Identity.generate()
+    v1 = largest_inline_envelope(sender, recipient.x25519_key)
+    bob = ratchet.new_account()
+    key = bytes(32)
+    one_time, _ = ratchet.fresh_prekeys(bob, recipient, "b" * 32, 1)
+    _, pickle = ratchet.outbound(ratchet.new_account(), key, one_time[0])
+    inner = open_envelope(recipient.exchange, "b" * 32, v1).inner
+    sealed = ratchet.encrypt(ratchet.session_from(pickle, key), key, "I" * 43, encode_inner(inner))
+    outer = Inner(
+        from_=inner.from_, to=inner.to, id=inner.id, seq=0, ts=0, kind="ratchet", body=sealed.body
+    )
+    envelope = seal(sender.exchange, "b" * 32, recipient.x25519_key, outer, version=2)
+    encoded = envelope.model_dump_json()
+    assert 2_400_000 < len(envelope.ct) < 2_600_000
+    assert Envelope.model_validate_json(encoded) == envelope  # within the sealed-body limit
+    assert len(encoded) + 200 < Settings().daemon.max_body_bytes  # a request of one fits
 
 
 async def test_a_file_left_over_from_a_crash_is_removed_and_no_other(trio: Cluster) -> None:

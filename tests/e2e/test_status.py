@@ -15,7 +15,7 @@ from flame.core.models import Envelope
 from flame.daemon import Daemon
 from flame.devtools.ui import Feed
 from flame.store import messages as message_store
-from tests.cluster import Cluster, UiClient, services_of
+from tests.cluster import Cluster, UiClient, peer_tls, peer_url, services_of
 from tests.social import online_for, post_envelopes, sealed, signed_request
 
 LIMITS = {"idle_away_s": 600.0, "no_ui_away_s": 60.0}
@@ -55,8 +55,9 @@ async def test_status_changes_reach_contacts(trio: Cluster) -> None:
 
 async def hello_says_locked(cluster: Cluster, name: str) -> bool:
     """What anyone who knows the address learns from the public hello."""
-    url = f"http://127.0.0.1:{cluster.daemons[name].peer_port}/api/v1/hello"
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
+    node = cluster.daemons[name]
+    url, tls = peer_url(node) + "/api/v1/hello", peer_tls(node)
+    async with aiohttp.ClientSession() as session, session.get(url, ssl=tls) as response:
         locked = (await response.json())["locked"]
         assert isinstance(locked, bool)
         return locked
@@ -71,7 +72,7 @@ async def appear_offline_then_come_back(
     alice, bob = trio.daemons["alice"], trio.daemons["bob"]
     await alice_ui.put("/ui/api/status", {"status": "offline"})
     await bob_ui.wait_status(bob_feed, "alice", "offline")
-    entry = await services_of(bob).client.directory_user(trio.directory_url, "alice")
+    entry = await services_of(bob).client.directory_user(trio.directory_endpoint(), "alice")
     assert entry.presence is None  # withdrawn: no address, no status, as a stopped daemon
     assert await hello_says_locked(trio, "alice")
     status, reply, _ = await post_envelopes(bob, alice, [sealed(bob, alice, text="direct")])

@@ -1,4 +1,4 @@
-"""What crosses the network (PROTOCOL.md §1.3, §14): a recording proxy sits between the daemons
+"""What crosses the network (PROTOCOL.md §1.3, §15): a recording proxy sits between the daemons
 and in front of the directory and keeps every byte. Over TLS none of those bytes names a user, a
 header, a route, a JSON field or a word of the conversation, and not even the certificates show;
 an active attacker who answers in a daemon's place with a certificate of its own is refused

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flame.api.peer import envelopes, files, guard, profile, relay
+from flame.api.peer import envelopes, files, guard, profile, relay, schema
 from flame.api.peer.state import PEER, PREFIX, PeerState
 from flame.net.http import error_middleware
 from flame.net.verify import RequestVerifier
@@ -27,4 +27,5 @@ def build(holder: ServiceHolder, verifier: RequestVerifier) -> web.Application:
     router.add_post(f"{PREFIX}/relay/deposits", relay.deposits)
     router.add_post(f"{PREFIX}/relay/collect", relay.collect)
     router.add_post(f"{PREFIX}/relay/ack", relay.ack)
+    router.add_get(f"{PREFIX}/openapi.json", schema.openapi)
     return app

@@ -6,8 +6,8 @@ from aiohttp import web
 
 from flame.api.peer.state import PEER
 from flame.core.encoding import b64e
-from flame.core.models import PROTOCOL_VERSIONS, BatchResult, EnvelopeBatch, Hello
-from flame.errors import RequestError
+from flame.core.models import BatchResult, EnvelopeBatch, Hello
+from flame.errors import BadRequest, RequestError
 from flame.net.http import parse_model
 
 FEATURES = ["envelopes", "receipts", "relay", "profiles", "files"]
@@ -21,7 +21,7 @@ async def hello(request: web.Request) -> web.Response:
     reply = Hello(
         username=holder.account.username,
         identity_key=b64e(holder.account.identity_key),
-        versions=list(PROTOCOL_VERSIONS),
+        versions=list(holder.settings.security.versions),
         features=FEATURES,
         locked=state.is_locked or not holder.is_unlocked,
     )
@@ -33,13 +33,22 @@ async def envelopes(request: web.Request) -> web.Response:
     services = state.services
     signer, body = await state.signed_body(request)
     services.ctx.keys.identity()  # locked: 503, and the sender keeps the envelopes queued
+    wants_ack = ack_asked(request)  # before anything is stored
     batch = parse_model(EnvelopeBatch, body, what="batch")
     status, result = await services.inbox.receive_batch(batch)
-    if request.query.get("ack") == "1":  # a relay handing over deposits wants our signed ack
+    if wants_ack:  # a relay handing over deposits wants our signed ack
         result = result.model_copy(update={"ack": services.relay.ack_for(signer, result)})
     if status != 200:
         raise batch_refused(status, result)
     return web.json_response(result.model_dump(exclude_none=True))
+
+
+def ack_asked(request: web.Request) -> bool:
+    """The route's one query, read from the raw text: exactly `ack=1`, or none (§13.3)."""
+    query = request.rel_url.raw_query_string
+    if query not in ("", "ack=1"):
+        raise BadRequest("The only query this route takes is ack=1 (PROTOCOL.md §13.3).")
+    return query == "ack=1"
 
 
 def batch_refused(status: int, result: BatchResult) -> RequestError:

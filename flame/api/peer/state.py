@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from flame.api.peer.guard import refuse_blocked
+from flame.core.models import USERNAME_RE
 from flame.errors import LockedError
 from flame.net.http import read_body
 from flame.net.verify import RequestVerifier
@@ -52,15 +53,27 @@ class PeerState:
     async def caller(
         self, request: web.Request, body: bytes = b"", *, unsigned_body: bool = False
     ) -> str:
-        """The authenticated caller of a signed request (PROTOCOL.md §4.3), refused if this user
-        blocked them (§12.4). A locked daemon cannot verify one (the pinned keys are in its
-        encrypted database): 503 `locked`."""
+        """The authenticated caller of a signed request (PROTOCOL.md §4.3), or of a version 2
+        request authenticated by the pair key (§14.8), refused if this user blocked them (§12.4).
+        A locked daemon cannot verify one (the pinned keys are in its encrypted database): 503
+        `locked`."""
         services = self.services
         caller = await self.verifier.verify(
-            request, body, services.contacts.lookup_identity_key, unsigned_body=unsigned_body
+            request,
+            body,
+            services.contacts.lookup_identity_key,
+            unsigned_body=unsigned_body,
+            mac_lookup=self.pair_key,
+            signatures=1 in services.ctx.settings.security.versions,
         )
         await refuse_blocked(services, caller)
         return caller
+
+    async def pair_key(self, username: str) -> bytes | None:
+        if not USERNAME_RE.fullmatch(username):
+            return None
+        services = self.services
+        return await services.negotiation.request_key(await services.contacts.find(username))
 
 
 PEER = web.AppKey("peer", PeerState)

@@ -113,11 +113,12 @@ def profile_json(person: Person) -> Json:
         "fingerprint": person.fingerprint,
         "safety_number": person.safety_number,
         "key_changed": person.key_changed,
+        "protocol_version": person.protocol_version,
     }
 
 
 CONTACT_FIELDS = (
-    *("username", "status", "fingerprint", "safety_number", "key_changed"),
+    *("username", "status", "fingerprint", "safety_number", "key_changed", "protocol_version"),
     *("display_name", "position", "avatar_url", "blocked"),
 )
 
@@ -251,6 +252,7 @@ EVENT_FIELDS: dict[type[events.Event], EventFields] = {
     },
     events.PresenceChanged: lambda e: {"username": e.username, "status": e.status},
     events.KeyChanged: lambda e: {"username": e.username},
+    events.SessionReset: lambda e: {"username": e.username},
     events.DirectoryStateChanged: lambda e: {"state": e.state},
     events.MyStatusChanged: lambda e: {"choice": e.choice, "status": e.status},
     events.ProfileChanged: lambda e: {"profile": profile_json(e.person)},

@@ -28,6 +28,7 @@ from flame.devtools.bench.messages import (
     measure_latency,
     measure_throughput,
 )
+from flame.devtools.bench.prekeys import measure_prekeys, prekey_rows
 from flame.devtools.bench.search import run_search_bench, search_figures, search_rows
 from flame.devtools.cluster import Cluster, start_processes
 from flame.devtools.stats import print_rows
@@ -96,11 +97,62 @@ def print_table(result: dict[str, Any]) -> None:
         ),
         ("  CPU s in burst", ", ".join(f"{k} {v}" for k, v in result["cpu_s"].items())),
         ("", ""),
+        *version_rows(result),
+        ("", ""),
+        *prekey_rows(result["prekeys"]),
+        ("", ""),
         *([*file_table_rows(result["file"]), ("", "")] if result["file"] else []),
         *search_rows(result["search"]),
         ("result", "ok" if result["ok"] else "MISMATCH: " + "; ".join(result["problems"])),
     ]
     print_rows("Flame bench (loopback, real processes)", rows)
+
+
+def version_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """Version 2 (the figures above) beside a cluster pinned to version 1 (PROTOCOL.md §14)."""
+    v1, v2 = result["version_1"], result
+    ratio = v2["throughput"]["delivered_per_s"] / v1["throughput"]["delivered_per_s"]
+    return [
+        ("version 2 beside version 1", "same messages, a cluster with security.max_version = 1"),
+        (
+            "  latency p50 v2 / v1",
+            f"{v2['latency']['ms']['p50']:.2f} / {v1['latency']['ms']['p50']:.2f} ms",
+        ),
+        (
+            "  delivered v2 / v1",
+            f"{v2['throughput']['delivered_per_s']:,.0f} / "
+            f"{v1['throughput']['delivered_per_s']:,.0f} msg/s ({ratio:.0%} of version 1)",
+        ),
+        (
+            "  daemon CPU per message v2 / v1",
+            f"{cpu_ms(v2):.2f} / {cpu_ms(v1):.2f} ms (alice + bob, in the burst)",
+        ),
+    ]
+
+
+def cpu_ms(figures: dict[str, Any]) -> float:
+    """Daemon CPU per message of a burst: less swayed than msg/s by other work on the machine."""
+    spent = sum(figures["cpu_s"].get(name) or 0.0 for name in ("alice", "bob"))
+    return 1000 * spent / int(figures["throughput"]["sent"])
+
+
+async def measure_messages(
+    cluster: Cluster, messages: int, burst: int, concurrency: int
+) -> dict[str, Any]:
+    """Only the message figures (latency, throughput), for the version 1 cluster."""
+    alice, bob = Tab(cluster.nodes["alice"]), Tab(cluster.nodes["bob"])
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(alice.close)
+        stack.push_async_callback(bob.close)
+        await alice.ui.wait_online({"bob"}, ONLINE_TIMEOUT_S)
+        await bob.open_feed()
+        await alice.open_feed()
+        await measure_latency(alice, bob, WARMUP_MESSAGES, "warmup")
+        latency = await measure_latency(alice, bob, messages)
+        cpu: dict[str, float | None] = {}
+        with cpu_meter({name: node.proc.pid for name, node in cluster.nodes.items()}, cpu):
+            throughput, _ = await measure_throughput(alice, bob, burst, concurrency)
+    return {"latency": latency, "throughput": throughput, "cpu_s": cpu}
 
 
 async def measure(
@@ -172,6 +224,21 @@ async def run_bench(args: argparse.Namespace) -> int:
             raise
         finally:
             await cluster.close()
+        print("Version 1: the same messages between daemons pinned to version 1 ...", flush=True)
+        old = await start_processes(
+            Path(tmp) / "v1",
+            ("alice", "bob"),
+            {**DAEMON_ENV, "FLAME_SECURITY_MAX_VERSION": "1"},
+            INIT_ENV,
+            timeout_s=REQUEST_TIMEOUT_S,
+            connections=concurrency + 8,
+        )
+        try:
+            figures["version_1"] = await measure_messages(old, messages, burst, concurrency)
+        finally:
+            await old.close()
+        print("Prekeys: refills and claims at the directory ...", flush=True)
+        figures["prekeys"] = await measure_prekeys(Path(tmp) / "prekeys")
         print(f"Search: {search_messages:,} synthetic messages, 200 queries ...", flush=True)
         figures["search"] = search_figures(await run_search_bench(Path(tmp), search_messages))
     throughput, latency = figures["throughput"], figures["latency"]
@@ -182,6 +249,9 @@ async def run_bench(args: argparse.Namespace) -> int:
     ]
     if latency["received"] != messages:
         problems.append(f"latency received {latency['received']}")
+    old = figures["version_1"]
+    if old["latency"]["received"] != messages or old["throughput"]["received_ws"] != burst:
+        problems.append("version 1 did not deliver every message")
     if figures["file"] is not None and not figures["file"]["sha256_match"]:
         problems.append("the file's SHA-256 at bob differs")
     result: dict[str, Any] = {

@@ -244,8 +244,11 @@ class Uploads:
         if contact is None or contact.key_changed:
             log.warning("could not tell %s about %s: no usable key", peer, transfer_id)
             return
-        envelope = seal_control(self.ctx, contact, kind, body)
-        queued = outbox_store.Queued(f"{kind}:{envelope.id}", kind, peer, envelope)
+        sealed = await seal_control(self.ctx, self.messaging.sessions, contact, kind, body)
+        if sealed is None:
+            return
+        envelope = sealed.envelope
+        queued = outbox_store.Queued(f"{kind}:{envelope.id}", kind, peer, envelope, sealed.ratchet)
         async with self.ctx.db.transaction() as conn:
             await outbox_store.enqueue(
                 conn, [queued], self.ctx.clock.now(), self.ctx.settings.daemon.message_ttl_s

@@ -1,4 +1,6 @@
-// The conversation's banners: "you blocked them", and "you are looking at older messages".
+// The conversation's banners: "you blocked them", "you are looking at older messages", "no
+// forward secrecy" (their Flame speaks only protocol version 1) and "the session was reset"
+// (PROTOCOL.md §14.2, §14.9).
 
 import { h } from '../../dom.js';
 
@@ -24,6 +26,28 @@ export function anchorBanner(onJump) {
       'button',
       { id: 'jump-to-latest', type: 'button', class: 'btn btn-small', onclick: onJump },
       'Jump to the latest',
+    ),
+  );
+}
+
+/** Shown while the contact gets protocol version 1 (an older Flame): no forward secrecy. */
+export function versionBanner(peer) {
+  return h(
+    'div',
+    { id: 'version-notice', class: 'banner banner-warning', role: 'status', hidden: true },
+    h('span', { class: 'banner-text' }, `no forward secrecy with ${peer}: their Flame is older`),
+  );
+}
+
+/** Shown once a `session_reset` event names the contact. */
+export function resetBanner(peer) {
+  return h(
+    'div',
+    { id: 'session-notice', class: 'banner', role: 'status', hidden: true },
+    h(
+      'span',
+      { class: 'banner-text' },
+      `The secure session with ${peer} was reset; messages that did not open are sent again.`,
     ),
   );
 }

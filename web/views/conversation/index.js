@@ -4,7 +4,7 @@
 import { h } from '../../dom.js';
 import * as store from '../../store.js';
 import { acceptDrops } from './attach.js';
-import { anchorBanner, blockedBanner } from './banners.js';
+import { anchorBanner, blockedBanner, resetBanner, versionBanner } from './banners.js';
 import { Composer } from './composer.js';
 import { ConversationFiles } from './files.js';
 import { ConversationHeader } from './header.js';
@@ -36,6 +36,8 @@ export class ConversationView {
       },
     });
     this.blockedBar = blockedBanner(peer);
+    this.versionBar = versionBanner(peer);
+    this.resetBar = resetBanner(peer);
     this.anchorBar = anchorBanner(() => this.history.jumpToLatest());
     this.timeline = new Timeline(peer, {
       files: this.files,
@@ -55,6 +57,8 @@ export class ConversationView {
         'aria-labelledby': 'conv-title',
       },
       this.header.el,
+      this.versionBar,
+      this.resetBar,
       this.keyBar.el,
       this.blockedBar,
       this.anchorBar,
@@ -73,7 +77,12 @@ export class ConversationView {
     this.header.render(c);
     this.keyBar.render(c);
     this.blockedBar.hidden = !c?.blocked;
+    this.versionBar.hidden = c?.protocol_version !== 1;
     this.composer.setDisabled(Boolean(c?.blocked));
+  }
+
+  sessionReset() {
+    this.resetBar.hidden = false;
   }
 
   focusComposer() {

@@ -1,0 +1,401 @@
+"""Version 2 sessions (PROTOCOL.md §14): the Olm account and its prekeys at the directory,
+sealing under a peer's session, opening what peers sealed, and the reset of a broken session.
+
+Exactly once survives the ratchet (§14.6). Ratchet state is only ever changed on a copy loaded
+from the last state this process produced, one peer at a time (a lock per peer):
+- sealing advances the cached state at once, and the envelope's transaction carries that state
+  (store/outbox.enqueue): never persisted later than an envelope it sealed, so no message key is
+  used twice, even after kill -9 (one persisted alone only skips a key nobody needs);
+- opening decrypts on copies, stores every inner message with the new states in ONE transaction
+  (store/sessions.stage), then makes them current; on any failure the copies are dropped. A copy
+  that comes again is answered from what was stored, never decrypted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import vodozemac
+
+from flame.core import envelope as envelope_rules
+from flame.core import prekeys, ratchet
+from flame.core.models import Envelope, Inner, RatchetBody
+from flame.core.prekeys import PrekeyRecord, PrekeyUpload
+from flame.core.transport import Endpoint
+from flame.errors import BadEnvelope, FlameError, NotFound, PeerRefused, RequestError, Unavailable
+from flame.net.peer_client import PeerClient
+from flame.services.context import Context
+from flame.services.events import SessionReset
+from flame.services.negotiation import Negotiation, old_version
+from flame.store import contacts as contact_store
+from flame.store import outbox as outbox_store
+from flame.store import sessions as store
+from flame.store.contacts import Contact
+from flame.store.outbox import Queued
+from flame.store.sessions import AccountState, SessionState, Staged
+
+log = logging.getLogger("flame.sessions")
+CLAIM_RETRY_S = 30.0  # a claim that failed is not tried again for a peer before this
+NO_PREKEYS_RETRY_S = 30.0  # nor one that found no prekeys (asked CLAIM_ATTEMPTS times)
+CLAIM_ATTEMPTS, CLAIM_PAUSE_S = 3, 0.3
+SESSIONS_PER_PEER = 4  # older ones are dropped (with their skipped keys) when a new one starts
+
+
+@dataclass(frozen=True, slots=True)
+class SealedEnvelope:
+    """An envelope to queue, and for version 2 the session state and inner message to keep."""
+
+    envelope: Envelope
+    ratchet: tuple[SessionState, str] | None = None
+
+
+@dataclass(eq=False)
+class Sessions:
+    ctx: Context
+    client: PeerClient
+    negotiation: Negotiation
+    directory: Endpoint
+    account: AccountState | None = field(default=None, init=False)
+    cache: dict[str, list[SessionState]] = field(default_factory=dict, init=False)
+    locks: defaultdict[str, asyncio.Lock] = field(
+        default_factory=lambda: defaultdict(asyncio.Lock), init=False
+    )
+    account_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    published: bool = field(default=False, init=False)
+    resets: int = field(default=0, init=False)  # sessions reset so far (for the tests)
+    identity_b64: str | None = field(default=None, init=False)
+    claim_failed: dict[str, float] = field(default_factory=dict, init=False)  # peer -> until
+
+    # --- sealing -----------------------------------------------------------------------------
+
+    async def ensure(self, contact: Contact) -> None:
+        """Before queueing a message to `contact`: start a session if version 2 needs one
+        (claiming a prekey at the directory, PROTOCOL.md §14.3). Without the directory, a first
+        message goes as version 1 when this daemon allows it (§14.2)."""
+        peer = contact.username
+        if await self.negotiation.version_for(peer) < 2:
+            return
+        async with self.locks[peer]:
+            if await self._states(peer) or self.claim_failed.get(peer, 0) > self.ctx.clock.now():
+                return
+            try:
+                await self._start(contact)
+            except Unavailable:
+                self.claim_failed[peer] = self.ctx.clock.now() + CLAIM_RETRY_S
+                if 1 not in self.negotiation.versions:
+                    raise
+            if not self.cache[peer]:  # no prekeys (yet): version 1 for now, asked again soon
+                self.claim_failed[peer] = self.ctx.clock.now() + NO_PREKEYS_RETRY_S
+
+    async def seal(self, contact: Contact, inner: Inner) -> SealedEnvelope:
+        """Seal with the version `contact` gets: under its session when there is one (only
+        `ensure` starts one), else as version 1 if this daemon allows it."""
+        identity = self.ctx.keys.identity()
+        peer = contact.username
+        if await self.negotiation.version_for(peer) == 2:
+            async with self.locks[peer]:
+                if await self._states(peer):
+                    await self._account()
+                    return self._seal_locked(contact, inner)
+            if 1 not in self.negotiation.versions:
+                raise Unavailable(
+                    f"No secure session with {peer} yet; try again.", code="no_session"
+                )
+        envelope = envelope_rules.seal(identity.exchange, inner.to, contact.x25519_key, inner)
+        return SealedEnvelope(envelope)
+
+    def _seal_locked(self, contact: Contact, inner: Inner) -> SealedEnvelope:
+        """Encrypt under the peer's first session (its lock held) and seal the result in a
+        version 2 envelope; the cached state advances now (see the module's docstring)."""
+        ctx = self.ctx
+        key = self._pickle_key()
+        states = self.cache[contact.username]
+        state = states[0]
+        session = ratchet.session_from(state.pickle, key)
+        plaintext = envelope_rules.encode_inner(inner)
+        sealed = ratchet.encrypt(session, key, self._my_identity(), plaintext)
+        new = SessionState(
+            state.peer,
+            state.session_id,
+            sealed.pickle,
+            state.generation + 1,
+            state.created_at,
+            state.received_at,
+        )
+        states[0] = new
+        outer = Inner(
+            from_=inner.from_,
+            to=inner.to,
+            id=inner.id,
+            seq=0,
+            ts=0,
+            kind="ratchet",
+            body=sealed.body,
+        )
+        envelope = envelope_rules.seal(
+            ctx.keys.identity().exchange, inner.to, contact.x25519_key, outer, version=2
+        )
+        return SealedEnvelope(envelope, (new, plaintext.decode()))
+
+    async def _start(self, contact: Contact) -> None:
+        """Claim a prekey of `contact` and start a session (its lock held). A peer with no prekeys
+        speaks version 1 (noted, until a signed record says otherwise)."""
+        ctx = self.ctx
+        peer = contact.username
+        try:
+            claimed = await self._claim(peer)
+        except PeerRefused as exc:
+            if exc.code == NotFound.code or exc.code == "no_prekeys":
+                await store.set_peer_versions(ctx.db, [(peer, [1], 0)])
+                if 1 not in self.negotiation.versions:
+                    raise old_version(peer) from exc
+                return
+            raise Unavailable(
+                f"Cannot start a secure session with {peer}: {exc.message}", code="no_session"
+            ) from exc
+        except FlameError as exc:
+            raise Unavailable(
+                f"Cannot start a secure session with {peer} now: the directory does not answer.",
+                code="no_session",
+                retry_after_s=5,
+            ) from exc
+        if claimed.username != peer or not prekeys.verify_prekey(claimed, contact.identity_key):
+            raise Unavailable(
+                f"The directory served a prekey of {peer} that does not verify.", code="no_session"
+            )
+        key = self._pickle_key()
+        account = vodozemac.Account.from_pickle((await self._account()).pickle, key)
+        session_id, pickle = ratchet.outbound(account, key, claimed)
+        state = SessionState(peer, session_id, pickle, 1, ctx.clock.now())
+        await store.save_sessions(ctx.db, [state])
+        self.cache[peer] = [state, *self.cache.get(peer, [])][:SESSIONS_PER_PEER]
+        log.info("started a version 2 session with %s", peer)
+
+    async def _claim(self, peer: str) -> PrekeyRecord:
+        """A claimed prekey of `peer`; asked a few times when there is none yet: a daemon that has
+        just been unlocked publishes its first prekeys within moments (PROTOCOL.md §14.3)."""
+        for _ in range(CLAIM_ATTEMPTS - 1):
+            try:
+                return (await self.client.claim_prekey(self.directory, peer)).prekey
+            except PeerRefused as exc:
+                if exc.code != "no_prekeys":
+                    raise
+            await self.ctx.clock.sleep(CLAIM_PAUSE_S)
+        return (await self.client.claim_prekey(self.directory, peer)).prekey
+
+    # --- opening -------------------------------------------------------------------------------
+
+    async def open_all(self, outers: Sequence[Inner]) -> list[Inner | RequestError]:
+        """The inner messages of version 2 envelopes (outer kind `ratchet`), in order; each one
+        already opened is taken from the store, never decrypted twice."""
+        results: list[Inner | RequestError | None] = [None] * len(outers)
+        by_author: dict[str, list[int]] = defaultdict(list)
+        for index, outer in enumerate(outers):
+            by_author[outer.from_].append(index)
+        for author, indexes in by_author.items():
+            opened = await self._open_from(author, [outers[i] for i in indexes])
+            for index, result in zip(indexes, opened, strict=True):
+                results[index] = result
+        return [r for r in results if r is not None]
+
+    async def _open_from(self, author: str, outers: list[Inner]) -> list[Inner | RequestError]:
+        ctx = self.ctx
+        key = self._pickle_key()
+        now = ctx.clock.now()
+        async with self.locks[author]:
+            done = await store.staged(ctx.db, author, [o.id for o in outers])
+            states = {s.session_id: s for s in await self._states(author)}
+            pickles: dict[str, str] = {}  # session id -> its state after the last success here
+            live: dict[str, vodozemac.Session] = {}  # ... and that state, unpickled
+            needs_account = any(o.id not in done and _body(o).session not in states for o in outers)
+            async with self._account_lock_if(needs_account):
+                account_pickle = (await self._account()).pickle if needs_account else None
+                account_changed = False
+                results: list[Inner | RequestError] = []
+                fresh: list[Staged] = []
+                for outer in outers:
+                    if outer.id in done:
+                        results.append(Inner.model_validate_json(done[outer.id]))
+                        continue
+                    body = _body(outer)
+                    current = pickles.get(body.session) or (
+                        states[body.session].pickle if body.session in states else None
+                    )
+                    try:
+                        session, account = live.pop(body.session, None), None
+                        if session is None and current is not None:
+                            session = ratchet.session_from(current, key)
+                        elif session is None and account_pickle is not None:
+                            account = vodozemac.Account.from_pickle(account_pickle, key)
+                        opened = ratchet.decrypt(session, account, key, body, outer)
+                    except RequestError as exc:  # the copy it used is gone (popped above)
+                        if exc.code == "no_session":
+                            ctx.events.publish(SessionReset(author))
+                            log.warning("a version 2 message from %s did not open", author)
+                        results.append(exc)
+                        continue
+                    pickles[opened.session_id] = opened.pickle
+                    if session is not None:  # in the state of that pickle: the next one goes on
+                        live[opened.session_id] = session
+                    if opened.account_pickle is not None:
+                        account_pickle, account_changed = opened.account_pickle, True
+                    text = envelope_rules.encode_inner(opened.inner).decode()
+                    done[outer.id] = text
+                    fresh.append(Staged(author, outer.id, text, now))
+                    results.append(opened.inner)
+                new_states = [
+                    _advanced(states.get(sid), author, sid, pickle, now)
+                    for sid, pickle in pickles.items()
+                ]
+                account_state = None
+                if account_changed and account_pickle is not None and self.account is not None:
+                    account_state = AccountState(account_pickle, self.account.generation + 1)
+                if fresh:  # atomic; durable with the receivers' commit (§14.6)
+                    await store.stage(ctx.db, fresh, new_states, account_state)
+                    if account_state is not None:
+                        self.account = account_state
+                        await store.prune_sessions(ctx.db, author, SESSIONS_PER_PEER)
+                    self._make_current(author, new_states)
+        return results
+
+    def _make_current(self, peer: str, new_states: list[SessionState]) -> None:
+        """Committed states become the cached ones: the peer's latest session first."""
+        by_id = {s.session_id: s for s in self.cache.get(peer, [])}
+        for state in new_states:
+            by_id[state.session_id] = state
+        ordered = sorted(
+            by_id.values(),
+            key=lambda s: (s.received_at is not None, s.received_at or 0, s.created_at),
+            reverse=True,
+        )
+        self.cache[peer] = ordered[:SESSIONS_PER_PEER]
+
+    def _account_lock_if(self, needed: bool) -> asyncio.Lock | contextlib.nullcontext[None]:
+        return self.account_lock if needed else contextlib.nullcontext()
+
+    # --- healing (PROTOCOL.md §14.9) ------------------------------------------------------------
+
+    async def reset(self, peer: str) -> bool:
+        """`peer` could not open our messages: forget our sessions with it, start a new one, and
+        seal every queued version 2 envelope to it again under that one (same ids, so a copy
+        that did arrive stays a duplicate); as version 1 if the peer has no prekeys any more and
+        this daemon allows it. True when they were sealed again."""
+        ctx = self.ctx
+        contact = await contact_store.get_contact(ctx.db, peer)
+        if contact is None or contact.key_changed:
+            return False
+        async with self.locks[peer]:
+            await self._account()
+            await store.delete_sessions(ctx.db, peer)
+            self.cache[peer] = []
+            try:
+                await self._start(contact)
+            except RequestError as exc:
+                log.warning("could not start a new session with %s: %s", peer, exc.message)
+                return False
+            session = bool(self.cache[peer])
+            if not session and 1 not in self.negotiation.versions:
+                return False
+            again = []
+            for message_id, kind, inner_json in await store.outgoing_for(ctx.db, peer):
+                inner = Inner.model_validate_json(inner_json)
+                if session:
+                    sealed = self._seal_locked(contact, inner)
+                else:  # the peer publishes no prekeys any more: an older Flame (§14.2)
+                    exchange = ctx.keys.identity().exchange
+                    sealed = SealedEnvelope(
+                        envelope_rules.seal(exchange, peer, contact.x25519_key, inner)
+                    )
+                again.append(Queued(message_id, kind, peer, sealed.envelope, sealed.ratchet))
+            await outbox_store.replace_envelopes(ctx.db, again)
+        self.resets += 1
+        log.warning("reset the version 2 session with %s (%d envelopes again)", peer, len(again))
+        ctx.events.publish(SessionReset(peer))
+        return True
+
+    # --- the account and its prekeys (PROTOCOL.md §14.3) ---------------------------------------
+
+    async def prekeys_once(self) -> None:
+        """Publish fresh prekeys at the first run after unlock (replacing whatever the directory
+        held: a restored data folder may have lost keys it had published), and again whenever
+        fewer than PREKEYS_LOW one-time keys are left. Also forgets opened messages older than
+        the retention (§14.6)."""
+        ctx = self.ctx
+        if 2 not in self.negotiation.versions:
+            return
+        ttl = max(ctx.settings.daemon.message_ttl_s, ctx.settings.daemon.relay_ttl_s)
+        await store.prune_staged(ctx.db, ctx.clock.now() - ttl)
+        if self.published:
+            left = (await self.client.prekey_count(self.directory)).one_time_left
+            if left >= ratchet.PREKEYS_LOW:
+                return
+        identity = ctx.keys.identity()
+        key = self._pickle_key()
+        async with self.account_lock:
+            state = await self._account()
+            account = vodozemac.Account.from_pickle(state.pickle, key)
+            one_time, fallback = ratchet.fresh_prekeys(
+                account, identity, ctx.me, ratchet.PREKEYS_TARGET
+            )
+            # Kept before published: a published key whose private half was lost would never
+            # open the message that uses it.
+            await self._save_account(account.pickle(key))
+        assert fallback is not None
+        await self.client.put_prekeys(
+            self.directory, PrekeyUpload(one_time=one_time, fallback=fallback)
+        )
+        async with self.account_lock:
+            account = vodozemac.Account.from_pickle((await self._account()).pickle, key)
+            account.mark_keys_as_published()
+            await self._save_account(account.pickle(key))
+        self.published = True
+        log.info("published %d one-time prekeys", len(one_time))
+
+    async def _account(self) -> AccountState:
+        if self.account is None:
+            loaded = await store.load_account(self.ctx.db)
+            if loaded is None:
+                loaded = AccountState(ratchet.new_account().pickle(self._pickle_key()), 1)
+                await store.save_account(self.ctx.db, loaded)
+            self.account = loaded
+        return self.account
+
+    async def _save_account(self, pickle: str) -> None:
+        state = AccountState(pickle, (await self._account()).generation + 1)
+        await store.save_account(self.ctx.db, state)
+        self.account = state
+
+    def _my_identity(self) -> str:
+        """This account's Curve25519 identity (it never changes once the account exists)."""
+        if self.identity_b64 is None:
+            assert self.account is not None
+            account = vodozemac.Account.from_pickle(self.account.pickle, self._pickle_key())
+            self.identity_b64 = ratchet.account_identity(account)
+        return self.identity_b64
+
+    def _pickle_key(self) -> bytes:
+        return ratchet.pickle_key(self.ctx.keys.identity(), self.ctx.me)
+
+    async def _states(self, peer: str) -> list[SessionState]:
+        if peer not in self.cache:
+            self.cache[peer] = (await store.load_sessions(self.ctx.db, peer))[:SESSIONS_PER_PEER]
+        return self.cache[peer]
+
+
+def _body(outer: Inner) -> RatchetBody:
+    if not isinstance(outer.body, RatchetBody):
+        raise BadEnvelope("A version 2 envelope carries a ratchet message.")
+    return outer.body
+
+
+def _advanced(
+    old: SessionState | None, peer: str, session_id: str, pickle: str, now: float
+) -> SessionState:
+    if old is None:
+        return SessionState(peer, session_id, pickle, 1, now, now)
+    return SessionState(peer, session_id, pickle, old.generation + 1, old.created_at, now)

@@ -1,0 +1,77 @@
+"""Strict parsing (PROTOCOL.md §1.3, §6.4, §11.6, §5.3): an inner message whose `kind` or `body`
+has the wrong type, a query such as `?ack=%ff`, `"data": null` in a file offer and a trailing
+slash in a presence address are refused with a 4xx and a reason, never a 500."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from pydantic import ValidationError
+
+from flame.core.models import Inner
+from flame.core.signing import sign_request
+from tests.api.conftest import ApiNode
+from tests.api.test_peer_routes import Zoe, envelope, stored, unlocked
+from tests.core import spec
+
+ID = bytes(range(16))
+
+
+def sealed_raw(node: ApiNode, fields: dict[str, object]) -> bytes:
+    """A batch with one envelope from zoe to alice around exactly these inner JSON bytes (§6.2
+    from the document's text, so no model of the code shapes them)."""
+    trace = spec.seal_from(
+        node.zoe.exchange,
+        node.services.ctx.keys.account.x25519_key,
+        ID,
+        "alice",
+        json.dumps(fields).encode(),
+    )
+    return json.dumps({"envelopes": [trace.envelope(1, ID, "alice")]}).encode()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"kind": ["text"]}, {"kind": 7}, {"kind": None}, {"body": "hi"}, {"body": None}, {"body": []}],
+)
+async def test_an_inner_kind_or_body_of_the_wrong_type_is_bad_envelope(
+    node: ApiNode, changes: dict[str, object]
+) -> None:
+    zoe = Zoe(await unlocked(node))
+    fields = {"from": "zoe", "to": "alice", "id": spec.b64u(ID), "seq": 1, "ts": 1,
+              "kind": "text", "body": {"text": "x"}, **changes}  # fmt: skip
+    status, reply = await zoe.post(raw=sealed_raw(node, fields))
+    assert (status, reply["error"]) == (400, "bad_envelope"), reply
+    assert reply["message"]
+    assert await stored(node) == 0
+
+
+async def test_data_null_in_a_file_offer_is_refused(node: ApiNode) -> None:
+    zoe = Zoe(await unlocked(node))
+    offer = {
+        "transfer_id": "AAAAAAAAAAAAAAAAAAAAAA", "name": "a.txt", "size": 1,
+        "media_type": "text/plain", "sha256": "A" * 43, "key": "A" * 43, "token": "A" * 43,
+        "chunk_bytes": 65536,
+    }  # fmt: skip
+    inner = {"from": "zoe", "to": "alice", "id": spec.b64u(ID), "seq": 1, "ts": 1,
+             "kind": "file_offer", "body": offer}  # fmt: skip
+    Inner.model_validate_json(json.dumps(inner))  # absent: a streamed file's offer
+    with pytest.raises(ValidationError, match="absent, never null"):
+        Inner.model_validate_json(json.dumps({**inner, "body": {**offer, "data": None}}))
+    status, reply = await zoe.post(raw=sealed_raw(node, {**inner, "body": {**offer, "data": None}}))
+    assert (status, reply["error"]) == (400, "bad_envelope")
+
+
+@pytest.mark.parametrize("query", ["?ack=%ff", "?ack=%", "?ack=1&ack=1", "?ack=%C3%28", "?ack=2"])
+async def test_a_malformed_ack_query_is_a_400_with_a_reason(node: ApiNode, query: str) -> None:
+    zoe = Zoe(await unlocked(node))
+    body = json.dumps({"envelopes": [envelope(node, "with a query").model_dump()]}).encode()
+    host = node.peer_url.removeprefix("http://")
+    path = f"/api/v1/envelopes{query}"
+    headers = sign_request(node.zoe, "zoe", "alice", "POST", path, host, body, int(time.time()))
+    status, reply = await zoe.post_raw(body, {**headers, "Content-Type": "application/json"}, path)
+    assert (status, reply.get("error")) == (400, "bad_request"), reply
+    assert "ack" in reply["message"]
+    assert await stored(node) == 0

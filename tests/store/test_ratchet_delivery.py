@@ -1,0 +1,215 @@
+"""Exactly once survives the ratchet (PROTOCOL.md §14.6), as properties of the real receiving
+service over a real database: any interleaving, loss and duplication of a pair's envelopes, with
+the receiver "killed" (its memory dropped, the database kept) at any point, opens every delivered
+message exactly once and decrypts none twice; out-of-order delivery within the skip limit works,
+beyond it (§14.5) it is a clean refusal that stores nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from flame.clock import SystemClock
+from flame.core import envelope as envelope_rules
+from flame.core import ratchet
+from flame.core.crypto import Identity
+from flame.core.encoding import b64e
+from flame.core.keys import Keys
+from flame.core.models import Inner, RatchetBody, TextBody
+from flame.core.prekeys import PrekeyRecord
+from flame.core.transport import Endpoint
+from flame.devtools.cluster import fast_settings
+from flame.errors import RequestError
+from flame.net.peer_client import PeerClient
+from flame.services.context import Context
+from flame.services.events import Events
+from flame.services.negotiation import Negotiation
+from flame.services.sessions import Sessions
+from flame.store import outbox as outbox_store
+from flame.store import sessions as store
+from flame.store.contacts import Contact
+from flame.store.db import Database, open_daemon_db
+from flame.store.outbox import Queued
+from flame.store.sessions import AccountState
+from tests.api.conftest import make_account
+
+ALICE, BOB = Identity.generate(), Identity.generate()
+NOWHERE = Endpoint("http://127.0.0.1:1", None, "directory")  # never called: bob only receives
+DB_KEY = bytes(range(32))  # the database's own key (encrypted at rest)
+A_KEY = ratchet.pickle_key(ALICE, "alice")
+ALICE_CONTACT = Contact(
+    "alice", ALICE.identity_key, ALICE.x25519_key, b"", None, None, None, "online", 0
+)
+
+
+def text(envelope_id: str, sender: str, to: str, seq: int) -> Inner:
+    return Inner(
+        from_=sender, to=to, id=envelope_id, seq=seq, ts=seq, kind="text",
+        body=TextBody(text=f"{sender} {seq}"),
+    )  # fmt: skip
+
+
+@dataclass
+class Bob:
+    """bob's daemon as far as receiving goes: its database, and a Sessions service that can be
+    thrown away (kill -9) and built again from the database."""
+
+    db: Database
+    folder: Path
+    client: PeerClient | None = None
+    sessions: Sessions | None = None
+    opened: dict[str, list[str]] = field(default_factory=dict)
+
+    def start(self) -> Sessions:
+        keys = Keys(make_account("bob", BOB, DB_KEY))
+        keys.unlock(BOB)
+        ctx = Context(
+            fast_settings(self.folder, "http://127.0.0.1:1"), self.db, SystemClock(), keys, Events()
+        )
+        if self.client is None:
+            self.client = PeerClient(keys, 1.0, SystemClock().now)
+        self.sessions = Sessions(ctx, self.client, Negotiation(ctx), NOWHERE)
+        return self.sessions
+
+    async def receive(self, outer: Inner) -> Inner | RequestError:
+        assert self.sessions is not None
+        (result,) = await self.sessions.open_all([outer])
+        return result
+
+
+async def bob_with_prekey(folder: Path) -> tuple[Bob, PrekeyRecord]:
+    db = await open_daemon_db(folder, DB_KEY)
+    key = ratchet.pickle_key(BOB, "bob")
+    account = ratchet.new_account()
+    one_time, _ = ratchet.fresh_prekeys(account, BOB, "bob", 1)
+    account.mark_keys_as_published()
+    await store.save_account(db, AccountState(account.pickle(key), 1))
+    bob = Bob(db, folder)
+    bob.start()
+    return bob, one_time[0]
+
+
+class Alice:
+    """alice's side, from the core: one session, messages in order, replies opened."""
+
+    def __init__(self, prekey: PrekeyRecord) -> None:
+        self.account = ratchet.new_account()
+        _, pickle = ratchet.outbound(self.account, A_KEY, prekey)
+        self.session = ratchet.session_from(pickle, A_KEY)
+        self.me = ratchet.account_identity(self.account)
+        self.sent: list[Inner] = []
+
+    def send(self) -> Inner:
+        n = len(self.sent) + 1
+        envelope_id = b64e(n.to_bytes(16, "big"))
+        sealed = ratchet.encrypt(
+            self.session,
+            A_KEY,
+            self.me,
+            envelope_rules.encode_inner(text(envelope_id, "alice", "bob", n)),
+        )
+        outer = Inner(
+            from_="alice", to="bob", id=envelope_id, seq=0, ts=0, kind="ratchet", body=sealed.body
+        )
+        self.sent.append(outer)
+        return outer
+
+    def open_reply(self, outer: Inner) -> None:
+        body = outer.body
+        assert isinstance(body, RatchetBody)
+        opened = ratchet.decrypt(self.session, None, A_KEY, body, outer)
+        self.session = ratchet.session_from(opened.pickle, A_KEY)
+
+
+async def bob_replies(bob: Bob) -> Inner:
+    """bob seals a reply through his service (a ratchet step), queues it as his outbox does (the
+    envelope and the session state in one transaction: only then can it leave), and alice's side
+    reads its outer layer."""
+    assert bob.sessions is not None
+    inner = text(b64e(b"\xff" * 16), "bob", "alice", 1)
+    sealed = await bob.sessions.seal(ALICE_CONTACT, inner)
+    queued = Queued(f"receipt:{inner.id}", "receipt", "alice", sealed.envelope, sealed.ratchet)
+    async with bob.db.transaction() as conn:
+        await outbox_store.enqueue(conn, [queued], 0.0, 60.0)
+    return envelope_rules.open_envelope(ALICE.exchange, "alice", sealed.envelope, (2,)).inner
+
+
+Step = tuple[str, int]  # ("deliver", index) or ("kill", 0)
+schedules = st.lists(
+    st.one_of(st.tuples(st.just("deliver"), st.integers(0, 11)), st.just(("kill", 0))),
+    min_size=1,
+    max_size=40,
+)
+
+
+async def run(first: list[Step], second: list[Step], first_count: int) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        bob, prekey = await bob_with_prekey(Path(folder))
+        alice = Alice(prekey)
+        try:
+            for _ in range(first_count):
+                alice.send()
+            delivered: set[str] = set()
+
+            async def play(steps: list[Step]) -> None:
+                for action, index in steps:
+                    if action == "kill":
+                        bob.start()  # every in-memory state is gone; the database stays
+                        continue
+                    outer = alice.sent[index % len(alice.sent)]
+                    result = await bob.receive(outer)
+                    assert not isinstance(result, RequestError), result.code  # never twice
+                    assert result.id == outer.id and result.from_ == "alice"
+                    bob.opened.setdefault(outer.id, []).append(str(result.body.model_dump()))
+                    delivered.add(outer.id)
+
+            await play(first)
+            if delivered:  # bob answers: a ratchet step; alice's next chain starts from it
+                alice.open_reply(await bob_replies(bob))
+            for _ in range(12 - first_count):
+                alice.send()
+            await play(second)
+            opened = await store.staged(bob.db, "alice", [o.id for o in alice.sent])
+            assert set(opened) == delivered  # every delivered one, exactly once, and no other
+            for envelope_id, seen in bob.opened.items():
+                assert len(set(seen)) == 1  # every copy gave the same message
+                assert Inner.model_validate_json(opened[envelope_id]).id == envelope_id
+        finally:
+            assert bob.client is not None
+            await bob.client.close()
+            await bob.db.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(first=schedules, second=schedules, first_count=st.integers(1, 8))
+def test_any_interleaving_loss_duplication_and_crash_opens_each_message_exactly_once(
+    first: list[Step], second: list[Step], first_count: int
+) -> None:
+    asyncio.run(run(first, second, first_count))
+
+
+async def test_beyond_the_skip_limit_is_a_clean_refusal(tmp_path: Path) -> None:
+    bob, prekey = await bob_with_prekey(tmp_path)
+    alice = Alice(prekey)
+    try:
+        outers = [alice.send() for _ in range(ratchet.MAX_SKIPPED_PER_CHAIN + 6)]
+        newest = await bob.receive(outers[-1])  # 45 skipped: only the newest 40 keys are kept
+        assert isinstance(newest, Inner)
+        before = await store.load_sessions(bob.db, "alice")
+        refused = [await bob.receive(o) for o in outers[:5]]
+        assert all(isinstance(r, RequestError) and r.code == "no_session" for r in refused)
+        assert await store.load_sessions(bob.db, "alice") == before  # nothing changed
+        assert await store.staged(bob.db, "alice", [o.id for o in outers[:5]]) == {}
+        for outer in outers[5:-1]:  # within the limit, in any order
+            assert isinstance(await bob.receive(outer), Inner)
+        again = await bob.receive(outers[7])  # a duplicate: from the store, not decrypted
+        assert isinstance(again, Inner) and again.id == outers[7].id
+    finally:
+        assert bob.client is not None
+        await bob.client.close()
+        await bob.db.close()
