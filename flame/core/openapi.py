@@ -1,4 +1,4 @@
-"""Machine-readable contracts (PROTOCOL.md §15): OpenAPI 3.1 of the remote API and of the
+"""Machine-readable contracts (PROTOCOL.md §16): OpenAPI 3.1 of the remote API and of the
 directory, generated from the wire models, with the JSON Schema of every inner kind (§6.4, §14.4).
 Served at /api/v1/openapi.json and /dir/v1/openapi.json; tests/api/test_openapi.py fails when
 they and PROTOCOL.md disagree. No I/O here.
@@ -76,7 +76,7 @@ PEER_ROUTES = (
           True, m.CollectRequest, m.Collected),
     Route("POST", "/api/v1/relay/ack", "Let a relay drop what was collected", "13.3", True,
           m.RelayAck, RelayDropped, ("bad_ack",)),
-    Route("GET", "/api/v1/openapi.json", "This document", "15", False, None, "OpenAPI"),
+    Route("GET", "/api/v1/openapi.json", "This document", "16", False, None, "OpenAPI"),
 )  # fmt: skip
 
 DIRECTORY_ROUTES = (
@@ -99,7 +99,7 @@ DIRECTORY_ROUTES = (
           p.PrekeyCount),
     Route("POST", "/dir/v1/prekeys/{name}/claim", "Claim a prekey to start a session", "14.3",
           True, None, p.PrekeyClaim, ("no_prekeys",)),
-    Route("GET", "/dir/v1/openapi.json", "This document", "15", False, None, "OpenAPI"),
+    Route("GET", "/dir/v1/openapi.json", "This document", "16", False, None, "OpenAPI"),
 )  # fmt: skip
 
 EXTRA_MODELS: tuple[type[BaseModel], ...] = (

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import socket
 import ssl
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +120,7 @@ class GatedConnection(asyncio.Protocol):
         self.is_admitted = False
         self.early: list[bytes] = []  # decrypted before the handler exists (TLS only)
         self.upgrade: asyncio.Task[None] | None = None
+        self.raw: asyncio.Transport | None = None  # the TCP transport while its handshake runs
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -133,7 +135,15 @@ class GatedConnection(asyncio.Protocol):
             self.handler = self.server()
             self.handler.connection_made(transport)
         else:
+            self.raw = transport
             self.upgrade = asyncio.ensure_future(self._start_tls(transport))
+
+    def abort_handshake(self) -> None:
+        """At shutdown: a connection still in its TLS handshake is no handler's to close."""
+        if self.handler is None and self.raw is not None:
+            if self.upgrade is not None:
+                self.upgrade.cancel()
+            self.raw.abort()
 
     async def _start_tls(self, raw: asyncio.Transport) -> None:
         loop = asyncio.get_running_loop()
@@ -151,6 +161,8 @@ class GatedConnection(asyncio.Protocol):
             raw.abort()
             self._release()
             return
+        finally:
+            self.raw = None
         if secured is None:  # the connection ended meanwhile
             self._release()
             return
@@ -199,6 +211,7 @@ class Listener:
     server: asyncio.Server | None = None
     admission: Admission | None = None
     bound: list[tuple[str, int]] = field(default_factory=list)
+    gated: weakref.WeakSet[GatedConnection] = field(default_factory=weakref.WeakSet)
 
     async def start(self) -> None:
         options: dict[str, Any] = {"logger": PROTOCOL_LOG}
@@ -216,7 +229,13 @@ class Listener:
             total = cap_total(self.limits.total, open_files_limit())
             admission = self.admission = Admission(self.limits.per_address, total)
             context, timeout_s = self.ssl_context, self.limits.idle_timeout_s
-            factory = lambda: GatedConnection(handlers, admission, context, timeout_s)  # noqa: E731
+
+            def gated() -> GatedConnection:
+                connection = GatedConnection(handlers, admission, context, timeout_s)
+                self.gated.add(connection)
+                return connection
+
+            factory = gated
             tls = {}
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
@@ -233,6 +252,8 @@ class Listener:
         if self.server is not None:
             self.server.close()  # no new connections; the runner closes the open ones
             self.server = None
+        for connection in list(self.gated):
+            connection.abort_handshake()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

@@ -8,8 +8,7 @@ from the last state this process produced, one peer at a time (a lock per peer):
   used twice, even after kill -9 (one persisted alone only skips a key nobody needs);
 - opening decrypts on copies, stores every inner message with the new states in ONE transaction
   (store/sessions.stage), then makes them current; on any failure the copies are dropped. A copy
-  that comes again is answered from what was stored, never decrypted.
-"""
+  that comes again is answered from what was stored, never decrypted."""
 
 from __future__ import annotations
 

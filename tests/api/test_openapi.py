@@ -11,7 +11,7 @@ import aiohttp
 
 from flame.core import openapi
 from tests.api.conftest import ApiNode
-from tests.cluster import Cluster
+from tests.cluster import Cluster, directory_tls
 from tests.core.test_vectors import protocol_text
 
 Row = tuple[str, str, str, str, str, str]
@@ -115,7 +115,8 @@ async def test_the_directory_serves_its_document_and_it_lists_the_apps_routes(
     directory = await cluster.start_directory()
     assert directory.listener is not None
     async with aiohttp.ClientSession() as session:
-        async with session.get(directory.url + "/dir/v1/openapi.json") as response:
+        url, tls = directory.url + "/dir/v1/openapi.json", directory_tls(cluster)
+        async with session.get(url, ssl=tls) as response:
             assert response.status == 200
             served = await response.json()
     assert served == openapi.directory_api()

@@ -86,7 +86,7 @@ def learns_table(text: str) -> str:
 def test_readme_and_protocol_state_the_same_table_of_what_each_party_learns() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     table = learns_table(PROTOCOL)
-    assert table in section("14")
+    assert table in section("15")
     assert learns_table(readme) == table
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
     assert rows[0].split(" | ")[1:] == [

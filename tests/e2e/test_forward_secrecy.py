@@ -69,13 +69,18 @@ async def current_pickles(cluster: Cluster, name: str, peer: str) -> dict[str, s
 
 
 async def start_recorded(cluster: Cluster) -> dict[str, RecordingProxy]:
-    await cluster.start_directory()
+    """alice and bob behind recording proxies. Plain HTTP, by its setting: the recorder stands
+    for whoever sees envelopes (a relay holds them; TLS, §1.3, hides them from the network), and
+    the claim is about the envelopes alone."""
+    await cluster.start_directory(insecure_plain_http=True)
     proxies = {}
     for name in ("alice", "bob"):
         proxy = RecordingProxy()
         await proxy.start()
         proxies[name] = proxy
-        settings = await cluster.enroll(name, public_address=f"http://127.0.0.1:{proxy.port}")
+        settings = await cluster.enroll(
+            name, public_address=f"http://127.0.0.1:{proxy.port}", insecure_plain_http=True
+        )
         proxy.target_port = (await cluster.start_daemon(name, settings=settings)).peer_port
     return proxies
 

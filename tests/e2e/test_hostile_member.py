@@ -25,7 +25,7 @@ from flame.core.presence import make_presence
 from flame.daemon import Daemon
 from flame.directory import store as directory_store
 from flame.errors import PeerRefused
-from flame.net.peer_client import results_of
+from flame.net.replies import results_of
 from flame.services.account import enroll_request
 from flame.store import outbox as outbox_store
 from flame.store import relay as relay_store

@@ -39,7 +39,7 @@ from flame.store.sessions import AccountState
 from tests.api.conftest import make_account
 
 ALICE, BOB = Identity.generate(), Identity.generate()
-NOWHERE = Endpoint("http://127.0.0.1:1", None, "directory")  # never called: bob only receives
+NOWHERE = Endpoint("https://127.0.0.1:1", b"\0" * 32, "directory")  # never called: bob only receives
 DB_KEY = bytes(range(32))  # the database's own key (encrypted at rest)
 A_KEY = ratchet.pickle_key(ALICE, "alice")
 ALICE_CONTACT = Contact(
@@ -69,7 +69,7 @@ class Bob:
         keys = Keys(make_account("bob", BOB, DB_KEY))
         keys.unlock(BOB)
         ctx = Context(
-            fast_settings(self.folder, "http://127.0.0.1:1"), self.db, SystemClock(), keys, Events()
+            fast_settings(self.folder, "https://127.0.0.1:1"), self.db, SystemClock(), keys, Events()
         )
         if self.client is None:
             self.client = PeerClient(keys, 1.0, SystemClock().now)

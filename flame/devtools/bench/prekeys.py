@@ -55,7 +55,9 @@ async def measure_prekeys(root: Path) -> dict[str, Any]:
                 PrekeyUpload(one_time=one_time, fallback=fallback).model_dump_json().encode()
             )
         refill_s, claim_s = [], []
-        async with aiohttp.ClientSession() as session:
+        assert cluster.directory_tls is not None  # the directory serves TLS
+        pinned = aiohttp.TCPConnector(ssl=aiohttp.Fingerprint(cluster.directory_tls))
+        async with aiohttp.ClientSession(connector=pinned) as session:
             await enroll(session, directory.url, me)
             for body in bodies:
                 began = time.perf_counter()

@@ -22,7 +22,8 @@ from flame.core.files import TAG_BYTES
 from flame.core.models import TransferStatus
 from flame.core.outbox import next_attempt
 from flame.errors import FlameError, PeerRefused, PeerUnreachable
-from flame.net.peer_client import PeerClient, json_of
+from flame.net.peer_client import PeerClient
+from flame.net.replies import json_of
 from flame.services.context import Context
 from flame.services.events import Event, Feed, MessageStateChanged, PresenceChanged
 from flame.services.files.atrest import read_sealed as read_stored
