@@ -39,7 +39,7 @@ from flame.store.sessions import AccountState
 from tests.api.conftest import make_account
 
 ALICE, BOB = Identity.generate(), Identity.generate()
-NOWHERE = Endpoint("https://127.0.0.1:1", b"\0" * 32, "directory")  # never called: bob only receives
+NOWHERE = Endpoint("https://127.0.0.1:1", b"\0" * 32, "directory")  # bob only receives
 DB_KEY = bytes(range(32))  # the database's own key (encrypted at rest)
 A_KEY = ratchet.pickle_key(ALICE, "alice")
 ALICE_CONTACT = Contact(
