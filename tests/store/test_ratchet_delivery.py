@@ -69,7 +69,11 @@ class Bob:
         keys = Keys(make_account("bob", BOB, DB_KEY))
         keys.unlock(BOB)
         ctx = Context(
-            fast_settings(self.folder, "https://127.0.0.1:1"), self.db, SystemClock(), keys, Events()
+            fast_settings(self.folder, "https://127.0.0.1:1"),
+            self.db,
+            SystemClock(),
+            keys,
+            Events(),
         )
         if self.client is None:
             self.client = PeerClient(keys, 1.0, SystemClock().now)
