@@ -13,7 +13,15 @@ from flame.core.envelope import new_message_id, seal
 from flame.core.models import SEQUENCED_KINDS, Envelope, Inner, TextBody, Wire
 from flame.core.signing import sign_request
 from flame.daemon import Daemon
-from tests.cluster import Cluster, UiClient, identity_of, peer_tls, peer_url, services_of
+from tests.cluster import (
+    Cluster,
+    UiClient,
+    account_of,
+    identity_of,
+    peer_tls,
+    peer_url,
+    services_of,
+)
 
 
 def sealed(
@@ -78,6 +86,27 @@ async def signed_request(
     finally:
         if own:
             await session.close()
+
+
+async def hello_from(sender: Daemon | None, target: Daemon) -> dict[str, Any]:
+    """`target`'s hello (PROTOCOL.md §7.1) as `sender` gets it, signing it; None: unsigned, as
+    anyone who connects to the port. `target` may be locked."""
+    path = "/api/v1/hello"
+    headers = {}
+    if sender is not None:
+        me, them = services_of(sender).ctx.me, account_of(target).username
+        host = f"127.0.0.1:{target.peer_port}"
+        headers = sign_request(
+            identity_of(sender), me, them, "GET", path, host, b"", int(time.time())
+        )
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(peer_url(target) + path, headers=headers, ssl=peer_tls(target)) as response,
+    ):
+        assert response.status == 200
+        answer = await response.json()
+        assert isinstance(answer, dict)
+        return answer
 
 
 async def post_envelopes(

@@ -112,16 +112,6 @@ class DirectoryListing(Wire):
     users: list[DirectoryEntry]
 
 
-class Hello(Wire):
-    """GET /api/v1/hello: who answers, and what it speaks."""
-
-    username: Username
-    identity_key: B64
-    versions: list[int]
-    features: list[str]
-    locked: bool
-
-
 class Envelope(Wire):
     """The sealed unit on the wire (PROTOCOL.md §6). Everything but `to` is opaque to relays."""
 

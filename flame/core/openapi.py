@@ -7,16 +7,18 @@ they and PROTOCOL.md disagree. No I/O here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from flame.core import models as m
 from flame.core import prekeys as p
+from flame.core.hello import Hello, PublicHello
 
 REF = "#/components/schemas/{model}"
 SECURITY: list[dict[str, list[str]]] = [{"FlameSignature": []}, {"FlameMac": []}]
+RouteAnswer = type[BaseModel] | tuple[type[BaseModel], ...] | str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,9 +27,9 @@ class Route:
     path: str
     summary: str
     section: str
-    signed: bool = True
+    signed: bool | Literal["optional"] = True  # optional: a signed request may get more (hello)
     body: type[BaseModel] | None = None
-    answer: type[BaseModel] | str | None = None  # a model, or the name of an inline schema
+    answer: RouteAnswer = None  # a model, one of several models, or the name of an inline schema
     errors: tuple[str, ...] = ()
     stream: bool = False  # the body is application/octet-stream (file chunks)
 
@@ -58,7 +60,8 @@ class ErrorBody(m.Wire):
 
 
 PEER_ROUTES = (
-    Route("GET", "/api/v1/hello", "Who answers, and what it speaks", "7.1", False, None, m.Hello),
+    Route("GET", "/api/v1/hello", "Who answers (to a member), whether it is locked", "7.1",
+          "optional", None, (Hello, PublicHello)),
     Route(
         "POST", "/api/v1/envelopes", "Deliver a batch of envelopes", "7.2", True,
         m.EnvelopeBatch, m.BatchResult,
@@ -114,7 +117,8 @@ EXTRA_MODELS: tuple[type[BaseModel], ...] = (
 def _schemas(routes: tuple[Route, ...]) -> dict[str, Any]:
     models: list[type[BaseModel]] = list(EXTRA_MODELS)
     for route in routes:
-        for model in (route.body, route.answer):
+        answers = route.answer if isinstance(route.answer, tuple) else (route.answer,)
+        for model in (route.body, *answers):
             if isinstance(model, type) and model not in models:
                 models.append(model)
     _, top = models_json_schema([(model, "validation") for model in models], ref_template=REF)
@@ -150,11 +154,17 @@ def inner_schema() -> dict[str, Any]:
     }
 
 
+def _security(route: Route) -> list[dict[str, list[str]]]:
+    if route.signed == "optional":  # OpenAPI's empty requirement: no authentication at all
+        return [{}, *SECURITY]
+    return SECURITY if route.signed else []
+
+
 def _operation(route: Route) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": route.summary,
         "description": f"PROTOCOL.md §{route.section}",
-        "security": SECURITY if route.signed else [],
+        "security": _security(route),
     }
     if route.body is not None:
         schema = {"$ref": REF.format(model=route.body.__name__)}
@@ -173,6 +183,9 @@ def _operation(route: Route) -> dict[str, Any]:
         ok["content"] = {
             "application/json": {"schema": {"$ref": REF.format(model=answer.__name__)}}
         }
+    elif isinstance(answer, tuple):
+        one_of = [{"$ref": REF.format(model=model.__name__)} for model in answer]
+        ok["content"] = {"application/json": {"schema": {"oneOf": one_of}}}
     elif answer == "OpenAPI":
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
     error = {

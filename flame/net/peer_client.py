@@ -14,9 +14,10 @@ from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from yarl import URL
 
+from flame.core.hello import Hello, PublicHello
 from flame.core.keys import Keys
 from flame.core.models import (
     BatchResult,
@@ -29,7 +30,6 @@ from flame.core.models import (
     EnrollRequest,
     Envelope,
     EnvelopeBatch,
-    Hello,
     PresenceRecord,
     Profile,
     RelayAck,
@@ -42,6 +42,7 @@ from flame.core.transport import Endpoint
 from flame.errors import PeerRefused, PeerUnreachable
 from flame.net.replies import (
     host_header,
+    json_of,
     parse_reply,
     payload_of,
     refusal,
@@ -244,7 +245,12 @@ class PeerClient:
     # --- peers -------------------------------------------------------------------------------
 
     async def hello(self, peer: Endpoint) -> Hello:
+        """The peer's own word on who it is (a signed hello, PROTOCOL.md §7.1). A daemon that
+        does not say (locked, appearing offline, or it does not know us) is not up for us:
+        PeerUnreachable."""
         _, payload, _ = await self.request("GET", peer, PEER_PREFIX + "/hello")
+        if is_public_hello(payload):
+            raise PeerUnreachable(f"{whose(peer)} did not say who it is: it is not up for us.")
         return parse_reply(Hello, payload)
 
     async def deliver(
@@ -342,6 +348,14 @@ class PeerClient:
         )
         _, payload, _ = await self._exchange("PUT", peer, path_qs, headers, body, timeout)
         return parse_reply(TransferStatus, payload)
+
+
+def is_public_hello(payload: bytes) -> bool:
+    try:
+        PublicHello.model_validate(json_of(payload))
+    except ValidationError:
+        return False
+    return True
 
 
 def files_path(transfer_id: str) -> str:

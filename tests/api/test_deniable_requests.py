@@ -8,12 +8,11 @@ from __future__ import annotations
 import json
 import time
 
-import aiohttp
-
 from flame.core import ratchet
 from flame.core.crypto import Identity
 from flame.core.signing import SignedRequest, mac_request, request_string
 from tests.api.conftest import ApiNode
+from tests.api.test_hello import hello, mac
 from tests.api.test_peer_routes import Zoe, envelope, stored, unlocked
 
 PATH = "/api/v1/envelopes"
@@ -99,6 +98,4 @@ async def test_min_version_2_refuses_version_1_signatures_and_envelopes(node: Ap
     assert (status, reply["error"]) == (400, "old_version")
     assert "protocol version 1" in reply["message"]
     assert await stored(node) == 0
-    async with aiohttp.ClientSession() as session:
-        async with session.get(node.peer_url + "/api/v1/hello") as response:
-            assert (await response.json())["versions"] == [2]
+    assert (await hello(node, mac(node, node.zoe)))["versions"] == [2]

@@ -20,7 +20,9 @@ Row = tuple[str, str, str, str, str, str]
 def documented_routes() -> set[Row]:
     text = protocol_text()
     table = text[text.index("<!-- routes:begin -->") : text.index("<!-- routes:end -->")]
-    rows = re.findall(r"^\| `(\w+) (\S+)` \| (yes|no) \| (\S+) \| (\S+) \| §(\S+) \|$", table, re.M)
+    rows = re.findall(
+        r"^\| `(\w+) (\S+)` \| (yes|no|optional) \| (\S+) \| (\S+) \| §(\S+) \|$", table, re.M
+    )
     return set(rows)
 
 
@@ -36,9 +38,12 @@ def served_routes(schema: dict[str, Any]) -> set[Row]:
             else:
                 body_name = "\u2013"  # the table's dash: no body
             answer = op["responses"].get("200", op["responses"].get("201"))["content"]
-            ref = answer["application/json"]["schema"].get("$ref")
-            answer_name = ref.rsplit("/", 1)[1] if ref else "OpenAPI"
+            schema = answer["application/json"]["schema"]
+            refs = [one["$ref"] for one in schema.get("oneOf", [schema]) if "$ref" in one]
+            answer_name = "/".join(ref.rsplit("/", 1)[1] for ref in refs) or "OpenAPI"
             signed = "yes" if op["security"] else "no"
+            if {} in op["security"]:
+                signed = "optional"  # unauthenticated, or signed to get more
             section = op["description"].removeprefix("PROTOCOL.md §")
             rows.add((method.upper(), path, signed, body_name, answer_name, section))
     return rows

@@ -15,6 +15,7 @@ import sqlcipher3
 from flame.config import Settings
 from tests.cluster import Cluster, peer_tls, peer_url
 from tests.files_helpers import MIB, fetch, random_bytes, send_file, wait_state
+from tests.social import hello_from
 
 MARK = "Quarterly numbers: 7C3A-5EED-BEEF"  # what a thief would grep for
 
@@ -79,9 +80,9 @@ async def test_a_locked_daemon_cannot_read_its_database_and_answers_only_hello_a
         connector=aiohttp.TCPConnector(ssl=peer_tls(carol))
     ) as session:
         peer = f"{peer_url(carol)}/api/v1"
-        async with session.get(f"{peer}/hello") as response:
-            hello = await response.json()
-            assert hello["username"] == "carol" and hello["locked"] is True
+        locked = {"locked": True}  # to anyone, alice too: it cannot check who asks (§7.1)
+        assert await hello_from(None, carol) == await hello_from(trio.daemons["alice"], carol)
+        assert await hello_from(None, carol) == locked
         async with session.get(f"{peer}/profile", headers={"Flame-User": "alice"}) as response:
             assert response.status == 503 and response.headers["Retry-After"] == "30"
             assert (await response.json())["error"] == "locked"

@@ -8,7 +8,8 @@ from __future__ import annotations
 import aiohttp
 
 from flame.devtools.ui import Feed
-from tests.cluster import Cluster, peer_tls, peer_url, services_of
+from tests.cluster import Cluster, services_of
+from tests.social import hello_from
 
 
 async def closed_by_the_daemon(feed: Feed, timeout_s: float = 20.0) -> None:
@@ -36,10 +37,7 @@ async def test_an_idle_ui_locks_the_daemon_and_peers_queue_until_the_next_login(
     assert not unlocked.ctx.keys.is_unlocked and unlocked.ctx.db.closed
     status, _ = await alice_ui.get("/ui/api/me")
     assert status == 401  # every page logs in again
-    async with aiohttp.ClientSession() as session:
-        hello = f"{peer_url(alice)}/api/v1/hello"
-        async with session.get(hello, ssl=peer_tls(alice)) as response:
-            assert (await response.json())["locked"] is True
+    assert await hello_from(cluster.daemons["bob"], alice) == {"locked": True}
     await bob_ui.wait_status(bob_feed, "alice", "offline")  # it logged off at the directory
     await bob_ui.send("alice", "while you were away")
     assert [m["state"] for m in await bob_ui.messages("alice")] == ["sending"]

@@ -8,15 +8,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import pytest
 
 from flame.core.models import Envelope
 from flame.daemon import Daemon
 from flame.devtools.ui import Feed
 from flame.store import messages as message_store
-from tests.cluster import Cluster, UiClient, peer_tls, peer_url, services_of
-from tests.social import online_for, post_envelopes, sealed, signed_request
+from tests.cluster import Cluster, UiClient, services_of
+from tests.social import hello_from, online_for, post_envelopes, sealed, signed_request
 
 LIMITS = {"idle_away_s": 600.0, "no_ui_away_s": 60.0}
 
@@ -54,13 +53,16 @@ async def test_status_changes_reach_contacts(trio: Cluster) -> None:
 
 
 async def hello_says_locked(cluster: Cluster, name: str) -> bool:
-    """What anyone who knows the address learns from the public hello."""
-    node = cluster.daemons[name]
-    url, tls = peer_url(node) + "/api/v1/hello", peer_tls(node)
-    async with aiohttp.ClientSession() as session, session.get(url, ssl=tls) as response:
-        locked = (await response.json())["locked"]
-        assert isinstance(locked, bool)
-        return locked
+    """What a member learns from a signed hello (PROTOCOL.md §7.1): appearing offline, `name` is a
+    locked daemon to its contacts too; anyone else learns the same from the public answer."""
+    node, asker = cluster.daemons[name], cluster.daemons["carol" if name == "bob" else "bob"]
+    answer, public = await hello_from(asker, node), await hello_from(None, node)
+    if answer == {"locked": True}:
+        assert public == answer
+        return True
+    assert answer["username"] == name and answer["locked"] is False
+    assert public == {"locked": False}
+    return False
 
 
 async def appear_offline_then_come_back(

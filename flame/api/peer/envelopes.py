@@ -6,24 +6,26 @@ from aiohttp import web
 
 from flame.api.peer.state import PEER
 from flame.core.encoding import b64e
-from flame.core.models import BatchResult, EnvelopeBatch, Hello
+from flame.core.hello import FEATURES, Hello, PublicHello
+from flame.core.models import BatchResult, EnvelopeBatch
 from flame.errors import BadRequest, RequestError
 from flame.net.http import parse_model
 
-FEATURES = ["envelopes", "receipts", "relay", "profiles", "files"]
-
 
 async def hello(request: web.Request) -> web.Response:
-    """Answered locked too: who this is comes from the keystore record, outside the database.
-    A user who appears offline is `locked` here too (PROTOCOL.md §12.2)."""
+    """Who this is, to a member whose request verified; to anyone else only whether it is locked
+    (PROTOCOL.md §7.1). A user who appears offline is locked to everyone (§12.2)."""
     state = request.app[PEER]
     holder = state.holder
+    if await state.member(request) is None:
+        public = PublicHello(locked=state.is_locked or not holder.is_unlocked)
+        return web.json_response(public.model_dump())
     reply = Hello(
         username=holder.account.username,
         identity_key=b64e(holder.account.identity_key),
         versions=list(holder.settings.security.versions),
         features=FEATURES,
-        locked=state.is_locked or not holder.is_unlocked,
+        locked=False,
     )
     return web.json_response(reply.model_dump())
 

@@ -9,10 +9,11 @@ from aiohttp import web
 
 from flame.api.peer.guard import refuse_blocked
 from flame.core.models import USERNAME_RE
-from flame.errors import LockedError
+from flame.errors import AuthError, LockedError
 from flame.net.http import read_body
 from flame.net.verify import RequestVerifier
 from flame.services.registry import LOCKED_MESSAGE, ServiceHolder, Services
+from flame.store.contacts import Contact
 
 PREFIX = "/api/v1"
 
@@ -68,6 +69,39 @@ class PeerState:
         )
         await refuse_blocked(services, caller)
         return caller
+
+    async def member(self, request: web.Request) -> str | None:
+        """Who asks for hello, if it is a member this daemon pinned, whose signed (or MAC'd)
+        request verified and whom this user has not blocked; None for anyone else, and for
+        everyone while locked or appearing offline (PROTOCOL.md §7.1). It asks the directory
+        nothing: a name this daemon has not pinned is a stranger's."""
+        services = self.holder.current
+        if services is None or services.status.is_hidden:
+            return None
+
+        async def pinned(username: str) -> Contact | None:
+            if not USERNAME_RE.fullmatch(username):
+                return None
+            return await services.contacts.get(username)
+
+        async def identity_key(username: str) -> bytes | None:
+            contact = await pinned(username)
+            return None if contact is None else contact.identity_key
+
+        async def pair_key(username: str) -> bytes | None:
+            return await services.negotiation.request_key(await pinned(username))
+
+        try:
+            caller = await self.verifier.verify(
+                request,
+                b"",
+                identity_key,
+                mac_lookup=pair_key,
+                signatures=1 in services.ctx.settings.security.versions,
+            )
+        except AuthError:
+            return None
+        return None if await services.blocks.is_blocked(caller) else caller
 
     async def pair_key(self, username: str) -> bytes | None:
         if not USERNAME_RE.fullmatch(username):
