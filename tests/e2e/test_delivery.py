@@ -144,6 +144,13 @@ async def test_a_directory_outage_degrades_and_recovers_by_itself(trio: Cluster)
     sent = await alice.send("bob", "the directory is down, we are not")
     await bob_feed.wait_for(lambda e: e["type"] == "message" and e["message"]["id"] == sent["id"])
 
+    # Probes are signed hellos (PROTOCOL.md §13.5, §7.1): bob appearing offline gives alice the
+    # public answer, so she shows him offline; shown again, his full answer brings him back.
+    await bob.put("/ui/api/status", {"status": "offline"})
+    await alice.wait_status(feed, "bob", "offline")
+    await bob.put("/ui/api/status", {"status": "online"})
+    await alice.wait_status(feed, "bob", "online")
+
     # Probes notice a peer going away without the directory's help.
     carol = trio.daemons["carol"]
     assert carol.supervisor is not None
