@@ -222,6 +222,9 @@ class Daemon:
             services = await unlock_services(holder, password)
             services.presence.address = self.address
             services.presence.tls = self.tls_fingerprint
+            # The choice first: a user who chose to appear offline is hidden from the first
+            # request peers make and the first round of every loop (PROTOCOL.md §12.2).
+            await services.status.load()
             holder.current = services
             self.ui_state.touch()  # logging in is using the UI
             self.supervisor = tasks.Supervisor(tasks.loops(services))

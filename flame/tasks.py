@@ -28,8 +28,8 @@ def loops(services: Services) -> dict[str, Loop]:
     settings = ctx.settings.daemon
 
     async def report_presence() -> None:
-        """Signed presence every presence_interval_s, and at once when the status changes."""
-        await services.status.load()
+        """Signed presence every presence_interval_s, and at once when the status changes (the
+        choice was loaded at unlock)."""
         while True:
             await services.presence.report_once()
             await services.status.wait(settings.presence_interval_s)

@@ -74,6 +74,9 @@ class PeerClient:
         self.pins = Pins(plain_http)  # how each endpoint is dialled (PROTOCOL.md §1.3)
         # A version 2 peer's pair key (its requests carry a MAC, PROTOCOL.md §14.8), or None.
         self.pair_key: Callable[[str], Awaitable[bytes | None]] | None = None
+        # Whether a peer may be called now: appearing offline, only those the user wrote to
+        # (PROTOCOL.md §12.2). The loops hold back by themselves; this is the last word.
+        self.may_call: Callable[[str], bool] = lambda peer: True
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
             # Idle connections kept less long than peers keep theirs (PROTOCOL.md §12.5).
@@ -119,6 +122,8 @@ class PeerClient:
         """Send one request and read the answer; the one place addresses, certificates and
         redirects are checked and errors mapped. `client_timeout` replaces the session's
         (aiohttp reads an explicit None as "no timeout at all")."""
+        if not endpoint.is_directory and not self.may_call(endpoint.owner):
+            raise PeerUnreachable(f"Not calling {endpoint.owner}: this user appears offline.")
         transport = self.pins.ssl_for(endpoint)
         target = target_url(endpoint.url + path_qs)
         options: dict[str, Any] = {} if client_timeout is None else {"timeout": client_timeout}

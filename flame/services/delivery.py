@@ -22,6 +22,7 @@ from flame.errors import FlameError, PeerRefused, PeerUnreachable, Unavailable
 from flame.net.peer_client import PeerClient
 from flame.services.context import Context
 from flame.services.events import MessageStateChanged
+from flame.services.status import StatusTracker
 from flame.store import contacts as contact_store
 from flame.store import outbox as outbox_store
 from flame.store.outbox import OutboxEntry
@@ -71,6 +72,7 @@ class Delivery:
     # Version 2: start a new session with a peer that could not open ours, sealing what is queued
     # again under it (PROTOCOL.md §14.9); True when it did.
     reset_session: Callable[[str], Awaitable[bool]]
+    status: StatusTracker  # appearing offline, nothing goes to peers by itself (§12.2)
 
     async def pending(self) -> int:
         """Envelopes still queued for peers that have not acknowledged them."""
@@ -118,8 +120,8 @@ class Delivery:
                 now = self.ctx.clock.now()
                 next_due: float | None = None
                 for peer, due in await outbox_store.outbox_peers(self.ctx.db):
-                    if peer in running:
-                        continue
+                    if peer in running or not self.status.may_reach(peer):
+                        continue  # a peer held back while hidden: its queue waits for a wake-up
                     due = max(due, held.get(peer, (0, 0.0))[1])
                     if due <= now:
                         task = asyncio.create_task(self.deliver_to_peer(peer), name=f"to:{peer}")
@@ -245,7 +247,7 @@ class Delivery:
         Returns how many envelopes at least one relay accepted."""
         db = self.ctx.db
         settings = self.ctx.settings.daemon
-        if settings.relay_count == 0:
+        if settings.relay_count == 0 or self.status.is_hidden:  # a relay would see the user up
             return 0
         now = self.ctx.clock.now()
         entries = await outbox_store.to_relay(

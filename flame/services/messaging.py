@@ -19,6 +19,7 @@ from flame.services.context import Context
 from flame.services.events import MessageAdded
 from flame.services.sealing import new_inner
 from flame.services.sessions import Sessions
+from flame.services.status import StatusTracker
 from flame.store import files as file_store
 from flame.store import messages as message_store
 from flame.store.contacts import Contact
@@ -51,6 +52,7 @@ class Messaging:
     ctx: Context
     contacts: Contacts
     sessions: Sessions
+    status: StatusTracker
     outgoing: asyncio.Queue[PendingSend] = field(default_factory=asyncio.Queue, init=False)
 
     # --- sending ------------------------------------------------------------------------------
@@ -67,8 +69,10 @@ class Messaging:
         return await self.send_inner(peer, "text", TextBody(text=text))
 
     async def send_inner(self, peer: str, kind: str, body: Wire) -> Message:
-        """Queue an inner message of any kind for the writer; returns it once stored."""
+        """Queue a message or file offer the user sends `peer`; returns it once stored. Appearing
+        offline, it goes all the same, and tells `peer` the user is up (PROTOCOL.md §12.2)."""
         contact = await self.contacts.recipient(peer)
+        self.status.wrote_to(peer)
         return (await self.send_to([contact], kind, body))[0]
 
     async def send_to(self, contacts: list[Contact], kind: str, body: Wire) -> list[Message]:

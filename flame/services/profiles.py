@@ -25,6 +25,7 @@ from flame.services.context import Context
 from flame.services.events import ProfileChanged, ProfileRejected
 from flame.services.messaging import Messaging
 from flame.services.people import People, Person
+from flame.services.status import StatusTracker
 from flame.store import contacts as contact_store
 from flame.store import profiles as profile_store
 from flame.store.messages import Incoming
@@ -52,6 +53,7 @@ class Profiles:
     people: People
     messaging: Messaging
     blocks: Blocks
+    status: StatusTracker
     # Names the UI asked about.
     requests: asyncio.Queue[str] = field(default_factory=asyncio.Queue, init=False)
 
@@ -150,6 +152,8 @@ class Profiles:
                     names.append(name)
             stale = await profile_store.stale_contacts(ctx.db, now - refresh_s, 32)
             names.extend(name for name in stale if is_due(name, now))
+            # Appearing offline, a fetch would tell the contact the user is up (§12.2): none.
+            names = [name for name in names if self.status.may_reach(name)]
             if len(answered) + len(failed) > REMEMBERED_MAX:
                 answered.clear()
                 failed.clear()

@@ -70,9 +70,10 @@ class Services:
         presence = Presence(ctx, client, contacts, status)
         sessions = Sessions(ctx, client, negotiation, directory)
         client.pair_key = negotiation.pair_key  # deniable requests to version 2 peers (§14.8)
-        messaging = Messaging(ctx, contacts, sessions)
+        client.may_call = status.may_reach  # appearing offline, peers are not called (§12.2)
+        messaging = Messaging(ctx, contacts, sessions, status)
         receipts = Receipts(ctx, sessions)
-        profiles = Profiles(ctx, client, people, messaging, blocks)
+        profiles = Profiles(ctx, client, people, messaging, blocks, status)
         files = FileRuntime(ctx)
         offers = Offers(ctx, files, blocks, receipts)
         inbox = Inbox(ctx, contacts, blocks, receipts, sessions)
@@ -95,7 +96,7 @@ class Services:
             presence=presence,
             messaging=messaging,
             receipts=receipts,
-            delivery=Delivery(ctx, client, sessions.reset),
+            delivery=Delivery(ctx, client, sessions.reset, status),
             profiles=profiles,
             inbox=inbox,
             relay=Relay(ctx, client, inbox),
@@ -104,7 +105,7 @@ class Services:
             uploads=Uploads(ctx, files, messaging, contacts),
             offers=offers,
             chunks=Chunks(ctx, files, blocks),
-            sender=Sender(ctx, files, client),
+            sender=Sender(ctx, files, client, status),
             sessions=sessions,
             negotiation=negotiation,
         )

@@ -27,6 +27,8 @@ class StatusTracker:
     ui_sessions: int = field(default=0, init=False)
     ui_last_seen: float = field(default=0.0, init=False)
     reported: Status | None = field(default=None, init=False)
+    # Appearing offline: the peers the user wrote to since, who know the user is up (§12.2).
+    shown_to: set[str] = field(default_factory=set, init=False)
     # Wakes the presence report.
     changed: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
@@ -42,6 +44,17 @@ class StatusTracker:
         """ "Appear offline" (PROTOCOL.md §12.2): to peers this daemon is a locked one, and its
         own loops do not reach out to them."""
         return self.choice == "offline"
+
+    def may_reach(self, peer: str) -> bool:
+        """Whether this daemon may call `peer` (PROTOCOL.md §12.2): always, unless the user
+        appears offline; then only a peer the user wrote to since, never by itself."""
+        return not self.is_hidden or peer in self.shown_to
+
+    def wrote_to(self, peer: str) -> None:
+        """The user sends `peer` a message or a file: appearing offline, to them the user is up
+        from now on (what is queued for them goes too)."""
+        if self.is_hidden:
+            self.shown_to.add(peer)
 
     def current(self) -> Status:
         """What the presence report says now."""
@@ -74,7 +87,12 @@ class StatusTracker:
         if choice not in STATUSES:
             raise BadRequest("The status must be online, away, busy or offline.", code="bad_status")
         await set_meta(self.ctx.db, CHOICE_KEY, choice)
+        was_hidden = self.is_hidden
         self.choice = cast(Status, choice)
+        self.shown_to.clear()
+        if was_hidden and not self.is_hidden:  # what waited for peers goes now
+            self.ctx.wake.outbox.set()
+            self.ctx.wake.relay.set()
         self.last_activity = self.ctx.clock.now()  # choosing is activity
         self.reported = self.current()
         self.changed.set()

@@ -14,7 +14,7 @@ from flame.core.models import Envelope
 from flame.daemon import Daemon
 from flame.devtools.ui import Feed
 from flame.store import messages as message_store
-from tests.cluster import Cluster, UiClient, services_of
+from tests.cluster import Cluster, UiClient, services_of, verifier_of
 from tests.social import hello_from, online_for, post_envelopes, sealed, signed_request
 
 LIMITS = {"idle_away_s": 600.0, "no_ui_away_s": 60.0}
@@ -77,8 +77,9 @@ async def appear_offline_then_come_back(
     entry = await services_of(bob).client.directory_user(trio.directory_endpoint(), "alice")
     assert entry.presence is None  # withdrawn: no address, no status, as a stopped daemon
     assert await hello_says_locked(trio, "alice")
-    status, reply, _ = await post_envelopes(bob, alice, [sealed(bob, alice, text="direct")])
+    status, reply, headers = await post_envelopes(bob, alice, [sealed(bob, alice, text="direct")])
     assert (status, reply["error"]) == (503, "locked")  # a locked daemon's very answer
+    assert headers["Retry-After"] == "30"
     sent = await bob_ui.send("alice", "are you there?")
     await services_of(bob).delivery.deliver_to_peer("alice")
     row = await services_of(bob).ctx.db.fetchone(
@@ -202,3 +203,73 @@ async def test_appearing_offline_sends_no_probes_while_the_directory_is_down(tri
         await feed.wait_for(carol_offline, timeout=1.0)
     await alice_ui.put("/ui/api/status", {"status": "online"})
     await feed.wait_for(carol_offline)
+
+
+def requests_from(node: Daemon, user: str) -> int:
+    """How many requests signed (or MAC'd) by `user` `node`'s daemon verified: each leaves its
+    nonce in the verifier's cache (PROTOCOL.md §4.3 step 8) for ten minutes."""
+    return sum(1 for who, _ in verifier_of(node).nonces.seen if who == user)
+
+
+async def test_appearing_offline_nothing_goes_to_a_peer_by_itself(cluster: Cluster) -> None:
+    """Unlocked with "offline" chosen, alice's daemon calls no peer by itself (PROTOCOL.md §12.2),
+    though every loop has work for one: contacts' profiles to refresh every 0.1 s, a message for
+    bob due the moment he is back (and due at a relay after 0.2 s), her new profile to push. bob's
+    and carol's daemons verify no request of hers. What she writes to carol goes, to carol alone,
+    and bob still hears nothing; once she shows herself, everything that waited reaches him."""
+    quick: dict[str, Any] = {"profiles__refresh_s": 0.1, "relay_after_s": 0.2, "relay_retry_s": 0.1}
+    await cluster.start_directory()
+    await cluster.add_user("alice", **quick)
+    bob, carol = await cluster.add_user("bob"), await cluster.add_user("carol")
+    await online_for(cluster, "alice", "bob", "carol")
+    alice_ui, bob_ui = await cluster.ui("alice"), await cluster.ui("bob")
+    alice_feed, bob_feed = await alice_ui.websocket(), await bob_ui.websocket()
+    await bob_ui.put("/ui/api/status", {"status": "offline"})
+    await alice_ui.wait_status(alice_feed, "bob", "offline")
+    waiting = await alice_ui.send("bob", "written before she hid")
+    await alice_ui.put("/ui/api/status", {"status": "offline"})
+    await alice_feed.close()
+    await cluster.stop_daemon("alice")  # nothing of hers in flight from here on
+    before = {node: requests_from(node, "alice") for node in (bob, carol)}
+    await bob_ui.put("/ui/api/status", {"status": "online"})
+
+    alice = await cluster.start_daemon("alice", **quick)
+    alice_ui = await cluster.ui("alice")
+    alice_feed = await alice_ui.websocket()
+    await alice_ui.wait_status(alice_feed, "bob", "online")  # she knows: his queue is due
+    status, _ = await alice_ui.put("/ui/api/profile", {"display_name": "Alice, hidden"})
+    assert status == 200
+    outbox = services_of(alice).ctx.db
+    attempts = await outbox.fetchone(
+        "SELECT attempts FROM outbox WHERE message_id=?", (waiting["id"],)
+    )
+
+    def from_alice(e: dict[str, Any]) -> bool:
+        return e["type"] in ("message", "profile") and "alice" in (
+            e.get("message", {}).get("author"),
+            e.get("profile", {}).get("username"),
+        )
+
+    with pytest.raises(TimeoutError):  # ten rounds of profiles, five of relays: nothing moves
+        await bob_feed.wait_for(from_alice, timeout=1.0)
+    assert {node: requests_from(node, "alice") for node in (bob, carol)} == before
+    again = await outbox.fetchone(
+        "SELECT attempts FROM outbox WHERE message_id=?", (waiting["id"],)
+    )
+    assert again == attempts  # held, not tried and refused: its backoff did not grow
+
+    carol_ui = await cluster.ui("carol")
+    carol_feed = await carol_ui.websocket()
+    await alice_ui.send("carol", "only you know I am here")
+    await carol_feed.wait_for(
+        lambda e: e["type"] == "message" and e["message"]["author"] == "alice"
+    )
+    assert requests_from(carol, "alice") > before[carol]
+    assert requests_from(bob, "alice") == before[bob]
+
+    await alice_ui.put("/ui/api/status", {"status": "online"})
+    arrived = await bob_feed.wait_for(lambda e: e["type"] == "message")
+    assert arrived["message"]["id"] == waiting["id"]
+    await bob_feed.wait_for(
+        lambda e: e["type"] == "profile" and e["profile"]["display_name"] == "Alice, hidden"
+    )

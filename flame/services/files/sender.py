@@ -25,10 +25,17 @@ from flame.errors import FlameError, PeerRefused, PeerUnreachable
 from flame.net.peer_client import PeerClient
 from flame.net.replies import json_of
 from flame.services.context import Context
-from flame.services.events import Event, Feed, MessageStateChanged, PresenceChanged
+from flame.services.events import (
+    Event,
+    Feed,
+    MessageStateChanged,
+    MyStatusChanged,
+    PresenceChanged,
+)
 from flame.services.files.atrest import read_sealed as read_stored
 from flame.services.files.disk import remove_files, remove_strays, run_blocking, stored_path
 from flame.services.files.runtime import FileRuntime, Key
+from flame.services.status import StatusTracker
 from flame.store import contacts as contact_store
 from flame.store import files as file_store
 from flame.store.files import Transfer
@@ -47,6 +54,7 @@ class Sender:
     ctx: Context
     runtime: FileRuntime
     client: PeerClient
+    status: StatusTracker  # appearing offline, only files to peers the user wrote to go (§12.2)
 
     async def send_files(self) -> None:
         """The loop: one push at a time per transfer, at most files.parallel_transfers at once.
@@ -81,8 +89,8 @@ class Sender:
         now = self.ctx.clock.now()
         next_due: float | None = None
         for transfer in await file_store.sendable(self.ctx.db):
-            if transfer.key in runtime.pushes:
-                continue
+            if transfer.key in runtime.pushes or not self.status.may_reach(transfer.peer):
+                continue  # held back while hidden: a status change wakes this loop
             if transfer.next_attempt_at > now:
                 wait = transfer.next_attempt_at - now
                 next_due = wait if next_due is None else min(next_due, wait)
@@ -133,7 +141,7 @@ class Sender:
         if isinstance(event, PresenceChanged) and event.status != "offline":
             await file_store.retry_now(self.ctx.db, event.username)
             return True
-        return False
+        return isinstance(event, MyStatusChanged)  # shown again: what was held back goes
 
     async def _settle_offers(self) -> set[str]:
         """Fail transfers whose offer the peer refused, complete inline ones whose offer the peer
