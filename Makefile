@@ -69,7 +69,8 @@ bench: install
 chaos: install
 	$(BIN)/python -m flame.devtools chaos
 
-# 20,000 hostile, signed requests over every peer, relay and directory route; fails on any 5xx.
+# 20,000 hostile requests (signed or MAC'd; envelopes of both versions) over every route the peer
+# and directory apps register; fails on any 5xx or a route left unfuzzed.
 # `make test` runs a short pass of it (tests/e2e/test_fuzz.py).
 fuzz: install
 	$(BIN)/python -m flame.devtools --log-level warning fuzz --requests 20000

@@ -1,6 +1,8 @@
 """Run the fuzzer: a directory and three members on loopback (in this process, real sockets, real
-databases, real crypto), `requests` hostile requests over every route, then a check that honest
-traffic still flows. Exit code 1 on any 5xx or any ERROR a server logged."""
+databases, real crypto), and a fourth member, mallory, who has no daemon: the fuzzer holds her keys
+and her version 2 sessions. `requests` hostile requests over every route the two apps register,
+version 1 and version 2 envelopes, signed and MAC'd; then a check that honest traffic still flows.
+Exit code 1 on any 5xx, any ERROR a server logged, or a route left unfuzzed."""
 
 from __future__ import annotations
 
@@ -16,15 +18,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from yarl import URL
 
+from flame.core.crypto import Identity
+from flame.core.prekeys import PrekeyClaim, PrekeyRecord, verify_prekey
+from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
 from flame.devtools.cluster import Cluster, cluster_context
-from flame.devtools.fuzz.cases import ROUTES, Case, Member, World
+from flame.devtools.fuzz.cases import ROUTES
 from flame.devtools.fuzz.hostile import Hostile
+from flame.devtools.fuzz.olm import Olm
+from flame.devtools.fuzz.world import Case, Member, World
 from flame.devtools.ui import UiClient
+from flame.services.account import enroll_request
 from flame.services.registry import Services
+from flame.store import messages as message_store
 
 MEMBERS = ("alice", "bob", "carol")
+PREKEYS_PER_USER = 6  # claimed for mallory's sessions before the run (daemons publish 25)
+CLAIM_WAIT_S = 20.0  # for a daemon that has just been unlocked to publish its first prekeys
 # The fuzzer measures the parsers, not the rate limits: lift them far above its own pace.
 UNLIMITED: dict[str, Any] = {
     "limits__peer_rate_per_address": 1e6,
@@ -43,20 +55,37 @@ class Report:
     requests: int = 0
     by_route: Counter[str] = field(default_factory=Counter)
     by_status: Counter[int] = field(default_factory=Counter)
+    by_tag: Counter[str] = field(default_factory=Counter)  # "mac 2xx", "v2 4xx", ...
     server_errors: list[str] = field(default_factory=list)  # 5xx: what was sent
     logged_errors: list[str] = field(default_factory=list)  # ERROR records of the servers
     transport_errors: int = 0  # the server closed a connection without an answer
+    registered: list[str] = field(default_factory=list)  # the routes the apps register
+    v2_stored: int = 0  # mallory's messages the daemons opened (version 2 only) and stored
     honest_traffic: bool = False
 
     @property
+    def unfuzzed(self) -> list[str]:
+        return sorted(set(self.registered) - set(self.by_route))
+
+    @property
     def ok(self) -> bool:
-        return not self.server_errors and not self.logged_errors and self.honest_traffic
+        return (
+            not self.server_errors
+            and not self.logged_errors
+            and self.honest_traffic
+            and not self.unfuzzed
+            and set(self.by_route) <= set(self.registered)
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
             "by_route": dict(sorted(self.by_route.items())),
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "by_tag": dict(sorted(self.by_tag.items())),
+            "registered": self.registered,
+            "unfuzzed": self.unfuzzed,
+            "v2_stored": self.v2_stored,
             "server_errors": self.server_errors[:20],
             "logged_errors": self.logged_errors[:20],
             "transport_errors": self.transport_errors,
@@ -95,6 +124,8 @@ async def send(session: aiohttp.ClientSession, case: Case, report: Report) -> No
         report.server_errors.append(describe(case, type(exc).__name__))
         return
     report.by_status[status] += 1
+    for tag in case.tags:
+        report.by_tag[f"{tag} {status // 100}xx"] += 1
     if status >= 500:
         report.server_errors.append(describe(case, status))
 
@@ -115,19 +146,23 @@ async def _fuzz_cluster(
     cluster: Cluster, requests: int, seed: int, concurrency: int, report: Report
 ) -> None:
     directory = await cluster.start_directory()
+    assert directory.listener is not None
     members = []
     for name in MEMBERS:
         node = await cluster.add_user(name, **UNLIMITED)
         services: Services | None = node.services
         assert services is not None
         members.append(Member(name, services.ctx.keys.identity(), node.peer_port))
-    assert directory.listener is not None
-    world = World(members, directory.listener.port, Hostile(seed))
+    apps = [node.listeners[0].app for node in cluster.daemons.values()]
+    report.registered = registered_routes(directory.listener.app, *apps)
+    mallory = Member("mallory", Identity.generate(), 0)
+    world = World(members, mallory, Olm(), directory.listener.port, Hostile(seed))
     builders = [builder for builder, weight in ROUTES for _ in range(weight)]
     # The fuzzer is anyone on the network: it speaks TLS to the listeners, trusting no pin.
     connector = aiohttp.TCPConnector(limit=concurrency, ssl=False)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await enroll_mallory(session, world)
         slots = asyncio.Semaphore(concurrency)
         pending: set[asyncio.Task[None]] = set()
 
@@ -145,7 +180,67 @@ async def _fuzz_cluster(
             pending.add(task)
             task.add_done_callback(pending.discard)
         await asyncio.gather(*pending)
+    for node in cluster.daemons.values():
+        assert node.services is not None
+        report.v2_stored += await message_store.count_messages(node.services.ctx.db, "mallory")
     report.honest_traffic = await _still_talking(cluster)
+
+
+def registered_routes(*apps: web.Application) -> list[str]:
+    """Every route the apps' routers hold, as the report names them: "GET /api/v1/hello"."""
+    return sorted(
+        {
+            f"{route.method} {route.resource.canonical}"
+            for app in apps
+            for route in app.router.routes()
+            if route.method != "HEAD" and route.resource is not None
+        }
+    )
+
+
+async def enroll_mallory(session: aiohttp.ClientSession, world: World) -> None:
+    """Enroll mallory (a member without a daemon) and claim prekeys of each daemon's user for her
+    sessions; a daemon just unlocked publishes its first ones within moments (§14.3)."""
+    mallory = world.mallory
+    body = enroll_request(mallory.identity, mallory.name, None).model_dump_json().encode()
+    url = f"{world.directory_url}/dir/v1/enroll"
+    async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as r:
+        if r.status != 201:
+            raise RuntimeError(f"mallory was not enrolled: {r.status} {await r.text()}")
+    for member in world.daemons:
+        claimed: list[PrekeyRecord] = []
+        deadline = time.monotonic() + CLAIM_WAIT_S
+        while len(claimed) < PREKEYS_PER_USER:
+            record = await claim_prekey(session, world, member.name)
+            if record is not None and verify_prekey(record, member.identity.identity_key):
+                claimed.append(record)
+            elif time.monotonic() > deadline:
+                raise RuntimeError(f"{member.name} published no prekeys in {CLAIM_WAIT_S} s")
+            else:
+                await asyncio.sleep(0.1)
+        world.olm.add_prekeys(member.name, claimed)
+
+
+async def claim_prekey(
+    session: aiohttp.ClientSession, world: World, name: str
+) -> PrekeyRecord | None:
+    mallory, path = world.mallory, f"/dir/v1/prekeys/{name}/claim"
+    url = URL(world.directory_url + path)
+    host = f"{url.host}:{url.port}"
+    headers = sign_request(
+        mallory.identity,
+        mallory.name,
+        DIRECTORY_AUDIENCE,
+        "POST",
+        path,
+        host,
+        b"",
+        int(time.time()),
+    )
+    async with session.post(url, headers=headers) as response:
+        if response.status != 200:
+            return None
+        return PrekeyClaim.model_validate_json(await response.read()).prekey
 
 
 async def _still_talking(cluster: Cluster) -> bool:
