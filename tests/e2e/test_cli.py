@@ -299,6 +299,16 @@ async def test_init_refuses_a_weak_kdf_a_common_password_and_a_password_file_ope
     weak = {k: v for k, v in CHEAP.items() if "ALLOW_WEAK" not in k}  # cheap, without the escape
     code, err = await init(PASSWORD, 0o600, weak)
     assert code == 1 and "security.argon2_memory_kib=64" in err and "19456 KiB" in err
+    # Each half of OWASP's minimum on its own: enough memory but one pass, or two passes over
+    # too little memory.
+    for memory_kib, iterations, named in (
+        ("19456", "1", "argon2_iterations=1"),
+        ("19455", "2", "argon2_memory_kib=19455"),
+    ):
+        one_short = {**weak, "FLAME_SECURITY_ARGON2_MEMORY_KIB": memory_kib}
+        one_short["FLAME_SECURITY_ARGON2_ITERATIONS"] = iterations
+        code, err = await init(PASSWORD, 0o600, one_short)
+        assert code == 1 and f"security.{named}" in err and "below the minimum" in err, err
     code, err = await init("Password123", 0o600, CHEAP)
     assert code == 1 and "most common" in err
     code, err = await init(PASSWORD, 0o644, CHEAP)
