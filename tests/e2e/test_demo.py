@@ -4,11 +4,18 @@ that work, Ctrl-C stops everything, and a restart keeps the history."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import re
 import signal
+import ssl
 import sys
 from pathlib import Path
 
+import aiohttp
+import pytest
+
+from flame.core.transport import parse_fingerprint
 from tests.cluster import UiClient
 
 
@@ -56,14 +63,44 @@ async def login(url: str, password: str) -> UiClient:
     return ui
 
 
-async def test_demo_runs_stops_on_ctrl_c_and_keeps_history(tmp_path: Path) -> None:
+async def serves_pinned_tls_only(root: Path, name: str) -> None:
+    """`name`'s listener (the directory's, or a daemon's peer listener) answers over TLS with the
+    certificate kept in its data folder, whose fingerprint it gave in its ready file (what its
+    peers pin), and does not speak plain HTTP at all."""
+    folder = root / name
+    ready = json.loads((folder / "ready.json").read_text())
+    pin = hashlib.sha256(ssl.PEM_cert_to_DER_cert((folder / "tls-cert.pem").read_text())).digest()
+    assert ready["tls"] is not None and parse_fingerprint(ready["tls"]) == pin
+    port = ready["port"] if name == "directory" else ready["peer_port"]
+    path = "/dir/v1/hello" if name == "directory" else "/api/v1/hello"
+    async with aiohttp.ClientSession() as session:
+        url = f"https://127.0.0.1:{port}{path}"
+        async with session.get(url, ssl=aiohttp.Fingerprint(pin)) as response:
+            assert response.status == 200
+        with pytest.raises(aiohttp.ClientError):  # another certificate: refused by the pin
+            await session.get(url, ssl=aiohttp.Fingerprint(bytes(32)))
+        with pytest.raises(aiohttp.ClientError):  # the same port in plain HTTP: no answer
+            async with session.get(f"http://127.0.0.1:{port}{path}") as response:
+                await response.read()
+
+
+async def test_demo_runs_on_pinned_tls_stops_on_ctrl_c_and_keeps_history(tmp_path: Path) -> None:
     root = tmp_path / "demo"
     process, users = await start_demo(root)
     try:
         assert set(users) == {"alice", "bob", "carol"}
+        for name in ("directory", "alice", "bob", "carol"):
+            await serves_pinned_tls_only(root, name)
         alice = await login(*users["alice"])
         bob = await login(*users["bob"])
         try:
+            # Its presence reports reach the directory: a daemon dials it only with its pin.
+            directory_feed = await alice.websocket()
+            status, me = await alice.get("/ui/api/me")
+            assert status == 200
+            if me["directory"] != "ok":
+                await directory_feed.wait_for(lambda e: e == {"type": "directory", "state": "ok"})
+            await directory_feed.close()
             feed = await bob.websocket()
             try:
                 await alice.send("bob", "hello from the demo")  # answered 201
@@ -77,6 +114,9 @@ async def test_demo_runs_stops_on_ctrl_c_and_keeps_history(tmp_path: Path) -> No
     finally:
         tail = await stop_demo(process)
     assert "Stopped." in tail
+    for name in ("alice", "bob", "carol"):
+        log = (root / name / "daemon.log").read_text()
+        assert "plain HTTP" not in log and "no certificate pinned" not in log, log
 
     process, again = await start_demo(root)
     try:
