@@ -239,6 +239,62 @@ async def test_a_display_name_that_could_pass_for_someone_else_shows_the_usernam
     await bob.assert_clean()
 
 
+async def test_search_hits_the_filter_and_the_blocked_list_tell_two_alices_apart(
+    trio: Cluster, tabs: OpenTab
+) -> None:
+    """carol names herself as alice did: wherever bob's page names people by display name, the
+    username comes with it once two could be confused (search hits in and out, the search's
+    person filter, the people he blocked); a name nobody shares stands alone."""
+    await online_for(trio, "bob", "carol")
+    await online_for(trio, "carol", "bob")
+    alice_ui, bob_ui, carol_ui = (
+        await trio.ui("alice"),
+        await trio.ui("bob"),
+        await trio.ui("carol"),
+    )
+    bob = await tabs("bob")
+    page = bob.page
+
+    async def named(ui: UiClient, name: str) -> None:
+        status, _ = await ui.put("/ui/api/profile", {"display_name": "Alice Liddell"})
+        assert status == 200
+        await expect(page.locator(f'[data-contact="{name}"] .contact-name')).to_have_text(
+            "Alice Liddell", timeout=TIMEOUT_MS
+        )
+
+    async def search_hits(query: str, count: int) -> list[str]:
+        await page.locator("#search-input").fill(query)
+        await page.locator("#search-input").press("Enter")
+        hits = page.locator("#search-messages .search-message .search-meta strong")
+        await expect(hits).to_have_count(count, timeout=TIMEOUT_MS)
+        return sorted(await hits.all_text_contents())
+
+    options = page.locator("#search-peer option")
+    await named(alice_ui, "alice")
+    await alice_ui.send("bob", "the quince plan")
+    assert await search_hits("quince", 1) == ["Alice Liddell"]  # nobody else is called that
+    await expect(options.filter(has_text="Alice Liddell")).to_have_text(["Alice Liddell"])
+
+    await named(carol_ui, "carol")
+    await carol_ui.send("bob", "my quince plan")
+    await bob_ui.send("carol", "which quince plan?")
+    assert await search_hits("quince", 3) == [
+        "Alice Liddell (alice)",
+        "Alice Liddell (carol)",
+        "You → Alice Liddell (carol)",
+    ]
+    await expect(options.filter(has_text="Alice Liddell")).to_have_text(
+        ["Alice Liddell (alice)", "Alice Liddell (carol)"]
+    )
+
+    status, _ = await bob_ui.post("/ui/api/blocks", {"username": "carol"})
+    assert status == 200
+    await page.locator("#settings-link").click()
+    blocked = page.locator('#blocked-list [data-blocked-user="carol"] a')
+    await expect(blocked).to_have_text("Alice Liddell (carol)")
+    await bob.assert_clean()
+
+
 async def test_a_conversation_with_an_older_flame_says_there_is_no_forward_secrecy(
     cluster: Cluster, browser: Browser
 ) -> None:

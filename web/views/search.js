@@ -80,7 +80,7 @@ export class SearchView {
     this.peer.replaceChildren(
       h('option', { value: '' }, 'Everyone'),
       ...[...store.state.contacts.values()].map((c) =>
-        h('option', { value: c.username }, store.displayName(c.username)),
+        h('option', { value: c.username }, store.displayLabel(c.username)),
       ),
     );
     this.peer.value = chosen;
@@ -164,8 +164,8 @@ export class SearchView {
                 'strong',
                 null,
                 m.direction === 'out'
-                  ? `You → ${store.displayName(m.peer)}`
-                  : store.displayName(m.author),
+                  ? `You → ${store.displayLabel(m.peer)}`
+                  : store.displayLabel(m.author),
               ),
               ' ',
               h('time', { class: 'muted' }, formatFull(m.sent_at)),

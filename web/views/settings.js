@@ -235,7 +235,7 @@ export class SettingsView {
         const li = h(
           'li',
           { class: 'blocked-item', 'data-blocked-user': username },
-          h('a', { href: profileHash(username) }, store.displayName(username)),
+          h('a', { href: profileHash(username) }, store.displayLabel(username)),
           btn,
         );
         btn.addEventListener('click', async () => {
