@@ -167,6 +167,50 @@ async def test_relays_refuse_over_quota_and_hand_nothing_to_others(cluster: Clus
     assert await held(carol) == 1
 
 
+async def test_a_restarted_relay_cannot_tell_who_left_what_it_holds(cluster: Cluster) -> None:
+    """The depositor tag's key is new at every start (PROTOCOL.md §13.3): once carol's daemon
+    restarts, the rows it kept name no one (no member's tag under the new key matches them) and
+    count against no depositor's quota, only against their recipient's."""
+    settings: dict[str, Any] = {"relay_max_per_depositor": 1, "relay_count": 0}
+    await cluster.start_directory()
+    for name in ("alice", "bob", "carol"):
+        await cluster.add_user(name, **settings)
+    alice, bob = cluster.daemons["alice"], cluster.daemons["bob"]
+    await services_of(cluster.daemons["carol"]).contacts.sync_once(None)
+    envelopes = [envelope_from(alice, bob, f"m{i}", seq=i + 1) for i in range(2)]
+    await cluster.stop_daemon("bob")  # nobody to hand them over to
+    expiry = int(time.time()) + 3600
+
+    async def deposit(envelope: Any) -> str:
+        result = await services_of(alice).client.deposit(
+            peer_endpoint(cluster.daemons["carol"]), [Deposit(envelope=envelope, expires_at=expiry)]
+        )
+        return result.results[0].status
+
+    async def tags() -> list[bytes]:
+        rows = await services_of(cluster.daemons["carol"]).ctx.db.fetchall(
+            "SELECT depositor_tag FROM relay_deposits ORDER BY rowid"
+        )
+        return [bytes(row["depositor_tag"]) for row in rows]
+
+    assert await deposit(envelopes[0]) == "stored"
+    with pytest.raises(PeerRefused) as refused:  # alice holds her one deposit here
+        await deposit(envelopes[1])
+    assert refused.value.code == "over_quota"
+    before = await tags()
+    old_key = services_of(cluster.daemons["carol"]).relay.tag_key
+    assert before == [depositor_tag(old_key, "alice")]
+
+    await cluster.stop_daemon("carol")
+    carol = await cluster.start_daemon("carol", **settings)
+    new_key = services_of(carol).relay.tag_key
+    assert new_key != old_key and await tags() == before  # the row is kept, its tag unreadable
+    assert before[0] not in {depositor_tag(new_key, n) for n in ("alice", "bob", "carol")}
+    assert await deposit(envelopes[1]) == "stored"  # the old row counts for nobody's quota now
+    after = await tags()
+    assert after[0] == before[0] and after[1] == depositor_tag(new_key, "alice") != before[0]
+
+
 async def test_an_expired_message_fails_with_the_reason(cluster: Cluster) -> None:
     await start_four(cluster, message_ttl_s=1.0, relay_ttl_s=1.0)
     alice = await cluster.ui("alice")
