@@ -20,6 +20,7 @@ from flame.core.relays import choose_relays
 from flame.core.transport import Endpoint
 from flame.errors import FlameError, PeerRefused, PeerUnreachable, Unavailable
 from flame.net.peer_client import PeerClient
+from flame.services.blocks import Blocks
 from flame.services.context import Context
 from flame.services.events import MessageStateChanged
 from flame.services.status import StatusTracker
@@ -73,6 +74,7 @@ class Delivery:
     # again under it (PROTOCOL.md §14.9); True when it did.
     reset_session: Callable[[str], Awaitable[bool]]
     status: StatusTracker  # appearing offline, nothing goes to peers by itself (§12.2)
+    blocks: Blocks  # no one this user blocked is asked to relay (§12.4)
 
     async def pending(self) -> int:
         """Envelopes still queued for peers that have not acknowledged them."""
@@ -255,10 +257,14 @@ class Delivery:
         )
         if not entries:
             return 0
+        blocked = await self.blocks.names()
         by_name = {
             c.username: e
             for c in await contact_store.list_contacts(db)
-            if c.status != "offline" and (e := c.endpoint) is not None and not c.key_changed
+            if c.status != "offline"
+            and (e := c.endpoint) is not None
+            and not c.key_changed
+            and c.username not in blocked
         }
         by_recipient: dict[str, list[OutboxEntry]] = defaultdict(list)
         for entry in entries:

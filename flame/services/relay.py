@@ -3,6 +3,11 @@
 A relay holds sealed envelopes it cannot read, within quotas, until their recipient is seen
 online; it hands them over and drops them only on the recipient's signed acknowledgement. A
 daemon that starts also asks online peers for anything held for it.
+
+For a user this user blocked (PROTOCOL.md §12.4) it takes deposits as for anyone (a refusal would
+tell the depositor whom this user blocked) but never calls them to hand anything over (nor can
+they collect: the gate refuses their requests); what it holds for them expires as usual, or goes
+to them once they are unblocked.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from flame.core.relays import depositor_tag, make_ack, verify_ack
 from flame.core.transport import Endpoint
 from flame.errors import BadRequest, Forbidden, PeerRefused, PeerUnreachable, Unavailable
 from flame.net.peer_client import PeerClient
+from flame.services.blocks import Blocks
 from flame.services.context import Context
 from flame.services.delivery import envelope_bytes, fit_batch
 from flame.services.inbox import Inbox
@@ -48,6 +54,7 @@ class Relay:
     ctx: Context
     client: PeerClient
     inbox: Inbox
+    blocks: Blocks
     # Keys the depositor tags of this run; in memory only, so the rows of a past run name no one.
     tag_key: bytes = field(default_factory=lambda: os.urandom(32), init=False, repr=False)
 
@@ -148,6 +155,8 @@ class Relay:
         await relay_store.purge_expired(db, now)
         dropped = 0
         for recipient in await relay_store.recipients(db, now):
+            if await self.blocks.is_blocked(recipient):  # this user calls no one it blocked
+                continue
             contact = await contact_store.get_contact(db, recipient)
             if contact is None or contact.status == "offline" or contact.endpoint is None:
                 continue
@@ -189,11 +198,15 @@ class Relay:
 
     async def collect_once(self) -> int:
         """Ask every online peer for envelopes held for us; store them; acknowledge. Returns how
-        many envelopes were received."""
+        many envelopes were received. A peer this user blocked is not asked (§12.4)."""
+        blocked = await self.blocks.names()
         peers = [
             (c, e)
             for c in await contact_store.list_contacts(self.ctx.db)
-            if c.status != "offline" and (e := c.endpoint) is not None and not c.key_changed
+            if c.status != "offline"
+            and (e := c.endpoint) is not None
+            and not c.key_changed
+            and c.username not in blocked
         ]
         slots = asyncio.Semaphore(self.ctx.settings.daemon.probe_concurrency)
 
