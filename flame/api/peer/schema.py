@@ -1,4 +1,4 @@
-"""GET /api/v1/openapi.json: the remote API's OpenAPI 3.1 document (PROTOCOL.md §15), unsigned."""
+"""GET /api/v1/openapi.json: the remote API's OpenAPI 3.1 document (PROTOCOL.md §16), unsigned."""
 
 from __future__ import annotations
 
