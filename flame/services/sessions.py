@@ -150,6 +150,15 @@ class Sessions:
             claimed = await self._claim(peer)
         except PeerRefused as exc:
             if exc.code == NotFound.code or exc.code == "no_prekeys":
+                known = await store.versions_of(ctx.db, peer)
+                if 1 not in self.negotiation.versions and (known is None or 2 in known[0]):
+                    # Nothing signed says it is older: a daemon just started publishes its
+                    # first prekeys within moments (§14.3), so not now rather than never.
+                    raise Unavailable(
+                        f"{peer} has published no prekeys yet; try again in a moment.",
+                        code="no_session",
+                        retry_after_s=5,
+                    ) from exc
                 await store.set_peer_versions(ctx.db, [(peer, [1], 0)])
                 if 1 not in self.negotiation.versions:
                     raise old_version(peer) from exc
@@ -172,6 +181,7 @@ class Sessions:
         session_id, pickle = ratchet.outbound(account, key, claimed)
         state = SessionState(peer, session_id, pickle, 1, ctx.clock.now())
         await store.save_sessions(ctx.db, [state])
+        self.negotiation.forget(peer)  # a session says 2 (§14.2): requests go with the MAC now
         self.cache[peer] = [state, *self.cache.get(peer, [])][:SESSIONS_PER_PEER]
         log.info("started a version 2 session with %s", peer)
 

@@ -52,6 +52,7 @@ def message_json(message: Message, transfer: Transfer | None = None) -> Json:
         "seq": message.seq,
         "state": message.state,
         "error": message.error,
+        "protocol_version": message.version,
     }
     if message.kind == "file_offer":
         view["file"] = (
