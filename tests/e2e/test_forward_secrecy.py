@@ -180,3 +180,36 @@ async def test_a_leaked_session_state_stops_opening_after_one_round_trip(cluster
         await cluster.close()
         for proxy in proxies.values():
             await proxy.stop()
+
+
+def request_heads(captured: bytes) -> list[bytes]:
+    """The head (request line and headers) of every HTTP request a recording proxy passed on."""
+    return [
+        block.split(b"\r\n\r\n", 1)[0]
+        for block in re.split(rb"(?=(?:POST|GET|PUT|DELETE) /api/v1/)", captured)
+        if block.startswith((b"POST", b"GET", b"PUT", b"DELETE"))
+    ]
+
+
+async def test_version_2_daemons_authenticate_their_requests_with_the_mac_not_a_signature(
+    cluster: Cluster,
+) -> None:
+    """PROTOCOL.md §14.8 on the wire between real daemons: every request from one version 2
+    daemon to another carries Flame-Mac and no Flame-Signature (nothing the recipient could show
+    anyone as proof of who sent it)."""
+    proxies = await start_recorded(cluster)
+    try:
+        alice, bob, a_feed, b_feed = await online_pair(cluster)
+        await talk(alice, bob, a_feed, b_feed, LINES[:2])
+        for name, sender in (("bob", "alice"), ("alice", "bob")):
+            heads = request_heads(bytes(proxies[name].captured))
+            posts = [h for h in heads if h.startswith(b"POST /api/v1/envelopes")]
+            assert posts, heads  # the texts and receipts went this way
+            for head in heads:
+                lower = head.lower()
+                assert b"\r\nflame-mac: " in lower and b"\r\nflame-signature:" not in lower, head
+                assert f"\r\nflame-user: {sender}".encode() in lower
+    finally:
+        await cluster.close()
+        for proxy in proxies.values():
+            await proxy.stop()
