@@ -22,6 +22,16 @@ def old_version(peer: str) -> Unavailable:
     )
 
 
+def no_prekeys_yet(peer: str) -> Unavailable:
+    """A version 2 peer without prekeys: a daemon just started publishes its first ones within
+    moments (PROTOCOL.md §14.3), so "not now" rather than "never"."""
+    return Unavailable(
+        f"{peer} has published no prekeys yet; try again in a moment.",
+        code="no_session",
+        retry_after_s=5,
+    )
+
+
 VERSIONS_CACHE_S = 1.0
 
 
