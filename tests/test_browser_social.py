@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from playwright.async_api import Browser, Locator, expect
 
+from flame.store import sessions as session_store
 from tests.browser import TIMEOUT_MS, Tab, launch_chromium
 from tests.cluster import Cluster, UiClient, services_of
 from tests.social import online_for
@@ -317,3 +318,44 @@ async def test_a_conversation_with_an_older_flame_says_there_is_no_forward_secre
         await expect(tab.page.locator("#version-notice")).to_be_hidden()
     finally:
         await tab.close()
+
+
+async def test_the_session_reset_notice_stays_in_the_conversation(
+    cluster: Cluster, browser: Browser
+) -> None:
+    """PROTOCOL.md §14.9: bob's daemon loses its session with alice (its state is gone, as after a
+    restore); her next message does not open, a new session carries it, and both users are told.
+    Neither had the conversation open then: each sees the notice when opening it later, and a
+    conversation without a reset shows none."""
+    await cluster.start_directory()
+    for name in ("alice", "bob", "carol"):
+        await cluster.add_user(name)
+    await online_for(cluster, "alice", "bob", "carol")
+    alice, bob = await cluster.ui("alice"), await cluster.ui("bob")
+    a_feed, b_feed = await alice.websocket(), await bob.websocket()
+    await alice.send("bob", "under the first session")
+    await b_feed.wait_for(lambda e: e["type"] == "message")
+    bob_sessions = services_of(cluster.daemons["bob"]).sessions
+    await session_store.delete_sessions(bob_sessions.ctx.db, "alice")  # bob's state is lost
+    bob_sessions.cache.pop("alice", None)
+    await alice.send("bob", "sealed again under a new session")
+    await b_feed.wait_for(
+        lambda e: (
+            e["type"] == "message" and e["message"]["text"] == "sealed again under a new session"
+        )
+    )
+    await a_feed.wait_for(lambda e: e == {"type": "session_reset", "username": "bob"})
+    for name, peer in (("alice", "bob"), ("bob", "alice")):
+        tab = await Tab.open(browser, name, cluster.daemons[name].ui_url)
+        try:
+            await tab.open_session()
+            await tab.goto(f"/#/c/{peer}")
+            notice = tab.page.locator("#session-notice")
+            await expect(notice).to_be_visible()
+            await expect(notice).to_contain_text(f"The secure session with {peer} was reset")
+            if name == "alice":
+                await tab.goto("/#/c/carol")
+                await expect(tab.page.locator("#conv-title")).to_contain_text("carol")
+                await expect(tab.page.locator("#session-notice")).to_be_hidden()
+        finally:
+            await tab.close()

@@ -197,7 +197,7 @@ socket.subscribe('key_change', (evt) => {
 });
 
 socket.subscribe('session_reset', (evt) => {
-  if (conversation && conversation.peer === evt.username) conversation.sessionReset();
+  if (!store.applySessionReset(evt.username)) refetchContactsSoon();
 });
 
 socket.subscribe('directory', (evt) => store.setDirectory(evt.state));

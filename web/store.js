@@ -100,6 +100,7 @@ function normalizeContact(c) {
     safety_number: c.safety_number ?? '',
     key_changed: Boolean(c.key_changed),
     protocol_version: Number(c.protocol_version) || 2,
+    session_reset_at: Number(c.session_reset_at) || null,
     unread: Math.max(0, Number(c.unread) || 0),
     last_message: c.last_message || null,
     display_name: typeof c.display_name === 'string' ? c.display_name : '',
@@ -290,6 +291,13 @@ export function applyPresence(username, status) {
 export function applyKeyChange(username) {
   return changeContact(username, (c) => {
     c.key_changed = true;
+  });
+}
+
+/** The secure session with `username` was reset (the conversation keeps a notice). */
+export function applySessionReset(username) {
+  return changeContact(username, (c) => {
+    c.session_reset_at = Date.now() / 1000;
   });
 }
 

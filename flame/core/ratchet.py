@@ -165,6 +165,13 @@ def _inner(plaintext: bytes, author: str, me: str, envelope_id: str) -> Inner:
     return inner
 
 
+def body_of(outer: Inner) -> RatchetBody:
+    """The ratchet message of a version 2 envelope's outer inner message (§14.4)."""
+    if not isinstance(outer.body, RatchetBody):
+        raise BadEnvelope("A version 2 envelope carries a ratchet message.")
+    return outer.body
+
+
 def no_session() -> DecryptionFailed:
     return DecryptionFailed(
         "No session here opens this message; start a new one.", code="no_session", status=409

@@ -113,7 +113,10 @@ class Inbox:
                 statuses[index] = inner.status
                 results[index] = _refused(item.inner.id, inner)
                 continue
-            kept.append((index, Incoming(inner=inner, received_at=item.received_at)))
+            version = 2 if index in inners else 1
+            kept.append(
+                (index, Incoming(inner=inner, received_at=item.received_at, version=version))
+            )
         return kept
 
     async def _receive(self, kind: str, items: list[Incoming]) -> Sequence[bool | RequestError]:

@@ -22,6 +22,16 @@ def old_version(peer: str) -> Unavailable:
     )
 
 
+def no_prekeys_yet(peer: str) -> Unavailable:
+    """A version 2 peer without prekeys: a daemon just started publishes its first ones within
+    moments (PROTOCOL.md §14.3), so "not now" rather than "never"."""
+    return Unavailable(
+        f"{peer} has published no prekeys yet; try again in a moment.",
+        code="no_session",
+        retry_after_s=5,
+    )
+
+
 VERSIONS_CACHE_S = 1.0
 
 
@@ -54,6 +64,10 @@ class Negotiation:
         self.known[peer] = (now + VERSIONS_CACHE_S, theirs)
         return theirs
 
+    def forget(self, peer: str) -> None:
+        """What `peer` speaks is read again at the next question (a session just started)."""
+        self.known.pop(peer, None)
+
     async def version_for(self, peer: str) -> int:
         """The highest version both speak; an unknown peer is tried with 2 (the claim of a
         prekey tells). Raises `old_version` when they share none."""
@@ -79,7 +93,9 @@ class Negotiation:
         if 2 not in self.versions or not self.ctx.keys.is_unlocked:
             return None
         theirs = await self.peer_versions(peer)
-        if theirs is None or 2 not in theirs:
+        # Speaking only version 2, this daemon has nothing else to offer: a signature would be
+        # refused (§14.2) even by a peer whose versions it has not learnt yet.
+        if 1 in self.versions and (theirs is None or 2 not in theirs):
             return None
         contact = await contact_store.get_contact(self.ctx.db, peer)
         return None if contact is None or contact.key_changed else self._pair(contact)

@@ -10,6 +10,7 @@ from flame.core.crypto import fingerprint, safety_number
 from flame.store import contacts as contact_store
 from flame.store import messages as message_store
 from flame.store import profiles as profile_store
+from flame.store import sessions as session_store
 from flame.store.contacts import Contact
 from flame.store.messages import Message
 from flame.store.profiles import StoredProfile
@@ -34,6 +35,8 @@ class Person:
     key_changed: bool
     # The protocol version a contact's conversation uses (PROTOCOL.md §14.2); None for others.
     protocol_version: int | None = None
+    # When the version 2 session with a contact was last reset (PROTOCOL.md §14.9), or None.
+    session_reset_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,9 @@ class People:
         if not person.known or person.is_me:
             return person
         return replace(
-            person, protocol_version=await self.negotiation.shown_version(person.username)
+            person,
+            protocol_version=await self.negotiation.shown_version(person.username),
+            session_reset_at=await session_store.reset_at(self.ctx.db, person.username),
         )
 
     def _person(

@@ -23,14 +23,14 @@ import vodozemac
 
 from flame.core import envelope as envelope_rules
 from flame.core import prekeys, ratchet
-from flame.core.models import Envelope, Inner, RatchetBody
+from flame.core.models import Envelope, Inner
 from flame.core.prekeys import PrekeyRecord, PrekeyUpload
 from flame.core.transport import Endpoint
-from flame.errors import BadEnvelope, FlameError, NotFound, PeerRefused, RequestError, Unavailable
+from flame.errors import FlameError, NotFound, PeerRefused, RequestError, Unavailable
 from flame.net.peer_client import PeerClient
 from flame.services.context import Context
 from flame.services.events import SessionReset
-from flame.services.negotiation import Negotiation, old_version
+from flame.services.negotiation import Negotiation, no_prekeys_yet, old_version
 from flame.store import contacts as contact_store
 from flame.store import outbox as outbox_store
 from flame.store import sessions as store
@@ -150,6 +150,9 @@ class Sessions:
             claimed = await self._claim(peer)
         except PeerRefused as exc:
             if exc.code == NotFound.code or exc.code == "no_prekeys":
+                known = await store.versions_of(ctx.db, peer)
+                if 1 not in self.negotiation.versions and (known is None or 2 in known[0]):
+                    raise no_prekeys_yet(peer) from exc  # nothing signed says it is older
                 await store.set_peer_versions(ctx.db, [(peer, [1], 0)])
                 if 1 not in self.negotiation.versions:
                     raise old_version(peer) from exc
@@ -172,6 +175,7 @@ class Sessions:
         session_id, pickle = ratchet.outbound(account, key, claimed)
         state = SessionState(peer, session_id, pickle, 1, ctx.clock.now())
         await store.save_sessions(ctx.db, [state])
+        self.negotiation.forget(peer)  # a session says 2 (§14.2): requests go with the MAC now
         self.cache[peer] = [state, *self.cache.get(peer, [])][:SESSIONS_PER_PEER]
         log.info("started a version 2 session with %s", peer)
 
@@ -211,7 +215,9 @@ class Sessions:
             states = {s.session_id: s for s in await self._states(author)}
             pickles: dict[str, str] = {}  # session id -> its state after the last success here
             live: dict[str, vodozemac.Session] = {}  # ... and that state, unpickled
-            needs_account = any(o.id not in done and _body(o).session not in states for o in outers)
+            needs_account = any(
+                o.id not in done and ratchet.body_of(o).session not in states for o in outers
+            )
             async with self._account_lock_if(needs_account):
                 account_pickle = (await self._account()).pickle if needs_account else None
                 account_changed = False
@@ -221,7 +227,7 @@ class Sessions:
                     if outer.id in done:
                         results.append(Inner.model_validate_json(done[outer.id]))
                         continue
-                    body = _body(outer)
+                    body = ratchet.body_of(outer)
                     current = pickles.get(body.session) or (
                         states[body.session].pickle if body.session in states else None
                     )
@@ -234,7 +240,7 @@ class Sessions:
                         opened = ratchet.decrypt(session, account, key, body, outer)
                     except RequestError as exc:  # the copy it used is gone (popped above)
                         if exc.code == "no_session":
-                            ctx.events.publish(SessionReset(author))
+                            await self._reset_noticed(author)
                             log.warning("a version 2 message from %s did not open", author)
                         results.append(exc)
                         continue
@@ -248,7 +254,7 @@ class Sessions:
                     fresh.append(Staged(author, outer.id, text, now))
                     results.append(opened.inner)
                 new_states = [
-                    _advanced(states.get(sid), author, sid, pickle, now)
+                    store.advanced(states.get(sid), author, sid, pickle, now)
                     for sid, pickle in pickles.items()
                 ]
                 account_state = None
@@ -314,8 +320,13 @@ class Sessions:
             await outbox_store.replace_envelopes(ctx.db, again)
         self.resets += 1
         log.warning("reset the version 2 session with %s (%d envelopes again)", peer, len(again))
-        ctx.events.publish(SessionReset(peer))
+        await self._reset_noticed(peer)
         return True
+
+    async def _reset_noticed(self, peer: str) -> None:
+        """Both users see a notice (§14.9): kept for the conversation, and shown now."""
+        await store.note_reset(self.ctx.db, peer, self.ctx.clock.now())
+        self.ctx.events.publish(SessionReset(peer))
 
     # --- the account and its prekeys (PROTOCOL.md §14.3) ---------------------------------------
 
@@ -384,17 +395,3 @@ class Sessions:
         if peer not in self.cache:
             self.cache[peer] = (await store.load_sessions(self.ctx.db, peer))[:SESSIONS_PER_PEER]
         return self.cache[peer]
-
-
-def _body(outer: Inner) -> RatchetBody:
-    if not isinstance(outer.body, RatchetBody):
-        raise BadEnvelope("A version 2 envelope carries a ratchet message.")
-    return outer.body
-
-
-def _advanced(
-    old: SessionState | None, peer: str, session_id: str, pickle: str, now: float
-) -> SessionState:
-    if old is None:
-        return SessionState(peer, session_id, pickle, 1, now, now)
-    return SessionState(peer, session_id, pickle, old.generation + 1, old.created_at, now)

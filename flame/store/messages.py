@@ -35,6 +35,7 @@ class Message:
     received_at: float | None
     state: str
     error: str | None
+    version: int | None = None  # the protocol version an incoming message arrived under
 
     @property
     def is_shown(self) -> bool:
@@ -59,6 +60,7 @@ class Incoming:
 
     inner: Inner
     received_at: float
+    version: int = 1  # the protocol version it arrived under (2: inside a session, §14)
 
     @property
     def key(self) -> str:
@@ -159,7 +161,7 @@ async def store_incoming(
                 fresh.append((index, item))
         await conn.executemany(
             "INSERT INTO messages (id, peer, direction, author, seq, kind, body, sent_at,"
-            " received_at, state) VALUES (?,?,?,?,?,?,?,?,?,'received')",
+            " received_at, state, version) VALUES (?,?,?,?,?,?,?,?,?,'received',?)",
             [
                 (
                     i.key,
@@ -171,6 +173,7 @@ async def store_incoming(
                     i.inner.body.stored_json(),
                     i.inner.ts / 1000,
                     i.received_at,
+                    i.version,
                 )
                 for _, i in fresh
             ],

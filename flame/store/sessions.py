@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from flame.store.db import Database, from_row, in_marks
+from flame.store.keystore import get_meta, set_meta
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +195,25 @@ async def set_peer_versions(db: Database, updates: Sequence[tuple[str, list[int]
             " WHERE excluded.ts > peer_versions.ts",
             [(name, json.dumps(versions), ts) for name, versions, ts in updates],
         )
+
+
+def advanced(
+    old: SessionState | None, peer: str, session_id: str, pickle: str, now: float
+) -> SessionState:
+    """The state after `old` (None: a session just started) opened a message at `now`."""
+    if old is None:
+        return SessionState(peer, session_id, pickle, 1, now, now)
+    return SessionState(peer, session_id, pickle, old.generation + 1, old.created_at, now)
+
+
+async def note_reset(db: Database, peer: str, at: float) -> None:
+    """Remember when the session with `peer` was reset (the conversation keeps a notice)."""
+    await set_meta(db, f"session_reset:{peer}", repr(at))
+
+
+async def reset_at(db: Database, peer: str) -> float | None:
+    value = await get_meta(db, f"session_reset:{peer}")
+    return None if value is None else float(value)
 
 
 async def has_sessions(db: Database, peer: str) -> bool:

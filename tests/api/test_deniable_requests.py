@@ -10,7 +10,7 @@ import time
 
 from flame.core import ratchet
 from flame.core.crypto import Identity
-from flame.core.signing import SignedRequest, mac_request, request_string
+from flame.core.signing import MAX_SKEW_S, SignedRequest, mac_request, request_string
 from tests.api.conftest import ApiNode
 from tests.api.test_hello import hello, mac
 from tests.api.test_peer_routes import Zoe, envelope, stored, unlocked
@@ -18,9 +18,12 @@ from tests.api.test_peer_routes import Zoe, envelope, stored, unlocked
 PATH = "/api/v1/envelopes"
 
 
-def mac_headers(node: ApiNode, key: bytes, body: bytes, *, user: str = "zoe") -> dict[str, str]:
+def mac_headers(
+    node: ApiNode, key: bytes, body: bytes, *, user: str = "zoe", skew_s: int = 0
+) -> dict[str, str]:
     host = node.peer_url.removeprefix("http://")
-    headers = mac_request(key, user, "alice", "POST", PATH, host, body, int(time.time()))
+    now = int(time.time()) + skew_s
+    headers = mac_request(key, user, "alice", "POST", PATH, host, body, now)
     return {**headers, "Content-Type": "application/json"}
 
 
@@ -49,6 +52,24 @@ async def test_a_mac_request_is_accepted_and_replay_refused(node: ApiNode) -> No
     other = mac_headers(node, zoe_pair_key(node, node.zoe), body)
     status, reply = await zoe.post_raw(body, {**other, "Flame-To": "carol"})
     assert (status, reply["error"]) == (401, "wrong_audience")
+    assert await stored(node) == 1
+
+
+async def test_a_mac_request_outside_the_300_s_window_is_refused(node: ApiNode) -> None:
+    """The MAC keeps §4.3's time window: ±300 s around the receiver's clock."""
+    zoe = Zoe(await unlocked(node))
+    key = zoe_pair_key(node, node.zoe)
+    for skew_s in (-MAX_SKEW_S - 30, MAX_SKEW_S + 30):
+        body = batch(node, f"skewed {skew_s}")
+        status, reply = await zoe.post_raw(body, mac_headers(node, key, body, skew_s=skew_s))
+        assert (status, reply["error"]) == (401, "stale_request"), skew_s
+        assert "clock" in reply["message"]
+    assert await stored(node) == 0
+    # Inside the window ahead (behind it, this just-started daemon refuses what predates its
+    # start, §4.3).
+    body = batch(node, "ahead, within the window")
+    status, reply = await zoe.post_raw(body, mac_headers(node, key, body, skew_s=MAX_SKEW_S - 30))
+    assert status == 200, reply
     assert await stored(node) == 1
 
 

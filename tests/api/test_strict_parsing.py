@@ -1,6 +1,7 @@
 """Strict parsing (PROTOCOL.md §1.3, §6.4, §11.6, §5.3): an inner message whose `kind` or `body`
 has the wrong type, a query such as `?ack=%ff`, `"data": null` in a file offer and a trailing
-slash in a presence address are refused with a 4xx and a reason, never a 500."""
+slash in a presence address are refused with a 4xx and a reason, never a 500. And the delivered
+receipts a batch causes are grouped as §13.2 says."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import time
 import pytest
 from pydantic import ValidationError
 
-from flame.core.models import Inner
+from flame.core.envelope import open_envelope
+from flame.core.models import Inner, ReceiptBody
 from flame.core.signing import sign_request
+from flame.store import outbox as outbox_store
 from tests.api.conftest import ApiNode
 from tests.api.test_peer_routes import Zoe, envelope, stored, unlocked
 from tests.core import spec
@@ -75,3 +78,32 @@ async def test_a_malformed_ack_query_is_a_400_with_a_reason(node: ApiNode, query
     assert (status, reply.get("error")) == (400, "bad_request"), reply
     assert "ack" in reply["message"]
     assert await stored(node) == 0
+
+
+async def queued_receipts(node: ApiNode) -> list[list[str]]:
+    """The ids of each delivered receipt alice's daemon queued to zoe, opened with zoe's key."""
+    entries = await outbox_store.due_entries(node.services.ctx.db, "zoe", time.time() + 1e6, 100)
+    found = []
+    for entry in entries:
+        inner = open_envelope(node.zoe.exchange, "zoe", entry.envelope, (1, 2)).inner
+        assert inner.kind == "receipt" and isinstance(inner.body, ReceiptBody)
+        assert inner.body.state == "delivered" and inner.seq == 0
+        found.append(sorted(inner.body.ids))
+    return found
+
+
+async def test_delivered_receipts_are_grouped_one_per_author_and_batch_duplicates_included(
+    node: ApiNode,
+) -> None:
+    """PROTOCOL.md §13.2: one receipt per author, per kind's receiver and per batch, carrying all
+    its ids, duplicates included (the sender that retries never got the 2xx)."""
+    zoe = Zoe(await unlocked(node))
+    first = [envelope(node, f"one {i}", seq=i) for i in (1, 2, 3)]
+    status, _ = await zoe.post(first)
+    assert status == 200
+    assert await queued_receipts(node) == [sorted(e.id for e in first)]
+    second = [first[2], envelope(node, "two", seq=4)]  # a copy the sender retried, and a new one
+    status, reply = await zoe.post(second)
+    assert status == 200 and [r["status"] for r in reply["results"]] == ["duplicate", "stored"]
+    receipts = await queued_receipts(node)
+    assert len(receipts) == 2 and sorted(e.id for e in second) in receipts

@@ -152,6 +152,26 @@ def test_long_names_keep_their_extension_within_255_bytes() -> None:
     assert name.endswith(".docx") and len(name.encode()) <= 255
 
 
+@pytest.mark.parametrize(
+    ("extension", "kept"),
+    [
+        ("longextension16b", True),  # 16 bytes, the dot not counted (PROTOCOL.md §11.2's example)
+        ("a" * 16, True),
+        ("é" * 8, True),  # 16 UTF-8 bytes in 8 characters
+        ("longextension17by", False),
+        ("é" * 8 + "a", False),
+    ],
+)
+def test_an_extension_of_at_most_16_bytes_not_counting_the_dot_is_kept_when_a_name_is_cut(
+    extension: str, kept: bool
+) -> None:
+    name = sanitize_name("x" * 300 + "." + extension)
+    assert len(name.encode()) == 255
+    assert name.endswith("." + extension) is kept
+    if not kept:
+        assert name == "x" * 255  # cut like any name: the long "extension" is not kept
+
+
 @given(st.text(max_size=400))
 def test_any_name_sanitises_to_a_safe_stable_name(raw: str) -> None:
     name = sanitize_name(raw)

@@ -56,6 +56,12 @@ def test_chaos_loses_nothing_duplicates_nothing_and_keeps_order(tmp_path: Path) 
     assert counts["duplicated"] == 0, output
     assert counts["out_of_order"] == 0, output
     assert counts["without_receipt"] == 0, output
+    # Version 2 all the way (PROTOCOL.md §14): every text went inside a session, as its recipient
+    # says, and no kill -9 desynchronised a session (no reset, nothing that did not open).
+    assert counts["by_version"] == {"2": 200}, output
+    assert counts["not_version_2"] == 0, output
+    assert counts["session_resets"] == 0 and counts["undecryptable"] == 0, output
+    assert "protocol versions" in output
     for kind in FAULT_KINDS:
         assert result["faults"]["by_type"][kind] >= 1, (kind, output)
     assert result["ok"] is True and result["problems"] == [], output
@@ -130,6 +136,7 @@ def rows(values: list[tuple[object, ...]]) -> list[dict[str, Any]]:
     for value in sorted(values, key=lambda v: int(str(v[0]))):
         row = dict(zip(COLUMNS.split(", "), value, strict=True))
         row["text"] = json.loads(str(row.pop("body")))["text"]
+        row["protocol_version"] = 2 if row["direction"] == "in" else None
         del row["rowid"]
         found.append(row)
     return found
@@ -178,14 +185,13 @@ def verdict_for(
     messages: list[tuple[Accepted, tuple[object, ...], tuple[object, ...]]],
     drop: frozenset[int] = frozenset(),
     extra_in: list[tuple[object, ...]] | None = None,
+    version_1: frozenset[int] = frozenset(),
 ) -> dict[str, int]:
     sending = Sending(accepted=[m[0] for m in messages])
-    snapshot = Snapshot(
-        {
-            "ana": rows([m[1] for m in messages]),
-            "ben": rows([m[2] for i, m in enumerate(messages) if i not in drop] + (extra_in or [])),
-        }
-    )
+    received = rows([m[2] for i, m in enumerate(messages) if i not in drop] + (extra_in or []))
+    for index in version_1:
+        received[index]["protocol_version"] = 1
+    snapshot = Snapshot({"ana": rows([m[1] for m in messages]), "ben": received})
     counts = check(snapshot, sending, receipts=True).counts
     return {k: v for k, v in counts.items() if isinstance(v, int)}
 
@@ -196,6 +202,15 @@ def test_the_checker_passes_a_clean_run() -> None:
     assert counts["accepted"] == counts["delivered"] == 5
     assert counts["lost"] == counts["duplicated"] == counts["out_of_order"] == 0
     assert counts["without_receipt"] == 0
+    assert counts["not_version_2"] == 0
+
+
+def test_the_checker_counts_texts_that_did_not_travel_under_version_2() -> None:
+    five = [message(i, "ana", "ben", i + 1) for i in range(5)]
+    assert verdict_for(five, version_1=frozenset({1, 3}))["not_version_2"] == 2
+    sending = Sending(accepted=[m[0] for m in five])
+    snapshot = Snapshot({"ana": rows([m[1] for m in five]), "ben": rows([m[2] for m in five])})
+    assert check(snapshot, sending, receipts=True).counts["by_version"] == {"2": 5}
 
 
 def test_the_checker_counts_lost_duplicated_reordered_and_unacknowledged() -> None:

@@ -16,6 +16,8 @@ import pytest
 
 from flame.core.crypto import open_keystore
 from flame.devtools.chaos.peers import INIT_ENV, cluster_env
+from flame.devtools.chaos.report import count_log_lines
+from flame.devtools.chaos.run import RESET_LINES
 from flame.devtools.cluster import Cluster, Node, start_processes
 from flame.devtools.ui import ToolFailed
 from flame.store.db import connect
@@ -173,3 +175,10 @@ async def test_kill_9_of_either_side_at_random_points_of_a_version_2_burst(pair:
         await eventually(count, equals=expected, timeout=90)
     assert await _opened_under_version_2(bob) >= total
     assert await _opened_under_version_2(alice) >= total
+    for node, peer in ((alice, "bob"), (bob, "alice")):  # each one as its recipient says
+        messages = await ui(node).conversation(peer, max_pages=PAGES)
+        assert {m["protocol_version"] for m in messages if m["direction"] == "in"} == {2}
+    # No kill desynchronised the session: nothing failed to open, so nothing was healed by a
+    # reset (§14.9), which would otherwise hide a lost or reused state.
+    resets = {line: count_log_lines([alice.proc, bob.proc], line) for line in RESET_LINES}
+    assert resets == dict.fromkeys(RESET_LINES, 0)

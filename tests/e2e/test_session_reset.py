@@ -5,7 +5,9 @@ not open; she starts a new session, seals it again, and it arrives; both users a
 from __future__ import annotations
 
 import shutil
+import time
 
+from flame.directory import store as directory_store
 from tests.cluster import Cluster, services_of
 from tests.e2e.test_forward_secrecy import text_is
 
@@ -58,3 +60,44 @@ async def test_a_peer_restored_from_an_old_backup_gets_a_new_session_and_every_m
     assert [t for t in texts if t.startswith("after the restore")] == lost  # each once, in order
     await bob.send("alice", "and back, under the new session")
     await a_feed.wait_for(text_is("and back, under the new session"))
+
+
+async def test_a_reinstalled_peer_with_a_fresh_folder_gets_a_new_session_once_its_key_is_accepted(
+    cluster: Cluster,
+) -> None:
+    """bob reinstalls: a fresh data folder, his user rekeyed by the admin. alice's old session is
+    useless to him; once she accepts his new key, what she sends arrives under version 2 in a new
+    session, each once, in order, and he answers under it."""
+    await cluster.start_directory()
+    await cluster.add_user("alice")
+    await cluster.add_user("bob")
+    alice, bob = await cluster.ui("alice"), await cluster.ui("bob")
+    a_feed, b_feed = await alice.websocket(), await bob.websocket()
+    await alice.wait_status(a_feed, "bob", "online")
+    await alice.send("bob", "before the reinstall")
+    await b_feed.wait_for(text_is("before the reinstall"))
+
+    await cluster.stop_daemon("bob")
+    assert cluster.directory is not None and cluster.directory.db is not None
+    code = await directory_store.create_invite(
+        cluster.directory.db, "bob", rekey=True, now=int(time.time()), ttl_s=600
+    )
+    settings = await cluster.enroll("bob", invite=code, folder="bob-reinstalled")
+    await cluster.start_daemon("bob", settings=settings)
+    await a_feed.wait_for(lambda e: e == {"type": "key_change", "username": "bob"})
+    status, accepted = await alice.post("/ui/api/contacts/bob/accept-key", {})
+    assert status == 200 and accepted["key_changed"] is False
+    bob = await cluster.ui("bob")
+    b_feed = await bob.websocket()
+    await alice.wait_status(a_feed, "bob", "online")
+    lines = ["after the reinstall 1", "after the reinstall 2"]
+    for line in lines:
+        await alice.send("bob", line)
+    for line in lines:
+        await b_feed.wait_for(text_is(line), 30)
+    received = [m for m in await bob.messages("alice") if m["direction"] == "in"]
+    assert [m["text"] for m in received] == lines  # a fresh folder: only what came after
+    assert {m["protocol_version"] for m in received} == {2}
+    await bob.send("alice", "back, under the new session")
+    event = await a_feed.wait_for(text_is("back, under the new session"))
+    assert event["message"]["protocol_version"] == 2

@@ -7,6 +7,7 @@ beyond it (§14.5) it is a clean refusal that stores nothing."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ from flame.clock import SystemClock
 from flame.core import envelope as envelope_rules
 from flame.core import ratchet
 from flame.core.crypto import Identity
-from flame.core.encoding import b64e
+from flame.core.encoding import b64d, b64e
 from flame.core.keys import Keys
 from flame.core.models import Inner, RatchetBody, TextBody
 from flame.core.prekeys import PrekeyRecord
@@ -213,6 +214,70 @@ async def test_beyond_the_skip_limit_is_a_clean_refusal(tmp_path: Path) -> None:
             assert isinstance(await bob.receive(outer), Inner)
         again = await bob.receive(outers[7])  # a duplicate: from the store, not decrypted
         assert isinstance(again, Inner) and again.id == outers[7].id
+    finally:
+        assert bob.client is not None
+        await bob.client.close()
+        await bob.db.close()
+
+
+def varint(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[at]
+        value, shift, at = value | (byte & 0x7F) << shift, shift + 7, at + 1
+        if byte < 0x80:
+            return value, at
+
+
+def chain_and_index(body: RatchetBody) -> tuple[bytes, int]:
+    """The ratchet key T_i and message index j of a version 2 message, read by the byte layout
+    of PROTOCOL.md §14.5: together they name the message key it used."""
+    data = b64d(body.ciphertext)
+    at = 1  # the version byte 0x03
+    if body.type == ratchet.PRE_KEY:  # K_B, E_A, I_A, then the normal message
+        for tag in (0x0A, 0x12, 0x1A):
+            assert data[at] == tag
+            length, at = varint(data, at + 1)
+            at += length
+        assert data[at] == 0x22
+        _, at = varint(data, at + 1)
+        assert data[at] == 0x03
+        at += 1
+    assert data[at] == 0x0A
+    length, at = varint(data, at + 1)
+    key = data[at : at + length]
+    assert data[at + length] == 0x10
+    index, _ = varint(data, at + length + 1)
+    return key, index
+
+
+async def test_a_message_key_is_never_used_twice_and_the_stored_state_never_goes_back(
+    tmp_path: Path,
+) -> None:
+    """bob seals replies through his service, each queued with its state (the outbox's
+    transaction); killed between them, he goes on from what was stored: no (chain, index) twice.
+    A state older than the stored one never replaces it."""
+    bob, prekey = await bob_with_prekey(tmp_path)
+    alice = Alice(prekey)
+    try:
+        assert isinstance(await bob.receive(alice.send()), Inner)
+        used = []
+        generations = []
+        for round_ in range(6):
+            reply = await bob_replies(bob)
+            assert isinstance(reply.body, RatchetBody)
+            used.append(chain_and_index(reply.body))
+            (state,) = await store.load_sessions(bob.db, "alice")
+            generations.append(state.generation)
+            if round_ % 2:
+                bob.start()  # kill -9: only the database is left
+        assert len(set(used)) == len(used)  # every message key once
+        assert [index for _, index in used] == sorted(index for _, index in used)
+        assert generations == sorted(set(generations))  # strictly forward
+        (newest,) = await store.load_sessions(bob.db, "alice")
+        stale = dataclasses.replace(newest, pickle="older", generation=newest.generation - 1)
+        await store.save_sessions(bob.db, [stale])
+        assert await store.load_sessions(bob.db, "alice") == [newest]
     finally:
         assert bob.client is not None
         await bob.client.close()

@@ -52,6 +52,7 @@ def message_json(message: Message, transfer: Transfer | None = None) -> Json:
         "seq": message.seq,
         "state": message.state,
         "error": message.error,
+        "protocol_version": message.version,
     }
     if message.kind == "file_offer":
         view["file"] = (
@@ -114,12 +115,13 @@ def profile_json(person: Person) -> Json:
         "safety_number": person.safety_number,
         "key_changed": person.key_changed,
         "protocol_version": person.protocol_version,
+        "session_reset_at": person.session_reset_at,
     }
 
 
 CONTACT_FIELDS = (
     *("username", "status", "fingerprint", "safety_number", "key_changed", "protocol_version"),
-    *("display_name", "position", "avatar_url", "blocked"),
+    *("session_reset_at", "display_name", "position", "avatar_url", "blocked"),
 )
 
 

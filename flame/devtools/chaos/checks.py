@@ -1,7 +1,8 @@
 """The chaos harness's checks, once everything is up and quiet: every accepted message delivered
 exactly once, in per-sender order (the seqs of each pair exactly 1..n at the recipient), from the
-right author, with its receipt back at the sender; and each conversation listed in order. What the
-daemons hold is read through their UI APIs only (docs/UI_API.md), never from their databases.
+right author, with its receipt back at the sender, under the protocol version the cluster speaks
+(PROTOCOL.md §14.2); and each conversation listed in order. What the daemons hold is read through
+their UI APIs only (docs/UI_API.md), never from their databases.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ RECEIPT_STATES = ("delivered", "read")
 POLL_S = 0.5
 EXAMPLES = 10  # problem examples kept in the JSON per kind
 SNAPSHOT_PAGES = 10_000  # of one conversation, at most
+WANTED_VERSION = 2  # every daemon of the harness speaks versions 1 and 2: each text goes as 2
 
 
 def candidate_keys(author: str, message_id: str) -> tuple[str, ...]:
@@ -152,6 +154,7 @@ def check(snapshot: Snapshot, sending: Sending, receipts: bool) -> Verdict:
     outgoing = {name: snapshot.outgoing(name) for name in names}
     lost = duplicated = out_of_order = without_receipt = wrong_author = 0
     states: Counter[str] = Counter()
+    versions: Counter[str] = Counter()  # what the recipients say each text arrived under
     delivery_s: list[float] = []
     accepted_ids: set[tuple[str, str]] = set()
     for a in sending.accepted:
@@ -169,12 +172,17 @@ def check(snapshot: Snapshot, sending: Sending, receipts: bool) -> Verdict:
                 example("out_of_order", f"{a.id}: seq {row['seq']} at recipient, {a.seq} sent")
             if row["received_at"] is not None:
                 delivery_s.append(max(0.0, float(row["received_at"]) - a.sent_at))
+            version = str(row.get("protocol_version"))
+            versions[version] += 1
+            if version != str(WANTED_VERSION):
+                example("version", f"{a.id} {a.sender}->{a.recipient}: version {version}")
         home = find(outgoing[a.sender], a.sender, a.id)
         state = "missing" if home is None else str(home["state"])
         states[state] += 1
         if state not in RECEIPT_STATES:
             without_receipt += 1
-            example("without_receipt", f"{a.id} {a.sender}->{a.recipient}: {state}")
+            why = f" ({home['error']})" if home is not None and home.get("error") else ""
+            example("without_receipt", f"{a.id} {a.sender}->{a.recipient}: {state}{why}")
 
     # Each text at most once at its recipient (a resent copy under a new id would be a duplicate).
     extra_stored = unexplained = 0
@@ -229,6 +237,8 @@ def check(snapshot: Snapshot, sending: Sending, receipts: bool) -> Verdict:
         "stored_without_answer": extra_stored,
         "sender_states": dict(sorted(states.items())),
         "sequence_problems": gaps,
+        "by_version": dict(sorted(versions.items())),
+        "not_version_2": delivered - versions[str(WANTED_VERSION)],
     }
     if not receipts:
         counts["without_receipt_not_required"] = without_receipt

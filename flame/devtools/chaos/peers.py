@@ -33,6 +33,10 @@ DAEMON_ENV = {
     "FLAME_DAEMON_REQUEST_TIMEOUT_S": "5",
     "FLAME_SECURITY_LOGIN_BURST": "1000",
 }
+# The harness's daemons speak version 2 only (PROTOCOL.md §14.2): a first message while the
+# directory is down is refused (503 `no_session`, sent again by the harness) rather than sent as
+# version 1, so every text must travel inside a session, and the check says so (checks.py).
+VERSION_2_ONLY = {"FLAME_SECURITY_MIN_VERSION": "2"}
 # Settings that may or may not exist in this version (relays, degraded mode): set only when the
 # settings model knows them, since an unknown FLAME_* variable is a configuration error.
 OPTIONAL_ENV = {

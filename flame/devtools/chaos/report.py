@@ -29,7 +29,8 @@ def print_report(result: dict[str, Any]) -> None:
         (
             "accepted",
             f"{counts['accepted']} (refused while the sender was down: "
-            f"{result['sending']['refused_down']}, skipped {result['sending']['skipped']})",
+            f"{result['sending']['refused_down']}, without a session yet "
+            f"{result['sending']['no_session']}, skipped {result['sending']['skipped']})",
         ),
         ("delivered", str(counts["delivered"])),
         ("lost", str(counts["lost"])),
@@ -39,6 +40,12 @@ def print_report(result: dict[str, Any]) -> None:
             "without receipt",
             f"{counts['without_receipt']}"
             + ("" if params["receipts_required"] else " (not required: --no-receipts)"),
+        ),
+        (
+            "protocol versions",
+            ", ".join(f"version {k}: {v}" for k, v in counts["by_version"].items())
+            + f"; session resets {counts['session_resets']}, did not open "
+            f"{counts['undecryptable']}",
         ),
         ("sender states", ", ".join(f"{k} {v}" for k, v in counts["sender_states"].items())),
         (

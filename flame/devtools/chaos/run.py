@@ -38,7 +38,14 @@ from flame.devtools.chaos.faults import (
     run_faults,
     sending_duration,
 )
-from flame.devtools.chaos.peers import READY_TIMEOUT_S, Chaos, Peer, cluster_env, start_chaos
+from flame.devtools.chaos.peers import (
+    READY_TIMEOUT_S,
+    VERSION_2_ONLY,
+    Chaos,
+    Peer,
+    cluster_env,
+    start_chaos,
+)
 from flame.devtools.chaos.report import count_log_lines, log_problems, print_report
 from flame.devtools.chaos.sending import Planned, Sending, pick_pairs, send_all
 from flame.devtools.cluster import wait_known
@@ -48,6 +55,9 @@ from flame.devtools.ui import ToolFailed
 NAMES = ("ana", "ben", "cy", "dee", "eli", "fay", "gus", "hal", "ivy", "jo")
 JSON_VERSION = 1
 DEFAULT_RATE = 40.0  # messages per second, steady
+# What the daemons log when a version 2 session breaks (services/sessions.py, PROTOCOL.md §14.9):
+# the sender's reset, and the recipient's message that did not open. Lower case, as counted.
+RESET_LINES = ("reset the version 2 session", "a version 2 message from")
 
 
 async def held(peer: Peer) -> dict[str, int]:
@@ -82,7 +92,7 @@ async def run_chaos(args: argparse.Namespace) -> int:
     plan = [Planned(i, *pair) for i, pair in enumerate(pick_pairs(plan_rng, names, messages))]
     counts = fault_counts(total_faults, fault_rng)
     duration_s = sending_duration(messages, rate, counts)
-    env = cluster_env()
+    env = {**cluster_env(), **VERSION_2_ONLY}
     begun = time.monotonic()
 
     def progress(line: str) -> None:
@@ -222,6 +232,16 @@ async def _exercise(
         problems.append(f"{len(sending.skipped)} messages never accepted")
     if not quiet:
         problems.append(f"not quiet within {settle_s:.0f} s")
+    if c["not_version_2"]:
+        problems.append(f"{c['not_version_2']} not under protocol version 2")
+    daemon_procs = [p.node.proc for p in chaos.peers.values()]
+    resets = {word: count_log_lines(daemon_procs, word) for word in RESET_LINES}
+    c["session_resets"], c["undecryptable"] = resets[RESET_LINES[0]], resets[RESET_LINES[1]]
+    if c["session_resets"] or c["undecryptable"]:
+        problems.append(
+            f"{c['session_resets']} session resets, {c['undecryptable']} version 2 messages "
+            "that did not open (a crash must not desynchronise a session, PROTOCOL.md §14.6)"
+        )
     problems.extend(faults.problems)
     errors = log_problems(chaos.procs())
     missing_kinds = [kind for kind in FAULT_KINDS if counts[kind] and not faults.count(kind)]
@@ -234,6 +254,7 @@ async def _exercise(
         "sending": {
             "planned": len(plan),
             "refused_down": sending.refused_down,
+            "no_session": sending.no_session,
             "relogins": sending.relogins,
             "skipped": len(sending.skipped),
             "maybe_stored": len(sending.maybe_stored),
@@ -253,5 +274,5 @@ async def _exercise(
         "held_at_end": holdings,
         "examples": verdict.examples,
         "log_errors": errors[:200],
-        "relay_log_lines": count_log_lines([p.node.proc for p in chaos.peers.values()], "relay"),
+        "relay_log_lines": count_log_lines(daemon_procs, "relay"),
     }

@@ -64,6 +64,7 @@ class Sending:
     deferred: list[Planned] = field(default_factory=list)
     maybe_stored: set[str] = field(default_factory=set)  # texts of POSTs whose fate is unknown
     refused_down: int = 0  # attempts made (or skipped) while the sender was down
+    no_session: int = 0  # refused: no session with the recipient yet, the directory down
     relogins: int = 0
     errors: list[str] = field(default_factory=list)  # unexpected answers from a running daemon
     skipped: list[Planned] = field(default_factory=list)
@@ -116,6 +117,11 @@ async def post_message(chaos: Chaos, item: Planned, sending: Sending) -> None:
                 except ToolFailed as exc:
                     sending.errors.append(exc.message)
         _defer(item, sending, down=True)
+        return
+    if status == 503 and '"no_session"' in body:
+        # No session yet and the directory down (version 2 only): nothing was stored.
+        sending.no_session += 1
+        _defer(item, sending, down=False)
         return
     sending.maybe_stored.add(text)
     if len(sending.errors) < 1000:

@@ -39,7 +39,7 @@ export function versionBanner(peer) {
   );
 }
 
-/** Shown once a `session_reset` event names the contact. */
+/** Shown once the session with the contact was reset (its `session_reset_at`, kept). */
 export function resetBanner(peer) {
   return h(
     'div',

@@ -78,11 +78,8 @@ export class ConversationView {
     this.keyBar.render(c);
     this.blockedBar.hidden = !c?.blocked;
     this.versionBar.hidden = c?.protocol_version !== 1;
+    this.resetBar.hidden = !c?.session_reset_at;
     this.composer.setDisabled(Boolean(c?.blocked));
-  }
-
-  sessionReset() {
-    this.resetBar.hidden = false;
   }
 
   focusComposer() {
