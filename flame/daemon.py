@@ -32,13 +32,19 @@ from flame.config import Settings
 from flame.core.crypto import Identity
 from flame.core.keys import Account, Keys
 from flame.core.ratelimit import TokenBuckets
-from flame.core.transport import Endpoint, check_address
+from flame.core.transport import check_address
 from flame.errors import FlameError
 from flame.net.peer_client import PeerClient
 from flame.net.server import ConnectionLimits, Listener
 from flame.net.tls import Certificate, ensure_certificate
 from flame.net.verify import RequestVerifier
-from flame.services.account import find_account, open_account, unseal
+from flame.services.account import (
+    account_directory,
+    find_account,
+    malformed_directory_setting,
+    open_account,
+    unseal,
+)
 from flame.services.context import Context
 from flame.services.events import Events
 from flame.services.registry import ServiceHolder, Services
@@ -72,9 +78,7 @@ async def build_services(
     plain_http = settings.daemon.insecure_plain_http
     client = PeerClient(keys, settings.daemon.request_timeout_s, clock.now, plain_http=plain_http)
     # The directory as pinned at enrollment (address and certificate) wins over the settings.
-    directory = await load_directory(db) or Endpoint(
-        settings.daemon.directory_url, None, "directory"
-    )
+    directory = account_directory(settings, await load_directory(db), account.username)
     if directory.tls is None and not plain_http:  # the client will not dial it: say why, once
         log.warning(
             "%s has no certificate pinned for the directory at %s (enrolled before TLS, or over "
@@ -193,8 +197,14 @@ class Daemon:
                 settings.daemon.peer_port,
                 peer_connection_limits(settings),
                 None if certificate is None else certificate.server_context(),
+                setting="--peer-port (daemon.peer_port)",
             ),
-            Listener(self.ui_app, settings.daemon.ui_host, settings.daemon.ui_port),
+            Listener(
+                self.ui_app,
+                settings.daemon.ui_host,
+                settings.daemon.ui_port,
+                setting="--ui-port (daemon.ui_port)",
+            ),
         ]
         for listener in self.listeners:
             await listener.start()
@@ -208,6 +218,9 @@ class Daemon:
                 "daemon.public_address (--public-address) to https://<host>:<port>."
             ) from None
         log.info("%s: peers on port %d, UI on %s", account.username, self.peer_port, self.ui_url)
+        problem = malformed_directory_setting(settings)
+        if problem is not None:  # serve uses the directory pinned at enrollment: carry on
+            log.warning("%s; ignored: the directory pinned at flame init is used", problem)
         if password is not None:
             await self.login(password)
 

@@ -225,7 +225,12 @@ class DirectoryServer:
                 self.tls_fingerprint = certificate.fingerprint
                 context = certificate.server_context()
             self.listener = Listener(
-                build(parts), self.settings.host, self.settings.port, limits, context
+                build(parts),
+                self.settings.host,
+                self.settings.port,
+                limits,
+                context,
+                "--port (directory.port)",
             )
             await self.listener.start()
             self.admin = await admin.start_admin(
