@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from pathlib import Path
 
 from aiohttp import web
@@ -35,7 +34,7 @@ from flame.core.ratelimit import TokenBuckets
 from flame.core.transport import check_address
 from flame.errors import FlameError
 from flame.net.peer_client import PeerClient
-from flame.net.server import ConnectionLimits, Listener
+from flame.net.server import ConnectionLimits, Listener, reachable_url
 from flame.net.tls import Certificate, ensure_certificate
 from flame.net.verify import RequestVerifier
 from flame.services.account import (
@@ -60,12 +59,8 @@ LOG_OFF_TIMEOUT_S = 2.0
 def advertised_address(settings: Settings, port: int) -> str:
     if settings.daemon.public_address:
         return settings.daemon.public_address.rstrip("/")
-    host = settings.daemon.peer_host
-    if host in ("0.0.0.0", "::", ""):
-        host = socket.getfqdn().lower()
-    host = f"[{host}]" if ":" in host else host
-    scheme = "http" if settings.daemon.insecure_plain_http else "https"
-    return f"{scheme}://{host}:{port}"
+    plain_http = settings.daemon.insecure_plain_http
+    return reachable_url(settings.daemon.peer_host, port, plain_http=plain_http)
 
 
 async def build_services(

@@ -17,9 +17,9 @@ CHEAP = {
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """This environment without the user's FLAME_ settings, plus `extra`."""
+    """This environment without the user's FLAME_ settings and config file, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FLAME_")}
-    return env | (extra or {})
+    return env | {"XDG_CONFIG_HOME": os.devnull} | (extra or {})
 
 
 async def flame(

@@ -138,8 +138,14 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise FlameError(f"username {args.username!r}: {exc}") from exc
     data_dir = settings.directory_data_dir()
+    admin.require_directory(data_dir)  # a mistyped folder gets no new, empty directory
     ttl_s = settings.directory.invite_ttl_s
-    code = asyncio.run(admin.create_invite(data_dir, username, rekey=args.rekey, ttl_s=ttl_s))
+
+    async def invite() -> tuple[str, str | None]:
+        code = await admin.create_invite(data_dir, username, rekey=args.rekey, ttl_s=ttl_s)
+        return code, await admin.running_address(data_dir)
+
+    code, address = asyncio.run(invite())
     certificate = admin.certificate_fingerprint(settings.directory, data_dir)
     if certificate is not None:  # one string: the code, and the certificate to pin (§5.1)
         code = invite_token(code, certificate)
@@ -150,10 +156,18 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
         + ". On their machine:",
         file=sys.stderr,
     )
+    running, port = address is not None, settings.directory.port
+    if address is None and port:  # not running: where its settings make it listen
+        address = admin.reachable_address(settings.directory, port)
     print(
-        f"  flame init --username {username} --invite {code} --directory <this directory's URL>",
+        f"  flame init --username {username} --invite {code} "
+        f"--directory {address or '<this directory address>'}",
         file=sys.stderr,
     )
+    if not running:
+        print(
+            "The directory is not running: start it with 'flame directory serve'.", file=sys.stderr
+        )
     return 0
 
 

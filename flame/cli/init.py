@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from flame.config import Settings
 from flame.core.transport import fingerprint_text
-from flame.errors import FlameError
+from flame.errors import FlameError, PeerUnreachable
 
 T = TypeVar("T")
 # What the directory refuses an enrollment for, and so what to ask again (directory/store.py).
@@ -57,11 +57,14 @@ class Answers:
         check: Callable[[str], T],
         default: str = "",
     ) -> T:
-        """`check(answer)`: a flag's value is checked once (FlameError naming the flag), an
-        answer typed is asked again, after the reason, until it passes."""
+        """`check(answer)`: a flag's value is checked once (FlameError naming the flag, unless
+        the error names the address it could not reach), an answer typed is asked again, after
+        the reason, until it passes."""
         if given is not None and (given or self.terminal is None):
             try:
                 return check(given)
+            except PeerUnreachable:
+                raise
             except FlameError as exc:
                 raise FlameError(f"{flag}: {exc.message}", code=exc.code) from None
         if self.terminal is None:

@@ -233,8 +233,9 @@ class DirectoryServer:
                 "--port (directory.port)",
             )
             await self.listener.start()
+            address = admin.reachable_address(self.settings, self.listener.port)
             self.admin = await admin.start_admin(
-                admin.build(self.db, self.clock.now), self.data_dir
+                admin.build(self.db, self.clock.now, address), self.data_dir
             )
         except BaseException:
             await self.stop()
@@ -256,4 +257,4 @@ class DirectoryServer:
 
 async def open_directory_db(data_dir: Path) -> Database:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return await Database.open(data_dir / "directory.db", store.SCHEMA)
+    return await Database.open(data_dir / admin.DIRECTORY_DB, store.SCHEMA)

@@ -204,6 +204,15 @@ class GatedConnection(asyncio.Protocol):
             self.handler.resume_writing()
 
 
+def reachable_url(host: str, port: int, *, plain_http: bool) -> str:
+    """Where other machines reach a listener on `host`: that host, or this machine's name when it
+    listens on every address."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn().lower()
+    host = f"[{host}]" if ":" in host else host
+    return f"{'http' if plain_http else 'https'}://{host}:{port}"
+
+
 @dataclass
 class Listener:
     app: web.Application
