@@ -249,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     _daemon_flags(
         serve,
         "not needed: serve uses the directory pinned at 'flame init' (another address is "
-        "named in a warning and ignored)",
+        "named in a warning and ignored), this one only for an account of an older version "
+        "that did not remember its directory",
     )
     serve.add_argument("--password-file", help="unlock at start with the password in this file")
     serve.add_argument("--peer-host", help="address the peer API binds (default 0.0.0.0)")

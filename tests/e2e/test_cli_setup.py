@@ -15,11 +15,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import pytest
 
+from flame.config import DirectorySettings
 from flame.core.encoding import b64e
 from flame.directory import store
+from flame.directory.admin import reachable_address
 from flame.directory.app import DirectoryServer
-from tests.cluster import PASSWORD, Cluster
+from tests.cluster import PASSWORD, Cluster, services_of
 from tests.commands import CHEAP, Console, flame
 
 
@@ -70,9 +73,12 @@ async def test_init_at_a_terminal_asks_again_for_each_wrong_answer(
             assert refused in seen
             seen = await console.answer("Directory address: ", f"127.0.0.1:{port}")
             assert "without a path or query" in seen
-            await console.answer("Invite (empty if the directory has open registration): ", "X.y")
-            seen = await console.answer("Invite (empty", "")
+            question = "Invite (empty if the directory has open registration): "
+            await console.answer(question, "X.y")
+            seen = await console.answer(question, f"CODE.{b64e(bytes(32))}")
             assert "This invite is damaged" in seen
+            seen = await console.answer(question, "")
+            assert "presents a certificate other than the one pinned by the invite" in seen
             question = "Directory fingerprint (empty: show the one it presents): "
             await console.answer(question, b64e(bytes(32)))
             seen = await console.answer(question, "")
@@ -82,8 +88,10 @@ async def test_init_at_a_terminal_asks_again_for_each_wrong_answer(
                 f"presents the certificate fingerprint\n  {b64e(directory.tls_fingerprint)}" in seen
             )
             await console.answer("New password: ", "short")
-            seen = await console.answer("New password: ", PASSWORD)
+            seen = await console.answer("New password: ", "Password123")
             assert "at least 8 characters" in seen
+            seen = await console.answer("New password: ", PASSWORD)
+            assert "most common ones" in seen
             await console.answer("Repeat it: ", PASSWORD + "!")
             seen = await console.answer("New password: ", PASSWORD)
             assert "The two differ" in seen
@@ -99,31 +107,45 @@ async def test_init_at_a_terminal_asks_again_for_each_wrong_answer(
 async def test_init_at_a_terminal_asks_again_for_what_the_directory_refused(
     cluster: Cluster, tmp_path: Path
 ) -> None:
-    """An invite the directory refuses (none given, one used already) is asked for again; the
-    rest of the answers stand."""
+    """An invite the directory refuses (none given, one used already, one for someone else) and
+    a username it has already are asked for again; the other answers stand. The directory's
+    address in the config file is offered as the default."""
     directory = await cluster.start_directory(registration="invite")
     assert directory.db is not None and directory.tls_fingerprint is not None
-    used = await store.create_invite(directory.db, "carol", rekey=False, now=0, ttl_s=10**10)
+    port = port_of(directory)
+
+    async def invite(name: str) -> str:
+        assert directory.db is not None
+        return await store.create_invite(directory.db, name, rekey=False, now=0, ttl_s=10**10)
+
+    used = await invite("carol")
     await cluster.enroll("carol", invite=used)
-    fresh = await store.create_invite(directory.db, "dave", rekey=False, now=0, ttl_s=10**10)
+    for_carol, fresh = await invite("carol"), await invite("dave")  # the first, unusable
     pin = b64e(directory.tls_fingerprint)
+    config = tmp_path / "flame.toml"
+    config.write_text(f"[daemon]\ndirectory_url = '127.0.0.1:{port}'\n")
     console = await Console.start(
-        "init",
-        *("--username", "dave", "--directory", cluster.directory_url),
+        *("--config", str(config), "init", "--data-dir", str(tmp_path / "dave")),
         *("--password-file", private_file(tmp_path / "password", PASSWORD)),
-        *("--data-dir", str(tmp_path / "dave"), f"--directory-fingerprint={pin}"),
+        f"--directory-fingerprint={pin}",
     )
     try:
+        await console.answer("Username: ", "carol")
+        await console.answer(f"Directory address [https://127.0.0.1:{port}]: ", "")
         question = "Invite (empty if the directory has open registration): "
         await console.answer(question, "")
         seen = await console.answer(question, f"{used}.{pin}")
         assert "enrolls users by invite only" in seen
-        seen = await console.answer(question, f"{fresh}.{pin}")
+        seen = await console.answer(question, for_carol)
         assert "already used" in seen
+        seen = await console.answer("Username: ", "dave")
+        assert "The username 'carol' is taken" in seen
+        seen = await console.answer(question, f"{fresh}.{pin}")
+        assert "This invite code is for another username, not 'dave'" in seen
         code, rest = await console.finish()
     finally:
         console.close()
-    assert code == 0 and "Enrolled dave" in rest, console.screen
+    assert code == 0 and f"Enrolled dave with https://127.0.0.1:{port}." in rest, console.screen
     assert await store.identity_key_of(directory.db, "dave") is not None
 
 
@@ -144,9 +166,12 @@ async def test_init_in_a_script_fails_with_one_line_that_says_what_to_do(
 
     with refusing_port() as nothing:
         code, _, err = await init("erin", "--directory", f"127.0.0.1:{nothing}")
-    assert code == 1 and one_line(err) == (
-        f"flame: connection refused: is the directory running at https://127.0.0.1:{nothing}?"
-    )
+        assert code == 1 and one_line(err) == (
+            f"flame: connection refused: is the directory running at https://127.0.0.1:{nothing}?"
+        )
+        # What needs no network is judged first: no directory is called for a bad username.
+        code, _, err = await init("Erin", "--directory", f"127.0.0.1:{nothing}")
+        assert code == 1 and one_line(err).startswith("flame: --username: A username is")
     code, _, err = await init("erin", "--directory", f"https://127.0.0.1:{port}/flame")
     assert code == 1 and "--directory: The address must be" in one_line(err)
     code, _, err = await init("erin", "--directory", f"http://127.0.0.1:{port}")
@@ -271,3 +296,29 @@ async def test_invite_needs_the_directory_folder_prints_its_address_and_says_rek
     )
     assert code == 0 and f" --directory https://127.0.0.1:{port}\n" in err
     assert "The directory is not running: start it with 'flame directory serve'." in err
+
+
+async def test_serve_uses_the_directory_it_enrolled_with_and_names_another_in_a_warning(
+    cluster: Cluster, caplog: pytest.LogCaptureFixture
+) -> None:
+    await cluster.start_directory()
+    settings = await cluster.enroll("jo")
+    url = cluster.directory_url
+    jo = await cluster.start_daemon("jo", directory_url="https://127.0.0.1:9")
+    assert services_of(jo).contacts.directory.url == url
+    assert any(
+        record.getMessage()
+        == f"daemon.directory_url (--directory) https://127.0.0.1:9 is not used: jo uses the "
+        f"directory it enrolled with, at {url}, whose certificate flame init pinned"
+        for record in caplog.records
+    )
+    await cluster.stop_daemon("jo")
+    caplog.clear()
+    await cluster.start_daemon("jo", settings=settings)  # the same address: nothing to say
+    assert not [r for r in caplog.records if "directory_url" in r.getMessage()]
+
+
+def test_the_address_an_invite_gives_is_the_machine_name_when_it_listens_everywhere() -> None:
+    everywhere = DirectorySettings(host="0.0.0.0", port=8480)
+    assert reachable_address(everywhere, 8480) == f"https://{socket.getfqdn().lower()}:8480"
+    assert reachable_address(DirectorySettings(host="10.1.2.3"), 9000) == "https://10.1.2.3:9000"
