@@ -12,35 +12,42 @@ import getpass
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 from flame.config import Settings
-from flame.core.transport import fingerprint_text
+from flame.core.transport import Endpoint, fingerprint_text
 from flame.errors import FlameError, PeerUnreachable
 
+if TYPE_CHECKING:
+    from flame.core.keys import Account
+
 T = TypeVar("T")
-# What the directory refuses an enrollment for, and so what to ask again (directory/store.py).
+# What the directory refuses an enrollment for (PROTOCOL.md §5.1), and so what to ask again.
 INVITE_REFUSALS = frozenset({"bad_invite", "invite_used", "invite_expired", "invite_required"})
 USERNAME_REFUSALS = frozenset({"username_taken"})
+INVITE_QUESTION = "Invite (empty if the directory has open registration): "
+Invite = tuple[str | None, bytes | None]  # the one-time code, and the certificate it names
 
 
 class Terminal:
     """The person at the terminal: questions on standard output, answers from standard input."""
 
     def line(self, prompt: str) -> str:
-        try:
-            return input(prompt).strip()
-        except EOFError:
-            raise FlameError("Not enrolled: the input ended before every answer.") from None
+        return self._read(lambda: input(prompt).strip())
 
     def secret(self, prompt: str) -> str:
-        try:
-            return getpass.getpass(prompt)
-        except EOFError:
-            raise FlameError("Not enrolled: the input ended before every answer.") from None
+        return self._read(lambda: getpass.getpass(prompt))
 
     def say(self, text: str) -> None:
         print(text, flush=True)
+
+    @staticmethod
+    def _read(read: Callable[[], str]) -> str:
+        try:
+            return read()
+        except EOFError:
+            raise FlameError("Not enrolled: the input ended before every answer.") from None
 
 
 @dataclass
@@ -77,15 +84,6 @@ class Answers:
                 self.terminal.say(f"  {exc.message}")
 
 
-def check_username(text: str) -> str:
-    from flame.core.models import check_username as rule
-
-    try:
-        return rule(text)
-    except ValueError as exc:
-        raise FlameError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
-
-
 @dataclass(frozen=True)
 class Reached:
     """The directory, answering at `url`, and the certificate it presents (None: plain HTTP)."""
@@ -94,98 +92,39 @@ class Reached:
     presented: bytes | None
 
 
+def check_username(text: str) -> str:
+    from flame.core.models import check_username as rule
+    from flame.services.account import sentence
+
+    try:
+        return rule(text)
+    except ValueError as exc:
+        raise FlameError(sentence(exc)) from None
+
+
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     from flame.core.crypto import fingerprint as key_fingerprint
-    from flame.core.transport import Endpoint
-    from flame.services import account as rules
 
     terminal = Terminal() if sys.stdin.isatty() else None
     answers = Answers(terminal)
-    plain_http = settings.daemon.insecure_plain_http
-    rules.kdf_params(settings.security)  # a config error first, before any question
     data_dir = settings.daemon_data_dir()
-    if rules.find_account(data_dir) is not None:
-        raise FlameError(f"{data_dir} already holds a Flame account; choose another --data-dir.")
-    if terminal is None:  # a script: say what is missing before calling anyone
-        configured = args.directory or settings.daemon.directory_url or None
-        for flag, value in (
-            ("--username", args.username),
-            ("--directory (or daemon.directory_url)", configured),
-            ("--password-file", args.password_file),
-        ):
-            if not value:
-                raise FlameError(f"Give {flag} (no terminal to ask on).")
-
+    check_before_asking(args, settings, data_dir, script=terminal is None)
     # A password file is read and judged first too: nothing to type, nothing to wait for.
     password = new_password(args, terminal) if args.password_file else None
     username = answers.get("--username", args.username, "Username: ", check_username)
-
-    def reach(text: str) -> Reached:
-        url = rules.directory_address(text, plain_http=plain_http)
-        return Reached(url, asyncio.run(rules.reach_directory(url)))
-
-    configured = settings.daemon.directory_url
-    directory = answers.get(
-        "--directory" if args.directory else "daemon.directory_url",
-        args.directory or (configured if terminal is None else None),
-        "Directory address [{default}]: " if configured else "Directory address: ",
-        reach,
-        default=configured,
+    directory = ask_directory(answers, args, settings)
+    flag_pin = parse_flag_pin(args.directory_fingerprint)
+    check_invite = invite_rule(directory, flag_pin)
+    code, invite_pin = answers.get(
+        "--invite", args.invite if args.invite or terminal else "", INVITE_QUESTION, check_invite
     )
-
-    flag_pin: bytes | None = None
-    if args.directory_fingerprint:
-        try:
-            flag_pin = rules.parse_pin(args.directory_fingerprint)
-        except FlameError as exc:
-            raise FlameError(f"--directory-fingerprint: {exc.message}") from None
-
-    def check_invite(text: str) -> tuple[str | None, bytes | None]:
-        if not text:
-            return None, None
-        code, pin = rules.parse_invite(text)
-        if pin is not None and flag_pin is not None and pin != flag_pin:
-            raise FlameError("The invite and --directory-fingerprint name different certificates.")
-        if pin is not None:
-            rules.check_pin(directory.url, directory.presented, pin, "the invite")
-        return code, pin
-
-    def ask_invite(given: str | None) -> tuple[str | None, bytes | None]:
-        return answers.get(
-            "--invite",
-            given if given is not None or terminal is not None else "",
-            "Invite (empty if the directory has open registration): ",
-            check_invite,
-        )
-
-    code, invite_pin = ask_invite(args.invite)
-    pin = flag_pin or invite_pin
-    if pin is not None and invite_pin is None:
-        rules.check_pin(directory.url, directory.presented, pin, "--directory-fingerprint")
-    if directory.presented is None:  # plain http:// (insecure_plain_http): nothing to pin
-        pin = None
-    elif pin is None:
-        pin = confirm_presented(answers, directory)
-
+    pin = ask_pin(answers, directory, invite_pin or flag_pin, checked=invite_pin is not None)
     if password is None:
         password = new_password(args, terminal)
-    endpoint = Endpoint(directory.url, pin, "directory")
-    while True:
-        try:
-            account = asyncio.run(
-                rules.init_account(settings, username, endpoint, code, password, data_dir)
-            )
-            break
-        except FlameError as exc:  # at a terminal, ask again what the directory refused
-            if terminal is None or exc.code not in INVITE_REFUSALS | USERNAME_REFUSALS:
-                raise
-            terminal.say(f"  {exc.message}")
-            if exc.code in USERNAME_REFUSALS:
-                username = answers.get("--username", None, "Username: ", check_username)
-            else:
-                code, invite_pin = ask_invite(None)
-                if invite_pin is not None and directory.presented is not None:
-                    endpoint = Endpoint(directory.url, invite_pin, "directory")
+    account = enroll(
+        answers, settings, data_dir, (username, Endpoint(directory.url, pin, "directory")),
+        (code, password), check_invite,
+    )  # fmt: skip
     print(f"Enrolled {account.username} with {directory.url}.")
     print(f"Data folder: {data_dir}")
     print(f"Fingerprint: {key_fingerprint(account.identity_key)}")
@@ -193,13 +132,90 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def confirm_presented(answers: Answers, directory: Reached) -> bytes:
-    """No fingerprint given: ask for it, or show the one the directory presents for the person to
-    confirm (PROTOCOL.md §5.1). A script must give it."""
-    from flame.services import account as rules
+def check_before_asking(
+    args: argparse.Namespace, settings: Settings, data_dir: Path, *, script: bool
+) -> None:
+    """What is wrong before any question or call: the Argon2id cost, a folder that holds an
+    account already, and for a script what it did not give."""
+    from flame.services.account import find_account, kdf_params
+
+    kdf_params(settings.security)
+    if find_account(data_dir) is not None:
+        raise FlameError(f"{data_dir} already holds a Flame account; choose another --data-dir.")
+    if script:
+        for flag, value in (
+            ("--username", args.username),
+            ("--directory (or daemon.directory_url)", args.directory or settings.daemon.directory_url),
+            ("--password-file", args.password_file),
+        ):  # fmt: skip
+            if not value:
+                raise FlameError(f"Give {flag} (no terminal to ask on).")
+
+
+def ask_directory(answers: Answers, args: argparse.Namespace, settings: Settings) -> Reached:
+    """The directory's address, reached at once: a malformed address, or one where nothing
+    answers, is asked again. The config's is the default offered."""
+    from flame.services.account import directory_address, reach_directory
+
+    plain_http = settings.daemon.insecure_plain_http
+
+    def reach(text: str) -> Reached:
+        url = directory_address(text, plain_http=plain_http)
+        return Reached(url, asyncio.run(reach_directory(url)))
+
+    configured = settings.daemon.directory_url
+    return answers.get(
+        "--directory" if args.directory else "daemon.directory_url",
+        args.directory or (configured if answers.terminal is None else None),
+        "Directory address [{default}]: " if configured else "Directory address: ",
+        reach,
+        default=configured,
+    )
+
+
+def parse_flag_pin(text: str | None) -> bytes | None:
+    from flame.services.account import parse_pin
+
+    if not text:
+        return None
+    try:
+        return parse_pin(text)
+    except FlameError as exc:
+        raise FlameError(f"--directory-fingerprint: {exc.message}") from None
+
+
+def invite_rule(directory: Reached, flag_pin: bytes | None) -> Callable[[str], Invite]:
+    """The check of an invite: one that parses, naming the certificate the directory presents
+    (and the one --directory-fingerprint names, when both do)."""
+    from flame.services.account import check_pin, parse_invite
+
+    def check(text: str) -> Invite:
+        if not text:
+            return None, None
+        code, pin = parse_invite(text)
+        if pin is not None and flag_pin is not None and pin != flag_pin:
+            raise FlameError("The invite and --directory-fingerprint name different certificates.")
+        if pin is not None:
+            check_pin(directory.url, directory.presented, pin, "the invite")
+        return code, pin
+
+    return check
+
+
+def ask_pin(
+    answers: Answers, directory: Reached, pin: bytes | None, *, checked: bool
+) -> bytes | None:
+    """The certificate to pin (PROTOCOL.md §5.1): the one given (the invite's, `checked`, or the
+    flag's), else one typed or the one presented, confirmed by the person. None over plain HTTP."""
+    from flame.services.account import check_pin, parse_pin
 
     presented, terminal = directory.presented, answers.terminal
-    assert presented is not None
+    if presented is None:  # plain http:// (insecure_plain_http): nothing to pin
+        return None
+    if pin is not None:
+        if not checked:
+            check_pin(directory.url, presented, pin, "--directory-fingerprint")
+        return pin
     if terminal is None:
         raise FlameError(
             "Give --directory-fingerprint=FP, or the whole invite (its part after the '.'): the "
@@ -209,9 +225,9 @@ def confirm_presented(answers: Answers, directory: Reached) -> bytes:
     def check(text: str) -> bytes | None:
         if not text:
             return None
-        pin = rules.parse_pin(text)
-        rules.check_pin(directory.url, presented, pin, "the fingerprint you typed")
-        return pin
+        typed = parse_pin(text)
+        check_pin(directory.url, presented, typed, "the fingerprint you typed")
+        return typed
 
     typed = answers.get(
         "--directory-fingerprint", None, "Directory fingerprint (empty: show the one it presents): ",
@@ -226,6 +242,37 @@ def confirm_presented(answers: Answers, directory: Reached) -> bytes:
     if answer.lower() not in ("y", "yes"):
         raise FlameError("Not enrolled: the directory's certificate was not confirmed.")
     return presented
+
+
+def enroll(
+    answers: Answers,
+    settings: Settings,
+    data_dir: Path,
+    who: tuple[str, Endpoint],
+    secrets: tuple[str | None, str],
+    check_invite: Callable[[str], Invite],
+) -> Account:
+    """Enroll `who` (username, directory) with `secrets` (invite code, password); at a terminal,
+    what the directory refuses (the invite, the username) is asked again and tried again."""
+    from flame.services.account import init_account
+
+    (username, directory), (code, password) = who, secrets
+    while True:
+        try:
+            return asyncio.run(
+                init_account(settings, username, directory, code, password, data_dir)
+            )
+        except FlameError as exc:
+            terminal, refused = answers.terminal, exc.code
+            if terminal is None or refused not in INVITE_REFUSALS | USERNAME_REFUSALS:
+                raise
+            terminal.say(f"  {exc.message}")
+        if refused in USERNAME_REFUSALS:
+            username = answers.get("--username", None, "Username: ", check_username)
+            continue
+        code, pin = answers.get("--invite", None, INVITE_QUESTION, check_invite)
+        if pin is not None and directory.tls is not None:
+            directory = Endpoint(directory.url, pin, "directory")
 
 
 def new_password(args: argparse.Namespace, terminal: Terminal | None) -> str:
