@@ -49,8 +49,7 @@ async def new_invite(db: Database, username: str, *, rekey: bool, now: int, ttl_
     if not rekey and await store.identity_key_of(db, username) is not None:
         raise Conflict(
             f"{username} is enrolled already; to let them enroll new keys (a lost or new "
-            f"machine): flame directory invite {username} --rekey",
-            code="enrolled",
+            f"machine): flame directory invite {username} --rekey"
         )
     return await store.create_invite(db, username, rekey=rekey, now=now, ttl_s=ttl_s)
 
