@@ -172,8 +172,9 @@ async def enrolled_users(data_dir: Path) -> list[dict[str, Any]]:
 
 
 def certificate_fingerprint(settings: DirectorySettings, data_dir: Path) -> bytes | None:
-    """The fingerprint of the directory's certificate (made now if it never ran), for invites and
-    `flame directory fingerprint`; None when it serves plain HTTP."""
+    """The fingerprint of the directory's certificate (made now if it has none yet: it served
+    plain HTTP until now), for invites and `flame directory fingerprint`; None when it serves
+    plain HTTP. Only for a folder where a directory has run."""
     require_directory(data_dir)
     if settings.insecure_plain_http:
         return None
