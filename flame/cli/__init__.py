@@ -137,8 +137,7 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
         username = check_username(args.username)
     except ValueError as exc:
         raise FlameError(f"username {args.username!r}: {exc}") from exc
-    data_dir = settings.directory_data_dir()
-    admin.require_directory(data_dir)  # a mistyped folder gets no new, empty directory
+    data_dir = settings.directory_data_dir()  # one where no directory ran is refused (admin.py)
     ttl_s = settings.directory.invite_ttl_s
 
     async def invite() -> tuple[str, str | None]:
