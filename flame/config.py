@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flame.core.models import INLINE_MAX_BYTES
-from flame.core.transport import check_address
+from flame.core.transport import check_address, normal_address
 from flame.errors import ConfigError
 
 ENV_PREFIX = "FLAME_"
@@ -38,7 +38,10 @@ class Section(BaseModel):
 
 class DaemonSettings(Section):
     data_dir: str = ""
-    directory_url: str = "https://127.0.0.1:8480"
+    # No default: `flame init` asks (or takes --directory); an address without a scheme is
+    # https://. Checked where it is used: `flame init` refuses a malformed one, `flame serve`
+    # (which uses the directory pinned at enrollment) warns and carries on (services/account.py).
+    directory_url: str = ""
     peer_host: str = "0.0.0.0"
     peer_port: int = Field(default=8470, ge=0, le=65535)
     public_address: str = ""
@@ -69,15 +72,19 @@ class DaemonSettings(Section):
     # Plain HTTP between machines (no TLS, nothing pinned): only ever by this explicit setting.
     insecure_plain_http: bool = False
 
+    @field_validator("directory_url")
+    @classmethod
+    def _as_typed(cls, value: str) -> str:
+        return normal_address(value)
+
     @model_validator(mode="after")
-    def _addresses_fit_the_transport(self) -> DaemonSettings:
-        for key in ("directory_url", "public_address"):
-            value = getattr(self, key).rstrip("/")
-            if value:
-                try:
-                    check_address(value, plain_http=self.insecure_plain_http)
-                except ValueError as exc:
-                    raise ValueError(f"{key}: {exc} (got {value!r})") from None
+    def _address_fits_the_transport(self) -> DaemonSettings:
+        value = self.public_address.rstrip("/")
+        if value:
+            try:
+                check_address(value, plain_http=self.insecure_plain_http)
+            except ValueError as exc:
+                raise ValueError(f"public_address: {exc} (got {value!r})") from None
         return self
 
     @field_validator("ui_host")

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from pathlib import Path
 
 from aiohttp import web
@@ -32,13 +31,19 @@ from flame.config import Settings
 from flame.core.crypto import Identity
 from flame.core.keys import Account, Keys
 from flame.core.ratelimit import TokenBuckets
-from flame.core.transport import Endpoint, check_address
+from flame.core.transport import check_address
 from flame.errors import FlameError
 from flame.net.peer_client import PeerClient
-from flame.net.server import ConnectionLimits, Listener
+from flame.net.server import ConnectionLimits, Listener, reachable_url
 from flame.net.tls import Certificate, ensure_certificate
 from flame.net.verify import RequestVerifier
-from flame.services.account import find_account, open_account, unseal
+from flame.services.account import (
+    account_directory,
+    find_account,
+    malformed_directory_setting,
+    open_account,
+    unseal,
+)
 from flame.services.context import Context
 from flame.services.events import Events
 from flame.services.registry import ServiceHolder, Services
@@ -54,12 +59,8 @@ LOG_OFF_TIMEOUT_S = 2.0
 def advertised_address(settings: Settings, port: int) -> str:
     if settings.daemon.public_address:
         return settings.daemon.public_address.rstrip("/")
-    host = settings.daemon.peer_host
-    if host in ("0.0.0.0", "::", ""):
-        host = socket.getfqdn().lower()
-    host = f"[{host}]" if ":" in host else host
-    scheme = "http" if settings.daemon.insecure_plain_http else "https"
-    return f"{scheme}://{host}:{port}"
+    plain_http = settings.daemon.insecure_plain_http
+    return reachable_url(settings.daemon.peer_host, port, plain_http=plain_http)
 
 
 async def build_services(
@@ -72,9 +73,7 @@ async def build_services(
     plain_http = settings.daemon.insecure_plain_http
     client = PeerClient(keys, settings.daemon.request_timeout_s, clock.now, plain_http=plain_http)
     # The directory as pinned at enrollment (address and certificate) wins over the settings.
-    directory = await load_directory(db) or Endpoint(
-        settings.daemon.directory_url, None, "directory"
-    )
+    directory = account_directory(settings, await load_directory(db), account.username)
     if directory.tls is None and not plain_http:  # the client will not dial it: say why, once
         log.warning(
             "%s has no certificate pinned for the directory at %s (enrolled before TLS, or over "
@@ -193,8 +192,14 @@ class Daemon:
                 settings.daemon.peer_port,
                 peer_connection_limits(settings),
                 None if certificate is None else certificate.server_context(),
+                setting="--peer-port (daemon.peer_port)",
             ),
-            Listener(self.ui_app, settings.daemon.ui_host, settings.daemon.ui_port),
+            Listener(
+                self.ui_app,
+                settings.daemon.ui_host,
+                settings.daemon.ui_port,
+                setting="--ui-port (daemon.ui_port)",
+            ),
         ]
         for listener in self.listeners:
             await listener.start()
@@ -208,6 +213,9 @@ class Daemon:
                 "daemon.public_address (--public-address) to https://<host>:<port>."
             ) from None
         log.info("%s: peers on port %d, UI on %s", account.username, self.peer_port, self.ui_url)
+        problem = malformed_directory_setting(settings)
+        if problem is not None:  # serve uses the directory pinned at enrollment: carry on
+            log.warning("%s; ignored: the directory pinned at flame init is used", problem)
         if password is not None:
             await self.login(password)
 

@@ -59,10 +59,10 @@ def test_data_dir_follows_xdg_unless_given(tmp_path: Path, monkeypatch: pytest.M
         ("[files]\nrelay_max_bytes = 1048577\n", {}, "config: files.relay_max_bytes:"),
         # Plain HTTP between machines only by its own setting (PROTOCOL.md §1.3).
         (
-            "[daemon]\ndirectory_url = 'http://dir.example:8480'\n",
+            "[daemon]\npublic_address = 'http://me.example:8470'\n",
             {},
-            "config: daemon.directory_url: the address must start with https:// (plain http://"
-            " is off) (got 'http://dir.example:8480')",
+            "config: daemon.public_address: the address must start with https:// (plain http://"
+            " is off) (got 'http://me.example:8470')",
         ),
         (
             "",
@@ -97,7 +97,15 @@ def test_plain_http_between_machines_needs_its_explicit_setting(tmp_path: Path) 
     assert settings.daemon.insecure_plain_http
     assert Settings().daemon.insecure_plain_http is False
     assert Settings().directory.insecure_plain_http is False
-    assert Settings().daemon.directory_url.startswith("https://")
+
+
+def test_the_directory_address_has_no_default_and_may_omit_https(tmp_path: Path) -> None:
+    """No default (`flame init` asks for it); an address as typed, without a scheme, is https.
+    Its form is checked where it is used (tests/e2e/test_cli.py: init refuses, serve warns)."""
+    assert Settings().daemon.directory_url == ""
+    config = tmp_path / "flame.toml"
+    config.write_text("[daemon]\ndirectory_url = 'Dir.Example:8480/'\n")
+    assert load_settings(config, environ={}).daemon.directory_url == "https://dir.example:8480"
 
 
 def test_a_missing_explicit_config_file_is_an_error(tmp_path: Path) -> None:

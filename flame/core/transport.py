@@ -84,6 +84,16 @@ def check_address(address: str, *, plain_http: bool) -> str:
     return address
 
 
+def normal_address(text: str) -> str:
+    """An address as a person types it, in the form `check_address` wants: without a scheme it is
+    `https://` (`127.0.0.1:8480` is `https://127.0.0.1:8480`), a trailing `/` goes, and the host
+    is lowercase (the address has no path, so nothing else can care about case)."""
+    address = text.strip().rstrip("/")
+    if address and "://" not in address:
+        address = "https://" + address
+    return address.lower() if address.isascii() else address
+
+
 def endpoint(address: str, tls: str | None, owner: str, *, plain_http: bool) -> Endpoint:
     """An endpoint from a published address and certificate fingerprint (b64u): `https://` needs
     the fingerprint, `http://` (only with `plain_http`) has none.

@@ -1,6 +1,7 @@
 """The directory's admin channel: a Unix socket in its data folder (mode 0600), so only the
 account that runs the directory can create invites while it is running. With no server running,
-the CLI opens the database itself (under the folder lock)."""
+the CLI opens the database itself (under the folder lock), never a new one: a folder where no
+directory ever ran is refused, so a mistyped --data-dir cannot hand out invites nobody honours."""
 
 from __future__ import annotations
 
@@ -17,12 +18,14 @@ from flame.clock import SystemClock
 from flame.config import DirectorySettings
 from flame.core.models import Username, Wire
 from flame.directory import store
-from flame.errors import FlameError
+from flame.errors import Conflict, FlameError
 from flame.net.http import error_middleware, parse_model, read_body
+from flame.net.server import reachable_url
 from flame.net.tls import ensure_certificate
 from flame.store.db import Database, FolderLock
 
 SOCKET_NAME = "admin.sock"
+DIRECTORY_DB = "directory.db"
 
 
 class InviteBody(Wire):
@@ -33,18 +36,35 @@ class InviteBody(Wire):
 
 DB = web.AppKey("db", Database)
 NOW: web.AppKey[Callable[[], float]] = web.AppKey("now")
+ADDRESS = web.AppKey("address", str)
+
+
+async def new_invite(db: Database, username: str, *, rekey: bool, now: int, ttl_s: int) -> str:
+    """An invite; for a user enrolled already only one with `rekey`, since enrollment refuses
+    a plain one for a taken name.
+
+    Raises:
+        Conflict: the user is enrolled and `rekey` is not set, saying to use --rekey.
+    """
+    if not rekey and await store.identity_key_of(db, username) is not None:
+        raise Conflict(
+            f"{username} is enrolled already; to let them enroll new keys (a lost or new "
+            f"machine): flame directory invite {username} --rekey"
+        )
+    return await store.create_invite(db, username, rekey=rekey, now=now, ttl_s=ttl_s)
 
 
 async def invite(request: web.Request) -> web.Response:
     body = parse_model(InviteBody, await read_body(request, 4096))
-    code = await store.create_invite(
-        request.app[DB],
-        body.username,
-        rekey=body.rekey,
-        now=int(request.app[NOW]()),
-        ttl_s=body.ttl_s,
+    now = int(request.app[NOW]())
+    code = await new_invite(
+        request.app[DB], body.username, rekey=body.rekey, now=now, ttl_s=body.ttl_s
     )
     return web.json_response({"code": code})
+
+
+async def address_of(request: web.Request) -> web.Response:
+    return web.json_response({"address": request.app[ADDRESS]})
 
 
 async def users(request: web.Request) -> web.Response:
@@ -53,13 +73,34 @@ async def users(request: web.Request) -> web.Response:
     )
 
 
-def build(db: Database, now: Callable[[], float]) -> web.Application:
+def build(db: Database, now: Callable[[], float], address: str) -> web.Application:
+    """`address`: where daemons reach this directory, for the invite's instructions."""
     app = web.Application(middlewares=[error_middleware])
     app[DB] = db
     app[NOW] = now
+    app[ADDRESS] = address
     app.router.add_post("/invite", invite)
     app.router.add_get("/users", users)
+    app.router.add_get("/address", address_of)
     return app
+
+
+def reachable_address(settings: DirectorySettings, port: int) -> str:
+    """Where daemons reach a directory listening on `port` with these settings."""
+    return reachable_url(settings.host, port, plain_http=settings.insecure_plain_http)
+
+
+def require_directory(data_dir: Path) -> None:
+    """A directory has run in `data_dir` (its database is there, or its admin socket).
+
+    Raises:
+        FlameError: none has, naming the folder.
+    """
+    if not ((data_dir / DIRECTORY_DB).exists() or (data_dir / SOCKET_NAME).exists()):
+        raise FlameError(
+            f"No directory in {data_dir}: none has run there. Give the data folder of "
+            "'flame directory serve' with --data-dir (or start it once first)."
+        )
 
 
 async def start_admin(app: web.Application, data_dir: Path) -> web.AppRunner | None:
@@ -105,10 +146,16 @@ async def create_invite(data_dir: Path, username: str, *, rekey: bool, ttl_s: in
     db, lock = await with_database(data_dir)
     try:
         now = int(SystemClock().now())
-        return await store.create_invite(db, username, rekey=rekey, now=now, ttl_s=ttl_s)
+        return await new_invite(db, username, rekey=rekey, now=now, ttl_s=ttl_s)
     finally:
         await db.close()
         lock.release()
+
+
+async def running_address(data_dir: Path) -> str | None:
+    """Where daemons reach the directory of `data_dir`, if it is running."""
+    reply = await admin_call(data_dir, "GET", "/address")
+    return None if reply is None else str(reply["address"])
 
 
 async def enrolled_users(data_dir: Path) -> list[dict[str, Any]]:
@@ -125,8 +172,10 @@ async def enrolled_users(data_dir: Path) -> list[dict[str, Any]]:
 
 
 def certificate_fingerprint(settings: DirectorySettings, data_dir: Path) -> bytes | None:
-    """The fingerprint of the directory's certificate (made now if it never ran), for invites and
-    `flame directory fingerprint`; None when it serves plain HTTP."""
+    """The fingerprint of the directory's certificate (made now if it has none yet: it served
+    plain HTTP until now), for invites and `flame directory fingerprint`; None when it serves
+    plain HTTP. Only for a folder where a directory has run."""
+    require_directory(data_dir)
     if settings.insecure_plain_http:
         return None
     return ensure_certificate(data_dir).fingerprint
@@ -135,6 +184,7 @@ def certificate_fingerprint(settings: DirectorySettings, data_dir: Path) -> byte
 async def with_database(data_dir: Path) -> tuple[Database, FolderLock]:
     from flame.directory.app import open_directory_db
 
+    require_directory(data_dir)
     lock = FolderLock(data_dir)
     lock.acquire()
     try:

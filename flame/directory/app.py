@@ -225,11 +225,17 @@ class DirectoryServer:
                 self.tls_fingerprint = certificate.fingerprint
                 context = certificate.server_context()
             self.listener = Listener(
-                build(parts), self.settings.host, self.settings.port, limits, context
+                build(parts),
+                self.settings.host,
+                self.settings.port,
+                limits,
+                context,
+                "--port (directory.port)",
             )
             await self.listener.start()
+            address = admin.reachable_address(self.settings, self.listener.port)
             self.admin = await admin.start_admin(
-                admin.build(self.db, self.clock.now), self.data_dir
+                admin.build(self.db, self.clock.now, address), self.data_dir
             )
         except BaseException:
             await self.stop()
@@ -251,4 +257,4 @@ class DirectoryServer:
 
 async def open_directory_db(data_dir: Path) -> Database:
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return await Database.open(data_dir / "directory.db", store.SCHEMA)
+    return await Database.open(data_dir / admin.DIRECTORY_DB, store.SCHEMA)

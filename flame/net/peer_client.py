@@ -40,6 +40,7 @@ from flame.core.prekeys import PrekeyClaim, PrekeyCount, PrekeyUpload
 from flame.core.signing import DIRECTORY_AUDIENCE, mac_request, sign_request
 from flame.core.transport import Endpoint
 from flame.errors import PeerRefused, PeerUnreachable
+from flame.net.failures import unreachable
 from flame.net.replies import (
     host_header,
     json_of,
@@ -145,9 +146,7 @@ class PeerClient:
             raise PeerUnreachable(mismatch_message(endpoint)) from exc
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
             # ValueError: aiohttp and yarl refusing what a peer's address or answer holds.
-            raise PeerUnreachable(
-                f"Cannot reach {target.host}:{target.port}: {type(exc).__name__}"
-            ) from exc
+            raise unreachable(whose(endpoint), endpoint.url, exc) from exc
         if 300 <= status < 400 and status != 304:  # 304 answers a conditional GET, no redirect
             raise PeerRefused(
                 f"Refused: {whose(endpoint)} answered with a redirect (HTTP {status}), "

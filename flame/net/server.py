@@ -16,6 +16,7 @@ that never complete one count and end as idle ones do.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import ssl
@@ -26,6 +27,9 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+
+from flame.errors import FlameError
+from flame.net.failures import failure_reason
 
 log = logging.getLogger("flame.server")
 # A share of the open-file limit: the rest stays for the database, files being received, the
@@ -200,6 +204,15 @@ class GatedConnection(asyncio.Protocol):
             self.handler.resume_writing()
 
 
+def reachable_url(host: str, port: int, *, plain_http: bool) -> str:
+    """Where other machines reach a listener on `host`: that host, or this machine's name when it
+    listens on every address."""
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn().lower()
+    host = f"[{host}]" if ":" in host else host
+    return f"{'http' if plain_http else 'https'}://{host}:{port}"
+
+
 @dataclass
 class Listener:
     app: web.Application
@@ -207,6 +220,7 @@ class Listener:
     port: int
     limits: ConnectionLimits | None = None  # None: aiohttp's defaults, no caps (the UI)
     ssl_context: ssl.SSLContext | None = None  # TLS (the peer and directory listeners)
+    setting: str = "its port setting"  # what sets the port ("--ui-port"), named when it is taken
     runner: web.AppRunner | None = None
     server: asyncio.Server | None = None
     admission: Admission | None = None
@@ -238,15 +252,35 @@ class Listener:
             factory = gated
             tls = {}
         loop = asyncio.get_running_loop()
-        self.server = await loop.create_server(
-            factory, self.host, self.port, reuse_address=True, **tls
-        )
+        try:
+            self.server = await loop.create_server(
+                factory, self.host, self.port, reuse_address=True, **tls
+            )
+        except OSError as exc:
+            raise self.bind_error(exc) from None
         self.bound = [
             sock.getsockname()[:2]
             for sock in self.server.sockets
             if sock.family in (socket.AF_INET, socket.AF_INET6)
         ]
         self.port = self.bound[0][1]
+
+    def bind_error(self, exc: OSError) -> FlameError:
+        """One line for a port that cannot be had, saying which setting to change."""
+        where = f"{self.host}:{self.port}"
+        if exc.errno == errno.EADDRINUSE:
+            return FlameError(
+                f"Cannot listen on {where}: the port is already in use (another Flame, or "
+                f"another program); choose another with {self.setting}."
+            )
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return FlameError(f"Cannot listen on {where}: {self.host} is not this machine's.")
+        if exc.errno == errno.EACCES:
+            return FlameError(
+                f"Cannot listen on {where}: permission denied (ports below 1024 need privileges); "
+                f"choose another with {self.setting}."
+            )
+        return FlameError(f"Cannot listen on {where}: {failure_reason(exc)}.")
 
     async def stop(self) -> None:
         if self.server is not None:

@@ -26,6 +26,7 @@ from yarl import URL
 
 from flame.core.transport import Endpoint, check_address
 from flame.errors import FlameError, PeerUnreachable
+from flame.net.failures import unreachable
 from flame.store.folder import make_private_folder, write_private
 
 CERT_NAME = "tls-cert.pem"
@@ -109,22 +110,31 @@ def ensure_certificate(folder: Path) -> Certificate:
     return certificate
 
 
-async def presented_fingerprint(url: str) -> bytes:
-    """The SHA-256 of the certificate the server at `url` presents, unverified: for `flame init`
-    to show the user, who compares it with the one the directory's admin gave."""
+async def presented_fingerprint(url: str) -> bytes | None:
+    """The SHA-256 of the certificate the directory at `url` presents, unverified: for `flame init`
+    to compare with the one given, or show the user, who compares it with the one the directory's
+    admin gave. None for a plain http:// address, once something accepts a connection there."""
     target = URL(url)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context: ssl.SSLContext | None = None
+    if target.scheme == "https":
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     try:
         async with asyncio.timeout(CONNECT_TIMEOUT_S):
             _, writer = await asyncio.open_connection(
-                target.host, target.port, ssl=context, server_hostname=TLS_SERVER_NAME
+                target.host,
+                target.port,
+                ssl=context,
+                server_hostname=None if context is None else TLS_SERVER_NAME,
             )
     except (OSError, TimeoutError, ssl.SSLError) as exc:
-        raise PeerUnreachable(
-            f"Cannot reach {target.host}:{target.port} over TLS: {type(exc).__name__}"
-        ) from exc
+        raise unreachable("the directory", url, exc) from exc
+    if context is None:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return None
     try:
         ssl_object = writer.get_extra_info("ssl_object")
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -34,11 +33,11 @@ from flame.core.signing import enrollment_proof, sign_record
 from flame.core.transport import (
     Endpoint,
     check_address,
-    fingerprint_text,
+    normal_address,
     parse_fingerprint,
     split_invite,
 )
-from flame.errors import ConfigError, FlameError, PeerRefused, PeerUnreachable, WrongPassword
+from flame.errors import ConfigError, FlameError, PeerRefused, WrongPassword
 from flame.net.peer_client import PeerClient
 from flame.net.tls import ensure_certificate, presented_fingerprint
 from flame.services.files.atrest import seal_plain_files
@@ -101,49 +100,105 @@ def enroll_request(identity: Identity, username: str, invite: str | None) -> Enr
     )
 
 
-def pinned_directory(
-    url: str, invite: str | None, fingerprint: str | None, *, plain_http: bool
-) -> tuple[Endpoint, str | None]:
-    """The directory to enroll with and the invite's one-time code. Its certificate fingerprint
-    comes from the invite (`flame directory invite` prints code and fingerprint as one string) or
-    from `fingerprint`; with neither it is None, for the user to confirm (PROTOCOL.md §5.1).
+def sentence(exc: ValueError) -> str:
+    """A rule's reason ("the address must ...") as a sentence."""
+    text = str(exc)
+    return f"{text[:1].upper()}{text[1:]}."
+
+
+def directory_address(text: str, *, plain_http: bool) -> str:
+    """The directory's address as a person gives it: without a scheme it is https://
+    (`127.0.0.1:8480` is `https://127.0.0.1:8480`).
 
     Raises:
-        FlameError: an address, invite or fingerprint that does not parse, or two that differ.
+        FlameError: an empty address, or one that is not https://host[:port] (PROTOCOL.md §1.3).
     """
-    url = url.rstrip("/")
+    address = normal_address(text)
+    if not address:
+        raise FlameError("The directory's address is needed, e.g. https://dir.example.com:8480.")
     try:
-        check_address(url, plain_http=plain_http)
-        code, from_invite = split_invite(invite) if invite else (None, None)
-        given = parse_fingerprint(fingerprint) if fingerprint else None
+        return check_address(address, plain_http=plain_http)
     except ValueError as exc:
-        raise FlameError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
-    if url.startswith("http://"):
-        return Endpoint(url, None, "directory"), code  # insecure_plain_http: nothing to pin
-    if given is not None and from_invite is not None and given != from_invite:
-        raise FlameError("The invite and --directory-fingerprint name different certificates.")
-    return Endpoint(url, given or from_invite, "directory"), code
+        raise FlameError(sentence(exc)) from None
 
 
-async def confirm_directory(directory: Endpoint, ask: Callable[[str], str] | None) -> Endpoint:
-    """The directory with its certificate pinned: as the user gave it (in the invite or by flag),
-    or, for a person at a terminal (`ask`), the one it presents once they confirm it
-    (PROTOCOL.md §5.1). Without either, refused: a script must give the fingerprint."""
-    if directory.tls is not None or directory.url.startswith("http://"):
-        return directory
-    if ask is None:
+def parse_invite(text: str) -> tuple[str, bytes | None]:
+    """The invite's one-time code and the directory's certificate fingerprint it carries
+    (`flame directory invite` prints both as one string, PROTOCOL.md §5.1).
+
+    Raises:
+        FlameError: a fingerprint part that does not parse.
+    """
+    try:
+        return split_invite(text)
+    except ValueError as exc:
+        raise FlameError(f"This invite is damaged: {exc}.") from None
+
+
+def parse_pin(text: str) -> bytes:
+    """A certificate fingerprint as the directory's admin gives it.
+
+    Raises:
+        FlameError: it does not parse.
+    """
+    try:
+        return parse_fingerprint(text)
+    except ValueError as exc:
+        raise FlameError(sentence(exc)) from None
+
+
+async def reach_directory(url: str) -> bytes | None:
+    """Whether the directory answers at `url`, and the fingerprint of the certificate it presents
+    (None over plain http://), unverified: `flame init` compares it with the one given, or shows
+    it for the person to confirm (PROTOCOL.md §5.1).
+
+    Raises:
+        PeerUnreachable: nothing answers there, with the reason ("connection refused: is the
+            directory running at ...?").
+    """
+    return await presented_fingerprint(url)
+
+
+def check_pin(url: str, presented: bytes | None, pin: bytes, source: str) -> None:
+    """The certificate the directory presents must be the one `source` (the invite, a flag) names.
+
+    Raises:
+        FlameError: it presents another.
+    """
+    if presented is not None and presented != pin:
         raise FlameError(
-            "Give --directory-fingerprint=FP, or the whole invite (its part after the '.'): the "
-            "directory's certificate fingerprint, which 'flame directory fingerprint' prints."
+            f"The directory at {url} presents a certificate other than the one pinned by "
+            f"{source}: refused. Check the address and {source}; someone may be in the middle."
         )
-    presented = await presented_fingerprint(directory.url)
-    answer = ask(
-        f"The directory at {directory.url} presents the certificate fingerprint\n"
-        f"  {fingerprint_text(presented)}\nIs it the one its administrator gave you? [y/N] "
-    )
-    if answer.strip().lower() not in ("y", "yes"):
-        raise FlameError("Not enrolled: the directory's certificate was not confirmed.")
-    return Endpoint(directory.url, presented, directory.owner)
+
+
+def account_directory(settings: Settings, pinned: Endpoint | None, username: str) -> Endpoint:
+    """The directory an account uses: the one pinned at `flame init` (address and certificate),
+    whatever the settings say, so a different or malformed daemon.directory_url gets one warning
+    and changes nothing; the settings' address only for an account of a version that did not
+    remember its directory."""
+    configured = settings.daemon.directory_url
+    if pinned is None:
+        return Endpoint(configured, None, "directory")
+    if configured and configured != pinned.url and malformed_directory_setting(settings) is None:
+        log.warning(
+            "daemon.directory_url (--directory) %s is not used: %s uses the directory it enrolled "
+            "with, at %s, whose certificate flame init pinned",
+            configured,
+            username,
+            pinned.url,
+        )
+    return pinned
+
+
+def malformed_directory_setting(settings: Settings) -> str | None:
+    """What is wrong with daemon.directory_url, if it is set and not an address Flame dials."""
+    configured = settings.daemon.directory_url
+    try:
+        check_address(configured, plain_http=settings.daemon.insecure_plain_http)
+    except ValueError as exc:
+        return f"daemon.directory_url (--directory) {configured!r}: {exc}" if configured else None
+    return None
 
 
 def find_account(data_dir: Path) -> Account | None:
@@ -218,10 +273,9 @@ async def init_account(
         )
         try:
             await client.enroll(directory, enroll_request(identity, username, invite))
-        except PeerRefused as exc:
-            raise FlameError(f"The directory refused the enrollment: {exc.message}") from exc
-        except PeerUnreachable as exc:
-            raise FlameError(f"Enrollment failed: {exc.message}") from exc
+        except PeerRefused as exc:  # its code says what to ask again (a bad invite, a taken name)
+            message = f"The directory refused the enrollment: {exc.message}"
+            raise FlameError(message, code=exc.code) from exc
         finally:
             await client.close()
         if not plain_http:

@@ -15,11 +15,29 @@ from flame.core.transport import (
     check_address,
     endpoint,
     invite_token,
+    normal_address,
     parse_fingerprint,
     split_invite,
 )
 
 PIN = hashlib.sha256(b"a certificate").digest()
+
+
+@pytest.mark.parametrize(
+    ("typed", "address"),
+    [
+        ("127.0.0.1:8480", "https://127.0.0.1:8480"),
+        (" Dir.Example.COM:8480/ ", "https://dir.example.com:8480"),
+        ("[::1]:8480", "https://[::1]:8480"),
+        ("https://dir.example:8480", "https://dir.example:8480"),
+        ("http://dir.example:8480", "http://dir.example:8480"),  # kept, for check_address to judge
+        ("", ""),
+    ],
+)
+def test_an_address_without_a_scheme_is_https(typed: str, address: str) -> None:
+    assert normal_address(typed) == address
+    if address.startswith("https://"):
+        assert check_address(normal_address(typed), plain_http=False) == address
 
 
 @pytest.mark.parametrize(

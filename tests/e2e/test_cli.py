@@ -4,7 +4,6 @@ commands, serve as a real process, and one clear line for every error."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -15,32 +14,7 @@ from flame.cli import main
 from flame.core.encoding import b64e
 from flame.directory import store
 from tests.cluster import PASSWORD, Cluster
-
-CHEAP = {
-    "FLAME_SECURITY_ARGON2_MEMORY_KIB": "64",
-    "FLAME_SECURITY_ARGON2_ITERATIONS": "1",
-    "FLAME_SECURITY_ALLOW_WEAK_KDF": "true",
-}
-
-
-async def flame(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 60
-) -> tuple[int, str, str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("FLAME_")}
-    full_env.update(env or {})
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "flame",
-        *args,
-        env=full_env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
+from tests.commands import CHEAP, Console, flame
 
 
 @pytest.mark.parametrize(
@@ -152,30 +126,6 @@ async def test_init_pins_the_directory_certificate_it_was_given(
     assert (tmp_path / "bob" / "tls-key.pem").stat().st_mode & 0o777 == 0o600
 
 
-async def flame_at_a_terminal(*args: str, answers: str) -> tuple[int, str, str]:
-    """`flame` with a terminal on its standard input, typed `answers` into it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLAME_")} | CHEAP
-    typist, terminal = os.openpty()
-    try:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "flame",
-            *args,
-            env=env,
-            stdin=terminal,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        os.write(typist, answers.encode())
-        out, err = await asyncio.wait_for(process.communicate(), 60)
-    finally:
-        os.close(typist)
-        os.close(terminal)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 async def test_at_a_terminal_init_shows_the_directory_certificate_to_confirm(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -192,13 +142,20 @@ async def test_at_a_terminal_init_shows_the_directory_certificate_to_confirm(
         ]  # fmt: skip
 
     # No invite, no fingerprint: shown the one presented, and refused when not confirmed.
-    code, out, err = await flame_at_a_terminal(*init("dave"), answers="\n\nn\n")
-    assert code == 1 and "not confirmed" in err
-    assert b64e(cluster.directory_tls) in out
-    code, out, err = await flame_at_a_terminal(*init("erin"), answers="\n\ny\n")
-    assert code == 0, err
-    assert f"presents the certificate fingerprint\n  {b64e(cluster.directory_tls)}" in out
-    assert "Enrolled erin" in out
+    for name, confirmed in (("dave", "n"), ("erin", "y")):
+        console = await Console.start(*init(name))
+        try:
+            await console.answer("Invite (empty if the directory has open registration): ", "")
+            await console.answer("Directory fingerprint (empty: show the one it presents): ", "")
+            shown = await console.answer("[y/N] ", confirmed)
+            assert f"presents the certificate fingerprint\n  {b64e(cluster.directory_tls)}" in shown
+            code, rest = await console.finish()
+        finally:
+            console.close()
+        if confirmed == "n":
+            assert code == 1 and "not confirmed" in rest
+        else:
+            assert code == 0 and "Enrolled erin" in rest, rest
 
 
 async def test_init_without_password_or_terminal_says_what_to_give(

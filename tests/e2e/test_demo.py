@@ -1,11 +1,13 @@
-"""The demo (`make demo`) as a new user runs it: real processes, printed addresses and passwords
-that work, Ctrl-C stops everything, and a restart keeps the history."""
+"""The demo (`make demo`) as a new user runs it: real processes, printed addresses, passwords and
+process ids that are right, a process that dies is reported, Ctrl-C stops everything, and a
+restart keeps the history."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import json
+import os
 import re
 import signal
 import ssl
@@ -18,9 +20,12 @@ import pytest
 from flame.core.transport import parse_fingerprint
 from tests.cluster import UiClient
 
+Users = dict[str, tuple[str, str, int]]
 
-async def start_demo(root: Path) -> tuple[asyncio.subprocess.Process, dict[str, tuple[str, str]]]:
-    """The demo on ports the system picks (--base-port 0): its users' (UI address, password)."""
+
+async def start_demo(root: Path) -> tuple[asyncio.subprocess.Process, Users]:
+    """The demo on ports the system picks (--base-port 0): its users' (UI address, password,
+    process id), and the directory's process id under "directory"."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -35,16 +40,21 @@ async def start_demo(root: Path) -> tuple[asyncio.subprocess.Process, dict[str, 
         stdin=asyncio.subprocess.DEVNULL,
     )
     assert process.stdout is not None
-    users: dict[str, tuple[str, str]] = {}
+    users: Users = {}
     output: list[str] = []
     async with asyncio.timeout(60):
         while True:
             line = (await process.stdout.readline()).decode()
             assert line, "".join(output)
             output.append(line)
-            found = re.match(r"\s+(alice|bob|carol)\s+(http://127\.0\.0\.1:\d+/)\s+(\S+)", line)
+            found = re.match(
+                r"\s+(alice|bob|carol)\s+(http://127\.0\.0\.1:\d+/)\s+(\S+)\s+(\d+)$", line
+            )
             if found:
-                users[found[1]] = (found[2].rstrip("/"), found[3])
+                users[found[1]] = (found[2].rstrip("/"), found[3], int(found[4]))
+            directory = re.search(r"\(directory https://127\.0\.0\.1:\d+, pid (\d+)\)", line)
+            if directory:
+                users["directory"] = ("", "", int(directory[1]))
             if "Press Ctrl-C" in line:
                 return process, users
 
@@ -84,15 +94,26 @@ async def serves_pinned_tls_only(root: Path, name: str) -> None:
                 await response.read()
 
 
-async def test_demo_runs_on_pinned_tls_stops_on_ctrl_c_and_keeps_history(tmp_path: Path) -> None:
+def command_of(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+async def test_demo_runs_on_pinned_tls_reports_a_death_stops_on_ctrl_c_and_keeps_history(
+    tmp_path: Path,
+) -> None:
     root = tmp_path / "demo"
     process, users = await start_demo(root)
     try:
-        assert set(users) == {"alice", "bob", "carol"}
+        assert set(users) == {"alice", "bob", "carol", "directory"}
+        for name, (_, _, pid) in users.items():  # each id is that process's
+            command = command_of(pid)
+            kind = ["directory", "serve"] if name == "directory" else ["serve"]
+            assert command[1 : 3 + len(kind)] == ["-m", "flame", *kind]
+            assert str(root / name) in command
         for name in ("directory", "alice", "bob", "carol"):
             await serves_pinned_tls_only(root, name)
-        alice = await login(*users["alice"])
-        bob = await login(*users["bob"])
+        alice = await login(*users["alice"][:2])
+        bob = await login(*users["bob"][:2])
         try:
             # Its presence reports reach the directory: a daemon dials it only with its pin.
             directory_feed = await alice.websocket()
@@ -111,18 +132,24 @@ async def test_demo_runs_on_pinned_tls_stops_on_ctrl_c_and_keeps_history(tmp_pat
         finally:
             await alice.close()
             await bob.close()
+        carol = users["carol"][2]
+        os.kill(carol, signal.SIGKILL)
+        assert process.stdout is not None
+        async with asyncio.timeout(30):
+            line = (await process.stdout.readline()).decode()
+        assert line.startswith(f"carol (pid {carol}) was killed by SIGKILL; the rest keep running.")
     finally:
         tail = await stop_demo(process)
-    assert "Stopped." in tail
+    assert "Stopped." in tail and "pid" not in tail  # the stop itself is no death to report
     for name in ("alice", "bob", "carol"):
         log = (root / name / "daemon.log").read_text()
         assert "plain HTTP" not in log and "no certificate pinned" not in log, log
 
     process, again = await start_demo(root)
     try:
-        passwords = {name: password for name, (_, password) in users.items()}
-        assert {name: password for name, (_, password) in again.items()} == passwords  # kept
-        bob = await login(*again["bob"])
+        passwords = {name: password for name, (_, password, _) in users.items()}
+        assert {name: password for name, (_, password, _) in again.items()} == passwords  # kept
+        bob = await login(*again["bob"][:2])
         try:
             texts = [m["text"] for m in await bob.messages("alice")]
             assert texts == ["hello from the demo"]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import logging
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from flame import __version__
+from flame.cli.init import cmd_init
 from flame.config import LOG_LEVELS, Settings, load_settings
 from flame.core.transport import fingerprint_text, invite_token
 from flame.errors import FlameError
@@ -88,61 +88,6 @@ def write_ready_file(path: str | None, ports: dict[str, int], tls: bytes | None)
 # --- commands ---------------------------------------------------------------------------------
 
 
-def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
-    from flame.services.account import (
-        check_new_password,
-        confirm_directory,
-        init_account,
-        kdf_params,
-        pinned_directory,
-    )
-
-    interactive = sys.stdin.isatty()
-
-    def ask(value: str | None, prompt: str, flag: str) -> str:
-        if value:
-            return value
-        if not interactive:
-            raise FlameError(f"Give {flag} (no terminal to ask on).")
-        answer = input(prompt).strip()
-        if not answer:
-            raise FlameError(f"{flag.lstrip('-')} is required.")
-        return answer
-
-    username = ask(args.username, "Username: ", "--username")
-    directory_url = settings.daemon.directory_url  # --directory, else the config's
-    if args.directory is None and interactive:
-        directory_url = input(f"Directory address [{directory_url}]: ").strip() or directory_url
-    invite = args.invite
-    if invite is None and interactive:
-        invite = input("Invite (empty if the directory has open registration): ").strip()
-    fingerprint = args.directory_fingerprint
-    if not invite and fingerprint is None and interactive:
-        fingerprint = input("Directory fingerprint (empty: show the one it presents): ").strip()
-    if args.password_file:
-        password = read_password_file(args.password_file)
-    elif interactive:
-        password = getpass.getpass("New password: ")
-        if getpass.getpass("Repeat it: ") != password:
-            raise FlameError("The passwords differ.")
-    else:
-        raise FlameError("Give --password-file (no terminal to ask for a password on).")
-    check_new_password(password)  # what is wrong here first, before asking about the directory
-    kdf_params(settings.security)
-    plain_http = settings.daemon.insecure_plain_http
-    directory, code = pinned_directory(directory_url, invite, fingerprint, plain_http=plain_http)
-    directory = asyncio.run(confirm_directory(directory, input if interactive else None))
-    data_dir = settings.daemon_data_dir()
-    account = asyncio.run(init_account(settings, username, directory, code, password, data_dir))
-    from flame.core.crypto import fingerprint as key_fingerprint
-
-    print(f"Enrolled {account.username} with {directory.url}.")
-    print(f"Data folder: {data_dir}")
-    print(f"Fingerprint: {key_fingerprint(account.identity_key)}")
-    print("Start the daemon with: flame serve")
-    return 0
-
-
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from flame.daemon import Daemon
 
@@ -192,9 +137,14 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
         username = check_username(args.username)
     except ValueError as exc:
         raise FlameError(f"username {args.username!r}: {exc}") from exc
-    data_dir = settings.directory_data_dir()
+    data_dir = settings.directory_data_dir()  # one where no directory ran is refused (admin.py)
     ttl_s = settings.directory.invite_ttl_s
-    code = asyncio.run(admin.create_invite(data_dir, username, rekey=args.rekey, ttl_s=ttl_s))
+
+    async def invite() -> tuple[str, str | None]:
+        code = await admin.create_invite(data_dir, username, rekey=args.rekey, ttl_s=ttl_s)
+        return code, await admin.running_address(data_dir)
+
+    code, address = asyncio.run(invite())
     certificate = admin.certificate_fingerprint(settings.directory, data_dir)
     if certificate is not None:  # one string: the code, and the certificate to pin (§5.1)
         code = invite_token(code, certificate)
@@ -205,10 +155,18 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
         + ". On their machine:",
         file=sys.stderr,
     )
+    running, port = address is not None, settings.directory.port
+    if address is None and port:  # not running: where its settings make it listen
+        address = admin.reachable_address(settings.directory, port)
     print(
-        f"  flame init --username {username} --invite {code} --directory <this directory's URL>",
+        f"  flame init --username {username} --invite {code} "
+        f"--directory {address or '<this directory address>'}",
         file=sys.stderr,
     )
+    if not running:
+        print(
+            "The directory is not running: start it with 'flame directory serve'.", file=sys.stderr
+        )
     return 0
 
 
@@ -244,9 +202,9 @@ READY_FILE_HELP = (
 )
 
 
-def _daemon_flags(parser: argparse.ArgumentParser) -> None:
+def _daemon_flags(parser: argparse.ArgumentParser, directory_help: str) -> None:
     parser.add_argument("--data-dir", help="data folder (default: $XDG_DATA_HOME/flame/daemon)")
-    parser.add_argument("--directory", help="directory URL, e.g. http://dir.example:8480")
+    parser.add_argument("--directory", metavar="ADDRESS", help=directory_help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,7 +222,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create this user's keys, enroll them with the directory "
         "and seal them under a password. Asks for what is not given as a flag.",
     )
-    _daemon_flags(init)
+    _daemon_flags(
+        init,
+        "the directory's address, https://host:port (https:// may be left out: "
+        "dir.example.com:8480); asked for when not given",
+    )
     init.add_argument("--username", help="the username to enroll")
     init.add_argument("--invite", help="the invite 'flame directory invite' printed")
     init.add_argument(
@@ -283,7 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the daemon: remote API for peers, UI on localhost, "
         "background tasks. Locked until the UI login unless given a password.",
     )
-    _daemon_flags(serve)
+    _daemon_flags(
+        serve,
+        "not needed: serve uses the directory pinned at 'flame init' (another address is "
+        "named in a warning and ignored), this one only for an account of an older version "
+        "that did not remember its directory",
+    )
     serve.add_argument("--password-file", help="unlock at start with the password in this file")
     serve.add_argument("--peer-host", help="address the peer API binds (default 0.0.0.0)")
     serve.add_argument("--peer-port", type=int, help="peer API port (default 8470)")
