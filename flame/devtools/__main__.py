@@ -141,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fuzz both APIs from their OpenAPI documents",
         description="Start a directory and a daemon, draw signed requests from the OpenAPI "
         "documents they serve (valid and broken bodies, paths, queries) and send them; fails if "
-        "any answer is a 500 (PROTOCOL.md §15).",
+        "any answer is a 500 (PROTOCOL.md §16).",
     )
     fuzz_schema.add_argument("--requests", type=int, default=20000, help="requests to send (20000)")
     fuzz_schema.add_argument(

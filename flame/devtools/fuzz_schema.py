@@ -1,4 +1,4 @@
-"""Schema-driven fuzzing (PROTOCOL.md §15): hypothesis draws requests from the OpenAPI documents
+"""Schema-driven fuzzing (PROTOCOL.md §16): hypothesis draws requests from the OpenAPI documents
 that a real directory and a real daemon serve (bodies valid by the schema and broken: wrong types,
 missing and extra fields, other JSON, bytes that are no JSON; path parameters and queries),
 signs each one as a real enrolled user (Ed25519, or the version 2 pair-key MAC), sends it on
