@@ -14,6 +14,7 @@ from flame.core.signing import MAX_SKEW_S, SignedRequest, mac_request, request_s
 from tests.api.conftest import ApiNode
 from tests.api.test_hello import hello, mac
 from tests.api.test_peer_routes import Zoe, envelope, stored, unlocked
+from tests.e2e.test_versions import refusals
 
 PATH = "/api/v1/envelopes"
 
@@ -113,10 +114,11 @@ async def test_min_version_2_refuses_version_1_signatures_and_envelopes(node: Ap
     zoe = Zoe(await unlocked(node))
     node.services.ctx.settings.security.min_version = 2
     status, reply = await zoe.post([envelope(node, "signed with Ed25519")])
-    assert (status, reply["error"]) == (401, "old_version")
+    _, refused_envelope, refused_request = refusals()  # PROTOCOL.md §14.2's words exactly
+    assert (status, reply["error"], reply["message"]) == (401, "old_version", refused_request)
     body = batch(node, "a version 1 envelope")
     status, reply = await zoe.post_raw(body, mac_headers(node, zoe_pair_key(node, node.zoe), body))
     assert (status, reply["error"]) == (400, "old_version")
-    assert "protocol version 1" in reply["message"]
+    assert reply["message"] == refused_envelope
     assert await stored(node) == 0
     assert (await hello(node, mac(node, node.zoe)))["versions"] == [2]

@@ -5,11 +5,15 @@ documented reason."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from flame.store import sessions as session_store
-from tests.cluster import Cluster, Feed, UiClient, services_of
+from tests.cluster import Cluster, Feed, UiClient, eventually, services_of
 from tests.files_helpers import MIB, fetch, random_bytes, send_file, sha256, wait_state
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def pair(
@@ -88,12 +92,60 @@ async def test_two_version_2_daemons_use_a_session(cluster: Cluster) -> None:
     assert '"kind":"file_offer"' in next(iter(opened.values()))
 
 
+def refusals() -> tuple[str, str, str]:
+    """PROTOCOL.md §14.2's sentences for `min_version = 2`: (sending, envelope, request)."""
+    text = (ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    rule = text[text.index("- `min_version = 2`, receiving:") :].split("\n- ", 1)[0]
+    quoted = re.findall(r'"([^"]+\.)"', " ".join(rule.split()))
+    envelope = next(q for q in quoted if q.endswith("§9)."))
+    request = next(q for q in quoted if "requests" in q)
+    sending = next(q for q in quoted if q.startswith("<peer>"))
+    return sending, envelope, request
+
+
 async def test_min_version_2_refuses_version_1_both_ways(cluster: Cluster) -> None:
     old, strict, old_feed, _ = await pair(cluster, {"max_version": 1}, {"min_version": 2})
     status, body = await strict.post("/ui/api/conversations/alice/messages", {"text": "no"})
     assert (status, body["error"]) == (409, "old_version")
-    assert "speaks only protocol version 1" in body["message"]
+    sending, _, request = refusals()
+    assert body["message"] == sending.replace("<peer>", "alice")  # §14.2's words exactly
     sent = await old.send("bob", "from an older Flame")
     failed = await old_feed.wait_for(state_is(sent["id"], "failed"))
-    assert "does not accept protocol version 1" in failed["error"]
+    assert failed["error"] == f"bob's daemon refused it: {request}"
     assert await strict.messages("alice") == []
+
+
+async def test_the_signed_presence_lists_the_versions_and_a_sender_follows_it(
+    cluster: Cluster,
+) -> None:
+    """PROTOCOL.md §14.2: each daemon's signed presence lists the versions its settings allow,
+    and the sender goes by that record: bob, back on an older Flame (pinned to version 1), says
+    so in his record, and alice's next message goes as version 1 although her session with him
+    is still there."""
+    alice, bob, _, b_feed = await pair(cluster, {}, {})
+    alice_db = services_of(cluster.daemons["alice"]).ctx.db
+    await alice.send("bob", "under version 2")
+    event = await b_feed.wait_for(lambda e: e["type"] == "message")
+    assert event["message"]["protocol_version"] == 2
+    found = await session_store.versions_of(alice_db, "bob")
+    assert found is not None and found[0] == (1, 2) and found[1] > 0  # from a signed record
+
+    await cluster.stop_daemon("bob")
+    settings = cluster.settings_for("bob")
+    settings.security.max_version = 1
+    await cluster.start_daemon("bob", settings=settings)
+    bob = await cluster.ui("bob")
+    b_feed = await bob.websocket()
+
+    async def bobs_versions() -> tuple[int, ...] | None:
+        record = await session_store.versions_of(alice_db, "bob")
+        return None if record is None else record[0]
+
+    await eventually(bobs_versions, equals=(1,), timeout=20)  # his next signed record says so
+    assert await session_store.has_sessions(alice_db, "bob")  # her session is still there
+    await alice.send("bob", "as version 1 now")
+    event = await b_feed.wait_for(lambda e: e["type"] == "message")
+    assert event["message"]["text"] == "as version 1 now"
+    assert event["message"]["protocol_version"] == 1
+    _, contacts = await alice.get("/ui/api/contacts")
+    assert [c["protocol_version"] for c in contacts["contacts"]] == [1]
