@@ -1,4 +1,4 @@
-"""flame/core is pure (STYLE.md): no event loop, network, database, clock or file I/O.
+"""flame/core is pure (docs/ARCHITECTURE.md): no event loop, network, database, clock or file I/O.
 
 Checked on the source with `ast`, so a forbidden import fails here even on a path no test runs.
 """
