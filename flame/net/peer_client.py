@@ -88,6 +88,10 @@ class PeerClient:
         )
 
     async def close(self) -> None:
+        # TLS connections are aborted: a TLS close waits for the peer's close_notify (up to
+        # 30 s), and a stopping daemon has no peer left to wait for.
+        if self.session.connector is not None:
+            await self.session.connector.close(abort_ssl=True)
         await self.session.close()
 
     async def _signed(

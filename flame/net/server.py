@@ -124,7 +124,7 @@ class GatedConnection(asyncio.Protocol):
         self.is_admitted = False
         self.early: list[bytes] = []  # decrypted before the handler exists (TLS only)
         self.upgrade: asyncio.Task[None] | None = None
-        self.raw: asyncio.Transport | None = None  # the TCP transport while its handshake runs
+        self.tcp: asyncio.Transport | None = None  # under TLS: the TCP transport beneath it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -139,15 +139,17 @@ class GatedConnection(asyncio.Protocol):
             self.handler = self.server()
             self.handler.connection_made(transport)
         else:
-            self.raw = transport
+            self.tcp = transport
             self.upgrade = asyncio.ensure_future(self._start_tls(transport))
 
-    def abort_handshake(self) -> None:
-        """At shutdown: a connection still in its TLS handshake is no handler's to close."""
-        if self.handler is None and self.raw is not None:
-            if self.upgrade is not None:
-                self.upgrade.cancel()
-            self.raw.abort()
+    def abort(self) -> None:
+        """At shutdown, once the handlers closed what they had: the TCP connection beneath TLS
+        goes too. A connection still in its handshake is no handler's to close, and a TLS close
+        waits for the peer's close_notify (up to 30 s) before it closes the socket."""
+        if self.upgrade is not None and not self.upgrade.done():
+            self.upgrade.cancel()
+        if self.tcp is not None:
+            self.tcp.abort()
 
     async def _start_tls(self, raw: asyncio.Transport) -> None:
         loop = asyncio.get_running_loop()
@@ -165,8 +167,6 @@ class GatedConnection(asyncio.Protocol):
             raw.abort()
             self._release()
             return
-        finally:
-            self.raw = None
         if secured is None:  # the connection ended meanwhile
             self._release()
             return
@@ -286,8 +286,8 @@ class Listener:
         if self.server is not None:
             self.server.close()  # no new connections; the runner closes the open ones
             self.server = None
-        for connection in list(self.gated):
-            connection.abort_handshake()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+        for connection in list(self.gated):
+            connection.abort()
