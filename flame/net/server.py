@@ -16,6 +16,7 @@ that never complete one count and end as idle ones do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import socket
@@ -36,6 +37,7 @@ log = logging.getLogger("flame.server")
 # outbound connections and the UI listener.
 FD_SHARE = 4
 FD_RESERVE_MIN = 16
+STOP_DRAIN_S = 1.0  # at stop, for connections aborted to be gone (one or two loop turns)
 
 
 class ProtocolLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -86,8 +88,11 @@ class Admission:
     total: int
     open: Counter[str] = field(default_factory=Counter)
     refused: int = 0  # connections closed at once so far (for the tests and the log)
+    is_closed: bool = False  # the listener stopped: a connection accepted just before is not
 
     def admit(self, address: str) -> bool:
+        if self.is_closed:
+            return False
         if self.open[address] >= self.per_address or self.open.total() >= self.total:
             self.refused += 1
             return False
@@ -124,7 +129,9 @@ class GatedConnection(asyncio.Protocol):
         self.is_admitted = False
         self.early: list[bytes] = []  # decrypted before the handler exists (TLS only)
         self.upgrade: asyncio.Task[None] | None = None
-        self.tcp: asyncio.Transport | None = None  # under TLS: the TCP transport beneath it
+        self.raw: asyncio.Transport | None = None  # the TCP transport while its handshake runs
+        self.tcp: asyncio.Transport | None = None  # the TCP transport, for as long as it lives
+        self.gone = asyncio.Event()  # its connection was lost (or refused): the socket is closed
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -135,20 +142,25 @@ class GatedConnection(asyncio.Protocol):
             transport.abort()
             return
         self.address, self.is_admitted = address, True
+        self.tcp = transport
         if self.tls is None:
             self.handler = self.server()
             self.handler.connection_made(transport)
         else:
-            self.tcp = transport
+            self.raw = transport
             self.upgrade = asyncio.ensure_future(self._start_tls(transport))
 
+    def abort_handshake(self) -> None:
+        """At shutdown: a connection still in its TLS handshake is no handler's to close."""
+        if self.handler is None and self.raw is not None:
+            if self.upgrade is not None:
+                self.upgrade.cancel()
+            self.raw.abort()
+
     def abort(self) -> None:
-        """At shutdown, once the handlers closed what they had: the TCP connection beneath TLS
-        goes too. A connection still in its handshake is no handler's to close, and a TLS close
-        waits for the peer's close_notify (up to 30 s) before it closes the socket."""
-        if self.upgrade is not None and not self.upgrade.done():
-            self.upgrade.cancel()
-        if self.tcp is not None:
+        """At shutdown, once the handlers closed: a TLS connection whose peer never answered the
+        close (its close_notify) would keep its socket for the TLS shutdown timeout (30 s)."""
+        if self.tcp is not None and not self.tcp.is_closing():
             self.tcp.abort()
 
     async def _start_tls(self, raw: asyncio.Transport) -> None:
@@ -167,6 +179,8 @@ class GatedConnection(asyncio.Protocol):
             raw.abort()
             self._release()
             return
+        finally:
+            self.raw = None
         if secured is None:  # the connection ended meanwhile
             self._release()
             return
@@ -182,6 +196,7 @@ class GatedConnection(asyncio.Protocol):
             self.admission.release(self.address)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.gone.set()
         self._release()
         if self.handler is not None:
             self.handler.connection_lost(exc)
@@ -283,11 +298,34 @@ class Listener:
         return FlameError(f"Cannot listen on {where}: {failure_reason(exc)}.")
 
     async def stop(self) -> None:
+        if self.admission is not None:  # accepted, but not yet made: closed when it is
+            self.admission.is_closed = True
         if self.server is not None:
-            self.server.close()  # no new connections; the runner closes the open ones
+            # No new connections. A connection accepted in the last turn is made by a task that
+            # Python 3.11 runs later: if the server were closed by then, it would drop the task's
+            # socket without closing it. So: stop accepting, let those tasks run (the admission
+            # refuses them), then close; the runner closes the open ones.
+            loop = asyncio.get_running_loop()
+            for sock in self.server.sockets:
+                loop.remove_reader(sock.fileno())
+            await asyncio.sleep(0)
+            self.server.close()
             self.server = None
+        for connection in list(self.gated):
+            connection.abort_handshake()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
-        for connection in list(self.gated):
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Abort what the handlers left open, and wait for it to be gone: a connection accepted
+        just before the stop is made (and refused) a loop turn later, and an aborted one closes
+        its socket a turn after that; an event loop that ended first would leave the sockets."""
+        left = [connection for connection in self.gated if not connection.gone.is_set()]
+        for connection in left:
             connection.abort()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_DRAIN_S):
+                for connection in left:
+                    await connection.gone.wait()

@@ -217,8 +217,9 @@ class World:
         return body, Upload(author, to, transfer_id, key, b64e(token), size)
 
     def keep_upload(self, upload: Upload | None) -> None:
-        """The receiver holds this offer (it went unspoiled): its chunks can be sent."""
-        if upload is not None and len(self.uploads) < UPLOADS_MAX:
+        """The receiver holds this offer (it went unspoiled): its chunks can be sent, if the
+        receiver has a daemon (an offer to mallory, deposited for her, goes nowhere)."""
+        if upload is not None and upload.receiver.port and len(self.uploads) < UPLOADS_MAX:
             self.uploads.append(upload)
 
     def envelope(self, author: Member, to: Member) -> tuple[dict[str, Any], int]:
