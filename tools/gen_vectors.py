@@ -33,7 +33,7 @@ from flame.core.crypto import (
 from flame.core.encoding import b64d, b64e
 from flame.core.models import Envelope, EnvelopeBatch, Inner, TextBody
 from flame.core.presence import make_presence, presence_fields
-from flame.core.signing import enrollment_proof, record_message, request_string, sign_record
+from flame.core.signing import enrollment_proof, record_message, sign_record
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "PROTOCOL.md"
@@ -179,16 +179,7 @@ def build() -> dict[str, Any]:
     sealed = outputs["envelope"]["envelope"]
     body = EnvelopeBatch(envelopes=[Envelope(**sealed)]).model_dump_json().encode()
     req = INPUTS["request"]
-    message = request_string(
-        req["method"],
-        req["path_qs"],
-        req["host"],
-        req["user"],
-        req["audience"],
-        req["timestamp"],
-        req["nonce"],
-        body,
-    )
+    message = gen_vectors_v2.vector_request(req, body)
     outputs["request"] = {
         "body": body.decode(),
         "body_sha256": hashlib.sha256(body).hexdigest(),

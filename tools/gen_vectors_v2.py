@@ -35,6 +35,12 @@ def inner(sender: str, to: str, envelope_id: str, seq: int, text: str) -> Inner:
     )
 
 
+def vector_request(req: dict[str, Any], body: bytes, **options: Any) -> bytes:
+    """The request string (PROTOCOL.md §4.2) of the vectors' request inputs, over `body`."""
+    fields = ("method", "path_qs", "host", "user", "audience", "timestamp", "nonce")
+    return request_string(*(req[name] for name in fields), body, **options)
+
+
 def build(inputs: dict[str, Any], alice: Identity, bob: Identity) -> dict[str, Any]:
     a_key = ratchet.pickle_key(alice, "alice")
     b_key = ratchet.pickle_key(bob, "bob")
@@ -75,17 +81,7 @@ def build(inputs: dict[str, Any], alice: Identity, bob: Identity) -> dict[str, A
     sealed = env.seal(alice.exchange, "bob", bob.x25519_key, outer, ephemeral=eph, version=2)
     body = EnvelopeBatch(envelopes=[Envelope(**sealed.model_dump())]).model_dump_json().encode()
     req = inputs["request"]
-    string = request_string(
-        req["method"],
-        req["path_qs"],
-        req["host"],
-        req["user"],
-        req["audience"],
-        req["timestamp"],
-        req["nonce"],
-        body,
-        context=REQUEST_CONTEXT_MAC,
-    )
+    string = vector_request(req, body, context=REQUEST_CONTEXT_MAC)
     record = one_time[0]
     fields = prekeys.prekey_fields(record.username, record.identity, record.key, record.fallback)
     return {

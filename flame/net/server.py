@@ -129,7 +129,6 @@ class GatedConnection(asyncio.Protocol):
         self.is_admitted = False
         self.early: list[bytes] = []  # decrypted before the handler exists (TLS only)
         self.upgrade: asyncio.Task[None] | None = None
-        self.raw: asyncio.Transport | None = None  # the TCP transport while its handshake runs
         self.tcp: asyncio.Transport | None = None  # the TCP transport, for as long as it lives
         self.gone = asyncio.Event()  # its connection was lost (or refused): the socket is closed
 
@@ -147,19 +146,14 @@ class GatedConnection(asyncio.Protocol):
             self.handler = self.server()
             self.handler.connection_made(transport)
         else:
-            self.raw = transport
             self.upgrade = asyncio.ensure_future(self._start_tls(transport))
 
-    def abort_handshake(self) -> None:
-        """At shutdown: a connection still in its TLS handshake is no handler's to close."""
-        if self.handler is None and self.raw is not None:
-            if self.upgrade is not None:
-                self.upgrade.cancel()
-            self.raw.abort()
-
     def abort(self) -> None:
-        """At shutdown, once the handlers closed: a TLS connection whose peer never answered the
-        close (its close_notify) would keep its socket for the TLS shutdown timeout (30 s)."""
+        """At shutdown, once the handlers closed: a connection still in its TLS handshake is no
+        handler's to close, and a TLS connection whose peer never answered the close (its
+        close_notify) would keep its socket for the TLS shutdown timeout (30 s)."""
+        if self.upgrade is not None and not self.upgrade.done():
+            self.upgrade.cancel()
         if self.tcp is not None and not self.tcp.is_closing():
             self.tcp.abort()
 
@@ -179,8 +173,6 @@ class GatedConnection(asyncio.Protocol):
             raw.abort()
             self._release()
             return
-        finally:
-            self.raw = None
         if secured is None:  # the connection ended meanwhile
             self._release()
             return
@@ -259,12 +251,12 @@ class Listener:
             admission = self.admission = Admission(self.limits.per_address, total)
             context, timeout_s = self.ssl_context, self.limits.idle_timeout_s
 
-            def gated() -> GatedConnection:
+            def admitted_first() -> GatedConnection:
                 connection = GatedConnection(handlers, admission, context, timeout_s)
                 self.gated.add(connection)
                 return connection
 
-            factory = gated
+            factory = admitted_first
             tls = {}
         loop = asyncio.get_running_loop()
         try:
@@ -311,8 +303,6 @@ class Listener:
             await asyncio.sleep(0)
             self.server.close()
             self.server = None
-        for connection in list(self.gated):
-            connection.abort_handshake()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
