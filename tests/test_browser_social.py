@@ -320,6 +320,30 @@ async def test_a_conversation_with_an_older_flame_says_there_is_no_forward_secre
         await tab.close()
 
 
+async def test_the_no_forward_secrecy_notice_appears_while_the_conversation_is_open(
+    cluster: Cluster, browser: Browser
+) -> None:
+    """PROTOCOL.md §14.2, docs/UI_API.md `version`: alice has her conversation with bob open when
+    his daemon comes back pinned to version 1; the notice appears without a reload."""
+    await cluster.start_directory()
+    await cluster.add_user("alice")
+    await cluster.add_user("bob")
+    await online_for(cluster, "alice", "bob")
+    tab = await Tab.open(browser, "alice", cluster.daemons["alice"].ui_url)
+    try:
+        await tab.open_session()
+        await tab.goto("/#/c/bob")
+        await expect(tab.page.locator("#conv-title")).to_contain_text("bob")
+        notice = tab.page.locator("#version-notice")
+        await expect(notice).to_be_hidden()
+        await cluster.stop_daemon("bob")
+        await cluster.start_daemon("bob", security__max_version=1)
+        await expect(notice).to_be_visible(timeout=TIMEOUT_MS)
+        await expect(notice).to_have_text("no forward secrecy with bob: their Flame is older")
+    finally:
+        await tab.close()
+
+
 async def test_the_session_reset_notice_stays_in_the_conversation(
     cluster: Cluster, browser: Browser
 ) -> None:

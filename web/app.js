@@ -200,6 +200,10 @@ socket.subscribe('session_reset', (evt) => {
   if (!store.applySessionReset(evt.username)) refetchContactsSoon();
 });
 
+socket.subscribe('version', (evt) => {
+  if (!store.applyVersion(evt.username, evt.protocol_version)) refetchContactsSoon();
+});
+
 socket.subscribe('directory', (evt) => store.setDirectory(evt.state));
 
 socket.onStatus((status, info) => {

@@ -301,6 +301,12 @@ export function applySessionReset(username) {
   });
 }
 
+export function applyVersion(username, version) {
+  return changeContact(username, (c) => {
+    c.protocol_version = Number(version) || 2;
+  });
+}
+
 export function totalUnread() {
   let n = 0;
   for (const c of state.contacts.values()) if (!c.blocked) n += c.unread;

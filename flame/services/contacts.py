@@ -31,9 +31,9 @@ from flame.net.peer_client import PeerClient
 from flame.services.blocks import Blocks
 from flame.services.context import Context
 from flame.services.events import DirectoryStateChanged, KeyChanged, PresenceChanged
+from flame.services.negotiation import Negotiation
 from flame.store import contacts as contact_store
 from flame.store import outbox as outbox_store
-from flame.store import sessions as session_store
 from flame.store.contacts import Contact, PresenceUpdate
 
 log = logging.getLogger("flame.contacts")
@@ -46,6 +46,7 @@ class Contacts:
     ctx: Context
     client: PeerClient
     blocks: Blocks
+    negotiation: Negotiation
     directory: Endpoint
     directory_state: str = field(default="unknown", init=False)  # "ok" | "degraded" | "unknown"
     # The first directory sync (or probe round) is done.
@@ -133,7 +134,7 @@ class Contacts:
                 if status != "offline":
                     online.append(user.username)
         await contact_store.set_presence(ctx.db, updates)
-        await session_store.set_peer_versions(ctx.db, versions)
+        await self.negotiation.note_versions(versions)
         for event in changed:  # after the commit: a UI that reacts by asking sees the new state
             ctx.events.publish(event)
         await self.came_online(online)

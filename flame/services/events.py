@@ -67,6 +67,14 @@ class SessionReset(Event, kind="session_reset"):
     username: str
 
 
+class VersionChanged(Event, kind="version"):
+    """The protocol version a conversation shows changed: the contact's Flame turned out to be
+    older (1), or newer than we knew (2) (PROTOCOL.md §14.2)."""
+
+    username: str
+    version: int
+
+
 class DirectoryStateChanged(Event, kind="directory"):
     """The directory stopped answering (`degraded`) or came back (`ok`)."""
 
@@ -123,6 +131,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     PresenceChanged,
     KeyChanged,
     SessionReset,
+    VersionChanged,
     DirectoryStateChanged,
     MyStatusChanged,
     ProfileChanged,

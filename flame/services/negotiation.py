@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from flame.core import ratchet
 from flame.errors import RequestError, Unavailable
 from flame.services.context import Context
+from flame.services.events import VersionChanged
 from flame.store import contacts as contact_store
 from flame.store import sessions as store
 from flame.store.contacts import Contact
@@ -63,6 +64,25 @@ class Negotiation:
             theirs = tuple(sorted({*(theirs or ()), 2}))
         self.known[peer] = (now + VERSIONS_CACHE_S, theirs)
         return theirs
+
+    async def note_versions(self, updates: list[tuple[str, list[int], int]]) -> None:
+        """Record what peers speak, from signed records (time > 0) or a claim that found no
+        prekeys (time 0), and tell the UI of every conversation whose shown version changed."""
+        held = await store.all_versions(self.ctx.db)
+        news = {
+            name: versions
+            for name, versions, ts in updates
+            if name not in held or (ts > held[name][1] and tuple(versions) != held[name][0])
+        }
+        before = {}
+        for name in news:
+            self.forget(name)
+            before[name] = await self.shown_version(name)
+        await store.set_peer_versions(self.ctx.db, updates)
+        for name in news:
+            self.forget(name)
+            if (shown := await self.shown_version(name)) != before[name]:
+                self.ctx.events.publish(VersionChanged(name, shown))
 
     def forget(self, peer: str) -> None:
         """What `peer` speaks is read again at the next question (a session just started)."""

@@ -66,7 +66,7 @@ class Services:
         status = StatusTracker(ctx)
         negotiation = Negotiation(ctx)
         people = People(ctx, blocks, status, negotiation)
-        contacts = Contacts(ctx, client, blocks, directory)
+        contacts = Contacts(ctx, client, blocks, negotiation, directory)
         presence = Presence(ctx, client, contacts, status)
         sessions = Sessions(ctx, client, negotiation, directory)
         client.pair_key = negotiation.pair_key  # deniable requests to version 2 peers (§14.8)

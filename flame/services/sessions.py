@@ -153,7 +153,7 @@ class Sessions:
                 known = await store.versions_of(ctx.db, peer)
                 if 1 not in self.negotiation.versions and (known is None or 2 in known[0]):
                     raise no_prekeys_yet(peer) from exc  # nothing signed says it is older
-                await store.set_peer_versions(ctx.db, [(peer, [1], 0)])
+                await self.negotiation.note_versions([(peer, [1], 0)])
                 if 1 not in self.negotiation.versions:
                     raise old_version(peer) from exc
                 return

@@ -186,6 +186,12 @@ async def versions_of(db: Database, peer: str) -> tuple[tuple[int, ...], int] | 
     return None if row is None else (tuple(json.loads(row["versions"])), int(row["ts"]))
 
 
+async def all_versions(db: Database) -> dict[str, tuple[tuple[int, ...], int]]:
+    """Every peer's versions and the time of the record that said so (as `versions_of`)."""
+    rows = await db.fetchall("SELECT username, versions, ts FROM peer_versions")
+    return {r["username"]: (tuple(json.loads(r["versions"])), int(r["ts"])) for r in rows}
+
+
 async def set_peer_versions(db: Database, updates: Sequence[tuple[str, list[int], int]]) -> None:
     """Record the versions of signed records newer than the one held."""
     async with db.transaction() as conn:

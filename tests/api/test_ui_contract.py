@@ -63,6 +63,7 @@ EVENT_SAMPLES: list[events.Event] = [
     events.PresenceChanged("alice", "away"),
     events.KeyChanged("alice"),
     events.SessionReset("alice"),
+    events.VersionChanged("alice", 1),
     events.DirectoryStateChanged("degraded"),
     events.MyStatusChanged("busy", "busy"),
     events.ProfileChanged(PERSON),

@@ -255,6 +255,7 @@ EVENT_FIELDS: dict[type[events.Event], EventFields] = {
     events.PresenceChanged: lambda e: {"username": e.username, "status": e.status},
     events.KeyChanged: lambda e: {"username": e.username},
     events.SessionReset: lambda e: {"username": e.username},
+    events.VersionChanged: lambda e: {"username": e.username, "protocol_version": e.version},
     events.DirectoryStateChanged: lambda e: {"state": e.state},
     events.MyStatusChanged: lambda e: {"choice": e.choice, "status": e.status},
     events.ProfileChanged: lambda e: {"profile": profile_json(e.person)},
