@@ -70,6 +70,12 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     assert v1["latency"]["received"] == 20 and v1["throughput"]["received_ws"] == 100
     assert v1["throughput"]["delivered_per_s"] > 0
     assert "of version 1" in output and "CPU per message" in output
+    turns = result["versions_interleaved"]
+    assert turns["pairs"] == 6 and len(turns["rounds"]) == 6
+    assert turns["received"] == turns["expected"] == 2 * 6 * (100 // 6)
+    assert {r["first"] for r in turns["rounds"]} == {1, 2}  # each version goes first in turn
+    assert turns["throughput_ratio"]["min"] <= turns["throughput_ratio"]["median"]
+    assert "interleaved, 6 pairs" in output
     assert set(v1["cpu_s"]) >= {"alice", "bob"}
     prekeys = result["prekeys"]
     assert prekeys["keys_per_refill"] == 26 and prekeys["refill_ms"]["count"] == 40

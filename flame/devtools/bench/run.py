@@ -30,6 +30,7 @@ from flame.devtools.bench.messages import (
 )
 from flame.devtools.bench.prekeys import measure_prekeys, prekey_rows
 from flame.devtools.bench.search import run_search_bench, search_figures, search_rows
+from flame.devtools.bench.versions import interleaved_rows, measure_interleaved
 from flame.devtools.cluster import Cluster, start_processes
 from flame.devtools.stats import print_rows
 from flame.devtools.ui import PAGE, ToolFailed
@@ -127,6 +128,7 @@ def version_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
             "  daemon CPU per message v2 / v1",
             f"{cpu_ms(v2):.2f} / {cpu_ms(v1):.2f} ms (alice + bob, in the burst)",
         ),
+        *interleaved_rows(result["versions_interleaved"]),
     ]
 
 
@@ -219,24 +221,30 @@ async def run_bench(args: argparse.Namespace) -> int:
         )
         try:
             figures = await measure(cluster, messages, burst, concurrency, begun, file_mib)
+            print(
+                "Version 1: the same messages between daemons pinned to version 1 ...", flush=True
+            )
+            old = await start_processes(
+                Path(tmp) / "v1",
+                ("alice", "bob"),
+                {**DAEMON_ENV, "FLAME_SECURITY_MAX_VERSION": "1"},
+                INIT_ENV,
+                timeout_s=REQUEST_TIMEOUT_S,
+                connections=concurrency + 8,
+            )
+            try:
+                figures["version_1"] = await measure_messages(old, messages, burst, concurrency)
+                print("Version 2 and version 1 in turn, burst by burst ...", flush=True)
+                figures["versions_interleaved"] = await measure_interleaved(
+                    cluster, old, burst, concurrency
+                )
+            finally:
+                await old.close()
         except Exception:
             print(cluster.log_tails(), file=sys.stderr)
             raise
         finally:
             await cluster.close()
-        print("Version 1: the same messages between daemons pinned to version 1 ...", flush=True)
-        old = await start_processes(
-            Path(tmp) / "v1",
-            ("alice", "bob"),
-            {**DAEMON_ENV, "FLAME_SECURITY_MAX_VERSION": "1"},
-            INIT_ENV,
-            timeout_s=REQUEST_TIMEOUT_S,
-            connections=concurrency + 8,
-        )
-        try:
-            figures["version_1"] = await measure_messages(old, messages, burst, concurrency)
-        finally:
-            await old.close()
         print("Prekeys: refills and claims at the directory ...", flush=True)
         figures["prekeys"] = await measure_prekeys(Path(tmp) / "prekeys")
         print(f"Search: {search_messages:,} synthetic messages, 200 queries ...", flush=True)
@@ -252,6 +260,9 @@ async def run_bench(args: argparse.Namespace) -> int:
     old = figures["version_1"]
     if old["latency"]["received"] != messages or old["throughput"]["received_ws"] != burst:
         problems.append("version 1 did not deliver every message")
+    turns = figures["versions_interleaved"]
+    if turns["received"] != turns["expected"]:
+        problems.append(f"interleaved bursts delivered {turns['received']} of {turns['expected']}")
     if figures["file"] is not None and not figures["file"]["sha256_match"]:
         problems.append("the file's SHA-256 at bob differs")
     result: dict[str, Any] = {
