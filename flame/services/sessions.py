@@ -69,6 +69,10 @@ class Sessions:
     resets: int = field(default=0, init=False)  # sessions reset so far (for the tests)
     identity_b64: str | None = field(default=None, init=False)
     claim_failed: dict[str, float] = field(default_factory=dict, init=False)  # peer -> until
+    # The sending session of each peer, unpickled, beside the pickle it was loaded from or
+    # advanced to: the next message to that peer skips the unpickling (one per message).
+    sending: dict[str, tuple[str, vodozemac.Session]] = field(default_factory=dict, init=False)
+    pickle_key: bytes | None = field(default=None, init=False, repr=False)
 
     # --- sealing -----------------------------------------------------------------------------
 
@@ -115,9 +119,14 @@ class Sessions:
         key = self._pickle_key()
         states = self.cache[contact.username]
         state = states[0]
-        session = ratchet.session_from(state.pickle, key)
+        held = self.sending.pop(contact.username, None)  # back only once it advanced
+        if held is not None and held[0] == state.pickle:
+            session = held[1]
+        else:
+            session = ratchet.session_from(state.pickle, key)
         plaintext = envelope_rules.encode_inner(inner)
         sealed = ratchet.encrypt(session, key, self._my_identity(), plaintext)
+        self.sending[contact.username] = (sealed.pickle, session)
         new = SessionState(
             state.peer,
             state.session_id,
@@ -389,7 +398,9 @@ class Sessions:
         return self.identity_b64
 
     def _pickle_key(self) -> bytes:
-        return ratchet.pickle_key(self.ctx.keys.identity(), self.ctx.me)
+        if self.pickle_key is None:
+            self.pickle_key = ratchet.pickle_key(self.ctx.keys.identity(), self.ctx.me)
+        return self.pickle_key
 
     async def _states(self, peer: str) -> list[SessionState]:
         if peer not in self.cache:
