@@ -72,6 +72,11 @@ class Sessions:
     # The sending session of each peer, unpickled, beside the pickle it was loaded from or
     # advanced to: the next message to that peer skips the unpickling (one per message).
     sending: dict[str, tuple[str, vodozemac.Session]] = field(default_factory=dict, init=False)
+    # The same for opening: (peer, session id) -> (the committed pickle, that state unpickled).
+    # Taken out while a batch uses it, put back only once the batch's new states are committed.
+    opening: dict[tuple[str, str], tuple[str, vodozemac.Session]] = field(
+        default_factory=dict, init=False
+    )
     pickle_key: bytes | None = field(default=None, init=False, repr=False)
 
     # --- sealing -----------------------------------------------------------------------------
@@ -242,7 +247,10 @@ class Sessions:
                     )
                     try:
                         session, account = live.pop(body.session, None), None
-                        if session is None and current is not None:
+                        held = self.opening.pop((author, body.session), None)
+                        if session is None and held is not None and held[0] == current:
+                            session = held[1]
+                        elif session is None and current is not None:
                             session = ratchet.session_from(current, key)
                         elif session is None and account_pickle is not None:
                             account = vodozemac.Account.from_pickle(account_pickle, key)
@@ -275,6 +283,8 @@ class Sessions:
                         self.account = account_state
                         await store.prune_sessions(ctx.db, author, SESSIONS_PER_PEER)
                     self._make_current(author, new_states)
+                    for sid, session in live.items():  # committed: the next batch goes on
+                        self.opening[(author, sid)] = (pickles[sid], session)
         return results
 
     def _make_current(self, peer: str, new_states: list[SessionState]) -> None:
@@ -307,6 +317,9 @@ class Sessions:
             await self._account()
             await store.delete_sessions(ctx.db, peer)
             self.cache[peer] = []
+            self.sending.pop(peer, None)
+            for held in [k for k in self.opening if k[0] == peer]:
+                del self.opening[held]
             try:
                 await self._start(contact)
             except RequestError as exc:
