@@ -114,7 +114,9 @@ class Sessions:
                 raise Unavailable(
                     f"No secure session with {peer} yet; try again.", code="no_session"
                 )
-        envelope = envelope_rules.seal(identity.exchange, inner.to, contact.x25519_key, inner)
+        envelope = envelope_rules.seal(
+            identity.exchange, inner.to, contact.x25519_key, inner, statics=identity.static_secret
+        )
         return SealedEnvelope(envelope)
 
     def _seal_locked(self, contact: Contact, inner: Inner) -> SealedEnvelope:
@@ -150,8 +152,14 @@ class Sessions:
             kind="ratchet",
             body=sealed.body,
         )
+        identity = ctx.keys.identity()
         envelope = envelope_rules.seal(
-            ctx.keys.identity().exchange, inner.to, contact.x25519_key, outer, version=2
+            identity.exchange,
+            inner.to,
+            contact.x25519_key,
+            outer,
+            version=2,
+            statics=identity.static_secret,
         )
         return SealedEnvelope(envelope, (new, plaintext.decode()))
 

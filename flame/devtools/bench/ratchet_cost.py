@@ -50,10 +50,12 @@ def measure_ratchet_cost(messages: int = 1000, text_chars: int = 100) -> dict[st
     alice, bob = Identity.generate(), Identity.generate()
     a_key, b_key = ratchet.pickle_key(alice, "alice"), ratchet.pickle_key(bob, "bob")
     text = "x" * text_chars
+    a_statics, b_statics = alice.static_secret, bob.static_secret  # as the daemons keep them
 
     def version_1(seq: int) -> None:
-        sealed = env.seal(alice.exchange, "bob", bob.x25519_key, _inner(seq, text))
-        env.open_envelope(bob.exchange, "bob", sealed, (1, 2))
+        inner = _inner(seq, text)
+        sealed = env.seal(alice.exchange, "bob", bob.x25519_key, inner, statics=a_statics)
+        env.open_envelope(bob.exchange, "bob", sealed, (1, 2), statics=b_statics)
 
     # A session that both sides already use (the steady state of a conversation).
     bob_account = ratchet.new_account()
@@ -82,8 +84,10 @@ def measure_ratchet_cost(messages: int = 1000, text_chars: int = 100) -> dict[st
             kind="ratchet",
             body=sealed_inner.body,
         )
-        sealed = env.seal(alice.exchange, "bob", bob.x25519_key, wrapped, version=2)
-        got = env.open_envelope(bob.exchange, "bob", sealed, (1, 2)).inner
+        sealed = env.seal(
+            alice.exchange, "bob", bob.x25519_key, wrapped, version=2, statics=a_statics
+        )
+        got = env.open_envelope(bob.exchange, "bob", sealed, (1, 2), statics=b_statics).inner
         # Both daemons keep the session unpickled, and pickle it for the store at each message
         # (services/sessions.py), the receiver in the transaction that stores the message.
         ratchet.decrypt(receiving, None, b_key, ratchet.body_of(got), got)
