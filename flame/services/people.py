@@ -34,6 +34,8 @@ class Person:
     key_changed: bool
     # The protocol version a contact's conversation uses (PROTOCOL.md §14.2); None for others.
     protocol_version: int | None = None
+    # The user compared the safety number of the key pinned now and confirmed it (§3.4).
+    verified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +88,7 @@ class People:
             fingerprint(contact.identity_key),
             safety_number(mine, contact.identity_key),
             contact.key_changed,
+            verified=contact.is_verified,
         )
 
     async def person(self, username: str) -> Person:

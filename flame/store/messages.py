@@ -35,6 +35,7 @@ class Message:
     received_at: float | None
     state: str
     error: str | None
+    relayed_at: float | None = None  # when relays accepted a copy (outgoing, PROTOCOL.md §13.3)
 
     @property
     def is_shown(self) -> bool:
