@@ -2,14 +2,17 @@
 
 import { api, onUnauthorized } from './api.js';
 import { h, spinner } from './dom.js';
+import { installShortcuts } from './keys.js';
+import * as notify from './notify.js';
 import { conversationHash, navigate, startRouter } from './router.js';
 import * as store from './store.js';
 import { ConversationView } from './views/conversation/index.js';
 import { renderLogin } from './views/login.js';
 import { ProfileView } from './views/profile.js';
 import { SearchView } from './views/search.js';
-import { notificationsOn, SettingsView } from './views/settings.js';
+import { SettingsView } from './views/settings.js';
 import { Shell } from './views/shell.js';
+import { openSwitcher } from './views/switcher.js';
 import { LiveSocket } from './ws.js';
 
 const root = document.getElementById('app');
@@ -21,6 +24,7 @@ let page = null; // the profile, search or settings view in the pane
 let hellos = 0;
 let contactsRequest = 0;
 let routerStarted = false;
+let focusAfterLogin = false; // the login just happened: focus goes to the contact list
 
 function authed() {
   return store.state.me !== null;
@@ -131,19 +135,51 @@ socket.subscribe('message', (evt) => {
   if (conversation && conversation.peer === m.peer) {
     conversation.addLive(m);
     if (m.direction === 'in') markReadSoon(m.peer);
-  } else notify(m);
+  }
+  notifyOf(m);
 });
 
-/** A new message from someone whose conversation is not open: a notice, unless busy. */
-function notify(m) {
+/** What a notice says of a message: its text (or file and caption), or nothing when the user
+ * hides previews. */
+function noticePreview(m) {
+  if (!notify.previewsShown()) return null;
+  const text = m.kind === 'file_offer' ? `File: ${m.file?.name ?? 'file'}` : (m.text ?? '');
+  const caption = m.kind === 'file_offer' && m.text ? ` — ${m.text}` : '';
+  const line = `${text}${caption}`.replace(/\s+/g, ' ').trim();
+  return line.length > 140 ? `${line.slice(0, 140)}…` : line;
+}
+
+/**
+ * A new message: a notice unless its conversation is on screen, the user is busy (busy mutes),
+ * notices are off, or its author is blocked. In the page when the user is looking at it; on the
+ * desktop otherwise (if allowed), where a click brings the conversation up.
+ */
+function notifyOf(m) {
   if (m.direction !== 'in' || !shell) return;
-  if (store.state.myStatus.choice === 'busy' || !notificationsOn()) return; // busy mutes
-  const c = store.state.contacts.get(m.peer);
-  if (c?.blocked) return;
+  if (store.state.myStatus.choice === 'busy' || !notify.notificationsOn()) return;
+  if (store.state.contacts.get(m.peer)?.blocked) return;
+  const looking = document.visibilityState === 'visible';
+  if (looking && conversation && conversation.peer === m.peer) return; // seen where it lands
   const who = store.displayLabel(m.peer);
-  shell.toast(`New message from ${who}`, conversationHash(m.peer));
-  if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
-    new Notification(`Flame: ${who}`, { body: 'New message', tag: `flame-${m.peer}` });
+  const preview = noticePreview(m);
+  const href = conversationHash(m.peer);
+  if (looking && document.hasFocus()) {
+    shell.toasts.show({
+      key: m.peer,
+      title: (n) => (n === 1 ? `New message from ${who}` : `${n} new messages from ${who}`),
+      preview,
+      href,
+    });
+    return;
+  }
+  const desktop = notify.showDesktop({
+    title: who,
+    body: preview ?? 'New message',
+    tag: `flame-${m.peer}`,
+    onClick: () => navigate(href),
+  });
+  if (!desktop) {
+    shell.toasts.show({ key: m.peer, title: () => `New messages from ${who}`, preview, href });
   }
 }
 
@@ -219,7 +255,22 @@ socket.onStatus((status, info) => {
 store.on('contacts', () => {
   const n = store.totalUnread();
   document.title = n > 0 ? `(${n}) Flame` : 'Flame';
+  if (focusAfterLogin && shell && store.state.contactsStatus !== 'loading') {
+    focusAfterLogin = false;
+    shell.focusStart();
+  }
 });
+
+/** Alt+↑ / Alt+↓: the conversation above or below the open one in the contact list. */
+function moveConversation(delta) {
+  const names = store.visibleContacts().map((c) => c.username);
+  if (!names.length) return;
+  const at = names.indexOf(store.state.activePeer);
+  const next = at < 0 ? (delta > 0 ? 0 : names.length - 1) : at + delta;
+  if (next >= 0 && next < names.length) navigate(conversationHash(names[next]));
+}
+
+installShortcuts({ enabled: () => Boolean(shell), openSwitcher, move: moveConversation });
 
 // ---------- routing ----------
 
@@ -254,8 +305,10 @@ function route(r) {
     shell = null;
     renderLogin(root, {
       onSuccess: (me) => {
+        focusAfterLogin = true;
         startSession(me);
         navigate('#/');
+        if (focusAfterLogin) shell?.focusStart(); // the list may still load: refocused then
       },
     });
     return;
@@ -293,6 +346,7 @@ function route(r) {
     return;
   }
   // conversation, perhaps at one message
+  s.toasts.dismiss(r.peer); // its notice is answered
   const target = r.target || null;
   if (conversation && conversation.peer === r.peer && conversation.target === target) return;
   if (conversation) conversation.destroy();
