@@ -1,6 +1,6 @@
 // The quick switcher (Ctrl+K or /) and "New chat": a modal list of people, narrowed as the user
 // types, most recent conversation first; ↑ and ↓ move, Enter opens, Esc closes. A username that
-// is nobody's in the list can still be written to: the directory is asked when the first
+// matches nobody in the list can still be written to: the directory is asked when the first
 // message goes.
 
 import { h, setText } from '../dom.js';
@@ -74,8 +74,8 @@ class Switcher {
     });
     const names = people.slice(0, SHOWN_MAX).map((c) => c.username);
     const me = store.state.me?.username;
-    if (USERNAME.test(query) && query !== me && !store.state.contacts.has(query)) {
-      names.push(query); // someone not in the list yet: "New chat"
+    if (!names.length && USERNAME.test(query) && query !== me && !store.state.contacts.has(query)) {
+      names.push(query); // nobody in the list by that name: write to that username
     }
     return names;
   }

@@ -68,9 +68,15 @@ export class Timeline {
     // Stay pinned to the newest message when the pane resizes (key-change bar, error line,
     // window resize) or the messages grow (a picture that loads after the scroll, a card that
     // changes) if the user was at the bottom.
+    // Only a scroll up (the user's) unsticks it: growth under a scroll already sent to the
+    // bottom must not, though the scroll's event may come after the messages grew again.
     this.stuck = true;
+    this.lastTop = 0;
     this.scroller.addEventListener('scroll', () => {
-      this.stuck = this.nearBottom();
+      const top = this.scroller.scrollTop;
+      if (top < this.lastTop) this.stuck = this.nearBottom();
+      else if (this.nearBottom()) this.stuck = true;
+      this.lastTop = top;
       if (this.stuck) this.jumpBtn.hidden = true;
     });
     if (typeof ResizeObserver === 'function') {
