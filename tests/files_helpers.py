@@ -70,12 +70,7 @@ async def send_file(
     ui: UiClient, peer: str, name: str, data: bytes, media_type: str = ""
 ) -> dict[str, Any]:
     """What the browser does: announce, then stream the bytes. Returns the offer message."""
-    status, body = await announce(ui, peer, name, len(data), media_type)
-    assert status == 201, body
-    status, reply = await put_content(ui, peer, body["file"]["transfer_id"], data)
-    assert status == 201, reply
-    message: dict[str, Any] = reply["message"]
-    return message
+    return await ui.send_file(peer, name, data, media_type)
 
 
 async def slow_alice(cluster: Cluster, rate: int = 4 * MIB) -> Settings:

@@ -195,6 +195,30 @@ async def test_desktop_notifications_are_asked_for_on_a_button_and_a_click_opens
     finally:
         await alice.close()
 
+    # Another tab: "Not now" keeps the banner away (reloads too); Settings can still ask.
+    other = await Tab.open(browser, "alice", trio.daemons["alice"].ui_url)
+    try:
+        await other.context.add_init_script(RECORD_NOTIFICATIONS)
+        await other.open_session()
+        page = other.page
+        await page.locator("#notify-dismiss").click()
+        await expect(page.locator("#notify-offer")).to_be_hidden()
+        await page.reload()
+        await expect(page.locator("#me-name")).to_have_text("alice")
+        await expect(page.locator("#notify-offer")).to_be_hidden()
+        await page.locator("#settings-link").click()
+        await expect(page.locator("#notify-desktop-state")).to_have_text(
+            "Desktop notifications are off."
+        )
+        assert await page.evaluate("window.__asked") == 0
+        await page.locator("#notify-desktop").click()
+        await expect(page.locator("#notify-desktop-state")).to_contain_text("are on")
+        await expect(page.locator("#notify-desktop")).to_be_hidden()
+        assert await page.evaluate("window.__asked") == 1
+        await other.assert_clean()
+    finally:
+        await other.close()
+
 
 async def contact_order(page: Page) -> list[str]:
     names: list[str] = await page.locator("#contact-list .contact").evaluate_all(
