@@ -343,9 +343,15 @@ async def test_waiting_messages_say_why_and_the_composer_waits_for_an_unreachabl
         await expect(
             page.locator('.message.out .message-state[data-state="relayed"]')
         ).to_have_count(1)
-        await expect(note).to_have_text(
-            re.compile(r"^A message is held by relays since \d\d:\d\d, to be delivered when carol")
+        held = re.compile(
+            r"^A message is held by relays since \d\d:\d\d, to be delivered when carol"
         )
+        await expect(note).to_have_text(held)
+        (mine,) = await alice_ui.messages("carol")
+        assert mine["state"] == "relayed" and mine["relayed_at"] >= mine["sent_at"]
+        await page.reload()  # the time comes from the daemon (the message's relayed_at) too
+        await expect(texts(alice, "out")).to_have_text(["are you back?"])
+        await expect(note).to_have_text(held)
 
         # alice's daemon becomes unreachable from the page.
         await page.locator("#composer").fill("typed while it is down")
