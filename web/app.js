@@ -3,7 +3,7 @@
 import { api, onUnauthorized } from './api.js';
 import { h, spinner } from './dom.js';
 import { installShortcuts } from './keys.js';
-import * as notify from './notify.js';
+import { notifyOf } from './notices.js';
 import { conversationHash, navigate, startRouter } from './router.js';
 import * as store from './store.js';
 import { ConversationView } from './views/conversation/index.js';
@@ -136,52 +136,8 @@ socket.subscribe('message', (evt) => {
     conversation.addLive(m);
     if (m.direction === 'in') markReadSoon(m.peer);
   }
-  notifyOf(m);
+  if (shell) notifyOf(m, { toasts: shell.toasts, openPeer: conversation?.peer ?? null });
 });
-
-/** What a notice says of a message: its text (or file and caption), or nothing when the user
- * hides previews. */
-function noticePreview(m) {
-  if (!notify.previewsShown()) return null;
-  const text = m.kind === 'file_offer' ? `File: ${m.file?.name ?? 'file'}` : (m.text ?? '');
-  const caption = m.kind === 'file_offer' && m.text ? ` — ${m.text}` : '';
-  const line = `${text}${caption}`.replace(/\s+/g, ' ').trim();
-  return line.length > 140 ? `${line.slice(0, 140)}…` : line;
-}
-
-/**
- * A new message: a notice unless its conversation is on screen, the user is busy (busy mutes),
- * notices are off, or its author is blocked. In the page when the user is looking at it; on the
- * desktop otherwise (if allowed), where a click brings the conversation up.
- */
-function notifyOf(m) {
-  if (m.direction !== 'in' || !shell) return;
-  if (store.state.myStatus.choice === 'busy' || !notify.notificationsOn()) return;
-  if (store.state.contacts.get(m.peer)?.blocked) return;
-  const looking = document.visibilityState === 'visible';
-  if (looking && conversation && conversation.peer === m.peer) return; // seen where it lands
-  const who = store.displayLabel(m.peer);
-  const preview = noticePreview(m);
-  const href = conversationHash(m.peer);
-  if (looking && document.hasFocus()) {
-    shell.toasts.show({
-      key: m.peer,
-      title: (n) => (n === 1 ? `New message from ${who}` : `${n} new messages from ${who}`),
-      preview,
-      href,
-    });
-    return;
-  }
-  const desktop = notify.showDesktop({
-    title: who,
-    body: preview ?? 'New message',
-    tag: `flame-${m.peer}`,
-    onClick: () => navigate(href),
-  });
-  if (!desktop) {
-    shell.toasts.show({ key: m.peer, title: () => `New messages from ${who}`, preview, href });
-  }
-}
 
 socket.subscribe('my_status', (evt) => store.setMyStatus(evt));
 

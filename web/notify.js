@@ -1,6 +1,6 @@
 // Desktop notifications: the browser's permission (asked for only when the user presses a button,
 // never on load), the user's two settings (notify at all; show the message's text), and showing
-// one. Which message deserves a notice, and where, is app.js's (`notify`).
+// one. Which message deserves a notice, and where, is notices.js's.
 
 const ENABLED_KEY = 'flame.notify';
 const PREVIEW_KEY = 'flame.notifyPreview';

@@ -85,6 +85,7 @@ export class Timeline {
       });
       this.resizeObserver.observe(this.scroller);
       this.resizeObserver.observe(this.list);
+      if (footer) this.resizeObserver.observe(footer);
     }
     this.el = h('div', { class: 'message-area' }, this.scroller, this.jumpBtn);
   }
