@@ -167,6 +167,8 @@ export const api = {
   contacts: ({ blocked = false } = {}) =>
     request('GET', blocked ? '/ui/api/contacts?blocked=1' : '/ui/api/contacts'),
   acceptKey: (name) => request('POST', `/ui/api/contacts/${enc(name)}/accept-key`, {}),
+  verify: (name, verified) => request('POST', `/ui/api/contacts/${enc(name)}/verify`, { verified }),
+  loginInfo: () => request('GET', '/ui/api/login', undefined, { handle401: false }),
   messages: (name, { before = null, limit = 50, signal } = {}) => {
     const q = new URLSearchParams();
     if (before !== null && before !== undefined) q.set('before', String(before));
@@ -209,11 +211,12 @@ export const api = {
 const filesBase = (peer) => `/ui/api/conversations/${enc(peer)}/files`;
 
 export const fileApi = {
-  announce: (peer, file) =>
+  announce: (peer, file, caption = '') =>
     request('POST', filesBase(peer), {
       name: file.name || 'file',
       size: file.size,
       type: file.type || '',
+      ...(caption ? { caption } : {}),
     }),
   cancel: (peer, id) => request('POST', `${filesBase(peer)}/${enc(id)}/cancel`, {}),
   decline: (peer, id) => request('POST', `${filesBase(peer)}/${enc(id)}/decline`, {}),

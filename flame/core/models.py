@@ -49,6 +49,7 @@ B64 = Annotated[str, Field(max_length=200)]
 # Files up to this size travel inside their offer (PROTOCOL.md §11.6), so relays can hold them.
 INLINE_MAX_BYTES = 1024 * 1024
 INLINE_B64_MAX = (INLINE_MAX_BYTES * 4 + 2) // 3
+MAX_CAPTION = 16_000  # characters of a file's caption (PROTOCOL.md §11.2)
 # A sealed body: the largest inner message padded, sealed and encoded fits with room to spare. The
 # largest is a file offer carrying 1 MiB inline: about 1.87 MB in version 1, 2.49 MB in version 2,
 # where its ratchet ciphertext is encoded once more (PROTOCOL.md §14.4; a test checks); the longest
@@ -279,10 +280,13 @@ class FileOfferBody(Wire):
     # The whole content, base64url, for a file of at most INLINE_MAX_BYTES sent inline; absent
     # (never null on the wire) for a file whose bytes are streamed (PROTOCOL.md §11.6).
     data: str | None = Field(default=None, max_length=INLINE_B64_MAX)
+    # What the sender wrote with the file, shown under it; absent (never null or empty) when
+    # nothing was written (PROTOCOL.md §11.2).
+    caption: str | None = Field(default=None, min_length=1, max_length=MAX_CAPTION)
 
     @model_serializer(mode="wrap")
-    def _omit_absent_data(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return without_none(handler(self), "data")
+    def _omit_absent_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return without_none(without_none(handler(self), "data"), "caption")
 
     def stored_json(self) -> str:
         """What the message store keeps: the offer without its inline bytes (those become the

@@ -76,6 +76,7 @@ class Inbox:
             accepted.append((len(results), incoming))
             results.append(None)
         accepted = await self._open_ratchets(accepted, results, statuses)
+        accepted = await self._drop_written_while_blocked(accepted, results)
         by_kind: dict[str, list[tuple[int, Incoming]]] = {}
         for index, item in accepted:
             by_kind.setdefault(item.inner.kind, []).append((index, item))
@@ -117,6 +118,23 @@ class Inbox:
             kept.append(
                 (index, Incoming(inner=inner, received_at=item.received_at, version=version))
             )
+        return kept
+
+    async def _drop_written_while_blocked(
+        self, accepted: list[tuple[int, Incoming]], results: list[EnvelopeResult | None]
+    ) -> list[tuple[int, Incoming]]:
+        """What a contact wrote while this user blocked them stays unseen after the unblock
+        (PROTOCOL.md §12.4): accepted, so that its sender stops retrying, and dropped: nothing
+        stored, shown or receipted. Receipts only move this user's own messages on: kept."""
+        kept = []
+        for index, item in accepted:
+            inner = item.inner
+            if inner.kind != "receipt" and await self.blocks.wrote_while_blocked(
+                inner.from_, inner.ts / 1000
+            ):
+                results[index] = EnvelopeResult(id=inner.id, status="stored")
+                continue
+            kept.append((index, item))
         return kept
 
     async def _receive(self, kind: str, items: list[Incoming]) -> Sequence[bool | RequestError]:

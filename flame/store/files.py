@@ -40,6 +40,7 @@ class Transfer:
     error: str | None = None
     completed_at: float | None = None
     inline: bool = False  # the content travels inside the offer (PROTOCOL.md §11.6)
+    caption: str = ""  # what the sender wrote with it: the offer's `caption` (§11.2)
 
     @property
     def key(self) -> tuple[str, str, str]:

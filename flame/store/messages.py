@@ -36,6 +36,7 @@ class Message:
     state: str
     error: str | None
     version: int | None = None  # the protocol version an incoming message arrived under
+    relayed_at: float | None = None  # when relays accepted a copy (outgoing, PROTOCOL.md §13.3)
 
     @property
     def is_shown(self) -> bool:

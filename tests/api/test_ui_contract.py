@@ -45,6 +45,7 @@ PROFILE = StoredProfile("alice", "Alice", "CEO", "Paris", "bio", b"webp", 1000, 
 PERSON = Person("alice", False, True, PROFILE, "online", False, "fp", "00000", False)
 SAMPLES: dict[str, tuple[Any, ...]] = {
     "Me": ("bob", "fp", "ok"),
+    "LoginInfo": ("bob",),
     "Login": ({"username": "bob"}, "token"),
     "Contact": (ContactCard(PERSON, 2, MESSAGE),),
     "Message": (OFFER, TRANSFER),

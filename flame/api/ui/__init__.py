@@ -40,12 +40,14 @@ def build(
     api, person = "/ui/api", "/ui/api/profiles/{name}"
     talk, files_base = "/ui/api/conversations/{name}", "/ui/api/conversations/{name}/files"
     router = app.router
+    router.add_get(f"{api}/login", auth.login_info)
     router.add_post(f"{api}/login", auth.login)
     router.add_post(f"{api}/logout", auth.logout)
     router.add_get(f"{api}/me", auth.me)
     router.add_get(f"{api}/ws", feed.websocket)
     router.add_get(f"{api}/contacts", conversations.contacts)
     router.add_post(f"{api}/contacts/{{name}}/accept-key", conversations.accept_key)
+    router.add_post(f"{api}/contacts/{{name}}/verify", conversations.verify)
     router.add_get(f"{talk}/messages", conversations.list_messages)
     router.add_post(f"{talk}/messages", conversations.post_message)
     router.add_post(f"{talk}/read", conversations.mark_read)

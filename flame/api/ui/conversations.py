@@ -26,6 +26,10 @@ class ReadBody(Wire):
     up_to: str | None = Field(default=None, max_length=ID_MAX_CHARS)  # a message id; None: all
 
 
+class VerifyBody(Wire):
+    verified: bool
+
+
 class SettingsBody(Wire):
     read_receipts: bool
 
@@ -74,6 +78,16 @@ async def contacts(request: web.Request) -> web.Response:
 async def accept_key(request: web.Request) -> web.Response:
     services = request.app[UI].services
     contact = await services.contacts.accept_key(path_name(request, code="unknown_recipient"))
+    return web.json_response(views.contact_json(await services.people.card(contact)))
+
+
+async def verify(request: web.Request) -> web.Response:
+    """The user compared the safety number with the contact (or takes that back)."""
+    ui = request.app[UI]
+    services = ui.services
+    body = parse_model(VerifyBody, await ui.body(request))
+    name = path_name(request, code="unknown_recipient")
+    contact = await services.contacts.set_verified(name, body.verified)
     return web.json_response(views.contact_json(await services.people.card(contact)))
 
 

@@ -33,26 +33,34 @@ def me_json(username: str, fingerprint: str, directory: str) -> Json:
     return {"username": username, "fingerprint": fingerprint, "directory": directory}
 
 
+def login_info_json(username: str) -> Json:
+    """`LoginInfo`: whose daemon the login page unlocks (what `hello` tells anyone, §7.1)."""
+    return {"username": username}
+
+
 def login_json(me: Json, token: str) -> Json:
     """`Login`: who logged in, and the page token this page sends with every request."""
     return {"me": me, "token": token}
 
 
 def message_json(message: Message, transfer: Transfer | None = None) -> Json:
-    """`Message`; a file offer's `file` is its transfer's `File` when there is one."""
+    """`Message`; a file offer's `file` is its transfer's `File` when there is one, and its
+    `text` the caption (PROTOCOL.md §11.2)."""
+    text_field = "caption" if message.kind == "file_offer" else "text"
     view: Json = {
         "id": message.id,
         "peer": message.peer,
         "direction": message.direction,
         "author": message.author,
         "kind": message.kind,
-        "text": str(message.body.get("text", "")),
+        "text": str(message.body.get(text_field) or ""),
         "sent_at": message.sent_at,
         "received_at": message.received_at,
         "seq": message.seq,
         "state": message.state,
         "error": message.error,
         "protocol_version": message.version,
+        "relayed_at": message.relayed_at,
     }
     if message.kind == "file_offer":
         view["file"] = (
@@ -116,12 +124,13 @@ def profile_json(person: Person) -> Json:
         "key_changed": person.key_changed,
         "protocol_version": person.protocol_version,
         "session_reset_at": person.session_reset_at,
+        "verified": person.verified,
     }
 
 
 CONTACT_FIELDS = (
     *("username", "status", "fingerprint", "safety_number", "key_changed", "protocol_version"),
-    *("session_reset_at", "display_name", "position", "avatar_url", "blocked"),
+    *("session_reset_at", "verified", "display_name", "position", "avatar_url", "blocked"),
 )
 
 
@@ -204,6 +213,7 @@ def diagnostics_json(outbox: int, relay_deposits: int) -> Json:
 # Every UI object, by the name docs/UI_API.md gives it.
 OBJECTS: dict[str, Callable[..., Json]] = {
     "Me": me_json,
+    "LoginInfo": login_info_json,
     "Login": login_json,
     "Contact": contact_json,
     "Message": message_json,

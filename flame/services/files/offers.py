@@ -118,6 +118,7 @@ class Offers:
             state="receiving",
             created_at=now,
             inline=offer.data is not None,
+            caption=body.caption or "",
         )
         return transfer, offer.data
 

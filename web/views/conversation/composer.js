@@ -1,5 +1,7 @@
 // The composer: the text box (Enter sends), the send button, the error line, and the attach
-// controls. Unsent text is kept per conversation while the user is elsewhere.
+// controls (text in the box when files are attached goes with the first one as its caption).
+// Unsent text is kept per conversation while the user is elsewhere. It waits, disabled, while the
+// contact is blocked or the own daemon cannot be reached.
 
 import { api } from '../../api.js';
 import { h, setText, showText } from '../../dom.js';
@@ -35,6 +37,8 @@ export class Composer {
       { id: 'send', type: 'submit', class: 'btn btn-primary send-button', disabled: true },
       'Send',
     );
+    this.state = 'ready';
+    this.placeholder = `Message ${peer}`;
     this.textarea.addEventListener('paste', (ev) => {
       const files = [...(ev.clipboardData?.files || [])];
       if (files.length === 0) return;
@@ -49,6 +53,7 @@ export class Composer {
         this._send();
       }
     });
+    this.attach = attachControls(onFiles); // [the hidden file input, the button]
     this.el = h(
       'form',
       { class: 'composer', 'aria-label': `Send a message to ${peer}`, novalidate: true },
@@ -57,7 +62,7 @@ export class Composer {
         'div',
         { class: 'composer-row' },
         h('label', { for: 'composer', class: 'visually-hidden' }, `Message to ${peer}`),
-        ...attachControls(onFiles),
+        ...this.attach,
         this.textarea,
         this.sendBtn,
       ),
@@ -78,9 +83,40 @@ export class Composer {
     this.textarea.focus();
   }
 
-  /** Writing to someone blocked is not possible. */
-  setDisabled(on) {
-    this.textarea.disabled = on;
+  /**
+   * 'ready'; 'blocked' (writing to someone blocked is not possible); 'unreachable' (the own
+   * daemon does not answer: nothing can be sent until it is back; the text typed stays).
+   */
+  setState(state) {
+    if (this.state === state) return;
+    if (document.activeElement === this.textarea) this.refocus = true; // a disabled box loses it
+    this.state = state;
+    this.textarea.disabled = state !== 'ready';
+    this.attach[1].disabled = state !== 'ready';
+    this.textarea.placeholder =
+      state === 'unreachable' ? 'Waiting for your Flame daemon…' : this.placeholder;
+    this._updateSendEnabled();
+    if (state === 'ready' && this.refocus) {
+      this.refocus = false;
+      this.textarea.focus();
+    }
+  }
+
+  /** Text that could not go (a caption whose files were all refused) comes back to the box. */
+  giveBack(text) {
+    const now = this.textarea.value;
+    this.textarea.value = now ? `${text}\n${now}` : text;
+    this._updateSendEnabled();
+  }
+
+  /** Files are being attached: the text in the box goes with them as a caption (and leaves it). */
+  takeCaption() {
+    const caption = this.textarea.value.trim();
+    if (caption) {
+      this.textarea.value = '';
+      this._updateSendEnabled();
+    }
+    return caption;
   }
 
   showError(text) {
@@ -100,12 +136,12 @@ export class Composer {
   }
 
   _updateSendEnabled() {
-    this.sendBtn.disabled = this.textarea.value.trim() === '';
+    this.sendBtn.disabled = this.state !== 'ready' || this.textarea.value.trim() === '';
   }
 
   async _send() {
     const text = this.textarea.value;
-    if (!text.trim()) return;
+    if (!text.trim() || this.state !== 'ready') return;
     this.textarea.value = '';
     this._updateSendEnabled();
     this.clearError();
@@ -124,10 +160,7 @@ export class Composer {
         drafts.set(this.peer, d ? `${text}\n${d}` : text);
         return;
       }
-      // Give the text back (before anything typed since).
-      const now = this.textarea.value;
-      this.textarea.value = now ? `${text}\n${now}` : text;
-      this._updateSendEnabled();
+      this.giveBack(text); // before anything typed since
       this.showError(err.message);
       this.textarea.focus();
     } finally {

@@ -10,6 +10,7 @@ import { ConversationFiles } from './files.js';
 import { ConversationHeader } from './header.js';
 import { History } from './history.js';
 import { KeyChangeBar } from './keybar.js';
+import { PendingNote } from './pending.js';
 import { Timeline } from './timeline.js';
 
 export class ConversationView {
@@ -17,13 +18,14 @@ export class ConversationView {
     this.peer = peer;
     this.target = target; // a message id to open the conversation at (a search hit)
     this.destroyed = false;
-    const sendFiles = (files) => this.files.send(files);
+    const sendFiles = (files) => this.files.send(files, this.composer.takeCaption());
     this.composer = new Composer(peer, { onSent: (m) => this._sent(m), onFiles: sendFiles });
     this.files = new ConversationFiles(peer, {
       onUpload: (m) => this.addLive(m, { fromMe: true }),
       onSent: (m) => this._sent(m),
       showError: (text) => this.composer.showError(text),
       clearError: () => this.composer.clearError(),
+      giveBack: (text) => this.composer.giveBack(text),
     });
     this.header = new ConversationHeader(peer, {
       onBack,
@@ -35,13 +37,16 @@ export class ConversationView {
         this.composer.focus();
       },
     });
-    this.blockedBar = blockedBanner(peer);
+    this.blocked = blockedBanner();
     this.versionBar = versionBanner(peer);
     this.resetBar = resetBanner(peer);
     this.anchorBar = anchorBanner(() => this.history.jumpToLatest());
+    this.pendingNote = new PendingNote(peer);
     this.timeline = new Timeline(peer, {
       files: this.files,
       onOlder: () => this.history.loadOlder(),
+      footer: this.pendingNote.el,
+      onChange: () => this.renderPending(),
     });
     this.history = new History(peer, this.timeline, {
       target,
@@ -60,14 +65,18 @@ export class ConversationView {
       this.versionBar,
       this.resetBar,
       this.keyBar.el,
-      this.blockedBar,
+      this.blocked.el,
       this.anchorBar,
       this.timeline.el,
       this.composer.el,
     );
     // Drop files anywhere on the conversation.
     acceptDrops(this.el, sendFiles);
-    this.unsubscribe = store.on('contacts', () => this.renderContact());
+    this.unsubscribes = [
+      store.on('contacts', () => this.renderContact()),
+      store.on('profile', () => this.renderContact()),
+      store.on('unreachable', () => this.renderContact()),
+    ];
     this.renderContact();
   }
 
@@ -76,10 +85,19 @@ export class ConversationView {
     const c = store.state.contacts.get(this.peer) ?? null;
     this.header.render(c);
     this.keyBar.render(c);
-    this.blockedBar.hidden = !c?.blocked;
+    this.blocked.el.hidden = !c?.blocked;
+    this.blocked.setName(store.displayLabel(this.peer));
     this.versionBar.hidden = c?.protocol_version !== 1;
     this.resetBar.hidden = !c?.session_reset_at;
-    this.composer.setDisabled(Boolean(c?.blocked));
+    this.composer.setState(
+      store.state.unreachable ? 'unreachable' : c?.blocked ? 'blocked' : 'ready',
+    );
+    this.renderPending();
+  }
+
+  renderPending() {
+    if (this.destroyed || !this.pendingNote) return;
+    this.pendingNote.render(this.timeline.pending(), store.state.contacts.get(this.peer) ?? null);
   }
 
   focusComposer() {
@@ -88,7 +106,7 @@ export class ConversationView {
 
   destroy() {
     this.destroyed = true;
-    this.unsubscribe();
+    for (const unsubscribe of this.unsubscribes) unsubscribe();
     for (const part of [this.header, this.keyBar, this.timeline, this.history, this.files]) {
       part.destroy();
     }
@@ -124,6 +142,7 @@ export class ConversationView {
   /** A live `message_state` event. */
   applyState(evt) {
     if (this.destroyed || evt.peer !== this.peer) return;
+    this.pendingNote.sawState(evt);
     this.timeline.applyState(evt);
   }
 

@@ -2,6 +2,7 @@
 
 import { h } from '../../dom.js';
 import { formatFull, formatTime, messageStateInfo, toDate } from '../../format.js';
+import { linkify } from '../../links.js';
 
 function stateIndicator(m) {
   const info = messageStateInfo(m.state);
@@ -47,7 +48,7 @@ export function fillMessage(li, m, card = null) {
   const bubble = h(
     'div',
     { class: ['bubble', card ? 'bubble-file' : null] },
-    card ? card.el : h('div', { class: 'message-text' }, m.text ?? ''),
+    card ? card.el : h('div', { class: 'message-text' }, linkify(m.text ?? '')),
     h('span', { class: 'message-meta' }, time, stateIndicator(m)),
   );
   const children = [bubble];

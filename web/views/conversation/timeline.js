@@ -9,10 +9,14 @@ import { fillMessage } from './message.js';
 const NEAR_BOTTOM_PX = 120;
 
 export class Timeline {
-  /** files: the conversation's file cards (ConversationFiles); onOlder: "Load older" clicked. */
-  constructor(peer, { files, onOlder }) {
+  /**
+   * files: the conversation's file cards (ConversationFiles); onOlder: "Load older" clicked;
+   * footer: shown under the newest message (why messages wait); onChange: the messages changed.
+   */
+  constructor(peer, { files, onOlder, footer = null, onChange = () => {} }) {
     this.peer = peer;
     this.files = files;
+    this.onChange = onChange;
     this.byId = new Map(); // id -> {m, el}
     this.pendingStates = new Map(); // id -> {state, error} seen before the message
     this.loaded = false; // a page was shown: from now on an empty list means no messages
@@ -49,6 +53,7 @@ export class Timeline {
       this.loadError,
       this.empty,
       this.list,
+      footer,
     );
     this.jumpBtn = h(
       'button',
@@ -60,11 +65,18 @@ export class Timeline {
       },
       'New messages ↓',
     );
-    // Stay pinned to the newest message when the pane resizes (key-change bar,
-    // error line, window resize) if the user was at the bottom.
+    // Stay pinned to the newest message when the pane resizes (key-change bar, error line,
+    // window resize) or the messages grow (a picture that loads after the scroll, a card that
+    // changes) if the user was at the bottom.
+    // Only a scroll up (the user's) unsticks it: growth under a scroll already sent to the
+    // bottom must not, though the scroll's event may come after the messages grew again.
     this.stuck = true;
+    this.lastTop = 0;
     this.scroller.addEventListener('scroll', () => {
-      this.stuck = this.nearBottom();
+      const top = this.scroller.scrollTop;
+      if (top < this.lastTop) this.stuck = this.nearBottom();
+      else if (this.nearBottom()) this.stuck = true;
+      this.lastTop = top;
       if (this.stuck) this.jumpBtn.hidden = true;
     });
     if (typeof ResizeObserver === 'function') {
@@ -72,6 +84,8 @@ export class Timeline {
         if (this.stuck && !this.destroyed) this.scroller.scrollTop = this.scroller.scrollHeight;
       });
       this.resizeObserver.observe(this.scroller);
+      this.resizeObserver.observe(this.list);
+      if (footer) this.resizeObserver.observe(footer);
     }
     this.el = h('div', { class: 'message-area' }, this.scroller, this.jumpBtn);
   }
@@ -124,6 +138,18 @@ export class Timeline {
   clear() {
     this.byId.clear();
     this.list.replaceChildren();
+    this.onChange();
+  }
+
+  /** This user's messages not at the recipient's daemon yet (in the outbox, or with relays). */
+  pending() {
+    const waiting = [];
+    for (const { m } of this.byId.values()) {
+      if (m.direction === 'out' && (m.state === 'sending' || m.state === 'relayed')) {
+        if (!m.id.startsWith('upload:')) waiting.push(m);
+      }
+    }
+    return waiting;
   }
 
   remove(id) {
@@ -193,6 +219,7 @@ export class Timeline {
       prevDay = key;
     }
     this.empty.hidden = !(this.loaded && this.byId.size === 0);
+    this.onChange();
   }
 
   /** A fetched page of messages. */
@@ -228,6 +255,7 @@ export class Timeline {
     }
     entry.m = { ...entry.m, state: evt.state, error: evt.error ?? null };
     fillMessage(entry.el, entry.m, this.files.card(entry.m.file?.transfer_id));
+    this.onChange();
   }
 
   // ---------- loading ----------
