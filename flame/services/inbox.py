@@ -113,6 +113,9 @@ class Inbox:
                 statuses[index] = inner.status
                 results[index] = _refused(item.inner.id, inner)
                 continue
+            if isinstance(inner, str):  # ERASED: opened before, then deleted (PROTOCOL.md §17.3)
+                results[index] = EnvelopeResult(id=item.inner.id, status="duplicate")
+                continue
             kept.append((index, Incoming(inner=inner, received_at=item.received_at)))
         return kept
 

@@ -18,6 +18,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import vodozemac
 
@@ -43,6 +44,10 @@ CLAIM_RETRY_S = 30.0  # a claim that failed is not tried again for a peer before
 NO_PREKEYS_RETRY_S = 30.0  # nor one that found no prekeys (asked CLAIM_ATTEMPTS times)
 CLAIM_ATTEMPTS, CLAIM_PAUSE_S = 3, 0.3
 SESSIONS_PER_PEER = 4  # older ones are dropped (with their skipped keys) when a new one starts
+ERASED: Literal["erased"] = (
+    "erased"  # opened before, and its message deleted since: answered as a duplicate
+)
+Opened = Inner | RequestError | Literal["erased"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,10 +194,11 @@ class Sessions:
 
     # --- opening -------------------------------------------------------------------------------
 
-    async def open_all(self, outers: Sequence[Inner]) -> list[Inner | RequestError]:
+    async def open_all(self, outers: Sequence[Inner]) -> list[Opened]:
         """The inner messages of version 2 envelopes (outer kind `ratchet`), in order; each one
-        already opened is taken from the store, never decrypted twice."""
-        results: list[Inner | RequestError | None] = [None] * len(outers)
+        already opened is taken from the store, never decrypted twice (ERASED: opened, and
+        deleted since, PROTOCOL.md §17.3)."""
+        results: list[Opened | None] = [None] * len(outers)
         by_author: dict[str, list[int]] = defaultdict(list)
         for index, outer in enumerate(outers):
             by_author[outer.from_].append(index)
@@ -202,7 +208,7 @@ class Sessions:
                 results[index] = result
         return [r for r in results if r is not None]
 
-    async def _open_from(self, author: str, outers: list[Inner]) -> list[Inner | RequestError]:
+    async def _open_from(self, author: str, outers: list[Inner]) -> list[Opened]:
         ctx = self.ctx
         key = self._pickle_key()
         now = ctx.clock.now()
@@ -215,11 +221,12 @@ class Sessions:
             async with self._account_lock_if(needs_account):
                 account_pickle = (await self._account()).pickle if needs_account else None
                 account_changed = False
-                results: list[Inner | RequestError] = []
+                results: list[Opened] = []
                 fresh: list[Staged] = []
                 for outer in outers:
                     if outer.id in done:
-                        results.append(Inner.model_validate_json(done[outer.id]))
+                        text = done[outer.id]
+                        results.append(ERASED if not text else Inner.model_validate_json(text))
                         continue
                     body = _body(outer)
                     current = pickles.get(body.session) or (

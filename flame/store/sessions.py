@@ -119,7 +119,8 @@ async def prune_sessions(db: Database, peer: str, keep: int) -> None:
 
 
 async def staged(db: Database, author: str, envelope_ids: Sequence[str]) -> dict[str, str]:
-    """The inner JSON of the ratchet messages from `author` with these ids already opened."""
+    """The inner JSON of the ratchet messages from `author` with these ids already opened ("":
+    opened, and its text erased since, PROTOCOL.md §17.3)."""
     if not envelope_ids:
         return {}
     rows = await db.fetchall(
@@ -149,6 +150,15 @@ async def stage(
         await write_sessions(conn, states)
         if account is not None:
             await write_account(conn, account)
+
+
+async def erase_opened(conn: aiosqlite.Connection, message_keys: Sequence[str]) -> None:
+    """Forget the text of these opened messages ("author:envelope id") but not that they were
+    opened: a copy that comes again is still answered, never decrypted (PROTOCOL.md §17.3)."""
+    await conn.executemany(
+        "UPDATE ratchet_inbox SET inner = '' WHERE author = ? AND envelope_id = ? AND inner != ''",
+        [tuple(key.split(":", 1)) for key in message_keys],
+    )
 
 
 async def prune_staged(db: Database, before: float) -> None:

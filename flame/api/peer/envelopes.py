@@ -10,7 +10,17 @@ from flame.core.models import BatchResult, EnvelopeBatch, Hello
 from flame.errors import BadRequest, RequestError
 from flame.net.http import parse_model
 
-FEATURES = ["envelopes", "receipts", "relay", "profiles", "files"]
+FEATURES = [
+    "envelopes",
+    "receipts",
+    "relay",
+    "profiles",
+    "files",
+    "replies",
+    "edits",
+    "reactions",
+    "typing",
+]
 
 
 async def hello(request: web.Request) -> web.Response:
