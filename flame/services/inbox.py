@@ -29,6 +29,7 @@ from flame.services.context import Context
 from flame.services.events import KeyChanged, MessageAdded
 from flame.services.receipts import Receipts
 from flame.services.sessions import Sessions
+from flame.store import actions as action_store
 from flame.store import messages as message_store
 from flame.store.contacts import Contact
 from flame.store.messages import Incoming
@@ -150,9 +151,9 @@ class Inbox:
         stored = await message_store.store_incoming(
             ctx.db, items, receipts, ctx.settings.daemon.message_ttl_s
         )
-        for message in stored:
-            if message is not None:
-                ctx.events.publish(MessageAdded(message))
+        new = await action_store.decorate(ctx.db, [m for m in stored if m is not None])
+        for message in new:  # a reply shows what it quotes (PROTOCOL.md §17.1)
+            ctx.events.publish(MessageAdded(message))
         if receipts:
             ctx.wake.outbox.set()
         return [message is not None for message in stored]

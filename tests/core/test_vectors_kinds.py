@@ -79,7 +79,7 @@ def test_the_emoji_lists_follow_the_grammar() -> None:
 
 
 def window_from_the_text(case: dict[str, Any]) -> str:
-    """§17.6 as written: t − 600,000 ≤ a ≤ t + 86,400,000, and arrival within 16 days."""
+    """§17.6 as written: t - 600,000 <= a <= t + 86,400,000, and arrival within 16 days."""
     t, a = case["target_ts"], case["action_ts"]
     in_time = t - 600_000 <= a <= t + 86_400_000
     arrived = case["now"] - case["received_at"] <= 16 * 24 * 3600

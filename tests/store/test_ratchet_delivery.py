@@ -83,6 +83,7 @@ class Bob:
     async def receive(self, outer: Inner) -> Inner | RequestError:
         assert self.sessions is not None
         (result,) = await self.sessions.open_all([outer])
+        assert not isinstance(result, str)  # nothing here is deleted (ERASED)
         return result
 
 

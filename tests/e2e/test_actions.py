@@ -1,0 +1,234 @@
+"""Replies, edits, deletes, reactions and typing between real daemons (PROTOCOL.md §17), under
+version 2 sessions and version 1 alike: what one side does reaches the other's copy, its search
+index and its UI; a delete for everyone leaves a tombstone and no text in either database."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+import pytest
+
+from flame.daemon import Daemon
+from tests.cluster import Cluster, Feed, UiClient, services_of
+
+VERSIONS = [pytest.param(2, id="version-2"), pytest.param(1, id="version-1")]
+
+
+async def pair(cluster: Cluster, version: int) -> tuple[UiClient, UiClient, Feed, Feed]:
+    """alice and bob, both speaking at most `version`, online and watching their feeds."""
+    await cluster.start_directory()
+    for name in ("alice", "bob"):
+        settings = await cluster.enroll(name)
+        settings.security.max_version = version
+        await cluster.start_daemon(name, settings=settings)
+    alice, bob = await cluster.ui("alice"), await cluster.ui("bob")
+    a_feed, b_feed = await alice.websocket(), await bob.websocket()
+    await alice.wait_status(a_feed, "bob", "online")
+    await bob.wait_status(b_feed, "alice", "online")
+    return alice, bob, a_feed, b_feed
+
+
+async def act(ui: UiClient, peer: str, message_id: str, action: str, body: Any) -> Any:
+    path = f"/ui/api/conversations/{peer}/messages/{urllib.parse.quote(message_id)}/{action}"
+    status, answer = await ui.post(path, body)
+    assert status == 200, answer
+    return answer
+
+
+def changed(message_id: str, check: Any = lambda m: True) -> Any:
+    return lambda e: (
+        e["type"] == "message_changed" and e["message"]["id"] == message_id and check(e["message"])
+    )
+
+
+async def arrived(feed: Feed, text: str) -> dict[str, Any]:
+    event = await feed.wait_for(lambda e: e["type"] == "message" and e["message"]["text"] == text)
+    return dict(event["message"])
+
+
+async def search_texts(ui: UiClient, q: str) -> list[str]:
+    _, body = await ui.get(f"/ui/api/search?{urllib.parse.urlencode({'q': q})}")
+    return [hit["message"]["text"] for hit in body["messages"]]
+
+
+async def rows_holding(node: Daemon, word: str) -> dict[str, int]:
+    """Where the word still is in a daemon's database: every table that may keep a message's
+    text, and the search index's own vocabulary (not only its lookups)."""
+    db = services_of(node).ctx.db
+    like = f"%{word}%"
+    found = {}
+    for table, column in (
+        ("messages", "body"),
+        ("message_versions", "text"),
+        ("ratchet_inbox", "inner"),
+        ("ratchet_outbox", "inner"),
+    ):
+        row = await db.fetchone(f"SELECT count(*) FROM {table} WHERE {column} LIKE ?", (like,))
+        assert row is not None
+        found[table] = int(row[0])
+    await db.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.vocab USING fts5vocab(main, messages_fts, row)"
+    )
+    row = await db.fetchone("SELECT count(*) FROM temp.vocab WHERE term = ?", (word.lower(),))
+    assert row is not None
+    found["messages_fts"] = int(row[0])
+    return found
+
+
+NOWHERE = {
+    "messages": 0,
+    "message_versions": 0,
+    "ratchet_inbox": 0,
+    "ratchet_outbox": 0,
+    "messages_fts": 0,
+}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_reply_quotes_and_an_edit_reaches_the_other_copy_and_its_index(
+    cluster: Cluster, version: int
+) -> None:
+    alice, bob, a_feed, b_feed = await pair(cluster, version)
+    sent = await alice.send("bob", "Lunch at noon near the harbour?")
+    original = await arrived(b_feed, "Lunch at noon near the harbour?")
+    status, body = await bob.post(
+        "/ui/api/conversations/alice/messages", {"text": "Yes!", "reply_to": original["id"]}
+    )
+    assert status == 201, body
+    quote = body["message"]["reply_to"]
+    assert quote == {
+        "id": sent["id"],
+        "author": "alice",
+        "kind": "text",
+        "text": "Lunch at noon near the harbour?",
+        "state": "shown",
+    }
+    reply = await arrived(a_feed, "Yes!")
+    assert reply["reply_to"]["text"] == "Lunch at noon near the harbour?"  # alice's own copy
+
+    edited = await act(alice, "bob", sent["id"], "edit", {"text": "Lunch at one near the quay?"})
+    assert edited["message"]["edited_at"] is not None
+    event = await b_feed.wait_for(changed(sent["id"]))
+    assert event["message"]["text"] == "Lunch at one near the quay?"
+    assert event["message"]["edited_at"] == edited["message"]["edited_at"]
+    for ui in (alice, bob):  # both indexes follow the text shown; the old words are gone
+        assert await search_texts(ui, "quay") == ["Lunch at one near the quay?"]
+        assert await search_texts(ui, "harbour") == []
+    path = f"/ui/api/conversations/alice/messages/{urllib.parse.quote(sent['id'])}/history"
+    _, history = await bob.get(path)
+    assert [v["text"] for v in history["versions"]] == [
+        "Lunch at noon near the harbour?",
+        "Lunch at one near the quay?",
+    ]
+    _, page = await bob.get("/ui/api/conversations/alice/messages")
+    shown = {m["id"]: m for m in page["messages"]}
+    assert shown[reply["id"]]["reply_to"]["text"] == "Lunch at one near the quay?"  # quotes follow
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_reactions_toggle_and_count_on_both_sides(cluster: Cluster, version: int) -> None:
+    alice, bob, a_feed, b_feed = await pair(cluster, version)
+    sent = await alice.send("bob", "Board meeting moved to Friday")
+    await arrived(b_feed, "Board meeting moved to Friday")
+    await act(bob, "alice", sent["id"], "reactions", {"emoji": "👍", "on": True})
+    await act(alice, "bob", sent["id"], "reactions", {"emoji": "👍", "on": True})
+    await act(bob, "alice", sent["id"], "reactions", {"emoji": "🎉", "on": True})
+    both = [
+        {"emoji": "👍", "count": 2, "people": ["bob", "alice"]},
+        {"emoji": "🎉", "count": 1, "people": ["bob"]},
+    ]
+    await a_feed.wait_for(changed(sent["id"], lambda m: m["reactions"] == both))
+    await b_feed.wait_for(changed(sent["id"], lambda m: m["reactions"][0]["count"] == 2))
+    await act(bob, "alice", sent["id"], "reactions", {"emoji": "👍", "on": False})
+    after = [
+        {"emoji": "👍", "count": 1, "people": ["alice"]},
+        {"emoji": "🎉", "count": 1, "people": ["bob"]},
+    ]
+    await a_feed.wait_for(changed(sent["id"], lambda m: m["reactions"] == after))
+    _, page = await bob.get("/ui/api/conversations/alice/messages")
+    assert page["messages"][-1]["reactions"] == after
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_a_delete_for_everyone_leaves_a_tombstone_and_no_text_in_either_database(
+    cluster: Cluster, version: int
+) -> None:
+    alice, bob, a_feed, b_feed = await pair(cluster, version)
+    sent = await alice.send("bob", "The password is Marzipan77")
+    await arrived(b_feed, "The password is Marzipan77")
+    await act(alice, "bob", sent["id"], "edit", {"text": "The password is Marzipan77 (or Nougat)"})
+    await b_feed.wait_for(changed(sent["id"]))
+    await act(bob, "alice", sent["id"], "reactions", {"emoji": "😮", "on": True})
+    await a_feed.wait_for(changed(sent["id"], lambda m: m["reactions"] != []))
+
+    before = await rows_holding(cluster.daemons["bob"], "Nougat")  # the check finds it there
+    assert before["messages"] == before["message_versions"] == before["messages_fts"] == 1
+    assert before["ratchet_inbox"] == (1 if version == 2 else 0)  # the edit's opened copy
+    gone = await act(alice, "bob", sent["id"], "delete", {"for": "everyone"})
+    tombstone = {"deleted": True, "text": "", "reactions": [], "edited_at": None}
+    assert {k: gone["message"][k] for k in tombstone} == tombstone
+    event = await b_feed.wait_for(changed(sent["id"], lambda m: m["deleted"]))
+    assert {k: event["message"][k] for k in tombstone} == tombstone
+    for ui, peer in ((alice, "bob"), (bob, "alice")):
+        _, page = await ui.get(f"/ui/api/conversations/{peer}/messages")
+        assert [(m["id"], m["deleted"], m["text"]) for m in page["messages"]] == [
+            (sent["id"], True, "")
+        ]
+        assert await search_texts(ui, "Marzipan77") == []
+        assert await search_texts(ui, "Nougat") == []
+    for name in ("alice", "bob"):
+        for word in ("Marzipan77", "Nougat"):
+            assert await rows_holding(cluster.daemons[name], word) == NOWHERE, (name, word)
+
+
+async def test_a_delete_for_me_stays_here(cluster: Cluster) -> None:
+    alice, bob, _, b_feed = await pair(cluster, 2)
+    sent = await alice.send("bob", "only bob forgets this")
+    got = await arrived(b_feed, "only bob forgets this")
+    answer = await act(bob, "alice", got["id"], "delete", {"for": "me"})
+    assert answer == {"removed": got["id"]}
+    await b_feed.wait_for(lambda e: e["type"] == "message_removed" and e["id"] == got["id"])
+    _, page = await bob.get("/ui/api/conversations/alice/messages")
+    assert page["messages"] == []
+    assert await rows_holding(cluster.daemons["bob"], "forgets") == NOWHERE
+    _, mine = await alice.get("/ui/api/conversations/bob/messages")
+    assert [m["text"] for m in mine["messages"]] == ["only bob forgets this"]
+    assert mine["messages"][0]["id"] == sent["id"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_typing_reaches_an_online_contact_and_is_paced(
+    cluster: Cluster, version: int
+) -> None:
+    alice, _, _, b_feed = await pair(cluster, version)
+    status, body = await alice.post("/ui/api/conversations/bob/typing", {"typing": True})
+    assert (status, body) == (200, {"sent": True})
+    event = await b_feed.wait_for(lambda e: e["type"] == "typing")
+    assert event == {"type": "typing", "username": "alice", "typing": True, "expires_in_s": 6.0}
+    _, again = await alice.post("/ui/api/conversations/bob/typing", {"typing": True})
+    assert again == {"sent": False}  # at most one every 3 s (PROTOCOL.md §17.5)
+    _, stopped = await alice.post("/ui/api/conversations/bob/typing", {"typing": False})
+    assert stopped == {"sent": True}
+    event = await b_feed.wait_for(lambda e: e["type"] == "typing")
+    assert event["typing"] is False and event["expires_in_s"] == 0
+    _, nothing = await alice.post("/ui/api/conversations/bob/typing", {"typing": False})
+    assert nothing == {"sent": False}  # nothing was said to take back
+    # Nothing of it was queued, relayed or stored.
+    _, diagnostics = await alice.get("/ui/api/diagnostics")
+    assert diagnostics["outbox"] == 0
+    db = services_of(cluster.daemons["bob"]).ctx.db
+    row = await db.fetchone("SELECT count(*) FROM messages")
+    assert row is not None and row[0] == 0
+
+
+async def test_no_typing_notice_while_busy_or_appearing_offline(cluster: Cluster) -> None:
+    alice, _, _, _ = await pair(cluster, 2)
+    for status in ("busy", "offline"):
+        code, _ = await alice.put("/ui/api/status", {"status": status})
+        assert code == 200
+        _, body = await alice.post("/ui/api/conversations/bob/typing", {"typing": True})
+        assert body == {"sent": False}, status
+    code, _ = await alice.put("/ui/api/status", {"status": "online"})
+    _, body = await alice.post("/ui/api/conversations/bob/typing", {"typing": True})
+    assert body == {"sent": True}
