@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from flame.daemon import Daemon
-from tests.cluster import Cluster, Feed, UiClient, services_of
+from tests.cluster import Cluster, Feed, UiClient, eventually, services_of
+from tests.e2e.test_relays import bob_away, held, until_state
 
 VERSIONS = [pytest.param(2, id="version-2"), pytest.param(1, id="version-1")]
 
@@ -232,3 +233,49 @@ async def test_no_typing_notice_while_busy_or_appearing_offline(cluster: Cluster
     code, _ = await alice.put("/ui/api/status", {"status": "online"})
     _, body = await alice.post("/ui/api/conversations/bob/typing", {"typing": True})
     assert body == {"sent": True}
+
+
+async def test_actions_wait_in_the_outbox_go_through_relays_and_arrive_once(
+    cluster: Cluster,
+) -> None:
+    """bob is away: alice's edit, reaction and delete wait in her outbox and with relays, and
+    reach him once when he is back; a message deleted before it ever left is never sent."""
+    alice, feed = await bob_away(cluster)
+    _, before = await alice.get("/ui/api/diagnostics")
+    first = await alice.send("bob", "agenda: budget")
+    second = await alice.send("bob", "and the Quokka merger")
+    await act(alice, "bob", first["id"], "edit", {"text": "agenda: budget, hiring"})
+    await act(alice, "bob", first["id"], "reactions", {"emoji": "🔥", "on": True})
+    await act(alice, "bob", second["id"], "delete", {"for": "everyone"})  # never leaves
+    await until_state(feed, first["id"], "relayed")
+    relays = [cluster.daemons[n] for n in ("carol", "dave")]
+
+    async def holding() -> list[int]:
+        return [await held(r) for r in relays]
+
+    await eventually(holding, equals=[4, 4])  # the text, its edit and reaction, the delete
+    bob_node = await cluster.start_daemon("bob")
+    await until_state(feed, first["id"], "delivered")
+    bob = await cluster.ui("bob")
+
+    async def outbox() -> int:
+        return int((await alice.get_json("/ui/api/diagnostics"))["outbox"])
+
+    await eventually(outbox, equals=before["outbox"])  # every action's receipt came back
+    _, page = await bob.get("/ui/api/conversations/alice/messages")
+    assert [(m["text"], m["reactions"]) for m in page["messages"]] == [
+        ("agenda: budget, hiring", [{"emoji": "🔥", "count": 1, "people": ["alice"]}])
+    ]
+    db = services_of(bob_node).ctx.db
+    kinds = await db.fetchall(
+        "SELECT kind, count(*) AS n FROM messages GROUP BY kind ORDER BY kind"
+    )
+    assert {row["kind"]: row["n"] for row in kinds} == {
+        "delete": 1,
+        "edit": 1,
+        "reaction": 1,
+        "text": 1,
+        "tombstone": 1,  # the message deleted before it came: a copy would be a duplicate
+    }
+    assert await rows_holding(bob_node, "Quokka") == NOWHERE
+    assert await rows_holding(cluster.daemons["alice"], "Quokka") == NOWHERE
