@@ -12,6 +12,15 @@ import pytest
 from flame.daemon import Daemon
 from tests.cluster import Cluster, Feed, UiClient, eventually, services_of
 from tests.e2e.test_relays import bob_away, held, until_state
+from tests.files_helpers import (
+    MIB,
+    fetch,
+    files_on_disk,
+    random_bytes,
+    send_file,
+    transfer_of,
+    wait_state,
+)
 
 VERSIONS = [pytest.param(2, id="version-2"), pytest.param(1, id="version-1")]
 
@@ -279,3 +288,28 @@ async def test_actions_wait_in_the_outbox_go_through_relays_and_arrive_once(
     }
     assert await rows_holding(bob_node, "Quokka") == NOWHERE
     assert await rows_holding(cluster.daemons["alice"], "Quokka") == NOWHERE
+
+
+@pytest.mark.parametrize(
+    "size", [pytest.param(200 * 1024, id="inline"), pytest.param(MIB + 7, id="streamed")]
+)
+async def test_a_file_deleted_for_everyone_is_gone_from_both_disks(
+    cluster: Cluster, size: int
+) -> None:
+    alice, bob, _, b_feed = await pair(cluster, 2)
+    data = random_bytes(size, seed=5)
+    offer = await send_file(alice, "bob", "Quarterly-Forecast.xlsx", data)
+    transfer_id = offer["file"]["transfer_id"]
+    await wait_state(b_feed, transfer_id, "complete")
+    nodes = [cluster.daemons[name] for name in ("alice", "bob")]
+    assert all(files_on_disk(node) for node in nodes)
+    gone = await act(alice, "bob", offer["id"], "delete", {"for": "everyone"})
+    assert gone["message"]["deleted"] is True and "file" not in gone["message"]
+    await b_feed.wait_for(changed(offer["id"], lambda m: m["deleted"]))
+    for node, peer, direction in ((nodes[0], "bob", "out"), (nodes[1], "alice", "in")):
+        assert files_on_disk(node) == []
+        transfer = await transfer_of(node, peer, direction, transfer_id)
+        assert (transfer.name, transfer.state, transfer.file_key) == ("", "cancelled", bytes(32))
+        assert await rows_holding(node, "Forecast") == NOWHERE
+    status, _ = await fetch(bob, "alice", transfer_id)
+    assert status == 404
