@@ -147,6 +147,28 @@ function notify(m) {
   }
 }
 
+// Edits, deletes, reactions and typing (docs/UI_API.md, "Replies, edits, deletes, …").
+socket.subscribe('message_changed', (evt) => {
+  const m = evt.message;
+  if (!m || typeof m.id !== 'string' || typeof m.peer !== 'string') return;
+  store.applyMessageChange(m);
+  if (conversation) conversation.applyChange(m);
+});
+
+socket.subscribe('message_removed', (evt) => {
+  if (conversation && typeof evt.id === 'string') conversation.applyRemoved(evt);
+  refetchContactsSoon(); // the list's last message may be the one removed
+});
+
+socket.subscribe('typing', (evt) => {
+  if (conversation) conversation.applyTyping(evt);
+});
+
+socket.subscribe('action_failed', (evt) => {
+  if (conversation && conversation.peer === evt.peer) conversation.actionFailed(evt);
+  else if (shell) shell.toast(`A change to a message for ${store.displayLabel(evt.peer)} failed`);
+});
+
 socket.subscribe('my_status', (evt) => store.setMyStatus(evt));
 
 socket.subscribe('profile', (evt) => {

@@ -40,6 +40,7 @@ export function avatarElement(name, size = '') {
 
 function previewText(m) {
   if (!m || typeof m.text !== 'string') return '';
+  if (m.deleted) return 'This message was deleted.';
   const text = m.file && typeof m.file.name === 'string' ? `File: ${m.file.name}` : m.text;
   const firstLine = text.split('\n').find((l) => l.trim()) ?? '';
   const cut = firstLine.length > 120 ? `${firstLine.slice(0, 120)}…` : firstLine;
