@@ -18,7 +18,6 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import vodozemac
 
@@ -37,17 +36,13 @@ from flame.store import outbox as outbox_store
 from flame.store import sessions as store
 from flame.store.contacts import Contact
 from flame.store.outbox import Queued
-from flame.store.sessions import AccountState, SessionState, Staged
+from flame.store.sessions import ERASED, AccountState, Opened, SessionState, Staged
 
 log = logging.getLogger("flame.sessions")
 CLAIM_RETRY_S = 30.0  # a claim that failed is not tried again for a peer before this
 NO_PREKEYS_RETRY_S = 30.0  # nor one that found no prekeys (asked CLAIM_ATTEMPTS times)
 CLAIM_ATTEMPTS, CLAIM_PAUSE_S = 3, 0.3
 SESSIONS_PER_PEER = 4  # older ones are dropped (with their skipped keys) when a new one starts
-ERASED: Literal["erased"] = (
-    "erased"  # opened before, and its message deleted since: answered as a duplicate
-)
-Opened = Inner | RequestError | Literal["erased"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,8 +191,7 @@ class Sessions:
 
     async def open_all(self, outers: Sequence[Inner]) -> list[Opened]:
         """The inner messages of version 2 envelopes (outer kind `ratchet`), in order; each one
-        already opened is taken from the store, never decrypted twice (ERASED: opened, and
-        deleted since, PROTOCOL.md §17.3)."""
+        already opened is taken from the store, never decrypted twice (ERASED, if deleted since)."""
         results: list[Opened | None] = [None] * len(outers)
         by_author: dict[str, list[int]] = defaultdict(list)
         for index, outer in enumerate(outers):
@@ -225,8 +219,7 @@ class Sessions:
                 fresh: list[Staged] = []
                 for outer in outers:
                     if outer.id in done:
-                        text = done[outer.id]
-                        results.append(ERASED if not text else Inner.model_validate_json(text))
+                        results.append(done[outer.id] or ERASED)
                         continue
                     body = _body(outer)
                     current = pickles.get(body.session) or (
@@ -251,7 +244,7 @@ class Sessions:
                     if opened.account_pickle is not None:
                         account_pickle, account_changed = opened.account_pickle, True
                     text = envelope_rules.encode_inner(opened.inner).decode()
-                    done[outer.id] = text
+                    done[outer.id] = opened.inner
                     fresh.append(Staged(author, outer.id, text, now))
                     results.append(opened.inner)
                 new_states = [

@@ -11,6 +11,11 @@ import { attachControls } from './attach.js';
 import { composerContext, quoteOf } from './quote.js';
 
 const TYPING_EVERY_MS = 3000;
+
+/** A key pressed with a modifier (Alt+↑ moves between conversations, not into an edit). */
+function modified(ev) {
+  return ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey;
+}
 const TYPING_SHOWN_MS = 6000;
 
 // Unsent text per conversation, kept while switching conversations.
@@ -68,7 +73,12 @@ export class Composer {
       } else if (ev.key === 'Escape' && this.mode) {
         ev.preventDefault();
         this.cancelMode();
-      } else if (ev.key === 'ArrowUp' && !this.mode && this.textarea.value === '') {
+      } else if (
+        ev.key === 'ArrowUp' &&
+        !this.mode &&
+        this.textarea.value === '' &&
+        !modified(ev)
+      ) {
         const m = this.lastEditable();
         if (m) {
           ev.preventDefault();
