@@ -11,7 +11,7 @@ import pytest
 from playwright.async_api import Browser, Locator, expect
 
 from tests.browser import RECORD_CSP, Tab, launch_chromium
-from tests.cluster import Cluster
+from tests.cluster import Cluster, services_of
 from tests.social import online_for
 
 pytestmark = pytest.mark.browser
@@ -196,6 +196,27 @@ async def test_reactions_toggle_and_any_single_emoji_is_taken(tabs: OpenTab) -> 
     await expect(picker).to_have_count(0)
     for tab in (alice, bob):
         await tab.assert_clean()
+
+
+async def test_a_change_the_peer_refuses_is_said_in_the_conversation(
+    trio: Cluster, tabs: OpenTab
+) -> None:
+    """bob's daemon no longer holds the message (restored from an older copy, say): alice's
+    reaction is refused by it, and alice's page says so in words, not codes."""
+    alice, bob = await tabs("alice", "bob"), await tabs("bob", "alice")
+    await send(alice, "Signed and sent")
+    await expect(bubble(bob, "Signed and sent")).to_have_count(1)
+    key = await bubble(alice, "Signed and sent").get_attribute("data-id")
+    await services_of(trio.daemons["bob"]).ctx.db.execute(
+        "DELETE FROM messages WHERE id = ?", (key,)
+    )
+    await action(bubble(alice, "Signed and sent"), "react")
+    await alice.page.locator('.reaction-choice[data-emoji="👍"]').click()
+    await expect(alice.page.locator("#composer-error")).to_have_text(
+        "Your reaction did not reach bob: bob's daemon refused it: There is no such message in"
+        " this conversation."
+    )
+    await alice.assert_clean()
 
 
 async def test_the_contact_sees_typing_in_the_header_until_the_message_comes(

@@ -313,3 +313,23 @@ async def test_a_file_deleted_for_everyone_is_gone_from_both_disks(
         assert await rows_holding(node, "Forecast") == NOWHERE
     status, _ = await fetch(bob, "alice", transfer_id)
     assert status == 404
+
+
+async def test_a_refused_action_comes_back_as_action_failed_with_the_reason(
+    cluster: Cluster,
+) -> None:
+    """bob's daemon no longer holds the message (its database was restored from before it, say):
+    alice's reaction to it is refused for good, and her UI is told which message and why."""
+    alice, _, a_feed, b_feed = await pair(cluster, 2)
+    sent = await alice.send("bob", "Did you get the contract?")
+    await arrived(b_feed, "Did you get the contract?")
+    bob_db = services_of(cluster.daemons["bob"]).ctx.db
+    await bob_db.execute("DELETE FROM messages WHERE id = ?", (sent["id"],))
+    await act(alice, "bob", sent["id"], "reactions", {"emoji": "👍", "on": True})
+    event = await a_feed.wait_for(lambda e: e["type"] == "action_failed")
+    assert (event["peer"], event["target"], event["kind"]) == ("bob", sent["id"], "reaction")
+    assert event["error"] == (
+        "bob's daemon refused it: There is no such message in this conversation."
+    )
+    row = await bob_db.fetchone("SELECT count(*) FROM reactions")
+    assert row is not None and row[0] == 0  # nothing of it was stored
