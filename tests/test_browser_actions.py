@@ -87,6 +87,24 @@ async def test_a_reply_quotes_its_message_and_a_click_jumps_to_it(tabs: OpenTab)
         await tab.assert_clean()
 
 
+async def test_the_actions_are_reachable_with_the_keyboard(tabs: OpenTab) -> None:
+    alice, bob = await tabs("alice", "bob"), await tabs("bob", "alice")
+    await send(alice, "Press Tab to reach me")
+    message = bubble(bob, "Press Tab to reach me")
+    await message.locator(".message-more").focus()
+    await expect(message.locator(".message-actions")).to_be_visible()
+    await bob.page.keyboard.press("Shift+Tab")  # back out of it ...
+    await message.locator(".message-more").focus()
+    await bob.page.keyboard.press("Tab")  # ... and into the toolbar after it
+    await expect(message.locator('[data-action="reply"]')).to_be_focused()
+    await bob.page.keyboard.press("Enter")
+    await expect(bob.page.locator("#composer-context")).to_contain_text("Replying to alice")
+    await expect(bob.page.locator("#composer")).to_be_focused()
+    await bob.page.keyboard.press("Escape")
+    await expect(bob.page.locator("#composer-context")).to_have_count(0)
+    await bob.assert_clean()
+
+
 async def test_a_quote_far_back_in_the_history_opens_the_page_around_it(
     trio: Cluster, tabs: OpenTab
 ) -> None:

@@ -60,16 +60,18 @@ export function fillMessage(li, m, card = null, actions = null) {
   else content = h('div', { class: 'message-text' }, m.text ?? '');
   const quote = m.reply_to && !m.deleted && actions ? quoteBlock(m.reply_to, actions.jump) : null;
   const edited = m.edited_at && !m.deleted && actions ? editedMark(li, m, actions) : null;
+  // The actions: a toolbar, and its "⋯" button in the meta line (touch screens, the keyboard).
+  const [bar, more] =
+    actions && !m.id.startsWith('upload:') ? messageActions(li, m, actions) : [null, null];
   const bubble = h(
     'div',
     { class: ['bubble', card && !m.deleted ? 'bubble-file' : null] },
     quote,
     content,
-    h('span', { class: 'message-meta' }, edited, time, m.deleted ? null : stateIndicator(m)),
+    h('span', { class: 'message-meta' }, edited, time, m.deleted ? null : stateIndicator(m), more),
   );
-  const children = [bubble];
+  const children = [bubble, bar];
   if (actions && !m.deleted) children.push(reactionChips(m, actions));
-  if (actions && !m.id.startsWith('upload:')) children.push(...messageActions(li, m, actions));
   if (out && m.state === 'failed' && !m.deleted) {
     children.push(
       h('div', { class: 'message-error' }, m.error ? `Not sent — ${m.error}` : 'Not sent'),
