@@ -207,6 +207,14 @@ def check_emoji(emoji: str) -> None:
         raise refusal("bad_reaction", "A reaction is a single emoji.")
 
 
+def typing_due(typing: bool, last_sent_at: float | None, now: float) -> bool:
+    """Whether a typing notice may go now, given when the last "typing" went (§17.5): at most one
+    every TYPING_INTERVAL_S, and "stopped" only while the last one is still shown."""
+    if typing:
+        return last_sent_at is None or now - last_sent_at >= TYPING_INTERVAL_S
+    return last_sent_at is not None and now - last_sent_at <= TYPING_TTL_S
+
+
 def is_stale_typing(ts_ms: int, now: float) -> bool:
     """A typing notice written (by the author's clock) too far from now means nothing any more."""
     return abs(now - ts_ms / 1000) > TYPING_STALE_S

@@ -51,10 +51,7 @@ class Typing:
         if self.status.choice in QUIET_STATUSES or peer in self.in_flight:
             return False
         now = ctx.clock.now()
-        last = self.sent_at.get(peer)
-        if typing and last is not None and now - last < rules.TYPING_INTERVAL_S:
-            return False
-        if not typing and (last is None or now - last > rules.TYPING_TTL_S):
+        if not rules.typing_due(typing, self.sent_at.get(peer), now):
             return False
         contact = await contact_store.get_contact(ctx.db, peer)
         if contact is None or contact.key_changed or contact.status == "offline":
