@@ -344,6 +344,13 @@ async def deleted_keys(db: Database, keys: list[str]) -> set[str]:
     return {row["id"] for row in rows}
 
 
+async def erase_copies(db: Database, keys: list[str]) -> None:
+    """Forget the opened copies (version 2) of these deleted messages' texts."""
+    if keys:
+        async with db.transaction() as conn:
+            await sessions.erase_opened(conn, keys)
+
+
 async def count_messages(db: Database, peer: str | None = None) -> int:
     if peer is None:
         row = await db.fetchone("SELECT count(*) FROM messages")

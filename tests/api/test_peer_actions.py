@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
+import os
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -17,8 +19,9 @@ import aiohttp
 import pytest
 
 from flame.core.actions import DeleteBody, EditBody, ReactionBody, Ref, TypingBody
+from flame.core.encoding import b64e
 from flame.core.envelope import new_message_id, seal
-from flame.core.models import Envelope, Inner, TextBody, Wire
+from flame.core.models import Envelope, FileOfferBody, Inner, TextBody, Wire
 from flame.store import messages as message_store
 from tests.api.conftest import ApiNode
 from tests.api.test_peer_routes import Zoe, unlocked
@@ -204,3 +207,42 @@ async def test_the_browser_gets_readable_refusals(alice: ApiNode) -> None:
     assert (status, reply["error"]) == (404, "no_message")
     status, reply = await ui_post(node, f"{talk}/{key}/delete", {"for": "nobody"})
     assert status == 400 and reply["error"] == "bad_request"
+
+
+async def test_a_message_deleted_before_it_came_is_never_stored_or_shown(alice: ApiNode) -> None:
+    """The delete overtook its message (the message came later, from a relay): the hidden
+    tombstone makes the message a duplicate, a file's bytes included (PROTOCOL.md §17.3)."""
+    node = alice
+    zoe = Zoe(node)
+    data = b"the whole draft contract"
+    text = from_zoe(node, "text", TextBody(text="a draft contract"), seq=1)
+    offer_body = FileOfferBody(
+        transfer_id=b64e(os.urandom(16)),
+        name="draft.txt",
+        size=len(data),
+        media_type="text/plain",
+        sha256=b64e(hashlib.sha256(data).digest()),
+        key=b64e(os.urandom(32)),
+        token=b64e(os.urandom(32)),
+        chunk_bytes=1024 * 1024,
+        data=b64e(data),
+    )
+    offer = from_zoe(node, "file_offer", offer_body, seq=2)
+    deletes = [from_zoe(node, "delete", DeleteBody(target=ref_of(e))) for e in (text, offer)]
+    status, reply = await zoe.post(deletes)
+    assert status == 200 and [r["status"] for r in reply["results"]] == ["stored", "stored"]
+    status, reply = await zoe.post([text, offer])
+    assert status == 200 and [r["status"] for r in reply["results"]] == ["duplicate"] * 2
+    status, page = await ui_get(node, "/ui/api/conversations/zoe/messages")
+    assert status == 200 and page["messages"] == []
+    kinds = [kind for kind, _ in await rows(node)]
+    assert sorted(kinds) == ["delete", "delete", "tombstone", "tombstone"]
+    transfers = await node.services.ctx.db.fetchone("SELECT count(*) FROM transfers")
+    assert transfers is not None and transfers[0] == 0
+    folder = node.services.ctx.settings.daemon_data_dir() / "files"
+    assert not folder.exists() or list(folder.iterdir()) == []
+
+
+async def ui_get(node: ApiNode, path: str) -> tuple[int, Any]:
+    async with node.ui.get(path) as response:
+        return response.status, await response.json()
