@@ -246,6 +246,9 @@ async def test_typing_reaches_an_online_contact_and_is_paced(
     db = services_of(cluster.daemons["bob"]).ctx.db
     row = await db.fetchone("SELECT count(*) FROM messages")
     assert row is not None and row[0] == 0
+    # Under version 2 the notices went through the session: messages after them still open.
+    await alice.send("bob", "after the typing")
+    await arrived(b_feed, "after the typing")
 
 
 async def test_no_typing_notice_while_busy_or_appearing_offline(cluster: Cluster) -> None:
