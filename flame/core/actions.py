@@ -202,6 +202,17 @@ def check_window(
         )
 
 
+def check_editable(kind: str) -> None:
+    if kind != "text":
+        raise refusal("bad_edit", "Only a text message can be edited.")
+
+
+def check_edit_count(versions: int) -> None:
+    """`versions`: the original and its edits so far (0 before the first edit)."""
+    if versions > MAX_EDITS:
+        raise refusal("too_many_edits", f"A message can be edited at most {MAX_EDITS} times.")
+
+
 def check_emoji(emoji: str) -> None:
     if not is_emoji(emoji):
         raise refusal("bad_reaction", "A reaction is a single emoji.")

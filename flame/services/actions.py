@@ -43,15 +43,11 @@ class Actions:
 
     async def edit(self, peer: str, key: str, text: str) -> Message:
         target = await self._own(peer, key)
-        if target.kind != "text":
-            raise rules.refusal("bad_edit", "Only a text message can be edited.")
+        rules.check_editable(target.kind)
         self.messaging.check_text(text)
         now = self.ctx.clock.now()
         rules.check_window(target.ts_ms, int(now * 1000), None, now)
-        if target.versions > rules.MAX_EDITS:
-            raise rules.refusal(
-                "too_many_edits", f"A message can be edited at most {rules.MAX_EDITS} times."
-            )
+        rules.check_edit_count(target.versions)
         if text != target.text:
             await self._send(peer, "edit", EditBody(target=_ref(target), text=text))
         return await self._shown(key, publish=text != target.text)
@@ -227,15 +223,11 @@ class Actions:
         assert isinstance(body, EditBody)  # core.models.KIND_BODIES
         rules.check_author(body.target, item.inner.from_)
         target = await self._target(item, body.target)
-        if target.kind != "text":
-            raise rules.refusal("bad_edit", "Only a text message can be edited.")
+        rules.check_editable(target.kind)
         if target.deleted is not None:
             return  # deleted meanwhile: nothing to change (the edit is kept as seen)
         rules.check_window(target.ts_ms, item.inner.ts, target.received_at, item.received_at)
-        if target.versions > rules.MAX_EDITS:
-            raise rules.refusal(
-                "too_many_edits", f"A message can be edited at most {rules.MAX_EDITS} times."
-            )
+        rules.check_edit_count(target.versions)
 
     async def _check_delete(self, item: Incoming) -> None:
         body = item.inner.body

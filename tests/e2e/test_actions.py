@@ -14,6 +14,7 @@ from flame.core.actions import TYPING_INTERVAL_S, TYPING_TTL_S
 from flame.daemon import Daemon
 from tests.cluster import Cluster, Feed, UiClient, eventually, services_of
 from tests.e2e.test_relays import bob_away, held, until_state
+from tests.e2e.test_versions import pair as versions_pair
 from tests.files_helpers import (
     MIB,
     fetch,
@@ -29,16 +30,7 @@ VERSIONS = [pytest.param(2, id="version-2"), pytest.param(1, id="version-1")]
 
 async def pair(cluster: Cluster, version: int) -> tuple[UiClient, UiClient, Feed, Feed]:
     """alice and bob, both speaking at most `version`, online and watching their feeds."""
-    await cluster.start_directory()
-    for name in ("alice", "bob"):
-        settings = await cluster.enroll(name)
-        settings.security.max_version = version
-        await cluster.start_daemon(name, settings=settings)
-    alice, bob = await cluster.ui("alice"), await cluster.ui("bob")
-    a_feed, b_feed = await alice.websocket(), await bob.websocket()
-    await alice.wait_status(a_feed, "bob", "online")
-    await bob.wait_status(b_feed, "alice", "online")
-    return alice, bob, a_feed, b_feed
+    return await versions_pair(cluster, {"max_version": version}, {"max_version": version})
 
 
 async def act(ui: UiClient, peer: str, message_id: str, action: str, body: Any) -> Any:
