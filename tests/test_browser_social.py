@@ -288,6 +288,11 @@ async def test_search_hits_the_filter_and_the_blocked_list_tell_two_alices_apart
     )
     bob = await tabs("bob")
     page = bob.page
+    bob_feed = await bob_ui.websocket()
+
+    async def at_bob(text: str) -> None:
+        """Searches find what bob's daemon holds: the message has to be there first."""
+        await bob_feed.wait_for(lambda e: e["type"] == "message" and e["message"]["text"] == text)
 
     async def named(ui: UiClient, name: str) -> None:
         status, _ = await ui.put("/ui/api/profile", {"display_name": "Alice Liddell"})
@@ -306,11 +311,13 @@ async def test_search_hits_the_filter_and_the_blocked_list_tell_two_alices_apart
     options = page.locator("#search-peer option")
     await named(alice_ui, "alice")
     await alice_ui.send("bob", "the quince plan")
+    await at_bob("the quince plan")
     assert await search_hits("quince", 1) == ["Alice Liddell"]  # nobody else is called that
     await expect(options.filter(has_text="Alice Liddell")).to_have_text(["Alice Liddell"])
 
     await named(carol_ui, "carol")
     await carol_ui.send("bob", "my quince plan")
+    await at_bob("my quince plan")
     await bob_ui.send("carol", "which quince plan?")
     assert await search_hits("quince", 3) == [
         "Alice Liddell (alice)",

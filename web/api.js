@@ -21,6 +21,10 @@ const FALLBACK_MESSAGES = {
   blocked: 'You blocked this person. Unblock them to write to them.',
   bad_avatar: 'The picture must be a PNG, JPEG, WebP or GIF image.',
   avatar_too_large: 'This picture is too large.',
+  not_author: 'Only the author of a message can change it.',
+  too_late: 'A message can be edited or deleted for everyone only within 24 hours of sending it.',
+  bad_reaction: 'A reaction is a single emoji.',
+  no_message: 'That message is not in this conversation any more.',
 };
 
 export class ApiError extends Error {
@@ -177,7 +181,12 @@ export const api = {
       signal,
     });
   },
-  send: (name, text) => request('POST', `/ui/api/conversations/${enc(name)}/messages`, { text }),
+  send: (name, text, replyTo = null) =>
+    request(
+      'POST',
+      `/ui/api/conversations/${enc(name)}/messages`,
+      replyTo ? { text, reply_to: replyTo } : { text },
+    ),
   markRead: (name, upTo) =>
     request('POST', `/ui/api/conversations/${enc(name)}/read`, upTo ? { up_to: upTo } : {}),
   settings: () => request('GET', '/ui/api/settings'),
@@ -204,6 +213,21 @@ export const api = {
     if (until !== null) p.set('until', String(until));
     return request('GET', `/ui/api/search?${p}`, undefined, { signal });
   },
+};
+
+// ---------- replies, edits, deletes, reactions, typing (docs/UI_API.md) ----------
+
+const messageBase = (peer, id) => `/ui/api/conversations/${enc(peer)}/messages/${enc(id)}`;
+
+export const actionApi = {
+  edit: (peer, id, text) => request('POST', `${messageBase(peer, id)}/edit`, { text }),
+  /** scope: 'everyone' | 'me' */
+  remove: (peer, id, scope) => request('POST', `${messageBase(peer, id)}/delete`, { for: scope }),
+  react: (peer, id, emoji, on) =>
+    request('POST', `${messageBase(peer, id)}/reactions`, { emoji, on }),
+  history: (peer, id) => request('GET', `${messageBase(peer, id)}/history`),
+  typing: (peer, typing) =>
+    request('POST', `/ui/api/conversations/${enc(peer)}/typing`, { typing }),
 };
 
 // ---------- files (docs/UI_API.md, "Files") ----------

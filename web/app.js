@@ -3,7 +3,7 @@
 import { api, onUnauthorized } from './api.js';
 import { h, spinner } from './dom.js';
 import { installShortcuts } from './keys.js';
-import { notifyOf } from './notices.js';
+import { noticeOfFailedAction, notifyOf } from './notices.js';
 import { conversationHash, navigate, startRouter } from './router.js';
 import * as store from './store.js';
 import { ConversationView } from './views/conversation/index.js';
@@ -137,6 +137,28 @@ socket.subscribe('message', (evt) => {
     if (m.direction === 'in') markReadSoon(m.peer);
   }
   if (shell) notifyOf(m, { toasts: shell.toasts, openPeer: conversation?.peer ?? null });
+});
+
+// Edits, deletes, reactions and typing (docs/UI_API.md, "Replies, edits, deletes, …").
+socket.subscribe('message_changed', (evt) => {
+  const m = evt.message;
+  if (!m || typeof m.id !== 'string' || typeof m.peer !== 'string') return;
+  store.applyMessageChange(m);
+  if (conversation) conversation.applyChange(m);
+});
+
+socket.subscribe('message_removed', (evt) => {
+  if (conversation && typeof evt.id === 'string') conversation.applyRemoved(evt);
+  refetchContactsSoon(); // the list's last message may be the one removed
+});
+
+socket.subscribe('typing', (evt) => {
+  if (conversation) conversation.applyTyping(evt);
+});
+
+socket.subscribe('action_failed', (evt) => {
+  if (conversation && conversation.peer === evt.peer) conversation.actionFailed(evt);
+  else if (shell) noticeOfFailedAction(evt, shell.toasts);
 });
 
 socket.subscribe('my_status', (evt) => store.setMyStatus(evt));

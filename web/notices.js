@@ -46,3 +46,14 @@ export function notifyOf(m, { toasts, openPeer }) {
   if (!desktop)
     toasts.show({ key: m.peer, title: () => `New messages from ${who}`, preview, href });
 }
+
+/** An `action_failed` while its conversation is not on screen: a notice that leads there. */
+export function noticeOfFailedAction(evt, toasts) {
+  const who = store.displayLabel(evt.peer);
+  toasts.show({
+    key: `failed:${evt.peer}`,
+    title: () => `A change to a message for ${who} failed`,
+    preview: evt.error ?? null,
+    href: conversationHash(evt.peer),
+  });
+}

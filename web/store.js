@@ -294,6 +294,15 @@ export function applyMessage(m) {
   return true;
 }
 
+/** A `message_changed` event (edited, deleted, reacted to): the list's last message follows. */
+export function applyMessageChange(m) {
+  const c = state.contacts.get(m.peer);
+  if (c?.last_message && c.last_message.id === m.id) {
+    c.last_message = m;
+    emit('contacts');
+  }
+}
+
 export function applyMessageState(evt) {
   const c = state.contacts.get(evt.peer);
   if (c?.last_message && c.last_message.id === evt.id) {

@@ -114,6 +114,17 @@ async def by_messages(db: Database, message_ids: list[str]) -> dict[str, Transfe
     return {row["message_id"]: _transfer(row) for row in rows}
 
 
+async def erase_for_message(conn: aiosqlite.Connection, message_id: str) -> None:
+    """The file message was deleted (PROTOCOL.md §17.3): its transfer ends, keeping nothing of
+    the file but where its bytes were (for their removal after the commit), and not its key."""
+    await conn.execute(
+        "UPDATE transfers SET name='', caption='', declared_type='', media_type=NULL,"
+        " sha256=NULL, file_key=zeroblob(32), upload_token=zeroblob(32), state='cancelled',"
+        " error='The message was deleted.' WHERE message_id=?",
+        (message_id,),
+    )
+
+
 async def set_message(db: Database, key: tuple[str, str, str], message_id: str) -> None:
     await db.execute(
         "UPDATE transfers SET message_id=? WHERE peer=? AND direction=? AND transfer_id=?",

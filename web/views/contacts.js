@@ -48,6 +48,7 @@ export function avatarElement(name, size = '') {
 
 function previewText(m) {
   if (!m || typeof m.text !== 'string') return '';
+  if (m.deleted) return 'This message was deleted.';
   const file = m.file && typeof m.file.name === 'string' ? `File: ${m.file.name}` : null;
   const text = file ?? m.text;
   const firstLine = text.split('\n').find((l) => l.trim()) ?? '';

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from flame.api.ui import auth, conversations, feed, files, social, static
+from flame.api.ui import actions, auth, conversations, feed, files, social, static
 from flame.api.ui.guard import UiOrigin, headers_middleware, host_and_origin_middleware
 from flame.api.ui.session import LoginThrottle, require_session
 from flame.api.ui.state import UI, UiState, Unlock, activity_middleware
@@ -52,6 +52,11 @@ def build(
     router.add_post(f"{talk}/messages", conversations.post_message)
     router.add_post(f"{talk}/read", conversations.mark_read)
     router.add_get(f"{talk}/messages/{{id}}/context", conversations.context)
+    router.add_post(f"{talk}/messages/{{id}}/edit", actions.edit)
+    router.add_post(f"{talk}/messages/{{id}}/delete", actions.delete)
+    router.add_post(f"{talk}/messages/{{id}}/reactions", actions.react)
+    router.add_get(f"{talk}/messages/{{id}}/history", actions.history)
+    router.add_post(f"{talk}/typing", actions.typing)
     router.add_get(f"{api}/diagnostics", conversations.diagnostics)
     router.add_get(f"{api}/settings", conversations.get_settings)
     router.add_post(f"{api}/settings", conversations.put_settings)

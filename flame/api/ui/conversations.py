@@ -20,6 +20,7 @@ ID_MAX_CHARS = 200
 
 class SendBody(Wire):
     text: str
+    reply_to: str | None = Field(default=None, max_length=ID_MAX_CHARS)  # a message id
 
 
 class ReadBody(Wire):
@@ -103,7 +104,7 @@ async def post_message(request: web.Request) -> web.Response:
     ui = request.app[UI]
     name = path_name(request, code="unknown_recipient")
     body = parse_model(SendBody, await ui.body(request))
-    message = await ui.services.messaging.send_text(name, body.text)
+    message = await ui.services.messaging.send_text(name, body.text, body.reply_to)
     return web.json_response({"message": views.message_json(message)}, status=201)
 
 

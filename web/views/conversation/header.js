@@ -19,6 +19,12 @@ export class ConversationHeader {
     this.destroyed = false;
     this.dot = h('span', { class: 'status-dot status-offline', 'aria-hidden': 'true' });
     this.statusText = h('span', { class: 'status-text' }, '…');
+    // "typing…" in place of the status while the contact writes (PROTOCOL.md §17.5).
+    this.typing = h(
+      'span',
+      { class: 'conv-typing', id: 'typing-indicator', role: 'status', hidden: true },
+      'typing…',
+    );
     this.avatar = avatarElement(peer, 'avatar-lg');
     this.titleName = h('span', { class: 'conv-title-name' }, peer);
     // Always the username too: a display name proves nothing (anyone can choose "Alice").
@@ -61,7 +67,7 @@ export class ConversationHeader {
           ),
           this.titleUsername,
         ),
-        h('div', { class: 'conv-status' }, this.dot, this.statusText, this.verified),
+        h('div', { class: 'conv-status' }, this.dot, this.statusText, this.verified, this.typing),
       ),
       this.block.el,
     );
@@ -69,6 +75,11 @@ export class ConversationHeader {
 
   destroy() {
     this.destroyed = true;
+  }
+
+  setTyping(on) {
+    this.typing.hidden = !on;
+    this.statusText.hidden = on;
   }
 
   /** c: the contact, or null for someone not in the contacts. */

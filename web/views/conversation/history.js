@@ -98,6 +98,15 @@ export class History {
     }
   }
 
+  /** Show one message (a reply's quote): marked where it is shown, else the page around it is
+   * loaded in place of what is shown, as a search hit opens (PROTOCOL.md §17.1). */
+  async jumpTo(id) {
+    if (this.timeline.reveal(id)) return;
+    this.timeline.clear();
+    this._setNextBefore(null);
+    await this.loadAround(id);
+  }
+
   /** Leave an older page for the newest messages. */
   async jumpToLatest() {
     this.hasNewer = false;

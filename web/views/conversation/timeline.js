@@ -5,18 +5,21 @@ import { busyButton, h, spinner } from '../../dom.js';
 import { compareMessages, dayKey, dayLabel } from '../../format.js';
 import { stateRank } from '../../states.js';
 import { fillMessage } from './message.js';
+import { isEditable } from './message-actions.js';
 
 const NEAR_BOTTOM_PX = 120;
 
 export class Timeline {
   /**
    * files: the conversation's file cards (ConversationFiles); onOlder: "Load older" clicked;
-   * footer: shown under the newest message (why messages wait); onChange: the messages changed.
+   * footer: shown under the newest message (why messages wait); onChange: the messages changed;
+   * actions: what the user can do to a message (reply, react, edit, delete: index.js).
    */
-  constructor(peer, { files, onOlder, footer = null, onChange = () => {} }) {
+  constructor(peer, { files, onOlder, actions, footer = null, onChange = () => {} }) {
     this.peer = peer;
     this.files = files;
     this.onChange = onChange;
+    this.actions = actions;
     this.byId = new Map(); // id -> {m, el}
     this.pendingStates = new Map(); // id -> {state, error} seen before the message
     this.loaded = false; // a page was shown: from now on an empty list means no messages
@@ -146,7 +149,7 @@ export class Timeline {
     const waiting = [];
     for (const { m } of this.byId.values()) {
       if (m.direction === 'out' && (m.state === 'sending' || m.state === 'relayed')) {
-        if (!m.id.startsWith('upload:')) waiting.push(m);
+        if (!m.id.startsWith('upload:') && !m.deleted) waiting.push(m); // a deleted one never goes
       }
     }
     return waiting;
@@ -186,7 +189,7 @@ export class Timeline {
       }
       const moved = compareMessages(existing.m, m) !== 0;
       existing.m = m;
-      fillMessage(existing.el, m, card);
+      fillMessage(existing.el, m, card, this.actions);
       if (moved) {
         existing.el.remove();
         this._insert(existing);
@@ -201,7 +204,7 @@ export class Timeline {
       }
     }
     const el = h('li');
-    fillMessage(el, m, card);
+    fillMessage(el, m, card, this.actions);
     const entry = { m, el };
     this.byId.set(m.id, entry);
     this._insert(entry);
@@ -254,8 +257,39 @@ export class Timeline {
       return;
     }
     entry.m = { ...entry.m, state: evt.state, error: evt.error ?? null };
-    fillMessage(entry.el, entry.m, this.files.card(entry.m.file?.transfer_id));
+    fillMessage(entry.el, entry.m, this.files.card(entry.m.file?.transfer_id), this.actions);
     this.onChange();
+  }
+
+  /** A `message_changed` event or an action's answer: edited, deleted, reacted to. */
+  change(m) {
+    if (!this.byId.has(m.id)) return;
+    this.upsert(m);
+    this.refreshDays();
+  }
+
+  /** A message deleted for this user: no longer shown. */
+  removeMessage(id) {
+    this.remove(id);
+    this.refreshDays();
+  }
+
+  /** The newest of this user's messages that can still be edited (↑ in the composer). */
+  lastEditable() {
+    let last = null;
+    for (const { m } of this.byId.values()) {
+      if (isEditable(m) && (!last || compareMessages(last, m) < 0)) last = m;
+    }
+    return last;
+  }
+
+  /** Mark and scroll to a message shown here (a quote's original); false when not shown. */
+  reveal(id) {
+    const entry = this.byId.get(id);
+    if (!entry) return false;
+    for (const li of this.list.querySelectorAll('.is-target')) li.classList.remove('is-target');
+    this.showTarget(id);
+    return true;
   }
 
   // ---------- loading ----------
