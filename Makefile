@@ -8,7 +8,7 @@ CHROMIUM ?= $(or $(CHROMIUM_PATH),/usr/bin/chromium)
 NODE_STAMP := node_modules/.installed
 BIOME := node_modules/.bin/biome
 
-.PHONY: install browser demo demo-fresh test lint fmt bench chaos fuzz fuzz-schema clean
+.PHONY: install browser demo demo-fresh test lint fmt bench chaos fuzz fuzz-schema screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -74,6 +74,11 @@ chaos: install
 # `make test` runs a short pass of it (tests/e2e/test_fuzz.py).
 fuzz: install
 	$(BIN)/python -m flame.devtools --log-level warning fuzz --requests 20000
+
+# The page's main views at 1280 and 390 px wide, from real Chromium against a fresh demo
+# cluster, into screenshots/ (not committed).
+screenshots: install browser
+	$(BIN)/python -m flame.devtools screenshots --out screenshots
 
 # 20,000 signed requests drawn from the served OpenAPI documents; no answer may be a 500.
 fuzz-schema: install

@@ -6,7 +6,6 @@ browser is a test failure, never a skip: `make browser` installs it.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,23 +20,13 @@ from playwright.async_api import (
     Dialog,
     Error,
     Page,
-    async_playwright,
     expect,
 )
 
+from flame.devtools.browser import chromium_missing
+from flame.devtools.browser import launch_chromium as launch_devtools_chromium
 from tests.cluster import PASSWORD
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 TIMEOUT_MS = 10_000
 
 # Chrome logs every 4xx/5xx answer as a console error; the app expects some (the first
@@ -55,27 +44,17 @@ document.addEventListener('securitypolicyviolation', (e) => {
 """
 
 
-def require_chromium() -> str:
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
-        pytest.fail(
-            f"Chromium is not installed at {CHROMIUM}: the browser tests need it. Run `make "
-            "browser` (or `sudo apt-get install chromium`), or set CHROMIUM_PATH to its path.",
-            pytrace=False,
-        )
-    return CHROMIUM
+def require_chromium() -> None:
+    missing = chromium_missing()
+    if missing is not None:
+        pytest.fail(f"{missing} The browser tests need it.", pytrace=False)
 
 
 @asynccontextmanager
 async def launch_chromium() -> AsyncIterator[Browser]:
-    path = require_chromium()
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=path, headless=True, args=CHROMIUM_ARGS
-        )
-        try:
-            yield browser
-        finally:
-            await browser.close()
+    require_chromium()
+    async with launch_devtools_chromium() as browser:
+        yield browser
 
 
 @dataclass

@@ -70,12 +70,7 @@ async def send_file(
     ui: UiClient, peer: str, name: str, data: bytes, media_type: str = ""
 ) -> dict[str, Any]:
     """What the browser does: announce, then stream the bytes. Returns the offer message."""
-    status, body = await announce(ui, peer, name, len(data), media_type)
-    assert status == 201, body
-    status, reply = await put_content(ui, peer, body["file"]["transfer_id"], data)
-    assert status == 201, reply
-    message: dict[str, Any] = reply["message"]
-    return message
+    return await ui.send_file(peer, name, data, media_type)
 
 
 async def slow_alice(cluster: Cluster, rate: int = 4 * MIB) -> Settings:
@@ -139,9 +134,10 @@ CHUNK_PUT = b"PUT /api/v1/files/"
 
 @dataclass
 class Proxy:
-    """A TCP proxy in front of a daemon's peer port. It can damage one byte of the traffic
-    towards the daemon once (`corrupt_after`), cut every connection, or refuse new ones. It
-    forwards bytes, so TLS passes through it (`scheme` is what the daemon behind it serves)."""
+    """A TCP proxy in front of a daemon's peer port (or a directory). It can damage one byte of
+    the traffic towards the target once (`corrupt_after`), hold its answers back, cut every
+    connection, or refuse new ones. It forwards bytes, so TLS passes through it (`scheme` is what
+    the target behind it serves)."""
 
     target_port: int = 0
     # Flip the byte at this offset of the next chunk PUT (plain HTTP), or of the first connection
@@ -153,6 +149,11 @@ class Proxy:
     writers: set[asyncio.StreamWriter] = field(default_factory=set)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     corrupted: asyncio.Event = field(default_factory=asyncio.Event)
+    # While `holding` (hold()), bytes from the target wait (an answer on its way, slow);
+    # `held` is set once some do. release() lets them through.
+    holding: bool = False
+    held: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def port(self) -> int:
@@ -201,6 +202,9 @@ class Proxy:
                         data = data[:position] + flipped + data[position + 1 :]
                         self.corrupt_after = None
                         self.corrupted.set()
+                if not damage and self.holding:
+                    self.held.set()
+                    await self.released.wait()
                 seen += len(data)
                 writer.write(data)
                 await writer.drain()
@@ -211,6 +215,16 @@ class Proxy:
             with contextlib.suppress(Exception):
                 writer.close()
 
+    def hold(self) -> None:
+        """From now on, answers wait (until release())."""
+        self.held.clear()
+        self.released.clear()
+        self.holding = True
+
+    def release(self) -> None:
+        self.holding = False
+        self.released.set()
+
     def cut(self) -> None:
         """Drop every open connection at once, as a broken network would."""
         for writer in list(self.writers):
@@ -219,6 +233,7 @@ class Proxy:
         self.writers.clear()
 
     async def close(self) -> None:
+        self.release()
         self.cut()
         if self.server is not None:
             self.server.close()

@@ -159,7 +159,7 @@ async def test_files_dropped_or_pasted_are_sent_and_the_recipient_can_decline(
     await alice.page.evaluate(DROP, ["minutes.txt", "text/plain", "We agreed."])
     dropped = card(bob, "minutes.txt")
     await expect(dropped).to_have_attribute("data-state", "complete", timeout=TIMEOUT_MS)
-    await expect(dropped.locator(".file-sub")).to_have_text("10 B · text/plain")
+    await expect(dropped.locator(".file-sub")).to_have_text("10 B · Text document")
 
     await alice.page.evaluate(PASTE, ["image.png", "image/png", list(png_bytes())])
     pasted = card(bob, "image.png")

@@ -62,7 +62,11 @@ async def test_a_profile_edited_on_one_side_shows_on_the_other(tabs: OpenTab) ->
     await expect(page.locator("#profile-bio")).to_have_text("<b>not bold</b>\nsecond line")
     await expect(page.locator("#profile-bio b")).to_have_count(0)  # text, never markup
     await expect(page.locator("#profile-fingerprint")).to_have_text(re.compile(r"^[0-9a-f ]{20,}$"))
-    await expect(page.locator("#profile-safety")).to_have_text(re.compile(r"^[0-9 ]{20,}$"))
+    # The safety number in twelve groups of five digits, to read out (PROTOCOL.md §3.4).
+    groups = page.locator("#profile-safety .safety-group")
+    await expect(groups).to_have_count(12)
+    for group in await groups.all_text_contents():
+        assert re.fullmatch(r"[0-9]{5}", group), group
     await expect(page.locator(".status-text")).to_have_text("Online")
     for tab in (alice, bob):
         await tab.assert_clean()
@@ -78,7 +82,10 @@ async def test_busy_changes_the_dot_everywhere_and_mutes_notifications(tabs: Ope
     await alice.open_conversation("bob")
     await alice.page.locator("#composer").fill("first")
     await alice.page.locator("#composer").press("Enter")
-    await expect(bob.page.locator("#toasts .toast")).to_have_text(["New message from alice"])
+    await expect(bob.page.locator("#toasts .toast .toast-title")).to_have_text(
+        ["New message from alice"]
+    )
+    await expect(bob.page.locator("#toasts .toast .toast-preview")).to_have_text(["first"])
 
     await bob.page.locator("#my-status").select_option("busy")
     await expect(bob.page.locator("#my-status-dot")).to_have_class(re.compile(r"\bstatus-busy\b"))
@@ -141,39 +148,58 @@ async def test_search_and_jump_to_the_message(trio: Cluster, tabs: OpenTab) -> N
     await alice.assert_clean()
 
 
-async def test_blocking_stops_their_messages_and_unblocking_restores(
+async def test_blocking_asks_first_and_what_they_wrote_meanwhile_never_shows(
     trio: Cluster, tabs: OpenTab
 ) -> None:
+    """Blocking asks first (Esc and Cancel keep things as they are); the banner names the person
+    as the page does; their messages stop; after the unblock, what they wrote while blocked is
+    not shown (PROTOCOL.md §12.4), what they write next is."""
     alice = await tabs("alice")
     bob_ui = await trio.ui("bob")
+    status, _ = await bob_ui.put("/ui/api/profile", {"display_name": "Bob Builder"})
+    assert status == 200
     await bob_ui.send("alice", "before the block")
     await alice.open_conversation("bob")
-    await expect(alice.page.locator("#conversation .message.in .message-text")).to_have_text(
-        ["before the block"]
-    )
+    incoming = alice.page.locator("#conversation .message.in .message-text")
+    await expect(incoming).to_have_text(["before the block"])
+    await expect(alice.page.locator("#conv-title .conv-title-name")).to_have_text("Bob Builder")
+
+    dialog = alice.page.locator("#block-confirm")
+    await alice.page.locator("#block-toggle").click()
+    await expect(dialog).to_be_visible()
+    await expect(dialog.locator(".dialog-title")).to_have_text("Block Bob Builder?")
+    await alice.page.keyboard.press("Escape")  # no: nothing changes
+    await expect(dialog).to_have_count(0)
+    await alice.page.locator("#block-toggle").click()
+    await dialog.get_by_role("button", name="Cancel").click()
+    await expect(dialog).to_have_count(0)
+    await expect(alice.page.locator("#block-toggle")).to_have_text("Block")
+    await expect(alice.page.locator("#composer")).to_be_enabled()
 
     await alice.page.locator("#block-toggle").click()
-    await expect(alice.page.locator("#blocked-banner")).to_be_visible()
+    await dialog.get_by_role("button", name="Block").click()
+    banner = alice.page.locator("#blocked-banner")
+    await expect(banner).to_be_visible()
+    await expect(banner).to_contain_text("You blocked Bob Builder.")
     await expect(alice.page.locator("#block-toggle")).to_have_text("Unblock")
     await expect(alice.page.locator("#composer")).to_be_disabled()
 
+    bob_feed = await bob_ui.websocket()
     sent = await bob_ui.send("alice", "after the block")
-    await services_of(trio.daemons["bob"]).delivery.deliver_to_peer(
-        "alice"
-    )  # refused at alice's door
+    bob_delivery = services_of(trio.daemons["bob"]).delivery
+    await bob_delivery.deliver_to_peer("alice")  # refused at alice's door
     row = await services_of(trio.daemons["bob"]).ctx.db.fetchone(
         "SELECT attempts FROM outbox WHERE message_id=?", (sent["id"],)
     )
     assert row is not None and row["attempts"] >= 1
-    await expect(alice.page.locator("#conversation .message.in .message-text")).to_have_text(
-        ["before the block"]
-    )
+    await expect(incoming).to_have_text(["before the block"])
     await alice.page.locator(".brand").click()
     await expect(alice.page.locator('[data-contact="bob"]')).to_have_count(0)  # gone from the list
 
     await alice.page.locator("#settings-link").click()
     blocked = alice.page.locator('#blocked-list [data-blocked-user="bob"]')
     await expect(blocked).to_be_visible()
+    await expect(blocked.locator("a")).to_have_text("Bob Builder")
     await alice.page.locator("#show-blocked").check()
     await expect(alice.page.locator('[data-contact="bob"] .status-text')).to_have_text(
         re.compile("Blocked")
@@ -183,9 +209,16 @@ async def test_blocking_stops_their_messages_and_unblocking_restores(
     await expect(blocked).to_have_count(0)
     await expect(alice.page.locator('[data-contact="bob"]')).to_have_count(1)
     await alice.open_conversation("bob")
-    await expect(alice.page.locator("#conversation .message.in .message-text")).to_have_text(
-        ["before the block", "after the block"], timeout=TIMEOUT_MS
+
+    # bob's daemon retries and is answered: it stops, but alice never sees that message.
+    await bob_delivery.deliver_to_peer("alice")
+    await bob_feed.wait_for(
+        lambda e: e["type"] == "message_state" and e["id"] == sent["id"] and e["state"] == "sent"
     )
+    await bob_ui.send("alice", "after the unblock")
+    await expect(incoming).to_have_text(["before the block", "after the unblock"])
+    await alice.page.reload()
+    await expect(incoming).to_have_text(["before the block", "after the unblock"])
     await alice.assert_clean()
 
 
@@ -221,7 +254,7 @@ async def test_a_display_name_that_could_pass_for_someone_else_shows_the_usernam
     await expect(page.locator("#conv-username")).to_have_text("carol")
     await expect(page.locator("#conv-username")).to_be_visible()
     await alice_ui.send("bob", "which one am I?")  # a notice names her unmistakably too
-    await expect(page.locator("#toasts .toast")).to_have_text(
+    await expect(page.locator("#toasts .toast .toast-title")).to_have_text(
         ["New message from Alice Liddell (alice)"], timeout=TIMEOUT_MS
     )
 
@@ -255,6 +288,11 @@ async def test_search_hits_the_filter_and_the_blocked_list_tell_two_alices_apart
     )
     bob = await tabs("bob")
     page = bob.page
+    bob_feed = await bob_ui.websocket()
+
+    async def at_bob(text: str) -> None:
+        """Searches find what bob's daemon holds: the message has to be there first."""
+        await bob_feed.wait_for(lambda e: e["type"] == "message" and e["message"]["text"] == text)
 
     async def named(ui: UiClient, name: str) -> None:
         status, _ = await ui.put("/ui/api/profile", {"display_name": "Alice Liddell"})
@@ -273,11 +311,13 @@ async def test_search_hits_the_filter_and_the_blocked_list_tell_two_alices_apart
     options = page.locator("#search-peer option")
     await named(alice_ui, "alice")
     await alice_ui.send("bob", "the quince plan")
+    await at_bob("the quince plan")
     assert await search_hits("quince", 1) == ["Alice Liddell"]  # nobody else is called that
     await expect(options.filter(has_text="Alice Liddell")).to_have_text(["Alice Liddell"])
 
     await named(carol_ui, "carol")
     await carol_ui.send("bob", "my quince plan")
+    await at_bob("my quince plan")
     await bob_ui.send("carol", "which quince plan?")
     assert await search_hits("quince", 3) == [
         "Alice Liddell (alice)",

@@ -21,6 +21,10 @@ const FALLBACK_MESSAGES = {
   blocked: 'You blocked this person. Unblock them to write to them.',
   bad_avatar: 'The picture must be a PNG, JPEG, WebP or GIF image.',
   avatar_too_large: 'This picture is too large.',
+  not_author: 'Only the author of a message can change it.',
+  too_late: 'A message can be edited or deleted for everyone only within 24 hours of sending it.',
+  bad_reaction: 'A reaction is a single emoji.',
+  no_message: 'That message is not in this conversation any more.',
 };
 
 export class ApiError extends Error {
@@ -167,6 +171,8 @@ export const api = {
   contacts: ({ blocked = false } = {}) =>
     request('GET', blocked ? '/ui/api/contacts?blocked=1' : '/ui/api/contacts'),
   acceptKey: (name) => request('POST', `/ui/api/contacts/${enc(name)}/accept-key`, {}),
+  verify: (name, verified) => request('POST', `/ui/api/contacts/${enc(name)}/verify`, { verified }),
+  loginInfo: () => request('GET', '/ui/api/login', undefined, { handle401: false }),
   messages: (name, { before = null, limit = 50, signal } = {}) => {
     const q = new URLSearchParams();
     if (before !== null && before !== undefined) q.set('before', String(before));
@@ -175,7 +181,12 @@ export const api = {
       signal,
     });
   },
-  send: (name, text) => request('POST', `/ui/api/conversations/${enc(name)}/messages`, { text }),
+  send: (name, text, replyTo = null) =>
+    request(
+      'POST',
+      `/ui/api/conversations/${enc(name)}/messages`,
+      replyTo ? { text, reply_to: replyTo } : { text },
+    ),
   markRead: (name, upTo) =>
     request('POST', `/ui/api/conversations/${enc(name)}/read`, upTo ? { up_to: upTo } : {}),
   settings: () => request('GET', '/ui/api/settings'),
@@ -204,16 +215,32 @@ export const api = {
   },
 };
 
+// ---------- replies, edits, deletes, reactions, typing (docs/UI_API.md) ----------
+
+const messageBase = (peer, id) => `/ui/api/conversations/${enc(peer)}/messages/${enc(id)}`;
+
+export const actionApi = {
+  edit: (peer, id, text) => request('POST', `${messageBase(peer, id)}/edit`, { text }),
+  /** scope: 'everyone' | 'me' */
+  remove: (peer, id, scope) => request('POST', `${messageBase(peer, id)}/delete`, { for: scope }),
+  react: (peer, id, emoji, on) =>
+    request('POST', `${messageBase(peer, id)}/reactions`, { emoji, on }),
+  history: (peer, id) => request('GET', `${messageBase(peer, id)}/history`),
+  typing: (peer, typing) =>
+    request('POST', `/ui/api/conversations/${enc(peer)}/typing`, { typing }),
+};
+
 // ---------- files (docs/UI_API.md, "Files") ----------
 
 const filesBase = (peer) => `/ui/api/conversations/${enc(peer)}/files`;
 
 export const fileApi = {
-  announce: (peer, file) =>
+  announce: (peer, file, caption = '') =>
     request('POST', filesBase(peer), {
       name: file.name || 'file',
       size: file.size,
       type: file.type || '',
+      ...(caption ? { caption } : {}),
     }),
   cancel: (peer, id) => request('POST', `${filesBase(peer)}/${enc(id)}/cancel`, {}),
   decline: (peer, id) => request('POST', `${filesBase(peer)}/${enc(id)}/decline`, {}),

@@ -2,14 +2,17 @@
 
 import { api, onUnauthorized } from './api.js';
 import { h, spinner } from './dom.js';
+import { installShortcuts } from './keys.js';
+import { noticeOfFailedAction, notifyOf } from './notices.js';
 import { conversationHash, navigate, startRouter } from './router.js';
 import * as store from './store.js';
 import { ConversationView } from './views/conversation/index.js';
 import { renderLogin } from './views/login.js';
 import { ProfileView } from './views/profile.js';
 import { SearchView } from './views/search.js';
-import { notificationsOn, SettingsView } from './views/settings.js';
+import { SettingsView } from './views/settings.js';
 import { Shell } from './views/shell.js';
+import { openSwitcher } from './views/switcher.js';
 import { LiveSocket } from './ws.js';
 
 const root = document.getElementById('app');
@@ -21,6 +24,7 @@ let page = null; // the profile, search or settings view in the pane
 let hellos = 0;
 let contactsRequest = 0;
 let routerStarted = false;
+let focusAfterLogin = false; // the login just happened: focus goes to the contact list
 
 function authed() {
   return store.state.me !== null;
@@ -131,21 +135,31 @@ socket.subscribe('message', (evt) => {
   if (conversation && conversation.peer === m.peer) {
     conversation.addLive(m);
     if (m.direction === 'in') markReadSoon(m.peer);
-  } else notify(m);
+  }
+  if (shell) notifyOf(m, { toasts: shell.toasts, openPeer: conversation?.peer ?? null });
 });
 
-/** A new message from someone whose conversation is not open: a notice, unless busy. */
-function notify(m) {
-  if (m.direction !== 'in' || !shell) return;
-  if (store.state.myStatus.choice === 'busy' || !notificationsOn()) return; // busy mutes
-  const c = store.state.contacts.get(m.peer);
-  if (c?.blocked) return;
-  const who = store.displayLabel(m.peer);
-  shell.toast(`New message from ${who}`, conversationHash(m.peer));
-  if (document.hidden && 'Notification' in window && Notification.permission === 'granted') {
-    new Notification(`Flame: ${who}`, { body: 'New message', tag: `flame-${m.peer}` });
-  }
-}
+// Edits, deletes, reactions and typing (docs/UI_API.md, "Replies, edits, deletes, …").
+socket.subscribe('message_changed', (evt) => {
+  const m = evt.message;
+  if (!m || typeof m.id !== 'string' || typeof m.peer !== 'string') return;
+  store.applyMessageChange(m);
+  if (conversation) conversation.applyChange(m);
+});
+
+socket.subscribe('message_removed', (evt) => {
+  if (conversation && typeof evt.id === 'string') conversation.applyRemoved(evt);
+  refetchContactsSoon(); // the list's last message may be the one removed
+});
+
+socket.subscribe('typing', (evt) => {
+  if (conversation) conversation.applyTyping(evt);
+});
+
+socket.subscribe('action_failed', (evt) => {
+  if (conversation && conversation.peer === evt.peer) conversation.actionFailed(evt);
+  else if (shell) noticeOfFailedAction(evt, shell.toasts);
+});
 
 socket.subscribe('my_status', (evt) => store.setMyStatus(evt));
 
@@ -223,7 +237,22 @@ socket.onStatus((status, info) => {
 store.on('contacts', () => {
   const n = store.totalUnread();
   document.title = n > 0 ? `(${n}) Flame` : 'Flame';
+  if (focusAfterLogin && shell && store.state.contactsStatus !== 'loading') {
+    focusAfterLogin = false;
+    shell.focusStart();
+  }
 });
+
+/** Alt+↑ / Alt+↓: the conversation above or below the open one in the contact list. */
+function moveConversation(delta) {
+  const names = store.visibleContacts().map((c) => c.username);
+  if (!names.length) return;
+  const at = names.indexOf(store.state.activePeer);
+  const next = at < 0 ? (delta > 0 ? 0 : names.length - 1) : at + delta;
+  if (next >= 0 && next < names.length) navigate(conversationHash(names[next]));
+}
+
+installShortcuts({ enabled: () => Boolean(shell), openSwitcher, move: moveConversation });
 
 // ---------- routing ----------
 
@@ -258,8 +287,10 @@ function route(r) {
     shell = null;
     renderLogin(root, {
       onSuccess: (me) => {
+        focusAfterLogin = true;
         startSession(me);
         navigate('#/');
+        if (focusAfterLogin) shell?.focusStart(); // the list may still load: refocused then
       },
     });
     return;
@@ -297,6 +328,7 @@ function route(r) {
     return;
   }
   // conversation, perhaps at one message
+  s.toasts.dismiss(r.peer); // its notice is answered
   const target = r.target || null;
   if (conversation && conversation.peer === r.peer && conversation.target === target) return;
   if (conversation) conversation.destroy();

@@ -55,6 +55,37 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
+// The schemes a link in a message may have: anything else (javascript:, data:, file:…) stays text.
+const LINK_SCHEMES = new Set(['http:', 'https:', 'mailto:']);
+
+/** The URL as a link may carry it, or null when it is not an http, https or mailto address. */
+export function linkTarget(text) {
+  let url;
+  try {
+    url = new URL(text);
+  } catch {
+    return null;
+  }
+  return LINK_SCHEMES.has(url.protocol) ? url.href : null;
+}
+
+/**
+ * A link out of the app, for an address someone wrote: opened in a new tab with neither the
+ * page's `window.opener` nor a Referer; its text is the address as written. Null when the
+ * address is not one of LINK_SCHEMES.
+ */
+export function externalLink(address) {
+  const href = linkTarget(address);
+  if (href === null) return null;
+  const a = document.createElement('a');
+  a.className = 'message-link';
+  a.setAttribute('href', href);
+  a.setAttribute('target', '_blank');
+  a.setAttribute('rel', 'noopener noreferrer');
+  a.textContent = address;
+  return a;
+}
+
 /** Replace all children of el with the given children (text is text). */
 export function setChildren(el, ...children) {
   el.replaceChildren();

@@ -136,3 +136,87 @@ export function fileBadge(name, media) {
   if (/^[A-Za-z0-9]{1,5}$/.test(ext)) return ext.toUpperCase();
   return MEDIA_BADGES[media] || 'FILE';
 }
+
+// What a file is, in words: by its extension first (what people know a file by), then by its
+// declared type's family, then its media class. The raw MIME type is never shown.
+const KINDS_BY_EXTENSION = {
+  pdf: 'PDF document',
+  doc: 'Word document',
+  docx: 'Word document',
+  rtf: 'Rich text document',
+  odt: 'OpenDocument text',
+  pages: 'Pages document',
+  xls: 'Excel spreadsheet',
+  xlsx: 'Excel spreadsheet',
+  ods: 'OpenDocument spreadsheet',
+  numbers: 'Numbers spreadsheet',
+  csv: 'CSV table',
+  ppt: 'PowerPoint presentation',
+  pptx: 'PowerPoint presentation',
+  odp: 'OpenDocument presentation',
+  key: 'Keynote presentation',
+  txt: 'Text document',
+  md: 'Markdown text',
+  json: 'JSON file',
+  xml: 'XML file',
+  html: 'Web page',
+  htm: 'Web page',
+  eml: 'Email message',
+  ics: 'Calendar event',
+  vcf: 'Contact card',
+  zip: 'ZIP archive',
+  rar: 'RAR archive',
+  '7z': '7-Zip archive',
+  gz: 'Compressed file',
+  tgz: 'Compressed archive',
+  tar: 'Tar archive',
+  svg: 'SVG drawing',
+  psd: 'Photoshop image',
+  heic: 'HEIC photo',
+  dmg: 'Disk image',
+  iso: 'Disk image',
+  exe: 'Windows program',
+  msi: 'Windows installer',
+  apk: 'Android app',
+};
+const KINDS_BY_FAMILY = { image: 'Picture', audio: 'Audio', video: 'Video', text: 'Text file' };
+
+/** "Word document", "Picture", "XYZ file": a file's kind for people, never a MIME type. */
+export function fileKind(name, type, media) {
+  const dot = String(name || '').lastIndexOf('.');
+  const ext =
+    dot > 0
+      ? String(name)
+          .slice(dot + 1)
+          .toLowerCase()
+      : '';
+  if (Object.hasOwn(KINDS_BY_EXTENSION, ext)) return KINDS_BY_EXTENSION[ext];
+  if (media && Object.hasOwn(KINDS_BY_FAMILY, media)) return KINDS_BY_FAMILY[media];
+  const family = String(type || '').split('/')[0];
+  if (Object.hasOwn(KINDS_BY_FAMILY, family)) return KINDS_BY_FAMILY[family];
+  if (/^[a-z0-9]{1,5}$/.test(ext)) return `${ext.toUpperCase()} file`;
+  return 'File';
+}
+
+/** The contact list's time of a last message: 14:05 today, "Yesterday", a weekday this week,
+ * else the date. */
+export function formatListTime(epochSeconds) {
+  const d = toDate(epochSeconds);
+  const now = new Date();
+  const label = dayLabel(epochSeconds);
+  if (label === 'Today') return formatTime(epochSeconds);
+  if (label === 'Yesterday') return label;
+  const days = (now.getTime() - d.getTime()) / 86400000;
+  if (days >= 0 && days < 6) return d.toLocaleDateString(undefined, { weekday: 'short' });
+  const opts = { day: 'numeric', month: 'short' };
+  if (d.getFullYear() !== now.getFullYear()) opts.year = 'numeric';
+  return d.toLocaleDateString(undefined, opts);
+}
+
+/** A safety number as its groups of five digits (PROTOCOL.md §3.4), whatever spacing it came in. */
+export function digitGroups(number) {
+  const digits = String(number || '').replace(/\D/g, '');
+  const groups = [];
+  for (let i = 0; i < digits.length; i += 5) groups.push(digits.slice(i, i + 5));
+  return groups;
+}

@@ -1,5 +1,5 @@
 // Client-side state shared by the views, with a tiny event emitter.
-// Events: 'me', 'directory', 'contacts', 'connection', 'my_status', 'profile'.
+// Events: 'me', 'directory', 'contacts', 'connection', 'unreachable', 'my_status', 'profile'.
 
 import { compareMessages, normalizeStatus } from './format.js';
 
@@ -29,6 +29,7 @@ export const state = {
   contactsError: null,
   activePeer: null,
   connection: 'idle', // idle | connecting | open | closed
+  unreachable: false, // the live feed has been down for a moment: the daemon cannot be reached
   myStatus: { choice: 'online', status: 'online' },
   myProfile: null, // this user's profile view (display name, avatar_url, ...)
   showBlocked: readFlag('flame.showBlocked'),
@@ -65,6 +66,7 @@ export function reset() {
   state.contactsError = null;
   state.activePeer = null;
   state.connection = 'idle';
+  state.unreachable = false;
   state.myStatus = { choice: 'online', status: 'online' };
   state.myProfile = null;
   counted.clear();
@@ -90,6 +92,14 @@ export function setConnection(status) {
   if (state.connection === status) return;
   state.connection = status;
   emit('connection', status);
+  if (status === 'open' || status === 'idle') setUnreachable(false);
+}
+
+/** The own daemon cannot be reached (or can again): the composer waits for it. */
+export function setUnreachable(on) {
+  if (state.unreachable === Boolean(on)) return;
+  state.unreachable = Boolean(on);
+  emit('unreachable', state.unreachable);
 }
 
 function normalizeContact(c) {
@@ -107,6 +117,7 @@ function normalizeContact(c) {
     position: typeof c.position === 'string' ? c.position : '',
     avatar_url: typeof c.avatar_url === 'string' ? c.avatar_url : null,
     blocked: Boolean(c.blocked),
+    verified: Boolean(c.verified),
   };
 }
 
@@ -202,9 +213,20 @@ export function applyBlocked(username, blocked) {
   });
 }
 
-/** Contacts as the list shows them: blocked people only when asked for. */
+/** Most recent conversation first; people never written with after them, by name. */
+function byRecency(a, b) {
+  const ta = Number(a.last_message?.sent_at) || 0;
+  const tb = Number(b.last_message?.sent_at) || 0;
+  if (ta !== tb) return tb - ta;
+  return displayName(a.username).localeCompare(displayName(b.username));
+}
+
+/** Contacts as the list shows them, most recent conversation first: blocked people only when
+ * asked for. */
 export function visibleContacts() {
-  return [...state.contacts.values()].filter((c) => state.showBlocked || !c.blocked);
+  return [...state.contacts.values()]
+    .filter((c) => state.showBlocked || !c.blocked)
+    .sort(byRecency);
 }
 
 function sortContacts() {
@@ -270,6 +292,15 @@ export function applyMessage(m) {
   }
   emit('contacts');
   return true;
+}
+
+/** A `message_changed` event (edited, deleted, reacted to): the list's last message follows. */
+export function applyMessageChange(m) {
+  const c = state.contacts.get(m.peer);
+  if (c?.last_message && c.last_message.id === m.id) {
+    c.last_message = m;
+    emit('contacts');
+  }
 }
 
 export function applyMessageState(evt) {

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from flame.core.models import B64, Username, Wire
 
-FEATURES = ["envelopes", "receipts", "relay", "profiles", "files"]
+FEATURES = [
+    "envelopes",
+    "receipts",
+    "relay",
+    "profiles",
+    "files",
+    "replies",  # replies, edits, reactions and typing: PROTOCOL.md §17
+    "edits",
+    "reactions",
+    "typing",
+]
 
 
 class Hello(Wire):

@@ -5,7 +5,6 @@ No I/O here.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Annotated, Any, Literal
 
@@ -16,59 +15,35 @@ from pydantic import (
     Field,
     SerializeAsAny,
     SerializerFunctionWrapHandler,
-    WithJsonSchema,
     model_serializer,
     model_validator,
 )
 
+from flame.core.actions import ACTION_BODIES, Ref
 from flame.core.encoding import b64d
 from flame.core.image import AVATAR_MAX_BYTES, check_image
+from flame.core.wire import B64 as B64
+from flame.core.wire import USERNAME_RE as USERNAME_RE
+from flame.core.wire import Username as Username
+from flame.core.wire import Wire as Wire
+from flame.core.wire import check_username as check_username
+from flame.core.wire import without_none as without_none
 from flame.errors import BadRequest
 
-USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 STATUSES = ("online", "away", "busy", "offline")
 Status = Literal["online", "away", "busy", "offline"]
 PROTOCOL_VERSIONS = (1, 2)  # version 2: ratchet sessions inside the envelope (PROTOCOL.md §14)
 
 
-def check_username(name: str) -> str:
-    if not USERNAME_RE.fullmatch(name):
-        raise ValueError(
-            "a username is 2-32 characters: a lowercase letter, then lowercase letters, digits, "
-            "'_', '.' or '-'"
-        )
-    return name
-
-
-Username = Annotated[
-    str,
-    AfterValidator(check_username),
-    WithJsonSchema({"type": "string", "pattern": USERNAME_RE.pattern}),
-]
-B64 = Annotated[str, Field(max_length=200)]
 # Files up to this size travel inside their offer (PROTOCOL.md §11.6), so relays can hold them.
 INLINE_MAX_BYTES = 1024 * 1024
 INLINE_B64_MAX = (INLINE_MAX_BYTES * 4 + 2) // 3
+MAX_CAPTION = 16_000  # characters of a file's caption (PROTOCOL.md §11.2)
 # A sealed body: the largest inner message padded, sealed and encoded fits with room to spare. The
 # largest is a file offer carrying 1 MiB inline: about 1.87 MB in version 1, 2.49 MB in version 2,
 # where its ratchet ciphertext is encoded once more (PROTOCOL.md §14.4; a test checks); the longest
 # text message (100,000 characters, each up to 6 bytes as JSON) comes to about 800 KB.
 SEALED = Annotated[str, Field(max_length=2_600_000)]
-
-
-def without_none(dumped: dict[str, Any], key: str) -> dict[str, Any]:
-    """A field that is absent, never null, on the wire (PROTOCOL.md §11.6, §14.4)."""
-    if dumped.get(key, "") is None:
-        del dumped[key]
-    return dumped
-
-
-class Wire(BaseModel):
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-    def stored_json(self) -> str:
-        """The body as the message store keeps it."""
-        return self.model_dump_json()
 
 
 class EnrollRequest(Wire):
@@ -180,6 +155,11 @@ class TransferStatus(Wire):
 
 class TextBody(Wire):
     text: str
+    reply_to: Ref | None = None  # a reply to that message (PROTOCOL.md §17.1); absent, never null
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_reply(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return without_none(handler(self), "reply_to")
 
 
 # --- profiles (PROTOCOL.md §12.1; signing in core/profile.py) ------------------------------------
@@ -279,10 +259,13 @@ class FileOfferBody(Wire):
     # The whole content, base64url, for a file of at most INLINE_MAX_BYTES sent inline; absent
     # (never null on the wire) for a file whose bytes are streamed (PROTOCOL.md §11.6).
     data: str | None = Field(default=None, max_length=INLINE_B64_MAX)
+    # What the sender wrote with the file, shown under it; absent (never null or empty) when
+    # nothing was written (PROTOCOL.md §11.2).
+    caption: str | None = Field(default=None, min_length=1, max_length=MAX_CAPTION)
 
     @model_serializer(mode="wrap")
-    def _omit_absent_data(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return without_none(handler(self), "data")
+    def _omit_absent_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return without_none(without_none(handler(self), "data"), "caption")
 
     def stored_json(self) -> str:
         """What the message store keeps: the offer without its inline bytes (those become the
@@ -340,7 +323,10 @@ KIND_BODIES: dict[str, type[Wire]] = {
     "file_cancel": FileCancelBody,
     "file_decline": FileDeclineBody,
     "ratchet": RatchetBody,  # version 2 only: the envelope's layer around the real inner message
+    **ACTION_BODIES,  # edit, delete, reaction, typing (PROTOCOL.md §17)
 }
+# Optional fields that are absent, never null, on the wire, by kind (§11.2, §11.6, §17.1).
+ABSENT_NOT_NULL = {"file_offer": ("data", "caption"), "text": ("reply_to",)}
 
 
 class Inner(BaseModel):
@@ -366,8 +352,9 @@ class Inner(BaseModel):
             raise ValueError("body must be an object")
         if isinstance(data, dict) and isinstance(data.get("body"), dict):
             kind = data["kind"]
-            if kind == "file_offer" and data["body"].get("data", "") is None:
-                raise ValueError("a file offer's data is absent, never null (PROTOCOL.md §11.6)")
+            for optional in ABSENT_NOT_NULL.get(kind, ()):
+                if data["body"].get(optional, "") is None:
+                    raise ValueError(f"{optional} is absent, never null (PROTOCOL.md §11, §17.1)")
             model = KIND_BODIES.get(kind)
             if model is None:
                 raise ValueError("unknown message kind")

@@ -65,7 +65,8 @@ PEER_ROUTES = (
     Route(
         "POST", "/api/v1/envelopes", "Deliver a batch of envelopes", "7.2", True,
         m.EnvelopeBatch, m.BatchResult,
-        ("bad_request", "bad_envelope", "rejected", "no_session", "old_version", "locked"),
+        ("bad_request", "bad_envelope", "rejected", "no_session", "old_version", "locked",
+         "not_author", "unknown_message", "too_late", "rate_limited"),
     ),
     Route("GET", "/api/v1/profile", "The owner's signed profile", "12.1", True, None, m.Profile,
           ("no_profile", "forbidden")),

@@ -1,5 +1,6 @@
-"""`python -m flame.devtools {demo,bench,chaos,fuzz}`: the dev tools' own entry point (`make demo`,
-`make bench`, `make chaos`, `make fuzz`). Errors become one line, as in `flame`'s."""
+"""`python -m flame.devtools {demo,bench,chaos,fuzz,screenshots}`: the dev tools' own entry point
+(`make demo`, `make bench`, `make chaos`, `make fuzz`, `make screenshots`). Errors become one
+line, as in `flame`'s."""
 
 from __future__ import annotations
 
@@ -47,6 +48,12 @@ def cmd_fuzz_schema(args: argparse.Namespace) -> int:
     return run(stoppable("fuzz-schema", run_fuzz_schema(args.requests, folder)))
 
 
+def cmd_screenshots(args: argparse.Namespace) -> int:
+    from flame.devtools.screenshots import run_screenshots
+
+    return run(stoppable("screenshots", run_screenshots(Path(args.out))))
+
+
 def run(tool: Coroutine[Any, Any, int]) -> int:
     """The tool's exit code; Ctrl-C (after the tool's own cleanup) is 130, as for `flame`."""
     try:
@@ -58,7 +65,8 @@ def run(tool: Coroutine[Any, Any, int]) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m flame.devtools",
-        description="Flame's dev tools: a local demo, the benchmark, the chaos harness and the fuzzer.",
+        description="Flame's dev tools: a local demo, the benchmark, the chaos harness, the fuzzer "
+        "and the screenshots.",
     )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -148,6 +156,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--dir", help="keep the cluster in this folder (default: a temporary one)"
     )
     fuzz_schema.set_defaults(run=cmd_fuzz_schema)
+
+    screenshots = sub.add_parser(
+        "screenshots",
+        help="photograph the page's main views, wide and on a phone",
+        description="Start a fresh demo cluster in a temporary folder, give it a little history, "
+        "and save the page's main views at 1280 and 390 px wide as PNG files, with real Chromium.",
+    )
+    screenshots.add_argument(
+        "--out", default="screenshots", help="where the PNG files go (default screenshots)"
+    )
+    screenshots.set_defaults(run=cmd_screenshots)
     return parser
 
 

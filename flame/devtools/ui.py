@@ -90,6 +90,26 @@ class UiClient:
             raise ToolFailed(f"{self.name}: sending answered {status}: {body}")
         return dict(body["message"])
 
+    async def send_file(
+        self, peer: str, name: str, data: bytes, media_type: str = "", caption: str = ""
+    ) -> dict[str, Any]:
+        """What the page does with a file: announce it (with its caption), then stream its
+        bytes. Returns the offer's message."""
+        files = f"/ui/api/conversations/{peer}/files"
+        announcement: dict[str, Any] = {"name": name, "size": len(data), "type": media_type}
+        if caption:
+            announcement["caption"] = caption
+        status, body = await self.post(files, announcement)
+        if status != 201:
+            raise ToolFailed(f"{self.name}: announcing a file answered {status}: {body}")
+        content = f"{files}/{body['file']['transfer_id']}/content"
+        headers = {"Content-Type": "application/octet-stream", "Content-Length": str(len(data))}
+        async with self.session.put(content, data=io.BytesIO(data), headers=headers) as r:
+            status, body = r.status, await r.json()
+        if status != 201:
+            raise ToolFailed(f"{self.name}: uploading a file answered {status}: {body}")
+        return dict(body["message"])
+
     async def get(self, path: str, params: dict[str, str] | None = None) -> tuple[int, Any]:
         async with self.session.get(path, params=params) as r:
             return r.status, await r.json()

@@ -256,6 +256,15 @@ class Contacts:
             raise NotFound(f"There is no contact named {username!r}.")
         return contact
 
+    async def set_verified(self, username: str, verified: bool) -> Contact:
+        """The user compared the safety number with the contact and confirms it (or takes that
+        back); a later key change undoes it by itself (store/contacts.py)."""
+        if not await contact_store.set_verified(self.ctx.db, username, verified):
+            raise NotFound(f"There is no contact named {username!r}.", code="unknown_recipient")
+        contact = await self.get(username)
+        assert contact is not None
+        return contact
+
     # --- degraded mode ------------------------------------------------------------------------
 
     async def probe_once(self) -> None:

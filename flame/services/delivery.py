@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from flame.clock import wait_event
+from flame.core.actions import QUEUED_ACTIONS
 from flame.core.models import SEQUENCED_KINDS, Deposit, Envelope
 from flame.core.outbox import next_attempt
 from flame.core.relays import choose_relays
@@ -22,9 +23,10 @@ from flame.errors import FlameError, PeerRefused, PeerUnreachable, Unavailable
 from flame.net.peer_client import PeerClient
 from flame.services.blocks import Blocks
 from flame.services.context import Context
-from flame.services.events import MessageStateChanged
+from flame.services.events import ActionFailed, MessageStateChanged
 from flame.services.status import StatusTracker
 from flame.store import contacts as contact_store
+from flame.store import messages as message_store
 from flame.store import outbox as outbox_store
 from flame.store.outbox import OutboxEntry
 
@@ -210,6 +212,14 @@ class Delivery:
     async def fail(self, entries: list[OutboxEntry], reason: str) -> None:
         await outbox_store.mark_failed(self.ctx.db, [(e.message_id, reason) for e in entries])
         self.publish_states(entries, "failed", reason)
+        for entry in entries:  # an edit, delete or reaction: the UI says which message it was
+            action = None
+            if entry.kind in QUEUED_ACTIONS:
+                action = await message_store.get_message(self.ctx.db, entry.message_id)
+            target = None if action is None else action.body.get("target")
+            if isinstance(target, dict):
+                key = f"{target.get('author')}:{target.get('id')}"
+                self.ctx.events.publish(ActionFailed(entry.peer, key, entry.kind, reason))
 
     async def reschedule(
         self, peer: str, entries: list[OutboxEntry], error: str, retry_after_s: float | None

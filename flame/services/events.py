@@ -46,6 +46,39 @@ class MessageStateChanged(Event, kind="message_state"):
     error: str | None
 
 
+class MessageChanged(Event, kind="message_changed"):
+    """A message was edited, deleted for everyone (now a tombstone) or reacted to, here or by
+    the peer (PROTOCOL.md §17)."""
+
+    message: Message
+
+
+class MessageRemoved(Event, kind="message_removed"):
+    """This user deleted a message for themself (from any tab): it is no longer shown."""
+
+    message_id: str
+    peer: str
+
+
+class ActionFailed(Event, kind="action_failed"):
+    """An edit, delete or reaction of this user's did not reach the peer: refused for good, or
+    expired (the reason says which)."""
+
+    peer: str
+    target: str
+    kind: str
+    error: str
+
+
+class TypingChanged(Event, kind="typing"):
+    """A contact is writing to this user (or stopped): shown for `expires_in_s` unless renewed
+    (PROTOCOL.md §17.5)."""
+
+    username: str
+    typing: bool
+    expires_in_s: float
+
+
 class PresenceChanged(Event, kind="presence"):
     """A contact's status changed, from their signed presence or a probe."""
 
@@ -128,6 +161,10 @@ class FileProgress(Event, kind="file_progress"):
 EVENT_TYPES: tuple[type[Event], ...] = (
     MessageAdded,
     MessageStateChanged,
+    MessageChanged,
+    MessageRemoved,
+    ActionFailed,
+    TypingChanged,
     PresenceChanged,
     KeyChanged,
     SessionReset,

@@ -29,6 +29,7 @@ from flame.services.context import Context
 from flame.services.events import KeyChanged, MessageAdded
 from flame.services.receipts import Receipts
 from flame.services.sessions import Sessions
+from flame.store import actions as action_store
 from flame.store import messages as message_store
 from flame.store.contacts import Contact
 from flame.store.messages import Incoming
@@ -36,6 +37,9 @@ from flame.store.messages import Incoming
 log = logging.getLogger("flame.inbox")
 # Per item: True stored, False a duplicate, or the reason it is refused (PROTOCOL.md §7.2).
 Receiver = Callable[[list[Incoming]], Awaitable[Sequence[bool | RequestError]]]
+# Kinds taken from a contact even when written while they were blocked (PROTOCOL.md §12.4): a
+# receipt moves only this user's own messages on, a delete only takes back what they wrote before.
+KEPT_FROM_A_BLOCK = ("receipt", "delete")
 
 
 @dataclass(eq=False)
@@ -76,6 +80,7 @@ class Inbox:
             accepted.append((len(results), incoming))
             results.append(None)
         accepted = await self._open_ratchets(accepted, results, statuses)
+        accepted = await self._drop_written_while_blocked(accepted, results)
         by_kind: dict[str, list[tuple[int, Incoming]]] = {}
         for index, item in accepted:
             by_kind.setdefault(item.inner.kind, []).append((index, item))
@@ -113,10 +118,30 @@ class Inbox:
                 statuses[index] = inner.status
                 results[index] = _refused(item.inner.id, inner)
                 continue
+            if isinstance(inner, str):  # ERASED: opened before, then deleted (PROTOCOL.md §17.3)
+                results[index] = EnvelopeResult(id=item.inner.id, status="duplicate")
+                continue
             version = 2 if index in inners else 1
             kept.append(
                 (index, Incoming(inner=inner, received_at=item.received_at, version=version))
             )
+        return kept
+
+    async def _drop_written_while_blocked(
+        self, accepted: list[tuple[int, Incoming]], results: list[EnvelopeResult | None]
+    ) -> list[tuple[int, Incoming]]:
+        """What a contact wrote while this user blocked them stays unseen after the unblock
+        (PROTOCOL.md §12.4): accepted, so that its sender stops retrying, and dropped: nothing
+        stored, shown or receipted. Receipts and deletes are kept (KEPT_FROM_A_BLOCK)."""
+        kept = []
+        for index, item in accepted:
+            inner = item.inner
+            if inner.kind not in KEPT_FROM_A_BLOCK and await self.blocks.wrote_while_blocked(
+                inner.from_, inner.ts / 1000
+            ):
+                results[index] = EnvelopeResult(id=inner.id, status="stored")
+                continue
+            kept.append((index, item))
         return kept
 
     async def _receive(self, kind: str, items: list[Incoming]) -> Sequence[bool | RequestError]:
@@ -150,9 +175,9 @@ class Inbox:
         stored = await message_store.store_incoming(
             ctx.db, items, receipts, ctx.settings.daemon.message_ttl_s
         )
-        for message in stored:
-            if message is not None:
-                ctx.events.publish(MessageAdded(message))
+        new = await action_store.decorate(ctx.db, [m for m in stored if m is not None])
+        for message in new:  # a reply shows what it quotes (PROTOCOL.md §17.1)
+            ctx.events.publish(MessageAdded(message))
         if receipts:
             ctx.wake.outbox.set()
         return [message is not None for message in stored]

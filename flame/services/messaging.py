@@ -10,26 +10,32 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flame.core.models import SEQUENCED_KINDS, TextBody, Wire
-from flame.errors import BadRequest, RequestError, TooLarge
+from flame.core.actions import Ref
+from flame.core.models import SEQUENCED_KINDS, Inner, TextBody, Wire
+from flame.errors import BadRequest, NotFound, RequestError, TooLarge
 from flame.services.contacts import Contacts
 from flame.services.context import Context
 from flame.services.events import MessageAdded
 from flame.services.sealing import new_inner
 from flame.services.sessions import Sessions
 from flame.services.status import StatusTracker
+from flame.store import actions as action_store
 from flame.store import files as file_store
 from flame.store import messages as message_store
 from flame.store.contacts import Contact
 from flame.store.files import Transfer
-from flame.store.messages import Message
+from flame.store.messages import Effect, Message
 
 log = logging.getLogger("flame.messaging")
 
 Cursor = tuple[float, int, int]  # (sent_at, seq, rowid) of the oldest message of a page
 Shown = tuple[Message, Transfer | None]  # a message, and its file's transfer if it offers one
+# What a send changes here besides storing it (an edit, a delete, a reaction; PROTOCOL.md §17),
+# in the transaction that stores it, once its inner message (id, time) is made.
+EffectOf = Callable[[Inner], Effect]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +44,7 @@ class PendingSend:
     kind: str
     body: Wire
     done: asyncio.Future[Message]
+    effect: EffectOf | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +64,21 @@ class Messaging:
 
     # --- sending ------------------------------------------------------------------------------
 
-    async def send_text(self, peer: str, text: str) -> Message:
+    async def send_text(self, peer: str, text: str, reply_to: str | None = None) -> Message:
+        """A text, perhaps a reply to the message `reply_to` of this conversation (§17.1)."""
         self.ctx.keys.identity()
+        self.check_text(text)
+        ref = None
+        if reply_to is not None:
+            quoted = await message_store.get_message(self.ctx.db, reply_to)
+            if quoted is None or quoted.peer != peer or not quoted.is_shown:
+                raise NotFound("There is no such message in this conversation.", code="no_message")
+            ref = Ref(id=quoted.id.split(":", 1)[1], author=quoted.author)
+        message = await self.send_inner(peer, "text", TextBody(text=text, reply_to=ref))
+        return (await action_store.decorate(self.ctx.db, [message]))[0]
+
+    def check_text(self, text: str) -> None:
+        """What a text (or an edit's text) must be."""
         if not text.strip():
             raise BadRequest("The message is empty.", code="empty_message")
         limit = self.ctx.settings.daemon.max_message_chars
@@ -66,23 +86,27 @@ class Messaging:
             raise TooLarge(
                 f"The message is longer than {limit} characters.", code="message_too_long"
             )
-        return await self.send_inner(peer, "text", TextBody(text=text))
 
-    async def send_inner(self, peer: str, kind: str, body: Wire) -> Message:
-        """Queue a message or file offer the user sends `peer`; returns it once stored. Appearing
-        offline, it goes all the same, and tells `peer` the user is up (PROTOCOL.md §12.2)."""
+    async def send_inner(
+        self, peer: str, kind: str, body: Wire, effect: EffectOf | None = None
+    ) -> Message:
+        """Queue an inner message of any kind the user sends `peer` (a text, a file offer, an
+        edit, a delete, a reaction); returns it once stored. Appearing offline, it goes all the
+        same, and tells `peer` the user is up (PROTOCOL.md §12.2)."""
         contact = await self.contacts.recipient(peer)
         self.status.wrote_to(peer)
-        return (await self.send_to([contact], kind, body))[0]
+        return (await self.send_to([contact], kind, body, effect))[0]
 
-    async def send_to(self, contacts: list[Contact], kind: str, body: Wire) -> list[Message]:
+    async def send_to(
+        self, contacts: list[Contact], kind: str, body: Wire, effect: EffectOf | None = None
+    ) -> list[Message]:
         """Queue one message to each of `contacts` (a hidden kind such as a profile update goes to
         many); returns once all are stored."""
         self.ctx.keys.identity()
         for contact in contacts:  # a first message to a version 2 peer starts a session
             await self.sessions.ensure(contact)
         loop = asyncio.get_running_loop()
-        pending = [PendingSend(c, kind, body, loop.create_future()) for c in contacts]
+        pending = [PendingSend(c, kind, body, loop.create_future(), effect) for c in contacts]
         for item in pending:
             self.outgoing.put_nowait(item)
         return list(await asyncio.gather(*(item.done for item in pending)))
@@ -109,6 +133,7 @@ class Messaging:
                     if not item.done.done():
                         item.done.set_exception(exc)
                 continue
+            messages = await action_store.decorate(self.ctx.db, messages)
             for item, message in zip(group, messages, strict=True):
                 if message.is_shown:
                     self.ctx.events.publish(MessageAdded(message))
@@ -139,7 +164,10 @@ class Messaging:
             if seq:
                 seqs[peer] = seq + 1
             kept.append(item)
-            sealed.append(message_store.Outgoing(inner, envelope.envelope, envelope.ratchet))
+            effect = None if item.effect is None else item.effect(inner)
+            sealed.append(
+                message_store.Outgoing(inner, envelope.envelope, envelope.ratchet, effect)
+            )
         return kept
 
     async def _store_group(self, sealed: list[message_store.Outgoing]) -> list[Message]:
@@ -153,7 +181,9 @@ class Messaging:
     # --- the history --------------------------------------------------------------------------
 
     async def with_transfers(self, messages: list[Message]) -> list[Shown]:
-        """Each file offer with its transfer's state."""
+        """Each file offer with its transfer's state (and each message with what it quotes and
+        its reactions, §17)."""
+        messages = await action_store.decorate(self.ctx.db, messages)
         transfers = await file_store.by_messages(
             self.ctx.db, [m.id for m in messages if m.kind == "file_offer"]
         )

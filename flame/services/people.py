@@ -37,6 +37,8 @@ class Person:
     protocol_version: int | None = None
     # When the version 2 session with a contact was last reset (PROTOCOL.md §14.9), or None.
     session_reset_at: float | None = None
+    # The user compared the safety number of the key pinned now and confirmed it (§3.4).
+    verified: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,7 @@ class People:
             fingerprint(contact.identity_key),
             safety_number(mine, contact.identity_key),
             contact.key_changed,
+            verified=contact.is_verified,
         )
 
     async def person(self, username: str) -> Person:

@@ -13,6 +13,7 @@ from flame.core.keys import Account
 from flame.core.transport import Endpoint
 from flame.errors import LockedError
 from flame.net.peer_client import PeerClient
+from flame.services.actions import Actions
 from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
 from flame.services.context import Context
@@ -33,6 +34,7 @@ from flame.services.relay import Relay
 from flame.services.search import Search
 from flame.services.sessions import Sessions
 from flame.services.status import StatusTracker
+from flame.services.typing import Typing
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,8 @@ class Services:
     sender: Sender
     sessions: Sessions
     negotiation: Negotiation
+    actions: Actions
+    typing: Typing
 
     @classmethod
     def build(cls, ctx: Context, client: PeerClient, directory: Endpoint) -> Services:
@@ -77,6 +81,8 @@ class Services:
         files = FileRuntime(ctx)
         offers = Offers(ctx, files, blocks, receipts)
         inbox = Inbox(ctx, contacts, blocks, receipts, sessions)
+        actions = Actions(ctx, messaging, receipts, files)
+        typing = Typing(ctx, client, sessions, status, blocks)
         inbox.receivers.update(
             {
                 "receipt": receipts.receive,
@@ -84,6 +90,10 @@ class Services:
                 "file_offer": offers.receive_offers,
                 "file_cancel": offers.receive_cancels,
                 "file_decline": offers.receive_declines,
+                "edit": actions.receive_edits,
+                "delete": actions.receive_deletes,
+                "reaction": actions.receive_reactions,
+                "typing": typing.receive,
             }
         )
         return cls(
@@ -108,6 +118,8 @@ class Services:
             sender=Sender(ctx, files, client, status),
             sessions=sessions,
             negotiation=negotiation,
+            actions=actions,
+            typing=typing,
         )
 
 

@@ -36,7 +36,7 @@ from flame.store import outbox as outbox_store
 from flame.store import sessions as store
 from flame.store.contacts import Contact
 from flame.store.outbox import Queued
-from flame.store.sessions import AccountState, SessionState, Staged
+from flame.store.sessions import ERASED, AccountState, Opened, SessionState, Staged
 
 log = logging.getLogger("flame.sessions")
 CLAIM_RETRY_S = 30.0  # a claim that failed is not tried again for a peer before this
@@ -215,10 +215,10 @@ class Sessions:
 
     # --- opening -------------------------------------------------------------------------------
 
-    async def open_all(self, outers: Sequence[Inner]) -> list[Inner | RequestError]:
+    async def open_all(self, outers: Sequence[Inner]) -> list[Opened]:
         """The inner messages of version 2 envelopes (outer kind `ratchet`), in order; each one
-        already opened is taken from the store, never decrypted twice."""
-        results: list[Inner | RequestError | None] = [None] * len(outers)
+        already opened is taken from the store, never decrypted twice (ERASED, if deleted since)."""
+        results: list[Opened | None] = [None] * len(outers)
         by_author: dict[str, list[int]] = defaultdict(list)
         for index, outer in enumerate(outers):
             by_author[outer.from_].append(index)
@@ -228,7 +228,7 @@ class Sessions:
                 results[index] = result
         return [r for r in results if r is not None]
 
-    async def _open_from(self, author: str, outers: list[Inner]) -> list[Inner | RequestError]:
+    async def _open_from(self, author: str, outers: list[Inner]) -> list[Opened]:
         ctx = self.ctx
         key = self._pickle_key()
         now = ctx.clock.now()
@@ -243,11 +243,11 @@ class Sessions:
             async with self._account_lock_if(needs_account):
                 account_pickle = (await self._account()).pickle if needs_account else None
                 account_changed = False
-                results: list[Inner | RequestError] = []
+                results: list[Opened] = []
                 fresh: list[Staged] = []
                 for outer in outers:
                     if outer.id in done:
-                        results.append(Inner.model_validate_json(done[outer.id]))
+                        results.append(done[outer.id] or ERASED)
                         continue
                     body = ratchet.body_of(outer)
                     current = pickles.get(body.session) or (
@@ -275,7 +275,7 @@ class Sessions:
                     if opened.account_pickle is not None:
                         account_pickle, account_changed = opened.account_pickle, True
                     text = envelope_rules.encode_inner(opened.inner).decode()
-                    done[outer.id] = text
+                    done[outer.id] = opened.inner
                     fresh.append(Staged(author, outer.id, text, now))
                     results.append(opened.inner)
                 new_states = [

@@ -115,10 +115,12 @@ class StatusTracker:
 
     async def wait(self, interval_s: float) -> None:
         """Sleep until the next periodic report, or sooner: when the status changes by itself
-        (idle) or by an event (a choice, activity)."""
-        self.changed.clear()
+        (idle) or by an event (a choice, activity). A change made while the last report was on its
+        way (a slow directory) ends the wait at once: the event is cleared only once it is seen,
+        so that report goes out now rather than a whole interval later."""
         now = self.ctx.clock.now()
         due = next_change(self.choice, self._activity(), now, **self._limits())
         timeout = interval_s if due is None else max(0.0, min(interval_s, due - now + 0.01))
         await wait_event(self.changed, timeout)
+        self.changed.clear()
         self._check()

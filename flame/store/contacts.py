@@ -22,10 +22,17 @@ class Contact:
     tls: bytes | None  # SHA-256 of the certificate at `address`; None for plain http://
     status: str
     presence_ts: int | None
+    # The identity key whose safety number the user confirmed (PROTOCOL.md §3.4), if any.
+    verified_key: bytes | None = None
 
     @property
     def key_changed(self) -> bool:
         return self.pending_identity_key is not None
+
+    @property
+    def is_verified(self) -> bool:
+        """The user confirmed the safety number of the key pinned now (a key change undoes it)."""
+        return self.verified_key == self.identity_key and not self.key_changed
 
     @property
     def endpoint(self) -> Endpoint | None:
@@ -120,6 +127,17 @@ async def accept_pending_key(db: Database, username: str, now: float) -> bool:
             " pending_x25519_sig=NULL, key_changed_at=NULL, pinned_at=?"
             " WHERE username=? AND pending_identity_key IS NOT NULL",
             (now, username),
+        )
+        return cursor.rowcount > 0
+
+
+async def set_verified(db: Database, username: str, verified: bool) -> bool:
+    """Mark the pinned identity key as compared and confirmed by the user, or no longer. False
+    for an unknown contact."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE contacts SET verified_key=CASE WHEN ? THEN identity_key END WHERE username=?",
+            (verified, username),
         )
         return cursor.rowcount > 0
 

@@ -89,6 +89,9 @@ class Database:
         await conn.execute("PRAGMA synchronous=FULL")
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute("PRAGMA busy_timeout=5000")
+        # What is deleted is overwritten, not only unlinked: a deleted message's text leaves the
+        # file's pages (PROTOCOL.md §17.3), as FTS5's secure-delete takes it out of the index.
+        await conn.execute("PRAGMA secure_delete=ON")
         db = cls(conn)
         await db.migrate(schema_package)
         return db
@@ -178,6 +181,13 @@ class Database:
         async with self.lock:
             self._check_open()
             await self.conn.execute(sql, params)
+
+    async def truncate_wal(self) -> None:
+        """Copy the write-ahead log into the database and cut it to nothing, so that the old
+        pages it held (a deleted text among them) are no longer in any file (§17.3)."""
+        async with self.lock:
+            self._check_open()
+            await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _check_open(self) -> None:
         if self.closed:

@@ -40,6 +40,7 @@ class Transfer:
     error: str | None = None
     completed_at: float | None = None
     inline: bool = False  # the content travels inside the offer (PROTOCOL.md §11.6)
+    caption: str = ""  # what the sender wrote with it: the offer's `caption` (§11.2)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -111,6 +112,17 @@ async def by_messages(db: Database, message_ids: list[str]) -> dict[str, Transfe
         f"SELECT {COLUMNS} FROM transfers WHERE message_id IN ({{}})", message_ids
     )
     return {row["message_id"]: _transfer(row) for row in rows}
+
+
+async def erase_for_message(conn: aiosqlite.Connection, message_id: str) -> None:
+    """The file message was deleted (PROTOCOL.md §17.3): its transfer ends, keeping nothing of
+    the file but where its bytes were (for their removal after the commit), and not its key."""
+    await conn.execute(
+        "UPDATE transfers SET name='', caption='', declared_type='', media_type=NULL,"
+        " sha256=NULL, file_key=zeroblob(32), upload_token=zeroblob(32), state='cancelled',"
+        " error='The message was deleted.' WHERE message_id=?",
+        (message_id,),
+    )
 
 
 async def set_message(db: Database, key: tuple[str, str, str], message_id: str) -> None:

@@ -3,22 +3,49 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
 
 from flame.core import states
+from flame.core.actions import QUEUED_ACTIONS, Ref
 from flame.core.models import Envelope, Inner
-from flame.store import outbox
+from flame.store import outbox, sessions
 from flame.store.db import Database, from_row, in_marks
 from flame.store.sessions import SessionState
 
 # Inner kinds that travel through the outbox like messages but are not shown in a conversation
-# (a profile update is sent to every contact; PROTOCOL.md §12.1).
-HIDDEN_KINDS = ("profile_update",)
-SHOWN_SQL = "kind NOT IN (" + ",".join(f"'{kind}'" for kind in HIDDEN_KINDS) + ")"
+# (a profile update is sent to every contact, PROTOCOL.md §12.1; edits, deletes and reactions
+# change the message they target, §17), and the row that stands for a message deleted before it
+# arrived. A message deleted "for me" is not shown either.
+HIDDEN_KINDS = ("profile_update", *QUEUED_ACTIONS, "tombstone")
+SHOWN_SQL = (
+    "kind NOT IN (" + ",".join(f"'{kind}'" for kind in HIDDEN_KINDS) + ")"
+    " AND coalesce(deleted, '') != 'me'"
+)
+Effect = Callable[[aiosqlite.Connection], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """What a reply shows of the message it answers (PROTOCOL.md §17.1): `state` is "shown",
+    "deleted" (a tombstone) or "missing" (never here, or deleted for me)."""
+
+    id: str
+    author: str
+    kind: str
+    text: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionCount:
+    """One emoji on a message, and who put it there, first to last."""
+
+    emoji: str
+    people: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +63,31 @@ class Message:
     state: str
     error: str | None
     version: int | None = None  # the protocol version an incoming message arrived under
+    relayed_at: float | None = None  # when relays accepted a copy (outgoing, PROTOCOL.md §13.3)
+    edited_at: float | None = None
+    deleted: str | None = None  # "everyone" (a tombstone) or "me" (not shown)
+    # Filled by store/actions.decorate for the UI (the message replied to, the reactions).
+    quote: Quote | None = None
+    reactions: tuple[ReactionCount, ...] = ()
 
     @property
     def is_shown(self) -> bool:
-        return self.kind not in HIDDEN_KINDS
+        return self.kind not in HIDDEN_KINDS and self.deleted != "me"
+
+    @property
+    def reply_to(self) -> Ref | None:
+        raw = self.body.get("reply_to")
+        return Ref.model_validate(raw) if isinstance(raw, dict) else None
 
 
 def message_from_row(r: aiosqlite.Row) -> Message:
-    return from_row(Message, r, body=json.loads(r["body"]))
+    return from_row(Message, r, body=json.loads(r["body"]), quote=None, reactions=())
+
+
+def target_of(inner: Inner) -> str | None:
+    """The key of the message an edit, delete or reaction acts on (PROTOCOL.md §17)."""
+    target = getattr(inner.body, "target", None)
+    return target.key if isinstance(target, Ref) else None
 
 
 def message_key(author: str, envelope_id: str) -> str:
@@ -75,6 +119,7 @@ class Outgoing:
     inner: Inner
     envelope: Envelope
     ratchet: tuple[SessionState, str] | None = None
+    effect: Effect | None = None  # what it changes here, in the same transaction (§17)
 
 
 async def next_sequences(db: Database, peers: list[str]) -> dict[str, int]:
@@ -99,8 +144,8 @@ async def store_outgoing(
             next_seq[item.inner.to] = max(next_seq.get(item.inner.to, 0), item.inner.seq + 1)
     async with db.transaction() as conn:
         await conn.executemany(
-            "INSERT INTO messages (id, peer, direction, author, seq, kind, body, sent_at, state)"
-            " VALUES (?,?,?,?,?,?,?,?,'sending')",
+            "INSERT INTO messages (id, peer, direction, author, seq, kind, body, sent_at, state,"
+            " target) VALUES (?,?,?,?,?,?,?,?,'sending',?)",
             [
                 (
                     key,
@@ -111,6 +156,7 @@ async def store_outgoing(
                     i.inner.kind,
                     i.inner.body.stored_json(),
                     i.inner.ts / 1000,
+                    target_of(i.inner),
                 )
                 for key, i in zip(keys, items, strict=True)
             ],
@@ -129,6 +175,9 @@ async def store_outgoing(
             " ON CONFLICT (peer) DO UPDATE SET next_seq = excluded.next_seq",
             list(next_seq.items()),
         )
+        for item in items:
+            if item.effect is not None:
+                await item.effect(conn)
         marks = in_marks(items)
         async with conn.execute(f"SELECT * FROM messages WHERE id IN ({marks})", keys) as cursor:
             stored = {row["id"]: message_from_row(row) for row in await cursor.fetchall()}
@@ -140,9 +189,12 @@ async def store_incoming(
     items: list[Incoming],
     receipts: Sequence[outbox.Queued] = (),
     ttl_s: float = 0.0,
+    effect: Callable[[aiosqlite.Connection, Incoming], Awaitable[object]] | None = None,
 ) -> list[Message | None]:
     """Store new messages in one transaction, with the delivered receipts they cause (so a crash
-    cannot keep one without the other); a known (author, id) is a duplicate and changes nothing.
+    cannot keep one without the other) and what each new one changes (`effect`: an edit, a
+    delete, a reaction, PROTOCOL.md §17); a known (author, id) is a duplicate and changes nothing.
+    A duplicate of a deleted message also erases the copy version 2 kept of it (§17.3).
 
     Returns, per item, the stored Message or None for a duplicate.
     """
@@ -152,8 +204,12 @@ async def store_incoming(
     async with db.transaction() as conn:
         ids = [item.key for item in items]
         marks = in_marks(ids)
-        async with conn.execute(f"SELECT id FROM messages WHERE id IN ({marks})", ids) as cur:
-            known = {row["id"] for row in await cur.fetchall()}
+        async with conn.execute(
+            f"SELECT id, deleted FROM messages WHERE id IN ({marks})", ids
+        ) as cur:
+            rows = list(await cur.fetchall())
+        known = {row["id"] for row in rows}
+        await sessions.erase_opened(conn, [key for key in known if key in _deleted_keys(rows)])
         fresh: list[tuple[int, Incoming]] = []
         for index, item in enumerate(items):
             if item.key not in known:
@@ -161,7 +217,7 @@ async def store_incoming(
                 fresh.append((index, item))
         await conn.executemany(
             "INSERT INTO messages (id, peer, direction, author, seq, kind, body, sent_at,"
-            " received_at, state, version) VALUES (?,?,?,?,?,?,?,?,?,'received',?)",
+            " received_at, state, version, target) VALUES (?,?,?,?,?,?,?,?,?,'received',?,?)",
             [
                 (
                     i.key,
@@ -174,10 +230,14 @@ async def store_incoming(
                     i.inner.ts / 1000,
                     i.received_at,
                     i.version,
+                    target_of(i.inner),
                 )
                 for _, i in fresh
             ],
         )
+        if effect is not None:
+            for _, item in fresh:
+                await effect(conn, item)
         await outbox.enqueue(conn, list(receipts), now=items[0].received_at, ttl_s=ttl_s)
         if fresh:
             marks = in_marks(fresh)
@@ -188,6 +248,10 @@ async def store_incoming(
             for index, item in fresh:
                 results[index] = stored[item.key]
     return results
+
+
+def _deleted_keys(rows: Sequence[aiosqlite.Row]) -> set[str]:
+    return {row["id"] for row in rows if row["deleted"] is not None}
 
 
 async def list_messages(
@@ -217,8 +281,8 @@ async def mark_read(db: Database, peer: str, up_to_rowid: int) -> list[str]:
     incoming messages read just now (for read receipts)."""
     async with db.transaction() as conn:
         async with conn.execute(
-            "SELECT id FROM messages WHERE peer=? AND direction='in' AND rowid <= ? AND rowid >"
-            " coalesce((SELECT last_read_rowid FROM reads WHERE peer=?), 0)",
+            f"SELECT id FROM messages WHERE peer=? AND direction='in' AND {SHOWN_SQL}"
+            " AND rowid <= ? AND rowid > coalesce((SELECT last_read_rowid FROM reads WHERE peer=?), 0)",
             (peer, up_to_rowid, peer),
         ) as cursor:
             keys = [row["id"] for row in await cursor.fetchall()]
@@ -247,9 +311,9 @@ async def apply_receipt(
     rank = states.rank(state)
     async with db.transaction() as conn:
         await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", keys)
-        async with conn.execute(
+        async with conn.execute(  # only what the conversation shows is reported
             f"SELECT id FROM messages WHERE id IN ({marks}) AND peer=? AND direction='out'"
-            f" AND {outbox.STATE_RANK_SQL} < ?",
+            f" AND {outbox.STATE_RANK_SQL} < ? AND {SHOWN_SQL}",
             [*keys, peer, rank],
         ) as cursor:
             changed = [row["id"] for row in await cursor.fetchall()]
@@ -263,8 +327,8 @@ async def apply_receipt(
 
 async def unread_count(db: Database, peer: str) -> int:
     row = await db.fetchone(
-        "SELECT count(*) FROM messages WHERE peer=? AND direction='in' AND rowid >"
-        " coalesce((SELECT last_read_rowid FROM reads WHERE peer=?), 0)",
+        f"SELECT count(*) FROM messages WHERE peer=? AND direction='in' AND {SHOWN_SQL}"
+        " AND rowid > coalesce((SELECT last_read_rowid FROM reads WHERE peer=?), 0)",
         (peer, peer),
     )
     assert row is not None
@@ -274,6 +338,21 @@ async def unread_count(db: Database, peer: str) -> int:
 async def get_message(db: Database, message_id: str) -> Message | None:
     row = await db.fetchone("SELECT * FROM messages WHERE id=?", (message_id,))
     return None if row is None else message_from_row(row)
+
+
+async def deleted_keys(db: Database, keys: list[str]) -> set[str]:
+    """Which of these messages are deleted (or were, before they came: PROTOCOL.md §17.3)."""
+    rows = await db.fetch_in(
+        "SELECT id FROM messages WHERE id IN ({}) AND deleted IS NOT NULL", keys
+    )
+    return {row["id"] for row in rows}
+
+
+async def erase_copies(db: Database, keys: list[str]) -> None:
+    """Forget the opened copies (version 2) of these deleted messages' texts."""
+    if keys:
+        async with db.transaction() as conn:
+            await sessions.erase_opened(conn, keys)
 
 
 async def count_messages(db: Database, peer: str | None = None) -> int:

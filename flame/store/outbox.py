@@ -220,9 +220,9 @@ async def mark_relayed(db: Database, message_ids: list[str], now: float) -> list
         ) as cursor:
             changed = [row["id"] for row in await cursor.fetchall()]
         await conn.execute(
-            f"UPDATE messages SET state='relayed', error=NULL WHERE id IN ({marks})"
+            f"UPDATE messages SET state='relayed', error=NULL, relayed_at=? WHERE id IN ({marks})"
             f" AND {NOT_YET_RELAYED}",
-            message_ids,
+            [now, *message_ids],
         )
     return changed
 

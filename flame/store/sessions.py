@@ -11,11 +11,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import aiosqlite
 
+from flame.core.models import Inner
+from flame.errors import RequestError
 from flame.store.db import Database, from_row, in_marks
 from flame.store.keystore import get_meta, set_meta
+
+ERASED: Literal["erased"] = "erased"  # opened before, then deleted: answered as a duplicate
+Opened = Inner | RequestError | Literal["erased"]  # what opening a ratchet message gives
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +125,9 @@ async def prune_sessions(db: Database, peer: str, keep: int) -> None:
 # --- messages opened, and the inner messages of queued envelopes --------------------------------
 
 
-async def staged(db: Database, author: str, envelope_ids: Sequence[str]) -> dict[str, str]:
-    """The inner JSON of the ratchet messages from `author` with these ids already opened."""
+async def staged(db: Database, author: str, envelope_ids: Sequence[str]) -> dict[str, Inner | None]:
+    """The inner messages of the ratchet messages from `author` with these ids already opened
+    (None: opened, and its text erased since, PROTOCOL.md §17.3)."""
     if not envelope_ids:
         return {}
     rows = await db.fetchall(
@@ -128,7 +135,10 @@ async def staged(db: Database, author: str, envelope_ids: Sequence[str]) -> dict
         f" AND envelope_id IN ({in_marks(envelope_ids)})",
         (author, *envelope_ids),
     )
-    return {row["envelope_id"]: row["inner"] for row in rows}
+    return {
+        row["envelope_id"]: Inner.model_validate_json(row["inner"]) if row["inner"] else None
+        for row in rows
+    }
 
 
 async def stage(
@@ -150,6 +160,15 @@ async def stage(
         await write_sessions(conn, states)
         if account is not None:
             await write_account(conn, account)
+
+
+async def erase_opened(conn: aiosqlite.Connection, message_keys: Sequence[str]) -> None:
+    """Forget the text of these opened messages ("author:envelope id") but not that they were
+    opened: a copy that comes again is still answered, never decrypted (PROTOCOL.md §17.3)."""
+    await conn.executemany(
+        "UPDATE ratchet_inbox SET inner = '' WHERE author = ? AND envelope_id = ? AND inner != ''",
+        [tuple(key.split(":", 1)) for key in message_keys],
+    )
 
 
 async def prune_staged(db: Database, before: float) -> None:

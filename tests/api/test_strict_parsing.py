@@ -51,7 +51,8 @@ async def test_an_inner_kind_or_body_of_the_wrong_type_is_bad_envelope(
     assert await stored(node) == 0
 
 
-async def test_data_null_in_a_file_offer_is_refused(node: ApiNode) -> None:
+@pytest.mark.parametrize("field", ["data", "caption"])
+async def test_data_or_caption_null_in_a_file_offer_is_refused(node: ApiNode, field: str) -> None:
     zoe = Zoe(await unlocked(node))
     offer = {
         "transfer_id": "AAAAAAAAAAAAAAAAAAAAAA", "name": "a.txt", "size": 1,
@@ -60,10 +61,10 @@ async def test_data_null_in_a_file_offer_is_refused(node: ApiNode) -> None:
     }  # fmt: skip
     inner = {"from": "zoe", "to": "alice", "id": spec.b64u(ID), "seq": 1, "ts": 1,
              "kind": "file_offer", "body": offer}  # fmt: skip
-    Inner.model_validate_json(json.dumps(inner))  # absent: a streamed file's offer
+    Inner.model_validate_json(json.dumps(inner))  # absent: a streamed file's, with no caption
     with pytest.raises(ValidationError, match="absent, never null"):
-        Inner.model_validate_json(json.dumps({**inner, "body": {**offer, "data": None}}))
-    status, reply = await zoe.post(raw=sealed_raw(node, {**inner, "body": {**offer, "data": None}}))
+        Inner.model_validate_json(json.dumps({**inner, "body": {**offer, field: None}}))
+    status, reply = await zoe.post(raw=sealed_raw(node, {**inner, "body": {**offer, field: None}}))
     assert (status, reply["error"]) == (400, "bad_envelope")
 
 

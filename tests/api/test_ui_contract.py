@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -10,8 +11,9 @@ from typing import Any
 from flame.api.ui import views
 from flame.services import events
 from flame.services.people import ContactCard, Person
+from flame.store.actions import Version
 from flame.store.files import Transfer
-from flame.store.messages import Message
+from flame.store.messages import Message, Quote, ReactionCount
 from flame.store.profiles import StoredProfile
 from flame.store.search import HIT_END, HIT_START, MessageHit
 
@@ -41,13 +43,19 @@ TRANSFER = Transfer(
     held_bytes=3,
     completed_at=2.0,
 )
+QUOTE = Quote("bob:m0", "bob", "text", "earlier", "shown")
+REACTION = ReactionCount("👍", ("alice", "bob"))
 PROFILE = StoredProfile("alice", "Alice", "CEO", "Paris", "bio", b"webp", 1000, "sig", 1.0)
 PERSON = Person("alice", False, True, PROFILE, "online", False, "fp", "00000", False)
 SAMPLES: dict[str, tuple[Any, ...]] = {
     "Me": ("bob", "fp", "ok"),
+    "LoginInfo": ("bob",),
     "Login": ({"username": "bob"}, "token"),
     "Contact": (ContactCard(PERSON, 2, MESSAGE),),
     "Message": (OFFER, TRANSFER),
+    "Quote": (QUOTE,),
+    "Reaction": (REACTION,),
+    "Version": (Version("hi", 1.0),),
     "File": (TRANSFER,),
     "Profile": (PERSON,),
     "Person": (PERSON,),
@@ -60,6 +68,10 @@ SAMPLES: dict[str, tuple[Any, ...]] = {
 EVENT_SAMPLES: list[events.Event] = [
     events.MessageAdded(MESSAGE),
     events.MessageStateChanged("bob:m2", "alice", "delivered", None),
+    events.MessageChanged(MESSAGE),
+    events.MessageRemoved("alice:m1", "alice"),
+    events.ActionFailed("alice", "bob:m2", "edit", "too late"),
+    events.TypingChanged("alice", True, 6.0),
     events.PresenceChanged("alice", "away"),
     events.KeyChanged("alice"),
     events.SessionReset("alice"),
@@ -107,6 +119,14 @@ def test_a_file_offer_never_shows_its_key_or_token() -> None:
     assert set(views.message_json(OFFER)["file"]) == set(views.PUBLIC_OFFER_FIELDS)
     assert "secret" not in repr(views.message_json(OFFER))
     assert "secret" not in repr(views.message_json(OFFER, TRANSFER))
+
+
+def test_a_tombstone_shows_no_text_file_or_reactions() -> None:
+    gone = dataclasses.replace(OFFER, body={}, deleted="everyone", reactions=(REACTION,))
+    view = views.message_json(gone, TRANSFER)
+    assert view["deleted"] is True and view["text"] == "" and "file" not in view
+    assert view["actions_until"] is None and view["reactions"] == []
+    assert "a.png" not in repr(view)
 
 
 def test_every_event_has_one_builder_and_its_documented_fields() -> None:

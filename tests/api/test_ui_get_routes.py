@@ -66,6 +66,10 @@ async def walk_every_get_route(node: ApiNode) -> None:
     async with ui.post("/ui/api/conversations/zoe/messages", json={"text": "hello"}) as r:
         assert r.status == 201
         message_id = (await r.json())["message"]["id"]
+    async with ui.post(
+        f"/ui/api/conversations/zoe/messages/{message_id}/edit", json={"text": "hello again"}
+    ) as r:
+        assert r.status == 200, await r.text()
     picture = png_bytes()
     async with ui.post(
         "/ui/api/conversations/zoe/files",
@@ -87,6 +91,9 @@ async def walk_every_get_route(node: ApiNode) -> None:
         "/static/{path}": "/static/app.js",
         "/ui/api/conversations/{name}/messages/{id}/context": (
             f"/ui/api/conversations/zoe/messages/{message_id}/context"
+        ),
+        "/ui/api/conversations/{name}/messages/{id}/history": (
+            f"/ui/api/conversations/zoe/messages/{message_id}/history"
         ),
         FILE_ROUTE: f"/ui/api/conversations/zoe/files/{transfer_id}",
         FILE_ROUTE + "/content": f"/ui/api/conversations/zoe/files/{transfer_id}/content",

@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from flame.core.encoding import b64e
 from flame.core.files import (
@@ -238,3 +239,16 @@ def test_progress_meter_gives_rate_and_time_left_and_spaces_out_events() -> None
     for second in range(3, 20):
         meter.update(float(second), second * 100)
     assert len(meter.samples) <= 6  # a sliding window, not the whole history
+
+
+def test_a_caption_is_absent_unless_written_and_never_empty() -> None:
+    """PROTOCOL.md §11.2: an offer without a caption is byte for byte what it was before
+    captions (older receivers take it); an empty one, or one past 16,000 characters, is refused."""
+    assert "caption" not in offer().model_dump()
+    assert "caption" not in json.loads(offer().stored_json())
+    captioned = offer(caption="Signed copy, see https://example.com/q3")
+    assert json.loads(captioned.stored_json())["caption"] == captioned.caption
+    assert offer(caption="x" * 16_000).caption == "x" * 16_000
+    for bad in ("", "x" * 16_001, 7):
+        with pytest.raises(ValidationError):
+            offer(caption=bad)

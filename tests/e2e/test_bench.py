@@ -55,6 +55,7 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
         assert search[f"{order}_ms"]["count"] == 200
         assert set(search[f"{order}_by_kind_ms"]) == {"common", "middle", "rare", "two words"}
     assert search["mean_hits"] > 0  # the queries find things: a Zipf corpus, not noise
+    assert search["edit_ms"]["count"] == search["delete_ms"]["count"] == 50
     assert "FTS5 index" in output
     file = result["file"]
     assert result["params"]["file_mib"] == 8 and file["size_bytes"] == 8 * 1024 * 1024

@@ -171,19 +171,34 @@ async def test_blocked_people_vanish_unless_asked_for_and_unblocking_restores(
     assert (status, refused["error"]) == (409, "blocked")
     assert [m["text"] for m in await alice_ui.messages("bob")] == ["before"]  # history stays
 
+    bob_feed = await bob_ui.websocket()
     sent = await bob_ui.send("alice", "written while blocked")
-    await services_of(trio.daemons["bob"]).delivery.deliver_to_peer(
-        "alice"
-    )  # refused at least once
+    bob_delivery = services_of(trio.daemons["bob"]).delivery
+    await bob_delivery.deliver_to_peer("alice")  # refused at least once
 
     status, view = await alice_ui.delete("/ui/api/blocks/bob")
     assert status == 200 and view["blocked"] is False
     _, contacts = await alice_ui.get("/ui/api/contacts")
     assert names(contacts) == ["bob", "carol"]
+    # bob's retry is accepted now (he stops retrying) but what he wrote while blocked is never
+    # shown to alice, nor receipted (PROTOCOL.md §12.4); what he writes next arrives.
+    await bob_feed.wait_for(
+        lambda e: e["type"] == "message_state" and e["id"] == sent["id"] and e["state"] == "sent"
+    )
+    after = await bob_ui.send("alice", "after the unblock")
     event = await alice_feed.wait_for(
         lambda e: e["type"] == "message" and e["message"]["direction"] == "in"
     )
-    assert event["message"]["id"] == sent["id"]  # bob's retry gets through now
+    assert event["message"]["id"] == after["id"]
+    await bob_feed.wait_for(
+        lambda e: (
+            e["type"] == "message_state" and e["id"] == after["id"] and e["state"] == "delivered"
+        )
+    )
+    assert [m["text"] for m in await alice_ui.messages("bob")] == ["before", "after the unblock"]
+    states = {m["id"]: m["state"] for m in await bob_ui.messages("alice")}
+    assert states[sent["id"]] == "sent"  # accepted, never delivered: nothing was kept
+    assert await bob_delivery.pending() == 0
     await alice_ui.send("bob", "welcome back")
 
     for body, code in (

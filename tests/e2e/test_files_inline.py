@@ -28,6 +28,7 @@ from tests.files_helpers import (
     transfer_of,
     wait_state,
 )
+from tests.social import online_for
 
 
 async def state_of(node: Daemon, peer: str, direction: str, transfer_id: str) -> str | None:
@@ -202,3 +203,38 @@ async def test_a_file_left_over_from_a_crash_is_removed_and_no_other(trio: Clust
     known = await file_store.stored_names(bob_services.ctx.db)
     assert await remove_strays(bob_services.ctx.settings, known) == 1
     assert sorted(p.name for p in folder.iterdir()) == sorted([kept.name, fresh.name, other.name])
+
+
+async def test_a_caption_travels_with_its_file_under_both_versions_and_is_searched(
+    cluster: Cluster,
+) -> None:
+    """PROTOCOL.md §11.2: bob speaks only version 1, carol version 2; each gets the caption with
+    the file, as the message's text, and finds it by search. One too long is refused at once."""
+    await cluster.start_directory()
+    await cluster.add_user("alice")
+    await cluster.add_user("bob", security__max_version=1)
+    await cluster.add_user("carol")
+    await online_for(cluster, "alice", "bob", "carol")
+    alice = await cluster.ui("alice")
+    for peer in ("bob", "carol"):
+        ui = await cluster.ui(peer)
+        feed = await ui.websocket()
+        caption = f"For {peer}: the minutes we agreed"
+        sent = await alice.send_file(peer, "minutes.txt", b"We agreed.", "text/plain", caption)
+        assert (sent["kind"], sent["text"]) == ("file_offer", caption)
+        event = await feed.wait_for(
+            lambda e: e["type"] == "message" and e["message"]["kind"] == "file_offer"
+        )
+        assert event["message"]["text"] == caption
+        assert event["message"]["file"]["name"] == "minutes.txt"
+        found = await ui.get_json("/ui/api/search", {"q": "agreed"})
+        assert [hit["message"]["id"] for hit in found["messages"]] == [event["message"]["id"]]
+    status, refused = await alice.post(
+        "/ui/api/conversations/bob/files",
+        {"name": "a.txt", "size": 3, "type": "text/plain", "caption": "x" * 16_001},
+    )
+    assert (status, refused["error"]) == (413, "caption_too_long")
+    count = await services_of(cluster.daemons["alice"]).ctx.db.fetchone(
+        "SELECT count(*) FROM transfers WHERE name='a.txt'"
+    )
+    assert count is not None and count[0] == 0  # nothing of it was kept

@@ -15,7 +15,18 @@ async def test_a_key_change_is_refused_and_reported_until_accepted(trio: Cluster
     await alice.wait_status(feed, "bob", "online")
     status, contacts = await alice.get("/ui/api/contacts")
     before = next(c for c in contacts["contacts"] if c["username"] == "bob")
-    assert before["key_changed"] is False
+    assert before["key_changed"] is False and before["verified"] is False
+    # alice compared the safety number with bob: the mark belongs to the key pinned now.
+    status, verified = await alice.post("/ui/api/contacts/bob/verify", {"verified": True})
+    assert status == 200 and verified["verified"] is True
+    _, profile = await alice.get("/ui/api/profiles/bob")
+    assert profile["verified"] is True
+    for path, body, code in (
+        ("/ui/api/contacts/nobody/verify", {"verified": True}, "unknown_recipient"),
+        ("/ui/api/contacts/bob/verify", {"verified": "yes"}, "bad_request"),
+    ):
+        status, refused = await alice.post(path, body)
+        assert 400 <= status < 500 and refused["error"] == code, refused
 
     # bob's laptop is replaced: the admin issues a rekey invite and bob enrolls new keys.
     await trio.stop_daemon("bob")
@@ -32,6 +43,7 @@ async def test_a_key_change_is_refused_and_reported_until_accepted(trio: Cluster
     changed = next(c for c in contacts["contacts"] if c["username"] == "bob")
     assert changed["key_changed"] is True
     assert changed["fingerprint"] == before["fingerprint"]  # still the pinned key in use
+    assert changed["verified"] is False  # a key change undoes the verified mark
 
     status, reply = await alice.post("/ui/api/conversations/bob/messages", {"text": "hi"})
     assert (status, reply["error"]) == (409, "key_changed")
@@ -47,6 +59,7 @@ async def test_a_key_change_is_refused_and_reported_until_accepted(trio: Cluster
     status, accepted = await alice.post("/ui/api/contacts/bob/accept-key", {})
     assert status == 200 and accepted["key_changed"] is False
     assert accepted["fingerprint"] != before["fingerprint"]
+    assert accepted["verified"] is False  # the new key's safety number is not compared yet
     mine = await alice.send("bob", "welcome back")
     bob_feed = await new_bob_ui.websocket()
     if not [m for m in await new_bob_ui.messages("alice") if m["id"] == mine["id"]]:

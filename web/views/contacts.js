@@ -2,7 +2,15 @@
 
 import { withToken } from '../api.js';
 import { h, setText, spinner } from '../dom.js';
-import { hashHue, initial, normalizeStatus, statusLabel } from '../format.js';
+import {
+  formatFull,
+  formatListTime,
+  hashHue,
+  initial,
+  normalizeStatus,
+  statusLabel,
+  toDate,
+} from '../format.js';
 import { conversationHash } from '../router.js';
 import { displayName, isConfusable, state, visibleContacts } from '../store.js';
 
@@ -40,7 +48,9 @@ export function avatarElement(name, size = '') {
 
 function previewText(m) {
   if (!m || typeof m.text !== 'string') return '';
-  const text = m.file && typeof m.file.name === 'string' ? `File: ${m.file.name}` : m.text;
+  if (m.deleted) return 'This message was deleted.';
+  const file = m.file && typeof m.file.name === 'string' ? `File: ${m.file.name}` : null;
+  const text = file ?? m.text;
   const firstLine = text.split('\n').find((l) => l.trim()) ?? '';
   const cut = firstLine.length > 120 ? `${firstLine.slice(0, 120)}…` : firstLine;
   return m.direction === 'out' ? `You: ${cut}` : cut;
@@ -75,6 +85,7 @@ export class ContactList {
       '⚠',
     );
     const badge = h('span', { class: 'unread-badge', hidden: true });
+    const time = h('time', { class: 'contact-time', hidden: true });
     const statusText = h('span', { class: 'status-text' }, 'Offline');
     const preview = h('span', { class: 'contact-preview' });
     const link = h(
@@ -84,12 +95,12 @@ export class ContactList {
       h(
         'span',
         { class: 'contact-main' },
-        h('span', { class: 'contact-line' }, nameEl, usernameEl, warn, badge),
-        h('span', { class: 'contact-line contact-sub' }, statusText, preview),
+        h('span', { class: 'contact-line' }, nameEl, usernameEl, warn, time),
+        h('span', { class: 'contact-line contact-sub' }, statusText, preview, badge),
       ),
     );
     const li = h('li', { class: 'contact-item' }, link);
-    return { li, link, dot, statusText, badge, warn, preview, nameEl, usernameEl, avatar };
+    return { li, link, dot, statusText, badge, time, warn, preview, nameEl, usernameEl, avatar };
   }
 
   _updateItem(item, c) {
@@ -112,6 +123,13 @@ export class ContactList {
     setText(item.badge, unread > 99 ? '99+' : String(unread));
     item.badge.setAttribute('aria-label', `${unread} unread`);
     item.link.classList.toggle('has-unread', unread > 0);
+    const last = c.last_message;
+    item.time.hidden = !last;
+    if (last) {
+      setText(item.time, formatListTime(last.sent_at));
+      item.time.setAttribute('datetime', toDate(last.sent_at).toISOString());
+      item.time.title = formatFull(last.sent_at);
+    }
     const p = previewText(c.last_message);
     setText(item.preview, p);
     item.preview.hidden = !p;

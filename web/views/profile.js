@@ -1,12 +1,14 @@
-// A person's profile page: picture, name, position, location, bio, status, key fingerprint and
-// safety number; message, block or unblock them. Everything is shown as text.
+// A person's profile page: picture, name, position, location, bio, status, key fingerprint, and
+// the safety number to compare with them (in groups of five digits), which the user marks as
+// verified once it matched; message, block (asked first) or unblock them. Everything is text.
 
 import { api } from '../api.js';
 import { busyButton, h, setText, showText, spinner, whileBusy } from '../dom.js';
-import { statusLabel } from '../format.js';
+import { digitGroups, statusLabel } from '../format.js';
 import { conversationHash } from '../router.js';
 import * as store from '../store.js';
 import { avatarElement, setStatusDot } from './contacts.js';
+import { confirmBlock } from './dialog.js';
 import { pageHeader } from './page.js';
 
 export class ProfileView {
@@ -23,12 +25,43 @@ export class ProfileView {
     this.location = h('p', { id: 'profile-location', class: 'muted profile-location' });
     this.bio = h('p', { id: 'profile-bio', class: 'profile-bio' });
     this.fingerprint = h('span', { id: 'profile-fingerprint', class: 'fingerprint' });
-    this.safety = h('span', { id: 'profile-safety', class: 'safety-number' });
+    this.safety = h('div', {
+      id: 'profile-safety',
+      class: 'safety-grid',
+      role: 'group',
+      'aria-label': 'Safety number',
+    });
+    this.verifiedMark = h(
+      'span',
+      { id: 'profile-verified', class: 'verified-mark', hidden: true },
+      '✓ Verified',
+    );
+    this.verify = busyButton(
+      {
+        id: 'profile-verify',
+        type: 'button',
+        class: 'btn btn-small',
+        onclick: () => this._verify(),
+      },
+      'Mark as verified',
+    );
     this.safetyRow = h(
-      'div',
-      { class: 'profile-key-row', hidden: true },
-      h('span', { class: 'safety-label' }, 'Safety number '),
+      'section',
+      { class: 'safety-box', hidden: true, 'aria-labelledby': 'safety-title' },
+      h(
+        'h3',
+        { id: 'safety-title', class: 'settings-heading' },
+        'Safety number ',
+        this.verifiedMark,
+      ),
+      h(
+        'p',
+        { class: 'muted' },
+        `Compare these digits with ${name}, in person or on a call. If they match, nobody is in `,
+        'between you.',
+      ),
       this.safety,
+      h('div', { class: 'profile-actions' }, this.verify.el),
     );
     this.warning = h('p', {
       id: 'profile-warning',
@@ -129,8 +162,14 @@ export class ProfileView {
     setText(this.bio, view.bio || '');
     this.bio.hidden = !view.bio;
     setText(this.fingerprint, view.fingerprint || '—');
-    setText(this.safety, view.safety_number || '');
+    this.safety.replaceChildren(
+      ...digitGroups(view.safety_number).map((group) =>
+        h('span', { class: 'safety-group' }, group),
+      ),
+    );
     this.safetyRow.hidden = !view.safety_number;
+    this.verifiedMark.hidden = !view.verified;
+    setText(this.verify.label, view.verified ? 'Remove the verified mark' : 'Mark as verified');
     this.avatar.update(view.avatar_url, view.display_name || view.username);
     this.messageLink.hidden = view.is_me;
     this.block.el.hidden = view.is_me;
@@ -152,8 +191,25 @@ export class ProfileView {
     setText(this.statusText, statusLabel(status));
   }
 
+  async _verify() {
+    if (!this.view || this.verify.el.disabled) return;
+    const verified = !this.view.verified;
+    await whileBusy(this.verify, async () => {
+      this.error.hidden = true;
+      try {
+        const contact = await api.verify(this.name, verified);
+        store.upsertContact(contact);
+        this.render({ ...this.view, verified: contact.verified });
+      } catch (err) {
+        if (this.destroyed || err.status === 401) return;
+        showText(this.error, err.message);
+      }
+    });
+  }
+
   async _toggleBlock() {
     if (!this.view || this.block.el.disabled) return;
+    if (!this.view.blocked && !(await confirmBlock(this.name))) return;
     await whileBusy(this.block, async () => {
       this.error.hidden = true;
       try {

@@ -2,7 +2,8 @@
 // people you blocked, and what the contact list and notifications show.
 
 import { api } from '../api.js';
-import { busyButton, h, showText, whileBusy } from '../dom.js';
+import { busyButton, h, setText, showText, whileBusy } from '../dom.js';
+import * as notify from '../notify.js';
 import { profileHash } from '../router.js';
 import * as store from '../store.js';
 import { avatarElement } from './contacts.js';
@@ -13,16 +14,6 @@ const FIELDS = [
   { key: 'position', label: 'Position', max: 100 },
   { key: 'location', label: 'Location', max: 100 },
 ];
-
-export const NOTIFY_KEY = 'flame.notify';
-
-export function notificationsOn() {
-  try {
-    return localStorage.getItem(NOTIFY_KEY) !== '0';
-  } catch {
-    return true;
-  }
-}
 
 function readFile(file) {
   return new Promise((resolve, reject) => {
@@ -121,15 +112,26 @@ export class SettingsView {
     this.notify = h('input', {
       id: 'notify',
       type: 'checkbox',
-      checked: notificationsOn(),
-      onchange: () => {
-        try {
-          localStorage.setItem(NOTIFY_KEY, this.notify.checked ? '1' : '0');
-        } catch {
-          /* kept for this page only */
-        }
-      },
+      checked: notify.notificationsOn(),
+      onchange: () => notify.setNotificationsOn(this.notify.checked),
     });
+    this.notifyPreview = h('input', {
+      id: 'notify-preview',
+      type: 'checkbox',
+      checked: notify.previewsShown(),
+      onchange: () => notify.setPreviewsShown(this.notifyPreview.checked),
+    });
+    this.desktopText = h('span', { id: 'notify-desktop-state', class: 'muted' });
+    this.desktopButton = h(
+      'button',
+      {
+        id: 'notify-desktop',
+        type: 'button',
+        class: 'btn btn-small',
+        onclick: () => notify.askPermission(),
+      },
+      'Allow desktop notifications',
+    );
     this.readReceipts = h('input', {
       id: 'read-receipts',
       type: 'checkbox',
@@ -191,6 +193,13 @@ export class SettingsView {
         this.notify,
         ' Notify me of new messages (never while I am busy)',
       ),
+      h(
+        'label',
+        { class: 'check-row' },
+        this.notifyPreview,
+        ' Show what the message says (off: only who wrote)',
+      ),
+      h('p', { class: 'check-row' }, this.desktopText, this.desktopButton),
       h('h3', { class: 'settings-heading' }, 'Privacy'),
       h(
         'label',
@@ -199,7 +208,25 @@ export class SettingsView {
         ' Send read receipts (others see when you have read their messages)',
       ),
     );
-    this._unsubs = [store.on('profile', (view) => view?.is_me && this._fill(view))];
+    this._unsubs = [
+      store.on('profile', (view) => view?.is_me && this._fill(view)),
+      notify.onChange(() => this._renderDesktop()),
+    ];
+    this._renderDesktop();
+  }
+
+  _renderDesktop() {
+    const state = notify.permission();
+    const texts = {
+      granted: 'Desktop notifications are on while Flame is in the background.',
+      denied: "This browser blocks Flame's desktop notifications (see its site settings).",
+      default: 'Desktop notifications are off.',
+      unsupported: 'This browser cannot show desktop notifications.',
+    };
+    setText(this.desktopText, texts[state]);
+    this.desktopButton.hidden = state !== 'default';
+    this.notify.checked = notify.notificationsOn();
+    this.notifyPreview.checked = notify.previewsShown();
   }
 
   async load() {

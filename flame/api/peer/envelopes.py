@@ -5,10 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from flame.api.peer.state import PEER
+from flame.core.actions import TYPING_RETRY_AFTER_S
 from flame.core.encoding import b64e
 from flame.core.hello import FEATURES, Hello, PublicHello
 from flame.core.models import BatchResult, EnvelopeBatch
-from flame.errors import BadRequest, RequestError
+from flame.errors import BadRequest, RequestError, TooManyRequests
 from flame.net.http import parse_model
 
 
@@ -61,5 +62,7 @@ def batch_refused(status: int, result: BatchResult) -> RequestError:
         first.message or "Refused.",
         code=first.error,
         status=status,
+        # The one per-envelope 429: a flood of typing notices (PROTOCOL.md §17.5).
+        retry_after_s=TYPING_RETRY_AFTER_S if status == TooManyRequests.status else None,
         **result.model_dump(exclude_none=True),
     )

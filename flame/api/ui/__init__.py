@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from flame.api.ui import auth, conversations, feed, files, social, static
+from flame.api.ui import actions, auth, conversations, feed, files, social, static
 from flame.api.ui.guard import UiOrigin, headers_middleware, host_and_origin_middleware
 from flame.api.ui.session import LoginThrottle, require_session
 from flame.api.ui.state import UI, UiState, Unlock, activity_middleware
@@ -40,16 +40,23 @@ def build(
     api, person = "/ui/api", "/ui/api/profiles/{name}"
     talk, files_base = "/ui/api/conversations/{name}", "/ui/api/conversations/{name}/files"
     router = app.router
+    router.add_get(f"{api}/login", auth.login_info)
     router.add_post(f"{api}/login", auth.login)
     router.add_post(f"{api}/logout", auth.logout)
     router.add_get(f"{api}/me", auth.me)
     router.add_get(f"{api}/ws", feed.websocket)
     router.add_get(f"{api}/contacts", conversations.contacts)
     router.add_post(f"{api}/contacts/{{name}}/accept-key", conversations.accept_key)
+    router.add_post(f"{api}/contacts/{{name}}/verify", conversations.verify)
     router.add_get(f"{talk}/messages", conversations.list_messages)
     router.add_post(f"{talk}/messages", conversations.post_message)
     router.add_post(f"{talk}/read", conversations.mark_read)
     router.add_get(f"{talk}/messages/{{id}}/context", conversations.context)
+    router.add_post(f"{talk}/messages/{{id}}/edit", actions.edit)
+    router.add_post(f"{talk}/messages/{{id}}/delete", actions.delete)
+    router.add_post(f"{talk}/messages/{{id}}/reactions", actions.react)
+    router.add_get(f"{talk}/messages/{{id}}/history", actions.history)
+    router.add_post(f"{talk}/typing", actions.typing)
     router.add_get(f"{api}/diagnostics", conversations.diagnostics)
     router.add_get(f"{api}/settings", conversations.get_settings)
     router.add_post(f"{api}/settings", conversations.put_settings)

@@ -17,6 +17,11 @@ class LoginBody(Wire):
     password: str = Field(max_length=1024)
 
 
+async def login_info(request: web.Request) -> web.Response:
+    """Whose daemon this is, for the login page: locked or not, before any session."""
+    return web.json_response(views.login_info_json(request.app[UI].holder.account.username))
+
+
 async def login(request: web.Request) -> web.Response:
     ui = request.app[UI]
     now = ui.holder.clock.now

@@ -20,10 +20,15 @@ ID_MAX_CHARS = 200
 
 class SendBody(Wire):
     text: str
+    reply_to: str | None = Field(default=None, max_length=ID_MAX_CHARS)  # a message id
 
 
 class ReadBody(Wire):
     up_to: str | None = Field(default=None, max_length=ID_MAX_CHARS)  # a message id; None: all
+
+
+class VerifyBody(Wire):
+    verified: bool
 
 
 class SettingsBody(Wire):
@@ -77,6 +82,16 @@ async def accept_key(request: web.Request) -> web.Response:
     return web.json_response(views.contact_json(await services.people.card(contact)))
 
 
+async def verify(request: web.Request) -> web.Response:
+    """The user compared the safety number with the contact (or takes that back)."""
+    ui = request.app[UI]
+    services = ui.services
+    body = parse_model(VerifyBody, await ui.body(request))
+    name = path_name(request, code="unknown_recipient")
+    contact = await services.contacts.set_verified(name, body.verified)
+    return web.json_response(views.contact_json(await services.people.card(contact)))
+
+
 async def list_messages(request: web.Request) -> web.Response:
     messaging = request.app[UI].services.messaging
     name = path_name(request, code="unknown_recipient")
@@ -89,7 +104,7 @@ async def post_message(request: web.Request) -> web.Response:
     ui = request.app[UI]
     name = path_name(request, code="unknown_recipient")
     body = parse_model(SendBody, await ui.body(request))
-    message = await ui.services.messaging.send_text(name, body.text)
+    message = await ui.services.messaging.send_text(name, body.text, body.reply_to)
     return web.json_response({"message": views.message_json(message)}, status=201)
 
 

@@ -16,7 +16,7 @@ from pydantic import Field
 from flame.api.ui import views
 from flame.api.ui.state import UI, path_name
 from flame.core.files import OCTET_STREAM, content_disposition, media_class
-from flame.core.models import Wire
+from flame.core.models import MAX_CAPTION, Wire
 from flame.errors import FlameError, NotFound, RequestError
 from flame.net.http import parse_model
 from flame.services.files.uploads import Uploads
@@ -24,7 +24,7 @@ from flame.services.files.uploads import Uploads
 log = logging.getLogger("flame.files")
 UPLOAD_ROUTE = "ui_file_upload"  # the one UI route whose body is not JSON (api/ui/guard.py)
 FILE_CSP = "default-src 'none'; sandbox; frame-ancestors 'none'"
-ANNOUNCE_BYTES = 16 * 1024
+ANNOUNCE_BYTES = 16 * 1024 + 6 * MAX_CAPTION  # a caption's every character may be escaped
 TRANSFER_ID_MAX_CHARS = 64
 
 
@@ -32,6 +32,7 @@ class AnnounceBody(Wire):
     name: str = Field(max_length=4096)
     size: int
     type: str = Field(default="", max_length=255)
+    caption: str = ""  # what the user wrote with the file; its length is the service's to check
 
 
 def _names(request: web.Request) -> tuple[Uploads, str, str]:
@@ -46,7 +47,7 @@ def _names(request: web.Request) -> tuple[Uploads, str, str]:
 async def announce(request: web.Request) -> web.Response:
     uploads, peer, _ = _names(request)
     body = parse_model(AnnounceBody, await request.app[UI].body(request, ANNOUNCE_BYTES))
-    transfer = await uploads.begin_upload(peer, body.name, body.size, body.type)
+    transfer = await uploads.begin_upload(peer, body.name, body.size, body.type, body.caption)
     return web.json_response({"file": views.file_json(transfer)}, status=201)
 
 

@@ -11,12 +11,14 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from flame.core.actions import ACTION_WINDOW_MS
 from flame.core.files import media_class
 from flame.services import events
 from flame.services.people import ContactCard, Person
 from flame.services.search import SearchResult
+from flame.store.actions import Version
 from flame.store.files import Transfer
-from flame.store.messages import Message
+from flame.store.messages import Message, Quote, ReactionCount
 from flame.store.profiles import StoredProfile
 from flame.store.search import HIT_END, HIT_START, MessageHit
 
@@ -33,34 +35,77 @@ def me_json(username: str, fingerprint: str, directory: str) -> Json:
     return {"username": username, "fingerprint": fingerprint, "directory": directory}
 
 
+def login_info_json(username: str) -> Json:
+    """`LoginInfo`: whose daemon the login page unlocks (what `hello` tells anyone, §7.1)."""
+    return {"username": username}
+
+
 def login_json(me: Json, token: str) -> Json:
     """`Login`: who logged in, and the page token this page sends with every request."""
     return {"me": me, "token": token}
 
 
 def message_json(message: Message, transfer: Transfer | None = None) -> Json:
-    """`Message`; a file offer's `file` is its transfer's `File` when there is one."""
+    """`Message`; a file offer's `file` is its transfer's `File` when there is one, and its
+    `text` the caption (PROTOCOL.md §11.2). A message deleted for everyone is a tombstone: no
+    text, no file, no reactions (PROTOCOL.md §17.3)."""
+    text_field = "caption" if message.kind == "file_offer" else "text"
+    deleted = message.deleted is not None
     view: Json = {
         "id": message.id,
         "peer": message.peer,
         "direction": message.direction,
         "author": message.author,
         "kind": message.kind,
-        "text": str(message.body.get("text", "")),
+        "text": str(message.body.get(text_field) or ""),
         "sent_at": message.sent_at,
         "received_at": message.received_at,
         "seq": message.seq,
         "state": message.state,
         "error": message.error,
         "protocol_version": message.version,
+        "relayed_at": message.relayed_at,
+        "edited_at": message.edited_at,
+        "deleted": deleted,
+        "reply_to": None if message.quote is None else quote_json(message.quote),
+        "reactions": [] if deleted else [reaction_json(r) for r in message.reactions],
+        "actions_until": _actions_until(message),
     }
-    if message.kind == "file_offer":
+    if message.kind == "file_offer" and not deleted:
         view["file"] = (
             file_json(transfer)
             if transfer is not None
             else {name: message.body.get(name) for name in PUBLIC_OFFER_FIELDS}
         )
     return view
+
+
+def _actions_until(message: Message) -> float | None:
+    """Until when this user may edit their message (a text) or delete it for everyone."""
+    if message.direction != "out" or message.deleted is not None:
+        return None
+    return message.sent_at + ACTION_WINDOW_MS / 1000
+
+
+def quote_json(quote: Quote) -> Json:
+    """`Quote`: what a reply shows of the message it answers."""
+    return {
+        "id": quote.id,
+        "author": quote.author,
+        "kind": quote.kind,
+        "text": quote.text,
+        "state": quote.state,
+    }
+
+
+def reaction_json(reaction: ReactionCount) -> Json:
+    """`Reaction`: one emoji on a message, and who put it there."""
+    return {"emoji": reaction.emoji, "count": len(reaction.people), "people": list(reaction.people)}
+
+
+def version_json(version: Version) -> Json:
+    """`Version`: one text an edited message had."""
+    return {"text": version.text, "written_at": version.written_at}
 
 
 def file_json(transfer: Transfer) -> Json:
@@ -116,12 +161,13 @@ def profile_json(person: Person) -> Json:
         "key_changed": person.key_changed,
         "protocol_version": person.protocol_version,
         "session_reset_at": person.session_reset_at,
+        "verified": person.verified,
     }
 
 
 CONTACT_FIELDS = (
     *("username", "status", "fingerprint", "safety_number", "key_changed", "protocol_version"),
-    *("session_reset_at", "display_name", "position", "avatar_url", "blocked"),
+    *("session_reset_at", "verified", "display_name", "position", "avatar_url", "blocked"),
 )
 
 
@@ -204,9 +250,13 @@ def diagnostics_json(outbox: int, relay_deposits: int) -> Json:
 # Every UI object, by the name docs/UI_API.md gives it.
 OBJECTS: dict[str, Callable[..., Json]] = {
     "Me": me_json,
+    "LoginInfo": login_info_json,
     "Login": login_json,
     "Contact": contact_json,
     "Message": message_json,
+    "Quote": quote_json,
+    "Reaction": reaction_json,
+    "Version": version_json,
     "File": file_json,
     "Profile": profile_json,
     "Person": person_json,
@@ -251,6 +301,19 @@ EVENT_FIELDS: dict[type[events.Event], EventFields] = {
         "peer": e.peer,
         "state": e.state,
         "error": e.error,
+    },
+    events.MessageChanged: lambda e: {"message": message_json(e.message)},
+    events.MessageRemoved: lambda e: {"id": e.message_id, "peer": e.peer},
+    events.ActionFailed: lambda e: {
+        "peer": e.peer,
+        "target": e.target,
+        "kind": e.kind,
+        "error": e.error,
+    },
+    events.TypingChanged: lambda e: {
+        "username": e.username,
+        "typing": e.typing,
+        "expires_in_s": e.expires_in_s,
     },
     events.PresenceChanged: lambda e: {"username": e.username, "status": e.status},
     events.KeyChanged: lambda e: {"username": e.username},

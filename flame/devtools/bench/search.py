@@ -1,6 +1,7 @@
 """The bench's search figure: a daemon-format database (opened, migrated and indexed by the
 daemon's own store code) with many synthetic messages whose words follow a natural (Zipf)
-frequency law, then timed queries through the daemon's own search code.
+frequency law, then timed queries through the daemon's own search code, and edits and deletes
+through its own store code.
 
 A uniform vocabulary would flatter any full-text index (every word is rare); real text has a few
 words that appear in a large share of messages, and those are the slow queries (docs/ARCHITECTURE.md
@@ -22,6 +23,7 @@ from typing import Any
 from flame.core.crypto import new_db_key
 from flame.core.search import parse_query
 from flame.devtools.stats import summary_ms
+from flame.store.actions import apply_delete, apply_edit
 from flame.store.db import Database
 from flame.store.search import SearchFilters, search_messages
 
@@ -32,6 +34,7 @@ VOCABULARY = 50_000
 PEERS = 40
 BATCH_ROWS = 50_000
 QUERIES = 200
+ACTIONS = 50  # edits, and as many deletes for everyone, timed on the corpus
 SEED = 5
 
 # The head of the vocabulary is real English (the words people type most); the long tail is
@@ -148,6 +151,31 @@ def pick_queries(count: int, seed: int = SEED) -> list[tuple[str, str]]:
     return picked
 
 
+async def time_actions(db: Database, count: int, actions: int = ACTIONS) -> dict[str, list[float]]:
+    """Edits and deletes for everyone through the daemon's own code (store/actions.py) on
+    messages spread over the corpus, durable as a daemon's: the index follows each edit, and a
+    delete takes the text out of the table and the index and then cuts the write-ahead log
+    (PROTOCOL.md §17.3). Seconds each."""
+    await db.execute("PRAGMA synchronous=FULL")  # the load ran without fsync; these do not
+    step = max(1, count // (2 * actions))
+    keys = [f"bench:{index:08x}" for index in range(0, count, step)][: 2 * actions]
+    times: dict[str, list[float]] = {"edit": [], "delete": []}
+    for n, key in enumerate(keys):
+        row = await db.fetchone("SELECT peer FROM messages WHERE id = ?", (key,))
+        assert row is not None
+        began = time.perf_counter()
+        async with db.transaction() as conn:
+            if n % 2 == 0:
+                ts_ms = int(time.time() * 1000)
+                await apply_edit(conn, key, f"bench-edit:{n}", "an edited text", ts_ms)
+            else:
+                await apply_delete(conn, key, row["peer"], "everyone", time.time())
+        if n % 2:
+            await db.truncate_wal()
+        times["edit" if n % 2 == 0 else "delete"].append(time.perf_counter() - began)
+    return times
+
+
 async def run_search_bench(folder: Path, messages: int, queries: int = QUERIES) -> dict[str, Any]:
     """Build the corpus in `folder`, then time `queries` searches through the daemon's search
     code (store.search.search_messages, 30 results as the UI asks), newest-first and by
@@ -171,6 +199,7 @@ async def run_search_bench(folder: Path, messages: int, queries: int = QUERIES) 
                 times[order].setdefault(kind, []).append(time.perf_counter() - began)
                 if order == "newest":
                     hits.append(len(found))
+        actions_s = await time_actions(db, messages)
     finally:
         await db.close()
     return {
@@ -180,6 +209,7 @@ async def run_search_bench(folder: Path, messages: int, queries: int = QUERIES) 
         "index_bytes": fts_bytes,
         "db_bytes": db_bytes,
         "times_s": times,
+        "actions_s": actions_s,
         "mean_hits": round(sum(hits) / max(1, len(hits)), 1),
         "zipf_s": ZIPF_S,
         "vocabulary": VOCABULARY,
@@ -188,7 +218,9 @@ async def run_search_bench(folder: Path, messages: int, queries: int = QUERIES) 
 
 def search_figures(raw: dict[str, Any]) -> dict[str, Any]:
     """run_search_bench's raw times, summarised in milliseconds per order and kind of query."""
-    figures = {key: value for key, value in raw.items() if key != "times_s"}
+    figures = {key: value for key, value in raw.items() if key not in ("times_s", "actions_s")}
+    figures["edit_ms"] = summary_ms(raw["actions_s"]["edit"])
+    figures["delete_ms"] = summary_ms(raw["actions_s"]["delete"])
     for order, kinds in raw["times_s"].items():
         every = [t for samples in kinds.values() for t in samples]
         figures[f"{order}_ms"] = summary_ms(every)
@@ -218,5 +250,13 @@ def search_rows(search: dict[str, Any]) -> list[tuple[str, str]]:
                 f"(common words: {common['p50']:.2f} / {common['p99']:.2f} ms)",
             )
         )
+    edit, delete = search["edit_ms"], search["delete_ms"]
+    rows.append(
+        (
+            f"  edit / delete, {edit['count']} each",
+            f"p50 {edit['p50']:.1f} / {delete['p50']:.1f} ms, p99 {edit['p99']:.1f} / "
+            f"{delete['p99']:.1f} ms (durable; a delete cuts the WAL)",
+        )
+    )
     rows.append(("", ""))
     return rows

@@ -24,7 +24,10 @@ from flame.devtools.fuzz.olm import Olm
 from flame.errors import BadRequest
 
 KINDS = ["text", "receipt", "profile_update", "file_offer", "file_cancel", "file_decline"]
+KINDS += ["edit", "delete", "reaction", "typing"]  # PROTOCOL.md §17
 CONTROL_KINDS = {"receipt", "file_cancel", "file_decline", "profile_update"}
+CONTROL_KINDS |= {"edit", "delete", "reaction", "typing"}
+REFS_MAX = 64
 CHUNK = 64 * 1024
 MAC_SHARE = 0.4  # of the requests to daemons: authenticated by the pair key, not signed
 UPLOADS_MAX = 64
@@ -72,6 +75,7 @@ class World:
     fuzz: Hostile
     uploads: list[Upload] = field(default_factory=list)
     pair_keys: dict[tuple[str, str], bytes] = field(default_factory=dict)
+    refs: list[dict[str, str]] = field(default_factory=list)  # texts sent: the actions' targets
 
     @property
     def directory_url(self) -> str:
@@ -185,18 +189,42 @@ class World:
             body = {"profile": profile.model_dump()}
         elif kind == "file_offer":
             body, upload = self.offer(author, to)
+        elif kind in ("edit", "delete", "reaction"):
+            body = self.action(kind, author, to)
+        elif kind == "typing":
+            body = {"typing": self.fuzz.chance(0.7)}
         else:
             body = {"transfer_id": self.fuzz.b64(16)}
+        envelope_id = self.fuzz.b64(16)
+        if kind == "text" and len(self.refs) < REFS_MAX:
+            self.refs.append({"id": envelope_id, "author": author.name})
+        if kind == "text" and self.refs and self.fuzz.chance(0.2):
+            body["reply_to"] = self.fuzz.pick(self.refs)
         inner = {
             "from": author.name,
             "to": to.name,
-            "id": self.fuzz.b64(16),
+            "id": envelope_id,
             "seq": 0 if kind in CONTROL_KINDS else 1,
             "ts": _ms(),
             "kind": kind,
             "body": body,
         }
         return inner, upload
+
+    def action(self, kind: str, author: Member, to: Member) -> dict[str, Any]:
+        """An edit, delete or reaction (§17.2-17.4) of a text sent before (of any conversation,
+        by either side) or of a message that never was."""
+        target = (
+            self.fuzz.pick(self.refs)
+            if self.refs and self.fuzz.chance(0.7)
+            else {"id": self.fuzz.b64(16), "author": self.fuzz.pick([author.name, to.name])}
+        )
+        if kind == "edit":
+            return {"target": target, "text": self.fuzz.pick(["edited", "é" * 100])}
+        if kind == "reaction":
+            emoji = self.fuzz.pick(["👍", "🎉", "x", "👍🏽", "🇫🇷"])
+            return {"target": target, "emoji": emoji, "on": self.fuzz.chance(0.7)}
+        return {"target": target}
 
     def offer(self, author: Member, to: Member) -> tuple[dict[str, Any], Upload]:
         size = self.fuzz.pick([1, 1000, CHUNK, CHUNK + 1, 3 * CHUNK])

@@ -46,7 +46,11 @@ class Offers:
         fresh: list[tuple[int, Incoming, Transfer]] = []
         seen: set[tuple[str, str]] = set()
         now = self.ctx.clock.now()
+        deleted = await message_store.deleted_keys(self.ctx.db, [item.key for item in items])
+        await message_store.erase_copies(self.ctx.db, sorted(deleted))  # (PROTOCOL.md §17.3)
         for index, item in enumerate(items):
+            if item.key in deleted:  # deleted by its author before it came: nothing to keep
+                continue
             try:
                 transfer, data = await self._check_offer(item, now, seen)
             except RequestError as exc:
@@ -118,6 +122,7 @@ class Offers:
             state="receiving",
             created_at=now,
             inline=offer.data is not None,
+            caption=body.caption or "",
         )
         return transfer, offer.data
 

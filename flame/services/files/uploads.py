@@ -23,7 +23,7 @@ from flame.core.files import (
     sanitize_name,
     sniff_media,
 )
-from flame.core.models import FileCancelBody, FileDeclineBody, FileOfferBody
+from flame.core.models import MAX_CAPTION, FileCancelBody, FileDeclineBody, FileOfferBody
 from flame.errors import (
     BadRequest,
     Conflict,
@@ -62,9 +62,12 @@ class Uploads:
     messaging: Messaging
     contacts: Contacts
 
-    async def begin_upload(self, peer: str, name: str, size: int, declared_type: str) -> Transfer:
-        """Record a file the browser is about to upload. Refused here, before any byte is sent, when
-        it is empty or over the limit, or the recipient cannot be written to."""
+    async def begin_upload(
+        self, peer: str, name: str, size: int, declared_type: str, caption: str = ""
+    ) -> Transfer:
+        """Record a file the browser is about to upload, with what the user wrote with it. Refused
+        here, before any byte is sent, when it is empty or over the limit, the caption too long,
+        or the recipient cannot be written to."""
         self.ctx.keys.identity()
         limit = self.ctx.settings.files.max_file_bytes
         if size < 1:
@@ -72,6 +75,10 @@ class Uploads:
         if size > limit:
             raise TooLarge(
                 f"The file is larger than the limit of {limit} bytes.", code="file_too_large"
+            )
+        if len(caption) > MAX_CAPTION:
+            raise TooLarge(
+                f"The caption is longer than {MAX_CAPTION} characters.", code="caption_too_long"
             )
         await self.contacts.recipient(peer)
         transfer = Transfer(
@@ -90,6 +97,7 @@ class Uploads:
             stored_name=new_stored_name("out"),
             state="uploading",
             created_at=self.ctx.clock.now(),
+            caption=caption if caption.strip() else "",
         )
         await file_store.insert(self.ctx.db, transfer)
         self.runtime.publish(transfer)
@@ -200,6 +208,7 @@ class Uploads:
             token=b64e(transfer.upload_token),
             chunk_bytes=transfer.chunk_bytes,
             data=data,
+            caption=transfer.caption or None,
         )
         try:
             message = await self.messaging.send_inner(transfer.peer, "file_offer", body)

@@ -4,16 +4,18 @@
 
 import { h } from '../../dom.js';
 
-export function blockedBanner(peer) {
-  return h(
+/** "You blocked …": `setName` shows the person as the rest of the page does (display name). */
+export function blockedBanner() {
+  const text = h('span', { class: 'banner-text' });
+  const el = h(
     'div',
     { id: 'blocked-banner', class: 'banner banner-warning', role: 'status', hidden: true },
-    h(
-      'span',
-      { class: 'banner-text' },
-      `You blocked ${peer}. They cannot write to you; unblock them to talk again.`,
-    ),
+    text,
   );
+  const setName = (name) => {
+    text.textContent = `You blocked ${name}. They cannot write to you; unblock them to talk again.`;
+  };
+  return { el, setName };
 }
 
 /** Shown while an older page is shown (a search hit); onJump goes to the newest messages. */

@@ -1,10 +1,11 @@
-// The card in a file message's bubble: name, size and kind, progress, cancel or decline, the
-// picture, audio or video inline once our daemon holds the file, else a download chip. Nothing
-// here builds HTML from strings; names are always text.
+// The card in a file message's bubble: name, size and kind (in words, never a MIME type), the
+// caption, progress, cancel or decline, the picture, audio or video inline once our daemon holds
+// the file, else a download chip. Nothing here builds HTML from strings; names are always text.
 
 import { fileApi } from '../../api.js';
 import { busyButton, h, setText, spinner, whileBusy } from '../../dom.js';
-import { fileBadge, formatBytes, progressText } from '../../format.js';
+import { fileBadge, fileKind, formatBytes, progressText } from '../../format.js';
+import { linkify } from '../../links.js';
 import { openLightbox } from './lightbox.js';
 
 // A transfer's states (docs/UI_API.md, "Files"); in these, bytes may still move.
@@ -53,6 +54,8 @@ export class FileCard {
       this.bar,
       this.barText,
     );
+    this.caption = h('div', { class: 'message-text file-caption', hidden: true });
+    this.captionText = null;
     this.status = h('p', { class: 'file-status' });
     this.action = busyButton({
       type: 'button',
@@ -65,6 +68,7 @@ export class FileCard {
       { class: 'file-card', 'data-transfer': this.id },
       this.media,
       this.chip,
+      this.caption,
       this.progressBox,
       h('div', { class: 'file-footer' }, this.status, this.action.el),
     );
@@ -89,6 +93,15 @@ export class FileCard {
     this.file = { ...this.file, ...next };
     if (!OPEN_STATES.has(this.file.state)) this.progressEvent = null;
     this.render();
+  }
+
+  /** What the sender wrote with the file (the message's text). */
+  setCaption(text) {
+    const caption = typeof text === 'string' ? text : '';
+    if (caption === this.captionText) return;
+    this.captionText = caption;
+    this.caption.replaceChildren(...linkify(caption));
+    this.caption.hidden = !caption;
   }
 
   progress(evt) {
@@ -127,8 +140,9 @@ export class FileCard {
     this.el.dataset.state = state;
     this.el.dataset.direction = this.direction;
     setText(this.name, f.name || 'file');
-    const type = f.type || f.media_type || '';
-    setText(this.sub, [formatBytes(f.size), type].filter(Boolean).join(' · '));
+    this.name.title = f.name || 'file'; // the whole name, when the card cuts it short
+    const kind = fileKind(f.name, f.type || f.media_type, f.media);
+    setText(this.sub, `${formatBytes(f.size)} · ${kind}`);
     setText(this.icon, fileBadge(f.name, f.media));
     this._renderMedia();
     this._renderProgress();
@@ -179,11 +193,17 @@ export class FileCard {
         alt: this.file.name || 'picture',
         tabindex: '0',
       });
-      element.addEventListener('click', () => openLightbox(url, this.file.name || 'picture'));
+      const show = () =>
+        openLightbox(
+          url,
+          this.file.name || 'picture',
+          fileApi.contentUrl(this.peer, this.id, true),
+        );
+      element.addEventListener('click', show);
       element.addEventListener('keydown', (ev) => {
         if (ev.key === 'Enter' || ev.key === ' ') {
           ev.preventDefault();
-          openLightbox(url, this.file.name || 'picture');
+          show();
         }
       });
       element.addEventListener('load', () => loading.remove());

@@ -8,10 +8,11 @@ import { FileCard } from './file-card.js';
 export class ConversationFiles {
   /**
    * onUpload(m): a file is on its way (a placeholder message until the daemon has it);
-   * onSent(m): the daemon took it; showError(text) / clearError(): the composer's error line.
+   * onSent(m): the daemon took it; showError(text) / clearError(): the composer's error line;
+   * giveBack(text): a caption no file could take goes back to the composer.
    */
-  constructor(peer, { onUpload, onSent, showError, clearError }) {
-    Object.assign(this, { peer, onUpload, onSent, showError, clearError });
+  constructor(peer, { onUpload, onSent, showError, clearError, giveBack }) {
+    Object.assign(this, { peer, onUpload, onSent, showError, clearError, giveBack });
     this.destroyed = false;
     this.cards = new Map(); // transfer id -> FileCard
     this.fileViews = new Map(); // transfer id -> latest view seen before its message
@@ -33,14 +34,21 @@ export class ConversationFiles {
     const id = m.file.transfer_id;
     let card = this.cards.get(id);
     if (!card) {
-      card = new FileCard(this.peer, m.file, {
-        onCancel: (c) => this._cancel(c),
-        onDecline: (c) => fileApi.decline(this.peer, c.id),
-      });
+      // A view without its direction (the public fields of one's own offer, from another tab)
+      // takes the message's: one's own file is never "waiting for bob to send it".
+      card = new FileCard(
+        this.peer,
+        { direction: m.direction, ...m.file },
+        {
+          onCancel: (c) => this._cancel(c),
+          onDecline: (c) => fileApi.decline(this.peer, c.id),
+        },
+      );
       this.cards.set(id, card);
     } else {
       card.update(m.file);
     }
+    card.setCaption(m.text);
     const later = this.fileViews.get(id);
     if (later) {
       this.fileViews.delete(id);
@@ -67,13 +75,15 @@ export class ConversationFiles {
     return fileApi.cancel(this.peer, card.id);
   }
 
-  /** Attach: each file is announced (refused at once if too large), then streamed. */
-  async send(files) {
+  /** Attach: each file is announced (refused at once if too large), then streamed. The caption
+   * goes with the first. */
+  async send(files, caption = '') {
     this.clearError();
+    let text = caption;
     for (const file of files) {
       let announced;
       try {
-        announced = (await fileApi.announce(this.peer, file)).file;
+        announced = (await fileApi.announce(this.peer, file, text)).file;
       } catch (err) {
         if (err.status === 401) return;
         this.showError(`${file.name || 'The file'}: ${err.message}`);
@@ -87,7 +97,7 @@ export class ConversationFiles {
         direction: 'out',
         author: store.state.me ? store.state.me.username : '',
         kind: 'file_offer',
-        text: '',
+        text,
         sent_at: Date.now() / 1000,
         received_at: null,
         seq: Number.MAX_SAFE_INTEGER,
@@ -95,6 +105,7 @@ export class ConversationFiles {
         error: null,
         file: announced,
       });
+      text = '';
       const controller = new AbortController();
       this.uploads.set(id, controller);
       fileApi
@@ -110,5 +121,6 @@ export class ConversationFiles {
         })
         .finally(() => this.uploads.delete(id));
     }
+    if (text && !this.destroyed) this.giveBack(text);
   }
 }

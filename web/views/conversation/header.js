@@ -1,5 +1,6 @@
-// The conversation's header: back link, the person (picture, name linking to their profile,
-// status), the safety number to compare, and the block/unblock button.
+// The conversation's header: back link, the person (picture, name linking to their profile, the
+// "verified" mark once the user compared safety numbers there, status), and block/unblock (asked
+// first). The safety number itself is on the profile page, where it is verified.
 
 import { api } from '../../api.js';
 import { busyButton, h, setText, whileBusy } from '../../dom.js';
@@ -7,6 +8,7 @@ import { statusLabel } from '../../format.js';
 import { profileHash } from '../../router.js';
 import * as store from '../../store.js';
 import { avatarElement, setStatusDot } from '../contacts.js';
+import { confirmBlock } from '../dialog.js';
 import { backLink } from '../page.js';
 
 export class ConversationHeader {
@@ -17,10 +19,27 @@ export class ConversationHeader {
     this.destroyed = false;
     this.dot = h('span', { class: 'status-dot status-offline', 'aria-hidden': 'true' });
     this.statusText = h('span', { class: 'status-text' }, '…');
+    // "typing…" in place of the status while the contact writes (PROTOCOL.md §17.5).
+    this.typing = h(
+      'span',
+      { class: 'conv-typing', id: 'typing-indicator', role: 'status', hidden: true },
+      'typing…',
+    );
     this.avatar = avatarElement(peer, 'avatar-lg');
     this.titleName = h('span', { class: 'conv-title-name' }, peer);
     // Always the username too: a display name proves nothing (anyone can choose "Alice").
     this.titleUsername = h('span', { class: 'conv-title-username', id: 'conv-username' }, peer);
+    this.verified = h(
+      'a',
+      {
+        id: 'conv-verified',
+        class: 'verified-mark',
+        href: profileHash(peer),
+        title: 'You compared safety numbers with them',
+        hidden: true,
+      },
+      '✓ Verified',
+    );
     this.block = busyButton(
       {
         id: 'block-toggle',
@@ -29,17 +48,6 @@ export class ConversationHeader {
         onclick: () => this._toggleBlock(),
       },
       'Block',
-    );
-    this.safety = h('span', { class: 'safety-number', id: 'safety-number' }, '');
-    this.safetyBox = h(
-      'div',
-      {
-        class: 'safety',
-        title:
-          'Compare this number with your contact over another channel to verify their identity.',
-      },
-      h('span', { class: 'safety-label' }, 'Safety number'),
-      this.safety,
     );
     this.el = h(
       'header',
@@ -59,15 +67,19 @@ export class ConversationHeader {
           ),
           this.titleUsername,
         ),
-        h('div', { class: 'conv-status' }, this.dot, this.statusText),
+        h('div', { class: 'conv-status' }, this.dot, this.statusText, this.verified, this.typing),
       ),
-      this.safetyBox,
       this.block.el,
     );
   }
 
   destroy() {
     this.destroyed = true;
+  }
+
+  setTyping(on) {
+    this.typing.hidden = !on;
+    this.statusText.hidden = on;
   }
 
   /** c: the contact, or null for someone not in the contacts. */
@@ -77,24 +89,23 @@ export class ConversationHeader {
     this.avatar.update(c ? c.avatar_url : null, store.displayName(this.peer));
     this.block.el.hidden = !c;
     setText(this.block.label, c?.blocked ? 'Unblock' : 'Block');
+    this.verified.hidden = !c?.verified;
     if (c) {
       setStatusDot(this.dot, c.status);
       setText(this.statusText, statusLabel(c.status));
-      setText(this.safety, c.safety_number || '—');
-      this.safetyBox.hidden = !c.safety_number;
     } else {
       setStatusDot(this.dot, 'offline');
       setText(
         this.statusText,
         store.state.contactsStatus === 'ready' ? 'Not in your contacts' : '…',
       );
-      this.safetyBox.hidden = true;
     }
   }
 
   async _toggleBlock() {
     const c = store.state.contacts.get(this.peer);
     if (!c || this.block.el.disabled) return;
+    if (!c.blocked && !(await confirmBlock(this.peer))) return;
     await whileBusy(this.block, async () => {
       try {
         const view = c.blocked ? await api.unblock(this.peer) : await api.block(this.peer);

@@ -62,9 +62,17 @@ export class History {
   }
 
   /** The newest page is on screen: the user has seen it (read receipts, if on). Reading the
-   * history changes nothing by itself; this says how far the page showed. */
+   * history changes nothing by itself; this says how far the page showed: up to the incoming
+   * message stored last (the daemon counts in the order it stored them, and one written earlier
+   * may have arrived after one written later). */
   _markShown(messages) {
-    const last = Array.isArray(messages) && messages.length ? messages[messages.length - 1] : null;
+    const shown = Array.isArray(messages) ? messages : [];
+    let last = null;
+    for (const m of shown) {
+      if (m.direction === 'in' && (!last || Number(m.received_at) >= Number(last.received_at))) {
+        last = m;
+      }
+    }
     if (last) api.markRead(this.peer, last.id).catch(() => {});
   }
 
@@ -88,6 +96,15 @@ export class History {
     } finally {
       if (!this.destroyed) t.setLoading(false);
     }
+  }
+
+  /** Show one message (a reply's quote): marked where it is shown, else the page around it is
+   * loaded in place of what is shown, as a search hit opens (PROTOCOL.md §17.1). */
+  async jumpTo(id) {
+    if (this.timeline.reveal(id)) return;
+    this.timeline.clear();
+    this._setNextBefore(null);
+    await this.loadAround(id);
   }
 
   /** Leave an older page for the newest messages. */

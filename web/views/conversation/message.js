@@ -1,7 +1,11 @@
-// One message of the timeline: its bubble (the text, or a file's card), time and state.
+// One message of the timeline: its bubble (the text, or a file's card; the message it quotes;
+// or, deleted for everyone, a tombstone), time and state, its reactions and its actions.
 
 import { h } from '../../dom.js';
 import { formatFull, formatTime, messageStateInfo, toDate } from '../../format.js';
+import { linkify } from '../../links.js';
+import { editedMark, messageActions, reactionChips } from './message-actions.js';
+import { quoteBlock } from './quote.js';
 
 function stateIndicator(m) {
   const info = messageStateInfo(m.state);
@@ -28,9 +32,16 @@ function stateIndicator(m) {
  * Fill li (the message's list item, kept while the message is shown) with message m. A file
  * message's bubble holds its FileCard, kept across re-renders so media keeps playing.
  */
-export function fillMessage(li, m, card = null) {
+export function fillMessage(li, m, card = null, actions = null) {
   const out = m.direction === 'out';
-  li.className = ['message', out ? 'out' : 'in', m.state === 'failed' ? 'failed' : '']
+  const shown = li.classList.contains('show-actions');
+  li.className = [
+    'message',
+    out ? 'out' : 'in',
+    m.state === 'failed' ? 'failed' : '',
+    m.deleted ? 'deleted' : '',
+    shown ? 'show-actions' : '',
+  ]
     .filter(Boolean)
     .join(' ');
   li.dataset.id = m.id;
@@ -44,17 +55,30 @@ export function fillMessage(li, m, card = null) {
     },
     formatTime(m.sent_at),
   );
+  let content;
+  if (m.deleted) content = h('p', { class: 'message-tombstone' }, 'This message was deleted.');
+  else if (card) content = card.el;
+  else content = h('div', { class: 'message-text' }, linkify(m.text ?? ''));
+  const quote = m.reply_to && !m.deleted && actions ? quoteBlock(m.reply_to, actions.jump) : null;
+  const edited = m.edited_at && !m.deleted && actions ? editedMark(li, m, actions) : null;
+  // The actions: a toolbar, and its "⋯" button in the meta line (touch screens, the keyboard).
+  const [bar, more] =
+    actions && !m.id.startsWith('upload:') ? messageActions(li, m, actions) : [null, null];
   const bubble = h(
     'div',
-    { class: ['bubble', card ? 'bubble-file' : null] },
-    card ? card.el : h('div', { class: 'message-text' }, m.text ?? ''),
-    h('span', { class: 'message-meta' }, time, stateIndicator(m)),
+    { class: ['bubble', card && !m.deleted ? 'bubble-file' : null] },
+    quote,
+    content,
+    h('span', { class: 'message-meta' }, edited, time, m.deleted ? null : stateIndicator(m), more),
   );
-  const children = [bubble];
-  if (out && m.state === 'failed') {
+  const children = [bubble, bar];
+  if (actions && !m.deleted) children.push(reactionChips(m, actions));
+  if (out && m.state === 'failed' && !m.deleted) {
     children.push(
       h('div', { class: 'message-error' }, m.error ? `Not sent — ${m.error}` : 'Not sent'),
     );
   }
-  li.replaceChildren(...children);
+  // An open picker or menu stays open while the message changes under it (a state, a reaction).
+  const open = li.querySelector(':scope > .message-popover');
+  li.replaceChildren(...[...children, open].filter(Boolean));
 }

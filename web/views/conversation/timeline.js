@@ -5,14 +5,21 @@ import { busyButton, h, spinner } from '../../dom.js';
 import { compareMessages, dayKey, dayLabel } from '../../format.js';
 import { stateRank } from '../../states.js';
 import { fillMessage } from './message.js';
+import { isEditable } from './message-actions.js';
 
 const NEAR_BOTTOM_PX = 120;
 
 export class Timeline {
-  /** files: the conversation's file cards (ConversationFiles); onOlder: "Load older" clicked. */
-  constructor(peer, { files, onOlder }) {
+  /**
+   * files: the conversation's file cards (ConversationFiles); onOlder: "Load older" clicked;
+   * footer: shown under the newest message (why messages wait); onChange: the messages changed;
+   * actions: what the user can do to a message (reply, react, edit, delete: index.js).
+   */
+  constructor(peer, { files, onOlder, actions, footer = null, onChange = () => {} }) {
     this.peer = peer;
     this.files = files;
+    this.onChange = onChange;
+    this.actions = actions;
     this.byId = new Map(); // id -> {m, el}
     this.pendingStates = new Map(); // id -> {state, error} seen before the message
     this.loaded = false; // a page was shown: from now on an empty list means no messages
@@ -49,6 +56,7 @@ export class Timeline {
       this.loadError,
       this.empty,
       this.list,
+      footer,
     );
     this.jumpBtn = h(
       'button',
@@ -60,11 +68,18 @@ export class Timeline {
       },
       'New messages ↓',
     );
-    // Stay pinned to the newest message when the pane resizes (key-change bar,
-    // error line, window resize) if the user was at the bottom.
+    // Stay pinned to the newest message when the pane resizes (key-change bar, error line,
+    // window resize) or the messages grow (a picture that loads after the scroll, a card that
+    // changes) if the user was at the bottom.
+    // Only a scroll up (the user's) unsticks it: growth under a scroll already sent to the
+    // bottom must not, though the scroll's event may come after the messages grew again.
     this.stuck = true;
+    this.lastTop = 0;
     this.scroller.addEventListener('scroll', () => {
-      this.stuck = this.nearBottom();
+      const top = this.scroller.scrollTop;
+      if (top < this.lastTop) this.stuck = this.nearBottom();
+      else if (this.nearBottom()) this.stuck = true;
+      this.lastTop = top;
       if (this.stuck) this.jumpBtn.hidden = true;
     });
     if (typeof ResizeObserver === 'function') {
@@ -72,6 +87,8 @@ export class Timeline {
         if (this.stuck && !this.destroyed) this.scroller.scrollTop = this.scroller.scrollHeight;
       });
       this.resizeObserver.observe(this.scroller);
+      this.resizeObserver.observe(this.list);
+      if (footer) this.resizeObserver.observe(footer);
     }
     this.el = h('div', { class: 'message-area' }, this.scroller, this.jumpBtn);
   }
@@ -124,6 +141,18 @@ export class Timeline {
   clear() {
     this.byId.clear();
     this.list.replaceChildren();
+    this.onChange();
+  }
+
+  /** This user's messages not at the recipient's daemon yet (in the outbox, or with relays). */
+  pending() {
+    const waiting = [];
+    for (const { m } of this.byId.values()) {
+      if (m.direction === 'out' && (m.state === 'sending' || m.state === 'relayed')) {
+        if (!m.id.startsWith('upload:') && !m.deleted) waiting.push(m); // a deleted one never goes
+      }
+    }
+    return waiting;
   }
 
   remove(id) {
@@ -160,7 +189,7 @@ export class Timeline {
       }
       const moved = compareMessages(existing.m, m) !== 0;
       existing.m = m;
-      fillMessage(existing.el, m, card);
+      fillMessage(existing.el, m, card, this.actions);
       if (moved) {
         existing.el.remove();
         this._insert(existing);
@@ -175,7 +204,7 @@ export class Timeline {
       }
     }
     const el = h('li');
-    fillMessage(el, m, card);
+    fillMessage(el, m, card, this.actions);
     const entry = { m, el };
     this.byId.set(m.id, entry);
     this._insert(entry);
@@ -193,6 +222,7 @@ export class Timeline {
       prevDay = key;
     }
     this.empty.hidden = !(this.loaded && this.byId.size === 0);
+    this.onChange();
   }
 
   /** A fetched page of messages. */
@@ -227,7 +257,39 @@ export class Timeline {
       return;
     }
     entry.m = { ...entry.m, state: evt.state, error: evt.error ?? null };
-    fillMessage(entry.el, entry.m, this.files.card(entry.m.file?.transfer_id));
+    fillMessage(entry.el, entry.m, this.files.card(entry.m.file?.transfer_id), this.actions);
+    this.onChange();
+  }
+
+  /** A `message_changed` event or an action's answer: edited, deleted, reacted to. */
+  change(m) {
+    if (!this.byId.has(m.id)) return;
+    this.upsert(m);
+    this.refreshDays();
+  }
+
+  /** A message deleted for this user: no longer shown. */
+  removeMessage(id) {
+    this.remove(id);
+    this.refreshDays();
+  }
+
+  /** The newest of this user's messages that can still be edited (↑ in the composer). */
+  lastEditable() {
+    let last = null;
+    for (const { m } of this.byId.values()) {
+      if (isEditable(m) && (!last || compareMessages(last, m) < 0)) last = m;
+    }
+    return last;
+  }
+
+  /** Mark and scroll to a message shown here (a quote's original); false when not shown. */
+  reveal(id) {
+    const entry = this.byId.get(id);
+    if (!entry) return false;
+    for (const li of this.list.querySelectorAll('.is-target')) li.classList.remove('is-target');
+    this.showTarget(id);
+    return true;
   }
 
   // ---------- loading ----------
