@@ -194,7 +194,9 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
         raise FlameError(f"username {args.username!r}: {exc}") from exc
     data_dir = settings.directory_data_dir()
     ttl_s = settings.directory.invite_ttl_s
-    code = asyncio.run(admin.create_invite(data_dir, username, rekey=args.rekey, ttl_s=ttl_s))
+    code = asyncio.run(
+        admin.create_invite(settings.directory, data_dir, username, rekey=args.rekey, ttl_s=ttl_s)
+    )
     certificate = admin.certificate_fingerprint(settings.directory, data_dir)
     if certificate is not None:  # one string: the code, and the certificate to pin (§5.1)
         code = invite_token(code, certificate)
@@ -227,7 +229,7 @@ def cmd_directory_users(args: argparse.Namespace, settings: Settings) -> int:
     from flame.core.encoding import b64d
     from flame.directory import admin
 
-    users = asyncio.run(admin.enrolled_users(settings.directory_data_dir()))
+    users = asyncio.run(admin.enrolled_users(settings.directory, settings.directory_data_dir()))
     if not users:
         print("No users enrolled yet.")
     for user in users:

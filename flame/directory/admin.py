@@ -16,11 +16,11 @@ from pydantic import Field
 from flame.clock import SystemClock
 from flame.config import DirectorySettings
 from flame.core.models import Username, Wire
-from flame.directory import store
+from flame.directory.store import DirectoryStore
 from flame.errors import FlameError
 from flame.net.http import error_middleware, parse_model, read_body
 from flame.net.tls import ensure_certificate
-from flame.store.db import Database, FolderLock
+from flame.store.db import FolderLock
 
 SOCKET_NAME = "admin.sock"
 
@@ -31,14 +31,13 @@ class InviteBody(Wire):
     ttl_s: int = Field(gt=0)
 
 
-DB = web.AppKey("db", Database)
+STORE: web.AppKey[DirectoryStore] = web.AppKey("store")
 NOW: web.AppKey[Callable[[], float]] = web.AppKey("now")
 
 
 async def invite(request: web.Request) -> web.Response:
     body = parse_model(InviteBody, await read_body(request, 4096))
-    code = await store.create_invite(
-        request.app[DB],
+    code = await request.app[STORE].create_invite(
         body.username,
         rekey=body.rekey,
         now=int(request.app[NOW]()),
@@ -49,13 +48,13 @@ async def invite(request: web.Request) -> web.Response:
 
 async def users(request: web.Request) -> web.Response:
     return web.json_response(
-        {"users": [u.model_dump() for u in await store.list_users(request.app[DB])]}
+        {"users": [u.model_dump() for u in await request.app[STORE].list_users()]}
     )
 
 
-def build(db: Database, now: Callable[[], float]) -> web.Application:
+def build(store: DirectoryStore, now: Callable[[], float]) -> web.Application:
     app = web.Application(middlewares=[error_middleware])
-    app[DB] = db
+    app[STORE] = store
     app[NOW] = now
     app.router.add_post("/invite", invite)
     app.router.add_get("/users", users)
@@ -95,32 +94,34 @@ async def admin_call(
         return None
 
 
-async def create_invite(data_dir: Path, username: str, *, rekey: bool, ttl_s: int) -> str:
+async def create_invite(
+    settings: DirectorySettings, data_dir: Path, username: str, *, rekey: bool, ttl_s: int
+) -> str:
     """`flame directory invite`: through the running directory, or its database if none runs."""
     reply = await admin_call(
         data_dir, "POST", "/invite", {"username": username, "rekey": rekey, "ttl_s": ttl_s}
     )
     if reply is not None:
         return str(reply["code"])
-    db, lock = await with_database(data_dir)
+    store, lock = await with_store(settings, data_dir)
     try:
         now = int(SystemClock().now())
-        return await store.create_invite(db, username, rekey=rekey, now=now, ttl_s=ttl_s)
+        return await store.create_invite(username, rekey=rekey, now=now, ttl_s=ttl_s)
     finally:
-        await db.close()
+        await store.close()
         lock.release()
 
 
-async def enrolled_users(data_dir: Path) -> list[dict[str, Any]]:
+async def enrolled_users(settings: DirectorySettings, data_dir: Path) -> list[dict[str, Any]]:
     """`flame directory users`: through the running directory, or its database if none runs."""
     reply = await admin_call(data_dir, "GET", "/users")
     if reply is not None:
         return list(reply["users"])
-    db, lock = await with_database(data_dir)
+    store, lock = await with_store(settings, data_dir)
     try:
-        return [u.model_dump() for u in await store.list_users(db)]
+        return [u.model_dump() for u in await store.list_users()]
     finally:
-        await db.close()
+        await store.close()
         lock.release()
 
 
@@ -132,13 +133,15 @@ def certificate_fingerprint(settings: DirectorySettings, data_dir: Path) -> byte
     return ensure_certificate(data_dir).fingerprint
 
 
-async def with_database(data_dir: Path) -> tuple[Database, FolderLock]:
-    from flame.directory.app import open_directory_db
+async def with_store(
+    settings: DirectorySettings, data_dir: Path
+) -> tuple[DirectoryStore, FolderLock]:
+    from flame.directory.app import open_store
 
     lock = FolderLock(data_dir)
     lock.acquire()
     try:
-        return await open_directory_db(data_dir), lock
+        return await open_store(settings, data_dir), lock
     except BaseException:
         lock.release()
         raise

@@ -122,7 +122,7 @@ async def test_relays_refuse_over_quota_and_hand_nothing_to_others(cluster: Clus
     alice, bob, carol = (cluster.daemons[n] for n in ("alice", "bob", "carol"))
     assert carol.supervisor is not None
     await carol.supervisor.stop()  # carol answers as a relay but does not forward on her own
-    await services_of(carol).contacts.sync_once(None)  # ... and knows who everyone is
+    await services_of(carol).directory_sync.sync_once()  # ... and knows who everyone is
     client = services_of(alice).client
     carol_peer = peer_endpoint(carol)
     envelopes = [envelope_from(alice, bob, f"m{i}", seq=i + 1) for i in range(3)]

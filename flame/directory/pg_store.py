@@ -1,0 +1,372 @@
+"""The directory's PostgreSQL back end (asyncpg), for several `flame directory serve` processes
+on one database: the only SQL of that back end; the rules are directory/store.py's.
+
+Across processes: an invite row is locked (FOR UPDATE) while it is spent, so it is spent once;
+every change takes the head's row lock last and holds it to its commit, so heads commit in order
+(PROTOCOL.md §5.4); and a change NOTIFYs channel `flame_directory` with its head, which every
+process LISTENs to for its pushes. A database that does not answer is a 503 `database_unavailable`
+with Retry-After, never a 500 or a hang (`command_timeout`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+from typing import Any, TypeVar
+
+import asyncpg
+
+from flame.core.models import DirectoryEntry, PresenceRecord, UserRecord
+from flame.core.prekeys import PrekeyRecord
+from flame.core.presence import is_republish
+from flame.directory.store import (
+    ChangeListener,
+    Changes,
+    InviteRow,
+    check_enrollment,
+    code_hash,
+    entry_of,
+    future_cursor,
+    new_invite_code,
+    taken,
+    user_record,
+)
+from flame.errors import Unavailable
+
+log = logging.getLogger("flame.directory")
+SCHEMA = "flame.directory.schema_pg"
+CHANNEL = "flame_directory"
+TIMEOUT_S = 5.0
+RETRY_AFTER_S = 5.0
+MIGRATION_LOCK = 0x666C616D65  # pg_advisory_xact_lock key: one process migrates at a time
+ENTRIES = "SELECT u.*, p.record FROM users u LEFT JOIN presence p ON p.username = u.username"
+# What an outage looks like to asyncpg: the server gone, shutting down, or not answering in time.
+OUTAGE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
+T = TypeVar("T")
+
+
+def unavailable() -> Unavailable:
+    return Unavailable(
+        "The directory's database does not answer; try again shortly.",
+        code="database_unavailable",
+        retry_after_s=RETRY_AFTER_S,
+    )
+
+
+class PostgresStore:
+    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+        self.pool = pool
+        self.dsn = dsn
+        self.listeners: list[ChangeListener] = []
+        self.listening: asyncio.Task[None] | None = None
+        self.is_listening = asyncio.Event()  # LISTEN is in place (tests wait for it)
+
+    @classmethod
+    async def open(cls, dsn: str) -> PostgresStore:
+        """Connect, migrate (one process at a time), and LISTEN for other processes' changes."""
+        try:
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=8, timeout=TIMEOUT_S, command_timeout=TIMEOUT_S
+            )
+        except OUTAGE as exc:
+            raise Unavailable(
+                f"Cannot reach the directory's PostgreSQL database: {type(exc).__name__}: {exc}"
+            ) from None
+        store = cls(pool, dsn)
+        try:
+            await store._migrate()
+        except BaseException:
+            await pool.close()
+            raise
+        store.listening = asyncio.create_task(store._listen(), name="directory-listen")
+        return store
+
+    async def _migrate(self) -> None:
+        async with self._transaction() as conn:
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+            )
+            version = await conn.fetchval("SELECT max(version) FROM schema_version") or 0
+            scripts = sorted(
+                (entry.name, entry.read_text(encoding="utf-8"))
+                for entry in resources.files(SCHEMA).iterdir()
+                if entry.name.endswith(".sql")
+            )
+            for name, sql in scripts:
+                number = int(name.split("_", 1)[0])
+                if number > version:
+                    await conn.execute(sql)
+                    await conn.execute("INSERT INTO schema_version VALUES ($1)", number)
+
+    async def _listen(self) -> None:
+        """One connection LISTENs; when it drops, it comes back (with backoff) and reports the
+        head then, so changes made meanwhile are pushed too."""
+        delay = 0.2
+        while True:
+            gone = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(self.dsn, timeout=TIMEOUT_S)
+            except (*OUTAGE, asyncpg.PostgresError) as exc:
+                log.warning("directory database: cannot LISTEN (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            try:
+                conn.add_termination_listener(lambda _conn, gone=gone: gone.set())
+                await conn.add_listener(CHANNEL, self._notified)
+                self._changed(int(await conn.fetchval("SELECT seq FROM change_head")))
+                self.is_listening.set()
+                delay = 0.2
+                await gone.wait()
+            except OUTAGE:
+                pass
+            finally:
+                self.is_listening.clear()
+                with contextlib.suppress(*OUTAGE):
+                    await asyncio.wait_for(conn.close(), TIMEOUT_S)
+            await asyncio.sleep(delay)
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        with contextlib.suppress(ValueError):
+            self._changed(int(payload))
+
+    def _changed(self, head: int) -> None:
+        for listener in self.listeners:
+            listener(head)
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self.pool.acquire(timeout=TIMEOUT_S) as conn, conn.transaction():
+                yield conn
+        except OUTAGE:
+            raise unavailable() from None
+
+    async def _call(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """One statement outside a transaction, an outage mapped."""
+        try:
+            async with self.pool.acquire(timeout=TIMEOUT_S) as conn:
+                return await work(conn)
+        except OUTAGE:
+            raise unavailable() from None
+
+    async def _stamp(self, conn: asyncpg.Connection, usernames: list[str]) -> int:
+        """The next head (its row lock held to the commit), stamped on `usernames`, NOTIFYed."""
+        head = int(await conn.fetchval("UPDATE change_head SET seq = seq + 1 RETURNING seq"))
+        await conn.execute(
+            "UPDATE users SET seq=$1 WHERE username = ANY($2::text[])", head, usernames
+        )
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(head))
+        return head
+
+    async def create_invite(self, username: str, *, rekey: bool, now: int, ttl_s: int) -> str:
+        code = new_invite_code()
+        await self._call(
+            lambda c: c.execute(
+                "INSERT INTO invites (code_hash, username, rekey, created_at, expires_at)"
+                " VALUES ($1,$2,$3,$4,$5)",
+                code_hash(code),
+                username,
+                rekey,
+                now,
+                now + ttl_s,
+            )
+        )
+        return code
+
+    async def enroll(
+        self,
+        user: UserRecord,
+        keys: tuple[bytes, bytes, bytes],
+        invite: str | None,
+        *,
+        open_registration: bool,
+        now: int,
+    ) -> None:
+        identity_key, x25519_key, x25519_sig = keys
+        async with self._transaction() as conn:
+            row = None
+            if invite is not None:  # locked: a second process spending it waits, then sees it used
+                row = await conn.fetchrow(
+                    "SELECT * FROM invites WHERE code_hash=$1 FOR UPDATE", code_hash(invite)
+                )
+            old_key = await conn.fetchval(
+                "SELECT identity_key FROM users WHERE username=$1 FOR UPDATE", user.username
+            )
+            check_enrollment(
+                user.username,
+                None if row is None else _invite(row),
+                has_invite=invite is not None,
+                exists=old_key is not None,
+                open_registration=open_registration,
+                now=now,
+            )
+            if invite is not None:
+                await conn.execute(
+                    "UPDATE invites SET used_at=$1 WHERE code_hash=$2", now, code_hash(invite)
+                )
+            if old_key is None:
+                inserted = await conn.fetchval(
+                    "INSERT INTO users (username, identity_key, x25519_key, x25519_sig,"
+                    " enrolled_at, seq) VALUES ($1,$2,$3,$4,$5,0) ON CONFLICT DO NOTHING"
+                    " RETURNING 1",
+                    user.username,
+                    identity_key,
+                    x25519_key,
+                    x25519_sig,
+                    now,
+                )
+                if inserted is None:  # another process enrolled the name in the meantime
+                    raise taken(user.username)
+            else:
+                await conn.execute(
+                    "UPDATE users SET identity_key=$2, x25519_key=$3, x25519_sig=$4,"
+                    " enrolled_at=$5 WHERE username=$1",
+                    user.username,
+                    identity_key,
+                    x25519_key,
+                    x25519_sig,
+                    now,
+                )
+                if bytes(old_key) != identity_key:  # the old key's prekeys are void (§14.3)
+                    await conn.execute("DELETE FROM prekeys WHERE username=$1", user.username)
+            await conn.execute("DELETE FROM presence WHERE username=$1", user.username)
+            await self._stamp(conn, [user.username])
+
+    async def identity_key_of(self, username: str) -> bytes | None:
+        key = await self._call(
+            lambda c: c.fetchval("SELECT identity_key FROM users WHERE username=$1", username)
+        )
+        return None if key is None else bytes(key)
+
+    async def put_presence(self, record: PresenceRecord, expires_at: float) -> None:
+        async with self._transaction() as conn:
+            old = await conn.fetchval(
+                "SELECT record FROM presence WHERE username=$1 FOR UPDATE", record.username
+            )
+            published = None if old is None else PresenceRecord.model_validate_json(old)
+            if published is not None and is_republish(published, record):
+                # Only the expiry moves: a crash that loses it expires the record a report early.
+                await conn.execute("SET LOCAL synchronous_commit = off")
+                await conn.execute(
+                    "UPDATE presence SET expires_at=$2 WHERE username=$1",
+                    record.username,
+                    expires_at,
+                )
+                return
+            await conn.execute(
+                "INSERT INTO presence (username, record, expires_at) VALUES ($1,$2,$3)"
+                " ON CONFLICT (username) DO UPDATE SET record=excluded.record,"
+                " expires_at=excluded.expires_at",
+                record.username,
+                record.model_dump_json(),
+                expires_at,
+            )
+            await self._stamp(conn, [record.username])
+
+    async def delete_presence(self, username: str) -> None:
+        async with self._transaction() as conn:
+            gone = await conn.fetchval(
+                "DELETE FROM presence WHERE username=$1 RETURNING username", username
+            )
+            if gone is not None:
+                await self._stamp(conn, [username])
+
+    async def expire_presence(self, now: float) -> int:
+        due = await self._call(
+            lambda c: c.fetchval("SELECT count(*) FROM presence WHERE expires_at <= $1", now)
+        )
+        if not due:
+            return 0
+        async with self._transaction() as conn:
+            rows = await conn.fetch(
+                "DELETE FROM presence WHERE expires_at <= $1 RETURNING username", now
+            )
+            names = [str(r["username"]) for r in rows]
+            if names:
+                await self._stamp(conn, names)
+        return len(names)
+
+    async def entry(self, username: str) -> DirectoryEntry | None:
+        row = await self._call(lambda c: c.fetchrow(ENTRIES + " WHERE u.username=$1", username))
+        return None if row is None else entry_of(user_record(row), row["record"])
+
+    async def listing(self) -> Changes:
+        return await self.changes(0)
+
+    async def changes(self, since: int) -> Changes:
+        # One statement is one snapshot: the head and the rows of one moment.
+        rows = await self._call(
+            lambda c: c.fetch(
+                "SELECT h.seq AS head, e.* FROM change_head h LEFT JOIN ("
+                + ENTRIES
+                + " WHERE u.seq > $1) e ON TRUE ORDER BY e.username",
+                since,
+            )
+        )
+        head = int(rows[0]["head"]) if rows else 0
+        if since > head:
+            raise future_cursor(since, head)
+        entries = [entry_of(user_record(r), r["record"]) for r in rows if r["username"]]
+        return Changes(since, head, entries)
+
+    async def head(self) -> int:
+        return int(await self._call(lambda c: c.fetchval("SELECT seq FROM change_head")))
+
+    async def list_users(self) -> list[UserRecord]:
+        rows = await self._call(lambda c: c.fetch("SELECT * FROM users ORDER BY username"))
+        return [user_record(r) for r in rows]
+
+    async def replace_prekeys(self, username: str, records: list[PrekeyRecord]) -> int:
+        async with self._transaction() as conn:
+            await conn.execute("DELETE FROM prekeys WHERE username=$1", username)
+            await conn.executemany(
+                "INSERT INTO prekeys (username, key, fallback, record) VALUES ($1,$2,$3,$4)"
+                " ON CONFLICT DO NOTHING",
+                [(username, r.key, r.fallback, r.model_dump_json()) for r in records],
+            )
+        return await self.count_prekeys(username)
+
+    async def count_prekeys(self, username: str) -> int:
+        return int(
+            await self._call(
+                lambda c: c.fetchval(
+                    "SELECT count(*) FROM prekeys WHERE username=$1 AND NOT fallback", username
+                )
+            )
+        )
+
+    async def claim_prekey(self, username: str) -> PrekeyRecord | None:
+        async with self._transaction() as conn:
+            # SKIP LOCKED: two processes claiming at once take two different keys.
+            record = await conn.fetchval(
+                "DELETE FROM prekeys WHERE n = (SELECT n FROM prekeys WHERE username=$1"
+                " AND NOT fallback ORDER BY n LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING record",
+                username,
+            )
+            if record is None:
+                record = await conn.fetchval(
+                    "SELECT record FROM prekeys WHERE username=$1 AND fallback", username
+                )
+        return None if record is None else PrekeyRecord.model_validate_json(record)
+
+    async def close(self) -> None:
+        if self.listening is not None:
+            self.listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.listening
+        await self.pool.close()
+
+
+def _invite(row: asyncpg.Record) -> InviteRow:
+    return InviteRow(row["username"], bool(row["rekey"]), row["expires_at"], row["used_at"])
