@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from flame.core.models import DirectoryEntry
+from flame.core.models import DirectoryEntry, Status
 from flame.devtools.postgres import Postgres
 from flame.directory.pg_store import PostgresStore
 from flame.errors import Forbidden, Unavailable
@@ -64,7 +64,7 @@ async def test_concurrent_writers_on_two_processes_never_hide_a_change_from_a_re
     async def write(store: PostgresStore, offset: int) -> None:
         for round_ in range(15):
             for i, name in enumerate(names):
-                status = "away" if (round_ + i + offset) % 2 else "online"
+                status: Status = "away" if (round_ + i + offset) % 2 else "online"
                 await store.put_presence(presence(name, status, ts=NOW + round_), NOW + 600)
 
     async def read() -> None:

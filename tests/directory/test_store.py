@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from flame.core.models import DirectoryEntry
+from flame.core.models import DirectoryEntry, Status
 from flame.core.presence import REPUBLISH_S
 from flame.directory.store import DirectoryStore
 from flame.errors import BadRequest, Conflict, Forbidden
@@ -129,7 +129,7 @@ async def test_deltas_applied_in_order_hold_exactly_the_listing(
             code = await store.create_invite(name, rekey=True, now=clock, ttl_s=60)
             await enroll(store, name, code, now=clock)
         elif op in ("report", "refresh", "away") and enrolled:
-            status = "away" if op == "away" else "online"
+            status: Status = "away" if op == "away" else "online"
             await store.put_presence(presence(name, status, ts=clock), clock + 30)
         elif op == "log_off" and enrolled:
             await store.delete_presence(name)
