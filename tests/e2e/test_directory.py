@@ -25,9 +25,12 @@ def enroll_body(
     return enroll_request(identity or Identity.generate(), name, invite).model_dump()
 
 
-async def post_enroll(cluster: Cluster, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+async def post_enroll(
+    cluster: Cluster, body: dict[str, object], url: str | None = None
+) -> tuple[int, dict[str, object]]:
     async with aiohttp.ClientSession(connector=pinned(directory_tls(cluster))) as session:
-        async with session.post(cluster.directory_url + "/dir/v1/enroll", json=body) as response:
+        target = (url or cluster.directory_url) + "/dir/v1/enroll"
+        async with session.post(target, json=body) as response:
             return response.status, await response.json()
 
 
