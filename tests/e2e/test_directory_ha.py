@@ -5,7 +5,8 @@ failover behave as with one process."""
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -109,15 +110,16 @@ async def test_kill_9_of_one_process_daemons_fail_over_and_lose_nothing(
     await bob_ui.put("/ui/api/status", {"status": "away"})
     await alice_feed.wait_for(presence_event("bob", "away"))
     for message in sent:
-        receiver, feed = (
-            (bob_ui, bob_feed) if message["text"] != "and back" else (alice_ui, alice_feed)
-        )
-        sender = "alice" if receiver is bob_ui else "bob"
-        if not [m for m in await receiver.messages(sender) if m["id"] == message["id"]]:
-            await feed.wait_for(
-                lambda e, m=message: e["type"] == "message" and e["message"]["id"] == m["id"]
-            )
+        back = message["text"] == "and back"
+        receiver, feed = (alice_ui, alice_feed) if back else (bob_ui, bob_feed)
+        if not [m for m in await receiver.messages("bob" if back else "alice")
+                if m["id"] == message["id"]]:  # fmt: skip
+            await feed.wait_for(arrived(message["id"]))
     texts = [m["text"] for m in await bob_ui.messages("alice")]
     assert sorted(t for t in texts if t != "and back") == sorted(m["text"] for m in sent[:6])
     assert len(texts) == len(set(texts)) == 7  # each exactly once
     assert services_of(alice).directory_sync.subscribed.is_set()
+
+
+def arrived(message_id: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e["type"] == "message" and e["message"]["id"] == message_id
