@@ -57,16 +57,15 @@ def effective_status(record: PresenceRecord | None, now: float, ttl_s: float) ->
     return record.status
 
 
+def material(record: PresenceRecord) -> str:
+    """What a reader acts on, as one text: address, certificate, status, versions."""
+    return f"{record.address} {record.tls} {record.status} {record.versions}"
+
+
 def is_republish(published: PresenceRecord, report: PresenceRecord) -> bool:
     """`report` says what `published` says (address, certificate, status, versions) and the
     published one is younger than REPUBLISH_S: the listing need not change (PROTOCOL.md §5.4)."""
-    same = (published.address, published.tls, published.status, published.versions) == (
-        report.address,
-        report.tls,
-        report.status,
-        report.versions,
-    )
-    return same and report.ts - published.ts < REPUBLISH_S
+    return material(published) == material(report) and report.ts - published.ts < REPUBLISH_S
 
 
 def listed_ttl_s(ttl_s: float) -> float:

@@ -21,7 +21,7 @@ import asyncpg
 
 from flame.core.models import DirectoryEntry, PresenceRecord, UserRecord
 from flame.core.prekeys import PrekeyRecord
-from flame.core.presence import is_republish
+from flame.core.presence import REPUBLISH_S, is_republish, material
 from flame.directory.store import (
     ChangeListener,
     Changes,
@@ -48,6 +48,7 @@ OUTAGE: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,
 )
@@ -63,8 +64,9 @@ def unavailable() -> Unavailable:
 
 
 class PostgresStore:
-    def __init__(self, pool: asyncpg.Pool, dsn: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, fast: asyncpg.Pool, dsn: str) -> None:
         self.pool = pool
+        self.fast = fast  # synchronous_commit off: only for what a crash may lose (put_presence)
         self.dsn = dsn
         self.listeners: list[ChangeListener] = []
         self.listening: asyncio.Task[None] | None = None
@@ -73,19 +75,27 @@ class PostgresStore:
     @classmethod
     async def open(cls, dsn: str) -> PostgresStore:
         """Connect, migrate (one process at a time), and LISTEN for other processes' changes."""
+        options: dict[str, Any] = {"timeout": TIMEOUT_S, "command_timeout": TIMEOUT_S}
         try:
-            pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=8, timeout=TIMEOUT_S, command_timeout=TIMEOUT_S
-            )
+            pool = await asyncpg.create_pool(dsn, min_size=1, max_size=8, **options)
         except OUTAGE as exc:
             raise Unavailable(
                 f"Cannot reach the directory's PostgreSQL database: {type(exc).__name__}: {exc}"
             ) from None
-        store = cls(pool, dsn)
+        try:
+            fast = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=4, server_settings={"synchronous_commit": "off"},
+                **options,
+            )  # fmt: skip
+        except BaseException:
+            await pool.close()
+            raise
+        store = cls(pool, fast, dsn)
         try:
             await store._migrate()
         except BaseException:
             await pool.close()
+            await fast.close()
             raise
         store.listening = asyncio.create_task(store._listen(), name="directory-listen")
         return store
@@ -150,15 +160,24 @@ class PostgresStore:
             async with self.pool.acquire(timeout=TIMEOUT_S) as conn, conn.transaction():
                 yield conn
         except OUTAGE:
-            raise unavailable() from None
+            raise await self._outage() from None
 
-    async def _call(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    async def _call(
+        self, work: Callable[[asyncpg.Connection], Awaitable[T]], pool: asyncpg.Pool | None = None
+    ) -> T:
         """One statement outside a transaction, an outage mapped."""
         try:
-            async with self.pool.acquire(timeout=TIMEOUT_S) as conn:
+            async with (pool or self.pool).acquire(timeout=TIMEOUT_S) as conn:
                 return await work(conn)
         except OUTAGE:
-            raise unavailable() from None
+            raise await self._outage() from None
+
+    async def _outage(self) -> Unavailable:
+        """The pool's connections may all be dead: new ones for the next calls."""
+        with contextlib.suppress(*OUTAGE):
+            await self.pool.expire_connections()
+            await self.fast.expire_connections()
+        return unavailable()
 
     async def _stamp(self, conn: asyncpg.Connection, usernames: list[str]) -> int:
         """The next head (its row lock held to the commit), stamped on `usernames`, NOTIFYed."""
@@ -250,14 +269,27 @@ class PostgresStore:
         return None if key is None else bytes(key)
 
     async def put_presence(self, record: PresenceRecord, expires_at: float) -> None:
+        # A report that only keeps the record alive is one statement, committed without waiting
+        # for the disk: a crash that loses it expires the record a report early.
+        kept = await self._call(
+            lambda c: c.fetchval(
+                "UPDATE presence SET expires_at=$3 WHERE username=$1 AND material=$2"
+                " AND published_ts > $4 RETURNING 1",
+                record.username,
+                material(record),
+                expires_at,
+                record.ts - REPUBLISH_S,
+            ),
+            self.fast,
+        )
+        if kept is not None:
+            return
         async with self._transaction() as conn:
             old = await conn.fetchval(
                 "SELECT record FROM presence WHERE username=$1 FOR UPDATE", record.username
             )
             published = None if old is None else PresenceRecord.model_validate_json(old)
             if published is not None and is_republish(published, record):
-                # Only the expiry moves: a crash that loses it expires the record a report early.
-                await conn.execute("SET LOCAL synchronous_commit = off")
                 await conn.execute(
                     "UPDATE presence SET expires_at=$2 WHERE username=$1",
                     record.username,
@@ -265,11 +297,14 @@ class PostgresStore:
                 )
                 return
             await conn.execute(
-                "INSERT INTO presence (username, record, expires_at) VALUES ($1,$2,$3)"
-                " ON CONFLICT (username) DO UPDATE SET record=excluded.record,"
-                " expires_at=excluded.expires_at",
+                "INSERT INTO presence (username, record, material, published_ts, expires_at)"
+                " VALUES ($1,$2,$3,$4,$5) ON CONFLICT (username) DO UPDATE SET"
+                " record=excluded.record, material=excluded.material,"
+                " published_ts=excluded.published_ts, expires_at=excluded.expires_at",
                 record.username,
                 record.model_dump_json(),
+                material(record),
+                record.ts,
                 expires_at,
             )
             await self._stamp(conn, [record.username])
@@ -366,6 +401,7 @@ class PostgresStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.listening
         await self.pool.close()
+        await self.fast.close()
 
 
 def _invite(row: asyncpg.Record) -> InviteRow:

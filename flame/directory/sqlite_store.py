@@ -1,5 +1,11 @@
 """The directory's embedded back end: one SQLite file in its data folder, one process (the folder
-lock). The only SQL of that back end; the rules are directory/store.py's."""
+lock). The only SQL of that back end; the rules are directory/store.py's.
+
+Being the only writer, it keeps the head, the published presence records and their expiries in
+memory too: a report that only keeps a record alive (most of them) and a poll at the head touch
+no disk. The stored `expires_at` is the one of the record's publication, so after a restart a
+record may expire early; its owner's next report (every presence_interval_s) publishes it again.
+"""
 
 from __future__ import annotations
 
@@ -32,13 +38,23 @@ class SqliteStore:
         self.db = db
         self.listeners: list[ChangeListener] = []
         self._head = head  # only this process writes the file (the folder lock)
+        self.published: dict[str, PresenceRecord] = {}
+        self.expiry: dict[str, float] = {}
 
     @classmethod
     async def open(cls, data_dir: Path) -> SqliteStore:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         db = await Database.open(data_dir / "directory.db", SCHEMA)
         row = await db.fetchone("SELECT seq FROM change_head")
-        return cls(db, 0 if row is None else int(row["seq"]))
+        store = cls(db, 0 if row is None else int(row["seq"]))
+        for r in await db.fetchall("SELECT username, record, expires_at FROM presence"):
+            store.published[r["username"]] = PresenceRecord.model_validate_json(r["record"])
+            store.expiry[r["username"]] = float(r["expires_at"])
+        return store
+
+    def _forget(self, username: str) -> None:
+        self.published.pop(username, None)
+        self.expiry.pop(username, None)
 
     async def _stamp(self, conn: aiosqlite.Connection, usernames: list[str]) -> int:
         """The next head, stamped on `usernames`, inside the caller's transaction."""
@@ -108,6 +124,7 @@ class SqliteStore:
             )
             await conn.execute("DELETE FROM presence WHERE username=?", (user.username,))
             head = await self._stamp(conn, [user.username])
+        self._forget(user.username)
         self._changed(head)
 
     async def identity_key_of(self, username: str) -> bytes | None:
@@ -115,55 +132,43 @@ class SqliteStore:
         return None if row is None else bytes(row["identity_key"])
 
     async def put_presence(self, record: PresenceRecord, expires_at: float) -> None:
-        head = None
+        name = record.username
+        published = self.published.get(name)
+        if published is not None and is_republish(published, record):
+            self.expiry[name] = expires_at
+            return
         async with self.db.transaction() as conn:
-            async with conn.execute(
-                "SELECT record FROM presence WHERE username=?", (record.username,)
-            ) as cur:
-                row = await cur.fetchone()
-            published = None if row is None else PresenceRecord.model_validate_json(row[0])
-            if published is not None and is_republish(published, record):
-                await conn.execute(
-                    "UPDATE presence SET expires_at=? WHERE username=?",
-                    (expires_at, record.username),
-                )
-            else:
-                await conn.execute(
-                    "INSERT INTO presence (username, record, expires_at) VALUES (?,?,?)"
-                    " ON CONFLICT (username) DO UPDATE SET record=excluded.record,"
-                    " expires_at=excluded.expires_at",
-                    (record.username, record.model_dump_json(), expires_at),
-                )
-                head = await self._stamp(conn, [record.username])
-        if head is not None:
-            self._changed(head)
+            await conn.execute(
+                "INSERT INTO presence (username, record, expires_at) VALUES (?,?,?)"
+                " ON CONFLICT (username) DO UPDATE SET record=excluded.record,"
+                " expires_at=excluded.expires_at",
+                (name, record.model_dump_json(), expires_at),
+            )
+            head = await self._stamp(conn, [name])
+        self.published[name], self.expiry[name] = record, expires_at
+        self._changed(head)
 
     async def delete_presence(self, username: str) -> None:
-        head = None
+        if username not in self.published:
+            return
         async with self.db.transaction() as conn:
-            async with conn.execute(
-                "DELETE FROM presence WHERE username=? RETURNING username", (username,)
-            ) as cur:
-                gone = await cur.fetchall()
-            if gone:
-                head = await self._stamp(conn, [username])
-        if head is not None:
-            self._changed(head)
+            await conn.execute("DELETE FROM presence WHERE username=?", (username,))
+            head = await self._stamp(conn, [username])
+        self._forget(username)
+        self._changed(head)
 
     async def expire_presence(self, now: float) -> int:
-        expired = await self.db.fetchall(
-            "SELECT username FROM presence WHERE expires_at <= ?", (now,)
-        )
-        if not expired:
+        names = [name for name, expiry in self.expiry.items() if expiry <= now]
+        if not names:
             return 0
         async with self.db.transaction() as conn:
-            async with conn.execute(
-                "DELETE FROM presence WHERE expires_at <= ? RETURNING username", (now,)
-            ) as cur:
-                names = [str(r[0]) for r in await cur.fetchall()]
-            head = await self._stamp(conn, names) if names else None
-        if head is not None:
-            self._changed(head)
+            await conn.execute(
+                f"DELETE FROM presence WHERE username IN ({in_marks(names)})", tuple(names)
+            )
+            head = await self._stamp(conn, names)
+        for name in names:
+            self._forget(name)
+        self._changed(head)
         return len(names)
 
     async def entry(self, username: str) -> DirectoryEntry | None:
@@ -174,6 +179,8 @@ class SqliteStore:
         return await self.changes(0)
 
     async def changes(self, since: int) -> Changes:
+        if since == self._head:  # the poll of a daemon that is up to date
+            return Changes(since, since, [])
         async with self.db.transaction() as conn:  # the head and the rows of one moment
             async with conn.execute("SELECT seq FROM change_head") as cur:
                 row = await cur.fetchone()

@@ -28,11 +28,14 @@ CREATE TABLE invites (
     used_at    BIGINT
 );
 
--- The published signed presence report per user (JSON of the PresenceRecord).
+-- The published signed presence report per user (JSON of the PresenceRecord); `material` and
+-- `published_ts` let a report that only keeps it alive be one UPDATE (core/presence.py).
 CREATE TABLE presence (
-    username   TEXT PRIMARY KEY REFERENCES users (username) ON DELETE CASCADE,
-    record     TEXT NOT NULL,
-    expires_at DOUBLE PRECISION NOT NULL
+    username     TEXT PRIMARY KEY REFERENCES users (username) ON DELETE CASCADE,
+    record       TEXT NOT NULL,
+    material     TEXT NOT NULL,
+    published_ts BIGINT NOT NULL,
+    expires_at   DOUBLE PRECISION NOT NULL
 );
 CREATE INDEX presence_by_expiry ON presence (expires_at);
 
