@@ -1,8 +1,8 @@
 """The directory's embedded back end: one SQLite file in its data folder, one process (the folder
 lock). The only SQL of that back end; the rules are directory/store.py's.
 
-Being the only writer, it keeps the head, the published presence records and their expiries in
-memory too: a report that only keeps a record alive (most of them) and a poll at the head touch
+Being the only writer, it keeps the head, the identity keys, the published presence records and
+their expiries in memory too: a report that only keeps a record alive (most of them) and a poll at the head touch
 no disk. The stored `expires_at` is the one of the record's publication, so after a restart a
 record may expire early; its owner's next report (every presence_interval_s) publishes it again.
 """
@@ -40,6 +40,7 @@ class SqliteStore:
         self._head = head  # only this process writes the file (the folder lock)
         self.published: dict[str, PresenceRecord] = {}
         self.expiry: dict[str, float] = {}
+        self.keys: dict[str, bytes] = {}  # identity keys, which every signed request looks up
 
     @classmethod
     async def open(cls, data_dir: Path) -> SqliteStore:
@@ -47,6 +48,8 @@ class SqliteStore:
         db = await Database.open(data_dir / "directory.db", SCHEMA)
         row = await db.fetchone("SELECT seq FROM change_head")
         store = cls(db, 0 if row is None else int(row["seq"]))
+        for r in await db.fetchall("SELECT username, identity_key FROM users"):
+            store.keys[r["username"]] = bytes(r["identity_key"])
         for r in await db.fetchall("SELECT username, record, expires_at FROM presence"):
             store.published[r["username"]] = PresenceRecord.model_validate_json(r["record"])
             store.expiry[r["username"]] = float(r["expires_at"])
@@ -124,6 +127,7 @@ class SqliteStore:
             )
             await conn.execute("DELETE FROM presence WHERE username=?", (user.username,))
             head = await self._stamp(conn, [user.username])
+        self.keys[user.username] = identity_key
         self._forget(user.username)
         self._changed(head)
 
