@@ -2,9 +2,10 @@
 lock). The only SQL of that back end; the rules are directory/store.py's.
 
 Being the only writer, it keeps the head, the identity keys, the published presence records and
-their expiries in memory too: a report that only keeps a record alive (most of them) and a poll at the head touch
-no disk. The stored `expires_at` is the one of the record's publication, so after a restart a
-record may expire early; its owner's next report (every presence_interval_s) publishes it again.
+their expiries in memory too: a report that only keeps a record alive (most of them) and a poll
+at the head touch no disk. The stored `expires_at` is the one of the record's publication, so
+after a restart a record may expire early; its owner's next report (every presence_interval_s)
+publishes it again.
 """
 
 from __future__ import annotations

@@ -74,14 +74,19 @@ async def start_directories(
     return procs
 
 
-def signed(user: User, method: str, path: str, body: bytes = b"", **headers: str) -> Call:
+def signed(
+    user: User, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> Call:
     target = URL(user.url + path)
     host = f"{target.host}:{target.port}"
     auth = sign_request(
         user.identity, user.name, DIRECTORY_AUDIENCE, method, path, host, body, int(time.time())
     )
     return Call(
-        method, user.url + path, {**auth, **headers, "Content-Type": "application/json"}, body
+        method,
+        user.url + path,
+        {**auth, **(headers or {}), "Content-Type": "application/json"},
+        body,
     )
 
 
