@@ -112,16 +112,6 @@ class DirectoryListing(Wire):
     users: list[DirectoryEntry]
 
 
-class DirectoryChanges(Wire):
-    """What changed at the directory after cursor `since`, up to `cursor` (PROTOCOL.md §5.4):
-    the current entry of every user changed in between; `since` 0 is the whole listing. The
-    answer of `GET /dir/v1/users?since=` and each frame of the subscription."""
-
-    since: int = Field(ge=0)
-    cursor: int = Field(ge=0)
-    users: list[DirectoryEntry]
-
-
 class Hello(Wire):
     """GET /api/v1/hello: who answers, and what it speaks."""
 

@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 
 from flame.core import models as m
 from flame.core import prekeys as p
+from flame.core.changes import DirectoryChanges
 
 REF = "#/components/schemas/{model}"
 SECURITY: list[dict[str, list[str]]] = [{"FlameSignature": []}, {"FlameMac": []}]
@@ -94,7 +95,7 @@ DIRECTORY_ROUTES = (
           PresenceAnswer, ("forbidden", "bad_signature", "stale_presence")),
     Route("DELETE", "/dir/v1/presence", "Log off", "5.3", True, None, Answer),
     Route("GET", "/dir/v1/subscribe", "Changes pushed, as WebSocket frames", "5.5", True, None,
-          m.DirectoryChanges),
+          DirectoryChanges),
     Route("PUT", "/dir/v1/prekeys", "Publish signed prekeys", "14.3", True, p.PrekeyUpload,
           p.PrekeyCount, ("bad_signature",)),
     Route("GET", "/dir/v1/prekeys", "How many one-time keys are left", "14.3", True, None,

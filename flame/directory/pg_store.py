@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from importlib import resources
 from typing import Any, TypeVar
 
 import asyncpg
@@ -22,6 +20,7 @@ import asyncpg
 from flame.core.models import DirectoryEntry, PresenceRecord, UserRecord
 from flame.core.prekeys import PrekeyRecord
 from flame.core.presence import REPUBLISH_S, is_republish, material
+from flame.directory.pg_listen import CHANNEL, OUTAGE, TIMEOUT_S, listen, migrate
 from flame.directory.store import (
     ChangeListener,
     Changes,
@@ -36,22 +35,8 @@ from flame.directory.store import (
 )
 from flame.errors import Unavailable
 
-log = logging.getLogger("flame.directory")
-SCHEMA = "flame.directory.schema_pg"
-CHANNEL = "flame_directory"
-TIMEOUT_S = 5.0
 RETRY_AFTER_S = 5.0
-MIGRATION_LOCK = 0x666C616D65  # pg_advisory_xact_lock key: one process migrates at a time
 ENTRIES = "SELECT u.*, p.record FROM users u LEFT JOIN presence p ON p.username = u.username"
-# What an outage looks like to asyncpg: the server gone, shutting down, or not answering in time.
-OUTAGE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.exceptions.OperatorInterventionError,
-)
 T = TypeVar("T")
 
 
@@ -102,53 +87,10 @@ class PostgresStore:
 
     async def _migrate(self) -> None:
         async with self._transaction() as conn:
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
-            )
-            version = await conn.fetchval("SELECT max(version) FROM schema_version") or 0
-            scripts = sorted(
-                (entry.name, entry.read_text(encoding="utf-8"))
-                for entry in resources.files(SCHEMA).iterdir()
-                if entry.name.endswith(".sql")
-            )
-            for name, sql in scripts:
-                number = int(name.split("_", 1)[0])
-                if number > version:
-                    await conn.execute(sql)
-                    await conn.execute("INSERT INTO schema_version VALUES ($1)", number)
+            await migrate(conn)
 
     async def _listen(self) -> None:
-        """One connection LISTENs; when it drops, it comes back (with backoff) and reports the
-        head then, so changes made meanwhile are pushed too."""
-        delay = 0.2
-        while True:
-            gone = asyncio.Event()
-            try:
-                conn = await asyncpg.connect(self.dsn, timeout=TIMEOUT_S)
-            except (*OUTAGE, asyncpg.PostgresError) as exc:
-                log.warning("directory database: cannot LISTEN (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-                continue
-            try:
-                conn.add_termination_listener(lambda _conn, gone=gone: gone.set())
-                await conn.add_listener(CHANNEL, self._notified)
-                self._changed(int(await conn.fetchval("SELECT seq FROM change_head")))
-                self.is_listening.set()
-                delay = 0.2
-                await gone.wait()
-            except OUTAGE:
-                pass
-            finally:
-                self.is_listening.clear()
-                with contextlib.suppress(*OUTAGE):
-                    await asyncio.wait_for(conn.close(), TIMEOUT_S)
-            await asyncio.sleep(delay)
-
-    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        with contextlib.suppress(ValueError):
-            self._changed(int(payload))
+        await listen(self.dsn, self._changed, self.is_listening)
 
     def _changed(self, head: int) -> None:
         for listener in self.listeners:

@@ -9,7 +9,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from flame.core.models import DirectoryChanges
+from flame.core.changes import DirectoryChanges
 from flame.directory.store import Changes, DirectoryStore
 from flame.errors import FlameError
 

@@ -17,6 +17,7 @@ import aiohttp
 from pydantic import BaseModel
 from yarl import URL
 
+from flame.core.changes import DirectoryChanges
 from flame.core.keys import Keys
 from flame.core.models import (
     BatchResult,
@@ -24,7 +25,6 @@ from flame.core.models import (
     CollectRequest,
     Deposit,
     DepositBatch,
-    DirectoryChanges,
     DirectoryEntry,
     DirectoryListing,
     EnrollRequest,

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from flame.core.models import DirectoryChanges
+from flame.core.changes import DirectoryChanges
 from flame.core.signing import DIRECTORY_AUDIENCE
 from flame.core.transport import Endpoint
 from flame.errors import PeerRefused, PeerUnreachable

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from flame.core.models import DirectoryChanges
+from flame.core.changes import DirectoryChanges
 from flame.errors import FlameError, PeerRefused
 from flame.net.peer_client import PeerClient
 from flame.net.subscription import parse_frame, subscribe
