@@ -18,7 +18,7 @@ from flame.net.tls import CERT_NAME, KEY_NAME, ensure_certificate
 from tests.cluster import Cluster, services_of
 from tests.directory.conftest import new_database
 from tests.e2e.test_directory import enroll_body, post_enroll
-from tests.e2e.test_directory_push import SLOW_POLL, presence_event, subscribed
+from tests.e2e.test_directory_push import SLOW_POLL, presence_event, signed_get, subscribed
 
 
 async def start_pair(cluster: Cluster, dsn: str) -> tuple[Proc, Proc]:
@@ -123,3 +123,25 @@ async def test_kill_9_of_one_process_daemons_fail_over_and_lose_nothing(
 
 def arrived(message_id: str) -> Callable[[dict[str, Any]], bool]:
     return lambda e: e["type"] == "message" and e["message"]["id"] == message_id
+
+
+async def test_a_postgres_outage_is_503_with_a_reason_and_daemons_carry_on(
+    cluster: Cluster, postgres_server: Postgres
+) -> None:
+    await cluster.start_directory(ttl_s=60.0, database=await new_database(postgres_server))
+    alice = await cluster.add_user("alice")
+    await cluster.add_user("bob")
+    alice_ui, bob_ui = await cluster.ui("alice"), await cluster.ui("bob")
+    feed, bob_feed = await alice_ui.websocket(), await bob_ui.websocket()
+    await alice_ui.wait_status(feed, "bob", "online")
+    postgres_server.halt()
+    try:
+        status, body = await signed_get(cluster, alice, "/dir/v1/users")
+        assert (status, body["error"]) == (503, "database_unavailable")
+        assert "database" in str(body["message"])
+        await feed.wait_for(lambda e: e["type"] == "directory" and e["state"] == "degraded")
+        sent = await alice_ui.send("bob", "the database is down, we are not")
+        await bob_feed.wait_for(arrived(sent["id"]))
+    finally:
+        postgres_server.start()
+    await feed.wait_for(lambda e: e["type"] == "directory" and e["state"] == "ok", timeout=20)
