@@ -8,10 +8,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from importlib import resources
 from typing import Any
 
 import asyncpg
+
+from flame.store.db import numbered_scripts
 
 log = logging.getLogger("flame.directory")
 SCHEMA = "flame.directory.schema_pg"
@@ -34,13 +35,7 @@ async def migrate(conn: asyncpg.Connection) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
     await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
     version = await conn.fetchval("SELECT max(version) FROM schema_version") or 0
-    scripts = sorted(
-        (entry.name, entry.read_text(encoding="utf-8"))
-        for entry in resources.files(SCHEMA).iterdir()
-        if entry.name.endswith(".sql")
-    )
-    for name, sql in scripts:
-        number = int(name.split("_", 1)[0])
+    for number, sql in numbered_scripts(SCHEMA):
         if number > version:
             await conn.execute(sql)
             await conn.execute("INSERT INTO schema_version VALUES ($1)", number)
