@@ -141,7 +141,9 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
     ttl_s = settings.directory.invite_ttl_s
 
     async def invite() -> tuple[str, str | None]:
-        code = await admin.create_invite(data_dir, username, rekey=args.rekey, ttl_s=ttl_s)
+        code = await admin.create_invite(
+            settings.directory, data_dir, username, rekey=args.rekey, ttl_s=ttl_s
+        )
         return code, await admin.running_address(data_dir)
 
     code, address = asyncio.run(invite())
@@ -185,7 +187,7 @@ def cmd_directory_users(args: argparse.Namespace, settings: Settings) -> int:
     from flame.core.encoding import b64d
     from flame.directory import admin
 
-    users = asyncio.run(admin.enrolled_users(settings.directory_data_dir()))
+    users = asyncio.run(admin.enrolled_users(settings.directory, settings.directory_data_dir()))
     if not users:
         print("No users enrolled yet.")
     for user in users:

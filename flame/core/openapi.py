@@ -14,6 +14,7 @@ from pydantic.json_schema import models_json_schema
 
 from flame.core import models as m
 from flame.core import prekeys as p
+from flame.core.changes import DirectoryChanges
 from flame.core.hello import Hello, PublicHello
 
 REF = "#/components/schemas/{model}"
@@ -89,13 +90,15 @@ DIRECTORY_ROUTES = (
           m.EnrollRequest, m.UserRecord,
           ("bad_binding", "bad_proof", "bad_invite", "invite_used", "invite_expired",
            "invite_required", "username_taken")),
-    Route("GET", "/dir/v1/users", "Every user, with presence", "5.2", True, None,
-          m.DirectoryListing),
+    Route("GET", "/dir/v1/users", "Every user, with presence (with ?since=, DirectoryChanges)",
+          "5.2", True, None, m.DirectoryListing, ("bad_cursor", "database_unavailable")),
     Route("GET", "/dir/v1/users/{name}", "One user, with presence", "5.2", True, None,
           m.DirectoryEntry, ("unknown_user",)),
     Route("PUT", "/dir/v1/presence", "Report signed presence", "5.3", True, m.PresenceRecord,
           PresenceAnswer, ("forbidden", "bad_signature", "stale_presence")),
     Route("DELETE", "/dir/v1/presence", "Log off", "5.3", True, None, Answer),
+    Route("GET", "/dir/v1/subscribe", "Changes pushed, as WebSocket frames", "5.5", True, None,
+          DirectoryChanges),
     Route("PUT", "/dir/v1/prekeys", "Publish signed prekeys", "14.3", True, p.PrekeyUpload,
           p.PrekeyCount, ("bad_signature",)),
     Route("GET", "/dir/v1/prekeys", "How many one-time keys are left", "14.3", True, None,

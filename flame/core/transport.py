@@ -28,11 +28,14 @@ INVITE_SEPARATOR = "."  # neither base32 nor base64url uses it
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """A server to call: its base URL, the SHA-256 of the certificate it must present (None: plain
-    HTTP), and whose it is, for messages ("directory" or a username)."""
+    HTTP), and whose it is, for messages ("directory" or a username). `alternates`: other
+    addresses of the same server (directory processes sharing one database and certificate),
+    tried in turn when one does not answer."""
 
     url: str
     tls: bytes | None
     owner: str
+    alternates: tuple[str, ...] = ()
 
     @property
     def is_directory(self) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from flame.core.crypto import binding_message, verify_signature
 from flame.core.encoding import b64d, b64e
 from flame.core.models import USERNAME_RE, DirectoryEntry, PresenceRecord
-from flame.core.presence import effective_status, verify_presence
+from flame.core.presence import effective_status, listed_ttl_s, verify_presence
 from flame.core.ratelimit import TokenBuckets
 from flame.core.transport import Endpoint, endpoint
 from flame.errors import (
@@ -79,7 +79,7 @@ class Contacts:
         """Pin or check keys, then record presence, and tell the UI what changed."""
         ctx = self.ctx
         now = ctx.clock.now()
-        ttl = ctx.settings.directory.presence_ttl_s
+        ttl = listed_ttl_s(ctx.settings.directory.presence_ttl_s)  # PROTOCOL.md §5.3
         before = {c.username: c for c in await self.all()}
         updates: list[PresenceUpdate] = []
         changed: list[PresenceChanged] = []
@@ -167,14 +167,6 @@ class Contacts:
             self.ctx.wake.outbox.set()
             self.ctx.wake.relay.set()
 
-    async def sync_once(self, etag: str | None) -> str | None:
-        """Fetch the user list (conditional on `etag`) and apply it. Returns the new etag."""
-        listing, new_etag = await self.client.directory_users(self.directory, etag)
-        if listing is not None:
-            await self.apply_entries(listing.users)
-        self.synced.set()
-        return new_etag
-
     async def fetch(self, username: str) -> Contact | None:
         """Ask the directory about one user (someone new wrote to us, or the UI named them).
 
@@ -251,6 +243,9 @@ class Contacts:
     async def accept_key(self, username: str) -> Contact:
         """The user compared the safety number and accepts the contact's new key."""
         await contact_store.accept_pending_key(self.ctx.db, username, self.ctx.clock.now())
+        # Their presence, refused while signed by the unaccepted key, is believed now: asked
+        # again, since the directory sends an entry only when it changes (PROTOCOL.md §5.4).
+        await self.fetch(username)
         contact = await self.get(username)
         if contact is None:
             raise NotFound(f"There is no contact named {username!r}.")

@@ -17,6 +17,7 @@ from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
 from flame.services.context import Context
 from flame.services.delivery import Delivery
+from flame.services.directory_sync import DirectorySync
 from flame.services.files.chunks import Chunks
 from flame.services.files.offers import Offers
 from flame.services.files.runtime import FileRuntime
@@ -43,6 +44,7 @@ class Services:
     status: StatusTracker
     people: People
     contacts: Contacts
+    directory_sync: DirectorySync
     presence: Presence
     messaging: Messaging
     receipts: Receipts
@@ -93,6 +95,7 @@ class Services:
             status=status,
             people=people,
             contacts=contacts,
+            directory_sync=DirectorySync(contacts, client),
             presence=presence,
             messaging=messaging,
             receipts=receipts,

@@ -12,7 +12,6 @@ import pytest
 
 from flame.cli import main
 from flame.core.encoding import b64e
-from flame.directory import store
 from tests.cluster import PASSWORD, Cluster
 from tests.commands import CHEAP, Console, flame
 
@@ -108,8 +107,8 @@ async def test_init_pins_the_directory_certificate_it_was_given(
     )
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert "The directory at" in err and "certificate other than the one pinned" in err
-    assert cluster.directory is not None and cluster.directory.db is not None
-    assert await store.identity_key_of(cluster.directory.db, "bob") is None  # never enrolled
+    assert cluster.directory is not None and cluster.directory.store is not None
+    assert await cluster.directory.store.identity_key_of("bob") is None  # never enrolled
     code, _, err = await flame(*init("bob", "--directory-fingerprint=abc"), env=CHEAP)
     assert code == 1 and "fingerprint" in err and "Traceback" not in err
     code, _, err = await flame(

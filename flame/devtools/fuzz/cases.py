@@ -145,10 +145,26 @@ def enroll(world: World) -> Case:
     return world.directory_case(None, "POST", "/dir/v1/enroll", body)
 
 
+CURSORS = ["", "?since=0", "?since=3", "?since=-1", "?since=x", "?since=" + "9" * 30, "?since="]
+
+
 def users(world: World) -> Case:
-    case = world.directory_case(world.fuzz.pick(world.members), "GET", "/dir/v1/users", b"")
+    """The listing, or the changes after a cursor (§5.4), conditional or not."""
+    path = "/dir/v1/users" + world.fuzz.pick(CURSORS)
+    case = world.directory_case(world.fuzz.pick(world.members), "GET", path, b"")
     if world.fuzz.chance(0.3):
-        case.headers["If-None-Match"] = world.fuzz.pick(['"x"', "*", 'W/"a"', "é"])
+        case.headers["If-None-Match"] = world.fuzz.pick(['"x"', "*", 'W/"a"', '"c0"', "é"])
+    return case
+
+
+def subscribe(world: World) -> Case:
+    """The subscription (§5.5) asked without a WebSocket handshake, or with a broken one (a
+    complete handshake would hold the connection open: the e2e tests cover that)."""
+    case = world.directory_case(world.fuzz.pick(world.members), "GET", "/dir/v1/subscribe", b"")
+    if world.fuzz.chance(0.6):
+        case.headers.update({"Upgrade": "websocket", "Connection": "Upgrade"})
+        case.headers["Sec-WebSocket-Version"] = world.fuzz.pick(["13", "8", "x"])
+        case.headers["Sec-WebSocket-Key"] = world.fuzz.pick(["", "x", "é", "a" * 100])
     return case
 
 
@@ -244,6 +260,7 @@ ROUTES: list[tuple[Builder, int]] = [
     (dir_hello, 1),
     (enroll, 2),
     (users, 1),
+    (subscribe, 1),
     (user, 1),
     (presence, 2),
     (log_off, 1),
