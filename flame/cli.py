@@ -93,6 +93,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
         check_new_password,
         confirm_directory,
         init_account,
+        invite_key,
         kdf_params,
         pinned_directory,
     )
@@ -131,9 +132,12 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     kdf_params(settings.security)
     plain_http = settings.daemon.insecure_plain_http
     directory, code = pinned_directory(directory_url, invite, fingerprint, plain_http=plain_http)
+    log_key = invite_key(invite)
     directory = asyncio.run(confirm_directory(directory, input if interactive else None))
     data_dir = settings.daemon_data_dir()
-    account = asyncio.run(init_account(settings, username, directory, code, password, data_dir))
+    account = asyncio.run(
+        init_account(settings, username, directory, code, password, data_dir, log_key)
+    )
     from flame.core.crypto import fingerprint as key_fingerprint
 
     print(f"Enrolled {account.username} with {directory.url}.")
@@ -196,12 +200,12 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
     ttl_s = settings.directory.invite_ttl_s
     code = asyncio.run(admin.create_invite(data_dir, username, rekey=args.rekey, ttl_s=ttl_s))
     certificate = admin.certificate_fingerprint(settings.directory, data_dir)
-    if certificate is not None:  # one string: the code, and the certificate to pin (§5.1)
-        code = invite_token(code, certificate)
+    if certificate is not None:  # one string: the code, the certificate and log key to pin (§5.1)
+        code = invite_token(code, certificate, admin.log_key(data_dir))
     print(code)
     print(
         f"One-time invite for {username}, valid {ttl_s // 3600} h"
-        + (", with this directory's certificate fingerprint" if certificate else "")
+        + (", with this directory's certificate fingerprint and key log key" if certificate else "")
         + ". On their machine:",
         file=sys.stderr,
     )

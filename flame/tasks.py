@@ -96,6 +96,7 @@ def loops(services: Services) -> dict[str, Loop]:
         "collect_from_relays": collect_from_relays,
         "probe_peers": probe_peers,
         "publish_prekeys": publish_prekeys,
+        "check_key_log": services.keylog.run,  # PROTOCOL.md §17.4, §17.5
         "sync_profiles": services.profiles.sync,
         "send_files": services.sender.send_files,
     }

@@ -257,6 +257,10 @@ class Frontier:
 # --- signed heads ----------------------------------------------------------------------------
 
 
+def public_key_of(log_key: Ed25519PrivateKey) -> bytes:
+    return log_key.public_key().public_bytes_raw()
+
+
 def head_fields(size: int, ts: int, root: bytes) -> dict[str, Any]:
     return {"root": b64e(root), "size": size, "ts": ts}
 
@@ -324,9 +328,7 @@ def check_extends(known: KeyLogHead, new: KeyLogHead, proof: list[bytes]) -> Non
         )
 
 
-def check_entries(
-    frontier: Frontier, entries: list[KeyLogEntry], head: KeyLogHead
-) -> Frontier:
+def check_entries(frontier: Frontier, entries: list[KeyLogEntry], head: KeyLogHead) -> Frontier:
     """Entries frontier.size .. head.size - 1, appended: they must give the signed root.
 
     Raises:
@@ -365,3 +367,14 @@ def check_kinds(entries: list[KeyLogEntry], known: set[str]) -> None:
                 kind="bad_entry",
             )
         known.add(entry.username)
+
+
+RECENT_CHANGE_S = 30 * 24 * 3600  # a rekey this recent is shown beside the person (§17.6)
+
+
+def recent_change(history: list[tuple[str, int]], now: int) -> int | None:
+    """When the last rekey of a (kind, ts) history was, if within RECENT_CHANGE_S of `now`."""
+    rekeys = [ts for kind, ts in history if kind == "rekey"]
+    if rekeys and now - rekeys[-1] < RECENT_CHANGE_S:
+        return rekeys[-1]
+    return None

@@ -24,7 +24,7 @@ from flame.core.presence import verify_presence
 from flame.core.ratelimit import TokenBuckets
 from flame.core.signing import DIRECTORY_AUDIENCE, enrollment_proof, verify_record
 from flame.core.transport import endpoint
-from flame.directory import admin, prekeys, store
+from flame.directory import admin, keylog, prekeys, store
 from flame.errors import AuthError, BadRequest, Forbidden, NotFound
 from flame.net.http import error_middleware, parse_model, read_body
 from flame.net.ratelimit import address_limit
@@ -43,6 +43,7 @@ class DirectoryParts:
     db: Database
     clock: Clock
     verifier: RequestVerifier
+    log: keylog.DirectoryLog  # the key log (PROTOCOL.md §17)
     user_lookups: int = 0  # GET /users/{name} answered so far (tests count what floods cost)
 
 
@@ -63,6 +64,7 @@ async def hello(request: web.Request) -> web.Response:
             "service": "flame-directory",
             "versions": list(PROTOCOL_VERSIONS),
             "registration": parts.settings.registration,
+            **keylog.hello_fields(parts.log),
         }
     )
 
@@ -163,6 +165,7 @@ def build(parts: DirectoryParts) -> web.Application:
         middlewares=[
             error_middleware,
             address_limit(settings.rate_per_address, settings.burst_per_address, parts.clock.now),
+            keylog.head_middleware(parts.log, parts.clock.now),
         ],
         client_max_size=settings.max_body_bytes,
     )
@@ -174,6 +177,7 @@ def build(parts: DirectoryParts) -> web.Application:
     app.router.add_put(f"{PREFIX}/presence", put_presence)
     app.router.add_delete(f"{PREFIX}/presence", delete_presence)
     prekeys.PrekeyRoutes(PARTS, authenticate).add_routes(app)  # version 2 (PROTOCOL.md §14.3)
+    keylog.KeyLogRoutes(parts.log, authenticate).add_routes(app)  # PROTOCOL.md §17.3
     app.router.add_get(f"{PREFIX}/openapi.json", prekeys.openapi)  # PROTOCOL.md §15
     return app
 
@@ -213,7 +217,8 @@ class DirectoryServer:
                 self.clock.now,
                 per_caller=TokenBuckets(self.settings.rate_per_user, self.settings.burst_per_user),
             )
-            self.parts = parts = DirectoryParts(self.settings, self.db, self.clock, verifier)
+            log = keylog.DirectoryLog(self.db, keylog.ensure_log_key(self.data_dir))
+            self.parts = parts = DirectoryParts(self.settings, self.db, self.clock, verifier, log)
             limits = ConnectionLimits(
                 per_address=self.settings.connections_per_address,
                 total=self.settings.connections_max,

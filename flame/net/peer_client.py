@@ -17,6 +17,7 @@ import aiohttp
 from pydantic import BaseModel
 from yarl import URL
 
+from flame.core import keylog
 from flame.core.keys import Keys
 from flame.core.models import (
     BatchResult,
@@ -73,6 +74,10 @@ class PeerClient:
         self.pins = Pins(plain_http)  # how each endpoint is dialled (PROTOCOL.md §1.3)
         # A version 2 peer's pair key (its requests carry a MAC, PROTOCOL.md §14.8), or None.
         self.pair_key: Callable[[str], Awaitable[bytes | None]] | None = None
+        # The key log's head this daemon holds, sent to peers; and where the heads that answers
+        # carry go, with whose answer it was (PROTOCOL.md §17.5).
+        self.key_log_head: Callable[[], str | None] | None = None
+        self.on_key_log_head: Callable[[str, str], None] | None = None
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
             # Idle connections kept less long than peers keep theirs (PROTOCOL.md §12.5).
@@ -135,6 +140,7 @@ class PeerClient:
             ) as response:
                 payload = await response.read()
                 status, response_headers = response.status, dict(response.headers)
+                head = response.headers.get(keylog.HEADER)
         except aiohttp.ServerFingerprintMismatch as exc:
             raise PeerUnreachable(mismatch_message(endpoint)) from exc
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
@@ -151,7 +157,14 @@ class PeerClient:
             )
         if status >= 400:
             raise refusal(status, payload, response_headers)
+        if head is not None and self.on_key_log_head is not None:
+            self.on_key_log_head(endpoint.owner, head)
         return status, payload, response_headers
+
+    def _with_head(self, endpoint: Endpoint, headers: dict[str, str]) -> dict[str, str]:
+        """A request to a peer carries this daemon's key log head (PROTOCOL.md §17.5)."""
+        head = None if self.key_log_head is None or endpoint.is_directory else self.key_log_head()
+        return headers if head is None else {**headers, keylog.HEADER: head}
 
     async def request(
         self,
@@ -179,6 +192,7 @@ class PeerClient:
                     audience, method, target, all_headers["Host"], body, streamed=False
                 )
             )
+            all_headers = self._with_head(endpoint, all_headers)
         return await self._exchange(method, endpoint, path_qs, all_headers, payload_of(body))
 
     # --- the directory -----------------------------------------------------------------------
@@ -337,6 +351,7 @@ class PeerClient:
             TOKEN_HEADER: token,
             **(await self._signed(peer.owner, "PUT", target, host, b"", streamed=True)),
         }
+        headers = self._with_head(peer, headers)
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=self.session.timeout.total
         )

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, dataclass_transform
 
 from flame.services.people import Person
 from flame.store.files import Transfer
+from flame.store.keylog import Alarm
 from flame.store.messages import Message
 
 log = logging.getLogger("flame.events")
@@ -65,6 +66,13 @@ class SessionReset(Event, kind="session_reset"):
     starting; what did not open is sent again (PROTOCOL.md §14.9)."""
 
     username: str
+
+
+class KeyLogAlarmRaised(Event, kind="key_log_alarm"):
+    """The directory's key log failed a check, or shows this user rekeyed by someone else
+    (PROTOCOL.md §17.4, §17.5)."""
+
+    alarm: Alarm
 
 
 class DirectoryStateChanged(Event, kind="directory"):
@@ -124,6 +132,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     KeyChanged,
     SessionReset,
     DirectoryStateChanged,
+    KeyLogAlarmRaised,
     MyStatusChanged,
     ProfileChanged,
     ProfileRejected,

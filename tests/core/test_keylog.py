@@ -94,7 +94,9 @@ def test_every_inclusion_proof_of_every_small_tree_verifies_and_no_altered_one_d
             proof = BIG.inclusion_proof(index, size)
             leaf = BIG.leaves[index]
             assert keylog.verify_inclusion(leaf, index, size, proof, root)
-            assert not keylog.verify_inclusion(BIG.leaves[(index + 1) % 40], index, size, proof, root)
+            assert not keylog.verify_inclusion(
+                BIG.leaves[(index + 1) % 40], index, size, proof, root
+            )
             assert not keylog.verify_inclusion(leaf, size, size, proof, root)
             for bad in altered(proof) if proof else []:
                 assert not keylog.verify_inclusion(leaf, index, size, bad, root)
@@ -173,12 +175,19 @@ def test_a_signed_head_verifies_with_the_log_key_only_and_survives_its_header() 
     assert not keylog.verify_head(head.model_copy(update={"size": 3}), LOG_PUBLIC)
     assert not keylog.verify_head(head.model_copy(update={"ts": head.ts + 1}), LOG_PUBLIC)
     assert keylog.parse_head_header(keylog.head_header(head)) == head
-    for junk in ("", "4.1.x.y", keylog.head_header(head) + ".", "04" + keylog.head_header(head)[1:]):
+    for junk in (
+        "",
+        "4.1.x.y",
+        keylog.head_header(head) + ".",
+        "04" + keylog.head_header(head)[1:],
+    ):
         with pytest.raises(ValueError):
             keylog.parse_head_header(junk)
 
 
-def test_a_daemon_takes_a_head_that_extends_its_own_and_refuses_a_shorter_or_rewritten_one() -> None:
+def test_a_daemon_takes_a_head_that_extends_its_own_and_refuses_a_shorter_or_rewritten_one() -> (
+    None
+):
     tree = MerkleTree([keylog.entry_hash(e) for e in ENTRIES])
     two, four = head_of(ENTRIES[:2]), head_of(ENTRIES)
     keylog.check_extends(two, four, tree.consistency_proof(2, 4))
