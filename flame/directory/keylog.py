@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flame.core import keylog
 from flame.core.encoding import b64e
 from flame.core.keylog import KeyLogEntries, KeyLogHead, KeyLogProof, MerkleTree
-from flame.core.signing import HEADER_SIG
+from flame.core.signing import HEADER_SIG, HEADER_USER
 from flame.directory import keylog_store
-from flame.errors import BadRequest, FlameError
+from flame.errors import AuthError, BadRequest, FlameError
+from flame.net.verify import RequestVerifier
 from flame.store.db import Database
 from flame.store.folder import make_private_folder, write_private
 
@@ -109,17 +110,36 @@ def _beyond(what: str, size: int) -> BadRequest:
 
 @dataclass(frozen=True, slots=True)
 class KeyLogRoutes:
-    """The routes (PROTOCOL.md §17.3), given the log and the app's request authentication."""
+    """The routes (PROTOCOL.md §17.3), given the log, the app's request authentication and its
+    verifier."""
 
     log: DirectoryLog
     authenticate: Authenticate
+    verifier: RequestVerifier
+
+    async def caller(self, request: web.Request) -> str:
+        """Signed by the caller's key, or by any key the log ever held for the caller: a user
+        whose keys the directory replaced can still read the log that says so (§17.3). The
+        nonce is spent only by the signature that verifies."""
+        try:
+            return await self.authenticate(request, b"")
+        except AuthError as exc:
+            if exc.code not in ("bad_signature", "unknown_user"):
+                raise
+            name = request.headers.get(HEADER_USER, "")
+            for key in await keylog_store.identity_keys_of(self.log.db, name):
+                try:
+                    return await self.verifier.verify(request, b"", _the(key))
+                except AuthError:
+                    continue
+            raise
 
     async def head(self, request: web.Request) -> web.Response:
-        await self.authenticate(request, b"")
+        await self.caller(request)
         return web.json_response((await self.log.refresh()).model_dump())
 
     async def entries(self, request: web.Request) -> web.Response:
-        await self.authenticate(request, b"")
+        await self.caller(request)
         start = _number(request, "start")
         size = (await self.log.refresh()).size
         if start > size:
@@ -130,7 +150,7 @@ class KeyLogRoutes:
         return web.json_response(KeyLogEntries(start=start, entries=found).model_dump())
 
     async def consistency(self, request: web.Request) -> web.Response:
-        await self.authenticate(request, b"")
+        await self.caller(request)
         first, second = _number(request, "first"), _number(request, "second")
         size = (await self.log.refresh()).size
         if not first <= second <= size:
@@ -138,7 +158,7 @@ class KeyLogRoutes:
         return _proof(self.log.tree.consistency_proof(first, second))
 
     async def inclusion(self, request: web.Request) -> web.Response:
-        await self.authenticate(request, b"")
+        await self.caller(request)
         index, tree_size = _number(request, "index"), _number(request, "size")
         size = (await self.log.refresh()).size
         if not index < tree_size <= size:
@@ -150,6 +170,13 @@ class KeyLogRoutes:
         app.router.add_get(f"{PREFIX}/entries/{{start}}", self.entries)
         app.router.add_get(f"{PREFIX}/consistency/{{first}}/{{second}}", self.consistency)
         app.router.add_get(f"{PREFIX}/inclusion/{{index}}/{{size}}", self.inclusion)
+
+
+def _the(key: bytes) -> Callable[[str], Awaitable[bytes | None]]:
+    async def lookup(_: str) -> bytes | None:
+        return key
+
+    return lookup
 
 
 def _proof(hashes: list[bytes]) -> web.Response:

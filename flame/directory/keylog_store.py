@@ -27,3 +27,11 @@ async def entries_from(db: Database, start: int, limit: int = PAGE_MAX) -> list[
         "SELECT * FROM keylog WHERE position >= ? ORDER BY position LIMIT ?", (start, limit)
     )
     return [_entry(row) for row in rows]
+
+
+async def identity_keys_of(db: Database, username: str) -> list[bytes]:
+    """Every identity key the log ever held for `username`, newest first."""
+    rows = await db.fetchall(
+        "SELECT identity_key FROM keylog WHERE username=? ORDER BY position DESC", (username,)
+    )
+    return [bytes(row["identity_key"]) for row in rows]

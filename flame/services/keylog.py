@@ -31,6 +31,10 @@ from flame.store.keylog import Alarm, LoggedKey
 
 log = logging.getLogger("flame.keylog")
 PENDING_MAX = 1000  # peers' heads waiting to be compared
+# The log is read at least every this many directory_sync_s (5 minutes by default), even when no
+# answer shows it grew: a daemon whose keys the directory replaced gets no answers to its other
+# requests, signed with keys the directory no longer holds (PROTOCOL.md §17.3, §17.4).
+RECHECK_SYNCS = 15
 CHECKED_MAX = 10_000
 
 
@@ -52,6 +56,7 @@ class KeyLog:
     wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     loaded: bool = field(default=False, init=False)
+    read_at: float = field(default=float("-inf"), init=False)  # the last read of the log
 
     async def load(self) -> None:
         """What the database holds; once, before anything reads the log."""
@@ -128,24 +133,28 @@ class KeyLog:
     # --- the loop ------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Read the log at start and whenever the directory's answers show a new head; compare
-        the heads peers show. Retries what could not be checked every `directory_sync_s`."""
+        """Read the log at start, whenever the directory's answers show a new head, and at least
+        every RECHECK_SYNCS rounds; compare the heads peers show. What could not be checked is
+        tried again every `directory_sync_s`."""
         await self.load()
+        interval = self.ctx.settings.daemon.directory_sync_s
         while True:
             self.wake.clear()
+            due = self.ctx.clock.now() - self.read_at >= RECHECK_SYNCS * interval
             try:
-                if self.hinted or (self.head is None and self.state != "none"):
+                if self.hinted or due or (self.head is None and self.state != "none"):
                     self.hinted = False
                     await self.sync_once()
                 await self.audit_once()
             except FlameError as exc:
                 log.info("key log check incomplete: %s", exc.message)
-            await wait_event(self.wake, self.ctx.settings.daemon.directory_sync_s)
+            await wait_event(self.wake, interval)
 
     async def sync_once(self) -> None:
         """Take the directory's current head, if it passes every check of §17.4."""
         await self.load()
         async with self.lock:
+            self.read_at = self.ctx.clock.now()
             key = await self._pinned_key()
             if key is None:
                 return
@@ -320,7 +329,7 @@ class KeyLog:
                 "fork",
                 f"fork:{theirs.size}:{theirs.root}",
                 f"The directory showed {source} a key log that contradicts the one it showed you "
-                f"(two heads it signed, of {mine.size} and {theirs.size} entries, that no single "
+                f"(two heads it signed, of {first.size} and {second.size} entries, that no single "
                 "log has): it may be giving different people different keys. Compare safety "
                 "numbers in person, and tell your directory's administrator.",
                 {"mine": mine.model_dump(), "theirs": theirs.model_dump(), "from": source},

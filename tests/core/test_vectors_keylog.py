@@ -109,8 +109,8 @@ def test_proofs_match_and_verify() -> None:
     assert tree.inclusion_proof(3, 5) == inclusion
     assert tree.consistency_proof(3, 5) == consistency
     # By hand: entry 3 in the tree of 5 is node(node(node(l0, l1), node(l2, l3)), l4).
-    node = lambda a, b: hashlib.sha256(b"\x01" + a + b).digest()  # noqa: E731
-    assert inclusion == [leaves[2], node(leaves[0], leaves[1]), leaves[4]]
+    left = hashlib.sha256(b"\x01" + leaves[0] + leaves[1]).digest()
+    assert inclusion == [leaves[2], left, leaves[4]]
     assert keylog.verify_inclusion(leaves[3], 3, 5, inclusion, root_5)
     assert keylog.verify_consistency(3, 5, root_3, root_5, consistency)
     assert not keylog.verify_inclusion(leaves[2], 3, 5, inclusion, root_5)
