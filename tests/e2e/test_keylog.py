@@ -6,6 +6,7 @@ tests do to the directory's database is what its operator can do."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sqlite3
 import time
@@ -165,7 +166,7 @@ async def test_a_truncated_or_rewritten_log_is_refused(
     alice = await trio.ui("alice")
     feed = await alice.websocket()
     for name in ("alice", "bob", "carol"):  # each took the log of 3 (or it would see a fork)
-        await eventually(lambda ui=await trio.ui(name): log_size(ui), equals=3)
+        await eventually(functools.partial(log_size, await trio.ui(name)), equals=3)
     await eventually(lambda: names_of(alice), equals={"bob", "carol"})
     carol_before = await contact(alice, "carol")
 
