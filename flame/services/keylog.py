@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 
 from flame.clock import wait_event
@@ -30,6 +31,10 @@ from flame.store import keylog as keylog_store
 from flame.store.keylog import Alarm, LoggedKey
 
 log = logging.getLogger("flame.keylog")
+
+
+def utc_text(ts: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
 PENDING_MAX = 1000  # peers' heads waiting to be compared
 # The log is read at least every this many directory_sync_s (5 minutes by default), even when no
 # answer shows it grew: a daemon whose keys the directory replaced gets no answers to its other
@@ -55,22 +60,24 @@ class KeyLog:
     refused: str | None = field(default=None, init=False)  # the last head refused, as a header
     wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    load_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     loaded: bool = field(default=False, init=False)
     read_at: float = field(default=float("-inf"), init=False)  # the last read of the log
 
     async def load(self) -> None:
         """What the database holds; once, before anything reads the log."""
-        if self.loaded:
-            return
-        db = self.ctx.db
-        self.log_key = await keylog_store.load_log_key(db)
-        stored = await keylog_store.load_head(db)
-        if stored is not None:
-            self.head, self.frontier = stored
-            self.state = "ok"
-        for entry in await keylog_store.load_entries(db):
-            self.history.setdefault(entry.username, []).append(entry)
-        self.loaded = True
+        async with self.load_lock:
+            if self.loaded:
+                return
+            db = self.ctx.db
+            self.log_key = await keylog_store.load_log_key(db)
+            stored = await keylog_store.load_head(db)
+            if stored is not None:
+                self.head, self.frontier = stored
+                self.state = "ok"
+            for entry in await keylog_store.load_entries(db):
+                self.history.setdefault(entry.username, []).append(entry)
+            self.loaded = True
 
     # --- what other services ask ------------------------------------------------------------
 
@@ -257,9 +264,9 @@ class KeyLog:
                     "rekeyed",
                     f"rekeyed:{entry.position}",
                     f"The directory gave your account {self.ctx.me!r} new keys (key log entry "
-                    f"{entry.position}, at {entry.ts}). If you did not set up Flame again on "
-                    "another device, someone else may receive messages meant for you: tell your "
-                    "directory's administrator.",
+                    f"{entry.position}, on {utc_text(entry.ts)}). If you did not set up Flame "
+                    "again on another device, someone else may receive messages meant for you: "
+                    "tell your directory's administrator.",
                     {"head": head.model_dump(), "position": entry.position},
                 )
 
