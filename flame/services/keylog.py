@@ -35,6 +35,8 @@ log = logging.getLogger("flame.keylog")
 
 def utc_text(ts: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+
+
 PENDING_MAX = 1000  # peers' heads waiting to be compared
 # The log is read at least every this many directory_sync_s (5 minutes by default), even when no
 # answer shows it grew: a daemon whose keys the directory replaced gets no answers to its other
