@@ -17,11 +17,14 @@ import pytest
 
 from flame.core.crypto import Identity, fingerprint
 from flame.devtools.chaos.proxy import FaultProxy
-from flame.directory import keylog_store, store
+from flame.directory import keylog_store as directory_log
+from flame.directory import store
 from flame.directory.app import DirectoryServer
-from flame.services.account import find_account
+from flame.services.account import find_account, open_account
+from flame.store import keylog as keylog_store
 from flame.store.db import Database
-from tests.cluster import Cluster, Feed, UiClient, eventually
+from flame.store.keystore import delete_meta
+from tests.cluster import PASSWORD, Cluster, Feed, UiClient, eventually, services_of
 
 ALARM_LINE = "key log alarm"
 
@@ -69,7 +72,7 @@ async def test_a_rekey_is_logged_and_the_rekeyed_users_own_daemon_raises_an_alar
     await trio.enroll("bob", invite=code, folder="mallory-as-bob")
     impostor = find_account(trio.root / "mallory-as-bob")
     assert impostor is not None
-    logged = await keylog_store.entries_from(db, 0)
+    logged = await directory_log.entries_from(db, 0)
     assert [(e.username, e.kind) for e in logged] == [
         ("alice", "enroll"), ("bob", "enroll"), ("carol", "enroll"), ("bob", "rekey"),
     ]  # fmt: skip
@@ -267,3 +270,25 @@ async def test_a_forked_log_is_caught_when_the_two_daemons_talk(
         await route.stop()
         if second is not None:
             await second.stop()
+
+
+async def test_an_account_made_before_the_log_pins_the_key_its_directory_names(
+    cluster: Cluster,
+) -> None:
+    """PROTOCOL.md §17.1: a daemon enrolled before its directory kept a log has no log key; it
+    pins the one the directory's hello names (over the pinned TLS) at its first read."""
+    directory = await cluster.start_directory()
+    assert directory.parts is not None
+    settings = await cluster.enroll("alice")
+    account = find_account(settings.daemon_data_dir())
+    assert account is not None
+    opened = await open_account(settings, account, PASSWORD)
+    try:
+        assert await keylog_store.load_log_key(opened.db) == directory.parts.log.public_key
+        await delete_meta(opened.db, keylog_store.LOG_KEY)  # as an older flame init left it
+    finally:
+        await opened.db.close()
+    node = await cluster.start_daemon("alice", settings=settings)
+    alice = await cluster.ui("alice")
+    await eventually(lambda: log_size(alice), equals=1)
+    assert services_of(node).keylog.log_key == directory.parts.log.public_key
