@@ -177,9 +177,8 @@ def build(parts: DirectoryParts) -> web.Application:
     app.router.add_put(f"{PREFIX}/presence", put_presence)
     app.router.add_delete(f"{PREFIX}/presence", delete_presence)
     prekeys.PrekeyRoutes(PARTS, authenticate).add_routes(app)  # version 2 (PROTOCOL.md §14.3)
-    keylog.KeyLogRoutes(parts.log, authenticate, parts.verifier).add_routes(
-        app
-    )  # PROTOCOL.md §17.3
+    log_routes = keylog.KeyLogRoutes(parts.log, authenticate, parts.verifier)
+    log_routes.add_routes(app)  # the key log (PROTOCOL.md §17.3)
     app.router.add_get(f"{PREFIX}/openapi.json", prekeys.openapi)  # PROTOCOL.md §15
     return app
 

@@ -172,6 +172,7 @@ class KeyLog:
                 await self._take(key, served)
             except LogRefused as exc:
                 await self._refused(exc, served)
+            self.hinted = False  # the answers of this very read carried the head it just read
 
     async def _pinned_key(self) -> bytes | None:
         """The key log's public key: pinned at `flame init`, or (an account made before the log)
