@@ -113,6 +113,7 @@ def loops(services: Services) -> dict[str, Loop]:
         "collect_from_relays": collect_from_relays,
         "probe_peers": probe_peers,
         "publish_prekeys": publish_prekeys,
+        "check_key_log": services.keylog.run,  # PROTOCOL.md §18.4, §18.5
         "sync_profiles": services.profiles.sync,
         "send_files": services.sender.send_files,
     }

@@ -34,6 +34,7 @@ function startSession(me) {
   hellos = 0;
   socket.start();
   loadContacts();
+  loadKeyLog();
   api.myProfile().then(
     (view) => authed() && store.applyProfile(view),
     () => {},
@@ -85,6 +86,13 @@ async function loadContacts() {
   }
 }
 
+function loadKeyLog() {
+  api.keyLog().then(
+    (view) => authed() && store.setKeyLog(view),
+    () => {},
+  );
+}
+
 let contactsRefetchTimer = null;
 function refetchContactsSoon() {
   clearTimeout(contactsRefetchTimer);
@@ -93,6 +101,7 @@ function refetchContactsSoon() {
 
 function resync() {
   loadContacts();
+  loadKeyLog();
   if (conversation) conversation.resync();
 }
 
@@ -205,6 +214,8 @@ socket.subscribe('version', (evt) => {
 });
 
 socket.subscribe('directory', (evt) => store.setDirectory(evt.state));
+
+socket.subscribe('key_log_alarm', (evt) => store.addKeyLogAlarm(evt.alarm));
 
 socket.onStatus((status, info) => {
   store.setConnection(status);

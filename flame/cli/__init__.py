@@ -148,12 +148,12 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
 
     code, address = asyncio.run(invite())
     certificate = admin.certificate_fingerprint(settings.directory, data_dir)
-    if certificate is not None:  # one string: the code, and the certificate to pin (§5.1)
-        code = invite_token(code, certificate)
+    if certificate is not None:  # one string: the code, the certificate and log key to pin (§5.1)
+        code = invite_token(code, certificate, admin.log_key(data_dir))
     print(code)
     print(
         f"One-time invite for {username}, valid {ttl_s // 3600} h"
-        + (", with this directory's certificate fingerprint" if certificate else "")
+        + (", with this directory's certificate fingerprint and key log key" if certificate else "")
         + ". On their machine:",
         file=sys.stderr,
     )

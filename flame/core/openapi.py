@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from flame.core import keylog as k
 from flame.core import models as m
 from flame.core import prekeys as p
 from flame.core.changes import DirectoryChanges
@@ -51,6 +52,7 @@ class DirectoryHello(m.Wire):
     service: str
     versions: list[int]
     registration: str
+    key_log: m.B64 | None = None  # the key log's public key (§18.1); absent: an older directory
 
 
 class ErrorBody(m.Wire):
@@ -105,6 +107,14 @@ DIRECTORY_ROUTES = (
           p.PrekeyCount),
     Route("POST", "/dir/v1/prekeys/{name}/claim", "Claim a prekey to start a session", "14.3",
           True, None, p.PrekeyClaim, ("no_prekeys",)),
+    Route("GET", "/dir/v1/keylog/head", "The key log's signed head", "18.3", True, None,
+          k.KeyLogHead),
+    Route("GET", "/dir/v1/keylog/entries/{start}", "Key log entries from `start` on", "18.3",
+          True, None, k.KeyLogEntries, ("bad_range",)),
+    Route("GET", "/dir/v1/keylog/consistency/{first}/{second}", "A consistency proof", "18.3",
+          True, None, k.KeyLogProof, ("bad_range",)),
+    Route("GET", "/dir/v1/keylog/inclusion/{index}/{size}", "An inclusion proof", "18.3",
+          True, None, k.KeyLogProof, ("bad_range",)),
     Route("GET", "/dir/v1/openapi.json", "This document", "16", False, None, "OpenAPI"),
 )  # fmt: skip
 

@@ -16,7 +16,9 @@ from pydantic import Field
 
 from flame.clock import SystemClock
 from flame.config import DirectorySettings
+from flame.core.keylog import public_key_of
 from flame.core.models import Username, Wire
+from flame.directory import keylog
 from flame.directory.sqlite_store import DIRECTORY_DB
 from flame.directory.store import DirectoryStore
 from flame.errors import Conflict, FlameError
@@ -189,6 +191,11 @@ def certificate_fingerprint(settings: DirectorySettings, data_dir: Path) -> byte
     if settings.insecure_plain_http:
         return None
     return ensure_certificate(data_dir).fingerprint
+
+
+def log_key(data_dir: Path) -> bytes:
+    """The public key of the directory's key log (made now if it never ran), for invites."""
+    return public_key_of(keylog.ensure_log_key(data_dir))
 
 
 async def with_store(

@@ -26,7 +26,7 @@ from flame.core.presence import verify_presence
 from flame.core.ratelimit import TokenBuckets
 from flame.core.signing import DIRECTORY_AUDIENCE, enrollment_proof, verify_record
 from flame.core.transport import endpoint
-from flame.directory import admin, prekeys
+from flame.directory import admin, keylog, prekeys
 from flame.directory.pg_store import PostgresStore
 from flame.directory.push import Hub, Subscriber, frame_of
 from flame.directory.sqlite_store import SqliteStore
@@ -52,6 +52,7 @@ class DirectoryParts:
     clock: Clock
     verifier: RequestVerifier
     hub: Hub
+    log: keylog.DirectoryLog  # the key log (PROTOCOL.md §18)
     user_lookups: int = 0  # GET /users/{name} answered so far (tests count what floods cost)
     # The full listing's body as of one head: polls with the same head reuse it.
     listing: tuple[int, bytes] = (-1, b"")
@@ -73,6 +74,7 @@ async def hello(request: web.Request) -> web.Response:
             "service": "flame-directory",
             "versions": list(PROTOCOL_VERSIONS),
             "registration": parts.settings.registration,
+            **keylog.hello_fields(parts.log),
         }
     )
 
@@ -228,6 +230,7 @@ def build(parts: DirectoryParts) -> web.Application:
         middlewares=[
             error_middleware,
             address_limit(settings.rate_per_address, settings.burst_per_address, parts.clock.now),
+            keylog.head_middleware(parts.log, parts.clock.now),
         ],
         client_max_size=settings.max_body_bytes,
     )
@@ -240,6 +243,8 @@ def build(parts: DirectoryParts) -> web.Application:
     app.router.add_put(f"{PREFIX}/presence", put_presence)
     app.router.add_delete(f"{PREFIX}/presence", delete_presence)
     prekeys.PrekeyRoutes(PARTS, authenticate).add_routes(app)  # version 2 (PROTOCOL.md §14.3)
+    log_routes = keylog.KeyLogRoutes(parts.log, authenticate, parts.verifier)
+    log_routes.add_routes(app)  # the key log (PROTOCOL.md §18.3)
     app.router.add_get(f"{PREFIX}/openapi.json", prekeys.openapi)  # PROTOCOL.md §15
     return app
 
@@ -282,7 +287,10 @@ class DirectoryServer:
             )
             hub = Hub(store)
             await hub.start()
-            self.parts = parts = DirectoryParts(self.settings, store, self.clock, verifier, hub)
+            log = keylog.DirectoryLog(store, keylog.ensure_log_key(self.data_dir))
+            self.parts = parts = DirectoryParts(
+                self.settings, store, self.clock, verifier, hub, log
+            )
             self.tasks = [
                 asyncio.create_task(hub.run(), name="directory-push"),
                 asyncio.create_task(self.sweep(), name="directory-expiry"),

@@ -4,8 +4,10 @@ on one database: the only SQL of that back end; the rules are directory/store.py
 Across processes: an invite row is locked (FOR UPDATE) while it is spent, so it is spent once;
 every change takes the head's row lock last and holds it to its commit, so heads commit in order
 (PROTOCOL.md §5.4); and a change NOTIFYs channel `flame_directory` with its head, which every
-process LISTENs to for its pushes. A database that does not answer is a 503 `database_unavailable`
-with Retry-After, never a 500 or a hang (`command_timeout`).
+process LISTENs to for its pushes. The key log's appends (triggers of schema_pg 002) are
+serialised by a transaction-level advisory lock (PROTOCOL.md §18.2). A database that does not
+answer is a 503 `database_unavailable` with Retry-After, never a 500 or a hang
+(`command_timeout`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from flame.core.keylog import KeyLogEntry
 from flame.core.models import DirectoryEntry, PresenceRecord, UserRecord
 from flame.core.prekeys import PrekeyRecord
 from flame.core.presence import REPUBLISH_S, is_republish, material
@@ -29,6 +32,7 @@ from flame.directory.store import (
     code_hash,
     entry_of,
     future_cursor,
+    keylog_entry,
     new_invite_code,
     taken,
     user_record,
@@ -336,6 +340,22 @@ class PostgresStore:
                     "SELECT record FROM prekeys WHERE username=$1 AND fallback", username
                 )
         return None if record is None else PrekeyRecord.model_validate_json(record)
+
+    async def keylog_entries(self, start: int, limit: int) -> list[KeyLogEntry]:
+        rows = await self._call(
+            lambda c: c.fetch(
+                "SELECT * FROM keylog WHERE position >= $1 ORDER BY position LIMIT $2", start, limit
+            )
+        )
+        return [keylog_entry(row) for row in rows]
+
+    async def keylog_identity_keys(self, username: str) -> list[bytes]:
+        rows = await self._call(
+            lambda c: c.fetch(
+                "SELECT identity_key FROM keylog WHERE username=$1 ORDER BY position DESC", username
+            )
+        )
+        return [bytes(row["identity_key"]) for row in rows]
 
     async def close(self) -> None:
         if self.listening is not None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from flame.core.keylog import KeyLogEntry
 from flame.core.models import DirectoryEntry, PresenceRecord, UserRecord
 from flame.core.prekeys import PrekeyRecord
 from flame.core.presence import is_republish
@@ -25,6 +26,7 @@ from flame.directory.store import (
     code_hash,
     entry_of,
     future_cursor,
+    keylog_entry,
     new_invite_code,
     user_record,
 )
@@ -235,6 +237,18 @@ class SqliteStore:
                 ) as cursor:
                     row = await cursor.fetchone()
         return None if row is None else PrekeyRecord.model_validate_json(row["record"])
+
+    async def keylog_entries(self, start: int, limit: int) -> list[KeyLogEntry]:
+        rows = await self.db.fetchall(
+            "SELECT * FROM keylog WHERE position >= ? ORDER BY position LIMIT ?", (start, limit)
+        )
+        return [keylog_entry(row) for row in rows]
+
+    async def keylog_identity_keys(self, username: str) -> list[bytes]:
+        rows = await self.db.fetchall(
+            "SELECT identity_key FROM keylog WHERE username=? ORDER BY position DESC", (username,)
+        )
+        return [bytes(row["identity_key"]) for row in rows]
 
     async def close(self) -> None:
         await self.db.close()

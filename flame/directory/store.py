@@ -1,4 +1,5 @@
-"""The directory's store interface (users, invites, presence, prekeys, the change cursor) and the
+"""The directory's store interface (users, invites, presence, prekeys, the change cursor, the key
+log) and the
 rules both implementations share: `sqlite_store` (the embedded file, the default) and `pg_store`
 (PostgreSQL through asyncpg, for several processes). The SQL lives in those two modules only.
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from flame.core.encoding import b64e
+from flame.core.keylog import KeyLogEntry
 from flame.core.models import DirectoryEntry, PresenceRecord, UserRecord
 from flame.core.prekeys import PrekeyRecord
 from flame.errors import BadRequest, Conflict, Forbidden
@@ -162,7 +164,27 @@ class DirectoryStore(Protocol):
         """One one-time key, removed as it is taken (by one caller only); else the fallback key;
         else None."""
 
+    async def keylog_entries(self, start: int, limit: int) -> list[KeyLogEntry]:
+        """Key log entries `start`, `start + 1`, ..., at most `limit` of them (PROTOCOL.md §18.2).
+        The entries are written by the triggers of the back end's key log migration, in the
+        transaction of each enrolment; a back end only reads them."""
+
+    async def keylog_identity_keys(self, username: str) -> list[bytes]:
+        """Every identity key the key log ever held for `username`, newest first."""
+
     async def close(self) -> None: ...
+
+
+def keylog_entry(row: Any) -> KeyLogEntry:
+    """A KeyLogEntry from a row of `keylog` (either driver's row type)."""
+    return KeyLogEntry(
+        username=row["username"],
+        identity_key=b64e(bytes(row["identity_key"])),
+        x25519_key=b64e(bytes(row["x25519_key"])),
+        x25519_sig=b64e(bytes(row["x25519_sig"])),
+        ts=row["ts"],
+        kind=row["kind"],
+    )
 
 
 def user_record(row: Any) -> UserRecord:

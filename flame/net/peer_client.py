@@ -17,6 +17,7 @@ import aiohttp
 from pydantic import BaseModel
 from yarl import URL
 
+from flame.core import keylog
 from flame.core.changes import DirectoryChanges
 from flame.core.hello import Hello
 from flame.core.keys import Keys
@@ -27,7 +28,6 @@ from flame.core.models import (
     Deposit,
     DepositBatch,
     DirectoryEntry,
-    DirectoryListing,
     EnrollRequest,
     Envelope,
     EnvelopeBatch,
@@ -81,6 +81,10 @@ class PeerClient:
         # Whether a peer may be called now: appearing offline, only those the user wrote to
         # (PROTOCOL.md §12.2). The loops hold back by themselves; this is the last word.
         self.may_call: Callable[[str], bool] = lambda peer: True
+        # The key log's head this daemon holds, sent to peers; and where the heads that answers
+        # carry go, with whose answer it was (PROTOCOL.md §18.5).
+        self.key_log_head: Callable[[], str | None] | None = None
+        self.on_key_log_head: Callable[[str, str], None] | None = None
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
             # Idle connections kept less long than peers keep theirs (PROTOCOL.md §12.5).
@@ -149,6 +153,7 @@ class PeerClient:
             ) as response:
                 payload = await response.read()
                 status, response_headers = response.status, dict(response.headers)
+                head = response.headers.get(keylog.HEADER)
         except aiohttp.ServerFingerprintMismatch as exc:
             raise PeerUnreachable(mismatch_message(endpoint)) from exc
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
@@ -163,7 +168,14 @@ class PeerClient:
             )
         if status >= 400:
             raise refusal(status, payload, response_headers)
+        if head is not None and self.on_key_log_head is not None:
+            self.on_key_log_head(endpoint.owner, head)
         return status, payload, response_headers
+
+    def _with_head(self, endpoint: Endpoint, headers: dict[str, str]) -> dict[str, str]:
+        """A request to a peer carries this daemon's key log head (PROTOCOL.md §18.5)."""
+        head = None if self.key_log_head is None or endpoint.is_directory else self.key_log_head()
+        return headers if head is None else {**headers, keylog.HEADER: head}
 
     async def request(
         self,
@@ -199,6 +211,7 @@ class PeerClient:
                     audience, method, target, all_headers["Host"], body, streamed=False
                 )
             )
+            all_headers = self._with_head(endpoint, all_headers)
         return await self._exchange(method, endpoint, path_qs, all_headers, payload_of(body))
 
     async def failover(self, endpoint: Endpoint, call: Callable[[Endpoint], Awaitable[T]]) -> T:
@@ -231,21 +244,6 @@ class PeerClient:
             signed=False,  # enrollment needs no unlocked keys
         )
         return parse_reply(UserRecord, payload)
-
-    async def directory_users(
-        self,
-        directory: Endpoint,
-        etag: str | None,
-    ) -> tuple[DirectoryListing | None, str | None]:
-        """The user list, or (None, etag) when it has not changed since `etag`."""
-        headers = {"If-None-Match": etag} if etag else {}
-        status, payload, response_headers = await self.request(
-            "GET", directory, DIRECTORY_PREFIX + "/users", headers=headers
-        )
-        new_etag = response_headers.get("ETag")
-        if status == 304:
-            return None, new_etag
-        return parse_reply(DirectoryListing, payload), new_etag
 
     async def directory_changes(self, directory: Endpoint, since: int) -> DirectoryChanges:
         """The changes after cursor `since` (0: every user), PROTOCOL.md §5.4."""
@@ -388,6 +386,7 @@ class PeerClient:
             TOKEN_HEADER: token,
             **(await self.signed_headers(peer.owner, "PUT", target, host, b"", streamed=True)),
         }
+        headers = self._with_head(peer, headers)
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=self.session.timeout.total
         )

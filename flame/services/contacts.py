@@ -31,6 +31,7 @@ from flame.net.peer_client import PeerClient
 from flame.services.blocks import Blocks
 from flame.services.context import Context
 from flame.services.events import DirectoryStateChanged, KeyChanged, PresenceChanged
+from flame.services.keylog import KeyLog
 from flame.services.negotiation import Negotiation
 from flame.store import contacts as contact_store
 from flame.store import outbox as outbox_store
@@ -48,6 +49,7 @@ class Contacts:
     blocks: Blocks
     negotiation: Negotiation
     directory: Endpoint
+    keylog: KeyLog  # keys are pinned only once the directory's key log holds them (§18.4)
     directory_state: str = field(default="unknown", init=False)  # "ok" | "degraded" | "unknown"
     # The first directory sync (or probe round) is done.
     synced: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -85,6 +87,7 @@ class Contacts:
         changed: list[PresenceChanged] = []
         online: list[str] = []
         versions: list[tuple[str, list[int], int]] = []  # from verified presence (§9)
+        await self.keylog.vet(entries)
         for entry in entries:
             user = entry.user
             if user.username == ctx.me:
@@ -101,15 +104,20 @@ class Contacts:
             ):
                 log.warning("directory record for %s has a bad key binding; ignored", user.username)
                 continue
-            outcome = await contact_store.offer_keys(
-                ctx.db, user.username, identity_key, x25519_key, x25519_sig, now
-            )
-            if outcome.is_key_change:
-                log.warning(
-                    "identity key of %s changed; refusing it until the user accepts", user.username
-                )
-                ctx.events.publish(KeyChanged(user.username))
             pinned = before.get(user.username)
+            if self.keylog.admits(user.username, identity_key, x25519_key):
+                outcome = await contact_store.offer_keys(
+                    ctx.db, user.username, identity_key, x25519_key, x25519_sig, now
+                )
+                if outcome.is_key_change:
+                    log.warning(
+                        "identity key of %s changed; refusing it until the user accepts",
+                        user.username,
+                    )
+                    ctx.events.publish(KeyChanged(user.username))
+            elif pinned is None:
+                log.info("keys of %s are not in the directory's key log; not pinned", user.username)
+                continue
             pinned_key = identity_key if pinned is None else pinned.identity_key
             presence = self.believed(entry.presence, user.username, pinned_key)
             if presence is not None:

@@ -24,6 +24,7 @@ from flame.services.files.runtime import FileRuntime
 from flame.services.files.sender import Sender
 from flame.services.files.uploads import Uploads
 from flame.services.inbox import Inbox
+from flame.services.keylog import KeyLog
 from flame.services.messaging import Messaging
 from flame.services.negotiation import Negotiation
 from flame.services.people import People
@@ -60,6 +61,7 @@ class Services:
     sender: Sender
     sessions: Sessions
     negotiation: Negotiation
+    keylog: KeyLog
 
     @classmethod
     def build(cls, ctx: Context, client: PeerClient, directory: Endpoint) -> Services:
@@ -67,8 +69,11 @@ class Services:
         blocks = Blocks(ctx)
         status = StatusTracker(ctx)
         negotiation = Negotiation(ctx)
-        people = People(ctx, blocks, status, negotiation)
-        contacts = Contacts(ctx, client, blocks, negotiation, directory)
+        keylog = KeyLog(ctx, client, directory)
+        client.key_log_head = keylog.header  # heads travel with every exchange (PROTOCOL.md §18.5)
+        client.on_key_log_head = keylog.observe
+        people = People(ctx, blocks, status, negotiation, keylog)
+        contacts = Contacts(ctx, client, blocks, negotiation, directory, keylog)
         presence = Presence(ctx, client, contacts, status)
         sessions = Sessions(ctx, client, negotiation, directory)
         client.pair_key = negotiation.pair_key  # deniable requests to version 2 peers (§14.8)
@@ -111,6 +116,7 @@ class Services:
             sender=Sender(ctx, files, client, status),
             sessions=sessions,
             negotiation=negotiation,
+            keylog=keylog,
         )
 
 

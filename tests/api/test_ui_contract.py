@@ -11,6 +11,7 @@ from flame.api.ui import views
 from flame.services import events
 from flame.services.people import ContactCard, Person
 from flame.store.files import Transfer
+from flame.store.keylog import Alarm, LoggedKey
 from flame.store.messages import Message
 from flame.store.profiles import StoredProfile
 from flame.store.search import HIT_END, HIT_START, MessageHit
@@ -43,6 +44,8 @@ TRANSFER = Transfer(
 )
 PROFILE = StoredProfile("alice", "Alice", "CEO", "Paris", "bio", b"webp", 1000, "sig", 1.0)
 PERSON = Person("alice", False, True, PROFILE, "online", False, "fp", "00000", False)
+ENTRY = LoggedKey(3, "alice", b"i" * 32, b"x" * 32, 1700000000, "rekey")
+ALARM = Alarm(1, "rekeyed:3", "rekeyed", "The directory gave your account new keys.", 2.0, "{}")
 SAMPLES: dict[str, tuple[Any, ...]] = {
     "Me": ("bob", "fp", "ok"),
     "Login": ({"username": "bob"}, "token"),
@@ -56,6 +59,9 @@ SAMPLES: dict[str, tuple[Any, ...]] = {
     "Settings": (True,),
     "Block": ("mallory", 1.0),
     "Diagnostics": (2, 1),
+    "KeyEvent": (ENTRY,),
+    "KeyLog": ("ok", 4, [ALARM]),
+    "KeyLogAlarm": (ALARM,),
 }
 EVENT_SAMPLES: list[events.Event] = [
     events.MessageAdded(MESSAGE),
@@ -65,6 +71,7 @@ EVENT_SAMPLES: list[events.Event] = [
     events.SessionReset("alice"),
     events.VersionChanged("alice", 1),
     events.DirectoryStateChanged("degraded"),
+    events.KeyLogAlarmRaised(ALARM),
     events.MyStatusChanged("busy", "busy"),
     events.ProfileChanged(PERSON),
     events.ProfileRejected("alice", "bad signature"),

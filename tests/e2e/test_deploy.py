@@ -11,6 +11,7 @@ from pathlib import Path
 from flame.devtools.postgres import Postgres
 from flame.devtools.procs import Proc, base_env
 from flame.directory import admin
+from flame.directory.keylog import KEY_NAME as LOG_KEY_NAME
 from flame.net.tls import CERT_NAME, KEY_NAME
 from tests.cluster import Cluster, services_of
 from tests.directory.conftest import new_database
@@ -78,7 +79,7 @@ async def test_two_instances_of_the_shipped_unit_serve_one_directory(
     await first.start()
     second = instance(service, 1, cluster.root, dsn)
     second.folder.mkdir(mode=0o700)
-    for name in (CERT_NAME, KEY_NAME):  # README: the certificate of the first, copied
+    for name in (CERT_NAME, KEY_NAME, LOG_KEY_NAME):  # README: the first one's keys, copied
         shutil.copy2(first.folder / name, second.folder / name)
     await second.start()
     try:

@@ -14,6 +14,8 @@ from flame.devtools.cluster import env_of
 from flame.devtools.postgres import Postgres
 from flame.devtools.procs import Proc, directory_proc
 from flame.directory import admin
+from flame.directory.keylog import KEY_NAME as LOG_KEY_NAME
+from flame.directory.keylog import ensure_log_key
 from flame.net.tls import CERT_NAME, KEY_NAME, ensure_certificate
 from tests.cluster import Cluster, services_of
 from tests.directory.conftest import new_database
@@ -22,12 +24,13 @@ from tests.e2e.test_directory_push import SLOW_POLL, presence_event, signed_get,
 
 
 async def start_pair(cluster: Cluster, dsn: str) -> tuple[Proc, Proc]:
-    """Directory processes `dir-a` and `dir-b` sharing `dsn` and one certificate."""
+    """Directory processes `dir-a` and `dir-b` sharing `dsn`, one certificate and one log key."""
     first = cluster.root / "dir-a"
     ensure_certificate(first)
+    ensure_log_key(first)  # and one key log key (README)
     second = cluster.root / "dir-b"
     second.mkdir(mode=0o700)
-    for name in (CERT_NAME, KEY_NAME):
+    for name in (CERT_NAME, KEY_NAME, LOG_KEY_NAME):
         shutil.copy2(first / name, second / name)
     env = cluster.process_env(
         env_of(

@@ -2,7 +2,7 @@
 
 import { withToken } from '../api.js';
 import { h, setText, spinner } from '../dom.js';
-import { hashHue, initial, normalizeStatus, statusLabel } from '../format.js';
+import { hashHue, initial, keyChangedText, normalizeStatus, statusLabel } from '../format.js';
 import { conversationHash } from '../router.js';
 import { displayName, isConfusable, state, visibleContacts } from '../store.js';
 
@@ -74,6 +74,8 @@ export class ContactList {
       },
       '⚠',
     );
+    // Their key changed recently (the key log says so, PROTOCOL.md §18.6).
+    const recent = h('span', { class: 'key-recent', hidden: true }, 'new key');
     const badge = h('span', { class: 'unread-badge', hidden: true });
     const statusText = h('span', { class: 'status-text' }, 'Offline');
     const preview = h('span', { class: 'contact-preview' });
@@ -84,12 +86,12 @@ export class ContactList {
       h(
         'span',
         { class: 'contact-main' },
-        h('span', { class: 'contact-line' }, nameEl, usernameEl, warn, badge),
+        h('span', { class: 'contact-line' }, nameEl, usernameEl, warn, recent, badge),
         h('span', { class: 'contact-line contact-sub' }, statusText, preview),
       ),
     );
     const li = h('li', { class: 'contact-item' }, link);
-    return { li, link, dot, statusText, badge, warn, preview, nameEl, usernameEl, avatar };
+    return { li, link, dot, statusText, badge, warn, recent, preview, nameEl, usernameEl, avatar };
   }
 
   _updateItem(item, c) {
@@ -106,6 +108,8 @@ export class ContactList {
     );
     item.statusText.dataset.status = normalizeStatus(c.status);
     item.warn.hidden = !c.key_changed;
+    item.recent.hidden = c.key_changed || c.key_changed_at === null;
+    item.recent.title = c.key_changed_at === null ? '' : keyChangedText(c.key_changed_at);
     item.link.classList.toggle('key-changed', c.key_changed);
     const unread = c.unread || 0;
     item.badge.hidden = unread <= 0;

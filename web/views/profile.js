@@ -7,6 +7,7 @@ import { statusLabel } from '../format.js';
 import { conversationHash } from '../router.js';
 import * as store from '../store.js';
 import { avatarElement, setStatusDot } from './contacts.js';
+import { KeyHistory } from './key-history.js';
 import { pageHeader } from './page.js';
 
 export class ProfileView {
@@ -37,6 +38,7 @@ export class ProfileView {
       hidden: true,
     });
     this.error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+    this.keyHistory = new KeyHistory(name);
     this.messageLink = h(
       'a',
       { id: 'profile-message', class: 'btn btn-primary', href: conversationHash(name) },
@@ -86,6 +88,7 @@ export class ProfileView {
           this.fingerprint,
         ),
         this.safetyRow,
+        this.keyHistory.el,
       ),
       h('div', { class: 'profile-actions' }, this.messageLink, this.block.el, this.editLink),
     );
@@ -131,6 +134,7 @@ export class ProfileView {
     setText(this.fingerprint, view.fingerprint || '—');
     setText(this.safety, view.safety_number || '');
     this.safetyRow.hidden = !view.safety_number;
+    this.keyHistory.render(view);
     this.avatar.update(view.avatar_url, view.display_name || view.username);
     this.messageLink.hidden = view.is_me;
     this.block.el.hidden = view.is_me;

@@ -5,6 +5,7 @@ import { STATUSES } from '../format.js';
 import { navigate, profileHash, searchHash } from '../router.js';
 import * as store from '../store.js';
 import { avatarElement, ContactList, setStatusDot } from './contacts.js';
+import { KeyLogBanner } from './keylog.js';
 
 export const DEGRADED_TEXT =
   'Directory unreachable — working from cache; messages still flow between online peers';
@@ -119,6 +120,7 @@ export class Shell {
       h('span', { class: 'banner-text' }, DEGRADED_TEXT),
     );
 
+    this.keyLogBanner = new KeyLogBanner();
     this.contactList = new ContactList({ onRetry: onRetryContacts });
     this.sidebar = h(
       'nav',
@@ -131,6 +133,7 @@ export class Shell {
       'div',
       { class: 'shell' },
       header,
+      this.keyLogBanner.el,
       this.banner,
       h('div', { class: 'layout' }, this.sidebar, this.pane),
       this.toasts,
@@ -242,6 +245,7 @@ export class Shell {
 
   destroy() {
     clearTimeout(this._connTimer);
+    this.keyLogBanner.destroy();
     for (const u of this._unsubs) u();
   }
 }

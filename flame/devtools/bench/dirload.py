@@ -21,6 +21,8 @@ from flame.core.presence import make_presence
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
 from flame.devtools.cluster import env_of
 from flame.devtools.procs import Proc, directory_proc
+from flame.directory.keylog import KEY_NAME as LOG_KEY_NAME
+from flame.directory.keylog import ensure_log_key
 from flame.net.tls import CERT_NAME, KEY_NAME, ensure_certificate
 from flame.services.account import enroll_request
 
@@ -59,12 +61,13 @@ async def start_directories(
     """`count` directory processes sharing one certificate (and, given a database, its state)."""
     first = root / "dir-0"
     ensure_certificate(first)
+    ensure_log_key(first)  # and one key log key (README)
     procs = []
     for i in range(count):
         folder = root / f"dir-{i}"
         if i:
             folder.mkdir(mode=0o700, parents=True)
-            for name in (CERT_NAME, KEY_NAME):
+            for name in (CERT_NAME, KEY_NAME, LOG_KEY_NAME):
                 shutil.copy2(first / name, folder / name)
         settings = {**DIRECTORY_SETTINGS, **env}
         environ = env_of({**settings, "daemon.log_level": log_level})

@@ -239,6 +239,30 @@ def claim(world: World) -> Case:
     )
 
 
+NUMBERS = ["0", "1", "2", "3", "999", "-1", "01", "x", "9" * 25, "%00", ""]
+KEYLOG = [
+    ("entries/{start}", 1),
+    ("consistency/{first}/{second}", 2),
+    ("inclusion/{index}/{size}", 2),
+]
+
+
+def keylog_head(world: World) -> Case:
+    """The key log's signed head (§18.3), asked by a member."""
+    body = b"" if world.fuzz.chance(0.9) else world.fuzz.encode({"x": 1})
+    return world.directory_case(world.fuzz.pick(world.members), "GET", "/dir/v1/keylog/head", body)
+
+
+def keylog_reads(world: World) -> Case:
+    """Entries and proofs (§18.3), with numbers in range, out of it, and malformed."""
+    template, count = world.fuzz.pick(KEYLOG)
+    numbers = [world.fuzz.pick(NUMBERS) for _ in range(count)]
+    path = "/dir/v1/keylog/" + template.split("/")[0] + "".join(f"/{n}" for n in numbers)
+    return world.directory_case(
+        world.fuzz.pick(world.members), "GET", path, b"", f"GET /dir/v1/keylog/{template}"
+    )
+
+
 def dir_openapi(world: World) -> Case:
     path = "/dir/v1/openapi.json" + world.fuzz.pick(["", "", "?x=1"])
     signer = world.fuzz.pick([None, *world.members])
@@ -268,4 +292,6 @@ ROUTES: list[tuple[Builder, int]] = [
     (count_prekeys, 1),
     (claim, 1),
     (dir_openapi, 1),
+    (keylog_head, 1),
+    (keylog_reads, 2),
 ]

@@ -4,7 +4,13 @@
 import { h } from '../../dom.js';
 import * as store from '../../store.js';
 import { acceptDrops } from './attach.js';
-import { anchorBanner, blockedBanner, resetBanner, versionBanner } from './banners.js';
+import {
+  anchorBanner,
+  blockedBanner,
+  keyHistoryBanner,
+  resetBanner,
+  versionBanner,
+} from './banners.js';
 import { Composer } from './composer.js';
 import { ConversationFiles } from './files.js';
 import { ConversationHeader } from './header.js';
@@ -38,6 +44,7 @@ export class ConversationView {
     this.blockedBar = blockedBanner(peer);
     this.versionBar = versionBanner(peer);
     this.resetBar = resetBanner(peer);
+    this.keyHistoryBar = keyHistoryBanner(peer);
     this.anchorBar = anchorBanner(() => this.history.jumpToLatest());
     this.timeline = new Timeline(peer, {
       files: this.files,
@@ -60,6 +67,7 @@ export class ConversationView {
       this.versionBar,
       this.resetBar,
       this.keyBar.el,
+      this.keyHistoryBar.el,
       this.blockedBar,
       this.anchorBar,
       this.timeline.el,
@@ -76,6 +84,7 @@ export class ConversationView {
     const c = store.state.contacts.get(this.peer) ?? null;
     this.header.render(c);
     this.keyBar.render(c);
+    this.keyHistoryBar.render(c);
     this.blockedBar.hidden = !c?.blocked;
     this.versionBar.hidden = c?.protocol_version !== 1;
     this.resetBar.hidden = !c?.session_reset_at;
