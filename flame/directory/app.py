@@ -162,6 +162,8 @@ async def subscribe(request: web.Request) -> web.StreamResponse:
         await ws.prepare(request)
     except ValueError:  # aiohttp's check of a Sec-WebSocket-Key that is not ASCII
         raise BadRequest("The WebSocket handshake is malformed.") from None
+    except ConnectionResetError:  # the subscriber left during the handshake (a daemon stopping)
+        raise BadRequest("The connection closed during the WebSocket handshake.") from None
     subscriber, first = parts.hub.join(user)
     parts.sockets.add(ws)
     sender = asyncio.create_task(send_frames(ws, subscriber, first))
