@@ -8,7 +8,7 @@ CHROMIUM ?= $(or $(CHROMIUM_PATH),/usr/bin/chromium)
 NODE_STAMP := node_modules/.installed
 BIOME := node_modules/.bin/biome
 
-.PHONY: install browser demo demo-fresh test lint fmt bench chaos fuzz fuzz-schema screenshots clean
+.PHONY: install browser postgres demo demo-fresh test lint fmt bench chaos fuzz fuzz-schema screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -42,13 +42,25 @@ browser:
 	  fi; \
 	fi
 
+# The directory's PostgreSQL tests start a throwaway server of Debian's postgresql package
+# (tests/conftest.py); missing, they skip, except under CI=true, where they fail.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian postgresql for the directory's tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else \
+	    echo "The directory's PostgreSQL tests need a server: sudo apt-get install postgresql"; \
+	  fi; \
+	fi
+
 demo: install
 	$(BIN)/python -m flame.devtools demo
 
 demo-fresh: install
 	$(BIN)/python -m flame.devtools demo --fresh
 
-test: install browser $(NODE_STAMP)
+test: install browser postgres $(NODE_STAMP)
 	$(BIOME) ci web
 	$(BIN)/python -m pytest
 

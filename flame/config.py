@@ -42,6 +42,9 @@ class DaemonSettings(Section):
     # https://. Checked where it is used: `flame init` refuses a malformed one, `flame serve`
     # (which uses the directory pinned at enrollment) warns and carries on (services/account.py).
     directory_url: str = ""
+    # Other addresses of the same directory (processes on one PostgreSQL database, presenting
+    # one certificate), comma-separated: tried in turn when an address does not answer.
+    directory_alternates: str = ""
     peer_host: str = "0.0.0.0"
     peer_port: int = Field(default=8470, ge=0, le=65535)
     public_address: str = ""
@@ -78,14 +81,21 @@ class DaemonSettings(Section):
         return normal_address(value)
 
     @model_validator(mode="after")
-    def _address_fits_the_transport(self) -> DaemonSettings:
-        value = self.public_address.rstrip("/")
-        if value:
-            try:
-                check_address(value, plain_http=self.insecure_plain_http)
-            except ValueError as exc:
-                raise ValueError(f"public_address: {exc} (got {value!r})") from None
+    def _addresses_fit_the_transport(self) -> DaemonSettings:
+        values = [("public_address", self.public_address)]
+        values += [("directory_alternates", url) for url in self.alternate_urls]
+        for key, raw in values:
+            value = raw.rstrip("/")
+            if value:
+                try:
+                    check_address(value, plain_http=self.insecure_plain_http)
+                except ValueError as exc:
+                    raise ValueError(f"{key}: {exc} (got {value!r})") from None
         return self
+
+    @property
+    def alternate_urls(self) -> tuple[str, ...]:
+        return tuple(normal_address(u) for u in self.directory_alternates.split(",") if u.strip())
 
     @field_validator("ui_host")
     @classmethod
@@ -118,6 +128,19 @@ class DirectorySettings(Section):
     idle_timeout_s: float = Field(default=20.0, gt=0)
     # Serve plain HTTP instead of TLS, and accept http:// presence addresses: only by this setting.
     insecure_plain_http: bool = False
+    # Empty: the SQLite file in data_dir (one process). A postgresql:// URL: that database, which
+    # several directory processes may share (README, "Deploying the directory").
+    database: str = ""
+    expiry_sweep_s: float = Field(default=1.0, gt=0)  # how often expired presence is dropped
+
+    @field_validator("database")
+    @classmethod
+    def _postgres_url(cls, value: str) -> str:
+        if value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "must be empty (the SQLite file in the data folder) or a postgresql:// URL"
+            )
+        return value
 
 
 class SecuritySettings(Section):

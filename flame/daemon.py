@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from pathlib import Path
@@ -82,7 +83,8 @@ async def build_services(
             account.username,
             directory.url,
         )
-    return Services.build(ctx, client, directory)
+    alternates = tuple(u for u in settings.daemon.alternate_urls if u != directory.url)
+    return Services.build(ctx, client, dataclasses.replace(directory, alternates=alternates))
 
 
 async def unlock_services(holder: ServiceHolder, password: str) -> Services:

@@ -6,6 +6,7 @@ FlameError                      code            HTTP
 ├── WrongPassword               wrong_password  401
 ├── PeerUnreachable             unreachable     -   (outbound only)
 ├── PeerRefused                 peer_refused    -   (outbound: the peer answered 4xx/5xx)
+├── LogRefused                  key_log_refused -   (the directory's key log fails a check, §18.4)
 └── RequestError                (subclass sets) 4xx (inbound: bad input from a peer or the UI)
     ├── BadRequest              bad_request     400
     ├── BadEnvelope             bad_envelope    400
@@ -93,6 +94,15 @@ class PeerRefused(FlameError, code="peer_refused"):
         self.http_status = status
         self.retry_after_s = retry_after_s
         self.payload = b""
+
+
+class LogRefused(FlameError, code="key_log_refused"):
+    """What the directory's key log showed fails a check (PROTOCOL.md §18.4); `kind` says which:
+    `bad_signature`, `truncated`, `rewritten`, `entries_mismatch`, `bad_entry` or `fork`."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class RequestError(FlameError, status=400):

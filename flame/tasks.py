@@ -20,6 +20,7 @@ log = logging.getLogger("flame.tasks")
 Loop = Callable[[], Awaitable[None]]
 RESTART_FIRST_S = 0.5
 RESTART_MAX_S = 30.0
+SUBSCRIBE_FIRST_S = 0.1  # the first wait before subscribing again
 PREKEYS_CHECK_S = 60.0  # how often the one-time keys left at the directory are counted
 
 
@@ -35,14 +36,29 @@ def loops(services: Services) -> dict[str, Loop]:
             await services.status.wait(settings.presence_interval_s)
 
     async def sync_directory() -> None:
-        """Keep the cached user list and presence fresh (conditional GET with the last ETag)."""
-        etag: str | None = None
+        """Keep the cached user list and presence fresh: what changed since the last cursor
+        (PROTOCOL.md §5.4); the fallback of the pushes below."""
         while True:
             try:
-                etag = await services.contacts.sync_once(etag)
+                await services.directory_sync.sync_once()
             except FlameError as exc:
                 log.debug("directory sync failed: %s", exc.message)
             await ctx.clock.sleep(settings.directory_sync_s)
+
+    async def subscribe_directory() -> None:
+        """Presence and key changes pushed within a second (PROTOCOL.md §5.5), over one signed
+        subscription; when it drops, a sync by cursor catches up and it comes back, at once the
+        first time, then with backoff up to directory_sync_s."""
+        delay = SUBSCRIBE_FIRST_S
+        while True:
+            try:
+                await services.directory_sync.subscribe_once()
+                delay = SUBSCRIBE_FIRST_S
+                await services.directory_sync.sync_once()
+            except FlameError as exc:
+                log.debug("directory subscription: %s", exc.message)
+            await ctx.clock.sleep(delay)
+            delay = min(delay * 2, settings.directory_sync_s)
 
     async def store_and_forward() -> None:
         """Deposit long-undelivered envelopes with relays, hand over what we hold for others, and
@@ -90,12 +106,14 @@ def loops(services: Services) -> dict[str, Loop]:
     return {
         "report_presence": report_presence,
         "sync_directory": sync_directory,
+        "subscribe_directory": subscribe_directory,
         "deliver_outbox": services.delivery.run,
         "write_outgoing": services.messaging.write_outgoing,
         "store_and_forward": store_and_forward,
         "collect_from_relays": collect_from_relays,
         "probe_peers": probe_peers,
         "publish_prekeys": publish_prekeys,
+        "check_key_log": services.keylog.run,  # PROTOCOL.md §18.4, §18.5
         "sync_profiles": services.profiles.sync,
         "send_files": services.sender.send_files,
     }

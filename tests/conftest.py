@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from flame.core.crypto import new_db_key
+from flame.devtools.postgres import Postgres, start_postgres
 from flame.store.db import Database
 from tests.cluster import Cluster, cluster_context
 
@@ -15,6 +18,23 @@ from tests.cluster import Cluster, cluster_context
 async def cluster() -> AsyncIterator[Cluster]:
     async for c in cluster_context():
         yield c
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Postgres]:
+    """One throwaway PostgreSQL server for the session (each test makes its own database).
+    Missing PostgreSQL skips, except under CI=true, where it fails (`.ci/run` installs it)."""
+    try:
+        server = start_postgres()
+    except (FileNotFoundError, subprocess.CalledProcessError) as exc:
+        reason = f"no PostgreSQL server to start: {exc}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ does in their page is seen in the other's. No sleeps: every wait is an auto-wait
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -423,3 +424,37 @@ async def test_the_session_reset_notice_stays_in_the_conversation(
                 await expect(tab.page.locator("#session-notice")).to_be_hidden()
         finally:
             await tab.close()
+
+
+async def test_a_rekey_alarms_the_rekeyed_user_and_a_newcomer_sees_the_key_history(
+    trio: Cluster, tabs: OpenTab, caplog: pytest.LogCaptureFixture
+) -> None:
+    """PROTOCOL.md §17.6: the directory's operator gives bob new keys; bob's page shows the
+    alarm above everything, and dave, who meets bob only now, is shown that bob's key is new."""
+    bob = await tabs("bob")
+    assert trio.directory is not None and trio.directory.store is not None
+    code = await trio.directory.store.create_invite(
+        "bob", rekey=True, now=int(time.time()), ttl_s=600
+    )
+    await trio.enroll("bob", invite=code, folder="mallory-as-bob")
+    banner = bob.page.locator("#keylog-banner")
+    await expect(banner).to_be_visible(timeout=20_000)
+    await expect(banner.locator('.keylog-alarm[data-kind="rekeyed"]')).to_contain_text("new keys")
+
+    await trio.add_user("dave")
+    dave = await tabs("dave")
+    await expect(dave.page.locator('[data-contact="bob"] .key-recent')).to_be_visible()
+    await dave.open_conversation("bob")
+    await expect(dave.page.locator("#key-history-notice")).to_contain_text(
+        "bob's key changed today"
+    )
+    await dave.goto("/#/profile/bob")
+    await expect(dave.page.locator("#profile-key-history li")).to_have_count(2)
+    await expect(dave.page.locator('#profile-key-history li[data-kind="rekey"]')).to_be_visible()
+    await expect(dave.page.locator("#profile-key-notice")).to_contain_text("Compare the safety")
+    await expect(dave.page.locator("#keylog-banner")).to_be_hidden()
+    for tab in (bob, dave):
+        await tab.assert_clean()
+    for record in caplog.get_records("call"):
+        if "key log alarm (rekeyed)" in record.getMessage():
+            record.expected = True  # bob's daemon's alarm, in the log

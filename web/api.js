@@ -190,6 +190,7 @@ export const api = {
   markRead: (name, upTo) =>
     request('POST', `/ui/api/conversations/${enc(name)}/read`, upTo ? { up_to: upTo } : {}),
   settings: () => request('GET', '/ui/api/settings'),
+  keyLog: () => request('GET', '/ui/api/keylog'),
   saveSettings: (settings) => request('POST', '/ui/api/settings', settings),
   context: (name, id, { before = 25, after = 25 } = {}) =>
     request(

@@ -38,6 +38,7 @@ function startSession(me) {
   hellos = 0;
   socket.start();
   loadContacts();
+  loadKeyLog();
   api.myProfile().then(
     (view) => authed() && store.applyProfile(view),
     () => {},
@@ -89,6 +90,13 @@ async function loadContacts() {
   }
 }
 
+function loadKeyLog() {
+  api.keyLog().then(
+    (view) => authed() && store.setKeyLog(view),
+    () => {},
+  );
+}
+
 let contactsRefetchTimer = null;
 function refetchContactsSoon() {
   clearTimeout(contactsRefetchTimer);
@@ -97,6 +105,7 @@ function refetchContactsSoon() {
 
 function resync() {
   loadContacts();
+  loadKeyLog();
   if (conversation) conversation.resync();
 }
 
@@ -219,6 +228,8 @@ socket.subscribe('version', (evt) => {
 });
 
 socket.subscribe('directory', (evt) => store.setDirectory(evt.state));
+
+socket.subscribe('key_log_alarm', (evt) => store.addKeyLogAlarm(evt.alarm));
 
 socket.onStatus((status, info) => {
   store.setConnection(status);

@@ -55,6 +55,13 @@ export function formatFull(epochSeconds) {
   })} ${formatTime(epochSeconds)}`;
 }
 
+/** When a contact's key changed (PROTOCOL.md §18.6): "today", "yesterday", "5 days ago". */
+export function keyChangedText(epochSeconds) {
+  const days = Math.floor((Date.now() / 1000 - Number(epochSeconds)) / 86400);
+  if (!Number.isFinite(days) || days <= 0) return 'key changed today';
+  return days === 1 ? 'key changed yesterday' : `key changed ${days} days ago`;
+}
+
 export function dayKey(epochSeconds) {
   const d = toDate(epochSeconds);
   return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;

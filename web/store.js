@@ -1,5 +1,6 @@
 // Client-side state shared by the views, with a tiny event emitter.
-// Events: 'me', 'directory', 'contacts', 'connection', 'unreachable', 'my_status', 'profile'.
+// Events: 'me', 'directory', 'contacts', 'connection', 'unreachable', 'my_status', 'profile',
+// 'keylog'.
 
 import { compareMessages, normalizeStatus } from './format.js';
 
@@ -32,6 +33,7 @@ export const state = {
   unreachable: false, // the live feed has been down for a moment: the daemon cannot be reached
   myStatus: { choice: 'online', status: 'online' },
   myProfile: null, // this user's profile view (display name, avatar_url, ...)
+  keyLog: { state: 'unknown', size: null, alarms: [] }, // the directory's key log, as checked
   showBlocked: readFlag('flame.showBlocked'),
 };
 
@@ -69,6 +71,7 @@ export function reset() {
   state.unreachable = false;
   state.myStatus = { choice: 'online', status: 'online' };
   state.myProfile = null;
+  state.keyLog = { state: 'unknown', size: null, alarms: [] };
   counted.clear();
   emit('me', null);
   emit('directory', state.directory);
@@ -86,6 +89,20 @@ export function setDirectory(value) {
   if (state.directory === v) return;
   state.directory = v;
   emit('directory', v);
+}
+
+/** The daemon's view of the key log (`KeyLog`, docs/UI_API.md). */
+export function setKeyLog(view) {
+  if (!view || !Array.isArray(view.alarms)) return;
+  state.keyLog = { state: String(view.state), size: view.size ?? null, alarms: view.alarms };
+  emit('keylog', state.keyLog);
+}
+
+/** A `key_log_alarm` event: one more alarm (the same one twice is shown once). */
+export function addKeyLogAlarm(alarm) {
+  if (!alarm || state.keyLog.alarms.some((a) => a.id === alarm.id)) return;
+  state.keyLog = { ...state.keyLog, state: 'alarm', alarms: [...state.keyLog.alarms, alarm] };
+  emit('keylog', state.keyLog);
 }
 
 export function setConnection(status) {
@@ -118,6 +135,7 @@ function normalizeContact(c) {
     avatar_url: typeof c.avatar_url === 'string' ? c.avatar_url : null,
     blocked: Boolean(c.blocked),
     verified: Boolean(c.verified),
+    key_changed_at: Number.isFinite(c.key_changed_at) ? c.key_changed_at : null,
   };
 }
 

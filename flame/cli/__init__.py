@@ -141,17 +141,19 @@ def cmd_directory_invite(args: argparse.Namespace, settings: Settings) -> int:
     ttl_s = settings.directory.invite_ttl_s
 
     async def invite() -> tuple[str, str | None]:
-        code = await admin.create_invite(data_dir, username, rekey=args.rekey, ttl_s=ttl_s)
+        code = await admin.create_invite(
+            settings.directory, data_dir, username, rekey=args.rekey, ttl_s=ttl_s
+        )
         return code, await admin.running_address(data_dir)
 
     code, address = asyncio.run(invite())
     certificate = admin.certificate_fingerprint(settings.directory, data_dir)
-    if certificate is not None:  # one string: the code, and the certificate to pin (§5.1)
-        code = invite_token(code, certificate)
+    if certificate is not None:  # one string: the code, the certificate and log key to pin (§5.1)
+        code = invite_token(code, certificate, admin.log_key(data_dir))
     print(code)
     print(
         f"One-time invite for {username}, valid {ttl_s // 3600} h"
-        + (", with this directory's certificate fingerprint" if certificate else "")
+        + (", with this directory's certificate fingerprint and key log key" if certificate else "")
         + ". On their machine:",
         file=sys.stderr,
     )
@@ -185,7 +187,7 @@ def cmd_directory_users(args: argparse.Namespace, settings: Settings) -> int:
     from flame.core.encoding import b64d
     from flame.directory import admin
 
-    users = asyncio.run(admin.enrolled_users(settings.directory_data_dir()))
+    users = asyncio.run(admin.enrolled_users(settings.directory, settings.directory_data_dir()))
     if not users:
         print("No users enrolled yet.")
     for user in users:

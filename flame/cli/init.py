@@ -27,7 +27,8 @@ T = TypeVar("T")
 INVITE_REFUSALS = frozenset({"bad_invite", "invite_used", "invite_expired", "invite_required"})
 USERNAME_REFUSALS = frozenset({"username_taken"})
 INVITE_QUESTION = "Invite (empty if the directory has open registration): "
-Invite = tuple[str | None, bytes | None]  # the one-time code, and the certificate it names
+# The one-time code, the certificate it names, and the key log key it names (PROTOCOL.md §18.1).
+Invite = tuple[str | None, bytes | None, bytes | None]
 
 
 class Terminal:
@@ -115,7 +116,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     directory = ask_directory(answers, args, settings)
     flag_pin = parse_flag_pin(args.directory_fingerprint)
     check_invite = invite_rule(directory, flag_pin)
-    code, invite_pin = answers.get(
+    code, invite_pin, log_key = answers.get(
         "--invite", args.invite if args.invite or terminal else "", INVITE_QUESTION, check_invite
     )
     pin = ask_pin(answers, directory, invite_pin or flag_pin, checked=invite_pin is not None)
@@ -123,7 +124,7 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
         password = new_password(args, terminal)
     account = enroll(
         answers, settings, data_dir, (username, Endpoint(directory.url, pin, "directory")),
-        (code, password), check_invite,
+        (code, log_key, password), check_invite,
     )  # fmt: skip
     print(f"Enrolled {account.username} with {directory.url}.")
     print(f"Data folder: {data_dir}")
@@ -191,13 +192,13 @@ def invite_rule(directory: Reached, flag_pin: bytes | None) -> Callable[[str], I
 
     def check(text: str) -> Invite:
         if not text:
-            return None, None
-        code, pin = parse_invite(text)
+            return None, None, None
+        code, pin, log_key = parse_invite(text)
         if pin is not None and flag_pin is not None and pin != flag_pin:
             raise FlameError("The invite and --directory-fingerprint name different certificates.")
         if pin is not None:
             check_pin(directory.url, directory.presented, pin, "the invite")
-        return code, pin
+        return code, pin, log_key
 
     return check
 
@@ -249,18 +250,19 @@ def enroll(
     settings: Settings,
     data_dir: Path,
     who: tuple[str, Endpoint],
-    secrets: tuple[str | None, str],
+    secrets: tuple[str | None, bytes | None, str],
     check_invite: Callable[[str], Invite],
 ) -> Account:
-    """Enroll `who` (username, directory) with `secrets` (invite code, password); at a terminal,
-    what the directory refuses (the invite, the username) is asked again and tried again."""
+    """Enroll `who` (username, directory) with `secrets` (invite code, the key log key it names,
+    password); at a terminal, what the directory refuses (the invite, the username) is asked
+    again and tried again."""
     from flame.services.account import init_account
 
-    (username, directory), (code, password) = who, secrets
+    (username, directory), (code, log_key, password) = who, secrets
     while True:
         try:
             return asyncio.run(
-                init_account(settings, username, directory, code, password, data_dir)
+                init_account(settings, username, directory, code, password, data_dir, log_key)
             )
         except FlameError as exc:
             terminal, refused = answers.terminal, exc.code
@@ -270,7 +272,7 @@ def enroll(
         if refused in USERNAME_REFUSALS:
             username = answers.get("--username", None, "Username: ", check_username)
             continue
-        code, pin = answers.get("--invite", None, INVITE_QUESTION, check_invite)
+        code, pin, log_key = answers.get("--invite", None, INVITE_QUESTION, check_invite)
         if pin is not None and directory.tls is not None:
             directory = Endpoint(directory.url, pin, "directory")
 

@@ -12,8 +12,10 @@ from typing import Any, Literal
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from flame.core import keylog as k
 from flame.core import models as m
 from flame.core import prekeys as p
+from flame.core.changes import DirectoryChanges
 from flame.core.hello import Hello, PublicHello
 
 REF = "#/components/schemas/{model}"
@@ -50,6 +52,7 @@ class DirectoryHello(m.Wire):
     service: str
     versions: list[int]
     registration: str
+    key_log: m.B64 | None = None  # the key log's public key (§18.1); absent: an older directory
 
 
 class ErrorBody(m.Wire):
@@ -90,19 +93,29 @@ DIRECTORY_ROUTES = (
           m.EnrollRequest, m.UserRecord,
           ("bad_binding", "bad_proof", "bad_invite", "invite_used", "invite_expired",
            "invite_required", "username_taken")),
-    Route("GET", "/dir/v1/users", "Every user, with presence", "5.2", True, None,
-          m.DirectoryListing),
+    Route("GET", "/dir/v1/users", "Every user, with presence (with ?since=, DirectoryChanges)",
+          "5.2", True, None, m.DirectoryListing, ("bad_cursor", "database_unavailable")),
     Route("GET", "/dir/v1/users/{name}", "One user, with presence", "5.2", True, None,
           m.DirectoryEntry, ("unknown_user",)),
     Route("PUT", "/dir/v1/presence", "Report signed presence", "5.3", True, m.PresenceRecord,
           PresenceAnswer, ("forbidden", "bad_signature", "stale_presence")),
     Route("DELETE", "/dir/v1/presence", "Log off", "5.3", True, None, Answer),
+    Route("GET", "/dir/v1/subscribe", "Changes pushed, as WebSocket frames", "5.5", True, None,
+          DirectoryChanges),
     Route("PUT", "/dir/v1/prekeys", "Publish signed prekeys", "14.3", True, p.PrekeyUpload,
           p.PrekeyCount, ("bad_signature",)),
     Route("GET", "/dir/v1/prekeys", "How many one-time keys are left", "14.3", True, None,
           p.PrekeyCount),
     Route("POST", "/dir/v1/prekeys/{name}/claim", "Claim a prekey to start a session", "14.3",
           True, None, p.PrekeyClaim, ("no_prekeys",)),
+    Route("GET", "/dir/v1/keylog/head", "The key log's signed head", "18.3", True, None,
+          k.KeyLogHead),
+    Route("GET", "/dir/v1/keylog/entries/{start}", "Key log entries from `start` on", "18.3",
+          True, None, k.KeyLogEntries, ("bad_range",)),
+    Route("GET", "/dir/v1/keylog/consistency/{first}/{second}", "A consistency proof", "18.3",
+          True, None, k.KeyLogProof, ("bad_range",)),
+    Route("GET", "/dir/v1/keylog/inclusion/{index}/{size}", "An inclusion proof", "18.3",
+          True, None, k.KeyLogProof, ("bad_range",)),
     Route("GET", "/dir/v1/openapi.json", "This document", "16", False, None, "OpenAPI"),
 )  # fmt: skip
 

@@ -10,6 +10,10 @@ from flame.core.models import PresenceRecord, Status
 from flame.core.signing import sign_record, verify_record
 
 CONTEXT = "presence"
+# A directory republishes an unchanged report (a new head, PROTOCOL.md §5.4) once it is this old,
+# so a listed record is never older than this plus the TTL; in between, a report that says the
+# same only keeps the record alive.
+REPUBLISH_S = 3600
 
 
 def presence_fields(record: PresenceRecord) -> dict[str, Any]:
@@ -51,3 +55,20 @@ def effective_status(record: PresenceRecord | None, now: float, ttl_s: float) ->
     if record is None or not is_fresh(record, now, ttl_s):
         return "offline"
     return record.status
+
+
+def material(record: PresenceRecord) -> str:
+    """What a reader acts on, as one text: address, certificate, status, versions."""
+    return f"{record.address} {record.tls} {record.status} {record.versions}"
+
+
+def is_republish(published: PresenceRecord, report: PresenceRecord) -> bool:
+    """`report` says what `published` says (address, certificate, status, versions) and the
+    published one is younger than REPUBLISH_S: the listing need not change (PROTOCOL.md §5.4)."""
+    return material(published) == material(report) and report.ts - published.ts < REPUBLISH_S
+
+
+def listed_ttl_s(ttl_s: float) -> float:
+    """How long a reader believes a record the directory still lists (PROTOCOL.md §5.3): the
+    directory expires it after `ttl_s` without a report, and republishes it at REPUBLISH_S."""
+    return ttl_s + REPUBLISH_S

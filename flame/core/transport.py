@@ -1,5 +1,6 @@
 """How Flame reaches a server (PROTOCOL.md §1.3): the form of an address, the certificate pinned
-for it, and the invite that carries the directory's (§5.1). No I/O here.
+for it, and the invite that carries the directory's (§5.1) and its key log's key (§18.1). No I/O
+here.
 
 An address is `https://host[:port]` and nothing more: no user, path, query or fragment. Plain
 `http://` is allowed only where the settings say so (`insecure_plain_http`), and then carries no
@@ -28,11 +29,14 @@ INVITE_SEPARATOR = "."  # neither base32 nor base64url uses it
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """A server to call: its base URL, the SHA-256 of the certificate it must present (None: plain
-    HTTP), and whose it is, for messages ("directory" or a username)."""
+    HTTP), and whose it is, for messages ("directory" or a username). `alternates`: other
+    addresses of the same server (directory processes sharing one database and certificate),
+    tried in turn when one does not answer."""
 
     url: str
     tls: bytes | None
     owner: str
+    alternates: tuple[str, ...] = ()
 
     @property
     def is_directory(self) -> bool:
@@ -127,10 +131,17 @@ def fingerprint_text(digest: bytes) -> str:
     return b64e(digest)
 
 
-def invite_token(code: str, directory_tls: bytes) -> str:
-    """What `flame directory invite` prints: the one-time code and the directory's certificate
-    fingerprint, one string to copy (PROTOCOL.md §5.1)."""
-    return f"{code}{INVITE_SEPARATOR}{fingerprint_text(directory_tls)}"
+def invite_token(code: str, directory_tls: bytes, log_key: bytes | None = None) -> str:
+    """What `flame directory invite` prints: the one-time code, the directory's certificate
+    fingerprint and its key log's public key, one string to copy (PROTOCOL.md §5.1, §18.1)."""
+    token = f"{code}{INVITE_SEPARATOR}{fingerprint_text(directory_tls)}"
+    return token if log_key is None else f"{token}{INVITE_SEPARATOR}{b64e(log_key)}"
+
+
+def _invite_parts(token: str) -> tuple[str, str | None, str | None]:
+    code, separator, rest = token.strip().partition(INVITE_SEPARATOR)
+    fingerprint, second, log_key = rest.partition(INVITE_SEPARATOR)
+    return code, fingerprint if separator else None, log_key if second else None
 
 
 def split_invite(token: str) -> tuple[str, bytes | None]:
@@ -139,5 +150,20 @@ def split_invite(token: str) -> tuple[str, bytes | None]:
     Raises:
         ValueError: a fingerprint part that does not parse.
     """
-    code, separator, fingerprint = token.strip().partition(INVITE_SEPARATOR)
-    return code, parse_fingerprint(fingerprint) if separator else None
+    code, fingerprint, _ = _invite_parts(token)
+    return code, parse_fingerprint(fingerprint) if fingerprint is not None else None
+
+
+def invite_log_key(token: str) -> bytes | None:
+    """The directory's key log public key, when the token carries one (its third part).
+
+    Raises:
+        ValueError: one that does not parse.
+    """
+    _, _, text = _invite_parts(token)
+    if text is None:
+        return None
+    try:
+        return b64d(text, length=32, what="the key log's public key")
+    except BadRequest as exc:
+        raise ValueError(f"{exc.message} (43 characters of base64url)") from None

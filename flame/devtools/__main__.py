@@ -107,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--file-mib", type=int, default=1024, help="size of the file figure in MiB (0: none)"
     )
+    bench.add_argument(
+        "--directory-users", type=int, default=10_000, help="users enrolled at the directory"
+    )
+    bench.add_argument(
+        "--directory-subscribers",
+        type=int,
+        default=1000,
+        help="subscriptions a status change is pushed to",
+    )
     bench.set_defaults(run=cmd_bench)
 
     chaos = sub.add_parser(

@@ -139,12 +139,17 @@ def base_env(extra: Mapping[str, str]) -> dict[str, str]:
 
 
 def directory_proc(
-    root: Path, port: int = 0, registration: str = "open", env: Mapping[str, str] | None = None
+    root: Path,
+    port: int = 0,
+    registration: str = "open",
+    env: Mapping[str, str] | None = None,
+    name: str = "directory",
 ) -> Proc:
-    data = root / "directory"
+    """`flame directory serve` with its data in `root / name`."""
+    data = root / name
     command = ["directory", "serve", "--data-dir", str(data), "--host", "127.0.0.1"]
     env = base_env({"FLAME_DIRECTORY_REGISTRATION": registration, **(env or {})})
-    return Proc("directory", command, {"port": port}, env, data, "directory.log")
+    return Proc(name, command, {"port": port}, env, data, "directory.log")
 
 
 def daemon_proc(

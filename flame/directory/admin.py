@@ -16,16 +16,18 @@ from pydantic import Field
 
 from flame.clock import SystemClock
 from flame.config import DirectorySettings
+from flame.core.keylog import public_key_of
 from flame.core.models import Username, Wire
-from flame.directory import store
+from flame.directory import keylog
+from flame.directory.sqlite_store import DIRECTORY_DB
+from flame.directory.store import DirectoryStore
 from flame.errors import Conflict, FlameError
 from flame.net.http import error_middleware, parse_model, read_body
 from flame.net.server import reachable_url
-from flame.net.tls import ensure_certificate
-from flame.store.db import Database, FolderLock
+from flame.net.tls import CERT_NAME, ensure_certificate
+from flame.store.db import FolderLock
 
 SOCKET_NAME = "admin.sock"
-DIRECTORY_DB = "directory.db"
 
 
 class InviteBody(Wire):
@@ -34,31 +36,33 @@ class InviteBody(Wire):
     ttl_s: int = Field(gt=0)
 
 
-DB = web.AppKey("db", Database)
+STORE: web.AppKey[DirectoryStore] = web.AppKey("store")
 NOW: web.AppKey[Callable[[], float]] = web.AppKey("now")
 ADDRESS = web.AppKey("address", str)
 
 
-async def new_invite(db: Database, username: str, *, rekey: bool, now: int, ttl_s: int) -> str:
+async def new_invite(
+    store: DirectoryStore, username: str, *, rekey: bool, now: int, ttl_s: int
+) -> str:
     """An invite; for a user enrolled already only one with `rekey`, since enrollment refuses
     a plain one for a taken name.
 
     Raises:
         Conflict: the user is enrolled and `rekey` is not set, saying to use --rekey.
     """
-    if not rekey and await store.identity_key_of(db, username) is not None:
+    if not rekey and await store.identity_key_of(username) is not None:
         raise Conflict(
             f"{username} is enrolled already; to let them enroll new keys (a lost or new "
             f"machine): flame directory invite {username} --rekey"
         )
-    return await store.create_invite(db, username, rekey=rekey, now=now, ttl_s=ttl_s)
+    return await store.create_invite(username, rekey=rekey, now=now, ttl_s=ttl_s)
 
 
 async def invite(request: web.Request) -> web.Response:
     body = parse_model(InviteBody, await read_body(request, 4096))
     now = int(request.app[NOW]())
     code = await new_invite(
-        request.app[DB], body.username, rekey=body.rekey, now=now, ttl_s=body.ttl_s
+        request.app[STORE], body.username, rekey=body.rekey, now=now, ttl_s=body.ttl_s
     )
     return web.json_response({"code": code})
 
@@ -69,14 +73,14 @@ async def address_of(request: web.Request) -> web.Response:
 
 async def users(request: web.Request) -> web.Response:
     return web.json_response(
-        {"users": [u.model_dump() for u in await store.list_users(request.app[DB])]}
+        {"users": [u.model_dump() for u in await request.app[STORE].list_users()]}
     )
 
 
-def build(db: Database, now: Callable[[], float], address: str) -> web.Application:
+def build(store: DirectoryStore, now: Callable[[], float], address: str) -> web.Application:
     """`address`: where daemons reach this directory, for the invite's instructions."""
     app = web.Application(middlewares=[error_middleware])
-    app[DB] = db
+    app[STORE] = store
     app[NOW] = now
     app[ADDRESS] = address
     app.router.add_post("/invite", invite)
@@ -90,13 +94,19 @@ def reachable_address(settings: DirectorySettings, port: int) -> str:
     return reachable_url(settings.host, port, plain_http=settings.insecure_plain_http)
 
 
-def require_directory(data_dir: Path) -> None:
-    """A directory has run in `data_dir` (its database is there, or its admin socket).
+def require_directory(settings: DirectorySettings, data_dir: Path) -> None:
+    """A directory has run in `data_dir`: its SQLite database is there, or its admin socket, or,
+    on PostgreSQL (whose database is elsewhere), the certificate it made at its first start.
 
     Raises:
         FlameError: none has, naming the folder.
     """
-    if not ((data_dir / DIRECTORY_DB).exists() or (data_dir / SOCKET_NAME).exists()):
+    marks = [DIRECTORY_DB, SOCKET_NAME]
+    if settings.database:
+        if settings.insecure_plain_http:
+            return  # nothing of the directory's is kept in its folder
+        marks.append(CERT_NAME)
+    if not any((data_dir / name).exists() for name in marks):
         raise FlameError(
             f"No directory in {data_dir}: none has run there. Give the data folder of "
             "'flame directory serve' with --data-dir (or start it once first)."
@@ -136,19 +146,21 @@ async def admin_call(
         return None
 
 
-async def create_invite(data_dir: Path, username: str, *, rekey: bool, ttl_s: int) -> str:
+async def create_invite(
+    settings: DirectorySettings, data_dir: Path, username: str, *, rekey: bool, ttl_s: int
+) -> str:
     """`flame directory invite`: through the running directory, or its database if none runs."""
     reply = await admin_call(
         data_dir, "POST", "/invite", {"username": username, "rekey": rekey, "ttl_s": ttl_s}
     )
     if reply is not None:
         return str(reply["code"])
-    db, lock = await with_database(data_dir)
+    store, lock = await with_store(settings, data_dir)
     try:
         now = int(SystemClock().now())
-        return await new_invite(db, username, rekey=rekey, now=now, ttl_s=ttl_s)
+        return await new_invite(store, username, rekey=rekey, now=now, ttl_s=ttl_s)
     finally:
-        await db.close()
+        await store.close()
         lock.release()
 
 
@@ -158,16 +170,16 @@ async def running_address(data_dir: Path) -> str | None:
     return None if reply is None else str(reply["address"])
 
 
-async def enrolled_users(data_dir: Path) -> list[dict[str, Any]]:
+async def enrolled_users(settings: DirectorySettings, data_dir: Path) -> list[dict[str, Any]]:
     """`flame directory users`: through the running directory, or its database if none runs."""
     reply = await admin_call(data_dir, "GET", "/users")
     if reply is not None:
         return list(reply["users"])
-    db, lock = await with_database(data_dir)
+    store, lock = await with_store(settings, data_dir)
     try:
-        return [u.model_dump() for u in await store.list_users(db)]
+        return [u.model_dump() for u in await store.list_users()]
     finally:
-        await db.close()
+        await store.close()
         lock.release()
 
 
@@ -175,20 +187,27 @@ def certificate_fingerprint(settings: DirectorySettings, data_dir: Path) -> byte
     """The fingerprint of the directory's certificate (made now if it has none yet: it served
     plain HTTP until now), for invites and `flame directory fingerprint`; None when it serves
     plain HTTP. Only for a folder where a directory has run."""
-    require_directory(data_dir)
+    require_directory(settings, data_dir)
     if settings.insecure_plain_http:
         return None
     return ensure_certificate(data_dir).fingerprint
 
 
-async def with_database(data_dir: Path) -> tuple[Database, FolderLock]:
-    from flame.directory.app import open_directory_db
+def log_key(data_dir: Path) -> bytes:
+    """The public key of the directory's key log (made now if it never ran), for invites."""
+    return public_key_of(keylog.ensure_log_key(data_dir))
 
-    require_directory(data_dir)
+
+async def with_store(
+    settings: DirectorySettings, data_dir: Path
+) -> tuple[DirectoryStore, FolderLock]:
+    from flame.directory.app import open_store
+
+    require_directory(settings, data_dir)
     lock = FolderLock(data_dir)
     lock.acquire()
     try:
-        return await open_directory_db(data_dir), lock
+        return await open_store(settings, data_dir), lock
     except BaseException:
         lock.release()
         raise

@@ -14,7 +14,6 @@ from aiohttp import web
 
 from flame.core.openapi import directory_api
 from flame.core.prekeys import PrekeyClaim, PrekeyCount, PrekeyUpload, verify_prekey
-from flame.directory import prekey_store, store
 from flame.errors import BadRequest, NotFound
 from flame.net.http import parse_model, read_body
 
@@ -35,7 +34,7 @@ class PrekeyRoutes:
         body = await read_body(request, parts.settings.max_body_bytes)
         user = await self.authenticate(request, body)
         upload = parse_model(PrekeyUpload, body, what="prekeys")
-        identity_key = await store.identity_key_of(parts.db, user)
+        identity_key = await parts.store.identity_key_of(user)
         assert identity_key is not None  # authenticate() found it
         records = [*upload.one_time, upload.fallback]
         if upload.fallback.fallback is not True or any(r.fallback for r in upload.one_time):
@@ -45,18 +44,18 @@ class PrekeyRoutes:
                 raise BadRequest("Every prekey must be the caller's, of one ratchet identity.")
             if not verify_prekey(record, identity_key):
                 raise BadRequest("A prekey's signature does not verify.", code="bad_signature")
-        left = await prekey_store.replace(parts.db, user, records)
+        left = await parts.store.replace_prekeys(user, records)
         return web.json_response(PrekeyCount(one_time_left=left).model_dump())
 
     async def count_prekeys(self, request: web.Request) -> web.Response:
         user = await self.authenticate(request, b"")
-        left = await prekey_store.count(request.app[self.parts].db, user)
+        left = await request.app[self.parts].store.count_prekeys(user)
         return web.json_response(PrekeyCount(one_time_left=left).model_dump())
 
     async def claim_prekey(self, request: web.Request) -> web.Response:
         await self.authenticate(request, b"")
         name = request.match_info["name"]
-        record = await prekey_store.claim(request.app[self.parts].db, name)
+        record = await request.app[self.parts].store.claim_prekey(name)
         if record is None:
             raise NotFound(f"{name!r} has published no prekeys.", code="no_prekeys")
         return web.json_response(PrekeyClaim(prekey=record).model_dump())

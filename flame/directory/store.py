@@ -1,19 +1,33 @@
-"""The directory's SQLite store: users, invites and presence. The only SQL of the directory."""
+"""The directory's store interface (users, invites, presence, prekeys, the change cursor, the key
+log) and the
+rules both implementations share: `sqlite_store` (the embedded file, the default) and `pg_store`
+(PostgreSQL through asyncpg, for several processes). The SQL lives in those two modules only.
+
+Every change to what the listing shows (an enrollment, a rekey, a presence that appears, changes
+or goes) takes the next number of one counter, the **head**, and stamps it on the user it changed,
+in the same transaction (PROTOCOL.md §5.4); one transaction is one number. A reader that holds
+cursor `c` asks for the users stamped above `c` and gets their current entries: users are never
+deleted, so an entry is all a change needs to say.
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import os
-
-import aiosqlite
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from flame.core.encoding import b64e
+from flame.core.keylog import KeyLogEntry
 from flame.core.models import DirectoryEntry, PresenceRecord, UserRecord
-from flame.errors import Conflict, Forbidden
-from flame.store.db import Database
+from flame.core.prekeys import PrekeyRecord
+from flame.errors import BadRequest, Conflict, Forbidden
 
-SCHEMA = "flame.directory.schema"
+# Called with the new head after a change is committed (this process's or, with PostgreSQL,
+# another's): the push hub listens (directory/push.py).
+ChangeListener = Callable[[int], None]
 
 
 def new_invite_code() -> str:
@@ -22,122 +36,163 @@ def new_invite_code() -> str:
     return "-".join(raw[i : i + 4] for i in range(0, 24, 4))
 
 
-def _code_hash(code: str) -> bytes:
+def code_hash(code: str) -> bytes:
     normal = code.strip().upper().replace("-", "").replace(" ", "")
     return hashlib.sha256(normal.encode()).digest()
 
 
-def _user(r: aiosqlite.Row) -> UserRecord:
-    return UserRecord(
-        username=r["username"],
-        identity_key=b64e(r["identity_key"]),
-        x25519_key=b64e(r["x25519_key"]),
-        x25519_sig=b64e(r["x25519_sig"]),
-        enrolled_at=r["enrolled_at"],
-    )
+@dataclass(frozen=True, slots=True)
+class InviteRow:
+    username: str
+    rekey: bool
+    expires_at: int
+    used_at: int | None
 
 
-async def create_invite(db: Database, username: str, *, rekey: bool, now: int, ttl_s: int) -> str:
-    code = new_invite_code()
-    await db.execute(
-        "INSERT INTO invites (code_hash, username, rekey, created_at, expires_at)"
-        " VALUES (?,?,?,?,?)",
-        (_code_hash(code), username, int(rekey), now, now + ttl_s),
-    )
-    return code
-
-
-async def enroll(
-    db: Database,
-    user: UserRecord,
-    keys: tuple[bytes, bytes, bytes],
-    invite: str | None,
+def check_enrollment(
+    username: str,
+    invite: InviteRow | None,
     *,
+    has_invite: bool,
+    exists: bool,
     open_registration: bool,
     now: int,
 ) -> None:
-    """Bind a username to keys. With an invite, the code is spent in the same transaction."""
-    identity_key, x25519_key, x25519_sig = keys
-    async with db.transaction() as conn:
-        async with conn.execute("SELECT 1 FROM users WHERE username=?", (user.username,)) as cur:
-            exists = await cur.fetchone() is not None
-        rekey = False
-        if invite is not None:
-            async with conn.execute(
-                "SELECT * FROM invites WHERE code_hash=?", (_code_hash(invite),)
-            ) as cur:
-                row = await cur.fetchone()
-            if row is None:
-                raise Forbidden("This invite code is not valid.", code="bad_invite")
-            if row["used_at"] is not None:
-                raise Forbidden("This invite code was already used.", code="invite_used")
-            if row["expires_at"] < now:
-                raise Forbidden(
-                    "This invite code has expired; ask for a new one.", code="invite_expired"
-                )
-            if row["username"] != user.username:
-                raise Forbidden(
-                    f"This invite code is for another username, not {user.username!r}.",
-                    code="bad_invite",
-                )
-            rekey = bool(row["rekey"])
-            await conn.execute(
-                "UPDATE invites SET used_at=? WHERE code_hash=?", (now, _code_hash(invite))
-            )
-        elif not open_registration:
+    """The rules of PROTOCOL.md §5.1 step 4, in their order, for both back ends.
+
+    Raises:
+        Forbidden, Conflict: with the code of §5.1.
+    """
+    rekey = False
+    if has_invite:
+        if invite is None:
+            raise Forbidden("This invite code is not valid.", code="bad_invite")
+        if invite.used_at is not None:
+            raise Forbidden("This invite code was already used.", code="invite_used")
+        if invite.expires_at < now:
             raise Forbidden(
-                "This directory enrolls users by invite only; ask for an invite code.",
-                code="invite_required",
+                "This invite code has expired; ask for a new one.", code="invite_expired"
             )
-        if exists and not rekey:
-            raise Conflict(f"The username {user.username!r} is taken.", code="username_taken")
-        await conn.execute(
-            "INSERT INTO users (username, identity_key, x25519_key, x25519_sig, enrolled_at)"
-            " VALUES (?,?,?,?,?) ON CONFLICT (username) DO UPDATE SET"
-            " identity_key=excluded.identity_key, x25519_key=excluded.x25519_key,"
-            " x25519_sig=excluded.x25519_sig, enrolled_at=excluded.enrolled_at",
-            (user.username, identity_key, x25519_key, x25519_sig, now),
+        if invite.username != username:
+            raise Forbidden(
+                f"This invite code is for another username, not {username!r}.", code="bad_invite"
+            )
+        rekey = invite.rekey
+    elif not open_registration:
+        raise Forbidden(
+            "This directory enrolls users by invite only; ask for an invite code.",
+            code="invite_required",
         )
-        await conn.execute("DELETE FROM presence WHERE username=?", (user.username,))
+    if exists and not rekey:
+        raise taken(username)
 
 
-async def identity_key_of(db: Database, username: str) -> bytes | None:
-    row = await db.fetchone("SELECT identity_key FROM users WHERE username=?", (username,))
-    return None if row is None else bytes(row["identity_key"])
+def taken(username: str) -> Conflict:
+    return Conflict(f"The username {username!r} is taken.", code="username_taken")
 
 
-async def put_presence(db: Database, record: PresenceRecord, expires_at: float) -> None:
-    await db.execute(
-        "INSERT INTO presence (username, record, expires_at) VALUES (?,?,?)"
-        " ON CONFLICT (username) DO UPDATE SET record=excluded.record,"
-        " expires_at=excluded.expires_at",
-        (record.username, record.model_dump_json(), expires_at),
+def entry_of(user: UserRecord, record_json: str | None) -> DirectoryEntry:
+    presence = None if record_json is None else PresenceRecord.model_validate_json(record_json)
+    return DirectoryEntry(user=user, presence=presence)
+
+
+def future_cursor(since: int, head: int) -> BadRequest:
+    return BadRequest(
+        f"The cursor {since} is ahead of this directory ({head}); sync the full listing.",
+        code="bad_cursor",
     )
 
 
-async def delete_presence(db: Database, username: str) -> None:
-    await db.execute("DELETE FROM presence WHERE username=?", (username,))
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """The entries of the users stamped in (since, cursor], in username order."""
+
+    since: int
+    cursor: int
+    entries: list[DirectoryEntry]
 
 
-async def entries(db: Database, now: float, username: str | None = None) -> list[DirectoryEntry]:
-    """Users with their presence; an expired report counts as none."""
-    sql = (
-        "SELECT u.*, p.record, p.expires_at FROM users u"
-        " LEFT JOIN presence p ON p.username = u.username"
+class DirectoryStore(Protocol):
+    """What the directory's routes, its admin socket and its loops ask of a back end."""
+
+    listeners: list[ChangeListener]
+
+    async def create_invite(self, username: str, *, rekey: bool, now: int, ttl_s: int) -> str: ...
+
+    async def enroll(
+        self,
+        user: UserRecord,
+        keys: tuple[bytes, bytes, bytes],
+        invite: str | None,
+        *,
+        open_registration: bool,
+        now: int,
+    ) -> None:
+        """Bind a username to keys (and drop its presence); with an invite, the code is spent
+        in the same transaction, so only once across every process of a shared database."""
+
+    async def identity_key_of(self, username: str) -> bytes | None: ...
+
+    async def put_presence(self, record: PresenceRecord, expires_at: float) -> None:
+        """Keep `record` until `expires_at`. A report that says what the published one says
+        (core/presence.py `is_republish`) only moves the expiry: no change, no new head."""
+
+    async def delete_presence(self, username: str) -> None: ...
+
+    async def expire_presence(self, now: float) -> int:
+        """Drop the records that expired by `now` (one change); how many."""
+
+    async def entry(self, username: str) -> DirectoryEntry | None: ...
+
+    async def listing(self) -> Changes:
+        """Every user (since 0), with the head the listing is at."""
+
+    async def changes(self, since: int) -> Changes:
+        """The users changed after cursor `since`. Raises BadRequest `bad_cursor` for a cursor
+        above the head."""
+
+    async def head(self) -> int: ...
+
+    async def list_users(self) -> list[UserRecord]: ...
+
+    async def replace_prekeys(self, username: str, records: list[PrekeyRecord]) -> int:
+        """Hold exactly these keys for `username`; returns how many one-time keys it holds."""
+
+    async def count_prekeys(self, username: str) -> int: ...
+
+    async def claim_prekey(self, username: str) -> PrekeyRecord | None:
+        """One one-time key, removed as it is taken (by one caller only); else the fallback key;
+        else None."""
+
+    async def keylog_entries(self, start: int, limit: int) -> list[KeyLogEntry]:
+        """Key log entries `start`, `start + 1`, ..., at most `limit` of them (PROTOCOL.md §18.2).
+        The entries are written by the triggers of the back end's key log migration, in the
+        transaction of each enrolment; a back end only reads them."""
+
+    async def keylog_identity_keys(self, username: str) -> list[bytes]:
+        """Every identity key the key log ever held for `username`, newest first."""
+
+    async def close(self) -> None: ...
+
+
+def keylog_entry(row: Any) -> KeyLogEntry:
+    """A KeyLogEntry from a row of `keylog` (either driver's row type)."""
+    return KeyLogEntry(
+        username=row["username"],
+        identity_key=b64e(bytes(row["identity_key"])),
+        x25519_key=b64e(bytes(row["x25519_key"])),
+        x25519_sig=b64e(bytes(row["x25519_sig"])),
+        ts=row["ts"],
+        kind=row["kind"],
     )
-    params: tuple[object, ...] = ()
-    if username is not None:
-        sql += " WHERE u.username=?"
-        params = (username,)
-    rows = await db.fetchall(sql + " ORDER BY u.username", params)
-    result = []
-    for r in rows:
-        presence = None
-        if r["record"] is not None and r["expires_at"] > now:
-            presence = PresenceRecord.model_validate_json(r["record"])
-        result.append(DirectoryEntry(user=_user(r), presence=presence))
-    return result
 
 
-async def list_users(db: Database) -> list[UserRecord]:
-    return [_user(r) for r in await db.fetchall("SELECT * FROM users ORDER BY username")]
+def user_record(row: Any) -> UserRecord:
+    """A UserRecord from a row of `users` (either driver's row type: both index by name)."""
+    return UserRecord(
+        username=row["username"],
+        identity_key=b64e(bytes(row["identity_key"])),
+        x25519_key=b64e(bytes(row["x25519_key"])),
+        x25519_sig=b64e(bytes(row["x25519_sig"])),
+        enrolled_at=row["enrolled_at"],
+    )

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterable, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from yarl import URL
 
-from flame.core.hello import Hello, PublicHello
+from flame.core import keylog
+from flame.core.changes import DirectoryChanges
+from flame.core.hello import Hello
 from flame.core.keys import Keys
 from flame.core.models import (
     BatchResult,
@@ -26,7 +28,6 @@ from flame.core.models import (
     Deposit,
     DepositBatch,
     DirectoryEntry,
-    DirectoryListing,
     EnrollRequest,
     Envelope,
     EnvelopeBatch,
@@ -43,7 +44,7 @@ from flame.errors import PeerRefused, PeerUnreachable
 from flame.net.failures import unreachable
 from flame.net.replies import (
     host_header,
-    json_of,
+    is_public_hello,
     parse_reply,
     payload_of,
     refusal,
@@ -56,6 +57,7 @@ DIRECTORY_PREFIX = "/dir/v1"
 PEER_PREFIX = "/api/v1"
 TOKEN_HEADER = "Flame-Upload-Token"
 CONNECT_TIMEOUT_S = 5.0
+T = TypeVar("T")
 
 
 class PeerClient:
@@ -73,11 +75,16 @@ class PeerClient:
         self.keys = keys
         self.now = now
         self.pins = Pins(plain_http)  # how each endpoint is dialled (PROTOCOL.md §1.3)
+        self.answered: dict[str, str] = {}  # an endpoint's first address -> the one that answered
         # A version 2 peer's pair key (its requests carry a MAC, PROTOCOL.md §14.8), or None.
         self.pair_key: Callable[[str], Awaitable[bytes | None]] | None = None
         # Whether a peer may be called now: appearing offline, only those the user wrote to
         # (PROTOCOL.md §12.2). The loops hold back by themselves; this is the last word.
         self.may_call: Callable[[str], bool] = lambda peer: True
+        # The key log's head this daemon holds, sent to peers; and where the heads that answers
+        # carry go, with whose answer it was (PROTOCOL.md §18.5).
+        self.key_log_head: Callable[[], str | None] | None = None
+        self.on_key_log_head: Callable[[str, str], None] | None = None
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=timeout_s, sock_connect=min(timeout_s, 5.0)),
             # Idle connections kept less long than peers keep theirs (PROTOCOL.md §12.5).
@@ -94,7 +101,7 @@ class PeerClient:
             await self.session.connector.close(abort_ssl=True)
         await self.session.close()
 
-    async def _signed(
+    async def signed_headers(
         self, audience: str, method: str, target: URL, host: str, body: bytes, *, streamed: bool
     ) -> dict[str, str]:
         if not self.keys.is_unlocked:
@@ -146,6 +153,7 @@ class PeerClient:
             ) as response:
                 payload = await response.read()
                 status, response_headers = response.status, dict(response.headers)
+                head = response.headers.get(keylog.HEADER)
         except aiohttp.ServerFingerprintMismatch as exc:
             raise PeerUnreachable(mismatch_message(endpoint)) from exc
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError) as exc:
@@ -160,7 +168,14 @@ class PeerClient:
             )
         if status >= 400:
             raise refusal(status, payload, response_headers)
+        if head is not None and self.on_key_log_head is not None:
+            self.on_key_log_head(endpoint.owner, head)
         return status, payload, response_headers
+
+    def _with_head(self, endpoint: Endpoint, headers: dict[str, str]) -> dict[str, str]:
+        """A request to a peer carries this daemon's key log head (PROTOCOL.md §18.5)."""
+        head = None if self.key_log_head is None or endpoint.is_directory else self.key_log_head()
+        return headers if head is None else {**headers, keylog.HEADER: head}
 
     async def request(
         self,
@@ -173,7 +188,15 @@ class PeerClient:
         signed: bool = True,
     ) -> tuple[int, bytes, dict[str, str]]:
         """Send one request to `endpoint` (signed for its owner unless `signed` is False).
-        Returns status, body, headers."""
+        Returns status, body, headers. An endpoint with alternates is tried at each address in
+        turn, the last one that answered first."""
+        if endpoint.alternates:
+            return await self.failover(
+                endpoint,
+                lambda one: self.request(
+                    method, one, path_qs, body=body, headers=headers, signed=signed
+                ),
+            )
         self.pins.ssl_for(endpoint)  # a bad address is refused before anything parses it
         target = target_url(endpoint.url + path_qs)
         all_headers = {
@@ -184,11 +207,31 @@ class PeerClient:
         if signed:
             audience = DIRECTORY_AUDIENCE if endpoint.is_directory else endpoint.owner
             all_headers.update(
-                await self._signed(
+                await self.signed_headers(
                     audience, method, target, all_headers["Host"], body, streamed=False
                 )
             )
+            all_headers = self._with_head(endpoint, all_headers)
         return await self._exchange(method, endpoint, path_qs, all_headers, payload_of(body))
+
+    async def failover(self, endpoint: Endpoint, call: Callable[[Endpoint], Awaitable[T]]) -> T:
+        """`call` at each address of `endpoint` until one answers (PeerUnreachable: none did)."""
+        urls = [endpoint.url, *endpoint.alternates]
+        good = self.answered.get(endpoint.url)
+        if good in urls:
+            urls.remove(good)
+            urls.insert(0, good)
+        failure: PeerUnreachable | None = None
+        for url in urls:
+            try:
+                result = await call(Endpoint(url, endpoint.tls, endpoint.owner))
+            except PeerUnreachable as exc:
+                failure = exc
+                continue
+            self.answered[endpoint.url] = url
+            return result
+        assert failure is not None
+        raise failure
 
     # --- the directory -----------------------------------------------------------------------
 
@@ -202,20 +245,12 @@ class PeerClient:
         )
         return parse_reply(UserRecord, payload)
 
-    async def directory_users(
-        self,
-        directory: Endpoint,
-        etag: str | None,
-    ) -> tuple[DirectoryListing | None, str | None]:
-        """The user list, or (None, etag) when it has not changed since `etag`."""
-        headers = {"If-None-Match": etag} if etag else {}
-        status, payload, response_headers = await self.request(
-            "GET", directory, DIRECTORY_PREFIX + "/users", headers=headers
+    async def directory_changes(self, directory: Endpoint, since: int) -> DirectoryChanges:
+        """The changes after cursor `since` (0: every user), PROTOCOL.md §5.4."""
+        _, payload, _ = await self.request(
+            "GET", directory, f"{DIRECTORY_PREFIX}/users?since={since}"
         )
-        new_etag = response_headers.get("ETag")
-        if status == 304:
-            return None, new_etag
-        return parse_reply(DirectoryListing, payload), new_etag
+        return parse_reply(DirectoryChanges, payload)
 
     async def directory_user(self, directory: Endpoint, username: str) -> DirectoryEntry:
         _, payload, _ = await self.request("GET", directory, f"{DIRECTORY_PREFIX}/users/{username}")
@@ -349,21 +384,14 @@ class PeerClient:
             "Content-Type": "application/octet-stream",
             "Content-Length": str(length),
             TOKEN_HEADER: token,
-            **(await self._signed(peer.owner, "PUT", target, host, b"", streamed=True)),
+            **(await self.signed_headers(peer.owner, "PUT", target, host, b"", streamed=True)),
         }
+        headers = self._with_head(peer, headers)
         timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=CONNECT_TIMEOUT_S, sock_read=self.session.timeout.total
         )
         _, payload, _ = await self._exchange("PUT", peer, path_qs, headers, body, timeout)
         return parse_reply(TransferStatus, payload)
-
-
-def is_public_hello(payload: bytes) -> bool:
-    try:
-        PublicHello.model_validate(json_of(payload))
-    except ValidationError:
-        return False
-    return True
 
 
 def files_path(transfer_id: str) -> str:

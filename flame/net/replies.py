@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 from yarl import URL
 
 from flame.core.encoding import parse_json_object
+from flame.core.hello import PublicHello
 from flame.core.models import BatchResult
 from flame.errors import BadRequest, PeerRefused, PeerUnreachable
 
@@ -95,3 +96,12 @@ def parse_reply(model: type[M], payload: bytes) -> M:
         return model.model_validate(data)
     except ValueError as exc:  # ValidationError is one
         raise PeerRefused("The peer's answer is malformed.", status=502, code="bad_reply") from exc
+
+
+def is_public_hello(payload: bytes) -> bool:
+    """The answer is hello's public one (`{locked}` alone, PROTOCOL.md §7.1)."""
+    try:
+        PublicHello.model_validate(json_of(payload))
+    except ValidationError:
+        return False
+    return True

@@ -26,24 +26,27 @@ from flame.core.crypto import (
     open_keystore,
     seal_keystore,
 )
-from flame.core.encoding import b64e
+from flame.core.encoding import b64d, b64e
 from flame.core.keys import Account, Keys
 from flame.core.models import EnrollRequest, check_username
 from flame.core.signing import enrollment_proof, sign_record
 from flame.core.transport import (
     Endpoint,
     check_address,
+    invite_log_key,
     normal_address,
     parse_fingerprint,
     split_invite,
 )
-from flame.errors import ConfigError, FlameError, PeerRefused, WrongPassword
+from flame.errors import BadRequest, ConfigError, FlameError, PeerRefused, WrongPassword
+from flame.net import keylog_client
 from flame.net.peer_client import PeerClient
 from flame.net.tls import ensure_certificate, presented_fingerprint
 from flame.services.files.atrest import seal_plain_files
 from flame.store import cipher
 from flame.store.db import DAEMON_DB, Database, FolderLock, open_daemon_db
 from flame.store.folder import secure_folder
+from flame.store.keylog import save_log_key
 from flame.store.keystore import read_account, save_directory, write_account
 
 log = logging.getLogger("flame.account")
@@ -122,15 +125,17 @@ def directory_address(text: str, *, plain_http: bool) -> str:
         raise FlameError(sentence(exc)) from None
 
 
-def parse_invite(text: str) -> tuple[str, bytes | None]:
-    """The invite's one-time code and the directory's certificate fingerprint it carries
-    (`flame directory invite` prints both as one string, PROTOCOL.md §5.1).
+def parse_invite(text: str) -> tuple[str, bytes | None, bytes | None]:
+    """The invite's one-time code, the directory's certificate fingerprint and its key log's
+    public key, when it carries them (`flame directory invite` prints all three as one string,
+    CODE.FINGERPRINT.LOGKEY, PROTOCOL.md §5.1, §18.1).
 
     Raises:
-        FlameError: a fingerprint part that does not parse.
+        FlameError: a fingerprint or key log part that does not parse.
     """
     try:
-        return split_invite(text)
+        code, pin = split_invite(text)
+        return code, pin, invite_log_key(text)
     except ValueError as exc:
         raise FlameError(f"This invite is damaged: {exc}.") from None
 
@@ -201,6 +206,27 @@ def malformed_directory_setting(settings: Settings) -> str | None:
     return None
 
 
+async def pin_log_key(client: PeerClient, directory: Endpoint, given: bytes | None) -> bytes | None:
+    """The key log key to pin: the one the directory's hello names over the pinned TLS, which must
+    be the invite's when the invite carries one; None when the directory keeps no log (an older
+    directory, PROTOCOL.md §18.1).
+
+    Raises:
+        FlameError: the directory names another key than the invite, or none though it has one.
+    """
+    hello = await keylog_client.directory_hello(client, directory)
+    try:
+        named = None if hello.key_log is None else b64d(hello.key_log, length=32, what="key_log")
+    except BadRequest:
+        named = None
+    if given is not None and named != given:
+        raise FlameError(
+            "The directory does not present the key log key of the invite: this is not the "
+            "directory that made the invite, or it replaced its key. Not enrolled."
+        )
+    return named
+
+
 def find_account(data_dir: Path) -> Account | None:
     """The account of a data folder: its keystore record, or, in a folder of an older version,
     the keystore row of its plaintext database, copied out to the record first (the database is
@@ -216,14 +242,20 @@ def find_account(data_dir: Path) -> Account | None:
 
 
 async def create_account(
-    data_dir: Path, account: Account, db_key: bytes, directory: Endpoint
+    data_dir: Path,
+    account: Account,
+    db_key: bytes,
+    directory: Endpoint,
+    log_key: bytes | None = None,
 ) -> None:
-    """The encrypted database (migrated, remembering the directory and its pinned certificate),
-    then the keystore record that holds its key: a crash in between leaves no account, and
-    `flame init` can run again."""
+    """The encrypted database (migrated, remembering the directory, its pinned certificate and
+    its key log's key), then the keystore record that holds its key: a crash in between leaves
+    no account, and `flame init` can run again."""
     db = await open_daemon_db(data_dir, db_key)
     try:
         await save_directory(db, directory)
+        if log_key is not None:
+            await save_log_key(db, log_key)
     finally:
         await db.close()
     write_account(data_dir, account)
@@ -236,9 +268,11 @@ async def init_account(
     invite: str | None,
     password: str,
     data_dir: Path,
+    log_key: bytes | None = None,
 ) -> Account:
     """Generate keys, enroll them with the directory, then store them sealed under the password,
-    with the directory's address and pinned certificate.
+    with the directory's address, pinned certificate and key log key (`log_key`, the invite's,
+    if it carried one; else the one the directory names).
 
     Nothing is written if enrollment fails, so a retry with a corrected invite starts clean.
     """
@@ -272,6 +306,7 @@ async def init_account(
             Keys(account), settings.daemon.request_timeout_s, lambda: 0.0, plain_http=plain_http
         )
         try:
+            log_key = await pin_log_key(client, directory, log_key)
             await client.enroll(directory, enroll_request(identity, username, invite))
         except PeerRefused as exc:  # its code says what to ask again (a bad invite, a taken name)
             message = f"The directory refused the enrollment: {exc.message}"
@@ -280,7 +315,7 @@ async def init_account(
             await client.close()
         if not plain_http:
             ensure_certificate(data_dir)  # the peer listener's, named in every presence
-        await create_account(data_dir, account, db_key, directory)
+        await create_account(data_dir, account, db_key, directory, log_key)
         return account
     finally:
         lock.release()

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from flame.core.crypto import binding_message, verify_signature
 from flame.core.encoding import b64d, b64e
 from flame.core.models import USERNAME_RE, DirectoryEntry, PresenceRecord
-from flame.core.presence import effective_status, verify_presence
+from flame.core.presence import effective_status, listed_ttl_s, verify_presence
 from flame.core.ratelimit import TokenBuckets
 from flame.core.transport import Endpoint, endpoint
 from flame.errors import (
@@ -31,6 +31,7 @@ from flame.net.peer_client import PeerClient
 from flame.services.blocks import Blocks
 from flame.services.context import Context
 from flame.services.events import DirectoryStateChanged, KeyChanged, PresenceChanged
+from flame.services.keylog import KeyLog
 from flame.services.negotiation import Negotiation
 from flame.store import contacts as contact_store
 from flame.store import outbox as outbox_store
@@ -48,6 +49,7 @@ class Contacts:
     blocks: Blocks
     negotiation: Negotiation
     directory: Endpoint
+    keylog: KeyLog  # keys are pinned only once the directory's key log holds them (§18.4)
     directory_state: str = field(default="unknown", init=False)  # "ok" | "degraded" | "unknown"
     # The first directory sync (or probe round) is done.
     synced: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -79,12 +81,13 @@ class Contacts:
         """Pin or check keys, then record presence, and tell the UI what changed."""
         ctx = self.ctx
         now = ctx.clock.now()
-        ttl = ctx.settings.directory.presence_ttl_s
+        ttl = listed_ttl_s(ctx.settings.directory.presence_ttl_s)  # PROTOCOL.md §5.3
         before = {c.username: c for c in await self.all()}
         updates: list[PresenceUpdate] = []
         changed: list[PresenceChanged] = []
         online: list[str] = []
         versions: list[tuple[str, list[int], int]] = []  # from verified presence (§9)
+        await self.keylog.vet(entries)
         for entry in entries:
             user = entry.user
             if user.username == ctx.me:
@@ -101,15 +104,20 @@ class Contacts:
             ):
                 log.warning("directory record for %s has a bad key binding; ignored", user.username)
                 continue
-            outcome = await contact_store.offer_keys(
-                ctx.db, user.username, identity_key, x25519_key, x25519_sig, now
-            )
-            if outcome.is_key_change:
-                log.warning(
-                    "identity key of %s changed; refusing it until the user accepts", user.username
-                )
-                ctx.events.publish(KeyChanged(user.username))
             pinned = before.get(user.username)
+            if self.keylog.admits(user.username, identity_key, x25519_key):
+                outcome = await contact_store.offer_keys(
+                    ctx.db, user.username, identity_key, x25519_key, x25519_sig, now
+                )
+                if outcome.is_key_change:
+                    log.warning(
+                        "identity key of %s changed; refusing it until the user accepts",
+                        user.username,
+                    )
+                    ctx.events.publish(KeyChanged(user.username))
+            elif pinned is None:
+                log.info("keys of %s are not in the directory's key log; not pinned", user.username)
+                continue
             pinned_key = identity_key if pinned is None else pinned.identity_key
             presence = self.believed(entry.presence, user.username, pinned_key)
             if presence is not None:
@@ -166,14 +174,6 @@ class Contacts:
             await outbox_store.due_now(self.ctx.db, names)
             self.ctx.wake.outbox.set()
             self.ctx.wake.relay.set()
-
-    async def sync_once(self, etag: str | None) -> str | None:
-        """Fetch the user list (conditional on `etag`) and apply it. Returns the new etag."""
-        listing, new_etag = await self.client.directory_users(self.directory, etag)
-        if listing is not None:
-            await self.apply_entries(listing.users)
-        self.synced.set()
-        return new_etag
 
     async def fetch(self, username: str) -> Contact | None:
         """Ask the directory about one user (someone new wrote to us, or the UI named them).
@@ -251,6 +251,9 @@ class Contacts:
     async def accept_key(self, username: str) -> Contact:
         """The user compared the safety number and accepts the contact's new key."""
         await contact_store.accept_pending_key(self.ctx.db, username, self.ctx.clock.now())
+        # Their presence, refused while signed by the unaccepted key, is believed now: asked
+        # again, since the directory sends an entry only when it changes (PROTOCOL.md §5.4).
+        await self.fetch(username)
         contact = await self.get(username)
         if contact is None:
             raise NotFound(f"There is no contact named {username!r}.")

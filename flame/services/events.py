@@ -13,6 +13,7 @@ from typing import Any, ClassVar, dataclass_transform
 
 from flame.services.people import Person
 from flame.store.files import Transfer
+from flame.store.keylog import Alarm
 from flame.store.messages import Message
 
 log = logging.getLogger("flame.events")
@@ -108,6 +109,13 @@ class VersionChanged(Event, kind="version"):
     version: int
 
 
+class KeyLogAlarmRaised(Event, kind="key_log_alarm"):
+    """The directory's key log failed a check, or shows this user rekeyed by someone else
+    (PROTOCOL.md §18.4, §18.5)."""
+
+    alarm: Alarm
+
+
 class DirectoryStateChanged(Event, kind="directory"):
     """The directory stopped answering (`degraded`) or came back (`ok`)."""
 
@@ -170,6 +178,7 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     SessionReset,
     VersionChanged,
     DirectoryStateChanged,
+    KeyLogAlarmRaised,
     MyStatusChanged,
     ProfileChanged,
     ProfileRejected,

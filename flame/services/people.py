@@ -7,17 +7,20 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from flame.core.crypto import fingerprint, safety_number
+from flame.core.keylog import recent_change
 from flame.store import contacts as contact_store
 from flame.store import messages as message_store
 from flame.store import profiles as profile_store
 from flame.store import sessions as session_store
 from flame.store.contacts import Contact
+from flame.store.keylog import LoggedKey
 from flame.store.messages import Message
 from flame.store.profiles import StoredProfile
 
 if TYPE_CHECKING:
     from flame.services.blocks import Blocks
     from flame.services.context import Context
+    from flame.services.keylog import KeyLog
     from flame.services.negotiation import Negotiation
     from flame.services.status import StatusTracker
 
@@ -39,6 +42,10 @@ class Person:
     session_reset_at: float | None = None
     # The user compared the safety number of the key pinned now and confirmed it (§3.4).
     verified: bool = False
+    # Their keys as the directory's key log has them, oldest first, and when the last rekey was
+    # if it is recent (PROTOCOL.md §18.6).
+    key_history: tuple[LoggedKey, ...] = ()
+    key_changed_at: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +63,19 @@ class People:
     blocks: Blocks
     status: StatusTracker
     negotiation: Negotiation
+    keylog: KeyLog
 
     async def _versioned(self, person: Person) -> Person:
+        """With what the key log and the negotiation say of them."""
+        await self.keylog.load()
+        history = tuple(self.keylog.history.get(person.username, ()))
+        person = replace(
+            person,
+            key_history=history,
+            key_changed_at=recent_change(
+                [(e.kind, e.ts) for e in history], int(self.ctx.clock.now())
+            ),
+        )
         if not person.known or person.is_me:
             return person
         return replace(

@@ -18,12 +18,14 @@ from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
 from flame.services.context import Context
 from flame.services.delivery import Delivery
+from flame.services.directory_sync import DirectorySync
 from flame.services.files.chunks import Chunks
 from flame.services.files.offers import Offers
 from flame.services.files.runtime import FileRuntime
 from flame.services.files.sender import Sender
 from flame.services.files.uploads import Uploads
 from flame.services.inbox import Inbox
+from flame.services.keylog import KeyLog
 from flame.services.messaging import Messaging
 from flame.services.negotiation import Negotiation
 from flame.services.people import People
@@ -45,6 +47,7 @@ class Services:
     status: StatusTracker
     people: People
     contacts: Contacts
+    directory_sync: DirectorySync
     presence: Presence
     messaging: Messaging
     receipts: Receipts
@@ -62,6 +65,7 @@ class Services:
     negotiation: Negotiation
     actions: Actions
     typing: Typing
+    keylog: KeyLog
 
     @classmethod
     def build(cls, ctx: Context, client: PeerClient, directory: Endpoint) -> Services:
@@ -69,8 +73,11 @@ class Services:
         blocks = Blocks(ctx)
         status = StatusTracker(ctx)
         negotiation = Negotiation(ctx)
-        people = People(ctx, blocks, status, negotiation)
-        contacts = Contacts(ctx, client, blocks, negotiation, directory)
+        keylog = KeyLog(ctx, client, directory)
+        client.key_log_head = keylog.header  # heads travel with every exchange (PROTOCOL.md §18.5)
+        client.on_key_log_head = keylog.observe
+        people = People(ctx, blocks, status, negotiation, keylog)
+        contacts = Contacts(ctx, client, blocks, negotiation, directory, keylog)
         presence = Presence(ctx, client, contacts, status)
         sessions = Sessions(ctx, client, negotiation, directory)
         client.pair_key = negotiation.pair_key  # deniable requests to version 2 peers (§14.8)
@@ -103,6 +110,7 @@ class Services:
             status=status,
             people=people,
             contacts=contacts,
+            directory_sync=DirectorySync(contacts, client),
             presence=presence,
             messaging=messaging,
             receipts=receipts,
@@ -120,6 +128,7 @@ class Services:
             negotiation=negotiation,
             actions=actions,
             typing=typing,
+            keylog=keylog,
         )
 
 

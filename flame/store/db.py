@@ -75,6 +75,18 @@ def connect(path: Path, key: bytes | None) -> sqlite3.Connection:
     return conn  # type: ignore[no-any-return]
 
 
+def numbered_scripts(schema_package: str) -> list[tuple[int, str]]:
+    """The migrations of a schema package, in order. A script's number is its file name's
+    (001_init.sql is 1): numbers may be reserved for work in progress elsewhere, so a gap is
+    allowed and never renumbers a script."""
+    scripts = [
+        (int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8"))
+        for entry in resources.files(schema_package).iterdir()
+        if entry.name.endswith(".sql")
+    ]
+    return sorted(scripts)
+
+
 class Database:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
@@ -98,15 +110,7 @@ class Database:
 
     async def migrate(self, schema_package: str) -> None:
         (version,) = await self.fetchone("PRAGMA user_version") or (0,)
-        scripts = sorted(
-            (entry.name, entry.read_text(encoding="utf-8"))
-            for entry in resources.files(schema_package).iterdir()
-            if entry.name.endswith(".sql")
-        )
-        for name, sql in scripts:
-            # A script's number is its file name's (001_init.sql is 1): numbers may be reserved
-            # for work in progress elsewhere, so a gap is allowed and never renumbers a script.
-            number = int(name.split("_", 1)[0])
+        for number, sql in numbered_scripts(schema_package):
             if number <= version:
                 continue
             async with self.lock:

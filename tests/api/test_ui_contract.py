@@ -13,6 +13,7 @@ from flame.services import events
 from flame.services.people import ContactCard, Person
 from flame.store.actions import Version
 from flame.store.files import Transfer
+from flame.store.keylog import Alarm, LoggedKey
 from flame.store.messages import Message, Quote, ReactionCount
 from flame.store.profiles import StoredProfile
 from flame.store.search import HIT_END, HIT_START, MessageHit
@@ -47,6 +48,8 @@ QUOTE = Quote("bob:m0", "bob", "text", "earlier", "shown")
 REACTION = ReactionCount("👍", ("alice", "bob"))
 PROFILE = StoredProfile("alice", "Alice", "CEO", "Paris", "bio", b"webp", 1000, "sig", 1.0)
 PERSON = Person("alice", False, True, PROFILE, "online", False, "fp", "00000", False)
+ENTRY = LoggedKey(3, "alice", b"i" * 32, b"x" * 32, 1700000000, "rekey")
+ALARM = Alarm(1, "rekeyed:3", "rekeyed", "The directory gave your account new keys.", 2.0, "{}")
 SAMPLES: dict[str, tuple[Any, ...]] = {
     "Me": ("bob", "fp", "ok"),
     "LoginInfo": ("bob",),
@@ -64,6 +67,9 @@ SAMPLES: dict[str, tuple[Any, ...]] = {
     "Settings": (True,),
     "Block": ("mallory", 1.0),
     "Diagnostics": (2, 1),
+    "KeyEvent": (ENTRY,),
+    "KeyLog": ("ok", 4, [ALARM]),
+    "KeyLogAlarm": (ALARM,),
 }
 EVENT_SAMPLES: list[events.Event] = [
     events.MessageAdded(MESSAGE),
@@ -77,6 +83,7 @@ EVENT_SAMPLES: list[events.Event] = [
     events.SessionReset("alice"),
     events.VersionChanged("alice", 1),
     events.DirectoryStateChanged("degraded"),
+    events.KeyLogAlarmRaised(ALARM),
     events.MyStatusChanged("busy", "busy"),
     events.ProfileChanged(PERSON),
     events.ProfileRejected("alice", "bad signature"),

@@ -25,7 +25,9 @@ WIRE_MODULES = [
 ]
 NOT_ON_THE_WIRE = {"error", "config_error"}  # the base class and local configuration errors
 # Named in §8's prose rather than its table: outbound-only failures and the browser's login.
-OUTSIDE_THE_TABLE = {"unreachable", "peer_refused", "redirect", "wrong_password", "bad_reply"}
+OUTSIDE_THE_TABLE = {
+    *("unreachable", "peer_refused", "redirect", "wrong_password", "bad_reply", "key_log_refused"),
+}
 CODE_PATTERNS = [
     re.compile(r"\bcode\s*=\s*\"([a-z_]+)\""),  # code="..." and class attributes code = "..."
     re.compile(r"\b\d{3}:\s*\"([a-z_]+)\""),  # the middleware's {404: "not_found", ...}

@@ -12,7 +12,6 @@ import pytest
 
 from flame.cli import main
 from flame.core.encoding import b64e
-from flame.directory import store
 from tests.cluster import PASSWORD, Cluster
 from tests.commands import CHEAP, Console, flame
 
@@ -51,9 +50,11 @@ async def test_invite_init_and_users_without_a_terminal(cluster: Cluster, tmp_pa
     code, out, err = await flame("directory", "invite", "alice", "--data-dir", directory_dir)
     assert code == 0, err
     invite = out.strip()
-    one_time, fingerprint = invite.split(".")  # the code, and the certificate to pin
-    assert len(one_time.replace("-", "")) == 24 and "flame init" in err
+    one_time, fingerprint, log_key = invite.split(".")  # the code, and the certificate and the
+    assert len(one_time.replace("-", "")) == 24 and "flame init" in err  # key log key to pin
     assert cluster.directory_tls is not None and fingerprint == b64e(cluster.directory_tls)
+    assert cluster.directory is not None and cluster.directory.parts is not None
+    assert log_key == b64e(cluster.directory.parts.log.public_key)  # PROTOCOL.md §18.1
     code, out, _ = await flame("directory", "fingerprint", "--data-dir", directory_dir)
     assert (code, out.strip()) == (0, fingerprint)
 
@@ -71,8 +72,11 @@ async def test_invite_init_and_users_without_a_terminal(cluster: Cluster, tmp_pa
         "--data-dir",
         str(tmp_path / "alice"),
     ]
+    other_key = f"{one_time}.{fingerprint}.{b64e(bytes(32))}"  # another directory's log
+    code, out, err = await flame(*init, "--invite", other_key, env=CHEAP)
+    assert code == 1 and "key log key of the invite" in err, err
     code, out, err = await flame(*init, "--invite", invite, env=CHEAP)
-    assert code == 0, err
+    assert code == 0, err  # the refusal above spent nothing
     assert "Enrolled alice" in out and "Fingerprint:" in out
 
     code, out, err = await flame(*init[:-1], str(tmp_path / "again"), "--invite", invite, env=CHEAP)
@@ -108,8 +112,8 @@ async def test_init_pins_the_directory_certificate_it_was_given(
     )
     assert code == 1 and len(err.strip().splitlines()) == 1
     assert "The directory at" in err and "certificate other than the one pinned" in err
-    assert cluster.directory is not None and cluster.directory.db is not None
-    assert await store.identity_key_of(cluster.directory.db, "bob") is None  # never enrolled
+    assert cluster.directory is not None and cluster.directory.store is not None
+    assert await cluster.directory.store.identity_key_of("bob") is None  # never enrolled
     code, _, err = await flame(*init("bob", "--directory-fingerprint=abc"), env=CHEAP)
     assert code == 1 and "fingerprint" in err and "Traceback" not in err
     code, _, err = await flame(

@@ -19,7 +19,6 @@ import pytest
 
 from flame.config import DirectorySettings
 from flame.core.encoding import b64e
-from flame.directory import store
 from flame.directory.admin import reachable_address
 from flame.directory.app import DirectoryServer
 from tests.cluster import PASSWORD, Cluster, services_of
@@ -57,7 +56,7 @@ async def test_init_at_a_terminal_asks_again_for_each_wrong_answer(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     directory = await cluster.start_directory()  # open registration: no invite needed
-    assert directory.tls_fingerprint is not None and directory.db is not None
+    assert directory.tls_fingerprint is not None and directory.store is not None
     port = port_of(directory)
     with refusing_port() as nothing:
         console = await Console.start("init", "--data-dir", str(tmp_path / "bob"))
@@ -101,7 +100,7 @@ async def test_init_at_a_terminal_asks_again_for_each_wrong_answer(
             console.close()
     assert code == 0 and f"Enrolled bob with https://127.0.0.1:{port}." in rest, rest
     assert "Traceback" not in console.screen and "Error" not in console.screen
-    assert await store.identity_key_of(directory.db, "bob") is not None
+    assert await directory.store.identity_key_of("bob") is not None
 
 
 async def test_init_at_a_terminal_asks_again_for_what_the_directory_refused(
@@ -111,12 +110,12 @@ async def test_init_at_a_terminal_asks_again_for_what_the_directory_refused(
     a username it has already are asked for again; the other answers stand. The directory's
     address in the config file is offered as the default."""
     directory = await cluster.start_directory(registration="invite")
-    assert directory.db is not None and directory.tls_fingerprint is not None
+    assert directory.store is not None and directory.tls_fingerprint is not None
     port = port_of(directory)
 
     async def invite(name: str) -> str:
-        assert directory.db is not None
-        return await store.create_invite(directory.db, name, rekey=False, now=0, ttl_s=10**10)
+        assert directory.store is not None
+        return await directory.store.create_invite(name, rekey=False, now=0, ttl_s=10**10)
 
     used = await invite("carol")
     await cluster.enroll("carol", invite=used)
@@ -146,14 +145,14 @@ async def test_init_at_a_terminal_asks_again_for_what_the_directory_refused(
     finally:
         console.close()
     assert code == 0 and f"Enrolled dave with https://127.0.0.1:{port}." in rest, console.screen
-    assert await store.identity_key_of(directory.db, "dave") is not None
+    assert await directory.store.identity_key_of("dave") is not None
 
 
 async def test_init_in_a_script_fails_with_one_line_that_says_what_to_do(
     cluster: Cluster, tmp_path: Path
 ) -> None:
     directory = await cluster.start_directory()
-    assert directory.tls_fingerprint is not None and directory.db is not None
+    assert directory.tls_fingerprint is not None and directory.store is not None
     port = port_of(directory)
     password = private_file(tmp_path / "password", PASSWORD)
 
@@ -183,7 +182,7 @@ async def test_init_in_a_script_fails_with_one_line_that_says_what_to_do(
     code, out, err = await init("erin", "--directory", f"127.0.0.1:{port}")  # https:// implied
     assert code == 0, err
     assert f"Enrolled erin with https://127.0.0.1:{port}." in out
-    assert await store.identity_key_of(directory.db, "erin") is not None
+    assert await directory.store.identity_key_of("erin") is not None
 
 
 async def test_a_port_in_use_is_one_line_naming_the_flag_to_change(

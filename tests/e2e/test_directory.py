@@ -14,7 +14,6 @@ from flame.core.encoding import b64e
 from flame.core.models import DirectoryEntry, PresenceRecord
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_record, sign_request
 from flame.daemon import Daemon
-from flame.directory import store
 from flame.errors import FlameError, PeerRefused
 from flame.services.account import enroll_request
 from tests.cluster import PASSWORD, Cluster, directory_tls, identity_of, services_of
@@ -26,9 +25,12 @@ def enroll_body(
     return enroll_request(identity or Identity.generate(), name, invite).model_dump()
 
 
-async def post_enroll(cluster: Cluster, body: dict[str, object]) -> tuple[int, dict[str, object]]:
+async def post_enroll(
+    cluster: Cluster, body: dict[str, object], url: str | None = None
+) -> tuple[int, dict[str, object]]:
     async with aiohttp.ClientSession(connector=pinned(directory_tls(cluster))) as session:
-        async with session.post(cluster.directory_url + "/dir/v1/enroll", json=body) as response:
+        target = (url or cluster.directory_url) + "/dir/v1/enroll"
+        async with session.post(target, json=body) as response:
             return response.status, await response.json()
 
 
@@ -38,9 +40,9 @@ def pinned(pin: aiohttp.Fingerprint) -> aiohttp.TCPConnector:
 
 
 async def new_invite(cluster: Cluster, name: str, rekey: bool = False) -> str:
-    assert cluster.directory is not None and cluster.directory.db is not None
-    return await store.create_invite(
-        cluster.directory.db, name, rekey=rekey, now=int(time.time()), ttl_s=3600
+    assert cluster.directory is not None and cluster.directory.store is not None
+    return await cluster.directory.store.create_invite(
+        name, rekey=rekey, now=int(time.time()), ttl_s=3600
     )
 
 

@@ -23,7 +23,6 @@ from flame.core.envelope import new_message_id, seal, seal_bytes
 from flame.core.models import Deposit, Envelope, Inner, TextBody
 from flame.core.presence import make_presence
 from flame.daemon import Daemon
-from flame.directory import store as directory_store
 from flame.errors import PeerRefused
 from flame.net.replies import results_of
 from flame.services.account import enroll_request
@@ -67,8 +66,8 @@ async def test_a_presence_address_that_does_not_parse_fails_that_peer_only_with_
     record = make_presence(
         mallory, "mallory", "https://127.0.0.1:99999", "online", [1], int(time.time()), tls=PIN
     )
-    assert trio.directory is not None and trio.directory.db is not None
-    await directory_store.put_presence(trio.directory.db, record, time.time() + 3600)
+    assert trio.directory is not None and trio.directory.store is not None
+    await trio.directory.store.put_presence(record, time.time() + 3600)
 
     alice, carol = await trio.ui("alice"), await trio.ui("carol")
     carol_feed = await carol.websocket()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-from flame.directory import store
 from tests.cluster import Cluster
 
 
@@ -30,9 +29,9 @@ async def test_a_key_change_is_refused_and_reported_until_accepted(trio: Cluster
 
     # bob's laptop is replaced: the admin issues a rekey invite and bob enrolls new keys.
     await trio.stop_daemon("bob")
-    assert trio.directory is not None and trio.directory.db is not None
-    code = await store.create_invite(
-        trio.directory.db, "bob", rekey=True, now=int(time.time()), ttl_s=600
+    assert trio.directory is not None and trio.directory.store is not None
+    code = await trio.directory.store.create_invite(
+        "bob", rekey=True, now=int(time.time()), ttl_s=600
     )
     settings = await trio.enroll("bob", invite=code, folder="bob-new-laptop")
     new_bob = await trio.start_daemon("bob", settings=settings)

@@ -121,7 +121,7 @@ async def test_another_certificate_is_refused_before_any_request_is_sent(
         "signed presence: refused (someone in the middle, or an old address)."
     )
     with pytest.raises(PeerUnreachable) as refused:
-        await client.directory_users(server.endpoint(tls=bytes(32), owner="directory"), None)
+        await client.directory_changes(server.endpoint(tls=bytes(32), owner="directory"), 0)
     assert refused.value.message.startswith(f"The directory at {server.url} presented a TLS")
     assert "pinned at enrollment (flame init)" in refused.value.message
     assert server.hits == []  # neither request reached the server
@@ -137,7 +137,7 @@ async def test_a_redirect_is_refused_and_never_followed(
     peer = server.endpoint(owner="directory" if path.startswith("/dir") else "bob")
     with pytest.raises(PeerRefused) as refused:
         if path.startswith("/dir"):
-            await client.directory_users(peer, None)
+            await client.directory_changes(peer, 0)
         else:
             await client.profile(peer)
     assert (refused.value.http_status, refused.value.code) == (status, "redirect")
@@ -220,4 +220,4 @@ async def test_plain_http_only_by_its_setting_and_never_silently(
     assert services.presence.tls is not None and services.presence.tls == alice.tls_fingerprint
     assert any("no certificate pinned for the directory" in r.getMessage() for r in caplog.records)
     with pytest.raises(PeerUnreachable, match=r"plain http:// is off"):
-        await services.client.directory_users(services.contacts.directory, None)
+        await services.client.directory_changes(services.contacts.directory, 0)

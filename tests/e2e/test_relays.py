@@ -122,7 +122,7 @@ async def test_relays_refuse_over_quota_and_hand_nothing_to_others(cluster: Clus
     alice, bob, carol = (cluster.daemons[n] for n in ("alice", "bob", "carol"))
     assert carol.supervisor is not None
     await carol.supervisor.stop()  # carol answers as a relay but does not forward on her own
-    await services_of(carol).contacts.sync_once(None)  # ... and knows who everyone is
+    await services_of(carol).directory_sync.sync_once()  # ... and knows who everyone is
     client = services_of(alice).client
     carol_peer = peer_endpoint(carol)
     envelopes = [envelope_from(alice, bob, f"m{i}", seq=i + 1) for i in range(3)]
@@ -176,7 +176,7 @@ async def test_a_restarted_relay_cannot_tell_who_left_what_it_holds(cluster: Clu
     for name in ("alice", "bob", "carol"):
         await cluster.add_user(name, **settings)
     alice, bob = cluster.daemons["alice"], cluster.daemons["bob"]
-    await services_of(cluster.daemons["carol"]).contacts.sync_once(None)
+    await services_of(cluster.daemons["carol"]).directory_sync.sync_once()
     envelopes = [envelope_from(alice, bob, f"m{i}", seq=i + 1) for i in range(2)]
     await cluster.stop_daemon("bob")  # nobody to hand them over to
     expiry = int(time.time()) + 3600

@@ -7,7 +7,6 @@ from __future__ import annotations
 import shutil
 import time
 
-from flame.directory import store as directory_store
 from tests.cluster import Cluster, services_of
 from tests.e2e.test_forward_secrecy import text_is
 
@@ -78,9 +77,9 @@ async def test_a_reinstalled_peer_with_a_fresh_folder_gets_a_new_session_once_it
     await b_feed.wait_for(text_is("before the reinstall"))
 
     await cluster.stop_daemon("bob")
-    assert cluster.directory is not None and cluster.directory.db is not None
-    code = await directory_store.create_invite(
-        cluster.directory.db, "bob", rekey=True, now=int(time.time()), ttl_s=600
+    assert cluster.directory is not None and cluster.directory.store is not None
+    code = await cluster.directory.store.create_invite(
+        "bob", rekey=True, now=int(time.time()), ttl_s=600
     )
     settings = await cluster.enroll("bob", invite=code, folder="bob-reinstalled")
     await cluster.start_daemon("bob", settings=settings)

@@ -7,6 +7,7 @@ import {
   formatListTime,
   hashHue,
   initial,
+  keyChangedText,
   normalizeStatus,
   statusLabel,
   toDate,
@@ -84,6 +85,8 @@ export class ContactList {
       },
       '⚠',
     );
+    // Their key changed recently (the key log says so, PROTOCOL.md §18.6).
+    const recent = h('span', { class: 'key-recent', hidden: true }, 'new key');
     const badge = h('span', { class: 'unread-badge', hidden: true });
     const time = h('time', { class: 'contact-time', hidden: true });
     const statusText = h('span', { class: 'status-text' }, 'Offline');
@@ -95,12 +98,12 @@ export class ContactList {
       h(
         'span',
         { class: 'contact-main' },
-        h('span', { class: 'contact-line' }, nameEl, usernameEl, warn, time),
+        h('span', { class: 'contact-line' }, nameEl, usernameEl, warn, recent, time),
         h('span', { class: 'contact-line contact-sub' }, statusText, preview, badge),
       ),
     );
     const li = h('li', { class: 'contact-item' }, link);
-    return { li, link, dot, statusText, badge, time, warn, preview, nameEl, usernameEl, avatar };
+    return { li, link, dot, statusText, badge, time, warn, recent, preview, nameEl, usernameEl, avatar };
   }
 
   _updateItem(item, c) {
@@ -117,6 +120,8 @@ export class ContactList {
     );
     item.statusText.dataset.status = normalizeStatus(c.status);
     item.warn.hidden = !c.key_changed;
+    item.recent.hidden = c.key_changed || c.key_changed_at === null;
+    item.recent.title = c.key_changed_at === null ? '' : keyChangedText(c.key_changed_at);
     item.link.classList.toggle('key-changed', c.key_changed);
     const unread = c.unread || 0;
     item.badge.hidden = unread <= 0;

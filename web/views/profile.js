@@ -9,6 +9,7 @@ import { conversationHash } from '../router.js';
 import * as store from '../store.js';
 import { avatarElement, setStatusDot } from './contacts.js';
 import { confirmBlock } from './dialog.js';
+import { KeyHistory } from './key-history.js';
 import { pageHeader } from './page.js';
 
 export class ProfileView {
@@ -70,6 +71,7 @@ export class ProfileView {
       hidden: true,
     });
     this.error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+    this.keyHistory = new KeyHistory(name);
     this.messageLink = h(
       'a',
       { id: 'profile-message', class: 'btn btn-primary', href: conversationHash(name) },
@@ -119,6 +121,7 @@ export class ProfileView {
           this.fingerprint,
         ),
         this.safetyRow,
+        this.keyHistory.el,
       ),
       h('div', { class: 'profile-actions' }, this.messageLink, this.block.el, this.editLink),
     );
@@ -170,6 +173,7 @@ export class ProfileView {
     this.safetyRow.hidden = !view.safety_number;
     this.verifiedMark.hidden = !view.verified;
     setText(this.verify.label, view.verified ? 'Remove the verified mark' : 'Mark as verified');
+    this.keyHistory.render(view);
     this.avatar.update(view.avatar_url, view.display_name || view.username);
     this.messageLink.hidden = view.is_me;
     this.block.el.hidden = view.is_me;

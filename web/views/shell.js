@@ -7,6 +7,7 @@ import * as notify from '../notify.js';
 import { navigate, profileHash, searchHash } from '../router.js';
 import * as store from '../store.js';
 import { avatarElement, ContactList, setStatusDot } from './contacts.js';
+import { KeyLogBanner } from './keylog.js';
 import { openSwitcher } from './switcher.js';
 import { Toasts } from './toasts.js';
 
@@ -140,6 +141,7 @@ export class Shell {
       ),
     );
 
+    this.keyLogBanner = new KeyLogBanner();
     this.contactList = new ContactList({ onRetry: onRetryContacts });
     this.sidebar = h(
       'nav',
@@ -167,6 +169,7 @@ export class Shell {
       'div',
       { class: 'shell' },
       header,
+      this.keyLogBanner.el,
       this.connection,
       this.banner,
       this.notifyOffer,
@@ -294,6 +297,7 @@ export class Shell {
   destroy() {
     clearTimeout(this._connTimer);
     this.toasts.destroy();
+    this.keyLogBanner.destroy();
     for (const u of this._unsubs) u();
   }
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flame.api.peer import envelopes, files, guard, profile, relay, schema
+from flame.api.peer import envelopes, files, guard, keylog, profile, relay, schema
 from flame.api.peer.state import PEER, PREFIX, PeerState
 from flame.net.http import error_middleware
 from flame.net.verify import RequestVerifier
@@ -14,7 +14,7 @@ from flame.services.registry import ServiceHolder
 
 def build(holder: ServiceHolder, verifier: RequestVerifier) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, *guard.middlewares(holder)],
+        middlewares=[error_middleware, *guard.middlewares(holder), keylog.head_middleware(holder)],
         client_max_size=holder.settings.daemon.max_body_bytes,
     )
     app[PEER] = PeerState(holder, verifier)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from flame.api.ui import actions, auth, conversations, feed, files, social, static
+from flame.api.ui import actions, auth, conversations, feed, files, keylog, social, static
 from flame.api.ui.guard import UiOrigin, headers_middleware, host_and_origin_middleware
 from flame.api.ui.session import LoginThrottle, require_session
 from flame.api.ui.state import UI, UiState, Unlock, activity_middleware
@@ -58,6 +58,7 @@ def build(
     router.add_get(f"{talk}/messages/{{id}}/history", actions.history)
     router.add_post(f"{talk}/typing", actions.typing)
     router.add_get(f"{api}/diagnostics", conversations.diagnostics)
+    router.add_get(f"{api}/keylog", keylog.key_log)
     router.add_get(f"{api}/settings", conversations.get_settings)
     router.add_post(f"{api}/settings", conversations.put_settings)
     router.add_post(files_base, files.announce)

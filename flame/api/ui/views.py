@@ -12,12 +12,14 @@ from typing import Any
 from urllib.parse import quote
 
 from flame.core.actions import ACTION_WINDOW_MS
+from flame.core.crypto import fingerprint
 from flame.core.files import media_class
 from flame.services import events
 from flame.services.people import ContactCard, Person
 from flame.services.search import SearchResult
 from flame.store.actions import Version
 from flame.store.files import Transfer
+from flame.store.keylog import Alarm, LoggedKey
 from flame.store.messages import Message, Quote, ReactionCount
 from flame.store.profiles import StoredProfile
 from flame.store.search import HIT_END, HIT_START, MessageHit
@@ -162,12 +164,20 @@ def profile_json(person: Person) -> Json:
         "protocol_version": person.protocol_version,
         "session_reset_at": person.session_reset_at,
         "verified": person.verified,
+        "key_history": [key_event_json(entry) for entry in person.key_history],
+        "key_changed_at": person.key_changed_at,
     }
+
+
+def key_event_json(entry: LoggedKey) -> Json:
+    """`KeyEvent`: one entry of a person's key history in the key log (PROTOCOL.md §18.6)."""
+    return {"kind": entry.kind, "at": entry.ts, "fingerprint": fingerprint(entry.identity_key)}
 
 
 CONTACT_FIELDS = (
     *("username", "status", "fingerprint", "safety_number", "key_changed", "protocol_version"),
     *("session_reset_at", "verified", "display_name", "position", "avatar_url", "blocked"),
+    "key_changed_at",
 )
 
 
@@ -242,6 +252,25 @@ def blocked_json(listing: dict[str, float]) -> Json:
     return {"blocked": [block_json(name, at) for name, at in listing.items()]}
 
 
+def key_log_alarm_json(alarm: Alarm) -> Json:
+    """`KeyLogAlarm`: what the key log showed that is wrong (PROTOCOL.md §18.6)."""
+    return {
+        "id": alarm.id,
+        "kind": alarm.kind,
+        "message": alarm.message,
+        "raised_at": alarm.raised_at,
+    }
+
+
+def key_log_json(state: str, size: int | None, alarms: list[Alarm]) -> Json:
+    """`KeyLog`: the directory's key log as this daemon checked it."""
+    return {
+        "state": "alarm" if alarms else state,
+        "size": size,
+        "alarms": [key_log_alarm_json(alarm) for alarm in alarms],
+    }
+
+
 def diagnostics_json(outbox: int, relay_deposits: int) -> Json:
     """`Diagnostics`: what this daemon still holds on its way to others."""
     return {"outbox": outbox, "relay_deposits": relay_deposits}
@@ -265,6 +294,9 @@ OBJECTS: dict[str, Callable[..., Json]] = {
     "Settings": settings_json,
     "Block": block_json,
     "Diagnostics": diagnostics_json,
+    "KeyEvent": key_event_json,
+    "KeyLog": key_log_json,
+    "KeyLogAlarm": key_log_alarm_json,
 }
 
 
@@ -320,6 +352,7 @@ EVENT_FIELDS: dict[type[events.Event], EventFields] = {
     events.SessionReset: lambda e: {"username": e.username},
     events.VersionChanged: lambda e: {"username": e.username, "protocol_version": e.version},
     events.DirectoryStateChanged: lambda e: {"state": e.state},
+    events.KeyLogAlarmRaised: lambda e: {"alarm": key_log_alarm_json(e.alarm)},
     events.MyStatusChanged: lambda e: {"choice": e.choice, "status": e.status},
     events.ProfileChanged: lambda e: {"profile": profile_json(e.person)},
     events.ProfileRejected: lambda e: {"username": e.username, "reason": e.reason},

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flame.devtools.bench.directory import directory_figures, directory_rows
 from flame.devtools.bench.files import measure_file_transfer
 from flame.devtools.bench.files import table_rows as file_table_rows
 from flame.devtools.bench.machine import cpu_meter, machine_info
@@ -102,6 +103,8 @@ def print_table(result: dict[str, Any]) -> None:
         *version_rows(result),
         ("", ""),
         *prekey_rows(result["prekeys"]),
+        ("", ""),
+        *directory_rows(result["directory"]),
         ("", ""),
         *([*file_table_rows(result["file"]), ("", "")] if result["file"] else []),
         *search_rows(result["search"]),
@@ -218,6 +221,10 @@ async def run_bench(args: argparse.Namespace) -> int:
     json_path = Path(getattr(args, "json", "bench-results.json"))
     search_messages = int(getattr(args, "search_messages", 1_000_000))
     file_mib = int(getattr(args, "file_mib", 1024))
+    directory_users = int(getattr(args, "directory_users", 10_000))
+    subscribers = int(getattr(args, "directory_subscribers", 1000))
+    if not 1 <= subscribers <= directory_users:
+        raise ToolFailed("--directory-subscribers must be from 1 to --directory-users.")
     if messages < 1 or burst < 1 or concurrency < 1 or search_messages < 1:
         raise ToolFailed("--messages, --burst and --search-messages must be at least 1.")
     if file_mib < 0:
@@ -263,6 +270,8 @@ async def run_bench(args: argparse.Namespace) -> int:
         figures["ratchet_cost"] = measure_ratchet_cost(max(100, min(burst, 2000)), TEXT_CHARS)
         print("Prekeys: refills and claims at the directory ...", flush=True)
         figures["prekeys"] = await measure_prekeys(Path(tmp) / "prekeys")
+        directory_root = Path(tmp) / "directory-bench"
+        figures["directory"] = await directory_figures(directory_root, directory_users, subscribers)
         print(f"Search: {search_messages:,} synthetic messages, 200 queries ...", flush=True)
         figures["search"] = search_figures(await run_search_bench(Path(tmp), search_messages))
     throughput, latency = figures["throughput"], figures["latency"]
@@ -293,6 +302,8 @@ async def run_bench(args: argparse.Namespace) -> int:
             "warmup": WARMUP_MESSAGES,
             "text_chars": TEXT_CHARS,
             "file_mib": file_mib,
+            "directory_users": directory_users,
+            "directory_subscribers": subscribers,
             "daemon_env": DAEMON_ENV,
             "init_env": INIT_ENV,
         },

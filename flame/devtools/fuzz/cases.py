@@ -145,10 +145,26 @@ def enroll(world: World) -> Case:
     return world.directory_case(None, "POST", "/dir/v1/enroll", body)
 
 
+CURSORS = ["", "?since=0", "?since=3", "?since=-1", "?since=x", "?since=" + "9" * 30, "?since="]
+
+
 def users(world: World) -> Case:
-    case = world.directory_case(world.fuzz.pick(world.members), "GET", "/dir/v1/users", b"")
+    """The listing, or the changes after a cursor (§5.4), conditional or not."""
+    path = "/dir/v1/users" + world.fuzz.pick(CURSORS)
+    case = world.directory_case(world.fuzz.pick(world.members), "GET", path, b"")
     if world.fuzz.chance(0.3):
-        case.headers["If-None-Match"] = world.fuzz.pick(['"x"', "*", 'W/"a"', "é"])
+        case.headers["If-None-Match"] = world.fuzz.pick(['"x"', "*", 'W/"a"', '"c0"', "é"])
+    return case
+
+
+def subscribe(world: World) -> Case:
+    """The subscription (§5.5) asked without a WebSocket handshake, or with a broken one (a
+    complete handshake would hold the connection open: the e2e tests cover that)."""
+    case = world.directory_case(world.fuzz.pick(world.members), "GET", "/dir/v1/subscribe", b"")
+    if world.fuzz.chance(0.6):
+        case.headers.update({"Upgrade": "websocket", "Connection": "Upgrade"})
+        case.headers["Sec-WebSocket-Version"] = world.fuzz.pick(["13", "8", "x"])
+        case.headers["Sec-WebSocket-Key"] = world.fuzz.pick(["", "x", "é", "a" * 100])
     return case
 
 
@@ -223,6 +239,30 @@ def claim(world: World) -> Case:
     )
 
 
+NUMBERS = ["0", "1", "2", "3", "999", "-1", "01", "x", "9" * 25, "%00", ""]
+KEYLOG = [
+    ("entries/{start}", 1),
+    ("consistency/{first}/{second}", 2),
+    ("inclusion/{index}/{size}", 2),
+]
+
+
+def keylog_head(world: World) -> Case:
+    """The key log's signed head (§18.3), asked by a member."""
+    body = b"" if world.fuzz.chance(0.9) else world.fuzz.encode({"x": 1})
+    return world.directory_case(world.fuzz.pick(world.members), "GET", "/dir/v1/keylog/head", body)
+
+
+def keylog_reads(world: World) -> Case:
+    """Entries and proofs (§18.3), with numbers in range, out of it, and malformed."""
+    template, count = world.fuzz.pick(KEYLOG)
+    numbers = [world.fuzz.pick(NUMBERS) for _ in range(count)]
+    path = "/dir/v1/keylog/" + template.split("/")[0] + "".join(f"/{n}" for n in numbers)
+    return world.directory_case(
+        world.fuzz.pick(world.members), "GET", path, b"", f"GET /dir/v1/keylog/{template}"
+    )
+
+
 def dir_openapi(world: World) -> Case:
     path = "/dir/v1/openapi.json" + world.fuzz.pick(["", "", "?x=1"])
     signer = world.fuzz.pick([None, *world.members])
@@ -244,6 +284,7 @@ ROUTES: list[tuple[Builder, int]] = [
     (dir_hello, 1),
     (enroll, 2),
     (users, 1),
+    (subscribe, 1),
     (user, 1),
     (presence, 2),
     (log_off, 1),
@@ -251,4 +292,6 @@ ROUTES: list[tuple[Builder, int]] = [
     (count_prekeys, 1),
     (claim, 1),
     (dir_openapi, 1),
+    (keylog_head, 1),
+    (keylog_reads, 2),
 ]

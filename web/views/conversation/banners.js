@@ -1,8 +1,10 @@
 // The conversation's banners: "you blocked them", "you are looking at older messages", "no
 // forward secrecy" (their Flame speaks only protocol version 1) and "the session was reset"
-// (PROTOCOL.md §14.2, §14.9).
+// (PROTOCOL.md §14.2, §14.9), and "their key changed recently" (§18.6).
 
-import { h } from '../../dom.js';
+import { h, setText } from '../../dom.js';
+import { formatFull, keyChangedText } from '../../format.js';
+import { profileHash } from '../../router.js';
 
 /** "You blocked …": `setName` shows the person as the rest of the page does (display name). */
 export function blockedBanner() {
@@ -52,4 +54,29 @@ export function resetBanner(peer) {
       `The secure session with ${peer} was reset; messages that did not open are sent again.`,
     ),
   );
+}
+
+/** Shown while the key log says the contact's key changed recently (and it is accepted). */
+export function keyHistoryBanner(peer) {
+  const text = h('span', { class: 'banner-text' });
+  const el = h(
+    'div',
+    { id: 'key-history-notice', class: 'banner banner-warning', role: 'status', hidden: true },
+    text,
+    h('a', { class: 'btn btn-small', href: profileHash(peer) }, 'Key history'),
+  );
+  return {
+    el,
+    render(c) {
+      const at = c && !c.key_changed ? c.key_changed_at : null;
+      el.hidden = at === null || at === undefined;
+      if (!el.hidden) {
+        setText(
+          text,
+          `${peer}'s ${keyChangedText(at)} (${formatFull(at)}): compare the safety number with ` +
+            'them before you trust it.',
+        );
+      }
+    },
+  };
 }

@@ -5,7 +5,13 @@ import { actionApi } from '../../api.js';
 import { h } from '../../dom.js';
 import * as store from '../../store.js';
 import { acceptDrops } from './attach.js';
-import { anchorBanner, blockedBanner, resetBanner, versionBanner } from './banners.js';
+import {
+  anchorBanner,
+  blockedBanner,
+  keyHistoryBanner,
+  resetBanner,
+  versionBanner,
+} from './banners.js';
 import { Composer } from './composer.js';
 import { ConversationFiles } from './files.js';
 import { ConversationHeader } from './header.js';
@@ -47,6 +53,7 @@ export class ConversationView {
     this.blocked = blockedBanner();
     this.versionBar = versionBanner(peer);
     this.resetBar = resetBanner(peer);
+    this.keyHistoryBar = keyHistoryBanner(peer);
     this.anchorBar = anchorBanner(() => this.history.jumpToLatest());
     this.pendingNote = new PendingNote(peer);
     this.timeline = new Timeline(peer, {
@@ -73,6 +80,7 @@ export class ConversationView {
       this.versionBar,
       this.resetBar,
       this.keyBar.el,
+      this.keyHistoryBar.el,
       this.blocked.el,
       this.anchorBar,
       this.timeline.el,
@@ -93,6 +101,7 @@ export class ConversationView {
     const c = store.state.contacts.get(this.peer) ?? null;
     this.header.render(c);
     this.keyBar.render(c);
+    this.keyHistoryBar.render(c);
     this.blocked.el.hidden = !c?.blocked;
     this.blocked.setName(store.displayLabel(this.peer));
     this.versionBar.hidden = c?.protocol_version !== 1;
