@@ -10,7 +10,7 @@ pickle: the caller persists it in the transaction that stores what it encrypted 
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import vodozemac
@@ -141,6 +141,26 @@ def session_from(pickle: str, key: bytes) -> vodozemac.Session:
     return vodozemac.Session.from_pickle(pickle, key)
 
 
+@dataclass(eq=False)
+class Unpickled:
+    """Sessions kept unpickled, each beside the pickle it stands for: `take` hands one out (and
+    forgets it) if that pickle is still the state to use, else unpickles the state; `keep`
+    puts one back once its new state is the one to use (sent, or committed)."""
+
+    held: dict[tuple[str, str], tuple[str, vodozemac.Session]] = field(default_factory=dict)
+
+    def take(self, where: tuple[str, str], pickle: str, key: bytes) -> vodozemac.Session:
+        found = self.held.pop(where, None)
+        return found[1] if found is not None and found[0] == pickle else session_from(pickle, key)
+
+    def keep(self, where: tuple[str, str], pickle: str, session: vodozemac.Session) -> None:
+        self.held[where] = (pickle, session)
+
+    def forget(self, peer: str) -> None:
+        for where in [w for w in self.held if w[0] == peer]:
+            del self.held[where]
+
+
 def encrypt(session: vodozemac.Session, key: bytes, my_identity: str, plaintext: bytes) -> Sealed:
     """Encrypt with `session` (advanced in place) and return the message and the new state."""
     message_type, ciphertext = session.encrypt(plaintext).to_parts()
@@ -151,6 +171,13 @@ def encrypt(session: vodozemac.Session, key: bytes, my_identity: str, plaintext:
         ciphertext=b64e(ciphertext),
     )
     return Sealed(body, session.session_id, session.pickle(key))
+
+
+def outer(inner: Inner, body: RatchetBody) -> Inner:
+    """The inner message a version 2 envelope seals: `inner`'s addressing, kind `ratchet` (§14.4)."""
+    return Inner(
+        from_=inner.from_, to=inner.to, id=inner.id, seq=0, ts=0, kind="ratchet", body=body
+    )
 
 
 def _inner(plaintext: bytes, author: str, me: str, envelope_id: str) -> Inner:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import vodozemac
 
@@ -69,14 +69,8 @@ class Sessions:
     resets: int = field(default=0, init=False)  # sessions reset so far (for the tests)
     identity_b64: str | None = field(default=None, init=False)
     claim_failed: dict[str, float] = field(default_factory=dict, init=False)  # peer -> until
-    # The sending session of each peer, unpickled, beside the pickle it was loaded from or
-    # advanced to: the next message to that peer skips the unpickling (one per message).
-    sending: dict[str, tuple[str, vodozemac.Session]] = field(default_factory=dict, init=False)
-    # The same for opening: (peer, session id) -> (the committed pickle, that state unpickled).
-    # Taken out while a batch uses it, put back only once the batch's new states are committed.
-    opening: dict[tuple[str, str], tuple[str, vodozemac.Session]] = field(
-        default_factory=dict, init=False
-    )
+    # One unpickling less per message: (peer, "send") and (peer, session id) for opening.
+    unpickled: ratchet.Unpickled = field(default_factory=ratchet.Unpickled, init=False)
     pickle_key: bytes | None = field(default=None, init=False, repr=False)
 
     # --- sealing -----------------------------------------------------------------------------
@@ -126,40 +120,15 @@ class Sessions:
         key = self._pickle_key()
         states = self.cache[contact.username]
         state = states[0]
-        held = self.sending.pop(contact.username, None)  # back only once it advanced
-        if held is not None and held[0] == state.pickle:
-            session = held[1]
-        else:
-            session = ratchet.session_from(state.pickle, key)
+        session = self.unpickled.take((state.peer, "send"), state.pickle, key)
         plaintext = envelope_rules.encode_inner(inner)
         sealed = ratchet.encrypt(session, key, self._my_identity(), plaintext)
-        self.sending[contact.username] = (sealed.pickle, session)
-        new = SessionState(
-            state.peer,
-            state.session_id,
-            sealed.pickle,
-            state.generation + 1,
-            state.created_at,
-            state.received_at,
-        )
-        states[0] = new
-        outer = Inner(
-            from_=inner.from_,
-            to=inner.to,
-            id=inner.id,
-            seq=0,
-            ts=0,
-            kind="ratchet",
-            body=sealed.body,
-        )
-        identity = ctx.keys.identity()
+        self.unpickled.keep((state.peer, "send"), sealed.pickle, session)
+        new = states[0] = replace(state, pickle=sealed.pickle, generation=state.generation + 1)
+        outer = ratchet.outer(inner, sealed.body)
+        me = ctx.keys.identity()
         envelope = envelope_rules.seal(
-            identity.exchange,
-            inner.to,
-            contact.x25519_key,
-            outer,
-            version=2,
-            statics=identity.static_secret,
+            me.exchange, inner.to, contact.x25519_key, outer, version=2, statics=me.static_secret
         )
         return SealedEnvelope(envelope, (new, plaintext.decode()))
 
@@ -255,11 +224,8 @@ class Sessions:
                     )
                     try:
                         session, account = live.pop(body.session, None), None
-                        held = self.opening.pop((author, body.session), None)
-                        if session is None and held is not None and held[0] == current:
-                            session = held[1]
-                        elif session is None and current is not None:
-                            session = ratchet.session_from(current, key)
+                        if session is None and current is not None:  # kept, or unpickled
+                            session = self.unpickled.take((author, body.session), current, key)
                         elif session is None and account_pickle is not None:
                             account = vodozemac.Account.from_pickle(account_pickle, key)
                         opened = ratchet.decrypt(session, account, key, body, outer)
@@ -292,7 +258,7 @@ class Sessions:
                         await store.prune_sessions(ctx.db, author, SESSIONS_PER_PEER)
                     self._make_current(author, new_states)
                     for sid, session in live.items():  # committed: the next batch goes on
-                        self.opening[(author, sid)] = (pickles[sid], session)
+                        self.unpickled.keep((author, sid), pickles[sid], session)
         return results
 
     def _make_current(self, peer: str, new_states: list[SessionState]) -> None:
@@ -325,9 +291,7 @@ class Sessions:
             await self._account()
             await store.delete_sessions(ctx.db, peer)
             self.cache[peer] = []
-            self.sending.pop(peer, None)
-            for held in [k for k in self.opening if k[0] == peer]:
-                del self.opening[held]
+            self.unpickled.forget(peer)
             try:
                 await self._start(contact)
             except RequestError as exc:
@@ -419,8 +383,9 @@ class Sessions:
         return self.identity_b64
 
     def _pickle_key(self) -> bytes:
-        if self.pickle_key is None:
-            self.pickle_key = ratchet.pickle_key(self.ctx.keys.identity(), self.ctx.me)
+        self.pickle_key = self.pickle_key or ratchet.pickle_key(
+            self.ctx.keys.identity(), self.ctx.me
+        )
         return self.pickle_key
 
     async def _states(self, peer: str) -> list[SessionState]:

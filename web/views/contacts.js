@@ -103,7 +103,20 @@ export class ContactList {
       ),
     );
     const li = h('li', { class: 'contact-item' }, link);
-    return { li, link, dot, statusText, badge, time, warn, recent, preview, nameEl, usernameEl, avatar };
+    return {
+      li,
+      link,
+      dot,
+      statusText,
+      badge,
+      time,
+      warn,
+      recent,
+      preview,
+      nameEl,
+      usernameEl,
+      avatar,
+    };
   }
 
   _updateItem(item, c) {
