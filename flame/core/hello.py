@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flame.core.models import B64, Username, Wire
 
-FEATURES = ["envelopes", "receipts", "relay", "profiles", "files"]
+FEATURES = ["envelopes", "receipts", "relay", "profiles", "files", "groups"]
 
 
 class Hello(Wire):

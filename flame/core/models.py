@@ -5,7 +5,6 @@ No I/O here.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from typing import Annotated, Any, Literal
 
@@ -16,36 +15,29 @@ from pydantic import (
     Field,
     SerializeAsAny,
     SerializerFunctionWrapHandler,
-    WithJsonSchema,
     model_serializer,
     model_validator,
 )
 
 from flame.core.encoding import b64d
+from flame.core.group_models import GROUP_KIND_BODIES
 from flame.core.image import AVATAR_MAX_BYTES, check_image
+
+# Re-exported: the shared field types and base of every model (core/wire.py).
+from flame.core.wire import B64 as B64
+from flame.core.wire import BIDI_CONTROLS as BIDI_CONTROLS
+from flame.core.wire import INVISIBLE as INVISIBLE
+from flame.core.wire import USERNAME_RE as USERNAME_RE
+from flame.core.wire import Line as Line
+from flame.core.wire import Username as Username
+from flame.core.wire import Wire as Wire
+from flame.core.wire import check_username as check_username
 from flame.errors import BadRequest
 
-USERNAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 STATUSES = ("online", "away", "busy", "offline")
 Status = Literal["online", "away", "busy", "offline"]
 PROTOCOL_VERSIONS = (1, 2)  # version 2: ratchet sessions inside the envelope (PROTOCOL.md §14)
 
-
-def check_username(name: str) -> str:
-    if not USERNAME_RE.fullmatch(name):
-        raise ValueError(
-            "a username is 2-32 characters: a lowercase letter, then lowercase letters, digits, "
-            "'_', '.' or '-'"
-        )
-    return name
-
-
-Username = Annotated[
-    str,
-    AfterValidator(check_username),
-    WithJsonSchema({"type": "string", "pattern": USERNAME_RE.pattern}),
-]
-B64 = Annotated[str, Field(max_length=200)]
 # Files up to this size travel inside their offer (PROTOCOL.md §11.6), so relays can hold them.
 INLINE_MAX_BYTES = 1024 * 1024
 INLINE_B64_MAX = (INLINE_MAX_BYTES * 4 + 2) // 3
@@ -61,14 +53,6 @@ def without_none(dumped: dict[str, Any], key: str) -> dict[str, Any]:
     if dumped.get(key, "") is None:
         del dumped[key]
     return dumped
-
-
-class Wire(BaseModel):
-    model_config = ConfigDict(strict=True, frozen=True, extra="forbid")
-
-    def stored_json(self) -> str:
-        """The body as the message store keeps it."""
-        return self.model_dump_json()
 
 
 class EnrollRequest(Wire):
@@ -191,25 +175,6 @@ MAX_BIO = 1000
 AVATAR_B64_MAX = (AVATAR_MAX_BYTES * 4 + 2) // 3
 
 
-# Bidirectional controls: they reorder what is shown after them ("Alice\u202eecilA").
-BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
-INVISIBLE = "without invisible formatting characters (such as U+202E, which reverses what follows)"
-
-
-def _single_line(value: str) -> str:
-    """One line of visible text: a name (or position, location) with a bidi control or another
-    invisible format character (Unicode's Cf: zero-width spaces and joiners, the byte order mark,
-    soft hyphens, tags) could look exactly like another one (PROTOCOL.md §12.1)."""
-    categories = {unicodedata.category(ch) for ch in value}
-    if categories & {"Cc", "Zl", "Zp"}:
-        raise ValueError("must be one line of text, without control characters")
-    if "Cf" in categories:
-        raise ValueError(f"must be text {INVISIBLE}")
-    return value
-
-
 def _text_block(value: str) -> str:
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
         raise ValueError("must be text, without control characters other than new lines")
@@ -227,7 +192,6 @@ def _avatar(value: str | None) -> str | None:
     return value
 
 
-Line = Annotated[str, AfterValidator(_single_line)]
 Block = Annotated[str, AfterValidator(_text_block)]
 Avatar = Annotated[str | None, Field(max_length=AVATAR_B64_MAX), AfterValidator(_avatar)]
 
@@ -340,6 +304,7 @@ KIND_BODIES: dict[str, type[Wire]] = {
     "file_cancel": FileCancelBody,
     "file_decline": FileDeclineBody,
     "ratchet": RatchetBody,  # version 2 only: the envelope's layer around the real inner message
+    **GROUP_KIND_BODIES,  # group_ops, group_text (PROTOCOL.md §19)
 }
 
 

@@ -45,7 +45,7 @@ def full(node: ApiNode, versions: list[int]) -> dict[str, Any]:
         "username": "alice",
         "identity_key": b64e(node.holder.account.identity_key),
         "versions": versions,
-        "features": ["envelopes", "receipts", "relay", "profiles", "files"],
+        "features": ["envelopes", "receipts", "relay", "profiles", "files", "groups"],
         "locked": False,
     }
 
