@@ -375,3 +375,25 @@ def accept_ops(
         known[h] = item
         new[h] = item
     return new
+
+
+def log_order(ops: Mapping[str, GroupOp]) -> list[str]:
+    """The included operations in the order of §19.3 rule 2: how a full log is sent (§19.4)."""
+    creates = sorted((h for h, op in ops.items() if op.op == "create"), key=hash_order)
+    if not creates:
+        return []
+    included, _ = _included(ops, creates[0])
+    return _order(ops, included)
+
+
+def follows(ops: Mapping[str, GroupOp], later: str, earlier: str) -> bool:
+    """Whether `earlier` is an ancestor of `later` (both held)."""
+    stack, seen = list(ops[later].parents), set()
+    while stack:
+        h = stack.pop()
+        if h == earlier:
+            return True
+        if h not in seen and h in ops:
+            seen.add(h)
+            stack.extend(ops[h].parents)
+    return False

@@ -22,6 +22,8 @@ from flame.services.files.offers import Offers
 from flame.services.files.runtime import FileRuntime
 from flame.services.files.sender import Sender
 from flame.services.files.uploads import Uploads
+from flame.services.group_inbox import GroupInbox
+from flame.services.groups import Groups
 from flame.services.inbox import Inbox
 from flame.services.messaging import Messaging
 from flame.services.negotiation import Negotiation
@@ -58,6 +60,7 @@ class Services:
     sender: Sender
     sessions: Sessions
     negotiation: Negotiation
+    groups: Groups
 
     @classmethod
     def build(cls, ctx: Context, client: PeerClient, directory: Endpoint) -> Services:
@@ -86,6 +89,11 @@ class Services:
                 "file_decline": offers.receive_declines,
             }
         )
+        groups = Groups(ctx, contacts, sessions, blocks, receipts)
+        group_inbox = GroupInbox(groups, contacts)
+        inbox.receivers.update(
+            {"group_ops": group_inbox.receive_ops, "group_text": group_inbox.receive_texts}
+        )
         return cls(
             ctx=ctx,
             client=client,
@@ -108,6 +116,7 @@ class Services:
             sender=Sender(ctx, files, client, status),
             sessions=sessions,
             negotiation=negotiation,
+            groups=groups,
         )
 
 

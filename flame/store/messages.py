@@ -17,7 +17,7 @@ from flame.store.sessions import SessionState
 
 # Inner kinds that travel through the outbox like messages but are not shown in a conversation
 # (a profile update is sent to every contact; PROTOCOL.md §12.1).
-HIDDEN_KINDS = ("profile_update",)
+HIDDEN_KINDS = ("profile_update", "group_text")  # group copies: PROTOCOL.md §19.5
 SHOWN_SQL = "kind NOT IN (" + ",".join(f"'{kind}'" for kind in HIDDEN_KINDS) + ")"
 
 

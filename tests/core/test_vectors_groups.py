@@ -24,7 +24,7 @@ from flame.core.models import Inner
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
-import gen_vectors_groups  # noqa: E402
+import gen_vectors_groups  # type: ignore[import-not-found]  # noqa: E402
 
 
 def load() -> dict[str, Any]:

@@ -1,0 +1,248 @@
+"""Groups from this user's side (PROTOCOL.md §19): creating one, changing its membership, writing
+to it, reading it back. Every group envelope is an ordinary one-to-one envelope to one member,
+sealed like any other (services/sessions.py) and queued in the outbox with what caused it, in one
+transaction. Receiving is services/group_inbox.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from flame.core import groups as rules
+from flame.core.envelope import new_message_id
+from flame.core.group_models import GroupOp, GroupOpsBody, GroupTextBody, OpKind
+from flame.core.models import Wire
+from flame.errors import BadRequest, Conflict, NotFound, RequestError, TooLarge
+from flame.services.blocks import Blocks
+from flame.services.contacts import Contacts
+from flame.services.context import Context
+from flame.services.events import GroupChanged, GroupMessageAdded
+from flame.services.receipts import Receipts
+from flame.services.sealing import new_inner
+from flame.services.sessions import Sessions
+from flame.store import groups as store
+from flame.store import outbox as outbox_store
+from flame.store.groups import Fanout, Group, GroupMessage
+from flame.store.messages import message_key
+
+log = logging.getLogger("flame.groups")
+OPS_KEY = "group_ops:"  # outbox key of an envelope of operations: it has no `messages` row
+
+
+@dataclass(eq=False)
+class Groups:
+    ctx: Context
+    contacts: Contacts
+    sessions: Sessions
+    blocks: Blocks
+    receipts: Receipts
+    # One change of group state at a time: the membership row is computed from every held
+    # operation, and a group message takes the next seq.
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+
+    # --- membership -----------------------------------------------------------------------
+
+    async def get(self, group_id: str) -> Group:
+        group = await store.get_group(self.ctx.db, group_id)
+        if group is None:
+            raise NotFound("There is no such group.", code="unknown_group")
+        return group
+
+    async def create(self, name: str, members: Sequence[str], picture: str | None) -> Group:
+        """A new group of this user and `members` (each a contact this user may write to)."""
+        me = self.ctx.me
+        others = sorted(set(members) - {me})
+        for member in others:
+            await self.contacts.recipient(member)  # unknown, key changed, blocked: refused
+        group_id = rules.new_group_id()
+        op = self._sign(group_id, "create", [], members=others, name=name, picture=picture)
+        async with self.lock:
+            return await self._commit(group_id, {}, op)
+
+    async def change(
+        self,
+        group_id: str,
+        kind: OpKind,
+        members: Sequence[str] = (),
+        name: str | None = None,
+        picture: str | None = None,
+    ) -> Group:
+        """An operation of this user on a group: add, remove, promote, rename, picture, leave."""
+        if kind == "add":
+            for member in members:
+                await self.contacts.recipient(member)
+        async with self.lock:
+            held = await store.held_ops(self.ctx.db, group_id)
+            state = rules.resolve(held)
+            if state is None:
+                raise NotFound("There is no such group.", code="unknown_group")
+            if self.ctx.me not in state.members:
+                raise Conflict("You are not in this group any more.", code="left_group")
+            op = self._sign(
+                group_id, kind, state.heads, members=sorted(members), name=name, picture=picture
+            )
+            return await self._commit(group_id, held, op)
+
+    def _sign(
+        self,
+        group_id: str,
+        kind: OpKind,
+        parents: Sequence[str],
+        *,
+        members: Sequence[str] = (),
+        name: str | None = None,
+        picture: str | None = None,
+    ) -> GroupOp:
+        ctx = self.ctx
+        op = rules.make_op(
+            ctx.keys.identity(),
+            ctx.me,
+            group_id,
+            kind,
+            parents,
+            int(ctx.clock.now() * 1000),
+            members=members,
+            name=name,
+            picture=picture,
+        )
+        rules.check_form(op)  # the same words a receiver would answer with
+        return op
+
+    async def _commit(self, group_id: str, held: dict[str, GroupOp], op: GroupOp) -> Group:
+        """Check a new operation of this user as a receiver would, store it with the envelopes
+        that spread it (PROTOCOL.md §19.4), in one transaction; the lock is held."""
+        ctx = self.ctx
+        rules.check_op(held, op, group_id, ctx.keys.identity().identity_key)
+        h = rules.op_hash(op)
+        after = rules.resolve({**held, h: op})
+        assert after is not None
+        before = rules.resolve(held)
+        everyone = set(after.members) | (set(op.members) if op.op == "remove" else set())
+        if op.op == "leave" and before is not None:
+            everyone |= before.members  # the others learn that this user left
+        full = ordered({**held, h: op})
+        create = full[0]
+        bodies: dict[str, list[GroupOp]] = {}
+        for member in sorted(everyone - {ctx.me}):
+            is_new = op.op in ("create", "add") and member in op.members
+            bodies[member] = full if is_new else ([create, op] if op is not create else [op])
+        fanout = await self.fan_out(group_id, bodies)
+        await store.save_ops(
+            ctx.db,
+            {h: op},
+            after,
+            ctx.me,
+            ctx.clock.now(),
+            fanout,
+            ctx.settings.daemon.message_ttl_s,
+        )
+        ctx.wake.outbox.set()
+        group = await self.get(group_id)
+        ctx.events.publish(GroupChanged(group))
+        return group
+
+    async def fan_out(
+        self, group_id: str, bodies: dict[str, list[GroupOp]]
+    ) -> list[outbox_store.Queued]:
+        """Operations sealed for each member named (one envelope each)."""
+        sealed = await self.seal_each(
+            {m: GroupOpsBody(group=group_id, ops=ops) for m, ops in bodies.items()}, "group_ops"
+        )
+        return [item.queued for item in sealed]
+
+    async def seal_each(self, bodies: dict[str, Wire], kind: str) -> list[Fanout]:
+        """One envelope per member (PROTOCOL.md §19): sealed as any one-to-one message, under
+        the member's session in version 2. A member this user blocked gets nothing (§12.4);
+        one whose key change is pending, or who cannot be sealed to now, is left out (logged)."""
+        ctx = self.ctx
+        out = []
+        for member, body in bodies.items():
+            if await self.blocks.is_blocked(member):
+                continue
+            contact = await self.contacts.find(member)
+            if contact is None or contact.key_changed:
+                log.warning("group %s: nothing sent to %s (unknown, or key changed)", kind, member)
+                continue
+            await self.sessions.ensure(contact)
+            inner = new_inner(ctx, member, kind, body)
+            try:
+                sealed = await self.sessions.seal(contact, inner)
+            except RequestError as exc:
+                log.warning("group %s: could not seal for %s: %s", kind, member, exc.message)
+                continue
+            key = OPS_KEY + inner.id if kind == "group_ops" else message_key(ctx.me, inner.id)
+            queued = outbox_store.Queued(key, kind, member, sealed.envelope, sealed.ratchet)
+            out.append(Fanout(inner, queued))
+        return out
+
+    # --- messages ---------------------------------------------------------------------------
+
+    async def send_text(self, group_id: str, text: str) -> GroupMessage:
+        """A message to the members of the membership this user holds now, and no one else
+        (PROTOCOL.md §19.5): one copy per member, stored with the message in one transaction."""
+        ctx = self.ctx
+        ctx.keys.identity()
+        if not text.strip():
+            raise BadRequest("The message is empty.", code="empty_message")
+        limit = ctx.settings.daemon.max_message_chars
+        if len(text) > limit:
+            raise TooLarge(
+                f"The message is longer than {limit} characters.", code="message_too_long"
+            )
+        async with self.lock:
+            group = await self.get(group_id)
+            if not group.is_member:
+                raise Conflict("You are not in this group any more.", code="left_group")
+            message_id = new_message_id()
+            body = GroupTextBody(
+                group=group_id,
+                id=message_id,
+                seq=group.next_seq,
+                heads=list(group.heads),
+                text=text,
+            )
+            others = [m for m in group.members if m != ctx.me]
+            copies = await self.seal_each(dict.fromkeys(others, body), "group_text")
+            now = ctx.clock.now()
+            message = await store.store_outgoing(
+                ctx.db, ctx.me, group_id, message_id, group.next_seq, text, now, copies, now,
+                ctx.settings.daemon.message_ttl_s,
+            )  # fmt: skip
+        ctx.wake.outbox.set()
+        ctx.events.publish(GroupMessageAdded(message))
+        return message
+
+    async def page(
+        self, group_id: str, before: tuple[float, int, int] | None, limit: int
+    ) -> tuple[list[GroupMessage], dict[str, list[store.Copy]]]:
+        await self.get(group_id)
+        messages = await store.list_messages(self.ctx.db, group_id, before=before, limit=limit)
+        copies = await store.copies_of(
+            self.ctx.db, [m.id for m in messages if m.direction == "out"]
+        )
+        return messages, copies
+
+    async def mark_read(self, group_id: str, up_to_rowid: int | None) -> None:
+        """The user saw the group up to a message (or all): read receipts to the authors, if
+        allowed, one per author, for the envelopes the messages came in."""
+        ctx = self.ctx
+        await self.get(group_id)
+        if up_to_rowid is None:
+            up_to_rowid = await store.newest_rowid(ctx.db, group_id)
+        by_author = await store.mark_read(ctx.db, group_id, up_to_rowid)
+        if not by_author or not await self.receipts.read_enabled():
+            return
+        queued = await self.receipts.build("read", by_author)
+        async with ctx.db.transaction() as conn:
+            await outbox_store.enqueue(
+                conn, queued, ctx.clock.now(), ctx.settings.daemon.message_ttl_s
+            )
+        ctx.wake.outbox.set()
+
+
+def ordered(ops: dict[str, GroupOp]) -> list[GroupOp]:
+    """Every held operation, parents first (PROTOCOL.md §19.3 rule 2)."""
+    return [ops[h] for h in rules.log_order(ops)]
