@@ -47,6 +47,12 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     assert burst["accept_s"] > 0 and burst["deliver_s"] > 0
     assert set(burst["post_ms"]) == LATENCY_KEYS and burst["post_ms"]["count"] == 100
     assert result["total_s"] > 0
+    sizes = result["groups"]["sizes"]
+    assert [s["members"] for s in sizes] == [5, 20, 100]
+    for size in sizes:
+        assert size["envelopes"] == size["members"] - 1
+        for key in ("fan_out_v1_ms", "fan_out_v2_ms", "sender_keys_message_ms"):
+            assert size[key] > 0, key
 
     search = result["search"]
     assert search["messages"] == 3000 and search["queries"] == 200

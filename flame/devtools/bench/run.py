@@ -17,6 +17,7 @@ from typing import Any
 
 from flame.devtools.bench.files import measure_file_transfer
 from flame.devtools.bench.files import table_rows as file_table_rows
+from flame.devtools.bench.groups import group_rows, measure_groups
 from flame.devtools.bench.machine import cpu_meter, machine_info
 from flame.devtools.bench.messages import (
     CONCURRENCY,
@@ -101,6 +102,8 @@ def print_table(result: dict[str, Any]) -> None:
         *version_rows(result),
         ("", ""),
         *prekey_rows(result["prekeys"]),
+        ("", ""),
+        *group_rows(result["groups"]),
         ("", ""),
         *([*file_table_rows(result["file"]), ("", "")] if result["file"] else []),
         *search_rows(result["search"]),
@@ -247,6 +250,8 @@ async def run_bench(args: argparse.Namespace) -> int:
             await cluster.close()
         print("Prekeys: refills and claims at the directory ...", flush=True)
         figures["prekeys"] = await measure_prekeys(Path(tmp) / "prekeys")
+        print("Groups: sealing one message for 5, 20 and 100 members ...", flush=True)
+        figures["groups"] = measure_groups()
         print(f"Search: {search_messages:,} synthetic messages, 200 queries ...", flush=True)
         figures["search"] = search_figures(await run_search_bench(Path(tmp), search_messages))
     throughput, latency = figures["throughput"], figures["latency"]
