@@ -13,7 +13,7 @@ from typing import Any, ClassVar, dataclass_transform
 
 from flame.services.people import Person
 from flame.store.files import Transfer
-from flame.store.groups import Group, GroupMessage
+from flame.store.groups import Copy, GroupCard, GroupMessage
 from flame.store.messages import Message
 
 log = logging.getLogger("flame.events")
@@ -129,13 +129,14 @@ class FileProgress(Event, kind="file_progress"):
 class GroupChanged(Event, kind="group"):
     """A group's membership, name or picture changed (this user's change or a member's)."""
 
-    group: Group
+    card: GroupCard
 
 
 class GroupMessageAdded(Event, kind="group_message"):
-    """A group message arrived, or this user sent one (PROTOCOL.md §19.5)."""
+    """A group message arrived, or this user sent one (with its copies, PROTOCOL.md §19.5)."""
 
     message: GroupMessage
+    copies: tuple[Copy, ...] = ()
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (

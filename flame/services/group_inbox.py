@@ -75,7 +75,7 @@ class GroupInbox:
             ctx.wake.outbox.set()
         group = await store.get_group(ctx.db, body.group)
         if group is not None:
-            ctx.events.publish(GroupChanged(group))
+            ctx.events.publish(GroupChanged(await groups.card(group)))
         return True
 
     def _forwards(

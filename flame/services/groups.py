@@ -15,6 +15,7 @@ from flame.core import groups as rules
 from flame.core.envelope import new_message_id
 from flame.core.group_models import GroupOp, GroupOpsBody, GroupTextBody, OpKind
 from flame.core.models import Wire
+from flame.core.search import parse_query
 from flame.errors import BadRequest, Conflict, NotFound, RequestError, TooLarge
 from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
@@ -25,7 +26,7 @@ from flame.services.sealing import new_inner
 from flame.services.sessions import Sessions
 from flame.store import groups as store
 from flame.store import outbox as outbox_store
-from flame.store.groups import Fanout, Group, GroupMessage
+from flame.store.groups import Fanout, Group, GroupCard, GroupMessage
 from flame.store.messages import message_key
 
 log = logging.getLogger("flame.groups")
@@ -141,8 +142,16 @@ class Groups:
         )
         ctx.wake.outbox.set()
         group = await self.get(group_id)
-        ctx.events.publish(GroupChanged(group))
+        ctx.events.publish(GroupChanged(await self.card(group)))
         return group
+
+    async def card(self, group: Group) -> GroupCard:
+        db = self.ctx.db
+        unread = await store.unread_count(db, group.id)
+        return GroupCard(group, self.ctx.me, unread, await store.last_message(db, group.id))
+
+    async def cards(self) -> list[GroupCard]:
+        return [await self.card(group) for group in await store.list_groups(self.ctx.db)]
 
     async def fan_out(
         self, group_id: str, bodies: dict[str, list[GroupOp]]
@@ -212,7 +221,8 @@ class Groups:
                 ctx.settings.daemon.message_ttl_s,
             )  # fmt: skip
         ctx.wake.outbox.set()
-        ctx.events.publish(GroupMessageAdded(message))
+        held = (await store.copies_of(ctx.db, [message.id]))[message.id]
+        ctx.events.publish(GroupMessageAdded(message, tuple(held)))
         return message
 
     async def page(
@@ -225,13 +235,22 @@ class Groups:
         )
         return messages, copies
 
-    async def mark_read(self, group_id: str, up_to_rowid: int | None) -> None:
-        """The user saw the group up to a message (or all): read receipts to the authors, if
-        allowed, one per author, for the envelopes the messages came in."""
+    async def copies(self, key: str) -> list[store.Copy]:
+        return (await store.copies_of(self.ctx.db, [key]))[key]
+
+    async def search(self, text: str, limit: int) -> list[GroupMessage]:
+        """Group messages matching the search box's words (PROTOCOL.md §12.3), newest first."""
+        query = parse_query(text)
+        if query.is_empty:
+            return []
+        return await store.search(self.ctx.db, query.match(), limit)
+
+    async def mark_read(self, group_id: str, up_to: str | None) -> None:
+        """The user saw the group up to the message `up_to` (or all): read receipts to the
+        authors, if allowed, one per author, for the envelopes the messages came in."""
         ctx = self.ctx
         await self.get(group_id)
-        if up_to_rowid is None:
-            up_to_rowid = await store.newest_rowid(ctx.db, group_id)
+        up_to_rowid = await store.rowid_of(ctx.db, group_id, up_to)
         by_author = await store.mark_read(ctx.db, group_id, up_to_rowid)
         if not by_author or not await self.receipts.read_enabled():
             return

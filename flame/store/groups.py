@@ -50,12 +50,24 @@ class GroupMessage:
 
 @dataclass(frozen=True, slots=True)
 class Copy:
-    """An outgoing group message's copy to one member, in the state its envelope reached."""
+    """An outgoing group message's copy to one member (`id`: its `messages` row), in the state
+    its envelope reached."""
 
     group_message: str
     member: str
+    id: str
     state: str
     error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupCard:
+    """A group as a list shows it: the group, its unread count and newest message, for `me`."""
+
+    group: Group
+    me: str
+    unread: int
+    last_message: GroupMessage | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,14 +270,14 @@ async def copies_of(db: Database, keys: list[str]) -> dict[str, list[Copy]]:
     if not keys:
         return {}
     rows = await db.fetchall(
-        "SELECT c.group_message, c.member, m.state, m.error FROM group_copies c"
+        "SELECT c.group_message, c.member, c.copy_id, m.state, m.error FROM group_copies c"
         f" JOIN messages m ON m.id = c.copy_id WHERE c.group_message IN ({in_marks(keys)})"
         " ORDER BY c.member",
         tuple(keys),
     )
     found: dict[str, list[Copy]] = {key: [] for key in keys}
     for row in rows:
-        found[row[0]].append(Copy(row[0], row[1], row[2], row[3]))
+        found[row[0]].append(Copy(row[0], row[1], row[2], row[3], row[4]))
     return found
 
 
@@ -315,8 +327,26 @@ async def unread_count(db: Database, group_id: str) -> int:
     return 0 if row is None else int(row[0])
 
 
-async def newest_rowid(db: Database, group_id: str) -> int:
-    row = await db.fetchone("SELECT max(rowid) FROM group_messages WHERE group_id=?", (group_id,))
+async def last_message(db: Database, group_id: str) -> GroupMessage | None:
+    row = await db.fetchone(
+        "SELECT * FROM group_messages WHERE group_id=? ORDER BY sent_at DESC, seq DESC,"
+        " rowid DESC LIMIT 1",
+        (group_id,),
+    )
+    return None if row is None else from_row(GroupMessage, row)
+
+
+async def rowid_of(db: Database, group_id: str, key: str | None) -> int:
+    """How far the user has seen a group: up to the message `key`, or all (None); 0 for a
+    message not in it."""
+    if key is None:
+        row = await db.fetchone(
+            "SELECT max(rowid) FROM group_messages WHERE group_id=?", (group_id,)
+        )
+    else:
+        row = await db.fetchone(
+            "SELECT rowid FROM group_messages WHERE group_id=? AND id=?", (group_id, key)
+        )
     return int(row[0]) if row is not None and row[0] is not None else 0
 
 

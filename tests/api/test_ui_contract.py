@@ -11,6 +11,7 @@ from flame.api.ui import views
 from flame.services import events
 from flame.services.people import ContactCard, Person
 from flame.store.files import Transfer
+from flame.store.groups import Copy, Group, GroupCard, GroupMessage
 from flame.store.messages import Message
 from flame.store.profiles import StoredProfile
 from flame.store.search import HIT_END, HIT_START, MessageHit
@@ -43,6 +44,10 @@ TRANSFER = Transfer(
 )
 PROFILE = StoredProfile("alice", "Alice", "CEO", "Paris", "bio", b"webp", 1000, "sig", 1.0)
 PERSON = Person("alice", False, True, PROFILE, "online", False, "fp", "00000", False)
+GROUP = Group("g" * 22, "Board", None, ("alice", "bob"), ("alice",), ("h" * 43,), True, 1.0, 2, 0)
+GROUP_MESSAGE = GroupMessage(3, "bob:m", "g" * 22, "m", "out", "bob", 1, "hi", 1.0, None, None)
+COPY = Copy("bob:m", "alice", "bob:e", "delivered", None)
+GROUP_CARD = GroupCard(GROUP, "bob", 1, GROUP_MESSAGE)
 SAMPLES: dict[str, tuple[Any, ...]] = {
     "Me": ("bob", "fp", "ok"),
     "Login": ({"username": "bob"}, "token"),
@@ -56,6 +61,9 @@ SAMPLES: dict[str, tuple[Any, ...]] = {
     "Settings": (True,),
     "Block": ("mallory", 1.0),
     "Diagnostics": (2, 1),
+    "Group": (GROUP_CARD,),
+    "GroupMessage": (GROUP_MESSAGE, [COPY]),
+    "Copy": (COPY,),
 }
 EVENT_SAMPLES: list[events.Event] = [
     events.MessageAdded(MESSAGE),
@@ -71,6 +79,8 @@ EVENT_SAMPLES: list[events.Event] = [
     events.BlockChanged("mallory", blocked=True),
     events.FileStateChanged(TRANSFER),
     events.FileProgress(TRANSFER, "send", 2, 10.0, 0.5),
+    events.GroupChanged(GROUP_CARD),
+    events.GroupMessageAdded(GROUP_MESSAGE, (COPY,)),
 ]
 
 

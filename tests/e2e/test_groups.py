@@ -43,7 +43,9 @@ async def wait_event(node: Daemon, check: Callable[[Event], bool], work: Any = N
 
 
 def group_changed(group_id: str, check: Callable[[group_store.Group], bool]) -> Any:
-    return lambda e: isinstance(e, GroupChanged) and e.group.id == group_id and check(e.group)
+    return lambda e: (
+        isinstance(e, GroupChanged) and e.card.group.id == group_id and check(e.card.group)
+    )
 
 
 async def texts(node: Daemon, group_id: str) -> list[tuple[str, int, str]]:
