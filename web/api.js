@@ -21,6 +21,10 @@ const FALLBACK_MESSAGES = {
   blocked: 'You blocked this person. Unblock them to write to them.',
   bad_avatar: 'The picture must be a PNG, JPEG, WebP or GIF image.',
   avatar_too_large: 'This picture is too large.',
+  not_admin: 'Only an admin of this group can do that.',
+  left_group: 'You are not in this group any more.',
+  name_too_long: "A group's name is at most 64 characters.",
+  too_many_members: 'A group has at most 100 members.',
 };
 
 export class ApiError extends Error {
@@ -202,6 +206,25 @@ export const api = {
     if (until !== null) p.set('until', String(until));
     return request('GET', `/ui/api/search?${p}`, undefined, { signal });
   },
+};
+
+// ---------- groups (docs/UI_API.md, "Groups") ----------
+
+const groupBase = (id) => `/ui/api/groups/${enc(id)}`;
+
+export const groupApi = {
+  list: () => request('GET', '/ui/api/groups'),
+  get: (id) => request('GET', groupBase(id)),
+  create: (name, members, picture = null) =>
+    request('POST', '/ui/api/groups', { name, members, picture }),
+  /** op: add | remove | promote (members), rename (name), picture (picture), leave. */
+  change: (id, op, { members = [], name = null, picture = null } = {}) =>
+    request('POST', `${groupBase(id)}/changes`, { op, members, name, picture }),
+  messages: (id, { limit = 100 } = {}) =>
+    request('GET', `${groupBase(id)}/messages?limit=${limit}`),
+  send: (id, text) => request('POST', `${groupBase(id)}/messages`, { text }),
+  markRead: (id) => request('POST', `${groupBase(id)}/read`, {}),
+  search: (q) => request('GET', `/ui/api/group-search?${new URLSearchParams({ q })}`),
 };
 
 // ---------- files (docs/UI_API.md, "Files") ----------
