@@ -1,0 +1,79 @@
+"""What one-to-one conversations promise, held per member in groups (PROTOCOL.md §19): the group
+kinds travel under version 1 as under version 2, a blocked member's daemon gets no new group
+messages and theirs are not taken, and groups work with the directory down."""
+
+from __future__ import annotations
+
+from flame.services.events import GroupMessageAdded
+from tests.cluster import Cluster, eventually, services_of
+from tests.e2e.test_groups import groups_of, membership, texts, wait_event
+
+
+async def test_groups_travel_under_version_1_too(cluster: Cluster) -> None:
+    await cluster.start_directory()
+    for name in ("alice", "bob", "carol"):
+        settings = await cluster.enroll(name)
+        settings.security.max_version = 1 if name == "bob" else 2
+        await cluster.start_daemon(name, settings=settings)
+    alice, bob, carol = (cluster.daemons[n] for n in ("alice", "bob", "carol"))
+    gid = (await groups_of(alice).create("Old and new", ["bob", "carol"], None)).id  # bob: v1
+    await eventually(lambda: membership(carol, gid), equals=await membership(alice, gid))
+    await groups_of(alice).send_text(gid, "from alice")
+    await groups_of(carol).send_text(gid, "from carol")
+    both = [("alice", 1, "from alice"), ("carol", 1, "from carol")]
+    for node in (alice, bob, carol):
+        await eventually(lambda n=node: texts(n, gid), equals=both)  # type: ignore[misc]
+    # Carol and alice's daemons sealed each other's copies under a session (version 2); bob's,
+    # with none possible, as version 1 envelopes.
+    db = services_of(alice).ctx.db
+    rows = await db.fetchall("SELECT DISTINCT peer FROM ratchet_sessions")
+    assert {row[0] for row in rows} == {"carol"}
+
+
+async def test_a_blocked_member_gets_nothing_and_is_not_heard(trio: Cluster) -> None:
+    alice, bob, carol = (trio.daemons[n] for n in ("alice", "bob", "carol"))
+    gid = (await groups_of(alice).create("Board", ["bob", "carol"], None)).id
+    await eventually(lambda: membership(bob, gid), equals=await membership(alice, gid))
+    await services_of(alice).blocks.block("bob")
+    opened = services_of(bob).inbox.decryptions
+    await wait_event(
+        carol,
+        lambda e: isinstance(e, GroupMessageAdded) and e.message.text == "not for bob",
+        groups_of(alice).send_text(gid, "not for bob"),
+    )
+    assert services_of(bob).inbox.decryptions == opened  # no envelope reached bob's daemon
+    assert await texts(bob, gid) == []
+    await wait_event(
+        carol,
+        lambda e: isinstance(e, GroupMessageAdded) and e.message.text == "from bob",
+        groups_of(bob).send_text(gid, "from bob"),
+    )
+    db = services_of(bob).ctx.db
+
+    async def tried() -> bool:  # bob's daemon called alice's with its copy, and was refused
+        row = await db.fetchone(
+            "SELECT attempts FROM outbox WHERE peer='alice' AND kind='group_text'"
+        )
+        return row is not None and row[0] >= 1
+
+    await eventually(tried, equals=True)
+    assert ("bob", 1, "from bob") not in await texts(alice, gid)
+
+
+async def test_a_group_works_with_the_directory_down(trio: Cluster) -> None:
+    alice, bob, carol = (trio.daemons[n] for n in ("alice", "bob", "carol"))
+    gid = (await groups_of(alice).create("Board", ["bob", "carol"], None)).id
+    await eventually(lambda: membership(carol, gid), equals=await membership(alice, gid))
+    directory = trio.directory
+    assert directory is not None
+    await directory.stop()
+    await wait_event(
+        bob,
+        lambda e: isinstance(e, GroupMessageAdded) and e.message.text == "no directory",
+        groups_of(alice).send_text(gid, "no directory"),
+    )
+    await eventually(lambda: texts(carol, gid), equals=[("alice", 1, "no directory")])
+    await groups_of(alice).change(gid, "rename", name="Board, directory down")
+    await eventually(
+        lambda: membership(carol, gid), equals=await membership(alice, gid), timeout=20
+    )
