@@ -165,15 +165,17 @@ class Groups:
     async def seal_each(self, bodies: dict[str, Wire], kind: str) -> list[Fanout]:
         """One envelope per member (PROTOCOL.md §19): sealed as any one-to-one message, under
         the member's session in version 2. A member this user blocked gets nothing (§12.4);
-        one whose key change is pending, or who cannot be sealed to now, is left out (logged)."""
+        one who is unknown, or cannot be sealed to now, is left out (logged). A member whose key
+        change is pending gets a copy as any contact does: the outbox fails it with the reason
+        ("accept the new key"), shown in the message's details, as for a one-to-one message."""
         ctx = self.ctx
         out = []
         for member, body in bodies.items():
             if await self.blocks.is_blocked(member):
                 continue
             contact = await self.contacts.find(member)
-            if contact is None or contact.key_changed:
-                log.warning("group %s: nothing sent to %s (unknown, or key changed)", kind, member)
+            if contact is None:
+                log.warning("group %s: nothing sent to %s, an unknown user", kind, member)
                 continue
             await self.sessions.ensure(contact)
             inner = new_inner(ctx, member, kind, body)

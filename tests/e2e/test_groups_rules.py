@@ -1,12 +1,15 @@
 """What one-to-one conversations promise, held per member in groups (PROTOCOL.md §19): the group
-kinds travel under version 1 as under version 2, a blocked member's daemon gets no new group
-messages and theirs are not taken, and groups work with the directory down."""
+kinds travel under version 1 as under version 2, an offline member gets what was written through
+relays, a blocked member's daemon gets no new group messages and theirs are not taken, and groups
+work with the directory down."""
 
 from __future__ import annotations
 
 from flame.services.events import GroupMessageAdded
+from flame.store import groups as group_store
 from tests.cluster import Cluster, eventually, services_of
 from tests.e2e.test_groups import groups_of, membership, texts, wait_event
+from tests.e2e.test_relays import offline, start_four
 
 
 async def test_groups_travel_under_version_1_too(cluster: Cluster) -> None:
@@ -76,4 +79,28 @@ async def test_a_group_works_with_the_directory_down(trio: Cluster) -> None:
     await groups_of(alice).change(gid, "rename", name="Board, directory down")
     await eventually(
         lambda: membership(carol, gid), equals=await membership(alice, gid), timeout=20
+    )
+
+
+async def test_an_offline_member_gets_it_through_relays_with_the_author_gone(
+    cluster: Cluster,
+) -> None:
+    await start_four(cluster)
+    alice, dave = cluster.daemons["alice"], cluster.daemons["dave"]
+    gid = (await groups_of(alice).create("Board", ["bob", "carol", "dave"], None)).id
+    await eventually(lambda: membership(dave, gid), equals=await membership(alice, gid))
+    ui = await cluster.ui("alice")
+    await offline(cluster, ui, await ui.websocket(), "dave")
+    sent = await groups_of(alice).send_text(gid, "while you were away")
+    db = services_of(alice).ctx.db
+
+    async def to_dave() -> str:
+        copies = await group_store.copies_of(db, [sent.id])
+        return next(c.state for c in copies[sent.id] if c.member == "dave")
+
+    await eventually(to_dave, equals="relayed")  # no event for a copy's relayed state
+    await cluster.stop_daemon("alice")  # the author goes too: only the relays hold it now
+    dave = await cluster.start_daemon("dave")
+    await eventually(
+        lambda: texts(dave, gid), equals=[("alice", 1, "while you were away")], timeout=20
     )
