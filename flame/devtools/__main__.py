@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     chaos.add_argument(
         "--no-receipts", action="store_true", help="do not require receipts back at senders"
     )
+    chaos.add_argument(
+        "--group-share",
+        type=float,
+        default=0.2,
+        help="share of the messages sent to one group of every daemon (0.2; 0: no group)",
+    )
     chaos.add_argument("--dir", help="keep the cluster in this folder (default: a temporary one)")
     chaos.add_argument("--json", default="chaos-results.json", help="where to write the JSON")
     chaos.set_defaults(run=cmd_chaos)

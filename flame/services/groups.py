@@ -7,7 +7,6 @@ transaction. Receiving is services/group_inbox.py.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,7 +15,7 @@ from flame.core.envelope import new_message_id
 from flame.core.group_models import GroupOp, GroupOpsBody, GroupTextBody, OpKind
 from flame.core.models import Wire
 from flame.core.search import parse_query
-from flame.errors import BadRequest, Conflict, NotFound, RequestError, TooLarge
+from flame.errors import BadRequest, Conflict, NotFound, TooLarge, Unavailable
 from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
 from flame.services.context import Context
@@ -29,7 +28,6 @@ from flame.store import outbox as outbox_store
 from flame.store.groups import Fanout, Group, GroupCard, GroupMessage
 from flame.store.messages import message_key
 
-log = logging.getLogger("flame.groups")
 OPS_KEY = "group_ops:"  # outbox key of an envelope of operations: it has no `messages` row
 
 
@@ -164,10 +162,11 @@ class Groups:
 
     async def seal_each(self, bodies: dict[str, Wire], kind: str) -> list[Fanout]:
         """One envelope per member (PROTOCOL.md §19): sealed as any one-to-one message, under
-        the member's session in version 2. A member this user blocked gets nothing (§12.4);
-        one who is unknown, or cannot be sealed to now, is left out (logged). A member whose key
-        change is pending gets a copy as any contact does: the outbox fails it with the reason
-        ("accept the new key"), shown in the message's details, as for a one-to-one message."""
+        the member's session in version 2. A member this user blocked gets nothing (§12.4). A
+        member whose key change is pending gets a copy as any contact does: the outbox fails it
+        with the reason ("accept the new key"), shown in the message's details. If any other
+        member cannot be sealed to now (no session yet and version 1 refused, the directory
+        down), nothing is sent to anyone: the error says to try again, as for one-to-one."""
         ctx = self.ctx
         out = []
         for member, body in bodies.items():
@@ -175,15 +174,10 @@ class Groups:
                 continue
             contact = await self.contacts.find(member)
             if contact is None:
-                log.warning("group %s: nothing sent to %s, an unknown user", kind, member)
-                continue
+                raise Unavailable(f"{member} cannot be reached yet; try again.")
             await self.sessions.ensure(contact)
             inner = new_inner(ctx, member, kind, body)
-            try:
-                sealed = await self.sessions.seal(contact, inner)
-            except RequestError as exc:
-                log.warning("group %s: could not seal for %s: %s", kind, member, exc.message)
-                continue
+            sealed = await self.sessions.seal(contact, inner)
             key = OPS_KEY + inner.id if kind == "group_ops" else message_key(ctx.me, inner.id)
             queued = outbox_store.Queued(key, kind, member, sealed.envelope, sealed.ratchet)
             out.append(Fanout(inner, queued))

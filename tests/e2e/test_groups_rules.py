@@ -5,6 +5,9 @@ work with the directory down."""
 
 from __future__ import annotations
 
+import pytest
+
+from flame.errors import Unavailable
 from flame.services.events import GroupMessageAdded
 from flame.store import groups as group_store
 from tests.cluster import Cluster, eventually, services_of
@@ -104,3 +107,27 @@ async def test_an_offline_member_gets_it_through_relays_with_the_author_gone(
     await eventually(
         lambda: texts(dave, gid), equals=[("alice", 1, "while you were away")], timeout=20
     )
+
+
+async def test_a_member_that_cannot_be_sealed_to_now_means_nobody_is_sent_anything(
+    cluster: Cluster,
+) -> None:
+    await cluster.start_directory()
+    for name in ("alice", "bob", "dave"):
+        settings = await cluster.enroll(name)
+        settings.security.min_version = 2  # no version 1 fallback: a session or nothing
+        await cluster.start_daemon(name, settings=settings)
+    alice, bob = cluster.daemons["alice"], cluster.daemons["bob"]
+    gid = (await groups_of(alice).create("Board", ["bob"], None)).id  # a session with bob
+    await eventually(lambda: membership(bob, gid), equals=await membership(alice, gid))
+    await services_of(alice).contacts.find("dave")  # pinned, but no session with dave yet
+    directory = cluster.directory
+    assert directory is not None
+    await directory.stop()  # no prekey of dave's can be claimed now
+    with pytest.raises(Unavailable) as refused:
+        await groups_of(alice).change(gid, "add", ["dave"])
+    assert refused.value.code == "no_session" and "dave" in refused.value.message
+    assert len(await group_store.held_ops(services_of(alice).ctx.db, gid)) == 1  # nothing kept
+    with pytest.raises(Unavailable):
+        await groups_of(alice).create("Deal", ["bob", "dave"], None)
+    assert [g.name for g in await group_store.list_groups(services_of(bob).ctx.db)] == ["Board"]
