@@ -99,6 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--file-mib", type=int, default=1024, help="size of the file figure in MiB (0: none)"
     )
+    bench.add_argument(
+        "--group-sizes", default="5,20", help="group sizes of the group delivery figures (5,20)"
+    )
+    bench.add_argument(
+        "--group-messages", type=int, default=100, help="sequential group messages per size"
+    )
+    bench.add_argument(
+        "--group-burst", type=int, default=500, help="burst to the first group size (500)"
+    )
     bench.set_defaults(run=cmd_bench)
 
     chaos = sub.add_parser(
