@@ -1,6 +1,6 @@
 """Groups in real Chromium against real daemons (docs/UI_API.md, "Groups"): create a group, add a
-member, three pages see a message live with "delivered to X of N", remove a member: their page
-says so and the composer is gone. No sleeps: every wait is an auto-waiting `expect`."""
+member, three pages see a message live with "delivered to X of N", search finds it, remove a
+member: their page says so and the composer is gone. No sleeps: every wait is an auto-waiting `expect`."""
 
 from __future__ import annotations
 
@@ -59,6 +59,14 @@ async def test_a_group_from_creation_to_a_removal(trio: Cluster, browser: Browse
         await expect(text).to_be_visible(timeout=TIMEOUT_MS)
     delivery = alice.page.locator("#group-messages .group-delivery")
     await expect(delivery).to_have_text(re.compile(r"^Delivered to 2 of 2"), timeout=TIMEOUT_MS)
+
+    # Search finds it among group messages, and opens the group.
+    await bob.page.locator("#search-input").fill("nine")
+    await bob.page.locator("#search-input").press("Enter")
+    hit = bob.page.locator("#search-group-messages a", has_text="Meeting at nine")
+    await expect(hit).to_be_visible(timeout=TIMEOUT_MS)
+    await hit.click()
+    await expect(bob.page.locator("#group-title")).to_have_text("Board")
 
     # A refusal is readable: bob is not an admin, so he has no add control at all.
     await expect(bob.page.locator("#group-add")).to_have_count(0)
