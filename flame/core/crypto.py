@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import serialization
@@ -62,12 +62,16 @@ def binding_message(username: str, x25519_key: bytes) -> bytes:
     return BINDING_CONTEXT + username.encode() + b"\n" + x25519_key
 
 
+STATICS_MAX = 4096  # pairs' static-static secrets kept per unlock (cleared when full)
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """A user's two private keys: Ed25519 signs, X25519 receives envelopes."""
 
     signing: Ed25519PrivateKey
     exchange: X25519PrivateKey
+    statics: dict[bytes, bytes] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def generate(cls) -> Identity:
@@ -97,6 +101,18 @@ class Identity:
 
     def sign(self, message: bytes) -> bytes:
         return self.signing.sign(message)
+
+    def static_secret(self, their_key: bytes) -> bytes:
+        """X25519(our key, `their_key`): the same for every envelope of a pair (PROTOCOL.md
+        §6.2), so computed once per peer and kept as long as these keys are (a lock drops
+        both). Raises ValueError or BadRequest for a key that is not a usable point."""
+        found = self.statics.get(their_key)
+        if found is None:
+            found = self.exchange.exchange(x25519_public(their_key))
+            if len(self.statics) >= STATICS_MAX:
+                self.statics.clear()
+            self.statics[their_key] = found
+        return found
 
     def binding_signature(self, username: str) -> bytes:
         return self.sign(binding_message(username, self.x25519_key))

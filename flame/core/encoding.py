@@ -67,9 +67,6 @@ _INT_DIGITS_MAX = len(str(INT_MAX))
 
 
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
-# A number that might be out of range: 19 digits or more, or a long exponent. Only a text that has
-# one is parsed with the (slower) checking hooks.
-_LONG_NUMBER = re.compile(r"\d{19}|[eE][+-]?\d{3}")
 
 
 class _Refused(ValueError):
@@ -150,13 +147,12 @@ def parse_json_object(raw: bytes, *, what: str = "body") -> dict[str, Any]:
     """
     try:
         text = raw.decode("utf-8")
-        numbers: dict[str, Any] = (
-            {"parse_int": _parse_int, "parse_float": _parse_float}
-            if _LONG_NUMBER.search(text)
-            else {}
-        )
         value = json.loads(
-            text, object_pairs_hook=_object, parse_constant=_parse_constant, **numbers
+            text,
+            object_pairs_hook=_object,
+            parse_constant=_parse_constant,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
         )
         if isinstance(value, dict):
             _check_depth(value)

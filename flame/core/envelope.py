@@ -32,6 +32,7 @@ import hashlib
 import json
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -82,6 +83,19 @@ def _exchange(private: X25519PrivateKey, public: bytes) -> bytes:
         raise DecryptionFailed("The envelope was rejected.") from exc
 
 
+Statics = Callable[[bytes], bytes]  # their X25519 key -> the pair's static-static secret
+
+
+def _static(private: X25519PrivateKey, public: bytes, statics: Statics | None) -> bytes:
+    """ss of §6.2: from the caller's cache of the pair's secret when it has one."""
+    if statics is None:
+        return _exchange(private, public)
+    try:
+        return statics(public)
+    except (ValueError, BadRequest) as exc:  # low-order point: all-zero shared secret
+        raise DecryptionFailed("The envelope was rejected.") from exc
+
+
 def pad(plaintext: bytes) -> bytes:
     """Pad JSON with spaces (insignificant to JSON) up to a multiple of 256 bytes: hides length."""
     return plaintext + b" " * (-len(plaintext) % PAD_BLOCK)
@@ -110,9 +124,11 @@ def seal(
     *,
     ephemeral: X25519PrivateKey | None = None,
     version: int = VERSION,
+    statics: Statics | None = None,
 ) -> Envelope:
     """Seal `inner` to `recipient`. `ephemeral` is for test vectors only; normally fresh.
-    Version 2 seals exactly so, with `v` 2 and a `ratchet` inner (PROTOCOL.md §14.4)."""
+    Version 2 seals exactly so, with `v` 2 and a `ratchet` inner (PROTOCOL.md §14.4). `statics`
+    (the daemon's `Identity.static_secret`) saves the static-static exchange of a known pair."""
     if (version == 2) != (inner.kind == "ratchet"):
         raise ValueError("version 2 seals a ratchet message, and only version 2 does")
     envelope_id = b64d(inner.id, length=ID_BYTES, what="message id")
@@ -124,6 +140,7 @@ def seal(
         encode_inner(inner),
         ephemeral=ephemeral,
         version=version,
+        statics=statics,
     )
 
 
@@ -136,6 +153,7 @@ def seal_bytes(
     *,
     ephemeral: X25519PrivateKey | None = None,
     version: int = VERSION,
+    statics: Statics | None = None,
 ) -> Envelope:
     """Seal any bytes as an inner message (padded): `seal`'s construction, for the tests and the
     fuzzer, which must reach the receiver's parsing of what it opened."""
@@ -146,7 +164,7 @@ def seal_bytes(
     k1 = _hkdf(es, h, INFO_ES)
     sk = ChaCha20Poly1305(k1).encrypt(ZERO_NONCE, public_bytes(sender.public_key()), h)
     h2 = hashlib.sha256(h + sk).digest()
-    ss = _exchange(sender, recipient_key)
+    ss = _static(sender, recipient_key, statics)
     k2 = _hkdf(es + ss, h2, INFO_SS)
     ct = ChaCha20Poly1305(k2).encrypt(ZERO_NONCE, pad(plaintext), h2)
     return Envelope(
@@ -155,7 +173,11 @@ def seal_bytes(
 
 
 def open_envelope(
-    recipient: X25519PrivateKey, me: str, envelope: Envelope, versions: tuple[int, ...] = (VERSION,)
+    recipient: X25519PrivateKey,
+    me: str,
+    envelope: Envelope,
+    versions: tuple[int, ...] = (VERSION,),
+    statics: Statics | None = None,
 ) -> Opened:
     """Open an envelope addressed to `me`, of one of the `versions` this daemon accepts.
 
@@ -181,7 +203,7 @@ def open_envelope(
     try:
         sender_key = ChaCha20Poly1305(_hkdf(es, h, INFO_ES)).decrypt(ZERO_NONCE, sk, h)
         h2 = hashlib.sha256(h + sk).digest()
-        ss = _exchange(recipient, sender_key)
+        ss = _static(recipient, sender_key, statics)
         plaintext = ChaCha20Poly1305(_hkdf(es + ss, h2, INFO_SS)).decrypt(ZERO_NONCE, ct, h2)
     except InvalidTag as exc:
         raise DecryptionFailed("The envelope was rejected.") from exc

@@ -174,7 +174,7 @@ def build(parts: DirectoryParts) -> web.Application:
     app.router.add_put(f"{PREFIX}/presence", put_presence)
     app.router.add_delete(f"{PREFIX}/presence", delete_presence)
     prekeys.PrekeyRoutes(PARTS, authenticate).add_routes(app)  # version 2 (PROTOCOL.md §14.3)
-    app.router.add_get(f"{PREFIX}/openapi.json", prekeys.openapi)  # PROTOCOL.md §15
+    app.router.add_get(f"{PREFIX}/openapi.json", prekeys.openapi)  # PROTOCOL.md §16
     return app
 
 

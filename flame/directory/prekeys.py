@@ -1,7 +1,7 @@
 """The directory's version 2 routes: prekeys (PROTOCOL.md §14.3), which a user publishes signed
 for its ratchet identity and anyone enrolled claims to start a session (the directory checks every
 signature it stores, though claimers verify them again with the key they pinned); and the
-directory's OpenAPI document (§15)."""
+directory's OpenAPI document (§16)."""
 
 from __future__ import annotations
 

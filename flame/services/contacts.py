@@ -261,8 +261,13 @@ class Contacts:
     async def probe_once(self) -> None:
         """While the directory does not answer (PROTOCOL.md §13.5): ask every known peer directly,
         with a signed hello, whether it is up; a peer answers for itself only if its identity key
-        is the one we pinned."""
-        known = [(c, e) for c in await self.all() if (e := c.endpoint) is not None]
+        is the one we pinned. A blocked user is never asked: the hello would tell them we are up."""
+        blocked = await self.blocks.names()
+        known = [
+            (c, e)
+            for c in await self.all()
+            if (e := c.endpoint) is not None and c.username not in blocked
+        ]
         slots = asyncio.Semaphore(self.ctx.settings.daemon.probe_concurrency)
 
         async def probe(contact: Contact, peer: Endpoint) -> tuple[Contact, str]:

@@ -166,7 +166,11 @@ class Inbox:
     ) -> Incoming:
         self.decryptions += 1
         opened = envelope_rules.open_envelope(
-            exchange_key, self.ctx.me, envelope, self.ctx.settings.security.versions
+            exchange_key,
+            self.ctx.me,
+            envelope,
+            self.ctx.settings.security.versions,
+            statics=self.ctx.keys.identity().static_secret,
         )
         author = opened.inner.from_
         if await self.blocks.is_blocked(author):

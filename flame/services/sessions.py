@@ -69,6 +69,15 @@ class Sessions:
     resets: int = field(default=0, init=False)  # sessions reset so far (for the tests)
     identity_b64: str | None = field(default=None, init=False)
     claim_failed: dict[str, float] = field(default_factory=dict, init=False)  # peer -> until
+    # The sending session of each peer, unpickled, beside the pickle it was loaded from or
+    # advanced to: the next message to that peer skips the unpickling (one per message).
+    sending: dict[str, tuple[str, vodozemac.Session]] = field(default_factory=dict, init=False)
+    # The same for opening: (peer, session id) -> (the committed pickle, that state unpickled).
+    # Taken out while a batch uses it, put back only once the batch's new states are committed.
+    opening: dict[tuple[str, str], tuple[str, vodozemac.Session]] = field(
+        default_factory=dict, init=False
+    )
+    pickle_key: bytes | None = field(default=None, init=False, repr=False)
 
     # --- sealing -----------------------------------------------------------------------------
 
@@ -105,7 +114,9 @@ class Sessions:
                 raise Unavailable(
                     f"No secure session with {peer} yet; try again.", code="no_session"
                 )
-        envelope = envelope_rules.seal(identity.exchange, inner.to, contact.x25519_key, inner)
+        envelope = envelope_rules.seal(
+            identity.exchange, inner.to, contact.x25519_key, inner, statics=identity.static_secret
+        )
         return SealedEnvelope(envelope)
 
     def _seal_locked(self, contact: Contact, inner: Inner) -> SealedEnvelope:
@@ -115,9 +126,14 @@ class Sessions:
         key = self._pickle_key()
         states = self.cache[contact.username]
         state = states[0]
-        session = ratchet.session_from(state.pickle, key)
+        held = self.sending.pop(contact.username, None)  # back only once it advanced
+        if held is not None and held[0] == state.pickle:
+            session = held[1]
+        else:
+            session = ratchet.session_from(state.pickle, key)
         plaintext = envelope_rules.encode_inner(inner)
         sealed = ratchet.encrypt(session, key, self._my_identity(), plaintext)
+        self.sending[contact.username] = (sealed.pickle, session)
         new = SessionState(
             state.peer,
             state.session_id,
@@ -136,8 +152,14 @@ class Sessions:
             kind="ratchet",
             body=sealed.body,
         )
+        identity = ctx.keys.identity()
         envelope = envelope_rules.seal(
-            ctx.keys.identity().exchange, inner.to, contact.x25519_key, outer, version=2
+            identity.exchange,
+            inner.to,
+            contact.x25519_key,
+            outer,
+            version=2,
+            statics=identity.static_secret,
         )
         return SealedEnvelope(envelope, (new, plaintext.decode()))
 
@@ -233,7 +255,10 @@ class Sessions:
                     )
                     try:
                         session, account = live.pop(body.session, None), None
-                        if session is None and current is not None:
+                        held = self.opening.pop((author, body.session), None)
+                        if session is None and held is not None and held[0] == current:
+                            session = held[1]
+                        elif session is None and current is not None:
                             session = ratchet.session_from(current, key)
                         elif session is None and account_pickle is not None:
                             account = vodozemac.Account.from_pickle(account_pickle, key)
@@ -266,6 +291,8 @@ class Sessions:
                         self.account = account_state
                         await store.prune_sessions(ctx.db, author, SESSIONS_PER_PEER)
                     self._make_current(author, new_states)
+                    for sid, session in live.items():  # committed: the next batch goes on
+                        self.opening[(author, sid)] = (pickles[sid], session)
         return results
 
     def _make_current(self, peer: str, new_states: list[SessionState]) -> None:
@@ -298,6 +325,9 @@ class Sessions:
             await self._account()
             await store.delete_sessions(ctx.db, peer)
             self.cache[peer] = []
+            self.sending.pop(peer, None)
+            for held in [k for k in self.opening if k[0] == peer]:
+                del self.opening[held]
             try:
                 await self._start(contact)
             except RequestError as exc:
@@ -389,7 +419,9 @@ class Sessions:
         return self.identity_b64
 
     def _pickle_key(self) -> bytes:
-        return ratchet.pickle_key(self.ctx.keys.identity(), self.ctx.me)
+        if self.pickle_key is None:
+            self.pickle_key = ratchet.pickle_key(self.ctx.keys.identity(), self.ctx.me)
+        return self.pickle_key
 
     async def _states(self, peer: str) -> list[SessionState]:
         if peer not in self.cache:

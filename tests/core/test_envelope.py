@@ -312,8 +312,30 @@ def test_low_order_sender_key_is_rejected(point: bytes) -> None:
         to="bob",
         plaintext=envelope_rules.encode_inner(inner),
     )
+    forged = Envelope.model_validate(trace.envelope(1, b64d(inner.id), "bob"))
     with pytest.raises(DecryptionFailed):
-        open_as_bob(Envelope.model_validate(trace.envelope(1, b64d(inner.id), "bob")))
+        open_as_bob(forged)
+    # The daemon's path, with the pair's secret kept per peer (Identity.static_secret): the same.
+    bob = Identity.from_secret(BOB.secret())
+    with pytest.raises(DecryptionFailed):
+        envelope_rules.open_envelope(bob.exchange, "bob", forged, statics=bob.static_secret)
+    assert bob.statics == {}  # nothing kept for a point that is refused
+
+
+def test_the_kept_static_secret_opens_and_seals_as_the_exchange_does() -> None:
+    alice, bob = Identity.from_secret(ALICE.secret()), Identity.from_secret(BOB.secret())
+    for _ in range(3):  # the first computes it, the others find it
+        inner = make_inner()
+        sealed = envelope_rules.seal(
+            alice.exchange, "bob", bob.x25519_key, inner, statics=alice.static_secret
+        )
+        assert open_as_bob(sealed).inner == inner  # opened without the cache
+        opened = envelope_rules.open_envelope(
+            bob.exchange, "bob", sealed, statics=bob.static_secret
+        )
+        assert opened.inner == inner and opened.sender_key == alice.x25519_key
+    assert list(alice.statics) == [bob.x25519_key] and list(bob.statics) == [alice.x25519_key]
+    assert alice.statics[bob.x25519_key] == bob.statics[alice.x25519_key]
 
 
 @pytest.mark.parametrize("point", LOW_ORDER_POINTS, ids=lambda p: p.hex()[:8])

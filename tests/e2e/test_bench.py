@@ -86,6 +86,8 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     assert {r["first"] for r in turns["rounds"]} == {1, 2}  # each version goes first in turn
     assert turns["throughput_ratio"]["min"] <= turns["throughput_ratio"]["median"]
     assert "interleaved, 6 pairs" in output
+    cost = result["ratchet_cost"]
+    assert cost["v1_us"] > 0 and cost["v2_us"] > 0 and "ratchet CPU per message" in output
     assert set(v1["cpu_s"]) >= {"alice", "bob"}
     prekeys = result["prekeys"]
     assert prekeys["keys_per_refill"] == 26 and prekeys["refill_ms"]["count"] == 40

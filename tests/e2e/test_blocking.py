@@ -16,7 +16,7 @@ from flame.daemon import Daemon
 from flame.store import messages as message_store
 from flame.store import relay as relay_store
 from tests.cluster import Cluster, eventually, identity_of, peer_tls, peer_url, services_of
-from tests.e2e.test_status import deposit
+from tests.e2e.test_status import deposit, requests_from
 from tests.social import online_for, post_envelopes, sealed, signed_request
 
 
@@ -263,3 +263,26 @@ async def test_alice_asks_no_one_she_blocked_to_relay_for_her(cluster: Cluster) 
     assert await relay.collect_once() == 1
     assert await message_store.count_messages(services_of(alice).ctx.db, "bob") == 2
     assert await held(carol) == 1  # alice's deposit for bob; bob's for her was acknowledged
+
+
+async def test_a_blocked_user_gets_no_probe_while_the_directory_is_down(trio: Cluster) -> None:
+    """Degraded mode asks peers directly whether they are up (PROTOCOL.md §13.5), with a signed
+    hello that tells them alice is. alice blocked carol: bob is asked round after round, carol
+    never is."""
+    bob, carol = trio.daemons["bob"], trio.daemons["carol"]
+    await online_for(trio, "alice", "bob", "carol")
+    alice_ui = await trio.ui("alice")
+    feed = await alice_ui.websocket()
+    status, _ = await alice_ui.post("/ui/api/blocks", {"username": "carol"})
+    assert status == 200
+    carol_before = requests_from(carol, "alice")
+    assert trio.directory is not None
+    await trio.directory.stop()
+    await feed.wait_for(lambda e: e["type"] == "directory" and e["state"] == "degraded")
+    asked = requests_from(bob, "alice")
+
+    async def bob_asked_again() -> bool:
+        return requests_from(bob, "alice") >= asked + 3  # three probe rounds at least
+
+    await eventually(bob_asked_again, equals=True)
+    assert requests_from(carol, "alice") == carol_before

@@ -276,6 +276,32 @@ async def test_the_recipient_declines_mid_transfer_and_the_sender_stops(cluster:
     assert (status, reply["error"]) == (404, "unknown_file")  # only the recipient declines
 
 
+async def test_a_decline_told_by_the_chunk_route_alone_still_reads_declined(
+    cluster: Cluster,
+) -> None:
+    """bob's daemon cannot send its `file_decline` (its loops are stopped), so alice learns of the
+    decline only from the 410 `transfer_closed` that stops her stream (PROTOCOL.md §11.4): that
+    answer carries the state, and her side says "declined", not "failed"."""
+    await cluster.start_directory()
+    await cluster.start_daemon("alice", settings=await slow_alice(cluster, rate=2 * MIB))
+    bob_node = await cluster.add_user("bob")
+    alice, bob = await cluster.ui("alice"), await cluster.ui("bob")
+    alice_feed, bob_feed = await alice.websocket(), await bob.websocket()
+    await alice.wait_status(alice_feed, "bob", "online")
+    offer = await send_file(alice, "bob", "board.pdf", random_bytes(8 * MIB))
+    transfer_id = offer["file"]["transfer_id"]
+    await bob_feed.wait_for(progress(transfer_id, "receive", MIB // 2))
+    assert bob_node.supervisor is not None
+    await bob_node.supervisor.stop()  # the decline stays in bob's outbox
+
+    status, reply = await bob.post(f"/ui/api/conversations/alice/files/{transfer_id}/decline", {})
+    assert status == 200 and reply["file"]["state"] == "declined"
+    ended = await wait_state(alice_feed, transfer_id, "declined", "failed")
+    assert (ended["state"], ended["error"]) == ("declined", "bob declined it.")
+    sent = await transfer_of(cluster.daemons["alice"], "bob", "out", transfer_id)
+    assert sent.state == "declined"
+
+
 async def test_an_offer_over_the_recipients_limit_fails_with_the_reason(cluster: Cluster) -> None:
     await cluster.start_directory()
     await cluster.add_user("alice")

@@ -84,10 +84,14 @@ async def _send_events(
                     await _cancelled(getter)
             if getter.cancelled():
                 return
-            event = getter.result()
-            if event is None:
-                return
-            await ws.send_json(views.event_json(event))
+            # What queued meanwhile goes too, without a wait per event (a burst of messages).
+            events = [getter.result()]
+            while events[-1] is not None and not feed.empty():
+                events.append(feed.get_nowait())
+            for event in events:
+                if event is None or ended.is_set():  # a logout stops the rest at once
+                    return
+                await ws.send_json(views.event_json(event))
     finally:
         await _cancelled(session_end)
 

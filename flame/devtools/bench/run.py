@@ -31,6 +31,7 @@ from flame.devtools.bench.messages import (
     measure_throughput,
 )
 from flame.devtools.bench.prekeys import measure_prekeys, prekey_rows
+from flame.devtools.bench.ratchet_cost import measure_ratchet_cost
 from flame.devtools.bench.search import run_search_bench, search_figures, search_rows
 from flame.devtools.bench.versions import interleaved_rows, measure_interleaved
 from flame.devtools.cluster import Cluster, start_processes
@@ -134,6 +135,19 @@ def version_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
             f"{cpu_ms(v2):.2f} / {cpu_ms(v1):.2f} ms (alice + bob, in the burst)",
         ),
         *interleaved_rows(result["versions_interleaved"]),
+        *ratchet_rows(result["ratchet_cost"], cpu_ms(v1)),
+    ]
+
+
+def ratchet_rows(cost: dict[str, Any], v1_cpu_ms: float) -> list[tuple[str, str]]:
+    """The ratchet's own CPU per message beside the daemons' CPU per message under version 1."""
+    share = cost["added_us"] / (1000 * v1_cpu_ms) if v1_cpu_ms > 0 else 0.0
+    return [
+        (
+            "  ratchet CPU per message",
+            f"+{cost['added_us']:.0f} us (seal and open: v1 {cost['v1_us']:.0f} us, "
+            f"v2 {cost['v2_us']:.0f} us), {share:.0%} of the v1 daemons' CPU per message",
+        )
     ]
 
 
@@ -259,6 +273,8 @@ async def run_bench(args: argparse.Namespace) -> int:
         figures["group_flow"] = await measure_group_flow(
             Path(tmp) / "groups", group_sizes, group_messages, group_burst, DAEMON_ENV, INIT_ENV
         )
+        print("Ratchet: what version 2 adds to each message, in CPU ...", flush=True)
+        figures["ratchet_cost"] = measure_ratchet_cost(max(100, min(burst, 2000)), TEXT_CHARS)
         print("Prekeys: refills and claims at the directory ...", flush=True)
         figures["prekeys"] = await measure_prekeys(Path(tmp) / "prekeys")
         print("Groups: sealing one message for 5, 20 and 100 members ...", flush=True)

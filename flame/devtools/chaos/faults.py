@@ -46,6 +46,13 @@ async def restart(proc: Proc, faults: Faults) -> None:
     raise ToolFailed(f"{proc.name} could not be restarted; see {proc.log_path}")
 
 
+def stopping() -> bool:
+    """The harness is being stopped (Ctrl-C, SIGTERM): a killed process then stays down, for a
+    restart would race the stop of every process and could outlive the harness."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 async def kill_daemon(peer: Peer, hold_s: float, faults: Faults) -> None:
     async with peer.lock:
         peer.up = False
@@ -53,9 +60,10 @@ async def kill_daemon(peer: Peer, hold_s: float, faults: Faults) -> None:
         try:
             await asyncio.sleep(hold_s)
         finally:
-            await restart(peer.node.proc, faults)
-            await peer.node.login()
-            peer.up = True
+            if not stopping():
+                await restart(peer.node.proc, faults)
+                await peer.node.login()
+                peer.up = True
 
 
 async def kill_directory(chaos: Chaos, hold_s: float, faults: Faults) -> int:
@@ -65,7 +73,8 @@ async def kill_directory(chaos: Chaos, hold_s: float, faults: Faults) -> int:
         await asyncio.sleep(hold_s)
         return sum(await asyncio.gather(*(says_degraded(p) for p in chaos.peers.values())))
     finally:
-        await restart(chaos.directory, faults)
+        if not stopping():
+            await restart(chaos.directory, faults)
 
 
 async def says_degraded(peer: Peer) -> bool:

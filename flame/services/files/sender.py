@@ -253,8 +253,11 @@ class Sender:
 
     async def _refused(self, transfer: Transfer, exc: PeerRefused, sent: int) -> None:
         if exc.code == "transfer_closed":
+            # The refusal's body is {"error", "message", **the receiver's status} (§11.4).
+            answer = json_of(exc.payload) or {}
+            fields = {name: answer.get(name) for name in TransferStatus.model_fields}
             try:
-                status = TransferStatus.model_validate(json_of(exc.payload), strict=False)
+                status = TransferStatus.model_validate(fields, strict=False)
             except ValueError:
                 status = TransferStatus(
                     transfer_id=transfer.transfer_id, state="failed", received_bytes=0, size=0
