@@ -7,6 +7,7 @@ transaction. Receiving is services/group_inbox.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,7 +16,7 @@ from flame.core.envelope import new_message_id
 from flame.core.group_models import GroupOp, GroupOpsBody, GroupTextBody, OpKind
 from flame.core.models import Wire
 from flame.core.search import parse_query
-from flame.errors import BadRequest, Conflict, NotFound, TooLarge, Unavailable
+from flame.errors import BadRequest, Conflict, NotFound, RequestError, TooLarge, Unavailable
 from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
 from flame.services.context import Context
@@ -28,7 +29,15 @@ from flame.store import outbox as outbox_store
 from flame.store.groups import Fanout, Group, GroupCard, GroupMessage
 from flame.store.messages import message_key
 
+log = logging.getLogger("flame.groups")
 OPS_KEY = "group_ops:"  # outbox key of an envelope of operations: it has no `messages` row
+
+
+@dataclass(frozen=True, slots=True)
+class PendingText:
+    group_id: str
+    text: str
+    done: asyncio.Future[GroupMessage]
 
 
 @dataclass(eq=False)
@@ -41,6 +50,7 @@ class Groups:
     # One change of group state at a time: the membership row is computed from every held
     # operation, and a group message takes the next seq.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    outgoing: asyncio.Queue[PendingText] = field(default_factory=asyncio.Queue, init=False)
 
     # --- membership -----------------------------------------------------------------------
 
@@ -187,7 +197,8 @@ class Groups:
 
     async def send_text(self, group_id: str, text: str) -> GroupMessage:
         """A message to the members of the membership this user holds now, and no one else
-        (PROTOCOL.md §19.5): one copy per member, stored with the message in one transaction."""
+        (PROTOCOL.md §19.5): one copy per member, stored with the message in one transaction
+        (with whatever other group messages are waiting: `write_outgoing`)."""
         ctx = self.ctx
         ctx.keys.identity()
         if not text.strip():
@@ -197,29 +208,77 @@ class Groups:
             raise TooLarge(
                 f"The message is longer than {limit} characters.", code="message_too_long"
             )
-        async with self.lock:
-            group = await self.get(group_id)
-            if not group.is_member:
-                raise Conflict("You are not in this group any more.", code="left_group")
-            message_id = new_message_id()
-            body = GroupTextBody(
-                group=group_id,
-                id=message_id,
-                seq=group.next_seq,
-                heads=list(group.heads),
-                text=text,
-            )
-            others = [m for m in group.members if m != ctx.me]
-            copies = await self.seal_each(dict.fromkeys(others, body), "group_text")
-            now = ctx.clock.now()
-            message = await store.store_outgoing(
-                ctx.db, ctx.me, group_id, message_id, group.next_seq, text, now, copies, now,
-                ctx.settings.daemon.message_ttl_s,
-            )  # fmt: skip
-        ctx.wake.outbox.set()
-        held = (await store.copies_of(ctx.db, [message.id]))[message.id]
-        ctx.events.publish(GroupMessageAdded(message, tuple(held)))
-        return message
+        await self._member_of(group_id)
+        done: asyncio.Future[GroupMessage] = asyncio.get_running_loop().create_future()
+        self.outgoing.put_nowait(PendingText(group_id, text, done))
+        return await done
+
+    async def _member_of(self, group_id: str) -> Group:
+        group = await self.get(group_id)
+        if not group.is_member:
+            raise Conflict("You are not in this group any more.", code="left_group")
+        return group
+
+    async def write_outgoing(self) -> None:
+        """The writer loop (tasks.py): every group message waiting at this moment is sealed
+        for each member and stored in one transaction, as services/messaging.py does for
+        one-to-one messages. Each sender is answered once its message is durable."""
+        batch_max = self.ctx.settings.daemon.batch_max
+        while True:
+            batch = [await self.outgoing.get()]
+            while len(batch) < batch_max and not self.outgoing.empty():
+                batch.append(self.outgoing.get_nowait())
+            try:
+                async with self.lock:
+                    written = await self._write_texts(batch)
+            except asyncio.CancelledError:
+                for item in batch:
+                    item.done.cancel()
+                raise
+            except Exception as exc:
+                log.exception("could not store %d outgoing group messages", len(batch))
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                continue
+            self.ctx.wake.outbox.set()
+            for item, message in written:
+                held = (await store.copies_of(self.ctx.db, [message.id]))[message.id]
+                self.ctx.events.publish(GroupMessageAdded(message, tuple(held)))
+                if not item.done.done():
+                    item.done.set_result(message)
+
+    async def _write_texts(
+        self, batch: list[PendingText]
+    ) -> list[tuple[PendingText, GroupMessage]]:
+        """Seal each message for its group's members (one that cannot be sealed fails alone,
+        PROTOCOL.md §19.5: all or none of its copies) and store the rest; the lock is held."""
+        ctx = self.ctx
+        groups: dict[str, Group] = {}
+        seqs: dict[str, int] = {}
+        kept: list[tuple[PendingText, store.OutgoingText]] = []
+        for item in batch:
+            try:
+                group = groups.get(item.group_id) or await self._member_of(item.group_id)
+                groups[item.group_id] = group
+                seq = seqs.get(item.group_id, group.next_seq)
+                message_id = new_message_id()
+                body = GroupTextBody(
+                    group=group.id, id=message_id, seq=seq, heads=list(group.heads), text=item.text
+                )
+                others = [m for m in group.members if m != ctx.me]
+                copies = await self.seal_each(dict.fromkeys(others, body), "group_text")
+            except RequestError as exc:
+                item.done.set_exception(exc)
+                continue
+            seqs[item.group_id] = seq + 1
+            kept.append((item, store.OutgoingText(group.id, message_id, seq, item.text, copies)))
+        if not kept:
+            return []
+        stored = await store.store_outgoing(
+            ctx.db, ctx.me, [o for _, o in kept], ctx.clock.now(), ctx.settings.daemon.message_ttl_s
+        )
+        return [(item, message) for (item, _), message in zip(kept, stored, strict=True)]
 
     async def page(
         self, group_id: str, before: tuple[float, int, int] | None, limit: int

@@ -164,46 +164,63 @@ async def save_ops(
         await outbox.enqueue(conn, [*fanout, *receipts], now, ttl_s)
 
 
+@dataclass(frozen=True, slots=True)
+class OutgoingText:
+    """A group message of this user, sealed for each member, ready to store."""
+
+    group_id: str
+    message_id: str
+    seq: int
+    text: str
+    copies: list[Fanout]
+
+
 async def store_outgoing(
-    db: Database,
-    me: str,
-    group_id: str,
-    message_id: str,
-    seq: int,
-    text: str,
-    sent_at: float,
-    copies: list[Fanout],
-    now: float,
-    ttl_s: float,
-) -> GroupMessage:
-    """One group message, its copy to each member (a `messages` row and an outbox entry each) and
-    the next sequence number, in ONE transaction, before anything touches the network."""
-    key = message_key(me, message_id)
-    copy_keys = [message_key(me, c.inner.id) for c in copies]
+    db: Database, me: str, items: list[OutgoingText], now: float, ttl_s: float
+) -> list[GroupMessage]:
+    """Group messages, each one's copy to each member (a `messages` row and an outbox entry each)
+    and the next sequence numbers, in ONE transaction (one fsync for all of them), before
+    anything touches the network."""
+    keys = [message_key(me, item.message_id) for item in items]
+    copies = [
+        (key, message_key(me, c.inner.id), c)
+        for key, item in zip(keys, items, strict=True)
+        for c in item.copies
+    ]
+    next_seq: dict[str, int] = {}
+    for item in items:
+        next_seq[item.group_id] = max(next_seq.get(item.group_id, 0), item.seq + 1)
     async with db.transaction() as conn:
-        await conn.execute(
+        await conn.executemany(
             "INSERT INTO group_messages (id, group_id, message_id, direction, author, seq, text,"
             " sent_at) VALUES (?,?,?,'out',?,?,?,?)",
-            (key, group_id, message_id, me, seq, text, sent_at),
+            [
+                (key, i.group_id, i.message_id, me, i.seq, i.text, now)
+                for key, i in zip(keys, items, strict=True)
+            ],
         )
         await conn.executemany(
             "INSERT INTO messages (id, peer, direction, author, seq, kind, body, sent_at, state)"
             " VALUES (?,?,'out',?,0,?,?,?,'sending')",
             [
-                (ck, c.inner.to, me, c.inner.kind, c.inner.body.stored_json(), sent_at)
-                for ck, c in zip(copy_keys, copies, strict=True)
+                (ck, c.inner.to, me, c.inner.kind, c.inner.body.stored_json(), now)
+                for _, ck, c in copies
             ],
         )
         await conn.executemany(
             "INSERT INTO group_copies (group_message, member, copy_id) VALUES (?,?,?)",
-            [(key, c.inner.to, ck) for ck, c in zip(copy_keys, copies, strict=True)],
+            [(key, c.inner.to, ck) for key, ck, c in copies],
         )
-        await outbox.enqueue(conn, [c.queued for c in copies], now, ttl_s)
-        await conn.execute("UPDATE groups SET next_seq=? WHERE id=?", (seq + 1, group_id))
-        async with conn.execute("SELECT * FROM group_messages WHERE id=?", (key,)) as cursor:
-            row = await cursor.fetchone()
-    assert row is not None
-    return from_row(GroupMessage, row)
+        await outbox.enqueue(conn, [c.queued for _, _, c in copies], now, ttl_s)
+        await conn.executemany(
+            "UPDATE groups SET next_seq=? WHERE id=?",
+            [(seq, group_id) for group_id, seq in next_seq.items()],
+        )
+        async with conn.execute(
+            f"SELECT * FROM group_messages WHERE id IN ({in_marks(keys)})", keys
+        ) as cursor:
+            stored = {row["id"]: from_row(GroupMessage, row) for row in await cursor.fetchall()}
+    return [stored[key] for key in keys]
 
 
 async def store_incoming(

@@ -50,13 +50,17 @@ def get_routes(app: web.Application) -> list[str]:
 
 async def test_no_get_route_changes_the_database(node: ApiNode) -> None:
     await unlocked(node)
-    writer = asyncio.create_task(node.services.messaging.write_outgoing())  # the daemon's loop
+    writers = [  # the daemon's loops that store what the UI sends
+        asyncio.create_task(node.services.messaging.write_outgoing()),
+        asyncio.create_task(node.services.groups.write_outgoing()),
+    ]
     try:
         await walk_every_get_route(node)
     finally:
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
+        for writer in writers:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
 
 
 async def walk_every_get_route(node: ApiNode) -> None:
