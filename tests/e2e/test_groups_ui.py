@@ -31,13 +31,14 @@ async def test_a_group_through_the_ui_api(trio: Cluster) -> None:
     assert arrived["message"]["text"] == "Q3 numbers" and arrived["message"]["author"] == "alice"
 
     # Each member's receipt moves its own copy: "delivered to 2 of 2", then "read by 1".
-    pending = {c["id"] for c in sent["copies"]}
-    while pending:  # the copies' ids, as the page follows them
+    # Each copy's states come live, named by the copy's id, as the page follows them: sent (at
+    # the member's daemon) and delivered (its receipt), in whichever order they are applied.
+    pending = {(c["id"], state) for c in sent["copies"] for state in ("sent", "delivered")}
+    while pending:
         event = await alice_feed.wait_for(
-            lambda e: e["type"] == "message_state" and e["id"] in pending
+            lambda e: e["type"] == "message_state" and (e["id"], e["state"]) in pending
         )
-        if event["state"] == "delivered":
-            pending.discard(event["id"])
+        pending.discard((event["id"], event["state"]))
     _, page = await bob.get(f"/ui/api/groups/{gid}/messages")
     assert [m["text"] for m in page["messages"]] == ["Q3 numbers"]
     assert (await bob.post(f"/ui/api/groups/{gid}/read", {}))[0] == 200
