@@ -1,17 +1,20 @@
 """Groups in real Chromium against real daemons (docs/UI_API.md, "Groups"): create a group, add a
-member, three pages see a message live with "delivered to X of N", search finds it, remove a
-member: their page says so and the composer is gone. No sleeps: every wait is an auto-waiting `expect`."""
+member, three pages see a message live with "delivered to X of N", search finds it, rename and a
+picture, remove a member: their page says so and the composer is gone. No sleeps: every wait is
+an auto-waiting `expect`."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, expect
 
 from tests.browser import TIMEOUT_MS, Tab, launch_chromium
 from tests.cluster import Cluster
+from tests.files_helpers import png_bytes
 from tests.social import online_for
 
 pytestmark = pytest.mark.browser
@@ -23,7 +26,9 @@ async def browser() -> AsyncIterator[Browser]:
         yield chromium
 
 
-async def test_a_group_from_creation_to_a_removal(trio: Cluster, browser: Browser) -> None:
+async def test_a_group_from_creation_to_a_removal(
+    trio: Cluster, browser: Browser, tmp_path: Path
+) -> None:
     await online_for(trio, "alice", "bob", "carol")
     tabs = {}
     for name in ("alice", "bob", "carol"):
@@ -70,6 +75,19 @@ async def test_a_group_from_creation_to_a_removal(trio: Cluster, browser: Browse
 
     # A refusal is readable: bob is not an admin, so he has no add control at all.
     await expect(bob.page.locator("#group-add")).to_have_count(0)
+
+    # Rename it and give it a picture: the others' pages follow.
+    await alice.page.locator("#group-rename-input").fill("Board of directors")
+    await alice.page.locator("#group-rename").click()
+    for tab in (alice, bob, carol):
+        await expect(tab.page.locator("#group-title")).to_have_text("Board of directors")
+    picture = tmp_path / "board.png"
+    picture.write_bytes(png_bytes())
+    await alice.page.locator("#group-picture-input").set_input_files(str(picture))
+    for tab in (alice, bob):
+        image = tab.page.locator("#group-picture img")
+        await expect(image).to_have_attribute("src", re.compile(r"/picture\?v="))
+        assert await image.evaluate("(img) => img.decode().then(() => img.naturalWidth)") > 0
 
     # Remove carol: her page says so, and her composer is gone.
     await alice.page.locator('[data-remove="carol"]').click()

@@ -2,11 +2,12 @@
 // messages with "delivered to X of N, read by Y" for one's own (details list who), and the
 // composer, gone once this user left or was removed.
 
-import { groupApi } from '../api.js';
+import { groupApi, withToken } from '../api.js';
 import { h, setText, showText, spinner } from '../dom.js';
 import { compareMessages, formatTime, messageStateInfo } from '../format.js';
 import * as store from '../store.js';
 import { backLink } from './page.js';
+import { readFile } from './settings.js';
 
 /** "Delivered to 2 of 3 · read by 1", from a GroupMessage's counts. */
 export function deliveryText(m) {
@@ -31,6 +32,7 @@ export class GroupView {
     this.items = new Map(); // id -> {li, state, details}
     this.destroyed = false;
     this.title = h('h2', { id: 'group-title', class: 'conv-title' }, '');
+    this.picture = h('span', { id: 'group-picture', class: 'avatar', 'aria-hidden': 'true' });
     this.memberLine = h('p', { id: 'group-members', class: 'muted' });
     this.notice = h('p', { id: 'group-notice', class: 'banner banner-warning', hidden: true });
     this.manage = h('div', { id: 'group-manage', class: 'group-manage' });
@@ -76,6 +78,7 @@ export class GroupView {
         'header',
         { class: 'conv-header' },
         backLink(),
+        this.picture,
         h('div', { class: 'conv-title-block' }, this.title, this.memberLine),
       ),
       this.notice,
@@ -121,6 +124,11 @@ export class GroupView {
     if (group.id !== this.id) return;
     this.group = group;
     setText(this.title, group.name);
+    this.picture.replaceChildren(
+      group.picture_url
+        ? h('img', { class: 'avatar-img', src: withToken(group.picture_url), alt: '' })
+        : document.createTextNode(group.name.slice(0, 1).toUpperCase()),
+    );
     setText(this.memberLine, `${group.members.length} members: ${group.members.join(', ')}`);
     const me = store.state.me?.username;
     this.composer.hidden = !group.is_member;
@@ -173,6 +181,39 @@ export class GroupView {
           },
           'Add member',
         ),
+      );
+    }
+    if (group.is_admin) {
+      const name = h('input', {
+        id: 'group-rename-input',
+        class: 'input',
+        type: 'text',
+        value: group.name,
+        'aria-label': 'Group name',
+      });
+      const picture = h('input', {
+        id: 'group-picture-input',
+        type: 'file',
+        accept: 'image/*',
+        class: 'visually-hidden',
+      });
+      picture.addEventListener('change', async () => {
+        const file = picture.files?.[0];
+        if (file) this._change('picture', { picture: await readFile(file) });
+      });
+      controls.push(
+        name,
+        h(
+          'button',
+          {
+            id: 'group-rename',
+            type: 'button',
+            class: 'btn btn-small',
+            onclick: () => this._change('rename', { name: name.value.trim() }),
+          },
+          'Rename',
+        ),
+        h('label', { class: 'btn btn-small', for: 'group-picture-input' }, 'Picture…', picture),
       );
     }
     if (group.is_member) {

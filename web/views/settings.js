@@ -24,7 +24,8 @@ export function notificationsOn() {
   }
 }
 
-function readFile(file) {
+/** A file's bytes as standard base64 (the avatar and group picture uploads). */
+export function readFile(file) {
   return new Promise((resolve, reject) => {
     const reader = new FileReader();
     reader.onload = () => {
