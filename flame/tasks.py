@@ -109,6 +109,7 @@ def loops(services: Services) -> dict[str, Loop]:
         "subscribe_directory": subscribe_directory,
         "deliver_outbox": services.delivery.run,
         "write_outgoing": services.messaging.write_outgoing,
+        "write_group_messages": services.groups.write_outgoing,  # PROTOCOL.md §19.5
         "store_and_forward": store_and_forward,
         "collect_from_relays": collect_from_relays,
         "probe_peers": probe_peers,

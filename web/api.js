@@ -25,6 +25,10 @@ const FALLBACK_MESSAGES = {
   too_late: 'A message can be edited or deleted for everyone only within 24 hours of sending it.',
   bad_reaction: 'A reaction is a single emoji.',
   no_message: 'That message is not in this conversation any more.',
+  not_admin: 'Only an admin of this group can do that.',
+  left_group: 'You are not in this group any more.',
+  name_too_long: "A group's name is at most 64 characters.",
+  too_many_members: 'A group has at most 100 members.',
 };
 
 export class ApiError extends Error {
@@ -229,6 +233,25 @@ export const actionApi = {
   history: (peer, id) => request('GET', `${messageBase(peer, id)}/history`),
   typing: (peer, typing) =>
     request('POST', `/ui/api/conversations/${enc(peer)}/typing`, { typing }),
+};
+
+// ---------- groups (docs/UI_API.md, "Groups") ----------
+
+const groupBase = (id) => `/ui/api/groups/${enc(id)}`;
+
+export const groupApi = {
+  list: () => request('GET', '/ui/api/groups'),
+  get: (id) => request('GET', groupBase(id)),
+  create: (name, members, picture = null) =>
+    request('POST', '/ui/api/groups', { name, members, picture }),
+  /** op: add | remove | promote (members), rename (name), picture (picture), leave. */
+  change: (id, op, { members = [], name = null, picture = null } = {}) =>
+    request('POST', `${groupBase(id)}/changes`, { op, members, name, picture }),
+  messages: (id, { limit = 100 } = {}) =>
+    request('GET', `${groupBase(id)}/messages?limit=${limit}`),
+  send: (id, text) => request('POST', `${groupBase(id)}/messages`, { text }),
+  markRead: (id) => request('POST', `${groupBase(id)}/read`, {}),
+  search: (q) => request('GET', `/ui/api/group-search?${new URLSearchParams({ q })}`),
 };
 
 // ---------- files (docs/UI_API.md, "Files") ----------

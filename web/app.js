@@ -7,6 +7,7 @@ import { noticeOfFailedAction, notifyOf } from './notices.js';
 import { conversationHash, navigate, startRouter } from './router.js';
 import * as store from './store.js';
 import { ConversationView } from './views/conversation/index.js';
+import { Groups } from './views/groups.js';
 import { renderLogin } from './views/login.js';
 import { ProfileView } from './views/profile.js';
 import { SearchView } from './views/search.js';
@@ -17,6 +18,7 @@ import { LiveSocket } from './ws.js';
 
 const root = document.getElementById('app');
 const socket = new LiveSocket();
+const groups = new Groups(socket); // the group list, routes and events (views/groups.js)
 
 let shell = null;
 let conversation = null;
@@ -52,6 +54,7 @@ function closePage() {
 
 function endSession() {
   socket.stop();
+  groups.close();
   closePage();
   if (conversation) conversation.destroy();
   conversation = null;
@@ -315,6 +318,14 @@ function route(r) {
     return;
   }
   const s = ensureShell();
+  groups.attach(s);
+  if (groups.route(r, s)) {
+    if (conversation) conversation.destroy();
+    conversation = null;
+    store.setActivePeer(null);
+    closePage();
+    return;
+  }
   if (r.name !== 'conversation') {
     if (conversation) conversation.destroy();
     conversation = null;

@@ -1,11 +1,15 @@
 // Tiny hash router: #/login, #/ (contacts), #/c/<name> (conversation), #/c/<name>/m/<id>
-// (conversation at a message), #/profile/<name>, #/search/<query>, #/settings.
+// (conversation at a message), #/profile/<name>, #/search/<query>, #/settings, #/groups/new
+// (a new group), #/g/<id> (a group's conversation).
 
 export function parseHash(hash = location.hash) {
   const path = hash.replace(/^#/, '') || '/';
   if (path === '/login') return { name: 'login' };
   if (path === '/' || path === '') return { name: 'contacts' };
   if (path === '/settings') return { name: 'settings' };
+  if (path === '/groups/new') return { name: 'new-group' };
+  const group = /^\/g\/([^/]+)$/.exec(path);
+  if (group && safeDecode(group[1])) return { name: 'group', id: safeDecode(group[1]) };
   const search = /^\/search(?:\/(.*))?$/.exec(path);
   if (search) return { name: 'search', query: safeDecode(search[1] || '') ?? '' };
   const profile = /^\/profile\/([^/]+)$/.exec(path);
@@ -41,6 +45,11 @@ export function conversationHash(name) {
 /** The conversation, scrolled to one message (a search hit). */
 export function messageHash(name, id) {
   return `#/c/${encodeURIComponent(name)}/m/${encodeURIComponent(id)}`;
+}
+
+/** A group's conversation (docs/UI_API.md, "Groups"). */
+export function groupHash(id) {
+  return `#/g/${encodeURIComponent(id)}`;
 }
 
 export function profileHash(name) {

@@ -17,6 +17,7 @@ FEATURES = [
     "edits",
     "reactions",
     "typing",
+    "groups",  # PROTOCOL.md §19
 ]
 
 

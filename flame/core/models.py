@@ -21,9 +21,15 @@ from pydantic import (
 
 from flame.core.actions import ACTION_BODIES, Ref
 from flame.core.encoding import b64d
+from flame.core.group_models import GROUP_KIND_BODIES
 from flame.core.image import AVATAR_MAX_BYTES, check_image
+
+# Re-exported: the shared field types and base of every model (core/wire.py).
 from flame.core.wire import B64 as B64
+from flame.core.wire import BIDI_CONTROLS as BIDI_CONTROLS
+from flame.core.wire import INVISIBLE as INVISIBLE
 from flame.core.wire import USERNAME_RE as USERNAME_RE
+from flame.core.wire import Line as Line
 from flame.core.wire import Username as Username
 from flame.core.wire import Wire as Wire
 from flame.core.wire import check_username as check_username
@@ -171,25 +177,6 @@ MAX_BIO = 1000
 AVATAR_B64_MAX = (AVATAR_MAX_BYTES * 4 + 2) // 3
 
 
-# Bidirectional controls: they reorder what is shown after them ("Alice\u202eecilA").
-BIDI_CONTROLS = frozenset(
-    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-)
-INVISIBLE = "without invisible formatting characters (such as U+202E, which reverses what follows)"
-
-
-def _single_line(value: str) -> str:
-    """One line of visible text: a name (or position, location) with a bidi control or another
-    invisible format character (Unicode's Cf: zero-width spaces and joiners, the byte order mark,
-    soft hyphens, tags) could look exactly like another one (PROTOCOL.md §12.1)."""
-    categories = {unicodedata.category(ch) for ch in value}
-    if categories & {"Cc", "Zl", "Zp"}:
-        raise ValueError("must be one line of text, without control characters")
-    if "Cf" in categories:
-        raise ValueError(f"must be text {INVISIBLE}")
-    return value
-
-
 def _text_block(value: str) -> str:
     if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
         raise ValueError("must be text, without control characters other than new lines")
@@ -207,7 +194,6 @@ def _avatar(value: str | None) -> str | None:
     return value
 
 
-Line = Annotated[str, AfterValidator(_single_line)]
 Block = Annotated[str, AfterValidator(_text_block)]
 Avatar = Annotated[str | None, Field(max_length=AVATAR_B64_MAX), AfterValidator(_avatar)]
 
@@ -324,6 +310,7 @@ KIND_BODIES: dict[str, type[Wire]] = {
     "file_decline": FileDeclineBody,
     "ratchet": RatchetBody,  # version 2 only: the envelope's layer around the real inner message
     **ACTION_BODIES,  # edit, delete, reaction, typing (PROTOCOL.md §17)
+    **GROUP_KIND_BODIES,  # group_ops, group_text (PROTOCOL.md §19)
 }
 # Optional fields that are absent, never null, on the wire, by kind (§11.2, §11.6, §17.1).
 ABSENT_NOT_NULL = {"file_offer": ("data", "caption"), "text": ("reply_to",)}

@@ -116,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=1000,
         help="subscriptions a status change is pushed to",
     )
+    bench.add_argument(
+        "--group-sizes", default="5,20", help="group sizes of the group delivery figures (5,20)"
+    )
+    bench.add_argument(
+        "--group-messages", type=int, default=100, help="sequential group messages per size"
+    )
+    bench.add_argument(
+        "--group-burst", type=int, default=500, help="burst to the first group size (500)"
+    )
     bench.set_defaults(run=cmd_bench)
 
     chaos = sub.add_parser(
@@ -135,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chaos.add_argument(
         "--no-receipts", action="store_true", help="do not require receipts back at senders"
+    )
+    chaos.add_argument(
+        "--group-share",
+        type=float,
+        default=0.2,
+        help="share of the messages sent to one group of every daemon (0.2; 0: no group)",
     )
     chaos.add_argument("--dir", help="keep the cluster in this folder (default: a temporary one)")
     chaos.add_argument("--json", default="chaos-results.json", help="where to write the JSON")

@@ -42,6 +42,8 @@ PERMANENT_CODES = {
     "old_version",  # the peer refuses the version this daemon speaks (PROTOCOL.md §14.2)
 }
 NO_SESSION = "no_session"
+# Whose state changes the UI is told of; control kinds stay quiet.
+SHOWN_STATES = {*SEQUENCED_KINDS, "group_text"}
 RETRIED_CODES = {Unavailable.code, NO_SESSION}
 CRASH_BACKOFF_MIN_S = 1.0  # a crashed worker's peer waits at least this long, whatever the settings
 BATCH_BYTES = 1024 * 1024  # receivers accept at least 4 MiB (PROTOCOL.md §7); stay well below
@@ -246,7 +248,7 @@ class Delivery:
 
     def publish_states(self, entries: list[OutboxEntry], state: str, error: str | None) -> None:
         for entry in entries:
-            if entry.kind in SEQUENCED_KINDS:  # conversation messages; control kinds stay quiet
+            if entry.kind in SHOWN_STATES:  # conversation messages, group copies (§19.5)
                 self.ctx.events.publish(
                     MessageStateChanged(entry.message_id, entry.peer, state, error)
                 )

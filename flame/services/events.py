@@ -13,6 +13,7 @@ from typing import Any, ClassVar, dataclass_transform
 
 from flame.services.people import Person
 from flame.store.files import Transfer
+from flame.store.groups import Copy, GroupCard, GroupMessage
 from flame.store.keylog import Alarm
 from flame.store.messages import Message
 
@@ -166,6 +167,19 @@ class FileProgress(Event, kind="file_progress"):
     eta_s: float | None
 
 
+class GroupChanged(Event, kind="group"):
+    """A group's membership, name or picture changed (this user's change or a member's)."""
+
+    card: GroupCard
+
+
+class GroupMessageAdded(Event, kind="group_message"):
+    """A group message arrived, or this user sent one (with its copies, PROTOCOL.md §19.5)."""
+
+    message: GroupMessage
+    copies: tuple[Copy, ...] = ()
+
+
 EVENT_TYPES: tuple[type[Event], ...] = (
     MessageAdded,
     MessageStateChanged,
@@ -185,6 +199,8 @@ EVENT_TYPES: tuple[type[Event], ...] = (
     BlockChanged,
     FileStateChanged,
     FileProgress,
+    GroupChanged,
+    GroupMessageAdded,
 )
 
 Feed = asyncio.Queue[Event | None]  # None: the feed ends (shutdown, or this reader fell behind)

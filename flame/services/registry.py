@@ -24,6 +24,8 @@ from flame.services.files.offers import Offers
 from flame.services.files.runtime import FileRuntime
 from flame.services.files.sender import Sender
 from flame.services.files.uploads import Uploads
+from flame.services.group_inbox import GroupInbox
+from flame.services.groups import Groups
 from flame.services.inbox import Inbox
 from flame.services.keylog import KeyLog
 from flame.services.messaging import Messaging
@@ -66,6 +68,7 @@ class Services:
     actions: Actions
     typing: Typing
     keylog: KeyLog
+    groups: Groups
 
     @classmethod
     def build(cls, ctx: Context, client: PeerClient, directory: Endpoint) -> Services:
@@ -103,6 +106,11 @@ class Services:
                 "typing": typing.receive,
             }
         )
+        groups = Groups(ctx, contacts, sessions, blocks, receipts)
+        group_inbox = GroupInbox(groups, contacts)
+        inbox.receivers.update(
+            {"group_ops": group_inbox.receive_ops, "group_text": group_inbox.receive_texts}
+        )
         return cls(
             ctx=ctx,
             client=client,
@@ -129,6 +137,7 @@ class Services:
             actions=actions,
             typing=typing,
             keylog=keylog,
+            groups=groups,
         )
 
 

@@ -19,8 +19,8 @@ from flame.store.sessions import SessionState
 # Inner kinds that travel through the outbox like messages but are not shown in a conversation
 # (a profile update is sent to every contact, PROTOCOL.md §12.1; edits, deletes and reactions
 # change the message they target, §17), and the row that stands for a message deleted before it
-# arrived. A message deleted "for me" is not shown either.
-HIDDEN_KINDS = ("profile_update", *QUEUED_ACTIONS, "tombstone")
+# arrived, and group copies (§19.5). A message deleted "for me" is not shown either.
+HIDDEN_KINDS = ("profile_update", *QUEUED_ACTIONS, "tombstone", "group_text")
 SHOWN_SQL = (
     "kind NOT IN (" + ",".join(f"'{kind}'" for kind in HIDDEN_KINDS) + ")"
     " AND coalesce(deleted, '') != 'me'"

@@ -47,7 +47,7 @@ def full(node: ApiNode, versions: list[int]) -> dict[str, Any]:
         "versions": versions,
         "features": [
             *("envelopes", "receipts", "relay", "profiles", "files"),
-            *("replies", "edits", "reactions", "typing"),
+            *("replies", "edits", "reactions", "typing", "groups"),
         ],
         "locked": False,
     }

@@ -13,6 +13,7 @@ from flame.services import events
 from flame.services.people import ContactCard, Person
 from flame.store.actions import Version
 from flame.store.files import Transfer
+from flame.store.groups import Copy, Group, GroupCard, GroupMessage
 from flame.store.keylog import Alarm, LoggedKey
 from flame.store.messages import Message, Quote, ReactionCount
 from flame.store.profiles import StoredProfile
@@ -50,6 +51,10 @@ PROFILE = StoredProfile("alice", "Alice", "CEO", "Paris", "bio", b"webp", 1000, 
 PERSON = Person("alice", False, True, PROFILE, "online", False, "fp", "00000", False)
 ENTRY = LoggedKey(3, "alice", b"i" * 32, b"x" * 32, 1700000000, "rekey")
 ALARM = Alarm(1, "rekeyed:3", "rekeyed", "The directory gave your account new keys.", 2.0, "{}")
+GROUP = Group("g" * 22, "Board", None, ("alice", "bob"), ("alice",), ("h" * 43,), True, 1.0, 2, 0)
+GROUP_MESSAGE = GroupMessage(3, "bob:m", "g" * 22, "m", "out", "bob", 1, "hi", 1.0, None, None)
+COPY = Copy("bob:m", "alice", "bob:e", "delivered", None)
+GROUP_CARD = GroupCard(GROUP, "bob", 1, GROUP_MESSAGE)
 SAMPLES: dict[str, tuple[Any, ...]] = {
     "Me": ("bob", "fp", "ok"),
     "LoginInfo": ("bob",),
@@ -70,6 +75,9 @@ SAMPLES: dict[str, tuple[Any, ...]] = {
     "KeyEvent": (ENTRY,),
     "KeyLog": ("ok", 4, [ALARM]),
     "KeyLogAlarm": (ALARM,),
+    "Group": (GROUP_CARD,),
+    "GroupMessage": (GROUP_MESSAGE, [COPY]),
+    "Copy": (COPY,),
 }
 EVENT_SAMPLES: list[events.Event] = [
     events.MessageAdded(MESSAGE),
@@ -90,6 +98,8 @@ EVENT_SAMPLES: list[events.Event] = [
     events.BlockChanged("mallory", blocked=True),
     events.FileStateChanged(TRANSFER),
     events.FileProgress(TRANSFER, "send", 2, 10.0, 0.5),
+    events.GroupChanged(GROUP_CARD),
+    events.GroupMessageAdded(GROUP_MESSAGE, (COPY,)),
 ]
 
 

@@ -6,6 +6,7 @@ is the same afterwards, row for row."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 from typing import Any
@@ -49,13 +50,17 @@ def get_routes(app: web.Application) -> list[str]:
 
 async def test_no_get_route_changes_the_database(node: ApiNode) -> None:
     await unlocked(node)
-    writer = asyncio.create_task(node.services.messaging.write_outgoing())  # the daemon's loop
+    writers = [  # the daemon's loops that store what the UI sends
+        asyncio.create_task(node.services.messaging.write_outgoing()),
+        asyncio.create_task(node.services.groups.write_outgoing()),
+    ]
     try:
         await walk_every_get_route(node)
     finally:
-        writer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer
+        for writer in writers:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
 
 
 async def walk_every_get_route(node: ApiNode) -> None:
@@ -85,6 +90,13 @@ async def walk_every_get_route(node: ApiNode) -> None:
         assert r.status == 201, await r.text()
     contacts = await (await ui.get("/ui/api/contacts")).json()
     assert [c["unread"] for c in contacts["contacts"] if c["username"] == "zoe"] == [1]
+    image = base64.b64encode(picture).decode()
+    body = {"name": "Board", "members": ["zoe"], "picture": image}
+    async with ui.post("/ui/api/groups", json=body) as r:
+        assert r.status == 201, await r.text()
+        group_id = (await r.json())["group"]["id"]
+    async with ui.post(f"/ui/api/groups/{group_id}/messages", json={"text": "to the board"}) as r:
+        assert r.status == 201, await r.text()
 
     paths = {
         "/": "/",
@@ -102,6 +114,10 @@ async def walk_every_get_route(node: ApiNode) -> None:
         "/ui/api/conversations/{name}/messages": "/ui/api/conversations/zoe/messages",
         "/ui/api/contacts": "/ui/api/contacts?blocked=1",
         "/ui/api/search": "/ui/api/search?q=unread",
+        "/ui/api/groups/{id}": f"/ui/api/groups/{group_id}",
+        "/ui/api/groups/{id}/messages": f"/ui/api/groups/{group_id}/messages",
+        "/ui/api/groups/{id}/picture": f"/ui/api/groups/{group_id}/picture",
+        "/ui/api/group-search": "/ui/api/group-search?q=board",
     }
     token = ui.session.headers["X-Flame-Token"]
     before = await snapshot(node.services)

@@ -17,6 +17,7 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     args = ["bench", "--messages", "20", "--burst", "100", "--search-messages", "3000"]
     args += ["--file-mib", "8", "--json", str(out)]
     args += ["--directory-users", "100", "--directory-subscribers", "10"]
+    args += ["--group-sizes", "3", "--group-messages", "5", "--group-burst", "20"]
     command = [sys.executable, "-m", "flame.devtools", *args]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -49,6 +50,15 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     assert burst["accept_s"] > 0 and burst["deliver_s"] > 0
     assert set(burst["post_ms"]) == LATENCY_KEYS and burst["post_ms"]["count"] == 100
     assert result["total_s"] > 0
+    (flow,) = result["group_flow"]
+    assert flow["members"] == 3 and flow["sent"] == 5 and flow["to_last_ms"]["count"] == 5
+    assert flow["burst"]["sent"] == 20 and flow["burst"]["per_s"] > 0
+    sizes = result["groups"]["sizes"]
+    assert [s["members"] for s in sizes] == [5, 20, 100]
+    for size in sizes:
+        assert size["envelopes"] == size["members"] - 1
+        for key in ("fan_out_v1_ms", "fan_out_v2_ms", "sender_keys_message_ms"):
+            assert size[key] > 0, key
 
     search = result["search"]
     assert search["messages"] == 3000 and search["queries"] == 200

@@ -49,16 +49,21 @@ def test_chaos_loses_nothing_duplicates_nothing_and_keeps_order(tmp_path: Path) 
             ) from None
     assert out.exists(), output
     result = json.loads(out.read_text())
-    counts = result["counts"]
-    assert counts["accepted"] == 200, output
-    assert counts["delivered"] == 200, output
+    counts, group = result["counts"], result["group"]
+    # A share went to one group of all five (chaos/groups.py), each to the four others.
+    assert group["group_accepted"] >= 1 and counts["accepted"] >= 1, output
+    assert counts["accepted"] + group["group_accepted"] == 200, output
+    assert counts["delivered"] == counts["accepted"], output
+    for key in ("lost", "duplicated", "out_of_order", "without_receipt"):
+        assert group[key] == 0, (key, output)
+    assert group["quiet"] is True, output
     assert counts["lost"] == 0, output
     assert counts["duplicated"] == 0, output
     assert counts["out_of_order"] == 0, output
     assert counts["without_receipt"] == 0, output
     # Version 2 all the way (PROTOCOL.md §14): every text went inside a session, as its recipient
     # says, and no kill -9 desynchronised a session (no reset, nothing that did not open).
-    assert counts["by_version"] == {"2": 200}, output
+    assert counts["by_version"] == {"2": counts["accepted"]}, output
     assert counts["not_version_2"] == 0, output
     assert counts["session_resets"] == 0 and counts["undecryptable"] == 0, output
     assert "protocol versions" in output
@@ -66,7 +71,7 @@ def test_chaos_loses_nothing_duplicates_nothing_and_keeps_order(tmp_path: Path) 
         assert result["faults"]["by_type"][kind] >= 1, (kind, output)
     assert result["ok"] is True and result["problems"] == [], output
     assert chaos.returncode == 0, output
-    assert "lost" in output and "p99" in output
+    assert "lost" in output and "p99" in output and "group of all" in output
     assert set(result["delivery_ms"]) >= {"p50", "p99", "max"}
 
 

@@ -8,6 +8,7 @@ import { formatFull, statusLabel } from '../format.js';
 import { messageHash, profileHash } from '../router.js';
 import * as store from '../store.js';
 import { avatarElement, setStatusDot } from './contacts.js';
+import { groupHits } from './group-search.js';
 import { pageHeader } from './page.js';
 
 function dayStart(value) {
@@ -48,6 +49,8 @@ export class SearchView {
     this.messages = h('ul', { id: 'search-messages', class: 'search-list' });
     this.peopleHead = h('h3', { class: 'settings-heading' }, 'People');
     this.messagesHead = h('h3', { class: 'settings-heading' }, 'Messages');
+    this.groupHead = h('h3', { class: 'settings-heading', hidden: true }, 'Group messages');
+    this.groupHits = h('ul', { id: 'search-group-messages', class: 'search-list' });
     this.title = h('h2', { id: 'search-title', class: 'profile-name' });
     this.el = h(
       'section',
@@ -69,6 +72,8 @@ export class SearchView {
         this.people,
         this.messagesHead,
         this.messages,
+        this.groupHead,
+        this.groupHits,
       ),
     );
     this._fillPeople();
@@ -109,6 +114,10 @@ export class SearchView {
       });
       if (this.destroyed || controller !== this.controller) return;
       this.render(res);
+      const hits = this.peer.value ? [] : await groupHits(this.query); // groups: no filters
+      if (this.destroyed || controller !== this.controller) return;
+      this.groupHits.replaceChildren(...hits);
+      this.groupHead.hidden = hits.length === 0;
     } catch (err) {
       if (err.name === 'AbortError' || this.destroyed || err.status === 401) return;
       setText(this.status, err.message);

@@ -15,7 +15,8 @@ const FIELDS = [
   { key: 'location', label: 'Location', max: 100 },
 ];
 
-function readFile(file) {
+/** A file's bytes as standard base64 (the avatar and group picture uploads). */
+export function readFile(file) {
   return new Promise((resolve, reject) => {
     const reader = new FileReader();
     reader.onload = () => {

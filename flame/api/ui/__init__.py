@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from flame.api.ui import actions, auth, conversations, feed, files, keylog, social, static
+from flame.api.ui import actions, auth, conversations, feed, files, groups, keylog, social, static
 from flame.api.ui.guard import UiOrigin, headers_middleware, host_and_origin_middleware
 from flame.api.ui.session import LoginThrottle, require_session
 from flame.api.ui.state import UI, UiState, Unlock, activity_middleware
@@ -78,4 +78,14 @@ def build(
     router.add_post(f"{api}/blocks", social.add_block)
     router.add_delete(f"{api}/blocks/{{name}}", social.remove_block)
     router.add_get(f"{api}/search", social.search)
+    team = f"{api}/groups/{{id}}"  # docs/UI_API.md, "Groups"
+    router.add_get(f"{api}/groups", groups.list_groups)
+    router.add_post(f"{api}/groups", groups.create)
+    router.add_get(f"{api}/group-search", groups.search)
+    router.add_get(team, groups.get_group)
+    router.add_post(f"{team}/changes", groups.change)
+    router.add_get(f"{team}/messages", groups.list_messages)
+    router.add_post(f"{team}/messages", groups.post_message)
+    router.add_post(f"{team}/read", groups.mark_read)
+    router.add_get(f"{team}/picture", groups.picture, name=groups.PICTURE_ROUTE)
     return app

@@ -18,6 +18,8 @@ from typing import Any
 from flame.devtools.bench.directory import directory_figures, directory_rows
 from flame.devtools.bench.files import measure_file_transfer
 from flame.devtools.bench.files import table_rows as file_table_rows
+from flame.devtools.bench.group_flow import group_flow_rows, measure_group_flow
+from flame.devtools.bench.groups import group_rows, measure_groups
 from flame.devtools.bench.machine import cpu_meter, machine_info
 from flame.devtools.bench.messages import (
     CONCURRENCY,
@@ -105,6 +107,8 @@ def print_table(result: dict[str, Any]) -> None:
         *prekey_rows(result["prekeys"]),
         ("", ""),
         *directory_rows(result["directory"]),
+        *group_rows(result["groups"]),
+        *group_flow_rows(result["group_flow"]),
         ("", ""),
         *([*file_table_rows(result["file"]), ("", "")] if result["file"] else []),
         *search_rows(result["search"]),
@@ -225,6 +229,11 @@ async def run_bench(args: argparse.Namespace) -> int:
     subscribers = int(getattr(args, "directory_subscribers", 1000))
     if not 1 <= subscribers <= directory_users:
         raise ToolFailed("--directory-subscribers must be from 1 to --directory-users.")
+    group_sizes = [int(n) for n in str(getattr(args, "group_sizes", "5,20")).split(",") if n]
+    group_messages = int(getattr(args, "group_messages", 100))
+    group_burst = int(getattr(args, "group_burst", 500))
+    if any(n < 2 for n in group_sizes) or group_messages < 1 or group_burst < 0:
+        raise ToolFailed("--group-sizes are 2 or more, --group-messages at least 1.")
     if messages < 1 or burst < 1 or concurrency < 1 or search_messages < 1:
         raise ToolFailed("--messages, --burst and --search-messages must be at least 1.")
     if file_mib < 0:
@@ -266,10 +275,16 @@ async def run_bench(args: argparse.Namespace) -> int:
             raise
         finally:
             await cluster.close()
+        print(f"Groups of {group_sizes}: delivery to every member ...", flush=True)
+        figures["group_flow"] = await measure_group_flow(
+            Path(tmp) / "groups", group_sizes, group_messages, group_burst, DAEMON_ENV, INIT_ENV
+        )
         print("Ratchet: what version 2 adds to each message, in CPU ...", flush=True)
         figures["ratchet_cost"] = measure_ratchet_cost(max(100, min(burst, 2000)), TEXT_CHARS)
         print("Prekeys: refills and claims at the directory ...", flush=True)
         figures["prekeys"] = await measure_prekeys(Path(tmp) / "prekeys")
+        print("Groups: sealing one message for 5, 20 and 100 members ...", flush=True)
+        figures["groups"] = measure_groups()
         directory_root = Path(tmp) / "directory-bench"
         figures["directory"] = await directory_figures(directory_root, directory_users, subscribers)
         print(f"Search: {search_messages:,} synthetic messages, 200 queries ...", flush=True)
@@ -304,6 +319,9 @@ async def run_bench(args: argparse.Namespace) -> int:
             "file_mib": file_mib,
             "directory_users": directory_users,
             "directory_subscribers": subscribers,
+            "group_sizes": group_sizes,
+            "group_messages": group_messages,
+            "group_burst": group_burst,
             "daemon_env": DAEMON_ENV,
             "init_env": INIT_ENV,
         },

@@ -70,9 +70,24 @@ def print_report(result: dict[str, Any]) -> None:
             f"p50 {ms['p50']:.0f} ms, p90 {ms['p90']:.0f} ms, p99 {ms['p99']:.0f} ms, "
             f"max {ms['max']:.0f} ms",
         ),
+        *group_rows(result.get("group") or {}),
         ("result", "ok" if result["ok"] else "FAILED: " + "; ".join(result["problems"])),
     ]
     print_rows("Flame chaos (loopback, real processes)", rows)
+
+
+def group_rows(group: dict[str, Any]) -> list[tuple[str, str]]:
+    """The group mode's line (chaos/groups.py), when it ran."""
+    if not group:
+        return []
+    return [
+        (
+            "group of all",
+            f"{group['group_accepted']} accepted, each to every other member: lost "
+            f"{group['lost']}, duplicated {group['duplicated']}, out of order "
+            f"{group['out_of_order']}, without every receipt {group['without_receipt']}",
+        )
+    ]
 
 
 def count_log_lines(procs: list[Proc], word: str) -> int:

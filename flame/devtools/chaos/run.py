@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import random
 import shutil
@@ -38,6 +39,7 @@ from flame.devtools.chaos.faults import (
     run_faults,
     sending_duration,
 )
+from flame.devtools.chaos.groups import is_group, make_group, to_group, wait_group_quiet
 from flame.devtools.chaos.peers import (
     READY_TIMEOUT_S,
     VERSION_2_ONLY,
@@ -78,12 +80,15 @@ async def run_chaos(args: argparse.Namespace) -> int:
     total_faults = int(getattr(args, "faults", 12))
     rate = float(getattr(args, "rate", DEFAULT_RATE))
     receipts = not bool(getattr(args, "no_receipts", False))
+    group_share = float(getattr(args, "group_share", 0.2))  # to one group of all (groups.py)
     json_path = Path(getattr(args, "json", "chaos-results.json"))
     settle_arg = getattr(args, "settle_timeout", None)
     settle_s = float(settle_arg) if settle_arg is not None else 60.0 + messages * 0.03
     keep_dir = getattr(args, "dir", None)
     if messages < 1 or total_faults < 0 or rate <= 0 or settle_s <= 0:
         raise ToolFailed("--messages, --rate and --settle-timeout must be positive, --faults >= 0.")
+    if not 0 <= group_share <= 1:
+        raise ToolFailed("--group-share must be between 0 and 1.")
     if not 2 <= daemons <= len(NAMES):
         raise ToolFailed(f"--daemons must be between 2 and {len(NAMES)}.")
     names = NAMES[:daemons]
@@ -123,6 +128,7 @@ async def run_chaos(args: argparse.Namespace) -> int:
                 receipts,
                 settle_s,
                 progress,
+                (random.Random(f"{seed}:groups"), group_share),
             )
         except Exception:
             print(chaos.cluster.log_tails(20), file=sys.stderr)
@@ -149,6 +155,7 @@ async def run_chaos(args: argparse.Namespace) -> int:
         "rate_per_s": round(messages / duration_s, 2),
         "sending_s": round(duration_s, 1),
         "receipts_required": receipts,
+        "group_share": group_share,
         "settle_timeout_s": settle_s,
         "env": env,
     }
@@ -172,8 +179,13 @@ async def _exercise(
     receipts: bool,
     settle_s: float,
     progress: Callable[[str], None],
+    groups: tuple[random.Random, float],
 ) -> dict[str, Any]:
     await wait_known(chaos.cluster, READY_TIMEOUT_S)
+    group_id = None
+    if groups[1] > 0:
+        group_id = await make_group(chaos, READY_TIMEOUT_S)
+        progress(f"a group of all; {to_group(plan, groups[0], groups[1], group_id)} go to it")
     progress(
         f"everyone online; sending {len(plan)} messages over {duration_s:.0f} s with faults "
         + ", ".join(f"{kind} x{n}" for kind, n in counts.items())
@@ -205,7 +217,17 @@ async def _exercise(
         f"faults over: {len(sending.accepted)} accepted; waiting for quiescence "
         f"(at most {settle_s:.0f} s)"
     )
+    everyone = sending
+    sending = dataclasses.replace(
+        everyone, accepted=[a for a in everyone.accepted if not is_group(a.recipient)]
+    )  # one-to-one here; the group's below
     quiet, quiescence_s = await wait_quiet(chaos, sending.accepted, receipts, settle_s, progress)
+    group: dict[str, Any] = {}
+    if group_id is not None:
+        group_quiet, group_verdict = await wait_group_quiet(
+            chaos, group_id, everyone, receipts, settle_s, progress
+        )
+        group = {**group_verdict.counts, "quiet": group_quiet, "examples": group_verdict.examples}
     snapshot = await Snapshot.take(chaos)
     holdings = {name: await held(peer) for name, peer in chaos.peers.items()}
     verdict = check(snapshot, sending, receipts)
@@ -242,6 +264,13 @@ async def _exercise(
             f"{c['session_resets']} session resets, {c['undecryptable']} version 2 messages "
             "that did not open (a crash must not desynchronise a session, PROTOCOL.md §14.6)"
         )
+    problems.extend(
+        f"group: {group[key]} {key.replace('_', ' ')}"
+        for key in ("lost", "duplicated", "out_of_order", "without_receipt")
+        if group.get(key)
+    )
+    if group and not group["quiet"]:
+        problems.append("group: not quiet in time")
     problems.extend(faults.problems)
     errors = log_problems(chaos.procs())
     missing_kinds = [kind for kind in FAULT_KINDS if counts[kind] and not faults.count(kind)]
@@ -251,6 +280,7 @@ async def _exercise(
         "ok": not problems,
         "problems": problems,
         "counts": c,
+        "group": group,
         "sending": {
             "planned": len(plan),
             "refused_down": sending.refused_down,

@@ -20,6 +20,9 @@ MAX_ATTEMPTS = 40  # per planned message; each is a fresh POST (a new message)
 SEND_TAIL_S = 120.0  # after the planned sends, how long the deferred ones may still wait
 RETRY_AFTER_S = 0.5  # a POST refused because its sender was down is tried again after this
 TEXT_CHARS = 80
+GROUP_PREFIX = (
+    "group:"  # a recipient "group:<id>": the message goes to that group (chaos/groups.py)
+)
 
 
 def pick_pairs(rng: random.Random, names: tuple[str, ...], count: int) -> list[tuple[str, str]]:
@@ -80,9 +83,10 @@ async def post_message(chaos: Chaos, item: Planned, sending: Sending) -> None:
         _defer(item, sending, down=True)
         return
     try:
-        async with ui.session.post(
-            f"/ui/api/conversations/{item.recipient}/messages", json={"text": text}
-        ) as response:
+        path = f"/ui/api/conversations/{item.recipient}/messages"
+        if item.recipient.startswith(GROUP_PREFIX):
+            path = f"/ui/api/groups/{item.recipient.removeprefix(GROUP_PREFIX)}/messages"
+        async with ui.session.post(path, json={"text": text}) as response:
             status = response.status
             body = await response.text()
     except aiohttp.ClientConnectorError:

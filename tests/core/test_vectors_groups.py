@@ -1,0 +1,86 @@
+"""The group vectors of docs/PROTOCOL.md §19.6, checked three ways: recomputed with the real code,
+the signed bytes and hashes rebuilt from the section's text with bare primitives, and the
+membership of each set of operations computed by the rule of §19.3.
+
+A deliberate change means regenerating them: .venv/bin/python tools/gen_vectors_groups.py
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from flame.core import groups
+from flame.core.envelope import encode_inner
+from flame.core.group_models import GroupOp
+from flame.core.models import Inner
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tools"))
+import gen_vectors_groups  # type: ignore[import-not-found]  # noqa: E402
+
+
+def load() -> dict[str, Any]:
+    text = (ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
+    section = text[text.index("\n## 19. ") :]
+    match = re.search(r"<!-- group-vectors:begin[^>]*-->\s*```json\n(.*?)\n```", section, re.S)
+    assert match, "PROTOCOL.md §19.6 has no ```json vectors block"
+    loaded: dict[str, Any] = json.loads(match.group(1))
+    return loaded
+
+
+def b64u(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_the_code_reproduces_the_vectors() -> None:
+    assert load() == gen_vectors_groups.build()
+
+
+def test_the_signed_bytes_and_hashes_follow_the_text_of_the_section() -> None:
+    vectors = load()
+    users = vectors["inputs"]["users"]
+    for item in vectors["outputs"]["ops"]:
+        fields = {k: v for k, v in item["op"].items() if k != "sig"}
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        message = b"flame/v1/group-op\n" + canonical.encode()
+        assert message.decode() == item["op_message"]
+        assert b64u(hashlib.sha256(message).digest()) == item["hash"]
+        key = Ed25519PrivateKey.from_private_bytes(
+            bytes.fromhex(users[fields["author"]]["ed25519_private_hex"])
+        )
+        assert b64u(key.sign(message)) == item["op"]["sig"]
+        key.public_key().verify(base64.urlsafe_b64decode(item["op"]["sig"] + "=="), message)
+
+
+def test_the_memberships_follow_the_rule() -> None:
+    outputs = load()["outputs"]
+    ops = [GroupOp.model_validate(item["op"]) for item in outputs["ops"]]
+    hashes = [item["hash"] for item in outputs["ops"]]
+    after_promote = groups.resolve(dict(zip(hashes[:2], ops[:2], strict=True)))
+    after_all = groups.resolve(dict(zip(hashes, ops, strict=True)))
+    assert after_promote is not None and after_all is not None
+    assert sorted(after_promote.admins) == outputs["membership_after_promote"]["admins"]
+    assert (
+        sorted(after_all.members)
+        == outputs["membership_after_all"]["members"]
+        == [
+            "alice",
+            "carol",
+        ]
+    )
+    assert sorted(after_all.void) == outputs["membership_after_all"]["void"] == [hashes[3]]
+
+
+def test_the_group_text_inner_message_parses_back() -> None:
+    raw = load()["outputs"]["group_text_inner"]
+    inner = Inner.model_validate_json(raw)
+    assert encode_inner(inner).decode() == raw
+    assert inner.kind == "group_text"
