@@ -14,7 +14,7 @@ import { SearchView } from './views/search.js';
 import { SettingsView } from './views/settings.js';
 import { Shell } from './views/shell.js';
 import { openSwitcher } from './views/switcher.js';
-import { LiveSocket } from './ws.js';
+import { LiveSocket, reportActivity } from './ws.js';
 
 const root = document.getElementById('app');
 const socket = new LiveSocket();
@@ -183,23 +183,8 @@ socket.subscribe('profile_rejected', (evt) => {
   if (page && page instanceof ProfileView && page.name === evt.username) page.rejected(evt.reason);
 });
 
-socket.subscribe('blocked', (evt) => {
-  if (!store.applyBlocked(evt.username, evt.blocked)) refetchContactsSoon();
-});
-
 // Activity in this page keeps the status online (the daemon turns it to away when idle).
-let lastActivity = 0;
-function reportActivity() {
-  const now = Date.now();
-  if (!authed() || now - lastActivity < 15000) return;
-  if (socket.send({ type: 'activity' })) lastActivity = now;
-}
-for (const type of ['keydown', 'pointerdown', 'wheel', 'touchstart']) {
-  window.addEventListener(type, reportActivity, { passive: true, capture: true });
-}
-document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible') reportActivity();
-});
+reportActivity(socket, authed);
 
 socket.subscribe('message_state', (evt) => {
   if (typeof evt.id !== 'string') return;
@@ -214,21 +199,19 @@ for (const type of ['file_state', 'file_progress']) {
   });
 }
 
-socket.subscribe('presence', (evt) => {
-  if (!store.applyPresence(evt.username, evt.status)) refetchContactsSoon();
-});
-
-socket.subscribe('key_change', (evt) => {
-  if (!store.applyKeyChange(evt.username)) refetchContactsSoon();
-});
-
-socket.subscribe('session_reset', (evt) => {
-  if (!store.applySessionReset(evt.username)) refetchContactsSoon();
-});
-
-socket.subscribe('version', (evt) => {
-  if (!store.applyVersion(evt.username, evt.protocol_version)) refetchContactsSoon();
-});
+// A contact changed: applied in place, or the list fetched again when it does not know them.
+const contactEvents = {
+  presence: (e) => store.applyPresence(e.username, e.status),
+  key_change: (e) => store.applyKeyChange(e.username),
+  session_reset: (e) => store.applySessionReset(e.username),
+  version: (e) => store.applyVersion(e.username, e.protocol_version),
+  blocked: (e) => store.applyBlocked(e.username, e.blocked),
+};
+for (const [type, apply] of Object.entries(contactEvents)) {
+  socket.subscribe(type, (evt) => {
+    if (!apply(evt)) refetchContactsSoon();
+  });
+}
 
 socket.subscribe('directory', (evt) => store.setDirectory(evt.state));
 

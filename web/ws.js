@@ -221,3 +221,20 @@ export class LiveSocket {
     this.pongTimer = null;
   }
 }
+
+/** Tell the daemon the user is active (a key, a click, a scroll, the page shown again), at most
+ * every 15 s, while `authed()` (docs/UI_API.md, `activity`). */
+export function reportActivity(socket, authed) {
+  let last = 0;
+  const report = () => {
+    const now = Date.now();
+    if (!authed() || now - last < 15000) return;
+    if (socket.send({ type: 'activity' })) last = now;
+  };
+  for (const type of ['keydown', 'pointerdown', 'wheel', 'touchstart']) {
+    window.addEventListener(type, report, { passive: true, capture: true });
+  }
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') report();
+  });
+}

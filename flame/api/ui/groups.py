@@ -10,7 +10,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
-from flame.api.ui import views
+from flame.api.ui import group_views
 from flame.api.ui.conversations import ReadBody, SendBody, count_param, cursor_text, parse_cursor
 from flame.api.ui.social import AVATAR_BODY_MAX
 from flame.api.ui.state import UI
@@ -55,13 +55,13 @@ def _group_id(request: web.Request) -> str:
 
 async def list_groups(request: web.Request) -> web.Response:
     groups = request.app[UI].services.groups
-    return web.json_response({"groups": [views.group_json(c) for c in await groups.cards()]})
+    return web.json_response({"groups": [group_views.group_json(c) for c in await groups.cards()]})
 
 
 async def get_group(request: web.Request) -> web.Response:
     groups = request.app[UI].services.groups
     group = await groups.get(_group_id(request))
-    return web.json_response({"group": views.group_json(await groups.card(group))})
+    return web.json_response({"group": group_views.group_json(await groups.card(group))})
 
 
 async def create(request: web.Request) -> web.Response:
@@ -69,7 +69,9 @@ async def create(request: web.Request) -> web.Response:
     body = parse_model(CreateBody, await ui.body(request, AVATAR_BODY_MAX + 64 * 1024))
     groups = ui.services.groups
     group = await groups.create(body.name, body.members, await _picture(body.picture))
-    return web.json_response({"group": views.group_json(await groups.card(group))}, status=201)
+    return web.json_response(
+        {"group": group_views.group_json(await groups.card(group))}, status=201
+    )
 
 
 async def change(request: web.Request) -> web.Response:
@@ -79,7 +81,7 @@ async def change(request: web.Request) -> web.Response:
     group = await groups.change(
         _group_id(request), body.op, body.members, body.name, await _picture(body.picture)
     )
-    return web.json_response({"group": views.group_json(await groups.card(group))})
+    return web.json_response({"group": group_views.group_json(await groups.card(group))})
 
 
 async def list_messages(request: web.Request) -> web.Response:
@@ -91,7 +93,7 @@ async def list_messages(request: web.Request) -> web.Response:
     cursor = None if oldest is None else (oldest.sent_at, oldest.seq, oldest.rowid)
     return web.json_response(
         {
-            "messages": [views.group_message_json(m, copies.get(m.id, ())) for m in messages],
+            "messages": [group_views.group_message_json(m, copies.get(m.id, ())) for m in messages],
             "next_before": cursor_text(cursor),
         }
     )
@@ -103,7 +105,9 @@ async def post_message(request: web.Request) -> web.Response:
     groups = ui.services.groups
     message = await groups.send_text(_group_id(request), body.text)
     copies = await groups.copies(message.id)
-    return web.json_response({"message": views.group_message_json(message, copies)}, status=201)
+    return web.json_response(
+        {"message": group_views.group_message_json(message, copies)}, status=201
+    )
 
 
 async def mark_read(request: web.Request) -> web.Response:
@@ -133,4 +137,4 @@ async def search(request: web.Request) -> web.Response:
     groups = request.app[UI].services.groups
     limit = count_param(request, "limit", 30, 100)
     found = await groups.search(request.query.get("q", ""), limit)
-    return web.json_response({"messages": [views.group_message_json(m) for m in found]})
+    return web.json_response({"messages": [group_views.group_message_json(m) for m in found]})

@@ -7,11 +7,11 @@ values; nothing else in the daemon writes a dict for the browser.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from flame.api.ui.group_views import copy_json, group_json, group_message_json
 from flame.core.actions import ACTION_WINDOW_MS
 from flame.core.crypto import fingerprint
 from flame.core.files import media_class
@@ -20,7 +20,6 @@ from flame.services.people import ContactCard, Person
 from flame.services.search import SearchResult
 from flame.store.actions import Version
 from flame.store.files import Transfer
-from flame.store.groups import Copy, GroupCard, GroupMessage, count_states
 from flame.store.keylog import Alarm, LoggedKey
 from flame.store.messages import Message, Quote, ReactionCount
 from flame.store.profiles import StoredProfile
@@ -276,53 +275,6 @@ def key_log_json(state: str, size: int | None, alarms: list[Alarm]) -> Json:
 def diagnostics_json(outbox: int, relay_deposits: int) -> Json:
     """`Diagnostics`: what this daemon still holds on its way to others."""
     return {"outbox": outbox, "relay_deposits": relay_deposits}
-
-
-def copy_json(copy: Copy) -> Json:
-    """`Copy`: an outgoing group message's copy to one member; `id` is what `message_state`
-    events name."""
-    return {"member": copy.member, "id": copy.id, "state": copy.state, "error": copy.error}
-
-
-def group_message_json(message: GroupMessage, copies: Sequence[Copy] = ()) -> Json:
-    """`GroupMessage`; "delivered to `delivered` of `recipients`, read by `read`"."""
-    delivered, read = count_states(list(copies))
-    return {
-        "id": message.id,
-        "group": message.group_id,
-        "direction": message.direction,
-        "author": message.author,
-        "seq": message.seq,
-        "text": message.text,
-        "sent_at": message.sent_at,
-        "received_at": message.received_at,
-        "recipients": len(copies),
-        "delivered": delivered,
-        "read": read,
-        "copies": [copy_json(c) for c in copies],
-    }
-
-
-def group_json(card: GroupCard) -> Json:
-    """`Group`: a group as this user holds it (PROTOCOL.md §19)."""
-    group = card.group
-    last = card.last_message
-    return {
-        "id": group.id,
-        "name": group.name,
-        "picture_url": (
-            f"/ui/api/groups/{quote(group.id, safe='')}/picture?v="
-            + hashlib.sha256(group.picture.encode()).hexdigest()[:12]
-            if group.picture is not None
-            else None
-        ),
-        "members": list(group.members),
-        "admins": list(group.admins),
-        "is_member": group.is_member,
-        "is_admin": card.me in group.admins and group.is_member,
-        "unread": card.unread,
-        "last_message": group_message_json(last) if last is not None else None,
-    }
 
 
 # Every UI object, by the name docs/UI_API.md gives it.
