@@ -21,6 +21,8 @@ from flame.core.transport import Endpoint, parse_fingerprint
 from flame.store.folder import write_private
 
 READY_TIMEOUT_S = 30.0
+PORT_TAKEN = "the port is already in use"  # the one line flame prints then (net/server.py)
+PORT_TRIES, PORT_PAUSE_S = 10, 0.5
 
 
 @dataclass
@@ -69,6 +71,21 @@ class Proc:
         return [*self.command, *flags, "--ready-file", str(self.ready_path)]
 
     async def start(self) -> None:
+        """Start it, on the ports it had if it ran before. Such a port, free since it stopped, may
+        meanwhile be the local end of some outgoing connection on this machine (the OS hands out
+        the same range): then it is asked for again a few times while that connection ends."""
+        for attempt in range(PORT_TRIES):
+            try:
+                await self._start_once()
+                return
+            except RuntimeError:
+                taken = PORT_TAKEN in self.log_tail(3)
+                if not taken or not any(self.ports.values()) or attempt == PORT_TRIES - 1:
+                    raise
+            await self.stop()  # it has exited: this closes its log
+            await asyncio.sleep(PORT_PAUSE_S)
+
+    async def _start_once(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.ready_path.unlink(missing_ok=True)
         self.log_file = open(self.log_path, "ab")  # closed by stop()

@@ -311,9 +311,9 @@ async def apply_receipt(
     rank = states.rank(state)
     async with db.transaction() as conn:
         await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", keys)
-        async with conn.execute(  # only what the conversation shows is reported
+        async with conn.execute(  # what a conversation shows, and group copies (§19.5)
             f"SELECT id FROM messages WHERE id IN ({marks}) AND peer=? AND direction='out'"
-            f" AND {outbox.STATE_RANK_SQL} < ? AND {SHOWN_SQL}",
+            f" AND {outbox.STATE_RANK_SQL} < ? AND ({SHOWN_SQL} OR kind='group_text')",
             [*keys, peer, rank],
         ) as cursor:
             changed = [row["id"] for row in await cursor.fetchall()]

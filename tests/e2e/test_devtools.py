@@ -5,7 +5,9 @@ through --ready-file (no port is picked by binding and releasing it)."""
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
+import socket
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +16,8 @@ import pytest
 import flame
 from flame.cli import main as flame_main
 from flame.devtools.__main__ import main
-from tests.cluster import Cluster
+from flame.devtools.procs import PORT_TAKEN
+from tests.cluster import Cluster, eventually
 
 RUNTIME = Path(flame.__file__).parent
 
@@ -86,3 +89,26 @@ async def test_processes_on_port_0_tell_their_ports_and_keep_them_on_restart(
         hello = f"https://127.0.0.1:{ports['peer_port']}/api/v1/hello"
         async with session.get(hello, ssl=aiohttp.Fingerprint(tls)) as response:
             assert response.status == 200
+
+
+async def test_a_restart_waits_out_a_connection_that_holds_its_old_port(cluster: Cluster) -> None:
+    """A stopped process's port is free, so the OS may give it to an outgoing connection as its
+    local end; the restart on that port asks again until the connection is gone."""
+    directory = await cluster.start_directory_process()
+    port = directory.ports["port"]
+    await directory.stop()
+    holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    holder.bind(("127.0.0.1", port))  # as a client socket's local end would hold it
+    holder.listen()
+    restarting = asyncio.ensure_future(directory.start())
+
+    async def refused_once() -> bool:
+        return PORT_TAKEN in directory.log_path.read_text()
+
+    try:
+        await eventually(refused_once, equals=True)  # a try failed on the port; it goes on
+        assert not restarting.done()
+    finally:
+        holder.close()
+    await restarting
+    assert directory.ports["port"] == port
