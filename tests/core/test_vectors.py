@@ -52,14 +52,18 @@ def protocol_text() -> str:
     return PROTOCOL.read_text(encoding="utf-8")
 
 
+def vectors_block(marker: str, section: str) -> dict[str, Any]:
+    """The ```json block between `<!-- {marker}:begin ...-->` and its end in PROTOCOL.md, which
+    `section` (as "§14.10") names in the failure when it is missing."""
+    found = re.search(rf"<!-- {marker}:begin[^>]*-->\s*```json\n(.*?)\n```", protocol_text(), re.S)
+    assert found, f"PROTOCOL.md {section} has no ```json block of {marker}"
+    vectors: dict[str, Any] = json.loads(found.group(1))
+    return vectors
+
+
 def load_vectors() -> dict[str, Any]:
     """The ```json block of §10 (between the vectors markers)."""
-    text = protocol_text()
-    section = text[text.index("\n## 10. ") :]
-    match = re.search(r"<!-- vectors:begin[^>]*-->\s*```json\n(.*?)\n```", section, re.S)
-    assert match, "PROTOCOL.md §10 has no ```json vectors block"
-    vectors: dict[str, Any] = json.loads(match.group(1))
-    return vectors
+    return vectors_block("vectors", "§10")
 
 
 VECTORS = load_vectors()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from flame.core import groups
 from flame.core.envelope import encode_inner
 from flame.core.group_models import GroupOp
 from flame.core.models import Inner
+from tests.core.test_vectors import vectors_block
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -28,12 +28,7 @@ import gen_vectors_groups  # type: ignore[import-not-found]  # noqa: E402
 
 
 def load() -> dict[str, Any]:
-    text = (ROOT / "docs" / "PROTOCOL.md").read_text(encoding="utf-8")
-    section = text[text.index("\n## 19. ") :]
-    match = re.search(r"<!-- group-vectors:begin[^>]*-->\s*```json\n(.*?)\n```", section, re.S)
-    assert match, "PROTOCOL.md §19.6 has no ```json vectors block"
-    loaded: dict[str, Any] = json.loads(match.group(1))
-    return loaded
+    return vectors_block("group-vectors", "§19.6")
 
 
 def b64u(data: bytes) -> str:

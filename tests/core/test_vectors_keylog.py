@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any
 
 import pytest
@@ -17,16 +16,11 @@ from flame.core import keylog
 from flame.core.crypto import binding_message, verify_signature
 from flame.core.encoding import b64d, canonical_json
 from flame.core.keylog import KeyLogEntry, KeyLogHead, MerkleTree
-from tests.core.test_vectors import OUTPUTS, protocol_text
+from tests.core.test_vectors import OUTPUTS, vectors_block
 
 
 def load() -> dict[str, Any]:
-    found = re.search(
-        r"<!-- keylog-vectors:begin[^>]*-->\s*```json\n(.*?)\n```", protocol_text(), re.S
-    )
-    assert found, "PROTOCOL.md §18.7 has no ```json vectors block"
-    vectors: dict[str, Any] = json.loads(found.group(1))
-    return vectors
+    return vectors_block("keylog-vectors", "§18.7")
 
 
 V = load()

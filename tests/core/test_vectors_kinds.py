@@ -5,7 +5,6 @@ from the text of §17.6."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import pytest
@@ -16,15 +15,11 @@ from flame.core import envelope as env
 from flame.core.actions import DeleteBody, EditBody, ReactionBody, TypingBody
 from flame.core.models import Envelope, Inner, TextBody
 from flame.errors import RequestError
-from tests.core.test_vectors import identity, protocol_text
+from tests.core.test_vectors import identity, vectors_block
 
 
 def load_kinds() -> dict[str, Any]:
-    pattern = r"<!-- kinds-vectors:begin[^>]*-->\s*```json\n(.*?)\n```"
-    match = re.search(pattern, protocol_text(), re.S)
-    assert match, "PROTOCOL.md §17.8 has no ```json vectors block"
-    vectors: dict[str, Any] = json.loads(match.group(1))
-    return vectors
+    return vectors_block("kinds-vectors", "§17.8")
 
 
 KINDS = load_kinds()

@@ -5,8 +5,6 @@ same bytes; and Flame's own receive path (flame.core.ratchet) opens them."""
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 import pytest
@@ -16,16 +14,11 @@ from flame.core import ratchet
 from flame.core.encoding import b64e
 from flame.core.models import Inner, RatchetBody
 from tests.core import olm_spec as olm
-from tests.core.test_vectors import identity, protocol_text
+from tests.core.test_vectors import identity, vectors_block
 
 
 def load_olm() -> dict[str, Any]:
-    match = re.search(
-        r"<!-- olm-vectors:begin[^>]*-->\s*```json\n(.*?)\n```", protocol_text(), re.S
-    )
-    assert match, "PROTOCOL.md §14.10 has no ```json block of Olm vectors"
-    vectors: dict[str, Any] = json.loads(match.group(1))
-    return vectors
+    return vectors_block("olm-vectors", "§14.10")
 
 
 V = load_olm()

@@ -6,8 +6,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-import re
 from typing import Any
 
 import vodozemac
@@ -20,14 +18,11 @@ from flame.core.encoding import b64d
 from flame.core.models import Inner, RatchetBody
 from flame.core.prekeys import PrekeyRecord
 from flame.core.signing import REQUEST_CONTEXT_MAC, record_message
-from tests.core.test_vectors import INPUTS, ephemeral, identity, protocol_text
+from tests.core.test_vectors import INPUTS, ephemeral, identity, vectors_block
 
 
 def load_v2() -> dict[str, Any]:
-    match = re.search(r"<!-- v2-vectors:begin[^>]*-->\s*```json\n(.*?)\n```", protocol_text(), re.S)
-    assert match, "PROTOCOL.md §14.10 has no ```json vectors block"
-    vectors: dict[str, Any] = json.loads(match.group(1))
-    return vectors
+    return vectors_block("v2-vectors", "§14.10")
 
 
 V2 = load_v2()
