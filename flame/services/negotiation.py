@@ -68,7 +68,7 @@ class Negotiation:
     async def note_versions(self, updates: list[tuple[str, list[int], int]]) -> None:
         """Record what peers speak, from signed records (time > 0) or a claim that found no
         prekeys (time 0), and tell the UI of every conversation whose shown version changed."""
-        held = await store.all_versions(self.ctx.db)
+        held = await store.versions_of_many(self.ctx.db, [name for name, _, _ in updates])
         news = {
             name: versions
             for name, versions, ts in updates

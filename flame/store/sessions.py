@@ -205,9 +205,13 @@ async def versions_of(db: Database, peer: str) -> tuple[tuple[int, ...], int] | 
     return None if row is None else (tuple(json.loads(row["versions"])), int(row["ts"]))
 
 
-async def all_versions(db: Database) -> dict[str, tuple[tuple[int, ...], int]]:
-    """Every peer's versions and the time of the record that said so (as `versions_of`)."""
-    rows = await db.fetchall("SELECT username, versions, ts FROM peer_versions")
+async def versions_of_many(
+    db: Database, peers: Sequence[str]
+) -> dict[str, tuple[tuple[int, ...], int]]:
+    """`versions_of` for each of `peers` that has a row, in one query."""
+    rows = await db.fetch_in(
+        "SELECT username, versions, ts FROM peer_versions WHERE username IN ({})", list(peers)
+    )
     return {r["username"]: (tuple(json.loads(r["versions"])), int(r["ts"])) for r in rows}
 
 
