@@ -30,7 +30,7 @@ from flame.directory.store import (
     new_invite_code,
     user_record,
 )
-from flame.store.db import Database, in_marks
+from flame.store.db import Database, Tx, in_marks
 
 SCHEMA = "flame.directory.schema"
 DIRECTORY_DB = "directory.db"
@@ -63,7 +63,7 @@ class SqliteStore:
         self.published.pop(username, None)
         self.expiry.pop(username, None)
 
-    async def _stamp(self, conn: aiosqlite.Connection, usernames: list[str]) -> int:
+    async def _stamp(self, conn: Tx, usernames: list[str]) -> int:
         """The next head, stamped on `usernames`, inside the caller's transaction."""
         async with conn.execute("UPDATE change_head SET seq = seq + 1 RETURNING seq") as cur:
             row = await cur.fetchone()

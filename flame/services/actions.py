@@ -10,8 +10,6 @@ import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aiosqlite
-
 from flame.core import actions as rules
 from flame.core.actions import DeleteBody, EditBody, ReactionBody, Ref
 from flame.core.models import Inner, Wire
@@ -27,6 +25,7 @@ from flame.store import actions as store
 from flame.store import files as file_store
 from flame.store import messages as message_store
 from flame.store.actions import Target, Version
+from flame.store.db import Tx
 from flame.store.messages import Incoming, Message, message_key
 
 NO_MESSAGE = "There is no such message in this conversation."
@@ -105,7 +104,7 @@ class Actions:
         """Through the outbox; applied here in the transaction that queues it."""
         now = self.ctx.clock.now()
 
-        def effect(inner: Inner) -> Callable[[aiosqlite.Connection], Awaitable[bool]]:
+        def effect(inner: Inner) -> Callable[[Tx], Awaitable[bool]]:
             return functools.partial(self._apply, inner=inner, peer=peer, now=now)
 
         await self.messaging.send_inner(peer, kind, body, effect)
@@ -141,9 +140,7 @@ class Actions:
             self.ctx.events.publish(MessageChanged(message))
         return message
 
-    async def _apply(
-        self, conn: aiosqlite.Connection, *, inner: Inner, peer: str, now: float
-    ) -> bool:
+    async def _apply(self, conn: Tx, *, inner: Inner, peer: str, now: float) -> bool:
         """An edit, delete or reaction (by `inner`'s author, in the conversation with `peer`)
         applied in the caller's transaction: True when what is shown changed."""
         body = inner.body
@@ -187,7 +184,7 @@ class Actions:
         changed: list[str] = []
         deleted: list[str] = []
 
-        async def effect(conn: aiosqlite.Connection, item: Incoming) -> None:
+        async def effect(conn: Tx, item: Incoming) -> None:
             inner = item.inner
             target = message_store.target_of(inner) or ""
             if await self._apply(conn, inner=inner, peer=inner.from_, now=item.received_at):

@@ -69,7 +69,8 @@ class Sessions:
     resets: int = field(default=0, init=False)  # sessions reset so far (for the tests)
     identity_b64: str | None = field(default=None, init=False)
     claim_failed: dict[str, float] = field(default_factory=dict, init=False)  # peer -> until
-    # One unpickling less per message: (peer, "send") and (peer, session id) for opening.
+    # One unpickling less per message: each session kept live by (peer, session id), for
+    # sealing and opening alike (one state: a receipt back on it must not unpickle it again).
     unpickled: ratchet.Unpickled = field(default_factory=ratchet.Unpickled, init=False)
     pickle_key: bytes | None = field(default=None, init=False, repr=False)
 
@@ -120,10 +121,10 @@ class Sessions:
         key = self._pickle_key()
         states = self.cache[contact.username]
         state = states[0]
-        session = self.unpickled.take((state.peer, "send"), state.pickle, key)
+        session = self.unpickled.take((state.peer, state.session_id), state.pickle, key)
         plaintext = envelope_rules.encode_inner(inner)
         sealed = ratchet.encrypt(session, key, self._my_identity(), plaintext)
-        self.unpickled.keep((state.peer, "send"), sealed.pickle, session)
+        self.unpickled.keep((state.peer, state.session_id), sealed.pickle, session)
         new = states[0] = replace(state, pickle=sealed.pickle, generation=state.generation + 1)
         outer = ratchet.outer(inner, sealed.body)
         me = ctx.keys.identity()

@@ -15,7 +15,7 @@ import aiosqlite
 
 from flame.core.actions import MAX_EDITS, excerpt
 from flame.store import files as file_store
-from flame.store.db import Database, in_marks
+from flame.store.db import Database, Tx, in_marks
 from flame.store.messages import HIDDEN_KINDS, Message, Quote, ReactionCount
 from flame.store.sessions import erase_opened
 
@@ -77,9 +77,7 @@ async def find_target(db: Database, key: str, peer: str) -> Target | None:
 # --- edits (§17.2) -----------------------------------------------------------------------------
 
 
-async def apply_edit(
-    conn: aiosqlite.Connection, target: str, edit_id: str, text: str, ts_ms: int
-) -> bool:
+async def apply_edit(conn: Tx, target: str, edit_id: str, text: str, ts_ms: int) -> bool:
     """Keep an edit as a version of `target` and show the newest version (by the author's clock:
     an edit that comes late takes its place in the history). True when the text shown changed."""
     async with conn.execute(
@@ -132,9 +130,7 @@ async def versions(db: Database, key: str) -> list[Version]:
 # --- deletes (§17.3) ---------------------------------------------------------------------------
 
 
-async def apply_delete(
-    conn: aiosqlite.Connection, target: str, peer: str, scope: str, now: float
-) -> bool:
+async def apply_delete(conn: Tx, target: str, peer: str, scope: str, now: float) -> bool:
     """Delete `target` for everyone (a tombstone) or for this user (not shown): its text leaves
     the message, its versions, its reactions, the search index and the copies version 2 kept
     (opened, or queued to be sent again); for everyone, whatever of it is still queued is not
@@ -177,7 +173,7 @@ async def apply_delete(
 
 
 async def apply_reaction(
-    conn: aiosqlite.Connection, target: str, reactor: str, emoji: str, on: bool, ts_ms: int
+    conn: Tx, target: str, reactor: str, emoji: str, on: bool, ts_ms: int
 ) -> bool:
     """`reactor`'s `emoji` on `target`, on or off: the latest by the reactor's clock wins, so a
     copy or an older toggle changes nothing. True when it changed what is shown."""

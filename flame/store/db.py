@@ -3,6 +3,15 @@
 One connection per database per process. Coroutines share it, so a transaction holds a lock:
 statements of two transactions never interleave on the connection.
 
+Where statements run: a statement that waits for the disk (a durable COMMIT's fsync, a statement
+outside any transaction, which commits on its own, a migration, a read marked `slow`) runs on
+aiosqlite's thread, so the event loop goes on meanwhile. Every other statement (those inside a
+transaction, and reads) runs at once on the loop's own thread: it touches only pages in memory
+and takes microseconds, where a hop to the thread and back costs about 50 µs of CPU
+(docs/ARCHITECTURE.md, "The database"). The lock keeps the two threads from ever using the
+connection at the same time: a statement sent to the thread is waited for, to the end, before
+the lock serves anyone else, even when its waiter was cancelled.
+
 The driver is SQLCipher's (`sqlcipher3`, SQLCipher 4 on SQLite 3.5x with FTS5) under aiosqlite, for
 both databases: the daemon's is encrypted with the 32-byte key from its keystore (a raw key, so no
 second key derivation; docs/ARCHITECTURE.md, "At rest"); the directory's, opened without a key, is
@@ -15,9 +24,10 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -60,7 +70,8 @@ def connect(path: Path, key: bytes | None) -> sqlite3.Connection:
     """A connection of the driver (runs on aiosqlite's thread); keyed first when `key` is given.
 
     Raises FlameError when the key does not open the file (or it is no database at all)."""
-    conn = sqlcipher3.connect(str(path), isolation_level=None)
+    # Used from the loop's thread too, never at the same time as from aiosqlite's (the lock).
+    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
         conn.execute("PRAGMA cipher_log_level = NONE")  # errors are ours to report, not stderr's
         if key is not None:
@@ -87,11 +98,73 @@ def numbered_scripts(schema_package: str) -> list[tuple[int, str]]:
     return sorted(scripts)
 
 
+Row = aiosqlite.Row
+
+
+class Cursor:
+    """What a statement run on the loop's thread gives: awaited (`await tx.execute(...)`) or used
+    as `async with tx.execute(...) as cursor`, as aiosqlite's cursor is, with its rows at once."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: sqlite3.Cursor) -> None:
+        self.raw = raw
+
+    def __await__(self) -> Generator[Any, None, Cursor]:
+        return self
+        yield  # a generator that never suspends: nothing to wait for
+
+    async def __aenter__(self) -> Cursor:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self.raw.close()
+
+    async def close(self) -> None:
+        self.raw.close()
+
+    @property
+    def rowcount(self) -> int:
+        return self.raw.rowcount
+
+    @property
+    def lastrowid(self) -> int | None:
+        return self.raw.lastrowid
+
+    async def fetchall(self) -> list[Row]:
+        return self.raw.fetchall()
+
+    async def fetchone(self) -> Row | None:
+        return self.raw.fetchone()  # type: ignore[no-any-return]
+
+
+class Tx:
+    """The open transaction: its statements run on the loop's thread, in microseconds (the
+    module's docstring). The same calls as aiosqlite's connection, so a store function reads the
+    same either way."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: sqlite3.Connection) -> None:
+        self.raw = raw
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        return Cursor(self.raw.execute(sql, params))
+
+    def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> Cursor:
+        return Cursor(self.raw.executemany(sql, params))
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self.raw.execute(sql, params).fetchall()
+
+
 class Database:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self.conn = conn
+        self.raw: sqlite3.Connection = conn._conn  # the driver's connection (see the docstring)
         self.lock = asyncio.Lock()
         self.closed = False
+        self.pending: asyncio.Future[Any] | None = None  # the statement sent to the thread last
 
     @classmethod
     async def open(cls, path: Path, schema_package: str, *, key: bytes | None = None) -> Database:
@@ -113,89 +186,120 @@ class Database:
         for number, sql in numbered_scripts(schema_package):
             if number <= version:
                 continue
+            script = f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;"
             async with self.lock:
-                self._check_open()
-                await self.conn.executescript(
-                    f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version={number};\nCOMMIT;"
-                )
+                await self._settled()
+                await self._in_thread(functools.partial(self.raw.executescript, script))
 
     @asynccontextmanager
-    async def transaction(self, *, durable: bool = True) -> AsyncIterator[aiosqlite.Connection]:
+    async def transaction(self, *, durable: bool = True) -> AsyncIterator[Tx]:
         """BEGIN IMMEDIATE .. COMMIT under the lock; ROLLBACK on any exception, cancellation too.
 
         `durable=False` commits without its own fsync (synchronous=NORMAL for this one commit):
         still atomic, and made durable by the next durable commit, which syncs the WAL that holds
         it. Only for what nobody was told about yet (PROTOCOL.md §14.6: the ratchet messages
-        opened, whose 2xx waits for the receivers' durable commit).
+        opened, whose 2xx waits for the receivers' durable commit). Such a commit writes no more
+        than pages to the WAL, so it runs on the loop's thread like the statements.
 
-        A statement awaited here is already queued on the connection's thread when a cancel can
-        arrive, so it runs regardless: a cancelled BEGIN still opens a transaction, which must be
-        rolled back before the lock goes, or the next BEGIN fails ("cannot start a transaction
-        within a transaction") and the database is stuck. The ROLLBACK is queued the same way, so
-        a second cancel cannot stop it either.
+        A durable COMMIT runs on aiosqlite's thread; cancelled while it runs, it still completes
+        (committed), and the lock waits for it (`_settled`). A COMMIT that fails is rolled back.
         """
         async with self.lock:
-            self._check_open()
+            await self._settled()
+            raw = self.raw
+            if not durable:
+                raw.execute("PRAGMA synchronous=NORMAL")
             try:
-                if not durable:
-                    await self.conn.execute("PRAGMA synchronous=NORMAL")
+                raw.execute("BEGIN IMMEDIATE")
                 try:
-                    await self.conn.execute("BEGIN IMMEDIATE")
-                except asyncio.CancelledError:
-                    await self._rollback()
-                    raise
-                try:
-                    yield self.conn
+                    yield Tx(raw)
                 except BaseException:
-                    await self._rollback()
+                    self._rollback()
                     raise
-                await self.conn.execute("COMMIT")
+                try:
+                    if durable:
+                        await self._in_thread(functools.partial(self._run, "COMMIT"))
+                    else:
+                        raw.execute("COMMIT")
+                except asyncio.CancelledError:
+                    raise  # committed all the same, on the thread (above)
+                except BaseException:
+                    self._rollback()
+                    raise
             finally:
-                if not durable:  # queued at once, so it runs before the lock goes (see above)
-                    await self.conn.execute("PRAGMA synchronous=FULL")
+                if not durable:
+                    raw.execute("PRAGMA synchronous=FULL")
 
-    async def _rollback(self) -> None:
+    def _rollback(self) -> None:
         """End the open transaction, if there is one (SQLite may have ended it already)."""
         with contextlib.suppress(sqlcipher3.OperationalError):
-            await self.conn.execute("ROLLBACK")
+            self.raw.execute("ROLLBACK")
 
-    # A read runs start to finish in ONE call on the connection's thread: split into execute and
-    # fetch, another coroutine's write could run between the two on this same connection, and
-    # SQLite leaves a statement that sees its table change under it undefined (an aggregate over
-    # the outbox came back NULL that way). One call is also one thread hop instead of two.
+    def _run(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One statement to its end: its rows all read, so it holds nothing open (a statement
+        left part-read keeps the next COMMIT from committing)."""
+        return self.raw.execute(sql, params).fetchall()
 
-    async def fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> aiosqlite.Row | None:
-        rows = await self.fetchall(sql, params)
+    async def _in_thread(self, work: Callable[[], Any]) -> Any:
+        """`work` on aiosqlite's thread. A cancel stops the waiting, never the work: the next user
+        of the lock waits for it to end (`_settled`)."""
+        future = asyncio.ensure_future(self.conn._execute(work))  # type: ignore[no-untyped-call]
+        future.add_done_callback(_retrieve)
+        self.pending = future
+        return await asyncio.shield(future)
+
+    async def _settled(self) -> None:
+        """Under the lock: the database is open, and nothing runs on the thread any more."""
+        if self.pending is not None and not self.pending.done():
+            await asyncio.wait([self.pending])
+        self.pending = None
+        if self.closed:
+            raise LockedError("This daemon is locked; its user has not logged in.")
+        if self.raw.in_transaction:  # a COMMIT that failed after its waiter had gone
+            self._rollback()
+
+    # A read runs start to finish under the lock, at once: another coroutine's write can never
+    # run between a statement and the fetch of its rows on this shared connection (SQLite leaves
+    # a statement that sees its table change under it undefined).
+
+    async def fetchone(
+        self, sql: str, params: tuple[Any, ...] = (), *, slow: bool = False
+    ) -> Row | None:
+        rows = await self.fetchall(sql, params, slow=slow)
         return rows[0] if rows else None
 
-    async def fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[aiosqlite.Row]:
-        """One hop to the database thread, under the lock: a read never interleaves with another
-        coroutine's statements on the shared connection, nor sees its uncommitted writes."""
+    async def fetchall(
+        self, sql: str, params: tuple[Any, ...] = (), *, slow: bool = False
+    ) -> list[Row]:
+        """Under the lock: a read never interleaves with another coroutine's statements on the
+        shared connection, nor sees its uncommitted writes. `slow`: a read that may take
+        milliseconds (a search over the whole store) runs on the thread, the loop goes on."""
         async with self.lock:
-            self._check_open()
-            return list(await self.conn.execute_fetchall(sql, params))
+            await self._settled()
+            if slow:
+                return await self._in_thread(  # type: ignore[no-any-return]
+                    functools.partial(self._run, sql, params)
+                )
+            return self._run(sql, params)
 
-    async def fetch_in(self, sql: str, values: Sequence[Any]) -> list[aiosqlite.Row]:
+    async def fetch_in(self, sql: str, values: Sequence[Any]) -> list[Row]:
         """`sql` with one "IN ({})" filled for `values`; none at all for no values."""
         if not values:
             return []
         return await self.fetchall(sql.format(in_marks(values)), tuple(values))
 
     async def execute(self, sql: str, params: tuple[Any, ...] = ()) -> None:
+        """One statement in a transaction of its own: it commits, so it runs on the thread."""
         async with self.lock:
-            self._check_open()
-            await self.conn.execute(sql, params)
+            await self._settled()
+            await self._in_thread(functools.partial(self._run, sql, params))
 
     async def truncate_wal(self) -> None:
         """Copy the write-ahead log into the database and cut it to nothing, so that the old
         pages it held (a deleted text among them) are no longer in any file (§17.3)."""
         async with self.lock:
-            self._check_open()
-            await self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def _check_open(self) -> None:
-        if self.closed:
-            raise LockedError("This daemon is locked; its user has not logged in.")
+            await self._settled()
+            await self._in_thread(functools.partial(self._run, "PRAGMA wal_checkpoint(TRUNCATE)"))
 
     async def close(self) -> None:
         """After the statement or transaction under way: from then on, every use is refused
@@ -203,8 +307,17 @@ class Database:
         async with self.lock:
             if self.closed:
                 return
+            if self.pending is not None and not self.pending.done():
+                await asyncio.wait([self.pending])
             self.closed = True
             await self.conn.close()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """A result nobody waits for any more (its waiter was cancelled) is still collected, so
+    asyncio does not report it as never retrieved; its waiter, if any, got it already."""
+    if not future.cancelled():
+        future.exception()
 
 
 DAEMON_SCHEMA = "flame.store.schema"

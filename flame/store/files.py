@@ -12,7 +12,7 @@ import aiosqlite
 from flame.core import states
 from flame.core.files import Layout
 from flame.core.states import CLOSED_STATES, OPEN_STATES
-from flame.store.db import Database, from_row, in_marks
+from flame.store.db import Database, Tx, from_row, in_marks
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +114,7 @@ async def by_messages(db: Database, message_ids: list[str]) -> dict[str, Transfe
     return {row["message_id"]: _transfer(row) for row in rows}
 
 
-async def erase_for_message(conn: aiosqlite.Connection, message_id: str) -> None:
+async def erase_for_message(conn: Tx, message_id: str) -> None:
     """The file message was deleted (PROTOCOL.md §17.3): its transfer ends, keeping nothing of
     the file but where its bytes were (for their removal after the commit), and not its key."""
     await conn.execute(

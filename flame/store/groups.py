@@ -15,7 +15,7 @@ from flame.core.group_models import GroupOp
 from flame.core.groups import Membership
 from flame.core.models import Inner
 from flame.store import outbox
-from flame.store.db import Database, from_row, in_marks
+from flame.store.db import Database, Tx, from_row, in_marks
 from flame.store.messages import message_key
 
 
@@ -118,7 +118,7 @@ async def held_hashes(db: Database, group_id: str, hashes: list[str]) -> set[str
 
 
 async def write_ops(
-    conn: aiosqlite.Connection,
+    conn: Tx,
     new_ops: dict[str, GroupOp],
     membership: Membership,
     me: str,

@@ -13,7 +13,7 @@ from flame.core import states
 from flame.core.actions import QUEUED_ACTIONS, Ref
 from flame.core.models import Envelope, Inner
 from flame.store import outbox, sessions
-from flame.store.db import Database, from_row, in_marks
+from flame.store.db import Database, Tx, from_row, in_marks
 from flame.store.sessions import SessionState
 
 # Inner kinds that travel through the outbox like messages but are not shown in a conversation
@@ -25,7 +25,7 @@ SHOWN_SQL = (
     "kind NOT IN (" + ",".join(f"'{kind}'" for kind in HIDDEN_KINDS) + ")"
     " AND coalesce(deleted, '') != 'me'"
 )
-Effect = Callable[[aiosqlite.Connection], Awaitable[object]]
+Effect = Callable[[Tx], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +189,7 @@ async def store_incoming(
     items: list[Incoming],
     receipts: Sequence[outbox.Queued] = (),
     ttl_s: float = 0.0,
-    effect: Callable[[aiosqlite.Connection, Incoming], Awaitable[object]] | None = None,
+    effect: Callable[[Tx, Incoming], Awaitable[object]] | None = None,
 ) -> list[Message | None]:
     """Store new messages in one transaction, with the delivered receipts they cause (so a crash
     cannot keep one without the other) and what each new one changes (`effect`: an edit, a

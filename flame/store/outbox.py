@@ -10,7 +10,7 @@ import aiosqlite
 from flame.core import states
 from flame.core.models import Envelope
 from flame.store import sessions
-from flame.store.db import Database, in_marks
+from flame.store.db import Database, Tx, in_marks
 
 # Message states move only forward (core/states.py has the order; this SQL is made from it).
 STATE_RANK_SQL = states.rank_sql()
@@ -54,9 +54,7 @@ def _entry(r: aiosqlite.Row) -> OutboxEntry:
     )
 
 
-async def enqueue(
-    conn: aiosqlite.Connection, items: list[Queued], now: float, ttl_s: float
-) -> None:
+async def enqueue(conn: Tx, items: list[Queued], now: float, ttl_s: float) -> None:
     """Queue envelopes inside the caller's transaction (so they commit with what caused them)."""
     await conn.executemany(
         "INSERT OR IGNORE INTO outbox (message_id, kind, peer, envelope, next_attempt_at,"
@@ -69,7 +67,7 @@ async def enqueue(
     await write_ratchet(conn, items)
 
 
-async def write_ratchet(conn: aiosqlite.Connection, items: list[Queued]) -> None:
+async def write_ratchet(conn: Tx, items: list[Queued]) -> None:
     sealed = [(i.message_id, i.ratchet) for i in items if i.ratchet is not None]
     if sealed:
         latest: dict[tuple[str, str], sessions.SessionState] = {}  # one write per session

@@ -70,17 +70,20 @@ async def search_messages(db: Database, match: str, filters: SearchFilters) -> l
         rows = await db.fetchall(
             f"SELECT m.*, {snippet}{_FROM}{where} ORDER BY messages_fts.rowid DESC LIMIT ?",
             (match, *params, filters.limit),
+            slow=True,  # may take milliseconds over a large store: the loop goes on meanwhile
         )
     else:
         floor = await db.fetchone(
             f"SELECT messages_fts.rowid{_FROM}{where} ORDER BY messages_fts.rowid DESC LIMIT 1 OFFSET ?",
             (match, *params, RELEVANCE_CANDIDATES - 1),
+            slow=True,
         )
         bound = 0 if floor is None else int(floor[0])
         rows = await db.fetchall(
             f"SELECT m.*, {snippet}{_FROM} AND messages_fts.rowid >= ?{where}"
             " ORDER BY bm25(messages_fts), messages_fts.rowid DESC LIMIT ?",
             (match, bound, *params, filters.limit),
+            slow=True,
         )
     return [MessageHit(message_from_row(row), str(row["snip"] or "")) for row in rows]
 

@@ -13,11 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-import aiosqlite
-
 from flame.core.models import Inner
 from flame.errors import RequestError
-from flame.store.db import Database, from_row, in_marks
+from flame.store.db import Database, Tx, from_row, in_marks
 from flame.store.keystore import get_meta, set_meta
 
 ERASED: Literal["erased"] = "erased"  # opened before, then deleted: answered as a duplicate
@@ -60,7 +58,7 @@ async def load_account(db: Database) -> AccountState | None:
     return None if row is None else AccountState(row["pickle"], row["generation"])
 
 
-async def write_account(conn: aiosqlite.Connection, state: AccountState) -> None:
+async def write_account(conn: Tx, state: AccountState) -> None:
     await conn.execute(
         "INSERT INTO ratchet_account (id, pickle, generation) VALUES (1,?,?)"
         " ON CONFLICT (id) DO UPDATE SET pickle=excluded.pickle, generation=excluded.generation"
@@ -88,7 +86,7 @@ async def load_sessions(db: Database, peer: str) -> list[SessionState]:
     return [from_row(SessionState, row) for row in rows]
 
 
-async def write_sessions(conn: aiosqlite.Connection, states: Sequence[SessionState]) -> None:
+async def write_sessions(conn: Tx, states: Sequence[SessionState]) -> None:
     await conn.executemany(
         "INSERT INTO ratchet_sessions (peer, session_id, pickle, generation, created_at,"
         " received_at) VALUES (?,?,?,?,?,?) ON CONFLICT (peer, session_id) DO UPDATE SET"
@@ -162,7 +160,7 @@ async def stage(
             await write_account(conn, account)
 
 
-async def erase_opened(conn: aiosqlite.Connection, message_keys: Sequence[str]) -> None:
+async def erase_opened(conn: Tx, message_keys: Sequence[str]) -> None:
     """Forget the text of these opened messages ("author:envelope id") but not that they were
     opened: a copy that comes again is still answered, never decrypted (PROTOCOL.md §17.3)."""
     await conn.executemany(
@@ -176,7 +174,7 @@ async def prune_staged(db: Database, before: float) -> None:
     await db.execute("DELETE FROM ratchet_inbox WHERE received_at < ?", (before,))
 
 
-async def write_outgoing(conn: aiosqlite.Connection, inners: Sequence[tuple[str, str]]) -> None:
+async def write_outgoing(conn: Tx, inners: Sequence[tuple[str, str]]) -> None:
     """Keep (message id, inner JSON) of queued version 2 envelopes (the outbox's trigger drops
     them with their entry)."""
     await conn.executemany(

@@ -20,27 +20,30 @@ async def count_blocked(db: Database) -> int:
     return int(row[0])
 
 
-async def test_a_task_cancelled_while_its_begin_runs_leaves_no_open_transaction(
+async def test_a_task_cancelled_while_its_commit_runs_commits_whole_and_the_next_one_waits(
     db: Database,
 ) -> None:
-    """Found when a supervisor stopped its loops: the BEGIN was already queued on the database
-    thread, ran anyway, and every later transaction failed with "cannot start a transaction
-    within a transaction"."""
+    """A durable COMMIT runs on the database thread (store/db.py). Cancelled while it runs, the
+    transaction still commits, whole, and the next user of the connection waits for it: found
+    when a supervisor stopped its loops, a statement already sent to the thread ran anyway, and
+    the next transaction failed with "cannot start a transaction within a transaction"."""
 
     async def write() -> None:
         async with db.transaction() as conn:
-            await conn.execute("INSERT INTO blocks VALUES ('never', 1.0)")
+            await conn.execute("INSERT INTO blocks VALUES ('sent', 1.0)")
+            await conn.execute("INSERT INTO blocks VALUES ('also sent', 1.0)")
 
     task = asyncio.create_task(write())
-    await asyncio.sleep(0)  # one step: the task has queued its BEGIN and waits for it
+    await asyncio.sleep(0)  # one step: its statements ran, its COMMIT is on the thread
+    assert db.pending is not None and not db.pending.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert not db.conn.in_transaction
 
-    async with db.transaction() as conn:  # the next transaction works, and commits
+    async with db.transaction() as conn:  # waits for that COMMIT, then works and commits
         await conn.execute("INSERT INTO blocks VALUES ('mallory', 2.0)")
-    assert await count_blocked(db) == 1
+    assert not db.conn.in_transaction
+    assert sorted(await blocked_users(db)) == ["also sent", "mallory", "sent"]
 
 
 async def test_a_cancel_inside_a_transaction_rolls_it_back(db: Database) -> None:
