@@ -1,8 +1,18 @@
 """Contacts: pinned keys (trust on first use), pending key changes, and last known presence: the
-address and the certificate fingerprint that calls to it pin (PROTOCOL.md §1.3, §5.3)."""
+address and the certificate fingerprint that calls to it pin (PROTOCOL.md §1.3, §5.3).
+
+A contact is read many times per message (sealing, delivery, the receipt, the page), so the rows
+read are kept in memory per database. Every write of the table is in this module, and each one
+forgets what it may have changed once its transaction ended (committed or not): a read is never
+served from memory what the table no longer says. Anything else that writes the table (a test)
+calls `forget_cached`.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import weakref
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiosqlite
@@ -53,9 +63,35 @@ def _contact(r: aiosqlite.Row) -> Contact:
     return from_row(Contact, r)
 
 
+# database -> username -> its contact as last read (None: no such contact)
+_read: weakref.WeakKeyDictionary[Database, dict[str, Contact | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def forget_cached(db: Database) -> None:
+    """Forget every contact read from `db`: the next reads go to the table."""
+    _read.pop(db, None)
+
+
+@contextlib.asynccontextmanager
+async def _writing(db: Database) -> AsyncIterator[None]:
+    """Around a write of the table: what was read before is forgotten once it ended (a reader
+    waits for the lock while it runs, and can only fill the memory again from what it left)."""
+    try:
+        yield
+    finally:
+        forget_cached(db)
+
+
 async def get_contact(db: Database, username: str) -> Contact | None:
+    known = _read.setdefault(db, {})
+    if username in known:
+        return known[username]
     row = await db.fetchone("SELECT * FROM contacts WHERE username = ?", (username,))
-    return None if row is None else _contact(row)
+    contact = None if row is None else _contact(row)
+    _read.setdefault(db, {})[username] = contact  # (re-read: a write may have forgotten `known`)
+    return contact
 
 
 async def list_contacts(db: Database) -> list[Contact]:
@@ -83,7 +119,7 @@ async def offer_keys(
 
     The caller has verified that x25519_sig binds x25519_key to identity_key and username.
     """
-    async with db.transaction() as conn:
+    async with _writing(db), db.transaction() as conn:
         async with conn.execute(
             "SELECT identity_key, x25519_key, pending_identity_key FROM contacts WHERE username=?",
             (username,),
@@ -120,7 +156,7 @@ async def offer_keys(
 
 
 async def accept_pending_key(db: Database, username: str, now: float) -> bool:
-    async with db.transaction() as conn:
+    async with _writing(db), db.transaction() as conn:
         cursor = await conn.execute(
             "UPDATE contacts SET identity_key=pending_identity_key, x25519_key=pending_x25519_key,"
             " x25519_sig=pending_x25519_sig, pending_identity_key=NULL, pending_x25519_key=NULL,"
@@ -134,7 +170,7 @@ async def accept_pending_key(db: Database, username: str, now: float) -> bool:
 async def set_verified(db: Database, username: str, verified: bool) -> bool:
     """Mark the pinned identity key as compared and confirmed by the user, or no longer. False
     for an unknown contact."""
-    async with db.transaction() as conn:
+    async with _writing(db), db.transaction() as conn:
         cursor = await conn.execute(
             "UPDATE contacts SET verified_key=CASE WHEN ? THEN identity_key END WHERE username=?",
             (verified, username),
@@ -146,7 +182,7 @@ async def set_presence(db: Database, updates: list[PresenceUpdate]) -> None:
     """Store the presence of many contacts in one transaction."""
     if not updates:
         return
-    async with db.transaction() as conn:
+    async with _writing(db), db.transaction() as conn:
         await conn.executemany(
             "UPDATE contacts SET address=?, tls=?, status=?, presence_ts=? WHERE username=?",
             [(u.address, u.tls, u.status, u.presence_ts, u.username) for u in updates],

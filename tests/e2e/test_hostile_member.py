@@ -26,6 +26,7 @@ from flame.daemon import Daemon
 from flame.errors import PeerRefused
 from flame.net.replies import results_of
 from flame.services.account import enroll_request
+from flame.store import contacts as contact_store
 from flame.store import outbox as outbox_store
 from flame.store import relay as relay_store
 from flame.store.outbox import OutboxEntry
@@ -84,6 +85,7 @@ async def test_a_presence_address_that_does_not_parse_fails_that_peer_only_with_
     await alice_services.ctx.db.execute(
         "UPDATE contacts SET address=?, tls=? WHERE username='mallory'", (record.address, PIN)
     )
+    contact_store.forget_cached(alice_services.ctx.db)  # written behind the store's back
     await alice.send("mallory", "to the broken address")
     await alice.send("carol", "to a working peer")
     event = await carol_feed.wait_for(lambda e: e["type"] == "message")
