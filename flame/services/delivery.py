@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from flame.clock import wait_event
 from flame.core.actions import QUEUED_ACTIONS
+from flame.core.group_models import GROUP_COPY_KINDS
 from flame.core.models import SEQUENCED_KINDS, Deposit, Envelope
 from flame.core.outbox import next_attempt
 from flame.core.relays import choose_relays
@@ -43,7 +44,7 @@ PERMANENT_CODES = {
 }
 NO_SESSION = "no_session"
 # Whose state changes the UI is told of; control kinds stay quiet.
-SHOWN_STATES = {*SEQUENCED_KINDS, "group_text"}
+SHOWN_STATES = {*SEQUENCED_KINDS, *GROUP_COPY_KINDS}
 RETRIED_CODES = {Unavailable.code, NO_SESSION}
 CRASH_BACKOFF_MIN_S = 1.0  # a crashed worker's peer waits at least this long, whatever the settings
 BATCH_BYTES = 1024 * 1024  # receivers accept at least 4 MiB (PROTOCOL.md §7); stay well below

@@ -24,6 +24,8 @@ from flame.services.files.offers import Offers
 from flame.services.files.runtime import FileRuntime
 from flame.services.files.sender import Sender
 from flame.services.files.uploads import Uploads
+from flame.services.group_fetch import GroupFetch
+from flame.services.group_files import GroupFiles
 from flame.services.group_inbox import GroupInbox
 from flame.services.groups import Groups
 from flame.services.inbox import Inbox
@@ -69,6 +71,8 @@ class Services:
     typing: Typing
     keylog: KeyLog
     groups: Groups
+    group_files: GroupFiles
+    group_fetch: GroupFetch
 
     @classmethod
     def build(cls, ctx: Context, client: PeerClient, directory: Endpoint) -> Services:
@@ -107,9 +111,16 @@ class Services:
             }
         )
         groups = Groups(ctx, contacts, sessions, blocks, receipts)
-        group_inbox = GroupInbox(groups, contacts)
+        chunks = Chunks(ctx, files, blocks)
+        uploads = Uploads(ctx, files, messaging, contacts)
+        group_fetch = GroupFetch(ctx, files, chunks, client, blocks)
+        group_inbox = GroupInbox(groups, contacts, offers, group_fetch.wake)
         inbox.receivers.update(
-            {"group_ops": group_inbox.receive_ops, "group_text": group_inbox.receive_texts}
+            {
+                "group_ops": group_inbox.receive_ops,
+                "group_text": group_inbox.receive_texts,
+                "group_file": group_inbox.receive_files,  # PROTOCOL.md §19.7
+            }
         )
         return cls(
             ctx=ctx,
@@ -128,9 +139,9 @@ class Services:
             relay=Relay(ctx, client, inbox, blocks),
             search=Search(ctx, people),
             files=files,
-            uploads=Uploads(ctx, files, messaging, contacts),
+            uploads=uploads,
             offers=offers,
-            chunks=Chunks(ctx, files, blocks),
+            chunks=chunks,
             sender=Sender(ctx, files, client, status),
             sessions=sessions,
             negotiation=negotiation,
@@ -138,6 +149,8 @@ class Services:
             typing=typing,
             keylog=keylog,
             groups=groups,
+            group_files=GroupFiles(groups, uploads, files),
+            group_fetch=group_fetch,
         )
 
 

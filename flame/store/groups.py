@@ -16,6 +16,8 @@ from flame.core.groups import Membership
 from flame.core.models import Inner
 from flame.store import outbox
 from flame.store.db import Database, from_row, in_marks
+from flame.store.group_files import GroupFile
+from flame.store.group_files import insert as insert_group_files
 from flame.store.messages import message_key
 
 
@@ -173,6 +175,7 @@ class OutgoingText:
     seq: int
     text: str
     copies: list[Fanout]
+    file: GroupFile | None = None  # a group file's (PROTOCOL.md §19.7): its text is the caption
 
 
 async def store_outgoing(
@@ -207,6 +210,7 @@ async def store_outgoing(
                 for _, ck, c in copies
             ],
         )
+        await insert_group_files(conn, [i.file for i in items if i.file is not None])
         await conn.executemany(
             "INSERT INTO group_copies (group_message, member, copy_id) VALUES (?,?,?)",
             [(key, c.inner.to, ck) for key, ck, c in copies],
