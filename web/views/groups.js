@@ -62,6 +62,9 @@ export class Groups {
     socket.subscribe('group', (evt) => this._applyGroup(evt.group));
     socket.subscribe('group_message', (evt) => this._applyMessage(evt.message));
     socket.subscribe('message_state', (evt) => this.view?.applyState?.(evt));
+    for (const type of ['file_state', 'file_progress']) {
+      socket.subscribe(type, (evt) => this.view?.applyFileEvent?.(evt));
+    }
     socket.subscribe('hello', () => this.load());
   }
 
