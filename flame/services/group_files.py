@@ -203,7 +203,8 @@ class GroupFiles:
     async def sealed_chunks(
         self, transfer: Transfer, start: int, end: int
     ) -> AsyncGenerator[bytes, None]:
-        """The stored sealed chunks start..end-1, as they travel; counted as served."""
+        """The stored sealed chunks start..end-1, as they travel, at most files.send_rate_bytes_s;
+        counted as served."""
         settings, layout = self.groups.ctx.settings, transfer.layout
         fd = None
         for partial in (transfer.state == "receiving", transfer.state != "receiving"):
@@ -215,11 +216,16 @@ class GroupFiles:
         if fd is None:
             raise TransferRefused("This daemon's copy is gone.", status=410, code="transfer_closed")
         served = 0
+        rate = settings.files.send_rate_bytes_s  # what this daemon sends, as for pushes
+        loop = asyncio.get_running_loop()
+        began = loop.time()
         try:
             for index in range(start, end):
                 sealed = await run_blocking(read_sealed, fd, layout, index)
                 yield sealed
                 served += layout.plain_len(index)
+                if rate > 0 and (ahead := began + served / rate - loop.time()) > 0:
+                    await asyncio.sleep(ahead)
         finally:
             os.close(fd)
             await store.add_served(self.groups.ctx.db, transfer.key, served)

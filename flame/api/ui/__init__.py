@@ -106,6 +106,6 @@ def build(
     )
     router.add_post(team_files + "/{transfer_id}/cancel", group_files.cancel)
     router.add_get(their_file, group_files.view)
-    router.add_get(their_file + "/content", group_files.content)
+    router.add_get(their_file + "/content", group_files.content, name="ui_group_file_content")
     router.add_post(their_file + "/decline", group_files.decline)
     return app
