@@ -123,6 +123,7 @@ def file_json(transfer: Transfer) -> Json:
         "media": media_class(transfer.media_type),
         "state": transfer.state,
         "bytes": transfer.size if transfer.state == "complete" else transfer.held_bytes,
+        "sent_bytes": transfer.sent_bytes,
         "error": transfer.error,
         "created_at": transfer.created_at,
         "completed_at": transfer.completed_at,
