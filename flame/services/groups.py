@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 
 from flame.core import groups as rules
 from flame.core.envelope import new_message_id
-from flame.core.group_models import GroupOp, GroupOpsBody, GroupTextBody, OpKind
+from flame.core.group_models import (
+    GROUP_COPY_KINDS,
+    GroupOp,
+    GroupOpsBody,
+    GroupTextBody,
+    OpKind,
+)
 from flame.core.models import FileOfferBody, GroupFileBody, Wire
 from flame.core.search import parse_query
 from flame.errors import BadRequest, Conflict, NotFound, RequestError, TooLarge, Unavailable
@@ -171,15 +177,16 @@ class Groups:
         sealed = await self.seal_each(
             {m: GroupOpsBody(group=group_id, ops=ops) for m, ops in bodies.items()}, "group_ops"
         )
-        return [item.queued for item in sealed]
+        return [item.queued for item in sealed if item.queued is not None]
 
     async def seal_each(self, bodies: dict[str, Wire], kind: str) -> list[Fanout]:
         """One envelope per member (PROTOCOL.md §19): sealed as any one-to-one message, under
         the member's session in version 2. A member this user blocked gets nothing (§12.4). A
-        member whose key change is pending gets a copy as any contact does: the outbox fails it
-        with the reason ("accept the new key"), shown in the message's details. If any other
-        member cannot be sealed to now (no session yet and version 1 refused, the directory
-        down), nothing is sent to anyone: the error says to try again, as for one-to-one."""
+        member whose key change is pending gets a message's copy unsealed and held (the copy's
+        details say so) until this user accepts the new key (`release_held`); operations are
+        sealed as to any contact. If any other member cannot be sealed to now (no session yet
+        and version 1 refused, the directory down), nothing is sent to anyone: the error says
+        to try again, as for one-to-one."""
         ctx = self.ctx
         out = []
         for member, body in bodies.items():
@@ -188,6 +195,9 @@ class Groups:
             contact = await self.contacts.find(member)
             if contact is None:
                 raise Unavailable(f"{member} cannot be reached yet; try again.")
+            if contact.key_changed and kind in GROUP_COPY_KINDS:
+                out.append(Fanout(new_inner(ctx, member, kind, body), None))
+                continue
             await self.sessions.ensure(contact)
             inner = new_inner(ctx, member, kind, body)
             sealed = await self.sessions.seal(contact, inner)

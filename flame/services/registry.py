@@ -26,6 +26,7 @@ from flame.services.files.sender import Sender
 from flame.services.files.uploads import Uploads
 from flame.services.group_fetch import GroupFetch
 from flame.services.group_files import GroupFiles
+from flame.services.group_held import GroupHeld
 from flame.services.group_inbox import GroupInbox
 from flame.services.groups import Groups
 from flame.services.inbox import Inbox
@@ -73,6 +74,7 @@ class Services:
     groups: Groups
     group_files: GroupFiles
     group_fetch: GroupFetch
+    group_held: GroupHeld
 
     @classmethod
     def build(cls, ctx: Context, client: PeerClient, directory: Endpoint) -> Services:
@@ -151,6 +153,7 @@ class Services:
             groups=groups,
             group_files=GroupFiles(groups, uploads, files),
             group_fetch=group_fetch,
+            group_held=GroupHeld(groups),
         )
 
 

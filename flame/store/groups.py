@@ -18,6 +18,7 @@ from flame.store import outbox
 from flame.store.db import Database, from_row, in_marks
 from flame.store.group_files import GroupFile
 from flame.store.group_files import insert as insert_group_files
+from flame.store.group_held import hold
 from flame.store.messages import message_key
 
 
@@ -78,7 +79,7 @@ class Fanout:
     and its outbox entry (with the session state, version 2)."""
 
     inner: Inner
-    queued: outbox.Queued
+    queued: outbox.Queued | None  # None: held, the member's key change pending (group_held.py)
 
 
 def _group(row: aiosqlite.Row) -> Group:
@@ -215,7 +216,10 @@ async def store_outgoing(
             "INSERT INTO group_copies (group_message, member, copy_id) VALUES (?,?,?)",
             [(key, c.inner.to, ck) for key, ck, c in copies],
         )
-        await outbox.enqueue(conn, [c.queued for _, _, c in copies], now, ttl_s)
+        await outbox.enqueue(
+            conn, [c.queued for _, _, c in copies if c.queued is not None], now, ttl_s
+        )
+        await hold(conn, [(ck, c.inner.to) for _, ck, c in copies if c.queued is None], now)
         await conn.executemany(
             "UPDATE groups SET next_seq=? WHERE id=?",
             [(seq, group_id) for group_id, seq in next_seq.items()],

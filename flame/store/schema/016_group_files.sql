@@ -10,3 +10,13 @@ CREATE TABLE group_files (
     recipients    TEXT NOT NULL,               -- JSON array of usernames, byte order
     PRIMARY KEY (author, transfer_id)
 );
+
+-- A copy of a group message to a member whose key change this user has not accepted yet
+-- (PROTOCOL.md §19.5): its `messages` row stays `sending`, and it is sealed under the accepted
+-- key and queued only then; never sealed under a key that may no longer be the member's.
+CREATE TABLE group_held (
+    copy_id TEXT PRIMARY KEY,                  -- messages.id of the copy
+    member  TEXT NOT NULL,
+    held_at REAL NOT NULL
+);
+CREATE INDEX group_held_by_member ON group_held (member);
