@@ -27,12 +27,14 @@ from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
 from flame.services.context import Context
 from flame.services.events import GroupChanged, GroupMessageAdded
+from flame.services.features import PeerFeatures
 from flame.services.receipts import Receipts
 from flame.services.sealing import new_inner
 from flame.services.sessions import Sessions
 from flame.store import files as file_store
 from flame.store import groups as store
 from flame.store import outbox as outbox_store
+from flame.store.contacts import Contact
 from flame.store.group_files import GroupFile
 from flame.store.groups import Fanout, Group, GroupCard, GroupMessage
 from flame.store.messages import message_key
@@ -56,6 +58,7 @@ class Groups:
     sessions: Sessions
     blocks: Blocks
     receipts: Receipts
+    features: PeerFeatures
     # One change of group state at a time: the membership row is computed from every held
     # operation, and a group message takes the next seq.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -188,13 +191,23 @@ class Groups:
         and version 1 refused, the directory down), nothing is sent to anyone: the error says
         to try again, as for one-to-one."""
         ctx = self.ctx
-        out = []
-        for member, body in bodies.items():
+        found: dict[str, Contact] = {}
+        for member in bodies:
             if await self.blocks.is_blocked(member):
                 continue
             contact = await self.contacts.find(member)
             if contact is None:
                 raise Unavailable(f"{member} cannot be reached yet; try again.")
+            found[member] = contact
+        needed = ("groups", "files") if kind == "group_file" else ("groups",)
+        lacking = await self.features.lacking(list(found.values()), needed)
+        out = []
+        for member, contact in found.items():
+            body = bodies[member]
+            if member in lacking:  # its daemon could not read it (PROTOCOL.md §9, §19)
+                if kind in GROUP_COPY_KINDS:
+                    out.append(Fanout(new_inner(ctx, member, kind, body), None, lacking[member]))
+                continue
             if contact.key_changed and kind in GROUP_COPY_KINDS:
                 out.append(Fanout(new_inner(ctx, member, kind, body), None))
                 continue

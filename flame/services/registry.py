@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from flame.clock import Clock
 from flame.config import Settings
+from flame.core.hello import FEATURES
 from flame.core.keys import Account
 from flame.core.transport import Endpoint
 from flame.errors import LockedError
@@ -19,6 +20,7 @@ from flame.services.contacts import Contacts
 from flame.services.context import Context
 from flame.services.delivery import Delivery
 from flame.services.directory_sync import DirectorySync
+from flame.services.features import PeerFeatures
 from flame.services.files.chunks import Chunks
 from flame.services.files.offers import Offers
 from flame.services.files.runtime import FileRuntime
@@ -112,7 +114,7 @@ class Services:
                 "typing": typing.receive,
             }
         )
-        groups = Groups(ctx, contacts, sessions, blocks, receipts)
+        groups = Groups(ctx, contacts, sessions, blocks, receipts, PeerFeatures(ctx, client))
         chunks = Chunks(ctx, files, blocks)
         uploads = Uploads(ctx, files, messaging, contacts)
         group_fetch = GroupFetch(ctx, files, chunks, client, blocks)
@@ -172,6 +174,8 @@ class ServiceHolder:
     clock: Clock
     account: Account  # from the keystore record, outside the database
     current: Services | None = None
+    # What this daemon's hello advertises (PROTOCOL.md §9): every feature it implements.
+    features: tuple[str, ...] = tuple(FEATURES)
 
     @property
     def services(self) -> Services:

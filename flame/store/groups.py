@@ -80,6 +80,7 @@ class Fanout:
 
     inner: Inner
     queued: outbox.Queued | None  # None: held, the member's key change pending (group_held.py)
+    refused: str | None = None  # not sent: why (its daemon does not speak groups, §19)
 
 
 def _group(row: aiosqlite.Row) -> Group:
@@ -219,7 +220,15 @@ async def store_outgoing(
         await outbox.enqueue(
             conn, [c.queued for _, _, c in copies if c.queued is not None], now, ttl_s
         )
-        await hold(conn, [(ck, c.inner.to) for _, ck, c in copies if c.queued is None], now)
+        await hold(
+            conn,
+            [(ck, c.inner.to) for _, ck, c in copies if c.queued is None and c.refused is None],
+            now,
+        )
+        await conn.executemany(
+            "UPDATE messages SET state='failed', error=? WHERE id=?",
+            [(c.refused, ck) for _, ck, c in copies if c.refused is not None],
+        )
         await conn.executemany(
             "UPDATE groups SET next_seq=? WHERE id=?",
             [(seq, group_id) for group_id, seq in next_seq.items()],

@@ -156,6 +156,9 @@ export class GroupView {
         { class: 'group-member', 'data-member': name },
         h('span', null, store.displayLabel(name)),
         group.admins.includes(name) ? h('span', { class: 'muted' }, ' (admin)') : null,
+        store.state.contacts.get(name)?.key_changed
+          ? h('span', { class: 'group-key-changed' }, ' (key changed: accept it to write to them)')
+          : null,
         group.is_admin && name !== me
           ? h(
               'button',
@@ -365,7 +368,7 @@ export class GroupView {
         h(
           'li',
           { 'data-copy': c.member },
-          `${store.displayLabel(c.member)}: ${messageStateInfo(c.state).label}`,
+          `${store.displayLabel(c.member)}: ${messageStateInfo(c.state).label}${c.error ? ` (${c.error})` : ''}`,
         ),
       ),
     );
