@@ -3,9 +3,8 @@
 
 import { groupApi } from '../api.js';
 import { h } from '../dom.js';
-import { notificationsOn } from '../notify.js';
+import { notifyOfGroup } from '../notices.js';
 import { groupHash } from '../router.js';
-import * as store from '../store.js';
 import { GroupView } from './group.js';
 import { NewGroupView } from './group-new.js';
 
@@ -129,10 +128,8 @@ export class Groups {
     this._render();
   }
 
-  /** A new message in a group that is not open: a notice, unless busy (as for contacts). */
+  /** A new message in a group that is not open: a notice, unless busy (notices.js). */
   _notify(group, m) {
-    if (!this.shell || store.state.myStatus.choice === 'busy' || !notificationsOn()) return;
-    if (store.state.contacts.get(m.author)?.blocked) return;
-    this.shell.toast(`New message in ${group.name}`, groupHash(group.id));
+    if (this.shell) notifyOfGroup(group, m, this.shell.toasts);
   }
 }
