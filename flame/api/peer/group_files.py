@@ -4,10 +4,15 @@ sent, and the chunks go as they are stored: sealed under the file key."""
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 
 from flame.api.peer.state import PEER
+from flame.errors import FlameError
 from flame.net.peer_client import TOKEN_HEADER
+
+log = logging.getLogger("flame.transfers")
 
 
 async def get_chunks(request: web.Request) -> web.StreamResponse:
@@ -27,10 +32,15 @@ async def get_chunks(request: web.Request) -> web.StreamResponse:
     try:
         first = await anext(chunks)  # the copy is opened before the answer starts
         await response.prepare(request)
-        await response.write(first)
-        async for sealed in chunks:
-            await response.write(sealed)
+        try:
+            await response.write(first)
+            async for sealed in chunks:
+                await response.write(sealed)
+            await response.write_eof()
+        except (ConnectionError, FlameError) as exc:  # the fetcher went, or our copy is damaged
+            log.info("serving %s ended early: %s", transfer.transfer_id, exc)
+            if request.transport is not None:
+                request.transport.close()
     finally:
         await chunks.aclose()
-    await response.write_eof()
     return response
