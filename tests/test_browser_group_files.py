@@ -6,6 +6,7 @@ an auto-waiting `expect`."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 
 import pytest
 from playwright.async_api import Browser, FilePayload, expect
@@ -37,7 +38,7 @@ async def test_a_file_attached_in_a_group_reaches_every_member_with_progress(
     gid = (await services_of(alice_node).groups.create("Board", ["bob", "carol"], None)).id
     for name in ("bob", "carol"):
         want = await membership(alice_node, gid)
-        await eventually(lambda n=name: membership(trio.daemons[n], gid), equals=want)
+        await eventually(partial(membership, trio.daemons[name], gid), equals=want)
     tabs: dict[str, Tab] = {}
     for name in ("alice", "bob", "carol"):
         tabs[name] = await Tab.open(browser, name, trio.daemons[name].ui_url)

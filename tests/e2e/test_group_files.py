@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import time
+from functools import partial
 from typing import Any
 
 import aiohttp
@@ -43,7 +44,7 @@ async def group_of(cluster: Cluster, author: str, others: list[str]) -> str:
     want = await membership(node, gid)
     for other in others:
         if other in cluster.daemons:
-            await eventually(lambda o=other: membership(cluster.daemons[o], gid), equals=want)
+            await eventually(partial(membership, cluster.daemons[other], gid), equals=want)
     return gid
 
 
@@ -81,8 +82,9 @@ async def test_a_group_of_four_exchanges_a_file_with_one_member_offline(
     assert sent["text"] == "The plan" and sent["recipients"] == 3
     assert sent["file"]["state"] == "complete"  # the author's copy: whole, served to members
     for name in ("bob", "carol"):
-        await eventually(lambda n=name: state_of(nodes[n], "alice", tid), equals="complete",
-                         timeout=TIMEOUT_S)  # fmt: skip
+        await eventually(
+            partial(state_of, nodes[name], "alice", tid), equals="complete", timeout=TIMEOUT_S
+        )
         assert await content(cluster, name, gid, "alice", tid) == data
     dave = await cluster.start_daemon("dave")  # back: the offer comes, carol serves the chunks
     await eventually(lambda: state_of(dave, "alice", tid), equals="complete", timeout=TIMEOUT_S)
@@ -116,8 +118,9 @@ async def test_an_inline_group_file_and_a_cancel(cluster: Cluster) -> None:
     small = b"minutes of the board\n" * 100
     tid = (await ui.send_group_file(gid, "minutes.txt", small))["file"]["transfer_id"]
     for name in ("bob", "carol"):
-        await eventually(lambda n=name: state_of(nodes[n], "alice", tid), equals="complete",
-                         timeout=TIMEOUT_S)  # fmt: skip
+        await eventually(
+            partial(state_of, nodes[name], "alice", tid), equals="complete", timeout=TIMEOUT_S
+        )
         found = await transfer(nodes[name], "alice", "in", tid)
         assert found is not None and found.inline
         assert await content(cluster, name, gid, "alice", tid) == small
@@ -125,8 +128,9 @@ async def test_an_inline_group_file_and_a_cancel(cluster: Cluster) -> None:
     status, reply = await ui.post(f"/ui/api/groups/{gid}/files/{tid}/cancel", {})
     assert status == 200 and reply["file"]["state"] == "cancelled", reply
     for name in ("bob", "carol"):
-        await eventually(lambda n=name: state_of(nodes[n], "alice", tid), equals="cancelled",
-                         timeout=TIMEOUT_S)  # fmt: skip
+        await eventually(
+            partial(state_of, nodes[name], "alice", tid), equals="cancelled", timeout=TIMEOUT_S
+        )
     status, reply = await ui.post(f"/ui/api/groups/{gid}/files/{tid}/cancel", {})
     assert (status, reply["error"]) == (409, "transfer_closed")
 

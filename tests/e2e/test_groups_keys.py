@@ -7,6 +7,7 @@ group's operations and every held copy, in order."""
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from flame.daemon import Daemon
 from flame.store import groups as group_store
@@ -35,9 +36,8 @@ async def test_copies_to_a_member_are_held_until_their_new_key_is_accepted(trio:
     alice = trio.daemons["alice"]
     gid = (await services_of(alice).groups.create("Board", ["bob", "carol"], None)).id
     for name in ("bob", "carol"):
-        await eventually(
-            lambda n=name: membership(trio.daemons[n], gid), equals=await membership(alice, gid)
-        )
+        want = await membership(alice, gid)
+        await eventually(partial(membership, trio.daemons[name], gid), equals=want)
     ui = await trio.ui("alice")
     feed = await ui.websocket()
     await trio.stop_daemon("bob")
@@ -78,6 +78,6 @@ async def test_copies_to_a_member_are_held_until_their_new_key_is_accepted(trio:
 
     async def bobs() -> list[str]:
         found = await copy_states(alice, gid)
-        return [state for text in found for member, state in found[text] if member == "bob"]
+        return [str(state) for text in found for member, state in found[text] if member == "bob"]
 
     await eventually(bobs, equals=["delivered", "delivered"], timeout=TIMEOUT_S)
