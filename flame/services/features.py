@@ -13,6 +13,8 @@ from flame.services.context import Context
 from flame.store.contacts import Contact
 
 FEATURES_TTL_S = 600.0  # a daemon is upgraded seldom; a changed answer is seen within this
+UNKNOWN_TTL_S = 30.0  # a daemon that did not answer is not asked again before this
+HELLO_TIMEOUT_S = 2.0  # the question holds up a group message: never long
 ASK_AT_ONCE = 8
 
 
@@ -20,7 +22,8 @@ ASK_AT_ONCE = 8
 class PeerFeatures:
     ctx: Context
     client: PeerClient
-    known: dict[str, tuple[float, frozenset[str]]] = field(default_factory=dict, init=False)
+    # peer -> (asked again after, its features; None: it did not answer)
+    known: dict[str, tuple[float, frozenset[str] | None]] = field(default_factory=dict, init=False)
 
     async def lacking(self, contacts: list[Contact], needed: tuple[str, ...]) -> dict[str, str]:
         """The peers among `contacts` whose daemon answered a hello without one of `needed`,
@@ -40,9 +43,11 @@ class PeerFeatures:
             assert contact.endpoint is not None
             async with gate:
                 try:
-                    hello = await self.client.hello(contact.endpoint)
-                except FlameError:
-                    return  # not up for us now: unknown, asked again next time
+                    async with asyncio.timeout(HELLO_TIMEOUT_S):
+                        hello = await self.client.hello(contact.endpoint)
+                except (FlameError, TimeoutError):  # not up for us now: unknown for a while
+                    self.known[contact.username] = (now + UNKNOWN_TTL_S, None)
+                    return
             self.known[contact.username] = (now + FEATURES_TTL_S, frozenset(hello.features))
 
         await asyncio.gather(*(one(c) for c in ask))

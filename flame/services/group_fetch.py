@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from flame.core.encoding import b64e
 from flame.core.files import TAG_BYTES
 from flame.core.group_files import STALL_S, UNREACHABLE_S, sources
-from flame.errors import PeerRefused, PeerUnreachable, TransferRefused
+from flame.errors import FlameError, PeerRefused, PeerUnreachable, TransferRefused
 from flame.net.chunk_fetch import open_chunks
 from flame.net.peer_client import PeerClient
 from flame.services.blocks import Blocks
+from flame.services.contacts import Contacts
 from flame.services.context import Context
 from flame.services.files.chunks import Chunks
 from flame.services.files.runtime import FileRuntime, Key
-from flame.store import contacts as contact_store
 from flame.store import files as file_store
 from flame.store import group_files as store
 from flame.store.files import Transfer
@@ -43,6 +43,7 @@ class GroupFetch:
     chunks: Chunks
     client: PeerClient
     blocks: Blocks
+    contacts: Contacts
     wake: asyncio.Event = field(default_factory=asyncio.Event, init=False)
     fetches: dict[Key, asyncio.Task[None]] = field(default_factory=dict, init=False)
 
@@ -98,7 +99,7 @@ class GroupFetch:
                 except PeerRefused as exc:
                     log.info("%s has nothing of %s for us: %s", holder, row.transfer_id, exc)
                     got = 0
-                except PeerUnreachable as exc:
+                except (PeerUnreachable, FlameError) as exc:  # no answer, or no address now
                     log.info("cannot fetch %s from %s: %s", row.transfer_id, holder, exc)
                     got, aside = 0, UNREACHABLE_S
                 if got > 0:
@@ -115,10 +116,10 @@ class GroupFetch:
     async def _fetch_from(self, holder: str, row: GroupFile, transfer: Transfer) -> int:
         """One request to one holder: the chunks it sends from the first one not held,
         verified and written; returns how many bytes came."""
-        contact = await contact_store.get_contact(self.ctx.db, holder)
-        endpoint = None if contact is None else contact.endpoint
+        contact = await self.contacts.find(holder)  # a member never written to: the directory
+        endpoint = None if contact is None or contact.key_changed else contact.endpoint
         if endpoint is None:
-            raise PeerUnreachable(f"{holder}'s address is not known.")
+            raise PeerUnreachable(f"{holder}'s address is not known (or their key changed).")
         layout = transfer.layout
         start = layout.held_chunks(transfer.held_bytes)
         token = b64e(transfer.upload_token)

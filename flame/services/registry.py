@@ -117,7 +117,7 @@ class Services:
         groups = Groups(ctx, contacts, sessions, blocks, receipts, PeerFeatures(ctx, client))
         chunks = Chunks(ctx, files, blocks)
         uploads = Uploads(ctx, files, messaging, contacts)
-        group_fetch = GroupFetch(ctx, files, chunks, client, blocks)
+        group_fetch = GroupFetch(ctx, files, chunks, client, blocks, contacts)
         group_inbox = GroupInbox(groups, contacts, offers, group_fetch.wake)
         inbox.receivers.update(
             {
