@@ -117,6 +117,7 @@ def loops(services: Services) -> dict[str, Loop]:
         "check_key_log": services.keylog.run,  # PROTOCOL.md §18.4, §18.5
         "sync_profiles": services.profiles.sync,
         "send_files": services.sender.send_files,
+        "fetch_group_files": services.group_fetch.fetch_group_files,  # PROTOCOL.md §19.7
     }
 
 

@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, expect
 
 from tests.browser import TIMEOUT_MS, Tab, launch_chromium
-from tests.cluster import Cluster
+from tests.cluster import Cluster, services_of
 from tests.files_helpers import png_bytes
 from tests.social import online_for
 
@@ -100,3 +100,29 @@ async def test_a_group_from_creation_to_a_removal(
     for tab in tabs.values():
         await tab.assert_clean()
         await tab.close()
+
+
+async def test_a_group_message_notifies_and_busy_mutes_it(trio: Cluster, browser: Browser) -> None:
+    """A group message while the group is not open shows a notice; while busy it arrives (the
+    group's unread count shows it) but no notice appears (docs/UI_API.md, "Groups")."""
+    await online_for(trio, "bob", "alice", "carol")
+    alice = trio.daemons["alice"]
+    gid = (await services_of(alice).groups.create("Board", ["bob"], None)).id
+    bob = await Tab.open(browser, "bob", trio.daemons["bob"].ui_url)
+    await bob.open_session()
+    entry = bob.page.locator("#group-list a", has_text="Board")
+    await expect(entry).to_be_visible(timeout=TIMEOUT_MS)
+    await bob.open_conversation("carol")  # the group is not open
+
+    await services_of(alice).groups.send_text(gid, "first")
+    toasts = bob.page.locator("#toasts .toast .toast-title")
+    await expect(toasts).to_have_text(["New message in Board"], timeout=TIMEOUT_MS)
+    await expect(entry.locator(".unread-badge")).to_have_text("1")
+
+    await bob.page.locator("#my-status").select_option("busy")
+    await expect(bob.page.locator("#my-status-dot")).to_have_class(re.compile(r"\bstatus-busy\b"))
+    await bob.page.locator("#toasts .toast").evaluate_all("els => els.forEach(e => e.remove())")
+    await services_of(alice).groups.send_text(gid, "while you are busy")
+    await expect(entry.locator(".unread-badge")).to_have_text("2", timeout=TIMEOUT_MS)
+    await expect(bob.page.locator("#toasts .toast")).to_have_count(0)
+    await bob.assert_clean()

@@ -260,12 +260,7 @@ const filesBase = (peer) => `/ui/api/conversations/${enc(peer)}/files`;
 
 export const fileApi = {
   announce: (peer, file, caption = '') =>
-    request('POST', filesBase(peer), {
-      name: file.name || 'file',
-      size: file.size,
-      type: file.type || '',
-      ...(caption ? { caption } : {}),
-    }),
+    request('POST', filesBase(peer), announcement(file, caption)),
   cancel: (peer, id) => request('POST', `${filesBase(peer)}/${enc(id)}/cancel`, {}),
   decline: (peer, id) => request('POST', `${filesBase(peer)}/${enc(id)}/decline`, {}),
   view: (peer, id) => request('GET', `${filesBase(peer)}/${enc(id)}`),
@@ -274,33 +269,59 @@ export const fileApi = {
     withToken(`${filesBase(peer)}/${enc(id)}/content${download ? '?download=1' : ''}`),
 
   /** Stream a File/Blob to our daemon: the browser reads it from disk as it sends. */
-  async upload(peer, id, file, signal) {
-    const res = await send(`${filesBase(peer)}/${enc(id)}/content`, {
-      method: 'PUT',
-      body: file,
-      credentials: 'same-origin',
-      cache: 'no-store',
-      headers: {
-        'Content-Type': 'application/octet-stream',
-        Accept: 'application/json',
-        [TOKEN_HEADER]: pageToken,
-      },
-      signal,
-    });
-    let data = null;
-    try {
-      data = await res.json();
-    } catch {
-      data = null;
-    }
-    if (res.ok && data) return data;
-    const message =
-      data && typeof data.message === 'string'
-        ? data.message
-        : `The upload failed (HTTP ${res.status}).`;
-    throw new ApiError(message, {
-      status: res.status,
-      code: data?.error ? data.error : `http_${res.status}`,
-    });
-  },
+  upload: (peer, id, file, signal) =>
+    uploadTo(`${filesBase(peer)}/${enc(id)}/content`, file, signal),
 };
+
+function announcement(file, caption) {
+  return {
+    name: file.name || 'file',
+    size: file.size,
+    type: file.type || '',
+    ...(caption ? { caption } : {}),
+  };
+}
+
+// Files in groups (docs/UI_API.md, "Group files"): the same upload, offered to every member.
+const groupFile = (id, author, tid) => `${groupBase(id)}/files/${enc(author)}/${enc(tid)}`;
+
+export const groupFileApi = {
+  announce: (id, file, caption = '') =>
+    request('POST', `${groupBase(id)}/files`, announcement(file, caption)),
+  upload: (id, tid, file, signal) =>
+    uploadTo(`${groupBase(id)}/files/${enc(tid)}/content`, file, signal),
+  cancel: (id, tid) => request('POST', `${groupBase(id)}/files/${enc(tid)}/cancel`, {}),
+  decline: (id, author, tid) => request('POST', `${groupFile(id, author, tid)}/decline`, {}),
+  contentUrl: (id, author, tid, download = false) =>
+    withToken(`${groupFile(id, author, tid)}/content${download ? '?download=1' : ''}`),
+};
+
+async function uploadTo(url, file, signal) {
+  const res = await send(url, {
+    method: 'PUT',
+    body: file,
+    credentials: 'same-origin',
+    cache: 'no-store',
+    headers: {
+      'Content-Type': 'application/octet-stream',
+      Accept: 'application/json',
+      [TOKEN_HEADER]: pageToken,
+    },
+    signal,
+  });
+  let data = null;
+  try {
+    data = await res.json();
+  } catch {
+    data = null;
+  }
+  if (res.ok && data) return data;
+  const message =
+    data && typeof data.message === 'string'
+      ? data.message
+      : `The upload failed (HTTP ${res.status}).`;
+  throw new ApiError(message, {
+    status: res.status,
+    code: data?.error ? data.error : `http_${res.status}`,
+  });
+}

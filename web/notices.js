@@ -3,7 +3,7 @@
 // while its conversation is on screen, never while busy (busy mutes), never from someone blocked.
 
 import * as notify from './notify.js';
-import { conversationHash, navigate } from './router.js';
+import { conversationHash, groupHash, navigate } from './router.js';
 import * as store from './store.js';
 
 const PREVIEW_MAX = 140;
@@ -45,6 +45,31 @@ export function notifyOf(m, { toasts, openPeer }) {
   });
   if (!desktop)
     toasts.show({ key: m.peer, title: () => `New messages from ${who}`, preview, href });
+}
+
+/** A live group message while its group is not open: as `notifyOf`, one notice per group. */
+export function notifyOfGroup(group, m, toasts) {
+  if (m.direction !== 'in') return;
+  if (store.state.myStatus.choice === 'busy' || !notify.notificationsOn()) return;
+  if (store.state.contacts.get(m.author)?.blocked) return;
+  const who = store.displayLabel(m.author);
+  const text = noticePreview(m.file ? { kind: 'file_offer', file: m.file, text: m.text } : m);
+  const preview = text === null ? null : `${who}: ${text}`;
+  const href = groupHash(group.id);
+  const key = `group:${group.id}`;
+  const title = (n) =>
+    n === 1 ? `New message in ${group.name}` : `${n} new messages in ${group.name}`;
+  if (document.visibilityState === 'visible' && document.hasFocus()) {
+    toasts.show({ key, title, preview, href });
+    return;
+  }
+  const desktop = notify.showDesktop({
+    title: group.name,
+    body: preview ?? 'New message',
+    tag: `flame-${key}`,
+    onClick: () => navigate(href),
+  });
+  if (!desktop) toasts.show({ key, title, preview, href });
 }
 
 /** An `action_failed` while its conversation is not on screen: a notice that leads there. */

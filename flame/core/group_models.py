@@ -57,4 +57,10 @@ class GroupTextBody(Wire):
         return self.model_dump_json(exclude={"text"})
 
 
-GROUP_KIND_BODIES: dict[str, type[Wire]] = {"group_ops": GroupOpsBody, "group_text": GroupTextBody}
+GROUP_KIND_BODIES: dict[str, type[Wire]] = {
+    "group_ops": GroupOpsBody,
+    "group_text": GroupTextBody,
+}
+# The kinds of a group message's per-member copies (PROTOCOL.md §19.5, §19.7): each a `messages`
+# row, hidden from one-to-one views, whose state the outbox and the member's receipts move.
+GROUP_COPY_KINDS = ("group_text", "group_file")

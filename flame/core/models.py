@@ -271,6 +271,22 @@ class FileDeclineBody(Wire):
     transfer_id: B64
 
 
+class GroupFileBody(Wire):
+    """`group_file`: a file sent to a group (PROTOCOL.md §19.7): `group`, `id`, `seq` and `heads`
+    as `group_text`'s, and the file's offer (§11.2), the same in every member's copy: one
+    transfer id, one file key, one token, so the chunks are sealed once for all of them."""
+
+    group: B64
+    id: B64
+    seq: int = Field(ge=1, le=2**53 - 1)
+    heads: list[B64] = Field(min_length=1, max_length=64)
+    offer: FileOfferBody
+
+    def stored_json(self) -> str:
+        """A sender's per-member copy keeps neither the caption nor an inline file's bytes."""
+        return self.model_dump_json(exclude={"offer": {"data", "caption"}})
+
+
 # Inner message kinds and the model of each one's body (PROTOCOL.md §6.4). A kind is added here
 # and given a receiver in messaging.RECEIVERS; an unknown kind is refused as bad_envelope.
 class ReceiptBody(Wire):
@@ -311,6 +327,7 @@ KIND_BODIES: dict[str, type[Wire]] = {
     "ratchet": RatchetBody,  # version 2 only: the envelope's layer around the real inner message
     **ACTION_BODIES,  # edit, delete, reaction, typing (PROTOCOL.md §17)
     **GROUP_KIND_BODIES,  # group_ops, group_text (PROTOCOL.md §19)
+    "group_file": GroupFileBody,  # §19.7
 }
 # Optional fields that are absent, never null, on the wire, by kind (§11.2, §11.6, §17.1).
 ABSENT_NOT_NULL = {"file_offer": ("data", "caption"), "text": ("reply_to",)}

@@ -77,6 +77,10 @@ PEER_ROUTES = (
           True, None, m.TransferStatus, ("unknown_transfer", "bad_token")),
     Route("PUT", "/api/v1/files/{transfer_id}/chunks", "Stream sealed chunks", "11.4", True,
           None, m.TransferStatus, ("bad_chunk", "wrong_offset", "transfer_closed"), stream=True),
+    Route("GET", "/api/v1/group-files/{author}/{transfer_id}/chunks",
+          "Sealed chunks of a group file that this member holds", "19.7", True, None, "Chunks",
+          ("unknown_transfer", "not_member", "bad_token", "transfer_closed", "past_end",
+           "not_held")),
     Route("POST", "/api/v1/relay/deposits", "Leave envelopes with a relay", "13.3", True,
           m.DepositBatch, m.BatchResult, ("over_quota", "bad_deposit", "unknown_recipient")),
     Route("POST", "/api/v1/relay/collect", "Collect what a relay holds for the caller", "13.3",
@@ -202,6 +206,8 @@ def _operation(route: Route) -> dict[str, Any]:
         ok["content"] = {"application/json": {"schema": {"oneOf": one_of}}}
     elif answer == "OpenAPI":
         ok["content"] = {"application/json": {"schema": {"type": "object"}}}
+    elif answer == "Chunks":
+        ok["content"] = {"application/octet-stream": {"schema": {"type": "string"}}}
     error = {
         "description": "An error answer (PROTOCOL.md §8): "
         + ", ".join(f"`{code}`" for code in route.errors or ("bad_request",)),

@@ -125,6 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--group-burst", type=int, default=500, help="burst to the first group size (500)"
     )
+    bench.add_argument(
+        "--group-file-mib",
+        type=int,
+        default=256,
+        help="size of the file sent to a group of 5, in MiB (0: none)",
+    )
     bench.set_defaults(run=cmd_bench)
 
     chaos = sub.add_parser(

@@ -95,7 +95,21 @@ class UiClient:
     ) -> dict[str, Any]:
         """What the page does with a file: announce it (with its caption), then stream its
         bytes. Returns the offer's message."""
-        files = f"/ui/api/conversations/{peer}/files"
+        return await self.upload(
+            f"/ui/api/conversations/{peer}/files", name, data, media_type, caption
+        )
+
+    async def send_group_file(
+        self, group_id: str, name: str, data: bytes, media_type: str = "", caption: str = ""
+    ) -> dict[str, Any]:
+        """A file to a group (docs/UI_API.md, "Group files"); returns the group message."""
+        return await self.upload(
+            f"/ui/api/groups/{group_id}/files", name, data, media_type, caption
+        )
+
+    async def upload(
+        self, files: str, name: str, data: bytes, media_type: str, caption: str
+    ) -> dict[str, Any]:
         announcement: dict[str, Any] = {"name": name, "size": len(data), "type": media_type}
         if caption:
             announcement["caption"] = caption

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from flame.clock import wait_event
 from flame.core.actions import QUEUED_ACTIONS
+from flame.core.group_models import GROUP_COPY_KINDS
 from flame.core.models import SEQUENCED_KINDS, Deposit, Envelope
 from flame.core.outbox import next_attempt
 from flame.core.relays import choose_relays
@@ -26,8 +27,10 @@ from flame.services.context import Context
 from flame.services.events import ActionFailed, MessageStateChanged
 from flame.services.status import StatusTracker
 from flame.store import contacts as contact_store
+from flame.store import group_held
 from flame.store import messages as message_store
 from flame.store import outbox as outbox_store
+from flame.store.group_held import HELD_REASON
 from flame.store.outbox import OutboxEntry
 
 log = logging.getLogger("flame.delivery")
@@ -43,7 +46,7 @@ PERMANENT_CODES = {
 }
 NO_SESSION = "no_session"
 # Whose state changes the UI is told of; control kinds stay quiet.
-SHOWN_STATES = {*SEQUENCED_KINDS, "group_text"}
+SHOWN_STATES = {*SEQUENCED_KINDS, *GROUP_COPY_KINDS}
 RETRIED_CODES = {Unavailable.code, NO_SESSION}
 CRASH_BACKOFF_MIN_S = 1.0  # a crashed worker's peer waits at least this long, whatever the settings
 BATCH_BYTES = 1024 * 1024  # receivers accept at least 4 MiB (PROTOCOL.md §7); stay well below
@@ -155,6 +158,14 @@ class Delivery:
             if not entries:
                 return delivered
             contact = await contact_store.get_contact(db, peer)
+            if contact is not None and contact.key_changed:
+                # A group message's copies wait for the new key to be accepted (§19.5).
+                held = [e for e in entries if e.kind in GROUP_COPY_KINDS]
+                await group_held.hold_queued(db, [(e.message_id, peer) for e in held], now)
+                self.publish_states(held, "sending", HELD_REASON.format(member=peer))
+                entries = [e for e in entries if e.kind not in GROUP_COPY_KINDS]
+                if not entries:
+                    continue
             if contact is None or contact.key_changed:
                 reason = (
                     f"{peer}'s identity key changed; accept the new key to send again."

@@ -178,6 +178,7 @@ class GroupMessageAdded(Event, kind="group_message"):
 
     message: GroupMessage
     copies: tuple[Copy, ...] = ()
+    file: Transfer | None = None  # the file it carries (PROTOCOL.md §19.7)
 
 
 EVENT_TYPES: tuple[type[Event], ...] = (

@@ -13,19 +13,29 @@ from dataclasses import dataclass, field
 
 from flame.core import groups as rules
 from flame.core.envelope import new_message_id
-from flame.core.group_models import GroupOp, GroupOpsBody, GroupTextBody, OpKind
-from flame.core.models import Wire
+from flame.core.group_models import (
+    GROUP_COPY_KINDS,
+    GroupOp,
+    GroupOpsBody,
+    GroupTextBody,
+    OpKind,
+)
+from flame.core.models import FileOfferBody, GroupFileBody, Wire
 from flame.core.search import parse_query
 from flame.errors import BadRequest, Conflict, NotFound, RequestError, TooLarge, Unavailable
 from flame.services.blocks import Blocks
 from flame.services.contacts import Contacts
 from flame.services.context import Context
 from flame.services.events import GroupChanged, GroupMessageAdded
+from flame.services.features import PeerFeatures
 from flame.services.receipts import Receipts
 from flame.services.sealing import new_inner
 from flame.services.sessions import Sessions
+from flame.store import files as file_store
 from flame.store import groups as store
 from flame.store import outbox as outbox_store
+from flame.store.contacts import Contact
+from flame.store.group_files import GroupFile
 from flame.store.groups import Fanout, Group, GroupCard, GroupMessage
 from flame.store.messages import message_key
 
@@ -38,6 +48,7 @@ class PendingText:
     group_id: str
     text: str
     done: asyncio.Future[GroupMessage]
+    file: FileOfferBody | None = None  # a group file (PROTOCOL.md §19.7): `text` is its caption
 
 
 @dataclass(eq=False)
@@ -47,6 +58,7 @@ class Groups:
     sessions: Sessions
     blocks: Blocks
     receipts: Receipts
+    features: PeerFeatures
     # One change of group state at a time: the membership row is computed from every held
     # operation, and a group message takes the next seq.
     lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -168,23 +180,37 @@ class Groups:
         sealed = await self.seal_each(
             {m: GroupOpsBody(group=group_id, ops=ops) for m, ops in bodies.items()}, "group_ops"
         )
-        return [item.queued for item in sealed]
+        return [item.queued for item in sealed if item.queued is not None]
 
     async def seal_each(self, bodies: dict[str, Wire], kind: str) -> list[Fanout]:
         """One envelope per member (PROTOCOL.md §19): sealed as any one-to-one message, under
         the member's session in version 2. A member this user blocked gets nothing (§12.4). A
-        member whose key change is pending gets a copy as any contact does: the outbox fails it
-        with the reason ("accept the new key"), shown in the message's details. If any other
-        member cannot be sealed to now (no session yet and version 1 refused, the directory
-        down), nothing is sent to anyone: the error says to try again, as for one-to-one."""
+        member whose key change is pending gets a message's copy unsealed and held (the copy's
+        details say so) until this user accepts the new key (`release_held`); operations are
+        sealed as to any contact. If any other member cannot be sealed to now (no session yet
+        and version 1 refused, the directory down), nothing is sent to anyone: the error says
+        to try again, as for one-to-one."""
         ctx = self.ctx
-        out = []
-        for member, body in bodies.items():
+        found: dict[str, Contact] = {}
+        for member in bodies:
             if await self.blocks.is_blocked(member):
                 continue
             contact = await self.contacts.find(member)
             if contact is None:
                 raise Unavailable(f"{member} cannot be reached yet; try again.")
+            found[member] = contact
+        needed = ("groups", "files") if kind == "group_file" else ("groups",)
+        lacking = await self.features.lacking(list(found.values()), needed)
+        out = []
+        for member, contact in found.items():
+            body = bodies[member]
+            if member in lacking:  # its daemon could not read it (PROTOCOL.md §9, §19)
+                if kind in GROUP_COPY_KINDS:
+                    out.append(Fanout(new_inner(ctx, member, kind, body), None, lacking[member]))
+                continue
+            if contact.key_changed and kind in GROUP_COPY_KINDS:
+                out.append(Fanout(new_inner(ctx, member, kind, body), None))
+                continue
             await self.sessions.ensure(contact)
             inner = new_inner(ctx, member, kind, body)
             sealed = await self.sessions.seal(contact, inner)
@@ -208,12 +234,20 @@ class Groups:
             raise TooLarge(
                 f"The message is longer than {limit} characters.", code="message_too_long"
             )
-        await self._member_of(group_id)
+        await self.member_of(group_id)
         done: asyncio.Future[GroupMessage] = asyncio.get_running_loop().create_future()
         self.outgoing.put_nowait(PendingText(group_id, text, done))
         return await done
 
-    async def _member_of(self, group_id: str) -> Group:
+    async def send_file(self, group_id: str, offer: FileOfferBody) -> GroupMessage:
+        """A file's offer to the members of the membership this user holds now (PROTOCOL.md
+        §19.7), stored and fanned out as a group message is."""
+        await self.member_of(group_id)
+        done: asyncio.Future[GroupMessage] = asyncio.get_running_loop().create_future()
+        self.outgoing.put_nowait(PendingText(group_id, offer.caption or "", done, offer))
+        return await done
+
+    async def member_of(self, group_id: str) -> Group:
         group = await self.get(group_id)
         if not group.is_member:
             raise Conflict("You are not in this group any more.", code="left_group")
@@ -244,7 +278,14 @@ class Groups:
             self.ctx.wake.outbox.set()
             for item, message in written:
                 held = (await store.copies_of(self.ctx.db, [message.id]))[message.id]
-                self.ctx.events.publish(GroupMessageAdded(message, tuple(held)))
+                file = (
+                    None
+                    if item.file is None
+                    else await file_store.get(
+                        self.ctx.db, self.ctx.me, "out", item.file.transfer_id
+                    )
+                )
+                self.ctx.events.publish(GroupMessageAdded(message, tuple(held), file))
                 if not item.done.done():
                     item.done.set_result(message)
 
@@ -259,20 +300,33 @@ class Groups:
         kept: list[tuple[PendingText, store.OutgoingText]] = []
         for item in batch:
             try:
-                group = groups.get(item.group_id) or await self._member_of(item.group_id)
+                group = groups.get(item.group_id) or await self.member_of(item.group_id)
                 groups[item.group_id] = group
                 seq = seqs.get(item.group_id, group.next_seq)
                 message_id = new_message_id()
-                body = GroupTextBody(
-                    group=group.id, id=message_id, seq=seq, heads=list(group.heads), text=item.text
-                )
-                others = [m for m in group.members if m != ctx.me]
-                copies = await self.seal_each(dict.fromkeys(others, body), "group_text")
+                heads = list(group.heads)
+                others = sorted((m for m in group.members if m != ctx.me), key=str.encode)
+                body: Wire
+                file = None
+                if item.file is None:
+                    kind = "group_text"
+                    body = GroupTextBody(
+                        group=group.id, id=message_id, seq=seq, heads=heads, text=item.text
+                    )
+                else:
+                    kind = "group_file"
+                    body = GroupFileBody(
+                        group=group.id, id=message_id, seq=seq, heads=heads, offer=item.file
+                    )
+                    key = message_key(ctx.me, message_id)
+                    file = GroupFile(ctx.me, item.file.transfer_id, group.id, key, tuple(others))
+                copies = await self.seal_each(dict.fromkeys(others, body), kind)
             except RequestError as exc:
                 item.done.set_exception(exc)
                 continue
             seqs[item.group_id] = seq + 1
-            kept.append((item, store.OutgoingText(group.id, message_id, seq, item.text, copies)))
+            outgoing = store.OutgoingText(group.id, message_id, seq, item.text, copies, file)
+            kept.append((item, outgoing))
         if not kept:
             return []
         stored = await store.store_outgoing(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from flame.clock import Clock
 from flame.config import Settings
+from flame.core.hello import FEATURES
 from flame.core.keys import Account
 from flame.core.transport import Endpoint
 from flame.errors import LockedError
@@ -19,11 +20,15 @@ from flame.services.contacts import Contacts
 from flame.services.context import Context
 from flame.services.delivery import Delivery
 from flame.services.directory_sync import DirectorySync
+from flame.services.features import PeerFeatures
 from flame.services.files.chunks import Chunks
 from flame.services.files.offers import Offers
 from flame.services.files.runtime import FileRuntime
 from flame.services.files.sender import Sender
 from flame.services.files.uploads import Uploads
+from flame.services.group_fetch import GroupFetch
+from flame.services.group_files import GroupFiles
+from flame.services.group_held import GroupHeld
 from flame.services.group_inbox import GroupInbox
 from flame.services.groups import Groups
 from flame.services.inbox import Inbox
@@ -69,6 +74,9 @@ class Services:
     typing: Typing
     keylog: KeyLog
     groups: Groups
+    group_files: GroupFiles
+    group_fetch: GroupFetch
+    group_held: GroupHeld
 
     @classmethod
     def build(cls, ctx: Context, client: PeerClient, directory: Endpoint) -> Services:
@@ -106,10 +114,17 @@ class Services:
                 "typing": typing.receive,
             }
         )
-        groups = Groups(ctx, contacts, sessions, blocks, receipts)
-        group_inbox = GroupInbox(groups, contacts)
+        groups = Groups(ctx, contacts, sessions, blocks, receipts, PeerFeatures(ctx, client))
+        chunks = Chunks(ctx, files, blocks)
+        uploads = Uploads(ctx, files, messaging, contacts)
+        group_fetch = GroupFetch(ctx, files, chunks, client, blocks, contacts)
+        group_inbox = GroupInbox(groups, contacts, offers, group_fetch.wake)
         inbox.receivers.update(
-            {"group_ops": group_inbox.receive_ops, "group_text": group_inbox.receive_texts}
+            {
+                "group_ops": group_inbox.receive_ops,
+                "group_text": group_inbox.receive_texts,
+                "group_file": group_inbox.receive_files,  # PROTOCOL.md §19.7
+            }
         )
         return cls(
             ctx=ctx,
@@ -128,9 +143,9 @@ class Services:
             relay=Relay(ctx, client, inbox, blocks),
             search=Search(ctx, people),
             files=files,
-            uploads=Uploads(ctx, files, messaging, contacts),
+            uploads=uploads,
             offers=offers,
-            chunks=Chunks(ctx, files, blocks),
+            chunks=chunks,
             sender=Sender(ctx, files, client, status),
             sessions=sessions,
             negotiation=negotiation,
@@ -138,6 +153,9 @@ class Services:
             typing=typing,
             keylog=keylog,
             groups=groups,
+            group_files=GroupFiles(groups, uploads, files),
+            group_fetch=group_fetch,
+            group_held=GroupHeld(groups),
         )
 
 
@@ -156,6 +174,8 @@ class ServiceHolder:
     clock: Clock
     account: Account  # from the keystore record, outside the database
     current: Services | None = None
+    # What this daemon's hello advertises (PROTOCOL.md §9): every feature it implements.
+    features: tuple[str, ...] = tuple(FEATURES)
 
     @property
     def services(self) -> Services:

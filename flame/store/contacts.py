@@ -64,9 +64,7 @@ def _contact(r: aiosqlite.Row) -> Contact:
 
 
 # database -> username -> its contact as last read (None: no such contact)
-_read: weakref.WeakKeyDictionary[Database, dict[str, Contact | None]] = (
-    weakref.WeakKeyDictionary()
-)
+_read: weakref.WeakKeyDictionary[Database, dict[str, Contact | None]] = weakref.WeakKeyDictionary()
 
 
 def forget_cached(db: Database) -> None:

@@ -63,16 +63,16 @@ T_COLUMNS = ", ".join(f"t.{name}" for name in FIELDS)
 MARKS = in_marks(FIELDS)
 
 
-def _transfer(r: aiosqlite.Row) -> Transfer:
+def transfer_of(r: aiosqlite.Row) -> Transfer:
     return from_row(Transfer, r, inline=bool(r["inline"]))
 
 
-def _values(transfer: Transfer) -> tuple[Any, ...]:
+def values_of(transfer: Transfer) -> tuple[Any, ...]:
     return tuple(getattr(transfer, name) for name in FIELDS)
 
 
 async def insert(db: Database, transfer: Transfer) -> None:
-    await db.execute(f"INSERT INTO transfers ({COLUMNS}) VALUES ({MARKS})", _values(transfer))
+    await db.execute(f"INSERT INTO transfers ({COLUMNS}) VALUES ({MARKS})", values_of(transfer))
 
 
 async def insert_incoming(db: Database, transfers: list[Transfer]) -> None:
@@ -82,7 +82,7 @@ async def insert_incoming(db: Database, transfers: list[Transfer]) -> None:
     async with db.transaction() as conn:
         await conn.executemany(
             f"INSERT OR IGNORE INTO transfers ({COLUMNS}) VALUES ({MARKS})",
-            [_values(t) for t in transfers],
+            [values_of(t) for t in transfers],
         )
 
 
@@ -91,7 +91,7 @@ async def get(db: Database, peer: str, direction: str, transfer_id: str) -> Tran
         f"SELECT {COLUMNS} FROM transfers WHERE peer=? AND direction=? AND transfer_id=?",
         (peer, direction, transfer_id),
     )
-    return None if row is None else _transfer(row)
+    return None if row is None else transfer_of(row)
 
 
 async def with_peer(db: Database, peer: str, transfer_id: str) -> list[Transfer]:
@@ -99,7 +99,7 @@ async def with_peer(db: Database, peer: str, transfer_id: str) -> list[Transfer]
     rows = await db.fetchall(
         f"SELECT {COLUMNS} FROM transfers WHERE peer=? AND transfer_id=?", (peer, transfer_id)
     )
-    return [_transfer(row) for row in rows]
+    return [transfer_of(row) for row in rows]
 
 
 async def stored_names(db: Database) -> set[str]:
@@ -111,7 +111,7 @@ async def by_messages(db: Database, message_ids: list[str]) -> dict[str, Transfe
     rows = await db.fetch_in(
         f"SELECT {COLUMNS} FROM transfers WHERE message_id IN ({{}})", message_ids
     )
-    return {row["message_id"]: _transfer(row) for row in rows}
+    return {row["message_id"]: transfer_of(row) for row in rows}
 
 
 async def erase_for_message(conn: Tx, message_id: str) -> None:
@@ -211,7 +211,7 @@ async def sendable(db: Database) -> list[Transfer]:
         f" WHERE t.direction='out' AND t.{OUTGOING_OPEN_SQL} AND NOT t.inline"
         f" AND {PEER_HAS_OFFER} ORDER BY t.created_at"
     )
-    return [_transfer(row) for row in rows]
+    return [transfer_of(row) for row in rows]
 
 
 async def complete_inline(db: Database, now: float) -> list[Transfer]:
@@ -225,7 +225,7 @@ async def complete_inline(db: Database, now: float) -> list[Transfer]:
             f" {PEER_HAS_OFFER}) RETURNING {COLUMNS}",
             (now,),
         ) as cursor:
-            return [_transfer(row) for row in await cursor.fetchall()]
+            return [transfer_of(row) for row in await cursor.fetchall()]
 
 
 async def offers_on_the_way(db: Database) -> set[str]:
@@ -244,7 +244,7 @@ async def refused_offers(db: Database) -> list[tuple[Transfer, str]]:
         " JOIN messages m ON m.id = t.message_id"
         f" WHERE t.direction='out' AND t.{OUTGOING_OPEN_SQL} AND {OFFER_REFUSED}"
     )
-    return [(_transfer(row), str(row["reason"] or "the offer was refused")) for row in rows]
+    return [(transfer_of(row), str(row["reason"] or "the offer was refused")) for row in rows]
 
 
 async def retry_now(db: Database, peer: str) -> None:
@@ -284,13 +284,13 @@ async def record_attempt(
 async def abandoned_uploads(db: Database) -> list[Transfer]:
     """Uploads from the browser that a restart cut short: they cannot resume."""
     rows = await db.fetchall(f"SELECT {COLUMNS} FROM transfers WHERE state='uploading'")
-    return [_transfer(row) for row in rows]
+    return [transfer_of(row) for row in rows]
 
 
 async def plain_at_rest(db: Database) -> list[Transfer]:
     """Transfers whose file was stored in plaintext by an older version (migration 007)."""
     rows = await db.fetchall(f"SELECT {COLUMNS} FROM transfers WHERE at_rest = 'plain'")
-    return [_transfer(r) for r in rows]
+    return [transfer_of(r) for r in rows]
 
 
 async def mark_sealed(db: Database, key: tuple[str, str, str], stored_name: str) -> None:

@@ -16,6 +16,9 @@ from flame.core.groups import Membership
 from flame.core.models import Inner
 from flame.store import outbox
 from flame.store.db import Database, Tx, from_row, in_marks
+from flame.store.group_files import GroupFile
+from flame.store.group_files import insert as insert_group_files
+from flame.store.group_held import hold
 from flame.store.messages import message_key
 
 
@@ -76,7 +79,8 @@ class Fanout:
     and its outbox entry (with the session state, version 2)."""
 
     inner: Inner
-    queued: outbox.Queued
+    queued: outbox.Queued | None  # None: held, the member's key change pending (group_held.py)
+    refused: str | None = None  # not sent: why (its daemon does not speak groups, §19)
 
 
 def _group(row: aiosqlite.Row) -> Group:
@@ -173,6 +177,7 @@ class OutgoingText:
     seq: int
     text: str
     copies: list[Fanout]
+    file: GroupFile | None = None  # a group file's (PROTOCOL.md §19.7): its text is the caption
 
 
 async def store_outgoing(
@@ -207,11 +212,23 @@ async def store_outgoing(
                 for _, ck, c in copies
             ],
         )
+        await insert_group_files(conn, [i.file for i in items if i.file is not None])
         await conn.executemany(
             "INSERT INTO group_copies (group_message, member, copy_id) VALUES (?,?,?)",
             [(key, c.inner.to, ck) for key, ck, c in copies],
         )
-        await outbox.enqueue(conn, [c.queued for _, _, c in copies], now, ttl_s)
+        await outbox.enqueue(
+            conn, [c.queued for _, _, c in copies if c.queued is not None], now, ttl_s
+        )
+        await hold(
+            conn,
+            [(ck, c.inner.to) for _, ck, c in copies if c.queued is None and c.refused is None],
+            now,
+        )
+        await conn.executemany(
+            "UPDATE messages SET state='failed', error=? WHERE id=?",
+            [(c.refused, ck) for _, ck, c in copies if c.refused is not None],
+        )
         await conn.executemany(
             "UPDATE groups SET next_seq=? WHERE id=?",
             [(seq, group_id) for group_id, seq in next_seq.items()],

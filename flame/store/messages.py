@@ -11,6 +11,7 @@ import aiosqlite
 
 from flame.core import states
 from flame.core.actions import QUEUED_ACTIONS, Ref
+from flame.core.group_models import GROUP_COPY_KINDS
 from flame.core.models import Envelope, Inner
 from flame.store import outbox, sessions
 from flame.store.db import Database, Tx, from_row, in_marks
@@ -20,7 +21,8 @@ from flame.store.sessions import SessionState
 # (a profile update is sent to every contact, PROTOCOL.md §12.1; edits, deletes and reactions
 # change the message they target, §17), and the row that stands for a message deleted before it
 # arrived, and group copies (§19.5). A message deleted "for me" is not shown either.
-HIDDEN_KINDS = ("profile_update", *QUEUED_ACTIONS, "tombstone", "group_text")
+HIDDEN_KINDS = ("profile_update", *QUEUED_ACTIONS, "tombstone", *GROUP_COPY_KINDS)
+GROUP_COPIES_SQL = ",".join(f"'{kind}'" for kind in GROUP_COPY_KINDS)
 SHOWN_SQL = (
     "kind NOT IN (" + ",".join(f"'{kind}'" for kind in HIDDEN_KINDS) + ")"
     " AND coalesce(deleted, '') != 'me'"
@@ -313,7 +315,7 @@ async def apply_receipt(
         await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", keys)
         async with conn.execute(  # what a conversation shows, and group copies (§19.5)
             f"SELECT id FROM messages WHERE id IN ({marks}) AND peer=? AND direction='out'"
-            f" AND {outbox.STATE_RANK_SQL} < ? AND ({SHOWN_SQL} OR kind='group_text')",
+            f" AND {outbox.STATE_RANK_SQL} < ? AND ({SHOWN_SQL} OR kind IN ({GROUP_COPIES_SQL}))",
             [*keys, peer, rank],
         ) as cursor:
             changed = [row["id"] for row in await cursor.fetchall()]

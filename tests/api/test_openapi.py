@@ -38,9 +38,12 @@ def served_routes(schema: dict[str, Any]) -> set[Row]:
             else:
                 body_name = "\u2013"  # the table's dash: no body
             answer = op["responses"].get("200", op["responses"].get("201"))["content"]
-            schema = answer["application/json"]["schema"]
-            refs = [one["$ref"] for one in schema.get("oneOf", [schema]) if "$ref" in one]
-            answer_name = "/".join(ref.rsplit("/", 1)[1] for ref in refs) or "OpenAPI"
+            if "application/octet-stream" in answer:  # sealed chunks (§19.7)
+                answer_name = "Chunks"
+            else:
+                schema = answer["application/json"]["schema"]
+                refs = [one["$ref"] for one in schema.get("oneOf", [schema]) if "$ref" in one]
+                answer_name = "/".join(ref.rsplit("/", 1)[1] for ref in refs) or "OpenAPI"
             signed = "yes" if op["security"] else "no"
             if {} in op["security"]:
                 signed = "optional"  # unauthenticated, or signed to get more

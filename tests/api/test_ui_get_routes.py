@@ -22,6 +22,7 @@ from tests.api.test_peer_routes import Zoe, envelope, unlocked
 from tests.files_helpers import png_bytes
 
 FILE_ROUTE = "/ui/api/conversations/{name}/files/{id}"
+GROUP_FILE_ROUTE = "/ui/api/groups/{id}/files/{author}/{transfer_id}"
 
 
 async def snapshot(services: Services) -> dict[str, list[tuple[Any, ...]]]:
@@ -97,6 +98,18 @@ async def walk_every_get_route(node: ApiNode) -> None:
         group_id = (await r.json())["group"]["id"]
     async with ui.post(f"/ui/api/groups/{group_id}/messages", json={"text": "to the board"}) as r:
         assert r.status == 201, await r.text()
+    async with ui.post(  # a group file (docs/UI_API.md, "Group files")
+        f"/ui/api/groups/{group_id}/files",
+        json={"name": "g.png", "size": len(picture), "type": "image/png"},
+    ) as r:
+        assert r.status == 201, await r.text()
+        group_file = (await r.json())["file"]["transfer_id"]
+    async with ui.put(
+        f"/ui/api/groups/{group_id}/files/{group_file}/content",
+        data=io.BytesIO(picture),
+        headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(picture))},
+    ) as r:
+        assert r.status == 201, await r.text()
 
     paths = {
         "/": "/",
@@ -118,6 +131,9 @@ async def walk_every_get_route(node: ApiNode) -> None:
         "/ui/api/groups/{id}/messages": f"/ui/api/groups/{group_id}/messages",
         "/ui/api/groups/{id}/picture": f"/ui/api/groups/{group_id}/picture",
         "/ui/api/group-search": "/ui/api/group-search?q=board",
+        GROUP_FILE_ROUTE: f"/ui/api/groups/{group_id}/files/alice/{group_file}",
+        GROUP_FILE_ROUTE
+        + "/content": f"/ui/api/groups/{group_id}/files/alice/{group_file}/content",
     }
     token = ui.session.headers["X-Flame-Token"]
     before = await snapshot(node.services)

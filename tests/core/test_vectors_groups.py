@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from flame.core import groups
 from flame.core.envelope import encode_inner
@@ -79,3 +80,35 @@ def test_the_group_text_inner_message_parses_back() -> None:
     inner = Inner.model_validate_json(raw)
     assert encode_inner(inner).decode() == raw
     assert inner.kind == "group_text"
+
+
+def test_the_group_file_vector_follows_section_19_7() -> None:
+    """The `group_file` inner message parses back; its recipients are the membership at its
+    heads but the author, in byte order; each one's sources are the recipients before it,
+    nearest first, then the author; its last chunk is sealed as §11.4 says, with bare AES-GCM."""
+    vector = load()
+    spec, out = vector["inputs"]["file"], vector["outputs"]["group_file"]
+    inner = Inner.model_validate_json(out["group_file_inner"])
+    assert encode_inner(inner).decode() == out["group_file_inner"]
+    assert inner.kind == "group_file" and inner.seq == 0
+    body = inner.model_dump(by_alias=True)["body"]
+    content = (spec["content"] * spec["repeat"]).encode()
+    offer = body["offer"]
+    assert offer["size"] == len(content) and "data" not in offer
+    assert offer["sha256"] == b64u(hashlib.sha256(content).digest())
+    assert offer["key"] == b64u(bytes.fromhex(spec["key_hex"]))
+    # heads: the promote, after which alice, bob and carol are members.
+    assert body["heads"] == vector["outputs"]["membership_after_promote"]["heads"]
+    members = vector["outputs"]["membership_after_promote"]["members"]
+    recipients = sorted((m for m in members if m != "alice"), key=str.encode)
+    assert out["recipients"] == recipients
+    for index, member in enumerate(recipients):
+        assert out["sources"][member] == [*reversed(recipients[:index]), "alice"]
+    size = spec["chunk_bytes"]
+    last = (len(content) - 1) // size
+    assert out["chunks"] == last + 1
+    transfer_id = bytes.fromhex(spec["transfer_id_hex"])
+    nonce = bytes(4) + last.to_bytes(8, "big")
+    aad = b"flame/v1/file-chunk\x00" + transfer_id + last.to_bytes(8, "big")
+    sealed = AESGCM(bytes.fromhex(spec["key_hex"])).encrypt(nonce, content[last * size :], aad)
+    assert out["sealed_last_chunk_hex"] == sealed.hex()

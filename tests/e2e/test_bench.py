@@ -18,6 +18,7 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     args += ["--file-mib", "8", "--json", str(out)]
     args += ["--directory-users", "100", "--directory-subscribers", "10"]
     args += ["--group-sizes", "3", "--group-messages", "5", "--group-burst", "20"]
+    args += ["--group-file-mib", "4"]
     command = [sys.executable, "-m", "flame.devtools", *args]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -50,6 +51,11 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     assert burst["accept_s"] > 0 and burst["deliver_s"] > 0
     assert set(burst["post_ms"]) == LATENCY_KEYS and burst["post_ms"]["count"] == 100
     assert result["total_s"] > 0
+    group_file = result["group_file"]  # PROTOCOL.md §19.7: reported; that it matched, judged
+    assert group_file["members"] == 5 and group_file["mib"] == 4 and group_file["sha256_match"]
+    assert group_file["sender_uploaded_bytes"] >= 4 * 1024 * 1024
+    assert set(group_file["per_member_s"]) == {"f01", "f02", "f03", "f04"}
+    assert group_file["to_every_member_verified_s"] > 0
     (flow,) = result["group_flow"]
     assert flow["members"] == 3 and flow["sent"] == 5 and flow["to_last_ms"]["count"] == 5
     assert flow["burst"]["sent"] == 20 and flow["burst"]["per_s"] > 0

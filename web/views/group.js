@@ -6,6 +6,7 @@ import { groupApi, withToken } from '../api.js';
 import { h, setText, showText, spinner } from '../dom.js';
 import { compareMessages, formatTime, messageStateInfo } from '../format.js';
 import * as store from '../store.js';
+import { attachControl, GroupFileCard, sendGroupFile } from './group-files.js';
 import { backLink } from './page.js';
 import { readFile } from './settings.js';
 
@@ -30,6 +31,8 @@ export class GroupView {
     this.group = null;
     this.messages = new Map(); // id -> GroupMessage
     this.items = new Map(); // id -> {li, state, details}
+    this.cards = new Map(); // transfer id -> GroupFileCard (files in messages, and uploads)
+    this.uploads = h('div', { id: 'group-uploads', class: 'group-uploads' });
     this.destroyed = false;
     this.title = h('h2', { id: 'group-title', class: 'conv-title' }, '');
     this.picture = h('span', { id: 'group-picture', class: 'avatar', 'aria-hidden': 'true' });
@@ -65,7 +68,13 @@ export class GroupView {
     this.composer = h(
       'form',
       { class: 'composer', id: 'group-form', novalidate: true },
-      h('div', { class: 'composer-row' }, this.textarea, sendBtn),
+      h(
+        'div',
+        { class: 'composer-row' },
+        attachControl((file) => this._sendFile(file)),
+        this.textarea,
+        sendBtn,
+      ),
     );
     this.composer.addEventListener('submit', (ev) => {
       ev.preventDefault();
@@ -89,6 +98,7 @@ export class GroupView {
         h('div', { class: 'message-scroll', tabindex: '0' }, this.status, this.list),
       ),
       this.error,
+      this.uploads,
       this.composer,
     );
   }
@@ -146,6 +156,9 @@ export class GroupView {
         { class: 'group-member', 'data-member': name },
         h('span', null, store.displayLabel(name)),
         group.admins.includes(name) ? h('span', { class: 'muted' }, ' (admin)') : null,
+        store.state.contacts.get(name)?.key_changed
+          ? h('span', { class: 'group-key-changed' }, ' (key changed: accept it to write to them)')
+          : null,
         group.is_admin && name !== me
           ? h(
               'button',
@@ -261,6 +274,32 @@ export class GroupView {
     }
   }
 
+  async _sendFile(file) {
+    this.error.hidden = true;
+    let pending = null;
+    try {
+      const message = await sendGroupFile(this.id, file, (announced) => {
+        pending = new GroupFileCard(this.id, announced);
+        this.cards.set(announced.transfer_id, pending);
+        this.uploads.appendChild(pending.el);
+      });
+      if (!this.destroyed) this.addLive(message);
+    } catch (err) {
+      if (!this.destroyed) showText(this.error, err.message);
+    } finally {
+      pending?.el.remove();
+    }
+  }
+
+  /** A `file_state` or `file_progress` event: perhaps a file of this group. */
+  applyFileEvent(evt) {
+    const tid = evt.type === 'file_state' ? evt.file?.transfer_id : evt.transfer_id;
+    const card = this.cards.get(tid);
+    if (!card) return;
+    if (evt.type === 'file_state') card.update(evt.file);
+    else card.progress(evt);
+  }
+
   /** A message of this group, new or known (a live event, or one's own send's answer). */
   addLive(m) {
     if (m.group !== this.id) return;
@@ -299,7 +338,8 @@ export class GroupView {
       m.direction === 'in'
         ? h('strong', { class: 'group-author' }, `${store.displayLabel(m.author)}: `)
         : null,
-      h('span', { class: 'message-text' }, m.text),
+      m.file ? this._card(m.file) : null,
+      m.text ? h('span', { class: 'message-text' }, m.text) : null,
       h('span', { class: 'message-meta' }, formatTime(m.sent_at)),
     );
     const extra = m.direction === 'out' ? h('div', { class: 'message-meta' }, state, toggle) : null;
@@ -313,6 +353,12 @@ export class GroupView {
     return { li, state, details, m };
   }
 
+  _card(file) {
+    const card = new GroupFileCard(this.id, file);
+    this.cards.set(file.transfer_id, card);
+    return card.el;
+  }
+
   _renderState(item) {
     const m = item.m;
     if (m.direction !== 'out') return;
@@ -322,7 +368,7 @@ export class GroupView {
         h(
           'li',
           { 'data-copy': c.member },
-          `${store.displayLabel(c.member)}: ${messageStateInfo(c.state).label}`,
+          `${store.displayLabel(c.member)}: ${messageStateInfo(c.state).label}${c.error ? ` (${c.error})` : ''}`,
         ),
       ),
     );

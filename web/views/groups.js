@@ -3,9 +3,8 @@
 
 import { groupApi } from '../api.js';
 import { h } from '../dom.js';
-import { notificationsOn } from '../notify.js';
+import { notifyOfGroup } from '../notices.js';
 import { groupHash } from '../router.js';
-import * as store from '../store.js';
 import { GroupView } from './group.js';
 import { NewGroupView } from './group-new.js';
 
@@ -62,6 +61,9 @@ export class Groups {
     socket.subscribe('group', (evt) => this._applyGroup(evt.group));
     socket.subscribe('group_message', (evt) => this._applyMessage(evt.message));
     socket.subscribe('message_state', (evt) => this.view?.applyState?.(evt));
+    for (const type of ['file_state', 'file_progress']) {
+      socket.subscribe(type, (evt) => this.view?.applyFileEvent?.(evt));
+    }
     socket.subscribe('hello', () => this.load());
   }
 
@@ -126,10 +128,8 @@ export class Groups {
     this._render();
   }
 
-  /** A new message in a group that is not open: a notice, unless busy (as for contacts). */
+  /** A new message in a group that is not open: a notice, unless busy (notices.js). */
   _notify(group, m) {
-    if (!this.shell || store.state.myStatus.choice === 'busy' || !notificationsOn()) return;
-    if (store.state.contacts.get(m.author)?.blocked) return;
-    this.shell.toast(`New message in ${group.name}`, groupHash(group.id));
+    if (this.shell) notifyOfGroup(group, m, this.shell.toasts);
   }
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from flame.api.peer import envelopes, files, guard, keylog, profile, relay, schema
+from flame.api.peer import envelopes, files, group_files, guard, keylog, profile, relay, schema
 from flame.api.peer.state import PEER, PREFIX, PeerState
 from flame.net.http import error_middleware
 from flame.net.verify import RequestVerifier
@@ -24,6 +24,9 @@ def build(holder: ServiceHolder, verifier: RequestVerifier) -> web.Application:
     router.add_get(f"{PREFIX}/profile", profile.profile)
     router.add_get(PREFIX + "/files/{transfer_id}", files.status)
     router.add_put(PREFIX + "/files/{transfer_id}/chunks", files.put_chunks)
+    router.add_get(
+        PREFIX + "/group-files/{author}/{transfer_id}/chunks", group_files.get_chunks
+    )  # PROTOCOL.md §19.7
     router.add_post(f"{PREFIX}/relay/deposits", relay.deposits)
     router.add_post(f"{PREFIX}/relay/collect", relay.collect)
     router.add_post(f"{PREFIX}/relay/ack", relay.ack)

@@ -7,7 +7,7 @@ from aiohttp import web
 from flame.api.peer.state import PEER
 from flame.core.actions import TYPING_RETRY_AFTER_S
 from flame.core.encoding import b64e
-from flame.core.hello import FEATURES, Hello, PublicHello
+from flame.core.hello import Hello, PublicHello
 from flame.core.models import BatchResult, EnvelopeBatch
 from flame.errors import BadRequest, RequestError, TooManyRequests
 from flame.net.http import parse_model
@@ -25,7 +25,7 @@ async def hello(request: web.Request) -> web.Response:
         username=holder.account.username,
         identity_key=b64e(holder.account.identity_key),
         versions=list(holder.settings.security.versions),
-        features=FEATURES,
+        features=list(holder.features),
         locked=False,
     )
     return web.json_response(reply.model_dump())

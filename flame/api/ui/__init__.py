@@ -8,7 +8,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from flame.api.ui import actions, auth, conversations, feed, files, groups, keylog, social, static
+from flame.api.ui import (
+    actions,
+    auth,
+    conversations,
+    feed,
+    files,
+    group_files,
+    groups,
+    keylog,
+    social,
+    static,
+)
 from flame.api.ui.guard import UiOrigin, headers_middleware, host_and_origin_middleware
 from flame.api.ui.session import LoginThrottle, require_session
 from flame.api.ui.state import UI, UiState, Unlock, activity_middleware
@@ -88,4 +99,13 @@ def build(
     router.add_post(f"{team}/messages", groups.post_message)
     router.add_post(f"{team}/read", groups.mark_read)
     router.add_get(f"{team}/picture", groups.picture, name=groups.PICTURE_ROUTE)
+    team_files, their_file = f"{team}/files", f"{team}/files/{{author}}/{{transfer_id}}"
+    router.add_post(team_files, group_files.announce)  # docs/UI_API.md, "Group files"
+    router.add_put(
+        team_files + "/{transfer_id}/content", group_files.upload, name=group_files.UPLOAD_ROUTE
+    )
+    router.add_post(team_files + "/{transfer_id}/cancel", group_files.cancel)
+    router.add_get(their_file, group_files.view)
+    router.add_get(their_file + "/content", group_files.content, name="ui_group_file_content")
+    router.add_post(their_file + "/decline", group_files.decline)
     return app

@@ -79,6 +79,7 @@ async def contacts(request: web.Request) -> web.Response:
 async def accept_key(request: web.Request) -> web.Response:
     services = request.app[UI].services
     contact = await services.contacts.accept_key(path_name(request, code="unknown_recipient"))
+    await services.group_held.release(contact.username)  # held group copies (PROTOCOL.md §19.5)
     return web.json_response(views.contact_json(await services.people.card(contact)))
 
 

@@ -20,6 +20,7 @@ from flame.core.models import MAX_CAPTION, Wire
 from flame.errors import FlameError, NotFound, RequestError
 from flame.net.http import parse_model
 from flame.services.files.uploads import Uploads
+from flame.store.files import Transfer
 
 log = logging.getLogger("flame.files")
 UPLOAD_ROUTE = "ui_file_upload"  # the one UI route whose body is not JSON (api/ui/guard.py)
@@ -72,7 +73,14 @@ async def content(request: web.Request) -> web.StreamResponse:
     """The plaintext of a stored file (kept sealed at rest, decrypted as it is sent), whole or the
     one byte range asked for (audio and video seek with them)."""
     uploads, peer, transfer_id = _names(request)
-    transfer = uploads.servable(await uploads.find(peer, transfer_id))
+    return await serve_content(request, uploads, await uploads.find(peer, transfer_id))
+
+
+async def serve_content(
+    request: web.Request, uploads: Uploads, found: Transfer
+) -> web.StreamResponse:
+    """A stored file's plaintext as content (whole or a range), never as something that runs."""
+    transfer = uploads.servable(found)
     inline = media_class(transfer.media_type) is not None and request.query.get("download") != "1"
     span = byte_range(request.headers.get("Range"), transfer.size)
     start, end = span or (0, transfer.size)

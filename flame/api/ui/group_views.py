@@ -19,8 +19,11 @@ def copy_json(copy: Copy) -> Json:
     return {"member": copy.member, "id": copy.id, "state": copy.state, "error": copy.error}
 
 
-def group_message_json(message: GroupMessage, copies: Sequence[Copy] = ()) -> Json:
-    """`GroupMessage`; "delivered to `delivered` of `recipients`, read by `read`"."""
+def group_message_json(
+    message: GroupMessage, copies: Sequence[Copy] = (), file: Json | None = None
+) -> Json:
+    """`GroupMessage`; "delivered to `delivered` of `recipients`, read by `read`"; `file` the
+    `File` it carries (PROTOCOL.md §19.7), its `text` then the caption."""
     delivered, read = count_states(list(copies))
     return {
         "id": message.id,
@@ -35,6 +38,7 @@ def group_message_json(message: GroupMessage, copies: Sequence[Copy] = ()) -> Js
         "delivered": delivered,
         "read": read,
         "copies": [copy_json(c) for c in copies],
+        "file": file,
     }
 
 

@@ -10,8 +10,9 @@ from typing import Literal
 from aiohttp import web
 from pydantic import Field
 
-from flame.api.ui import group_views
+from flame.api.ui import group_views, views
 from flame.api.ui.conversations import ReadBody, SendBody, count_param, cursor_text, parse_cursor
+from flame.api.ui.group_views import Json
 from flame.api.ui.social import AVATAR_BODY_MAX
 from flame.api.ui.state import UI
 from flame.core.encoding import b64d, b64e
@@ -89,11 +90,15 @@ async def list_messages(request: web.Request) -> web.Response:
     limit = count_param(request, "limit", 50, 200)
     before = parse_cursor(request.query.get("before"))
     messages, copies = await groups.page(_group_id(request), before, limit)
+    files = await _files(request, [m.id for m in messages])
     oldest = messages[0] if len(messages) == limit else None
     cursor = None if oldest is None else (oldest.sent_at, oldest.seq, oldest.rowid)
     return web.json_response(
         {
-            "messages": [group_views.group_message_json(m, copies.get(m.id, ())) for m in messages],
+            "messages": [
+                group_views.group_message_json(m, copies.get(m.id, ()), files.get(m.id))
+                for m in messages
+            ],
             "next_before": cursor_text(cursor),
         }
     )
@@ -137,4 +142,13 @@ async def search(request: web.Request) -> web.Response:
     groups = request.app[UI].services.groups
     limit = count_param(request, "limit", 30, 100)
     found = await groups.search(request.query.get("q", ""), limit)
-    return web.json_response({"messages": [group_views.group_message_json(m) for m in found]})
+    files = await _files(request, [m.id for m in found])
+    return web.json_response(
+        {"messages": [group_views.group_message_json(m, (), files.get(m.id)) for m in found]}
+    )
+
+
+async def _files(request: web.Request, keys: list[str]) -> dict[str, Json]:
+    """The `File` each of these group messages carries (PROTOCOL.md §19.7)."""
+    found = await request.app[UI].services.group_files.files_of(keys)
+    return {key: views.file_json(transfer) for key, transfer in found.items()}

@@ -15,7 +15,7 @@ from flame.net.http import Handler
 
 SAFE_METHODS = {"GET", "HEAD"}
 # Routes whose body is a file streamed as application/octet-stream, not JSON (api/ui/files.py).
-STREAMED_ROUTES = frozenset({"ui_file_upload"})
+STREAMED_ROUTES = frozenset({"ui_file_upload", "ui_group_file_upload"})
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "media-src 'self' blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "

@@ -32,7 +32,9 @@ WS_PROTOCOL = "flame"
 WS_TOKEN_PREFIX = "flame-token."
 # GET routes that an element (img, video, audio, a download link) loads: no header there either,
 # so these take the token as the query parameter TOKEN_QUERY.
-ELEMENT_ROUTES = frozenset({"ui_file_content", "ui_avatar", "ui_group_picture"})
+ELEMENT_ROUTES = frozenset(
+    {"ui_file_content", "ui_avatar", "ui_group_picture", "ui_group_file_content"}
+)
 TOKEN_QUERY = "token"
 
 

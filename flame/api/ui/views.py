@@ -123,10 +123,15 @@ def file_json(transfer: Transfer) -> Json:
         "media": media_class(transfer.media_type),
         "state": transfer.state,
         "bytes": transfer.size if transfer.state == "complete" else transfer.held_bytes,
+        "sent_bytes": transfer.sent_bytes,
         "error": transfer.error,
         "created_at": transfer.created_at,
         "completed_at": transfer.completed_at,
     }
+
+
+def _file_or_none(transfer: Transfer | None) -> Json | None:
+    return None if transfer is None else file_json(transfer)
 
 
 def avatar_url(username: str, profile: StoredProfile | None) -> str | None:
@@ -364,7 +369,9 @@ EVENT_FIELDS: dict[type[events.Event], EventFields] = {
     events.FileStateChanged: lambda e: {"file": file_json(e.transfer)},
     events.FileProgress: _file_progress,
     events.GroupChanged: lambda e: {"group": group_json(e.card)},
-    events.GroupMessageAdded: lambda e: {"message": group_message_json(e.message, e.copies)},
+    events.GroupMessageAdded: lambda e: {
+        "message": group_message_json(e.message, e.copies, _file_or_none(e.file))
+    },
 }
 WS_ONLY_EVENTS = ("hello", "pong")  # sent by the feed itself, not published by services
 

@@ -18,6 +18,7 @@ from typing import Any
 from flame.devtools.bench.directory import directory_figures, directory_rows
 from flame.devtools.bench.files import measure_file_transfer
 from flame.devtools.bench.files import table_rows as file_table_rows
+from flame.devtools.bench.group_file import group_file_rows, measure_group_file
 from flame.devtools.bench.group_flow import group_flow_rows, measure_group_flow
 from flame.devtools.bench.groups import group_rows, measure_groups
 from flame.devtools.bench.machine import cpu_meter, machine_info
@@ -110,6 +111,7 @@ def print_table(result: dict[str, Any]) -> None:
         *group_rows(result["groups"]),
         *group_flow_rows(result["group_flow"]),
         ("", ""),
+        *([*group_file_rows(result["group_file"]), ("", "")] if result["group_file"] else []),
         *([*file_table_rows(result["file"]), ("", "")] if result["file"] else []),
         *search_rows(result["search"]),
         ("result", "ok" if result["ok"] else "MISMATCH: " + "; ".join(result["problems"])),
@@ -232,6 +234,9 @@ async def run_bench(args: argparse.Namespace) -> int:
     group_sizes = [int(n) for n in str(getattr(args, "group_sizes", "5,20")).split(",") if n]
     group_messages = int(getattr(args, "group_messages", 100))
     group_burst = int(getattr(args, "group_burst", 500))
+    group_file_mib = int(getattr(args, "group_file_mib", 256))
+    if group_file_mib < 0:
+        raise ToolFailed("--group-file-mib must be 0 (no group file figure) or more.")
     if any(n < 2 for n in group_sizes) or group_messages < 1 or group_burst < 0:
         raise ToolFailed("--group-sizes are 2 or more, --group-messages at least 1.")
     if messages < 1 or burst < 1 or concurrency < 1 or search_messages < 1:
@@ -279,6 +284,12 @@ async def run_bench(args: argparse.Namespace) -> int:
         figures["group_flow"] = await measure_group_flow(
             Path(tmp) / "groups", group_sizes, group_messages, group_burst, DAEMON_ENV, INIT_ENV
         )
+        figures["group_file"] = None
+        if group_file_mib > 0:
+            print(f"A {group_file_mib} MiB file to a group of 5 ...", flush=True)
+            figures["group_file"] = await measure_group_file(
+                Path(tmp) / "groups", 5, group_file_mib, DAEMON_ENV, INIT_ENV
+            )
         print("Ratchet: what version 2 adds to each message, in CPU ...", flush=True)
         figures["ratchet_cost"] = measure_ratchet_cost(max(100, min(burst, 2000)), TEXT_CHARS)
         print("Prekeys: refills and claims at the directory ...", flush=True)
@@ -305,6 +316,8 @@ async def run_bench(args: argparse.Namespace) -> int:
         problems.append(f"interleaved bursts delivered {turns['received']} of {turns['expected']}")
     if figures["file"] is not None and not figures["file"]["sha256_match"]:
         problems.append("the file's SHA-256 at bob differs")
+    if figures["group_file"] is not None and not figures["group_file"]["sha256_match"]:
+        problems.append("the group file's SHA-256 differs at a member")
     result: dict[str, Any] = {
         "version": JSON_VERSION,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -322,6 +335,7 @@ async def run_bench(args: argparse.Namespace) -> int:
             "group_sizes": group_sizes,
             "group_messages": group_messages,
             "group_burst": group_burst,
+            "group_file_mib": group_file_mib,
             "daemon_env": DAEMON_ENV,
             "init_env": INIT_ENV,
         },

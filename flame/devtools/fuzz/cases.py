@@ -121,6 +121,24 @@ def file_chunks(world: World) -> Case:
     return case
 
 
+GROUP_CHUNKS_ROUTE = "GET /api/v1/group-files/{author}/{transfer_id}/chunks"
+
+
+def group_chunks(world: World) -> Case:
+    """A group file's chunks (PROTOCOL.md §19.7), asked of a member that holds none of them, by
+    members and strangers, with hostile authors, ids, tokens and starts: every refusal before a
+    byte is served."""
+    caller, holder, author = world.three()
+    author_name = world.fuzz.pick([author.name, caller.name, "nobody", "%ff", "a" * 70])
+    transfer_id = world.fuzz.pick([world.fuzz.b64(16), world.fuzz.b64(3), "..", "%00"])
+    start = world.fuzz.pick(["0", "1", "-1", "x", "9" * 20, ""])
+    path = f"/api/v1/group-files/{author_name}/{transfer_id}/chunks?start={start}"
+    case = world.peer_case(caller, holder, "GET", path, b"", GROUP_CHUNKS_ROUTE)
+    if world.fuzz.chance(0.8):
+        case.headers["Flame-Upload-Token"] = world.fuzz.b64(32)
+    return case
+
+
 def openapi(world: World) -> Case:
     """The served schema (§16): unsigned, or with whatever headers a member sends."""
     caller, target, _ = world.three()
@@ -280,6 +298,7 @@ ROUTES: list[tuple[Builder, int]] = [
     (ack, 2),
     (file_status, 1),
     (file_chunks, 2),
+    (group_chunks, 1),
     (openapi, 1),
     (dir_hello, 1),
     (enroll, 2),

@@ -8,7 +8,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 
-from flame.core.files import SNIFF_BYTES, check_offer, sniff_media
+from flame.core.files import SNIFF_BYTES, Offer, check_offer, sniff_media
 from flame.core.models import FileCancelBody, FileDeclineBody, FileOfferBody
 from flame.core.states import OPEN_STATES
 from flame.errors import BadEnvelope, Forbidden, RequestError, Unavailable
@@ -58,7 +58,7 @@ class Offers:
                 continue
             if data is not None:
                 try:
-                    transfer = await self._write_inline(transfer, data)
+                    transfer = await self.write_inline(transfer, data)
                 except Unavailable as exc:
                     outcomes[index] = exc
                     continue
@@ -105,28 +105,10 @@ class Offers:
         seen.add((author, offer.transfer_id))
         if existing:  # the same envelope again (a retry, or a relay's copy): nothing new to write
             return existing[0], None
-        transfer = Transfer(
-            peer=author,
-            direction="in",
-            transfer_id=offer.transfer_id,
-            message_id=item.key,
-            name=offer.name,
-            size=offer.size,
-            declared_type=offer.media_type,
-            media_type=None,
-            sha256=offer.sha256,
-            file_key=offer.key,
-            upload_token=offer.token,
-            chunk_bytes=offer.chunk_bytes,
-            stored_name=new_stored_name("in"),
-            state="receiving",
-            created_at=now,
-            inline=offer.data is not None,
-            caption=body.caption or "",
-        )
+        transfer = incoming_transfer(author, offer, body.caption or "", item.key, now)
         return transfer, offer.data
 
-    async def _write_inline(self, transfer: Transfer, data: bytes) -> Transfer:
+    async def write_inline(self, transfer: Transfer, data: bytes) -> Transfer:
         """Write an inline file under its generated name and fsync it; the transfer it returns is
         complete. A crash before the database commit leaves an unreferenced file, which the next
         start removes (disk.remove_strays); the sender's retry writes it again."""
@@ -181,3 +163,28 @@ class Offers:
                 await self.runtime.close(key, "declined", f"{item.inner.from_} declined it.")
             )
         return outcomes
+
+
+def incoming_transfer(
+    author: str, offer: Offer, caption: str, message_id: str, now: float
+) -> Transfer:
+    """The transfer an offer that passed core.files.check_offer makes (PROTOCOL.md §11.2)."""
+    return Transfer(
+        peer=author,
+        direction="in",
+        transfer_id=offer.transfer_id,
+        message_id=message_id,
+        name=offer.name,
+        size=offer.size,
+        declared_type=offer.media_type,
+        media_type=None,
+        sha256=offer.sha256,
+        file_key=offer.key,
+        upload_token=offer.token,
+        chunk_bytes=offer.chunk_bytes,
+        stored_name=new_stored_name("in"),
+        state="receiving",
+        created_at=now,
+        inline=offer.data is not None,
+        caption=caption,
+    )

@@ -63,11 +63,19 @@ class Uploads:
     contacts: Contacts
 
     async def begin_upload(
-        self, peer: str, name: str, size: int, declared_type: str, caption: str = ""
+        self,
+        peer: str,
+        name: str,
+        size: int,
+        declared_type: str,
+        caption: str = "",
+        *,
+        to_group: bool = False,
     ) -> Transfer:
         """Record a file the browser is about to upload, with what the user wrote with it. Refused
         here, before any byte is sent, when it is empty or over the limit, the caption too long,
-        or the recipient cannot be written to."""
+        or the recipient cannot be written to. A group's file (PROTOCOL.md §19.7) is this user's
+        own copy: `peer` is this user, and the group service checks the group."""
         self.ctx.keys.identity()
         limit = self.ctx.settings.files.max_file_bytes
         if size < 1:
@@ -80,7 +88,8 @@ class Uploads:
             raise TooLarge(
                 f"The caption is longer than {MAX_CAPTION} characters.", code="caption_too_long"
             )
-        await self.contacts.recipient(peer)
+        if not to_group:
+            await self.contacts.recipient(peer)
         transfer = Transfer(
             peer=peer,
             direction="out",
@@ -109,6 +118,14 @@ class Uploads:
         """Stream the browser's bytes to our copy, hashing as they come (a thread does the hashing
         and writing, a megabyte at a time), then offer the file. Memory stays at about a megabyte."""
         transfer = await self.find(peer, transfer_id, direction="out")
+        digest, head = await self.receive_upload(transfer, length, content)
+        return await self._offer(transfer, digest, head)
+
+    async def receive_upload(
+        self, transfer: Transfer, length: int | None, content: StreamReader
+    ) -> tuple[bytes, bytes]:
+        """The browser's bytes of an announced file, sealed and durable: their SHA-256 and first
+        bytes. A failed upload closes the transfer."""
         if transfer.state != "uploading":
             raise Conflict(f"This file is {transfer.state}, not waiting for its bytes.")
         if length is None:
@@ -136,7 +153,7 @@ class Uploads:
             raise
         finally:
             del self.runtime.uploads[key]
-        return await self._offer(transfer, digest, head)
+        return digest, head
 
     async def _receive(
         self, transfer: Transfer, content: StreamReader, stop: asyncio.Event
@@ -187,18 +204,36 @@ class Uploads:
         self, transfer: Transfer, digest: bytes, head: bytes
     ) -> tuple[Message, Transfer]:
         """The file is ours and durable: record its hash and send the offer (PROTOCOL.md §11.2)."""
-        media_type = sniff_media(head)
         key = transfer.key
+        body = await self.offer_of(transfer, digest, head)
+        try:
+            message = await self.messaging.send_inner(transfer.peer, "file_offer", body)
+        except FlameError as exc:
+            await self.runtime.close(key, "failed", exc.message)
+            raise
+        await file_store.set_message(self.ctx.db, key, message.id)
+        offered = await self.find(transfer.peer, transfer.transfer_id, direction="out")
+        if not offered.is_open:  # cancelled while the offer was being queued: take it back
+            await self.send_control(offered.peer, "file_cancel", offered.transfer_id)
+        self.runtime.wake.set()
+        self.runtime.publish(offered)
+        return message, offered
+
+    async def offer_of(self, transfer: Transfer, digest: bytes, head: bytes) -> FileOfferBody:
+        """Record an uploaded file's hash (it waits to be offered) and make its offer."""
+        media_type = sniff_media(head)
         inline = (
             transfer.size <= self.ctx.settings.files.relay_max_bytes
         )  # at most INLINE_MAX_BYTES
-        if not await file_store.finish_upload(self.ctx.db, key, digest, media_type, inline=inline):
+        if not await file_store.finish_upload(
+            self.ctx.db, transfer.key, digest, media_type, inline=inline
+        ):
             remove_files(self.ctx.settings, transfer)
             raise Conflict("The upload was cancelled.", code="transfer_closed")
         data = None
         if inline:  # small: the offer carries the file, and relays can hold it (PROTOCOL.md §11.6)
             data = b64e(await read_whole(self.ctx.settings, transfer))
-        body = FileOfferBody(
+        return FileOfferBody(
             transfer_id=transfer.transfer_id,
             name=transfer.name,
             size=transfer.size,
@@ -210,18 +245,6 @@ class Uploads:
             data=data,
             caption=transfer.caption or None,
         )
-        try:
-            message = await self.messaging.send_inner(transfer.peer, "file_offer", body)
-        except FlameError as exc:
-            await self.runtime.close(key, "failed", exc.message)
-            raise
-        await file_store.set_message(self.ctx.db, key, message.id)
-        offered = await self.find(transfer.peer, transfer.transfer_id, direction="out")
-        if not offered.is_open:  # cancelled while the offer was being queued: take it back
-            await self._send_control(offered.peer, "file_cancel", offered.transfer_id)
-        self.runtime.wake.set()
-        self.runtime.publish(offered)
-        return message, offered
 
     async def cancel(self, peer: str, transfer_id: str) -> Transfer:
         """The sender stops a file: nothing more is sent, and the recipient is told."""
@@ -229,7 +252,7 @@ class Uploads:
         if not await self.runtime.close(transfer.key, "cancelled", "You cancelled it."):
             raise Conflict(f"This file is already {transfer.state}.", code="transfer_closed")
         if transfer.message_id is not None:
-            await self._send_control(peer, "file_cancel", transfer_id)
+            await self.send_control(peer, "file_cancel", transfer_id)
         return await self.find(peer, transfer_id, direction="out")
 
     async def decline(self, peer: str, transfer_id: str) -> Transfer:
@@ -237,10 +260,10 @@ class Uploads:
         transfer = await self.find(peer, transfer_id, direction="in")
         if not await self.runtime.close(transfer.key, "declined", "You declined it."):
             raise Conflict(f"This file is already {transfer.state}.", code="transfer_closed")
-        await self._send_control(peer, "file_decline", transfer_id)
+        await self.send_control(peer, "file_decline", transfer_id)
         return await self.find(peer, transfer_id, direction="in")
 
-    async def _send_control(self, peer: str, kind: str, transfer_id: str) -> None:
+    async def send_control(self, peer: str, kind: str, transfer_id: str) -> None:
         """Queue a control message (sequence 0, not shown in the conversation) in the outbox, as
         receipts are. Best effort: when it cannot be sealed (the peer's key changed), the peer still
         learns it from the streaming endpoint's `transfer_closed` (PROTOCOL.md §11.5)."""
