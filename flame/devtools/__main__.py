@@ -95,41 +95,47 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start a directory and two daemons as processes and "
         "measure message latency and throughput, then search over a large message store.",
     )
-    bench.add_argument("--messages", type=int, default=500, help="latency sample size")
-    bench.add_argument("--burst", type=int, default=5000, help="throughput burst size")
+    bench.add_argument("--messages", type=int, default=None, help="latency sample size (500)")
+    bench.add_argument("--burst", type=int, default=None, help="throughput burst size (5000)")
     bench.add_argument(
         "--search-messages",
         type=int,
-        default=1_000_000,
-        help="messages in the search benchmark's synthetic store",
+        default=None,
+        help="messages in the search benchmark's synthetic store (1,000,000)",
     )
     bench.add_argument("--json", default="bench-results.json", help="where to write the JSON")
     bench.add_argument(
-        "--file-mib", type=int, default=1024, help="size of the file figure in MiB (0: none)"
+        "--file-mib", type=int, default=None, help="size of the file figure in MiB (1024; 0: none)"
     )
     bench.add_argument(
-        "--directory-users", type=int, default=10_000, help="users enrolled at the directory"
+        "--directory-users", type=int, default=None, help="users enrolled at the directory (10,000)"
     )
     bench.add_argument(
         "--directory-subscribers",
         type=int,
-        default=1000,
-        help="subscriptions a status change is pushed to",
+        default=None,
+        help="subscriptions a status change is pushed to (1000)",
     )
     bench.add_argument(
-        "--group-sizes", default="5,20", help="group sizes of the group delivery figures (5,20)"
+        "--group-sizes", default=None, help="group sizes of the group delivery figures (5,20)"
     )
     bench.add_argument(
-        "--group-messages", type=int, default=100, help="sequential group messages per size"
+        "--group-messages", type=int, default=None, help="sequential group messages per size (100)"
     )
     bench.add_argument(
-        "--group-burst", type=int, default=500, help="burst to the first group size (500)"
+        "--group-burst", type=int, default=None, help="burst to the first group size (500)"
     )
     bench.add_argument(
         "--group-file-mib",
         type=int,
-        default=256,
-        help="size of the file sent to a group of 5, in MiB (0: none)",
+        default=None,
+        help="size of the file sent to a group of 5, in MiB (256; 0: none)",
+    )
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes for development (about a minute); sizes given as flags still win, "
+        "and no goal is judged",
     )
     bench.set_defaults(run=cmd_bench)
 

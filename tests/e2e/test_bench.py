@@ -8,8 +8,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+from flame.devtools.bench.goals import GOALS
 
 LATENCY_KEYS = {"count", "min", "mean", "p50", "p90", "p99", "max"}
+
+
+def latency_p50(result: dict[str, Any]) -> float:
+    return round(float(result["latency"]["ms"]["p50"]), 3)
 
 
 def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> None:
@@ -18,7 +25,7 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     args += ["--file-mib", "8", "--json", str(out)]
     args += ["--directory-users", "100", "--directory-subscribers", "10"]
     args += ["--group-sizes", "3", "--group-messages", "5", "--group-burst", "20"]
-    args += ["--group-file-mib", "4"]
+    args += ["--group-file-mib", "4", "--quick"]  # --quick, with sizes given as flags winning
     command = [sys.executable, "-m", "flame.devtools", *args]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -35,6 +42,12 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     result = json.loads(out.read_text())
     assert result["ok"] is True and result["problems"] == []
     assert result["params"]["messages"] == 20 and result["params"]["burst"] == 100
+    assert result["params"]["quick"] is True and result["params"]["directory_users"] == 100
+    # Every goal is listed with its figure; a quick run judges none of them.
+    goals = {g["figure"]: g for g in result["goals"]}
+    assert len(goals) == len(GOALS) and {g["verdict"] for g in goals.values()} == {"quick run"}
+    assert goals["latency p50, alice POST -> bob WebSocket"]["value"] == latency_p50(result)
+    assert "goals" in output and "quick run" in output
     assert result["machine"]["cpu_count"] >= 1
     assert result["machine"]["python"] and result["machine"]["platform"]
 

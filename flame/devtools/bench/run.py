@@ -18,6 +18,7 @@ from typing import Any
 from flame.devtools.bench.directory import directory_figures, directory_rows
 from flame.devtools.bench.files import measure_file_transfer
 from flame.devtools.bench.files import table_rows as file_table_rows
+from flame.devtools.bench.goals import goal_rows, judge
 from flame.devtools.bench.group_file import group_file_rows, measure_group_file
 from flame.devtools.bench.group_flow import group_flow_rows, measure_group_flow
 from flame.devtools.bench.groups import group_rows, measure_groups
@@ -41,6 +42,31 @@ from flame.devtools.stats import print_rows
 from flame.devtools.ui import PAGE, ToolFailed
 
 JSON_VERSION = 1
+# The sizes of a full run (what the goals are judged on) and of `--quick` (about a minute).
+FULL: dict[str, int | str] = {
+    "messages": 500,
+    "burst": 5000,
+    "search_messages": 1_000_000,
+    "file_mib": 1024,
+    "directory_users": 10_000,
+    "directory_subscribers": 1000,
+    "group_sizes": "5,20",
+    "group_messages": 100,
+    "group_burst": 500,
+    "group_file_mib": 256,
+}
+QUICK: dict[str, int | str] = {
+    "messages": 100,
+    "burst": 600,
+    "search_messages": 20_000,
+    "file_mib": 64,
+    "directory_users": 1000,
+    "directory_subscribers": 100,
+    "group_sizes": "5",
+    "group_messages": 20,
+    "group_burst": 60,
+    "group_file_mib": 16,
+}
 
 # Short intervals so that the cluster is up in seconds; cheap Argon2 at `flame init` only (the
 # cost is stored with the keys).
@@ -114,6 +140,8 @@ def print_table(result: dict[str, Any]) -> None:
         *([*group_file_rows(result["group_file"]), ("", "")] if result["group_file"] else []),
         *([*file_table_rows(result["file"]), ("", "")] if result["file"] else []),
         *search_rows(result["search"]),
+        ("", ""),
+        *goal_rows(result["goals"]),
         ("result", "ok" if result["ok"] else "MISMATCH: " + "; ".join(result["problems"])),
     ]
     print_rows("Flame bench (loopback, real processes)", rows)
@@ -221,20 +249,20 @@ async def measure(
 
 
 async def run_bench(args: argparse.Namespace) -> int:
-    messages = int(getattr(args, "messages", 500))
-    burst = int(getattr(args, "burst", 5000))
+    quick = bool(getattr(args, "quick", False))
+    sizes = {**(QUICK if quick else FULL)}
+    sizes.update({k: v for k in FULL if (v := getattr(args, k, None)) is not None})
+    messages, burst = int(sizes["messages"]), int(sizes["burst"])
     concurrency = int(getattr(args, "concurrency", CONCURRENCY))
     json_path = Path(getattr(args, "json", "bench-results.json"))
-    search_messages = int(getattr(args, "search_messages", 1_000_000))
-    file_mib = int(getattr(args, "file_mib", 1024))
-    directory_users = int(getattr(args, "directory_users", 10_000))
-    subscribers = int(getattr(args, "directory_subscribers", 1000))
+    search_messages, file_mib = int(sizes["search_messages"]), int(sizes["file_mib"])
+    directory_users = int(sizes["directory_users"])
+    subscribers = int(sizes["directory_subscribers"])
     if not 1 <= subscribers <= directory_users:
         raise ToolFailed("--directory-subscribers must be from 1 to --directory-users.")
-    group_sizes = [int(n) for n in str(getattr(args, "group_sizes", "5,20")).split(",") if n]
-    group_messages = int(getattr(args, "group_messages", 100))
-    group_burst = int(getattr(args, "group_burst", 500))
-    group_file_mib = int(getattr(args, "group_file_mib", 256))
+    group_sizes = [int(n) for n in str(sizes["group_sizes"]).split(",") if n]
+    group_messages, group_burst = int(sizes["group_messages"]), int(sizes["group_burst"])
+    group_file_mib = int(sizes["group_file_mib"])
     if group_file_mib < 0:
         raise ToolFailed("--group-file-mib must be 0 (no group file figure) or more.")
     if any(n < 2 for n in group_sizes) or group_messages < 1 or group_burst < 0:
@@ -336,6 +364,7 @@ async def run_bench(args: argparse.Namespace) -> int:
             "group_messages": group_messages,
             "group_burst": group_burst,
             "group_file_mib": group_file_mib,
+            "quick": quick,
             "daemon_env": DAEMON_ENV,
             "init_env": INIT_ENV,
         },
@@ -344,6 +373,7 @@ async def run_bench(args: argparse.Namespace) -> int:
         "ok": not problems,
         "problems": problems,
     }
+    result["goals"] = judge(result, quick)
     print_table(result)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(result, indent=2) + "\n")
