@@ -63,6 +63,50 @@ def loopback_tcp_mb_s(total_bytes: int) -> float:
     return round(received / elapsed / 1e6, 1)
 
 
+def loopback_rtt_ms(round_trips: int = 1000) -> float:
+    """The median round trip of one small message over 127.0.0.1 (a thread echoes it), ms."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def echo() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            while data := conn.recv(64):
+                conn.sendall(data)
+
+    echoer = threading.Thread(target=echo)
+    echoer.start()
+    times = []
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for _ in range(round_trips):
+            started = time.perf_counter()
+            client.sendall(b"x" * 32)
+            client.recv(64)
+            times.append(time.perf_counter() - started)
+    echoer.join(timeout=10)
+    server.close()
+    return round(1000 * sorted(times)[len(times) // 2], 3)
+
+
+def fsync_ms(folder: Path, count: int = 200) -> float:
+    """The median fsync of a 4 KiB write in `folder` (where the bench's databases are), ms."""
+    path = folder / "fsync-probe"
+    times = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for _ in range(count):
+            os.write(fd, b"\0" * 4096)
+            started = time.perf_counter()
+            os.fsync(fd)
+            times.append(time.perf_counter() - started)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return round(1000 * sorted(times)[len(times) // 2], 3)
+
+
 def aead_mb_s(total_bytes: int) -> float:
     """AES-256-GCM sealing of 1 MiB chunks, as files are sealed; MB/s."""
     aead = AESGCM(os.urandom(32))

@@ -22,7 +22,7 @@ from flame.devtools.bench.goals import goal_rows, judge
 from flame.devtools.bench.group_file import group_file_rows, measure_group_file
 from flame.devtools.bench.group_flow import group_flow_rows, measure_group_flow
 from flame.devtools.bench.groups import group_rows, measure_groups
-from flame.devtools.bench.machine import cpu_meter, machine_info
+from flame.devtools.bench.machine import cpu_meter, fsync_ms, loopback_rtt_ms, machine_info
 from flame.devtools.bench.messages import (
     CONCURRENCY,
     ONLINE_TIMEOUT_S,
@@ -373,6 +373,8 @@ async def run_bench(args: argparse.Namespace) -> int:
         "ok": not problems,
         "problems": problems,
     }
+    result["machine"]["loopback_rtt_ms"] = loopback_rtt_ms()
+    result["machine"]["fsync_ms"] = fsync_ms(Path(tempfile.gettempdir()))
     result["goals"] = judge(result, quick)
     print_table(result)
     json_path.parent.mkdir(parents=True, exist_ok=True)
