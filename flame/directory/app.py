@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -54,8 +55,11 @@ class DirectoryParts:
     hub: Hub
     log: keylog.DirectoryLog  # the key log (PROTOCOL.md §18)
     user_lookups: int = 0  # GET /users/{name} answered so far (tests count what floods cost)
-    # The full listing's body as of one head: polls with the same head reuse it.
+    # The full listing's body as of one head: polls with the same head reuse it; and the body
+    # of "nothing changed since this head", the answer to every daemon that is up to date.
     listing: tuple[int, bytes] = (-1, b"")
+    unchanged: tuple[int, bytes] = (-1, b"")
+    reported: bytes = b""  # the answer to a presence report (the TTL), encoded once
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
 
 
@@ -126,8 +130,14 @@ async def list_users(request: web.Request) -> web.StreamResponse:
     parts = request.app[PARTS]
     since = request.query.get("since")
     if since is not None:
-        changes = await parts.store.changes(parse_cursor(since))
-        return web.Response(text=frame_of(changes), content_type="application/json")
+        cursor = parse_cursor(since)
+        if cursor == parts.unchanged[0] and cursor == await parts.store.head():
+            return web.Response(body=parts.unchanged[1], content_type="application/json")
+        changes = await parts.store.changes(cursor)
+        body = frame_of(changes).encode()
+        if not changes.entries and changes.since == changes.cursor:
+            parts.unchanged = (changes.cursor, body)
+        return web.Response(body=body, content_type="application/json")
     head = await parts.store.head()
     etag = f'"c{head}"'
     if request.headers.get("If-None-Match") == etag:
@@ -217,7 +227,9 @@ async def put_presence(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise BadRequest(f"The presence address is refused: {exc}.", code="bad_address") from None
     await parts.store.put_presence(record, now + parts.settings.presence_ttl_s)
-    return web.json_response({"ttl_s": parts.settings.presence_ttl_s})
+    if not parts.reported:
+        parts.reported = json.dumps({"ttl_s": parts.settings.presence_ttl_s}).encode()
+    return web.Response(body=parts.reported, content_type="application/json")
 
 
 async def delete_presence(request: web.Request) -> web.Response:

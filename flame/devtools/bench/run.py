@@ -227,6 +227,7 @@ async def run_bench(args: argparse.Namespace) -> int:
     file_mib = int(getattr(args, "file_mib", 1024))
     directory_users = int(getattr(args, "directory_users", 10_000))
     subscribers = int(getattr(args, "directory_subscribers", 1000))
+    backends = tuple(str(getattr(args, "directory_backends", "sqlite,postgres")).split(","))
     if not 1 <= subscribers <= directory_users:
         raise ToolFailed("--directory-subscribers must be from 1 to --directory-users.")
     group_sizes = [int(n) for n in str(getattr(args, "group_sizes", "5,20")).split(",") if n]
@@ -286,7 +287,9 @@ async def run_bench(args: argparse.Namespace) -> int:
         print("Groups: sealing one message for 5, 20 and 100 members ...", flush=True)
         figures["groups"] = measure_groups()
         directory_root = Path(tmp) / "directory-bench"
-        figures["directory"] = await directory_figures(directory_root, directory_users, subscribers)
+        figures["directory"] = await directory_figures(
+            directory_root, directory_users, subscribers, backends
+        )
         print(f"Search: {search_messages:,} synthetic messages, 200 queries ...", flush=True)
         figures["search"] = search_figures(await run_search_bench(Path(tmp), search_messages))
     throughput, latency = figures["throughput"], figures["latency"]
