@@ -43,6 +43,7 @@ from flame.store.db import FolderLock
 log = logging.getLogger("flame.directory")
 PREFIX = "/dir/v1"
 CURSOR_RE = re.compile(r"^[0-9]{1,18}$")
+FRAMES_MAX = 64  # cursors whose changes are kept encoded (see DirectoryParts.frames)
 HEARTBEAT_S = 15.0  # a subscription's ping: a dead daemon (or directory) is noticed within two
 
 
@@ -55,10 +56,12 @@ class DirectoryParts:
     hub: Hub
     log: keylog.DirectoryLog  # the key log (PROTOCOL.md §18)
     user_lookups: int = 0  # GET /users/{name} answered so far (tests count what floods cost)
-    # The full listing's body as of one head: polls with the same head reuse it; and the body
-    # of "nothing changed since this head", the answer to every daemon that is up to date.
+    # The full listing's body as of one head: polls with the same head reuse it.
     listing: tuple[int, bytes] = (-1, b"")
-    unchanged: tuple[int, bytes] = (-1, b"")
+    # The bodies of the changes since each cursor asked for, all as of one head (`frames_head`):
+    # daemons poll from the few cursors that the pushes and the last polls gave them.
+    frames: dict[int, bytes] = field(default_factory=dict)
+    frames_head: int = -1
     reported: bytes = b""  # the answer to a presence report (the TTL), encoded once
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
 
@@ -130,14 +133,9 @@ async def list_users(request: web.Request) -> web.StreamResponse:
     parts = request.app[PARTS]
     since = request.query.get("since")
     if since is not None:
-        cursor = parse_cursor(since)
-        if cursor == parts.unchanged[0] and cursor == await parts.store.head():
-            return web.Response(body=parts.unchanged[1], content_type="application/json")
-        changes = await parts.store.changes(cursor)
-        body = frame_of(changes).encode()
-        if not changes.entries and changes.since == changes.cursor:
-            parts.unchanged = (changes.cursor, body)
-        return web.Response(body=body, content_type="application/json")
+        return web.Response(
+            body=await changes_body(parts, parse_cursor(since)), content_type="application/json"
+        )
     head = await parts.store.head()
     etag = f'"c{head}"'
     if request.headers.get("If-None-Match") == etag:
@@ -150,6 +148,21 @@ async def list_users(request: web.Request) -> web.StreamResponse:
     return web.Response(
         body=parts.listing[1], content_type="application/json", headers={"ETag": etag}
     )
+
+
+async def changes_body(parts: DirectoryParts, since: int) -> bytes:
+    """The frame of the changes after `since`, encoded once per head for each cursor."""
+    head = await parts.store.head()
+    if parts.frames_head != head:
+        parts.frames, parts.frames_head = {}, head
+    body = parts.frames.get(since)
+    if body is None:
+        changes = await parts.store.changes(since)
+        body = frame_of(changes).encode()
+        # Only the rows of that very head (another process may have moved it since).
+        if changes.cursor == head and len(parts.frames) < FRAMES_MAX:
+            parts.frames[since] = body
+    return body
 
 
 async def get_user(request: web.Request) -> web.Response:
