@@ -75,8 +75,11 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
             assert backend == "postgres" and os.environ.get("CI") != "true"
             continue
         assert directory["users"] == 100 and directory["delta_entries"] == 1
-        for key in ("reports_per_s", "unchanged_polls_per_s", "delta_syncs_per_s"):
-            assert directory[key] > 0, (backend, key)
+        for key in ("reports", "unchanged_polls", "etag_304", "delta_syncs"):
+            assert directory[f"{key}_per_s"] > 0, (backend, key)
+            for cpu in (f"{key}_cpu_ms", f"{key}_client_cpu_ms"):  # per request, in ms
+                assert isinstance(directory[cpu], float) and directory[cpu] >= 0, (backend, cpu)
+        assert directory["delta_syncs_cpu_ms"] > 0  # 2,000 requests: never below a clock tick
         assert directory["push_ms"]["count"] == 20 * 10  # every push timed at every subscriber
     assert "push to 10 subscribers" in output
     file = result["file"]

@@ -223,8 +223,11 @@ async def run_directory_bench(
 
 
 def cpu_text(f: dict[str, Any], name: str) -> str:
-    """The directory's CPU per request of one figure (absent from older results)."""
-    return f", {f[name + '_cpu_ms']:.2f} ms CPU each" if f"{name}_cpu_ms" in f else ""
+    """The directory's CPU per request of one figure, and the load client's (absent from older
+    results)."""
+    if f"{name}_cpu_ms" not in f:
+        return ""
+    return f", {f[name + '_cpu_ms']:.2f} ms CPU each (client {f[name + '_client_cpu_ms']:.2f})"
 
 
 def directory_rows(result: dict[str, Any]) -> list[tuple[str, str]]:

@@ -127,21 +127,27 @@ class Load:
     fingerprint: bytes
     pids: list[int]
 
-    async def run(self, calls: list[Call], check: Check | None = None) -> tuple[float, float]:
+    async def run(
+        self, calls: list[Call], check: Check | None = None
+    ) -> tuple[float, float, float]:
         """Send every call, WORKERS at a time, `check` seeing each answer; the seconds it took,
-        and the CPU seconds the directory processes spent meanwhile."""
+        and the CPU seconds the directory processes and the client processes spent meanwhile."""
         requests = [call.wire() for call in calls]
-        before = [cpu_seconds(pid) or 0.0 for pid in self.pids]
+        clients = [p.pid for p in self.clients.procs]
+        before = [cpu_seconds(pid) or 0.0 for pid in self.pids + clients]
         took = await self.clients.run(requests, self.fingerprint, WORKERS, check)
-        cpu = sum(
-            (cpu_seconds(pid) or 0.0) - start for pid, start in zip(self.pids, before, strict=True)
-        )
-        return took, cpu
+        spent = [
+            (cpu_seconds(pid) or 0.0) - b
+            for pid, b in zip(self.pids + clients, before, strict=True)
+        ]
+        return took, sum(spent[: len(self.pids)]), sum(spent[len(self.pids) :])
 
     async def rate(
         self, figures: dict[str, Any], name: str, calls: list[Call], check: Check | None = None
     ) -> None:
-        """`name`_per_s and `name`_cpu_ms (the directory's CPU per request) into `figures`."""
-        took, cpu = await self.run(calls, check)
+        """`name`_per_s, `name`_cpu_ms (the directory's CPU per request) and
+        `name`_client_cpu_ms (the client processes') into `figures`."""
+        took, cpu, client_cpu = await self.run(calls, check)
         figures[f"{name}_per_s"] = round(len(calls) / took, 1)
         figures[f"{name}_cpu_ms"] = round(1000 * cpu / len(calls), 3)
+        figures[f"{name}_client_cpu_ms"] = round(1000 * client_cpu / len(calls), 3)
