@@ -18,8 +18,7 @@ from flame.core.crypto import Identity
 from flame.core.models import Status
 from flame.core.presence import make_presence
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
-from flame.devtools.bench.loadgen import Check, LoadClients
-from flame.devtools.bench.machine import cpu_seconds
+from flame.devtools.bench.loadgen import Check, LoadClients, Sent
 from flame.devtools.cluster import env_of
 from flame.devtools.procs import Proc, directory_proc
 from flame.directory.keylog import KEY_NAME as LOG_KEY_NAME
@@ -127,27 +126,18 @@ class Load:
     fingerprint: bytes
     pids: list[int]
 
-    async def run(
-        self, calls: list[Call], check: Check | None = None
-    ) -> tuple[float, float, float]:
+    async def run(self, calls: list[Call], check: Check | None = None) -> Sent:
         """Send every call, WORKERS at a time, `check` seeing each answer; the seconds it took,
         and the CPU seconds the directory processes and the client processes spent meanwhile."""
         requests = [call.wire() for call in calls]
-        clients = [p.pid for p in self.clients.procs]
-        before = [cpu_seconds(pid) or 0.0 for pid in self.pids + clients]
-        took = await self.clients.run(requests, self.fingerprint, WORKERS, check)
-        spent = [
-            (cpu_seconds(pid) or 0.0) - b
-            for pid, b in zip(self.pids + clients, before, strict=True)
-        ]
-        return took, sum(spent[: len(self.pids)]), sum(spent[len(self.pids) :])
+        return await self.clients.run(requests, self.fingerprint, WORKERS, check, self.pids)
 
     async def rate(
         self, figures: dict[str, Any], name: str, calls: list[Call], check: Check | None = None
     ) -> None:
         """`name`_per_s, `name`_cpu_ms (the directory's CPU per request) and
         `name`_client_cpu_ms (the client processes') into `figures`."""
-        took, cpu, client_cpu = await self.run(calls, check)
-        figures[f"{name}_per_s"] = round(len(calls) / took, 1)
-        figures[f"{name}_cpu_ms"] = round(1000 * cpu / len(calls), 3)
-        figures[f"{name}_client_cpu_ms"] = round(1000 * client_cpu / len(calls), 3)
+        sent = await self.run(calls, check)
+        figures[f"{name}_per_s"] = round(len(calls) / sent.seconds, 1)
+        figures[f"{name}_cpu_ms"] = round(1000 * sent.cpu_s / len(calls), 3)
+        figures[f"{name}_client_cpu_ms"] = round(1000 * sent.client_cpu_s / len(calls), 3)

@@ -15,13 +15,25 @@ import hashlib
 import multiprocessing
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 from urllib.parse import urlsplit
 
+from flame.devtools.bench.machine import cpu_seconds
+
 Check = Callable[[int, bytes], None]
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One phase: its seconds, and the CPU seconds of the processes metered and of the clients
+    (each only while it sent)."""
+
+    seconds: float
+    cpu_s: float
+    client_cpu_s: float
 
 
 @dataclass(frozen=True)
@@ -93,12 +105,14 @@ async def serve_batches(pipe: Connection) -> None:
                     lanes.append((*await pinned(url, batch.fingerprint, context), queue))
             pipe.send("ready")
             await loop.run_in_executor(None, pipe.recv)
+            started = time.process_time()
             counts = await asyncio.gather(
                 *(send_all(reader, writer, queue, batch.check) for reader, writer, queue in lanes)
             )
+            cpu = time.process_time() - started
             for _, writer, _ in lanes:
                 writer.close()
-            pipe.send(("done", sum(counts)))
+            pipe.send(("done", sum(counts), cpu))
         except Exception as exc:  # told to the bench, which stops with it
             pipe.send(("failed", f"{type(exc).__name__}: {exc}"))
 
@@ -133,9 +147,10 @@ class LoadClients:
         fingerprint: bytes,
         in_flight: int,
         check: Check | None = None,
-    ) -> float:
-        """Send every (url, request), `in_flight` at a time over all; the seconds from the
-        moment every connection is open to the last answer."""
+        metered: Sequence[int] = (),
+    ) -> Sent:
+        """Send every (url, request), `in_flight` at a time over all, from the moment every
+        connection is open to the last answer; meanwhile the `metered` processes' CPU."""
         loop = asyncio.get_running_loop()
         urls = sorted({url for url, _ in requests})
         per_client = max(1, in_flight // (self.count * len(urls)))
@@ -145,18 +160,21 @@ class LoadClients:
             pipe.send(Batch(shares, per_client, fingerprint, check))
         for pipe in self.pipes:
             self._expect(await loop.run_in_executor(None, pipe.recv), "ready")
+        before = [cpu_seconds(pid) or 0.0 for pid in metered]
         started = time.perf_counter()
         for pipe in self.pipes:
             pipe.send("go")
         answers = await asyncio.gather(*(loop.run_in_executor(None, p.recv) for p in self.pipes))
         took = time.perf_counter() - started
-        sent = 0
+        cpu = sum((cpu_seconds(pid) or 0.0) - b for pid, b in zip(metered, before, strict=True))
+        sent, client_cpu = 0, 0.0
         for answer in answers:
             self._expect(answer, "done")
             sent += answer[1]
+            client_cpu += answer[2]
         if sent != len(requests):
             raise RuntimeError(f"the clients sent {sent} of {len(requests)} requests")
-        return took
+        return Sent(took, cpu, client_cpu)
 
     @staticmethod
     def _expect(answer: Any, what: str) -> None:
