@@ -24,8 +24,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from flame.devtools.bench.run import run_bench
+    from flame.devtools.bench.directory import BACKENDS, run_directory_bench
+    from flame.devtools.bench.run import bench_sizes, run_bench
+    from flame.devtools.ui import ToolFailed
 
+    sizes = bench_sizes(args)
+    backends = tuple(name for name in str(sizes["directory_backends"]).split(",") if name)
+    if not backends or not set(backends) <= set(BACKENDS):
+        raise ToolFailed(f"--directory-backends names some of {', '.join(BACKENDS)}.")
+    if args.only == "directory":
+        users, subscribers = int(sizes["directory_users"]), int(sizes["directory_subscribers"])
+        if not 1 <= subscribers <= users:
+            raise ToolFailed("--directory-subscribers must be from 1 to --directory-users.")
+        job = run_directory_bench(Path(args.json), users, subscribers, backends)
+        return run(stoppable("bench", job))
     return run(stoppable("bench", run_bench(args)))
 
 
@@ -115,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         help="subscriptions a status change is pushed to (1000)",
+    )
+    bench.add_argument(
+        "--directory-backends",
+        default=None,
+        help="the directory figures' back ends (sqlite,postgres; --quick: sqlite)",
+    )
+    bench.add_argument(
+        "--only",
+        choices=("all", "directory"),
+        default="all",
+        help="run every figure (all), or the directory's alone (directory)",
     )
     bench.add_argument(
         "--group-sizes", default=None, help="group sizes of the group delivery figures (5,20)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from flame.store.db import FolderLock
 log = logging.getLogger("flame.directory")
 PREFIX = "/dir/v1"
 CURSOR_RE = re.compile(r"^[0-9]{1,18}$")
+FRAMES_MAX = 64  # cursors whose changes are kept encoded (see DirectoryParts.frames)
 HEARTBEAT_S = 15.0  # a subscription's ping: a dead daemon (or directory) is noticed within two
 
 
@@ -56,6 +58,11 @@ class DirectoryParts:
     user_lookups: int = 0  # GET /users/{name} answered so far (tests count what floods cost)
     # The full listing's body as of one head: polls with the same head reuse it.
     listing: tuple[int, bytes] = (-1, b"")
+    # The bodies of the changes since each cursor asked for, all as of one head (`frames_head`):
+    # daemons poll from the few cursors that the pushes and the last polls gave them.
+    frames: dict[int, bytes] = field(default_factory=dict)
+    frames_head: int = -1
+    reported: bytes = b""  # the answer to a presence report (the TTL), encoded once
     sockets: set[web.WebSocketResponse] = field(default_factory=set)
 
 
@@ -126,8 +133,9 @@ async def list_users(request: web.Request) -> web.StreamResponse:
     parts = request.app[PARTS]
     since = request.query.get("since")
     if since is not None:
-        changes = await parts.store.changes(parse_cursor(since))
-        return web.Response(text=frame_of(changes), content_type="application/json")
+        return web.Response(
+            body=await changes_body(parts, parse_cursor(since)), content_type="application/json"
+        )
     head = await parts.store.head()
     etag = f'"c{head}"'
     if request.headers.get("If-None-Match") == etag:
@@ -140,6 +148,21 @@ async def list_users(request: web.Request) -> web.StreamResponse:
     return web.Response(
         body=parts.listing[1], content_type="application/json", headers={"ETag": etag}
     )
+
+
+async def changes_body(parts: DirectoryParts, since: int) -> bytes:
+    """The frame of the changes after `since`, encoded once per head for each cursor."""
+    head = await parts.store.head()
+    if parts.frames_head != head:
+        parts.frames, parts.frames_head = {}, head
+    body = parts.frames.get(since)
+    if body is None:
+        changes = await parts.store.changes(since)
+        body = frame_of(changes).encode()
+        # Only the rows of that very head (another process may have moved it since).
+        if changes.cursor == head and len(parts.frames) < FRAMES_MAX:
+            parts.frames[since] = body
+    return body
 
 
 async def get_user(request: web.Request) -> web.Response:
@@ -217,7 +240,9 @@ async def put_presence(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise BadRequest(f"The presence address is refused: {exc}.", code="bad_address") from None
     await parts.store.put_presence(record, now + parts.settings.presence_ttl_s)
-    return web.json_response({"ttl_s": parts.settings.presence_ttl_s})
+    if not parts.reported:
+        parts.reported = json.dumps({"ttl_s": parts.settings.presence_ttl_s}).encode()
+    return web.Response(body=parts.reported, content_type="application/json")
 
 
 async def delete_presence(request: web.Request) -> web.Response:

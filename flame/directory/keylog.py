@@ -70,6 +70,7 @@ class DirectoryLog:
     tree: MerkleTree = field(default_factory=MerkleTree)
     head: KeyLogHead | None = None
     checked_at: float = float("-inf")
+    header: tuple[KeyLogHead | None, str] = (None, "")
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -94,6 +95,13 @@ class DirectoryLog:
             self.checked_at = now
             return await self.refresh()
         return self.head
+
+    async def recent_header(self, now: float) -> str:
+        """`recent_head` as the header carries it, formatted once per head."""
+        head = await self.recent_head(now)
+        if self.header[0] is not head:
+            self.header = (head, keylog.head_header(head))
+        return self.header[1]
 
 
 def _number(request: web.Request, name: str) -> int:
@@ -188,7 +196,7 @@ def head_middleware(log: DirectoryLog, now: Callable[[], float]) -> Middleware:
     async def add_head(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
         if HEADER_SIG in request.headers and (response.status < 300 or response.status == 304):
-            response.headers[keylog.HEADER] = keylog.head_header(await log.recent_head(now()))
+            response.headers[keylog.HEADER] = await log.recent_header(now())
         return response
 
     return add_head

@@ -2,14 +2,15 @@
 lock). The only SQL of that back end; the rules are directory/store.py's.
 
 Being the only writer, it keeps the head, the identity keys, the published presence records and
-their expiries in memory too: a report that only keeps a record alive (most of them) and a poll
-at the head touch no disk. The stored `expires_at` is the one of the record's publication, so
-after a restart a record may expire early; its owner's next report (every presence_interval_s)
-publishes it again.
+their expiries in memory too: a signed request's key and a poll at the head touch no disk.
+Every presence report is committed before it is answered, a report that only keeps a record alive
+(most of them) as its new `expires_at`; the reports that arrive during one commit share the next
+(group_commit.py), so one fsync serves many of them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiosqlite
@@ -18,6 +19,7 @@ from flame.core.keylog import KeyLogEntry
 from flame.core.models import DirectoryEntry, PresenceRecord, UserRecord
 from flame.core.prekeys import PrekeyRecord
 from flame.core.presence import is_republish
+from flame.directory.group_commit import GroupCommit
 from flame.directory.store import (
     ChangeListener,
     Changes,
@@ -37,6 +39,12 @@ DIRECTORY_DB = "directory.db"
 ENTRIES = "SELECT u.*, p.record FROM users u LEFT JOIN presence p ON p.username = u.username"
 
 
+@dataclass(frozen=True, slots=True)
+class Report:
+    record: PresenceRecord
+    expires_at: float
+
+
 class SqliteStore:
     def __init__(self, db: Database, head: int) -> None:
         self.db = db
@@ -45,6 +53,7 @@ class SqliteStore:
         self.published: dict[str, PresenceRecord] = {}
         self.expiry: dict[str, float] = {}
         self.keys: dict[str, bytes] = {}  # identity keys, which every signed request looks up
+        self.reports: GroupCommit[Report] = GroupCommit(self._commit_reports)
 
     @classmethod
     async def open(cls, data_dir: Path) -> SqliteStore:
@@ -136,25 +145,39 @@ class SqliteStore:
         self._changed(head)
 
     async def identity_key_of(self, username: str) -> bytes | None:
-        row = await self.db.fetchone("SELECT identity_key FROM users WHERE username=?", (username,))
-        return None if row is None else bytes(row["identity_key"])
+        return self.keys.get(username)  # kept with every enrolment (the only writer)
 
     async def put_presence(self, record: PresenceRecord, expires_at: float) -> None:
-        name = record.username
-        published = self.published.get(name)
-        if published is not None and is_republish(published, record):
-            self.expiry[name] = expires_at
-            return
+        await self.reports.submit(Report(record, expires_at))
+
+    async def _commit_reports(self, reports: list[Report]) -> None:
+        """One transaction for `reports`, in their order: the ones that publish a record (a
+        change, all of them stamped with one new head) and the ones that only move an expiry."""
         async with self.db.transaction() as conn:
-            await conn.execute(
-                "INSERT INTO presence (username, record, expires_at) VALUES (?,?,?)"
-                " ON CONFLICT (username) DO UPDATE SET record=excluded.record,"
-                " expires_at=excluded.expires_at",
-                (name, record.model_dump_json(), expires_at),
-            )
-            head = await self._stamp(conn, [name])
-        self.published[name], self.expiry[name] = record, expires_at
-        self._changed(head)
+            # Judged inside the transaction: what earlier commits published is in memory now.
+            published: dict[str, PresenceRecord] = {}
+            expiry: dict[str, float] = {}
+            for report in reports:
+                name = report.record.username
+                before = published.get(name) or self.published.get(name)
+                if before is None or not is_republish(before, report.record):
+                    published[name] = report.record
+                expiry[name] = report.expires_at
+            if published:
+                await conn.executemany(
+                    "INSERT INTO presence (username, record, expires_at) VALUES (?,?,?)"
+                    " ON CONFLICT (username) DO UPDATE SET record=excluded.record,"
+                    " expires_at=excluded.expires_at",
+                    [(n, r.model_dump_json(), expiry[n]) for n, r in published.items()],
+                )
+            kept = [(at, name) for name, at in expiry.items() if name not in published]
+            if kept:
+                await conn.executemany("UPDATE presence SET expires_at=? WHERE username=?", kept)
+            head = await self._stamp(conn, sorted(published)) if published else None
+        self.published.update(published)
+        self.expiry.update(expiry)
+        if head is not None:
+            self._changed(head)
 
     async def delete_presence(self, username: str) -> None:
         if username not in self.published:
@@ -166,10 +189,13 @@ class SqliteStore:
         self._changed(head)
 
     async def expire_presence(self, now: float) -> int:
-        names = [name for name, expiry in self.expiry.items() if expiry <= now]
-        if not names:
+        if not any(expiry <= now for expiry in self.expiry.values()):
             return 0
         async with self.db.transaction() as conn:
+            # Chosen inside the transaction: a report committed while this one waited counts.
+            names = [name for name, expiry in self.expiry.items() if expiry <= now]
+            if not names:
+                return 0
             await conn.execute(
                 f"DELETE FROM presence WHERE username IN ({in_marks(names)})", tuple(names)
             )
@@ -251,6 +277,7 @@ class SqliteStore:
         return [bytes(row["identity_key"]) for row in rows]
 
     async def close(self) -> None:
+        await self.reports.drain()
         await self.db.close()
 
 

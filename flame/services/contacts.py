@@ -57,12 +57,30 @@ class Contacts:
     unknown_users: dict[str, float] = field(default_factory=dict, init=False)
     # Directory lookups that peers' requests cause, all peers together (PROTOCOL.md §12.5).
     stranger_lookups: TokenBuckets = field(init=False)
+    # Entries not pinned because the key log did not hold their keys (yet): pinned once a read
+    # of the log shows them, with no need for the cursor's next change or a lookup (§18.4).
+    unlogged: dict[str, DirectoryEntry] = field(default_factory=dict, init=False)
+    pinning: asyncio.Task[None] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         limits = self.ctx.settings.limits
         self.stranger_lookups = TokenBuckets(
             limits.stranger_lookups_per_s, limits.stranger_lookup_burst
         )
+        self.keylog.listeners.append(self._log_read)
+
+    def _log_read(self) -> None:
+        if self.unlogged and (self.pinning is None or self.pinning.done()):
+            self.pinning = asyncio.create_task(self._pin_logged(), name="contacts-pin-logged")
+
+    async def _pin_logged(self) -> None:
+        """Apply the parked entries whose keys the log holds now (applying one unparks it)."""
+        while held := [e for e in self.unlogged.values() if self.keylog.holds(e)]:
+            try:
+                await self.apply_entries(held)
+            except FlameError as exc:
+                log.info("keys the key log now holds wait: %s", exc.message)
+                return
 
     async def get(self, username: str) -> Contact | None:
         return await contact_store.get_contact(self.ctx.db, username)
@@ -105,6 +123,7 @@ class Contacts:
                 log.warning("directory record for %s has a bad key binding; ignored", user.username)
                 continue
             pinned = before.get(user.username)
+            self.unlogged.pop(user.username, None)
             if self.keylog.admits(user.username, identity_key, x25519_key):
                 outcome = await contact_store.offer_keys(
                     ctx.db, user.username, identity_key, x25519_key, x25519_sig, now
@@ -117,6 +136,8 @@ class Contacts:
                     ctx.events.publish(KeyChanged(user.username))
             elif pinned is None:
                 log.info("keys of %s are not in the directory's key log; not pinned", user.username)
+                if len(self.unlogged) < UNKNOWN_USERS_MAX:
+                    self.unlogged[user.username] = entry
                 continue
             pinned_key = identity_key if pinned is None else pinned.identity_key
             presence = self.believed(entry.presence, user.username, pinned_key)

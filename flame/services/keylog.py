@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flame.clock import wait_event
@@ -65,6 +66,8 @@ class KeyLog:
     load_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     loaded: bool = field(default=False, init=False)
     read_at: float = field(default=float("-inf"), init=False)  # the last read of the log
+    # Called after every read that passed: keys that waited for the log may be pinned now.
+    listeners: list[Callable[[], None]] = field(default_factory=list, init=False)
 
     async def load(self) -> None:
         """What the database holds; once, before anything reads the log."""
@@ -114,6 +117,12 @@ class KeyLog:
             await self.sync_once()
         except FlameError as exc:
             log.info("the key log could not be read: %s", exc.message)
+            self.hinted = True  # `run` reads it again every directory_sync_s until it can
+            self.wake.set()
+
+    def holds(self, entry: DirectoryEntry) -> bool:
+        """The log holds `entry`'s keys as the latest for its user (they may be pinned)."""
+        return self.state == "none" or self._is_latest(entry)
 
     def _is_latest(self, entry: DirectoryEntry) -> bool:
         latest = self.latest(entry.user.username)
@@ -152,8 +161,7 @@ class KeyLog:
             due = self.ctx.clock.now() - self.read_at >= RECHECK_SYNCS * interval
             try:
                 if self.hinted or due or (self.head is None and self.state != "none"):
-                    self.hinted = False
-                    await self.sync_once()
+                    await self.sync_once()  # clears `hinted` once it has read the log
                 await self.audit_once()
             except FlameError as exc:
                 log.info("key log check incomplete: %s", exc.message)
@@ -168,11 +176,15 @@ class KeyLog:
             if key is None:
                 return
             served = await keylog_client.head(self.client, self.directory)
+            taken = True
             try:
                 await self._take(key, served)
             except LogRefused as exc:
                 await self._refused(exc, served)
+                taken = False
             self.hinted = False  # the answers of this very read carried the head it just read
+        for listener in self.listeners if taken else ():  # unlocked: they may read it again
+            listener()
 
     async def _pinned_key(self) -> bytes | None:
         """The key log's public key: pinned at `flame init`, or (an account made before the log)

@@ -1,9 +1,11 @@
 """The directory's store, the same tests on both back ends (SQLite, PostgreSQL): invites spent
-once, the change cursor, and the property that deltas add up to the listing."""
+once, the change cursor, and the property that deltas add up to the listing; and SQLite's group
+commit of presence reports."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 
 from flame.core.models import DirectoryEntry, Status
 from flame.core.presence import REPUBLISH_S
+from flame.directory.sqlite_store import SqliteStore
 from flame.directory.store import DirectoryStore
 from flame.errors import BadRequest, Conflict, Forbidden
 from tests.directory.helpers import NOW, by_name, enroll, presence
@@ -142,3 +145,36 @@ async def test_deltas_applied_in_order_hold_exactly_the_listing(
     delta = await store.changes(cursor)
     held.update(by_name(delta.entries))
     assert held == by_name((await store.listing()).entries)
+
+
+async def test_sqlite_reports_that_arrive_together_share_one_durable_commit(
+    tmp_path: Path,
+) -> None:
+    """The embedded back end commits every report before it answers, a keep-alive as its new
+    expiry, and the reports that arrive during one commit in the next (PROTOCOL.md §5.3): one
+    transaction, one head for the records it publishes, the expiries still there after a
+    restart."""
+    store = await SqliteStore.open(tmp_path)
+    try:
+        for name in ("alice", "bob", "carol"):
+            await enroll(store, name)
+            await store.put_presence(presence(name), NOW + 60)
+        head, commits = await store.head(), store.reports.commits
+        await asyncio.gather(
+            store.put_presence(presence("alice", ts=NOW + 10), NOW + 500),  # keeps it alive
+            store.put_presence(presence("bob", "away", ts=NOW + 10), NOW + 510),  # changes
+            store.put_presence(presence("carol", "busy", ts=NOW + 10), NOW + 520),
+            store.put_presence(presence("alice", ts=NOW + 20), NOW + 530),
+        )
+        assert store.reports.commits == commits + 1 and await store.head() == head + 1
+        changed = await store.changes(head)
+        assert [e.user.username for e in changed.entries] == ["bob", "carol"]
+    finally:
+        await store.close()
+    again = await SqliteStore.open(tmp_path)
+    try:
+        assert again.expiry == {"alice": NOW + 530, "bob": NOW + 510, "carol": NOW + 520}
+        assert await again.expire_presence(NOW + 529) == 2  # bob and carol; alice lives on
+        assert set(again.published) == {"alice"}
+    finally:
+        await again.close()

@@ -94,8 +94,11 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
             assert backend == "postgres" and os.environ.get("CI") != "true"
             continue
         assert directory["users"] == 100 and directory["delta_entries"] == 1
-        for key in ("reports_per_s", "unchanged_polls_per_s", "delta_syncs_per_s"):
-            assert directory[key] > 0, (backend, key)
+        for key in ("reports", "unchanged_polls", "etag_304", "delta_syncs"):
+            assert directory[f"{key}_per_s"] > 0, (backend, key)
+            for cpu in (f"{key}_cpu_ms", f"{key}_client_cpu_ms"):  # per request, in ms
+                assert isinstance(directory[cpu], float) and directory[cpu] >= 0, (backend, cpu)
+        assert directory["delta_syncs_cpu_ms"] > 0  # 2,000 requests: never below a clock tick
         assert directory["push_ms"]["count"] == 20 * 10  # every push timed at every subscriber
     assert "push to 10 subscribers" in output
     file = result["file"]
@@ -125,3 +128,31 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     assert prekeys["keys_per_refill"] == 26 and prekeys["refill_ms"]["count"] == 40
     assert prekeys["claim_ms"]["count"] == prekeys["claims"] > 0
     assert "prekey refill" in output
+
+
+def test_bench_only_directory_runs_the_directory_figures_alone(tmp_path: Path) -> None:
+    out = tmp_path / "directory.json"
+    args = ["bench", "--only", "directory", "--directory-backends", "sqlite", "--json", str(out)]
+    args += ["--directory-users", "40", "--directory-subscribers", "4"]
+    done = subprocess.run(
+        [sys.executable, "-m", "flame.devtools", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the directory alone" in done.stdout and "Latency" not in done.stdout
+    result = json.loads(out.read_text())["directory"]
+    assert result["postgres"] == {"skipped": "not asked for (--directory-backends)"}
+    sqlite = result["sqlite"]
+    assert sqlite["users"] == 40 and sqlite["clients"] == 2 and sqlite["reports_per_s"] > 0
+    assert sqlite["push_ms"]["count"] == 20 * 4
+    wrong = subprocess.run(
+        [sys.executable, "-m", "flame.devtools", "bench", "--directory-backends", "oracle"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert wrong.returncode == 1 and "--directory-backends names some of" in wrong.stderr

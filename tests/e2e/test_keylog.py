@@ -1,11 +1,13 @@
 """The key log (PROTOCOL.md §18) with a real directory and real daemons: a rekey is logged and the
-rekeyed user's own daemon raises the alarm; keys the log does not hold are never pinned; a log
+rekeyed user's own daemon raises the alarm; keys the log does not hold are never pinned, and
+keys that came while the log could not be read are pinned once it can; a log
 that shrinks or is rewritten is refused; a directory that shows two daemons different logs is
 caught when those daemons talk. The directory's operator is the attacker throughout: what the
 tests do to the directory's database is what its operator can do."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import shutil
@@ -142,6 +144,48 @@ async def test_keys_the_log_does_not_hold_are_never_pinned(trio: Cluster) -> Non
     await eventually(lambda: names_of(alice), equals={"bob", "carol", "dave"})
     carol = await contact(alice, "carol")  # no key change parked: the pinned key stays
     assert (carol["fingerprint"], carol["key_changed"]) == (carol_before["fingerprint"], False)
+
+
+async def test_a_new_user_whose_entry_came_while_the_log_was_unreadable_is_pinned_later(
+    trio: Cluster,
+) -> None:
+    """alice's daemon cannot read the key log (its way to it refuses connections) when dave's
+    entry is pushed: dave is not pinned then. Once the log can be read again, her daemon reads
+    it and pins him, with no further change at the directory and no lookup of dave."""
+    assert trio.directory is not None and trio.directory.parts is not None
+    alice = await trio.ui("alice")
+    await eventually(lambda: names_of(alice), equals={"bob", "carol"})
+    services = services_of(trio.daemons["alice"])
+    await eventually(lambda: log_size(alice), equals=3)
+    assert services.directory_sync.subscribed.is_set()
+    directory = services.keylog.directory
+    port = int(directory.url.rsplit(":", 1)[1])
+    route = FaultProxy("alice's way to the key log", port)
+    await route.start()
+    try:
+        route.blocked = True  # connections refused; the subscription (its own) stays up
+        services.keylog.directory = dataclasses.replace(directory, url=route.url)
+        frames = services.directory_sync.frames
+        await trio.enroll("dave")
+        head = await trio.directory.parts.store.head()
+
+        async def cursor() -> int:
+            return services.directory_sync.cursor
+
+        await eventually(cursor, equals=head)
+        assert services.directory_sync.frames > frames  # dave's entry came, pushed
+        assert "dave" not in await names_of(alice) and route.refused > 0
+        assert "dave" in services.contacts.unlogged
+        lookups = trio.directory.parts.user_lookups
+
+        route.unblock()
+        await eventually(lambda: names_of(alice), equals={"bob", "carol", "dave"})
+        assert await log_size(alice) == 4 and services.contacts.unlogged == {}
+        assert await trio.directory.parts.store.head() == head  # nothing changed meanwhile
+        assert trio.directory.parts.user_lookups == lookups  # and nobody asked for dave
+    finally:
+        services.keylog.directory = directory
+        await route.stop()
 
 
 def keys_for(name: str) -> tuple[bytes, bytes, bytes]:

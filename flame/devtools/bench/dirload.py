@@ -1,24 +1,24 @@
-"""The directory bench's load client (bench/directory.py): many enrolled users, each with its own
-key, their requests signed with Flame's own code before the clock starts (so the figures are
-the directory's work, not the signer's), sent by a pool of workers over pinned keep-alive TLS."""
+"""The directory bench's load (bench/directory.py): many enrolled users, each with its own key,
+their requests signed with Flame's own code before the clock starts (so the figures are the
+directory's work, not the signer's; the directory still checks each one's time window and
+nonce), sent by a few client processes over pinned keep-alive TLS (bench/loadgen.py). The CPU
+the directory processes spent is measured too: per request, it does not depend on the client."""
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from yarl import URL
 
 from flame.core.crypto import Identity
 from flame.core.models import Status
 from flame.core.presence import make_presence
 from flame.core.signing import DIRECTORY_AUDIENCE, sign_request
+from flame.devtools.bench.loadgen import Check, LoadClients, Sent
 from flame.devtools.cluster import env_of
 from flame.devtools.procs import Proc, directory_proc
 from flame.directory.keylog import KEY_NAME as LOG_KEY_NAME
@@ -26,7 +26,8 @@ from flame.directory.keylog import ensure_log_key
 from flame.net.tls import CERT_NAME, KEY_NAME, ensure_certificate
 from flame.services.account import enroll_request
 
-WORKERS = 48  # requests in flight
+WORKERS = 48  # requests in flight, over every client process
+CLIENTS = 2  # client processes
 # Everything out of the way of one client that is thousands of users at once.
 DIRECTORY_SETTINGS = {
     "directory.rate_per_address": 1e9,
@@ -53,6 +54,18 @@ class Call:
     url: str
     headers: dict[str, str]
     body: bytes = b""
+
+    def wire(self) -> tuple[str, bytes]:
+        """The directory's base URL and the request as HTTP/1.1 sends it (keep-alive)."""
+        target = URL(self.url)
+        base = f"{target.scheme}://{target.host}:{target.port}"
+        lines = [
+            f"{self.method} {target.raw_path_qs} HTTP/1.1",
+            f"Host: {target.host}:{target.port}",
+        ]
+        lines += [f"{name}: {value}" for name, value in self.headers.items()]
+        lines.append(f"Content-Length: {len(self.body)}")
+        return base, ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
 
 
 async def start_directories(
@@ -105,31 +118,26 @@ def enroll_call(user: User) -> Call:
     return Call("POST", user.url + "/dir/v1/enroll", {"Content-Type": "application/json"}, body)
 
 
-Check = Callable[[int, bytes], None]
+@dataclass(eq=False)
+class Load:
+    """The client processes and the directory processes they load."""
 
+    clients: LoadClients
+    fingerprint: bytes
+    pids: list[int]
 
-async def run_calls(
-    session: aiohttp.ClientSession, calls: list[Call], check: Check | None = None
-) -> float:
-    """Send every call, WORKERS at a time; the seconds it took. `check` sees each answer."""
-    queue = iter(calls)
+    async def run(self, calls: list[Call], check: Check | None = None) -> Sent:
+        """Send every call, WORKERS at a time, `check` seeing each answer; the seconds it took,
+        and the CPU seconds the directory processes and the client processes spent meanwhile."""
+        requests = [call.wire() for call in calls]
+        return await self.clients.run(requests, self.fingerprint, WORKERS, check, self.pids)
 
-    async def worker() -> None:
-        for call in queue:
-            async with session.request(
-                call.method, call.url, data=call.body or None, headers=call.headers
-            ) as answer:
-                body = await answer.read()
-                if check is not None:
-                    check(answer.status, body)
-                elif answer.status >= 400:
-                    raise RuntimeError(f"{call.method} {call.url}: {answer.status} {body[:200]!r}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(WORKERS)))
-    return time.perf_counter() - started
-
-
-async def timed(work: Awaitable[float], count: int) -> float:
-    """Requests per second of `work` (which returns the seconds it took for `count`)."""
-    return round(count / await work, 1)
+    async def rate(
+        self, figures: dict[str, Any], name: str, calls: list[Call], check: Check | None = None
+    ) -> None:
+        """`name`_per_s, `name`_cpu_ms (the directory's CPU per request) and
+        `name`_client_cpu_ms (the client processes') into `figures`."""
+        sent = await self.run(calls, check)
+        figures[f"{name}_per_s"] = round(len(calls) / sent.seconds, 1)
+        figures[f"{name}_cpu_ms"] = round(1000 * sent.cpu_s / len(calls), 3)
+        figures[f"{name}_client_cpu_ms"] = round(1000 * sent.client_cpu_s / len(calls), 3)

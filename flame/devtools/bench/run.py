@@ -54,6 +54,7 @@ FULL: dict[str, int | str] = {
     "group_messages": 100,
     "group_burst": 500,
     "group_file_mib": 256,
+    "directory_backends": "sqlite,postgres",
 }
 QUICK: dict[str, int | str] = {
     "messages": 100,
@@ -66,6 +67,7 @@ QUICK: dict[str, int | str] = {
     "group_messages": 20,
     "group_burst": 60,
     "group_file_mib": 16,
+    "directory_backends": "sqlite",
 }
 
 # Short intervals so that the cluster is up in seconds; cheap Argon2 at `flame init` only (the
@@ -248,16 +250,23 @@ async def measure(
     }
 
 
+def bench_sizes(args: argparse.Namespace) -> dict[str, int | str]:
+    """The sizes of this run: a full run's, or `--quick`'s, and over them those given as flags."""
+    sizes = {**(QUICK if getattr(args, "quick", False) else FULL)}
+    sizes.update({k: v for k in FULL if (v := getattr(args, k, None)) is not None})
+    return sizes
+
+
 async def run_bench(args: argparse.Namespace) -> int:
     quick = bool(getattr(args, "quick", False))
-    sizes = {**(QUICK if quick else FULL)}
-    sizes.update({k: v for k in FULL if (v := getattr(args, k, None)) is not None})
+    sizes = bench_sizes(args)
     messages, burst = int(sizes["messages"]), int(sizes["burst"])
     concurrency = int(getattr(args, "concurrency", CONCURRENCY))
     json_path = Path(getattr(args, "json", "bench-results.json"))
     search_messages, file_mib = int(sizes["search_messages"]), int(sizes["file_mib"])
     directory_users = int(sizes["directory_users"])
     subscribers = int(sizes["directory_subscribers"])
+    backends = tuple(str(sizes["directory_backends"]).split(","))
     if not 1 <= subscribers <= directory_users:
         raise ToolFailed("--directory-subscribers must be from 1 to --directory-users.")
     group_sizes = [int(n) for n in str(sizes["group_sizes"]).split(",") if n]
@@ -325,7 +334,9 @@ async def run_bench(args: argparse.Namespace) -> int:
         print("Groups: sealing one message for 5, 20 and 100 members ...", flush=True)
         figures["groups"] = measure_groups()
         directory_root = Path(tmp) / "directory-bench"
-        figures["directory"] = await directory_figures(directory_root, directory_users, subscribers)
+        figures["directory"] = await directory_figures(
+            directory_root, directory_users, subscribers, backends
+        )
         print(f"Search: {search_messages:,} synthetic messages, 200 queries ...", flush=True)
         figures["search"] = search_figures(await run_search_bench(Path(tmp), search_messages))
     throughput, latency = figures["throughput"], figures["latency"]
