@@ -1,7 +1,9 @@
 """Keys and the small constructions built on them (PROTOCOL.md §3): identity, key binding,
 fingerprints, safety numbers, detached signatures, and the password-sealed keystore.
 
-Only `cryptography` primitives are used. No I/O here.
+Only `cryptography` primitives are used, except that Ed25519 signatures are verified by
+libsodium (PyNaCl): the same Ed25519, checked twice as fast on this kind of machine (docs/
+ARCHITECTURE.md, "Choices"). No I/O here.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
+import nacl.bindings
+import nacl.exceptions
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -47,12 +51,13 @@ def x25519_public(raw: bytes) -> X25519PublicKey:
 
 
 def verify_signature(identity_key: bytes, signature: bytes, message: bytes) -> bool:
-    """Ed25519 verification that never raises for bad input, only answers."""
+    """Ed25519 verification (RFC 8032, by libsodium) that never raises for bad input, only
+    answers. libsodium also refuses a non-canonical S and a public key or R of small order."""
     if len(identity_key) != 32 or len(signature) != 64:
         return False
     try:
-        Ed25519PublicKey.from_public_bytes(identity_key).verify(signature, message)
-    except (InvalidSignature, ValueError):
+        nacl.bindings.crypto_sign_open(signature + message, identity_key)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError, ValueError):
         return False
     return True
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from hypothesis import HealthCheck, given, settings
@@ -186,3 +188,39 @@ def test_safety_number_changes_with_either_key() -> None:
     number = safety_number(ALICE.identity_key, BOB.identity_key)
     assert safety_number(ALICE.identity_key, carol.identity_key) != number
     assert safety_number(carol.identity_key, BOB.identity_key) != number
+
+
+# --- Ed25519 verification by libsodium (core/crypto.py) --------------------------------------
+
+ORDER_L = 2**252 + 27742317777372353535851937790883648493  # the group order (RFC 8032)
+
+
+@FAST
+@given(message=st.binary(max_size=300), flip=st.integers(min_value=0, max_value=8 * 96 - 1))
+def test_libsodium_accepts_what_openssl_signs_and_refuses_any_flipped_bit(
+    message: bytes, flip: int
+) -> None:
+    """The signatures `cryptography` (OpenSSL) makes verify; one bit changed in the signature or
+    the key does not, nor does a changed message, and OpenSSL agrees on every one."""
+    signature = ALICE.sign(message)
+    assert verify_signature(ALICE.identity_key, signature, message)
+    assert not verify_signature(ALICE.identity_key, signature, message + b"!")
+    both = bytearray(signature + ALICE.identity_key)
+    both[flip // 8] ^= 1 << (flip % 8)
+    bad_signature, bad_key = bytes(both[:64]), bytes(both[64:])
+    assert not verify_signature(bad_key, bad_signature, message)
+    with pytest.raises((InvalidSignature, ValueError)):
+        Ed25519PublicKey.from_public_bytes(bad_key).verify(bad_signature, message)
+
+
+def test_a_non_canonical_signature_and_a_small_order_key_are_refused() -> None:
+    message = b"flame"
+    signature = ALICE.sign(message)
+    s = int.from_bytes(signature[32:], "little")
+    malleated = signature[:32] + (s + ORDER_L).to_bytes(32, "little")  # the same S, mod L
+    assert not verify_signature(ALICE.identity_key, malleated, message)
+    identity_point = (1).to_bytes(32, "little")  # of order 1: "verifies" anything with R = it
+    forged = identity_point + bytes(32)
+    assert not verify_signature(identity_point, forged, message)
+    assert not verify_signature(b"\x00" * 31, signature, message)  # wrong lengths: no, not raises
+    assert not verify_signature(ALICE.identity_key, signature[:63], message)
