@@ -86,6 +86,11 @@ DAEMON_ENV = {
     "FLAME_LIMITS_PEER_BURST_PER_ADDRESS": "100000",
     "FLAME_DIRECTORY_RATE_PER_USER": "1000",
     "FLAME_DIRECTORY_BURST_PER_USER": "1000",
+    # Every daemon of the bench calls the directory from 127.0.0.1: twenty of them (the group
+    # figure) are twenty addresses' worth of polls, reports and subscriptions from one.
+    "FLAME_DIRECTORY_RATE_PER_ADDRESS": "100000",
+    "FLAME_DIRECTORY_BURST_PER_ADDRESS": "100000",
+    "FLAME_DIRECTORY_CONNECTIONS_PER_ADDRESS": "4096",
 }
 # Cheap Argon2 for a fast start: test-only, hence allow_weak_kdf (real accounts refuse it).
 INIT_ENV = {
