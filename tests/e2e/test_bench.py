@@ -26,6 +26,7 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     args += ["--directory-users", "100", "--directory-subscribers", "10"]
     args += ["--group-sizes", "3", "--group-messages", "5", "--group-burst", "20"]
     args += ["--group-file-mib", "4", "--quick"]  # --quick, with sizes given as flags winning
+    args += ["--directory-backends", "sqlite,postgres"]  # (--quick alone takes SQLite only)
     command = [sys.executable, "-m", "flame.devtools", *args]
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
