@@ -623,3 +623,33 @@ async def test_every_status_change_reaches_the_other_side_at_once(
             await bob.close()
     finally:
         await link.close()
+
+
+async def test_the_users_scroll_up_stays_and_new_messages_wait_behind_a_button(
+    trio: Cluster, tabs: OpenTab
+) -> None:
+    """The conversation follows new messages only while the user is at its end: once they
+    scroll up (the wheel here), a message from bob leaves the view where it is and offers
+    "New messages ↓", which goes back to the newest one."""
+    bob_ui = await trio.ui("bob")
+    for n in range(40):
+        await bob_ui.send("alice", f"line {n}")
+    alice = await tabs("alice")
+    page = alice.page
+    await alice.open_conversation("bob")
+    newest = texts(alice, "in").last
+    await expect(newest).to_have_text("line 39")
+    await expect(newest).to_be_in_viewport()
+
+    await page.locator(".message-scroll").hover()
+    await page.mouse.wheel(0, -3000)
+    await expect(newest).not_to_be_in_viewport()
+    await bob_ui.send("alice", "while you read back")
+    await expect(newest).to_have_text("while you read back")
+    await expect(page.locator(".jump-latest")).to_be_visible()
+    await expect(newest).not_to_be_in_viewport()  # not pulled down under the reader
+
+    await page.locator(".jump-latest").click()
+    await expect(newest).to_be_in_viewport()
+    await expect(page.locator(".jump-latest")).to_be_hidden()
+    await alice.assert_clean()

@@ -8,6 +8,7 @@ import { fillMessage } from './message.js';
 import { isEditable } from './message-actions.js';
 
 const NEAR_BOTTOM_PX = 120;
+const USER_SCROLL_MS = 1000; // a scroll this soon after the user touched the list is theirs
 
 export class Timeline {
   /**
@@ -73,11 +74,22 @@ export class Timeline {
     // changes) if the user was at the bottom.
     // Only a scroll up (the user's) unsticks it: growth under a scroll already sent to the
     // bottom must not, though the scroll's event may come after the messages grew again.
+    // Nor does a scroll up the page made itself: a card or picture that shrank for a moment
+    // clamps the scroll, and its event may come once it has grown back, far from the bottom.
+    // A scroll up counts when the user touched the list just before (wheel, touch, keys, pointer).
     this.stuck = true;
     this.lastTop = 0;
+    this.userAt = -Infinity;
+    const touched = () => {
+      this.userAt = performance.now();
+    };
+    for (const type of ['wheel', 'touchstart', 'touchmove', 'keydown', 'pointerdown']) {
+      this.scroller.addEventListener(type, touched, { passive: true });
+    }
     this.scroller.addEventListener('scroll', () => {
       const top = this.scroller.scrollTop;
-      if (top < this.lastTop) this.stuck = this.nearBottom();
+      const byUser = performance.now() - this.userAt < USER_SCROLL_MS;
+      if (top < this.lastTop && byUser) this.stuck = this.nearBottom();
       else if (this.nearBottom()) this.stuck = true;
       this.lastTop = top;
       if (this.stuck) this.jumpBtn.hidden = true;
