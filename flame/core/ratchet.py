@@ -125,6 +125,17 @@ class Opened:
     account_pickle: str | None  # set when a prekey message consumed a one-time key
 
 
+@dataclass(frozen=True, slots=True)
+class OpenedLive:
+    """A decrypted ratchet message and the live session that opened it, not yet pickled: the
+    caller pickles each session once, after the last message of a batch it opened."""
+
+    inner: Inner
+    plaintext: bytes  # the inner message's JSON as its author sealed it (parsed strictly)
+    session: vodozemac.Session
+    account_pickle: str | None  # set when a prekey message consumed a one-time key
+
+
 def outbound(account: vodozemac.Account, key: bytes, prekey: PrekeyRecord) -> tuple[str, str]:
     """A new session from a claimed, verified prekey: (its id, its pickle)."""
     try:
@@ -163,14 +174,21 @@ class Unpickled:
 
 def encrypt(session: vodozemac.Session, key: bytes, my_identity: str, plaintext: bytes) -> Sealed:
     """Encrypt with `session` (advanced in place) and return the message and the new state."""
+    body = encrypt_body(session, my_identity, plaintext)
+    return Sealed(body, body.session, session.pickle(key))
+
+
+def encrypt_body(session: vodozemac.Session, my_identity: str, plaintext: bytes) -> RatchetBody:
+    """Encrypt with `session` (advanced in place); its new state is pickled by the caller, once
+    for all it sealed before the transaction that stores them (PROTOCOL.md §14.6)."""
     message_type, ciphertext = session.encrypt(plaintext).to_parts()
-    body = RatchetBody(
+    prekey = message_type == PRE_KEY
+    return RatchetBody.model_construct(  # our own values: nothing here to validate
         session=session.session_id,
-        type=PRE_KEY if message_type == PRE_KEY else NORMAL,
-        identity=my_identity if message_type == PRE_KEY else None,
+        type=PRE_KEY if prekey else NORMAL,
+        identity=my_identity if prekey else None,
         ciphertext=b64e(ciphertext),
     )
-    return Sealed(body, session.session_id, session.pickle(key))
 
 
 def outer(inner: Inner, body: RatchetBody) -> Inner:
@@ -212,8 +230,24 @@ def decrypt(
     body: RatchetBody,
     outer: Inner,
 ) -> Opened:
-    """Decrypt on copies: `session` (or `account` for a prekey message that starts one) must be
-    freshly loaded from the last persisted pickle, and is thrown away on any failure.
+    """`decrypt_live`, and the new state pickled."""
+    opened = decrypt_live(session, account, key, body, outer)
+    session_id = opened.session.session_id
+    return Opened(opened.inner, session_id, opened.session.pickle(key), opened.account_pickle)
+
+
+def decrypt_live(
+    session: vodozemac.Session | None,
+    account: vodozemac.Account | None,
+    key: bytes,
+    body: RatchetBody,
+    outer: Inner,
+) -> OpenedLive:
+    """Decrypt with `session` (or `account` for a prekey message that starts one), loaded from
+    the last state this process produced. A failed decryption leaves `session` as it was
+    (vodozemac computes a message key on a copy of the chain and keeps it only once the message
+    authenticated; tests/core/test_ratchet.py checks it); the account is a copy, thrown away on
+    any failure.
 
     Raises DecryptionFailed("no_session") when nothing here can open it: the sender's state and
     ours diverged, and the session is reset (PROTOCOL.md §14.9)."""
@@ -244,4 +278,4 @@ def decrypt(
     ) as exc:
         raise no_session() from exc
     inner = _inner(plaintext, outer.from_, outer.to, outer.id)
-    return Opened(inner, session.session_id, session.pickle(key), account_pickle)
+    return OpenedLive(inner, plaintext, session, account_pickle)

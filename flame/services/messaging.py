@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from flame.services.contacts import Contacts
 from flame.services.context import Context
 from flame.services.events import MessageAdded
 from flame.services.sealing import new_inner
-from flame.services.sessions import Sessions
+from flame.services.sessions import SealedEnvelope, Sessions
 from flame.services.status import StatusTracker
 from flame.store import actions as action_store
 from flame.store import files as file_store
@@ -149,20 +150,32 @@ class Messaging:
         ctx = self.ctx
         peers = sorted({item.contact.username for item in group})
         seqs = await message_store.next_sequences(ctx.db, peers)
-        kept = []
+        inners: dict[tuple[str, int], list[tuple[PendingSend, Inner]]] = defaultdict(list)
         for item in group:
             peer = item.contact.username
             seq = 0  # control kinds (profile updates) stay outside the conversation's order
             if item.kind in SEQUENCED_KINDS:
                 seq = seqs[peer]
-            inner = new_inner(ctx, peer, item.kind, item.body, seq)
-            try:
-                envelope = await self.sessions.seal(item.contact, inner)
-            except RequestError as exc:
-                item.done.set_exception(exc)
-                continue
-            if seq:
                 seqs[peer] = seq + 1
+            inner = new_inner(ctx, peer, item.kind, item.body, seq)
+            inners[(peer, id(item.contact))].append((item, inner))
+        envelopes: dict[int, tuple[Inner, SealedEnvelope]] = {}
+        for sends in inners.values():  # all to one peer at once: its state pickled once
+            try:
+                sealed_all = await self.sessions.seal_all(
+                    sends[0][0].contact, [inner for _, inner in sends]
+                )
+            except RequestError as exc:  # its session is gone: its sends fail, not the others
+                for item, _ in sends:
+                    item.done.set_exception(exc)
+                continue
+            for (item, inner), one in zip(sends, sealed_all, strict=True):
+                envelopes[id(item)] = (inner, one)
+        kept = []
+        for item in group:
+            if id(item) not in envelopes:
+                continue
+            inner, envelope = envelopes[id(item)]
             kept.append(item)
             effect = None if item.effect is None else item.effect(inner)
             sealed.append(

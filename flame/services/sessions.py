@@ -23,14 +23,13 @@ import vodozemac
 
 from flame.core import envelope as envelope_rules
 from flame.core import prekeys, ratchet
+from flame.core.crypto import Identity
 from flame.core.models import Envelope, Inner
-from flame.core.prekeys import PrekeyRecord, PrekeyUpload
-from flame.core.transport import Endpoint
+from flame.core.prekeys import PrekeyRecord
 from flame.errors import FlameError, NotFound, PeerRefused, RequestError, Unavailable
-from flame.net.peer_client import PeerClient
-from flame.services.context import Context
 from flame.services.events import SessionReset
-from flame.services.negotiation import Negotiation, no_prekeys_yet, old_version
+from flame.services.negotiation import no_prekeys_yet, old_version
+from flame.services.olm_account import OlmAccount
 from flame.store import contacts as contact_store
 from flame.store import outbox as outbox_store
 from flame.store import sessions as store
@@ -53,26 +52,26 @@ class SealedEnvelope:
     ratchet: tuple[SessionState, str] | None = None
 
 
+def _version_1(identity: Identity, contact: Contact, inner: Inner) -> SealedEnvelope:
+    """A version 1 envelope (PROTOCOL.md §6), for a peer with no version 2 session."""
+    return SealedEnvelope(
+        envelope_rules.seal(
+            identity.exchange, inner.to, contact.x25519_key, inner, statics=identity.static_secret
+        )
+    )
+
+
 @dataclass(eq=False)
-class Sessions:
-    ctx: Context
-    client: PeerClient
-    negotiation: Negotiation
-    directory: Endpoint
-    account: AccountState | None = field(default=None, init=False)
+class Sessions(OlmAccount):
     cache: dict[str, list[SessionState]] = field(default_factory=dict, init=False)
     locks: defaultdict[str, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock), init=False
     )
-    account_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
-    published: bool = field(default=False, init=False)
     resets: int = field(default=0, init=False)  # sessions reset so far (for the tests)
-    identity_b64: str | None = field(default=None, init=False)
     claim_failed: dict[str, float] = field(default_factory=dict, init=False)  # peer -> until
     # One unpickling less per message: each session kept live by (peer, session id), for
     # sealing and opening alike (one state: a receipt back on it must not unpickle it again).
     unpickled: ratchet.Unpickled = field(default_factory=ratchet.Unpickled, init=False)
-    pickle_key: bytes | None = field(default=None, init=False, repr=False)
 
     # --- sealing -----------------------------------------------------------------------------
 
@@ -98,40 +97,54 @@ class Sessions:
     async def seal(self, contact: Contact, inner: Inner) -> SealedEnvelope:
         """Seal with the version `contact` gets: under its session when there is one (only
         `ensure` starts one), else as version 1 if this daemon allows it."""
+        return (await self.seal_all(contact, [inner]))[0]
+
+    async def seal_all(self, contact: Contact, inners: Sequence[Inner]) -> list[SealedEnvelope]:
+        """`seal` for several messages to `contact`, in order, to be stored in ONE transaction:
+        under version 2 they share the state after the last (pickled once, §14.6)."""
         identity = self.ctx.keys.identity()
         peer = contact.username
         if await self.negotiation.version_for(peer) == 2:
             async with self.locks[peer]:
                 if await self._states(peer):
                     await self._account()
-                    return self._seal_locked(contact, inner)
+                    return self._seal_locked(contact, inners)
             if 1 not in self.negotiation.versions:
                 raise Unavailable(
                     f"No secure session with {peer} yet; try again.", code="no_session"
                 )
-        envelope = envelope_rules.seal(
-            identity.exchange, inner.to, contact.x25519_key, inner, statics=identity.static_secret
-        )
-        return SealedEnvelope(envelope)
+        return [_version_1(identity, contact, inner) for inner in inners]
 
-    def _seal_locked(self, contact: Contact, inner: Inner) -> SealedEnvelope:
-        """Encrypt under the peer's first session (its lock held) and seal the result in a
-        version 2 envelope; the cached state advances now (see the module's docstring)."""
+    def _seal_locked(self, contact: Contact, inners: Sequence[Inner]) -> list[SealedEnvelope]:
+        """Encrypt under the peer's first session (its lock held) and seal each result in a
+        version 2 envelope; the cached state advances now (see the module's docstring). The
+        state after the last is pickled once and goes with every envelope: they are stored
+        together, so none is ever stored with a state older than the one that sealed it."""
         ctx = self.ctx
         key = self._pickle_key()
         states = self.cache[contact.username]
         state = states[0]
-        session = self.unpickled.take((state.peer, state.session_id), state.pickle, key)
-        plaintext = envelope_rules.encode_inner(inner)
-        sealed = ratchet.encrypt(session, key, self._my_identity(), plaintext)
-        self.unpickled.keep((state.peer, state.session_id), sealed.pickle, session)
-        new = states[0] = replace(state, pickle=sealed.pickle, generation=state.generation + 1)
-        outer = ratchet.outer(inner, sealed.body)
-        me = ctx.keys.identity()
-        envelope = envelope_rules.seal(
-            me.exchange, inner.to, contact.x25519_key, outer, version=2, statics=me.static_secret
-        )
-        return SealedEnvelope(envelope, (new, plaintext.decode()))
+        where = (state.peer, state.session_id)
+        session = self.unpickled.take(where, state.pickle, key)
+        me, my_identity = ctx.keys.identity(), self._my_identity()
+        sealed = []
+        for inner in inners:
+            plaintext = envelope_rules.encode_inner(inner)
+            body = ratchet.encrypt_body(session, my_identity, plaintext)
+            outer = ratchet.outer(inner, body)
+            envelope = envelope_rules.seal(
+                me.exchange,
+                inner.to,
+                contact.x25519_key,
+                outer,
+                version=2,
+                statics=me.static_secret,
+            )
+            sealed.append((envelope, plaintext.decode()))
+        pickle = session.pickle(key)
+        self.unpickled.keep(where, pickle, session)
+        new = states[0] = replace(state, pickle=pickle, generation=state.generation + 1)
+        return [SealedEnvelope(envelope, (new, text)) for envelope, text in sealed]
 
     async def _start(self, contact: Contact) -> None:
         """Claim a prekey of `contact` and start a session (its lock held). A peer with no prekeys
@@ -205,8 +218,9 @@ class Sessions:
         async with self.locks[author]:
             done = await store.staged(ctx.db, author, [o.id for o in outers])
             states = {s.session_id: s for s in await self._states(author)}
-            pickles: dict[str, str] = {}  # session id -> its state after the last success here
-            live: dict[str, vodozemac.Session] = {}  # ... and that state, unpickled
+            live: dict[
+                str, vodozemac.Session
+            ] = {}  # session id -> its state after the last success
             needs_account = any(
                 o.id not in done and ratchet.body_of(o).session not in states for o in outers
             )
@@ -220,34 +234,33 @@ class Sessions:
                         results.append(done[outer.id] or ERASED)
                         continue
                     body = ratchet.body_of(outer)
-                    current = pickles.get(body.session) or (
-                        states[body.session].pickle if body.session in states else None
-                    )
                     try:
-                        session, account = live.pop(body.session, None), None
-                        if session is None and current is not None:  # kept, or unpickled
-                            session = self.unpickled.take((author, body.session), current, key)
+                        session, account = live.get(body.session), None
+                        if session is None and body.session in states:  # kept, or unpickled
+                            where = (author, body.session)
+                            session = self.unpickled.take(where, states[body.session].pickle, key)
+                            live[body.session] = session
                         elif session is None and account_pickle is not None:
                             account = vodozemac.Account.from_pickle(account_pickle, key)
-                        opened = ratchet.decrypt(session, account, key, body, outer)
-                    except RequestError as exc:  # the copy it used is gone (popped above)
+                        opened = ratchet.decrypt_live(session, account, key, body, outer)
+                    except RequestError as exc:  # a failure leaves the session as it was
                         if exc.code == "no_session":
                             await self._reset_noticed(author)
                             log.warning("a version 2 message from %s did not open", author)
                         results.append(exc)
                         continue
-                    pickles[opened.session_id] = opened.pickle
-                    if session is not None:  # in the state of that pickle: the next one goes on
-                        live[opened.session_id] = session
+                    live[body.session] = opened.session
                     if opened.account_pickle is not None:
                         account_pickle, account_changed = opened.account_pickle, True
-                    text = envelope_rules.encode_inner(opened.inner).decode()
                     done[outer.id] = opened.inner
-                    fresh.append(Staged(author, outer.id, text, now))
+                    fresh.append(Staged(author, outer.id, opened.plaintext.decode(), now))
                     results.append(opened.inner)
+                # Each session that opened something, pickled once, after its last message.
+                pickles = {sid: session.pickle(key) for sid, session in live.items()}
                 new_states = [
                     store.advanced(states.get(sid), author, sid, pickle, now)
                     for sid, pickle in pickles.items()
+                    if sid not in states or pickle != states[sid].pickle
                 ]
                 account_state = None
                 if account_changed and account_pickle is not None and self.account is not None:
@@ -258,7 +271,8 @@ class Sessions:
                         self.account = account_state
                         await store.prune_sessions(ctx.db, author, SESSIONS_PER_PEER)
                     self._make_current(author, new_states)
-                    for sid, session in live.items():  # committed: the next batch goes on
+                for sid, session in live.items():  # committed (or unchanged): the next goes on
+                    if sid in states or fresh:
                         self.unpickled.keep((author, sid), pickles[sid], session)
         return results
 
@@ -301,17 +315,16 @@ class Sessions:
             session = bool(self.cache[peer])
             if not session and 1 not in self.negotiation.versions:
                 return False
-            again = []
-            for message_id, kind, inner_json in await store.outgoing_for(ctx.db, peer):
-                inner = Inner.model_validate_json(inner_json)
-                if session:
-                    sealed = self._seal_locked(contact, inner)
-                else:  # the peer publishes no prekeys any more: an older Flame (§14.2)
-                    exchange = ctx.keys.identity().exchange
-                    sealed = SealedEnvelope(
-                        envelope_rules.seal(exchange, peer, contact.x25519_key, inner)
-                    )
-                again.append(Queued(message_id, kind, peer, sealed.envelope, sealed.ratchet))
+            queued = await store.outgoing_for(ctx.db, peer)
+            inners = [Inner.model_validate_json(inner_json) for _, _, inner_json in queued]
+            if session:
+                sealed = self._seal_locked(contact, inners) if inners else []
+            else:  # the peer publishes no prekeys any more: an older Flame (§14.2)
+                sealed = [_version_1(ctx.keys.identity(), contact, inner) for inner in inners]
+            again = [
+                Queued(message_id, kind, peer, one.envelope, one.ratchet)
+                for (message_id, kind, _), one in zip(queued, sealed, strict=True)
+            ]
             await outbox_store.replace_envelopes(ctx.db, again)
         self.resets += 1
         log.warning("reset the version 2 session with %s (%d envelopes again)", peer, len(again))
@@ -322,72 +335,6 @@ class Sessions:
         """Both users see a notice (§14.9): kept for the conversation, and shown now."""
         await store.note_reset(self.ctx.db, peer, self.ctx.clock.now())
         self.ctx.events.publish(SessionReset(peer))
-
-    # --- the account and its prekeys (PROTOCOL.md §14.3) ---------------------------------------
-
-    async def prekeys_once(self) -> None:
-        """Publish fresh prekeys at the first run after unlock (replacing whatever the directory
-        held: a restored data folder may have lost keys it had published), and again whenever
-        fewer than PREKEYS_LOW one-time keys are left. Also forgets opened messages older than
-        the retention (§14.6)."""
-        ctx = self.ctx
-        if 2 not in self.negotiation.versions:
-            return
-        ttl = max(ctx.settings.daemon.message_ttl_s, ctx.settings.daemon.relay_ttl_s)
-        await store.prune_staged(ctx.db, ctx.clock.now() - ttl)
-        if self.published:
-            left = (await self.client.prekey_count(self.directory)).one_time_left
-            if left >= ratchet.PREKEYS_LOW:
-                return
-        identity = ctx.keys.identity()
-        key = self._pickle_key()
-        async with self.account_lock:
-            state = await self._account()
-            account = vodozemac.Account.from_pickle(state.pickle, key)
-            one_time, fallback = ratchet.fresh_prekeys(
-                account, identity, ctx.me, ratchet.PREKEYS_TARGET
-            )
-            # Kept before published: a published key whose private half was lost would never
-            # open the message that uses it.
-            await self._save_account(account.pickle(key))
-        assert fallback is not None
-        await self.client.put_prekeys(
-            self.directory, PrekeyUpload(one_time=one_time, fallback=fallback)
-        )
-        async with self.account_lock:
-            account = vodozemac.Account.from_pickle((await self._account()).pickle, key)
-            account.mark_keys_as_published()
-            await self._save_account(account.pickle(key))
-        self.published = True
-        log.info("published %d one-time prekeys", len(one_time))
-
-    async def _account(self) -> AccountState:
-        if self.account is None:
-            loaded = await store.load_account(self.ctx.db)
-            if loaded is None:
-                loaded = AccountState(ratchet.new_account().pickle(self._pickle_key()), 1)
-                await store.save_account(self.ctx.db, loaded)
-            self.account = loaded
-        return self.account
-
-    async def _save_account(self, pickle: str) -> None:
-        state = AccountState(pickle, (await self._account()).generation + 1)
-        await store.save_account(self.ctx.db, state)
-        self.account = state
-
-    def _my_identity(self) -> str:
-        """This account's Curve25519 identity (it never changes once the account exists)."""
-        if self.identity_b64 is None:
-            assert self.account is not None
-            account = vodozemac.Account.from_pickle(self.account.pickle, self._pickle_key())
-            self.identity_b64 = ratchet.account_identity(account)
-        return self.identity_b64
-
-    def _pickle_key(self) -> bytes:
-        self.pickle_key = self.pickle_key or ratchet.pickle_key(
-            self.ctx.keys.identity(), self.ctx.me
-        )
-        return self.pickle_key
 
     async def _states(self, peer: str) -> list[SessionState]:
         if peer not in self.cache:

@@ -78,3 +78,33 @@ def test_a_message_more_than_2000_ahead_of_its_chain_is_refused(gap: int, opens:
     for _ in range(gap):
         alice.encrypt(b"never delivered")
     assert refused(bob, alice.encrypt(b"ahead")) is not opens
+
+
+def _forged(message: vodozemac.AnyOlmMessage) -> vodozemac.AnyOlmMessage:
+    """`message` with the last byte of its MAC flipped."""
+    message_type, ciphertext = message.to_parts()
+    return vodozemac.AnyOlmMessage.from_parts(
+        message_type, ciphertext[:-1] + bytes([ciphertext[-1] ^ 1])
+    )
+
+
+def test_a_message_that_does_not_open_leaves_the_session_as_it_was() -> None:
+    """What services/sessions.py relies on to pickle a session once per batch it opened
+    (PROTOCOL.md §14.6): a failed decryption changes nothing, on the current chain, on a chain
+    far ahead (no skipped keys kept) and with a new ratchet key (no ratchet step kept)."""
+    key = bytes(range(32))
+    alice, bob = started()
+    ahead = [alice.encrypt(f"a{i}".encode()) for i in range(30)]
+    before = bob.pickle(key)
+    for forged in (_forged(ahead[0]), _forged(ahead[-1])):
+        assert refused(bob, forged)
+        assert bob.pickle(key) == before
+    assert bob.decrypt(ahead[0]) == b"a0"
+    reply = bob.encrypt(b"reply")
+    assert alice.decrypt(reply) == b"reply"
+    stepped = alice.encrypt(b"after a ratchet step")  # a new ratchet key
+    before = bob.pickle(key)
+    assert refused(bob, _forged(stepped))
+    assert bob.pickle(key) == before
+    assert bob.decrypt(stepped) == b"after a ratchet step"
+    assert bob.decrypt(ahead[-1]) == b"a29"  # and the old chain still opens

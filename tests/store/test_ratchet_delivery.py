@@ -145,9 +145,21 @@ async def bob_replies(bob: Bob) -> Inner:
     return envelope_rules.open_envelope(ALICE.exchange, "alice", sealed.envelope, (2,)).inner
 
 
-Step = tuple[str, int]  # ("deliver", index) or ("kill", 0)
+def forged(outer: Inner) -> Inner:
+    """`outer` with the last byte of its ratchet message (its MAC) flipped."""
+    body = outer.body
+    assert isinstance(body, RatchetBody)
+    raw = b64d(body.ciphertext)
+    wrong = body.model_copy(update={"ciphertext": b64e(raw[:-1] + bytes([raw[-1] ^ 1]))})
+    return outer.model_copy(update={"body": wrong})
+
+
+Step = tuple[str, int]  # ("deliver", index), ("batch", index) or ("kill", 0)
 schedules = st.lists(
-    st.one_of(st.tuples(st.just("deliver"), st.integers(0, 11)), st.just(("kill", 0))),
+    st.one_of(
+        st.tuples(st.sampled_from(["deliver", "batch"]), st.integers(0, 11)),
+        st.just(("kill", 0)),
+    ),
     min_size=1,
     max_size=40,
 )
@@ -168,11 +180,31 @@ async def run(first: list[Step], second: list[Step], first_count: int) -> None:
                         bob.start()  # every in-memory state is gone; the database stays
                         continue
                     outer = alice.sent[index % len(alice.sent)]
+                    if action == "batch":  # three in one request, a forged copy between them
+                        await batch(index)
+                        continue
                     result = await bob.receive(outer)
-                    assert not isinstance(result, RequestError), result.code  # never twice
-                    assert result.id == outer.id and result.from_ == "alice"
-                    bob.opened.setdefault(outer.id, []).append(str(result.body.model_dump()))
-                    delivered.add(outer.id)
+                    opened(outer, result)
+
+            def opened(outer: Inner, result: Inner | RequestError | str) -> None:
+                assert isinstance(result, Inner), result  # never twice, never refused
+                assert result.id == outer.id and result.from_ == "alice"
+                bob.opened.setdefault(outer.id, []).append(str(result.body.model_dump()))
+                delivered.add(outer.id)
+
+            async def batch(index: int) -> None:
+                """sent[i], a forged copy of sent[i+1], sent[i+2] in one batch: the forged one
+                is refused (unless its id was opened before: then it is answered from the
+                store, never decrypted) and leaves the session able to open the others."""
+                first, middle, last = (alice.sent[(index + k) % len(alice.sent)] for k in range(3))
+                assert bob.sessions is not None
+                results = await bob.sessions.open_all([first, forged(middle), last])
+                opened(first, results[0])
+                if middle.id in delivered:
+                    opened(middle, results[1])
+                else:
+                    assert isinstance(results[1], RequestError)
+                opened(last, results[2])
 
             await play(first)
             if delivered:  # bob answers: a ratchet step; alice's next chain starts from it
