@@ -313,14 +313,16 @@ async def apply_receipt(
     rank = states.rank(state)
     async with db.transaction() as conn:
         await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", keys)
+        # `+peer`: looked up by id, never by a scan of the conversation (SQLite's planner would
+        # take the peer's index for `peer=?`, and the cost would grow with the history).
         async with conn.execute(  # what a conversation shows, and group copies (§19.5)
-            f"SELECT id FROM messages WHERE id IN ({marks}) AND peer=? AND direction='out'"
+            f"SELECT id FROM messages WHERE id IN ({marks}) AND +peer=? AND direction='out'"
             f" AND {outbox.STATE_RANK_SQL} < ? AND ({SHOWN_SQL} OR kind IN ({GROUP_COPIES_SQL}))",
             [*keys, peer, rank],
         ) as cursor:
             changed = [row["id"] for row in await cursor.fetchall()]
         await conn.execute(
-            f"UPDATE messages SET state=?, error=NULL WHERE id IN ({marks}) AND peer=?"
+            f"UPDATE messages SET state=?, error=NULL WHERE id IN ({marks}) AND +peer=?"
             f" AND direction='out' AND {outbox.STATE_RANK_SQL} < ?",
             [state, *keys, peer, rank],
         )
