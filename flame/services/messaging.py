@@ -75,8 +75,8 @@ class Messaging:
             if quoted is None or quoted.peer != peer or not quoted.is_shown:
                 raise NotFound("There is no such message in this conversation.", code="no_message")
             ref = Ref(id=quoted.id.split(":", 1)[1], author=quoted.author)
-        message = await self.send_inner(peer, "text", TextBody(text=text, reply_to=ref))
-        return (await action_store.decorate(self.ctx.db, [message]))[0]
+        # The writer loop hands it back with its quote and reactions already (`decorate`).
+        return await self.send_inner(peer, "text", TextBody(text=text, reply_to=ref))
 
     def check_text(self, text: str) -> None:
         """What a text (or an edit's text) must be."""
