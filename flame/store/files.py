@@ -220,9 +220,9 @@ async def complete_inline(db: Database, now: float) -> list[Transfer]:
     async with db.transaction() as conn:
         async with conn.execute(
             "UPDATE transfers SET state='complete', held_bytes=size, completed_at=?, error=NULL"
-            f" WHERE direction='out' AND inline AND {OUTGOING_OPEN_SQL} AND message_id"
-            " IN (SELECT id FROM messages m WHERE m.direction='out' AND"
-            f" {PEER_HAS_OFFER}) RETURNING {COLUMNS}",
+            f" WHERE direction='out' AND inline AND {OUTGOING_OPEN_SQL} AND EXISTS (SELECT 1"
+            " FROM messages m WHERE m.id = transfers.message_id AND m.direction='out' AND"
+            f" {PEER_HAS_OFFER}) RETURNING {COLUMNS}",  # each open transfer's offer, by its id
             (now,),
         ) as cursor:
             return [transfer_of(row) for row in await cursor.fetchall()]
