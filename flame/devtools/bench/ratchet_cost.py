@@ -1,6 +1,7 @@
 """What version 2 adds to each message, in CPU alone (PROTOCOL.md §14.4, §14.5): the same text
 sealed by alice and opened by bob, as version 1 does it and as version 2 does it (the inner message
-encrypted under the Olm session, the session pickled on both sides, then the sealed envelope),
+encrypted under the Olm session, the session pickled on both sides as for a batch of one message
+(the daemons pickle once per batch, services/sessions.py), then the sealed envelope),
 with the real code of flame.core. CPU time of this process, the best of a few rounds, so that
 other work on the machine hardly moves it; the bench sets it beside the daemons' CPU per message
 of the burst to say what share of the message path the ratchet is.
@@ -88,8 +89,8 @@ def measure_ratchet_cost(messages: int = 1000, text_chars: int = 100) -> dict[st
             alice.exchange, "bob", bob.x25519_key, wrapped, version=2, statics=a_statics
         )
         got = env.open_envelope(bob.exchange, "bob", sealed, (1, 2), statics=b_statics).inner
-        # Both daemons keep the session unpickled, and pickle it for the store at each message
-        # (services/sessions.py), the receiver in the transaction that stores the message.
+        # Both daemons keep the session unpickled, and pickle it for the store once per batch
+        # (services/sessions.py); here every message is a batch of one: the most it can cost.
         ratchet.decrypt(receiving, None, b_key, ratchet.body_of(got), got)
 
     v1_us, v2_us = _best_us([version_1, version_2], messages)
