@@ -184,9 +184,9 @@ async def run(first: list[Step], second: list[Step], first_count: int) -> None:
                         await batch(index)
                         continue
                     result = await bob.receive(outer)
-                    opened(outer, result)
+                    got(outer, result)
 
-            def opened(outer: Inner, result: Inner | RequestError | str) -> None:
+            def got(outer: Inner, result: Inner | RequestError | str) -> None:
                 assert isinstance(result, Inner), result  # never twice, never refused
                 assert result.id == outer.id and result.from_ == "alice"
                 bob.opened.setdefault(outer.id, []).append(str(result.body.model_dump()))
@@ -199,12 +199,12 @@ async def run(first: list[Step], second: list[Step], first_count: int) -> None:
                 first, middle, last = (alice.sent[(index + k) % len(alice.sent)] for k in range(3))
                 assert bob.sessions is not None
                 results = await bob.sessions.open_all([first, forged(middle), last])
-                opened(first, results[0])
+                got(first, results[0])
                 if middle.id in delivered:
-                    opened(middle, results[1])
+                    got(middle, results[1])
                 else:
                     assert isinstance(results[1], RequestError)
-                opened(last, results[2])
+                got(last, results[2])
 
             await play(first)
             if delivered:  # bob answers: a ratchet step; alice's next chain starts from it
