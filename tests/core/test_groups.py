@@ -341,5 +341,7 @@ def test_any_delivery_order_gives_the_same_membership(
     assert set(held_one) == set(held_two)
     one, two = groups.resolve(held_one), groups.resolve(held_two)
     assert one == two
-    assert one is not None and one.members and one.admins <= one.members
+    # Everyone may have left or been removed (seed 91738336, 7 steps: all four leave): the group
+    # is then empty, never gone, and an admin is always a member.
+    assert one is not None and one.admins <= one.members
     assert len(one.members) <= groups.MAX_MEMBERS
