@@ -201,11 +201,46 @@ class Chunks:
             # writes the previous chunk, and a checkpoint (fsync, then the database) in flight.
             pending: asyncio.Future[None] | None = None
             flushing: asyncio.Future[bool] | None = None
+            durable = held
+
+            async def read(size: int) -> bytes:
+                """The next `size` bytes of the body. A sender that waits (its user's upload still
+                arriving, §11.4) gets what came made durable meanwhile, as §11.3 reports it."""
+                nonlocal checkpoint_at, flushing, durable
+                reading = asyncio.ensure_future(content.readexactly(size))
+                try:
+                    async with asyncio.timeout(idle_s):
+                        while True:
+                            if flushing is None:
+                                wait_s = max(0.0, checkpoint_at - loop.time())
+                                await asyncio.wait({reading}, timeout=wait_s)
+                            else:
+                                either: set[asyncio.Future[Any]] = {reading, flushing}
+                                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                            if reading.done():
+                                return reading.result()
+                            if flushing is not None:
+                                if flushing.done():
+                                    if not flushing.result():  # declined or cancelled meanwhile
+                                        check_open(await self._reload(transfer))
+                                    flushing = None
+                                continue
+                            if pending is not None:
+                                await pending  # DecryptionFailed: that chunk was bad
+                            checkpoint_at = loop.time() + CHECKPOINT_S
+                            if intake.hashed_bytes > durable:  # stalled with news: make it durable
+                                durable = intake.hashed_bytes
+                                flushing = asyncio.ensure_future(
+                                    self._checkpoint(transfer, fd, durable)
+                                )
+                finally:
+                    if not reading.done():
+                        reading.cancel()
+
             try:
                 try:
                     while index < end:
-                        async with asyncio.timeout(idle_s):
-                            sealed = await content.readexactly(layout.sealed_len(index))
+                        sealed = await read(layout.sealed_len(index))
                         if pending is not None:
                             await pending  # DecryptionFailed: the chunk before this one was bad
                             progress.update(intake.hashed_bytes)
@@ -217,14 +252,14 @@ class Chunks:
                             flushing = None
                         if flushing is None and loop.time() >= checkpoint_at:
                             checkpoint_at = loop.time() + CHECKPOINT_S
+                            durable = intake.hashed_bytes
                             flushing = asyncio.ensure_future(
-                                self._checkpoint(transfer, fd, intake.hashed_bytes)
+                                self._checkpoint(transfer, fd, durable)
                             )
                     if pending is not None:
                         await pending
                     if index == layout.count and transfer.hash_last:
-                        async with asyncio.timeout(idle_s):
-                            sealed = await content.readexactly(TRAILER_BYTES)
+                        sealed = await read(TRAILER_BYTES)
                         intake.trailer = cipher.open_trailer(layout.count, sealed)
                 finally:
                     await _settle(pending, flushing)

@@ -171,8 +171,12 @@ class Uploads:
         body = self._offer_body(transfer, sniff_media(head), None, None)
         message = await self.messaging.send_inner(transfer.peer, "file_offer", body)
         await file_store.set_message(self.ctx.db, transfer.key, message.id)
+        offered = await self.find(transfer.peer, transfer.transfer_id, direction="out")
+        if not offered.is_open:  # cancelled while the offer was being queued: take it back
+            await self.send_control(offered.peer, "file_cancel", offered.transfer_id)
+            raise Conflict("The upload was cancelled.", code="transfer_closed")
         self.runtime.wake.set()
-        await self.runtime.publish_current(transfer.key)
+        self.runtime.publish(offered)
         return message
 
     async def receive_upload(
