@@ -123,6 +123,7 @@ async def test_an_upload_cut_midway_is_cancelled_at_both_daemons(trio: Cluster) 
     alice_feed, bob_feed = await alice_ui.websocket(), await bob_ui.websocket()
     data = random_bytes(6 * MIB, seed=22)
     status, reply = await announce(alice_ui, "bob", "minutes.docx", len(data))
+    assert status == 201
     transfer_id = reply["file"]["transfer_id"]
     upload = HeldUpload(alice_ui, "bob", transfer_id, data, first=3 * MIB)
     await eventually(lambda: holds_at_least(alice, transfer_id, MIB), equals=True)
@@ -146,6 +147,7 @@ async def test_a_receiver_restarted_mid_stream_resumes_from_what_it_kept(trio: C
     alice_feed = await alice_ui.websocket()
     data = random_bytes(6 * MIB, seed=23)
     status, reply = await announce(alice_ui, "bob", "q3.xlsx", len(data))
+    assert status == 201
     transfer_id = reply["file"]["transfer_id"]
     upload = HeldUpload(alice_ui, "bob", transfer_id, data, first=3 * MIB)
     await eventually(lambda: holds_at_least(alice, transfer_id, 2 * MIB), equals=True)
@@ -233,6 +235,7 @@ async def test_the_hash_trailer_is_checked_and_a_wrong_or_missing_one_completes_
     # A hash-first offer takes no trailer: one past its chunks runs past the end.
     first = CraftedOffer()
     status, _ = await peer.post([first.envelope(alice, bob, seq=3)])
+    assert status == 200
     body = b"".join(first.sealed(i) for i in range(count))
     status, reply = await put(alice, bob, first, 0, body + first.cipher.seal_trailer(count, digest))
     assert (status, reply["error"]) == (400, "past_end")
