@@ -25,6 +25,7 @@ import aiohttp
 from flame.devtools.bench.machine import (
     PIECE,
     aead_mb_s,
+    cpu_meter,
     loopback_tcp_mb_s,
     peak_rss_mib,
     reset_peak_rss,
@@ -112,27 +113,33 @@ async def measure_file_transfer(
         figures["rss_idle_mib"] = {name: peak_rss_mib(pid, "VmRSS") for name, pid in pids.items()}
         figures["rss_reset"] = all(reset_peak_rss(pid) for pid in pids.values())
         feed = await bob.ui.websocket()
+        cpu: dict[str, float | None] = {}
+        figures["cpu_s"] = cpu
         try:
-            started = time.perf_counter()
-            status, announced = await alice.ui.post(
-                "/ui/api/conversations/bob/files",
-                {"name": "bench.bin", "size": size, "type": "application/octet-stream"},
-            )
-            if status != 201:
-                raise ToolFailed(f"announcing the file answered {status}: {announced}")
-            transfer_id = announced["file"]["transfer_id"]
-            async with alice.ui.session.put(
-                f"/ui/api/conversations/bob/files/{transfer_id}/content",
-                data=stream(source),
-                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as response:
-                if response.status != 201:
-                    raise ToolFailed(
-                        f"uploading answered {response.status}: {await response.text()}"
-                    )
-            uploaded = time.perf_counter()
-            verified = await wait_verified(feed.ws, transfer_id, timeout_s)
+            with cpu_meter(pids, cpu):
+                started = time.perf_counter()
+                status, announced = await alice.ui.post(
+                    "/ui/api/conversations/bob/files",
+                    {"name": "bench.bin", "size": size, "type": "application/octet-stream"},
+                )
+                if status != 201:
+                    raise ToolFailed(f"announcing the file answered {status}: {announced}")
+                transfer_id = announced["file"]["transfer_id"]
+                async with alice.ui.session.put(
+                    f"/ui/api/conversations/bob/files/{transfer_id}/content",
+                    data=stream(source),
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(size),
+                    },
+                    timeout=aiohttp.ClientTimeout(total=timeout_s),
+                ) as response:
+                    if response.status != 201:
+                        raise ToolFailed(
+                            f"uploading answered {response.status}: {await response.text()}"
+                        )
+                uploaded = time.perf_counter()
+                verified = await wait_verified(feed.ws, transfer_id, timeout_s)
         finally:
             await feed.close()
         figures["rss_peak_mib"] = {name: peak_rss_mib(pid) for name, pid in pids.items()}
@@ -204,6 +211,10 @@ def table_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
             "  peak RSS",
             ", ".join(f"{name} {value} MiB" for name, value in rss.items())
             + ("" if figures.get("rss_reset") else " (whole run: VmHWM could not be reset)"),
+        ),
+        (
+            "  CPU during it",
+            ", ".join(f"{n} {v} s" for n, v in figures.get("cpu_s", {}).items()),
         ),
         (
             "  RSS before it",
