@@ -157,3 +157,22 @@ def test_bench_only_directory_runs_the_directory_figures_alone(tmp_path: Path) -
         check=False,
     )
     assert wrong.returncode == 1 and "--directory-backends names some of" in wrong.stderr
+
+
+def test_bench_only_files_runs_the_file_figure_alone(tmp_path: Path) -> None:
+    out = tmp_path / "file.json"
+    args = ["bench", "--only", "files", "--file-mib", "8", "--json", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "flame.devtools", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the file alone" in done.stdout and "Latency" not in done.stdout
+    figure = json.loads(out.read_text())["file"]
+    assert figure["size_bytes"] == 8 * 1024 * 1024 and figure["sha256_match"] is True
+    for name in ("alice", "bob"):
+        assert figure["rss_idle_mib"][name] > 0 and figure["rss_peak_mib"][name] > 0
+        assert figure["cpu_s"][name] > 0

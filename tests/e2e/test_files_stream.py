@@ -239,3 +239,24 @@ async def test_the_hash_trailer_is_checked_and_a_wrong_or_missing_one_completes_
     body = b"".join(first.sealed(i) for i in range(count))
     status, reply = await put(alice, bob, first, 0, body + first.cipher.seal_trailer(count, digest))
     assert (status, reply["error"]) == (400, "past_end")
+
+
+async def test_the_senders_daemon_restarted_mid_upload_takes_the_file_back(trio: Cluster) -> None:
+    alice_ui, bob_ui = await trio.ui("alice"), await trio.ui("bob")
+    alice, bob = trio.daemons["alice"], trio.daemons["bob"]
+    bob_feed = await bob_ui.websocket()
+    data = random_bytes(6 * MIB, seed=25)
+    status, reply = await announce(alice_ui, "bob", "forecast.xlsx", len(data))
+    assert status == 201
+    transfer_id = reply["file"]["transfer_id"]
+    upload = HeldUpload(alice_ui, "bob", transfer_id, data, first=3 * MIB)
+    await eventually(lambda: holds_at_least(alice, transfer_id, MIB), equals=True)
+
+    settings = alice.settings
+    await trio.stop_daemon("alice")  # the upload dies with it: it cannot resume
+    upload.go.set()
+    await asyncio.gather(upload.task, return_exceptions=True)
+    alice = await trio.start_daemon("alice", settings=settings)
+    await wait_state(bob_feed, transfer_id, "cancelled", timeout=TIMEOUT_S)
+    assert (await transfer_of(alice, "bob", "out", transfer_id)).state == "failed"
+    assert files_on_disk(alice) == [] and files_on_disk(bob) == []
