@@ -81,6 +81,19 @@ async def holds_at_least(alice: Daemon, transfer_id: str, size: int) -> bool:
     return state == "receiving" and held >= size
 
 
+async def upload_held_at_bob(
+    trio: Cluster, ui: UiClient, name: str, data: bytes, held: int
+) -> tuple[str, HeldUpload]:
+    """Announce `data`, upload half of it, and wait until bob's daemon holds `held` bytes."""
+    status, reply = await announce(ui, "bob", name, len(data))
+    assert status == 201
+    transfer_id = str(reply["file"]["transfer_id"])
+    upload = HeldUpload(ui, "bob", transfer_id, data, first=len(data) // 2)
+    alice = trio.daemons["alice"]
+    await eventually(lambda: holds_at_least(alice, transfer_id, held), equals=True)
+    return transfer_id, upload
+
+
 async def test_bob_holds_verified_chunks_while_the_upload_still_arrives(trio: Cluster) -> None:
     alice_ui, bob_ui = await trio.ui("alice"), await trio.ui("bob")
     alice, bob = trio.daemons["alice"], trio.daemons["bob"]
@@ -122,11 +135,7 @@ async def test_an_upload_cut_midway_is_cancelled_at_both_daemons(trio: Cluster) 
     alice, bob = trio.daemons["alice"], trio.daemons["bob"]
     alice_feed, bob_feed = await alice_ui.websocket(), await bob_ui.websocket()
     data = random_bytes(6 * MIB, seed=22)
-    status, reply = await announce(alice_ui, "bob", "minutes.docx", len(data))
-    assert status == 201
-    transfer_id = reply["file"]["transfer_id"]
-    upload = HeldUpload(alice_ui, "bob", transfer_id, data, first=3 * MIB)
-    await eventually(lambda: holds_at_least(alice, transfer_id, MIB), equals=True)
+    transfer_id, upload = await upload_held_at_bob(trio, alice_ui, "minutes.docx", data, MIB)
 
     upload.cut = True
     upload.go.set()
@@ -146,11 +155,7 @@ async def test_a_receiver_restarted_mid_stream_resumes_from_what_it_kept(trio: C
     alice = trio.daemons["alice"]
     alice_feed = await alice_ui.websocket()
     data = random_bytes(6 * MIB, seed=23)
-    status, reply = await announce(alice_ui, "bob", "q3.xlsx", len(data))
-    assert status == 201
-    transfer_id = reply["file"]["transfer_id"]
-    upload = HeldUpload(alice_ui, "bob", transfer_id, data, first=3 * MIB)
-    await eventually(lambda: holds_at_least(alice, transfer_id, 2 * MIB), equals=True)
+    transfer_id, upload = await upload_held_at_bob(trio, alice_ui, "q3.xlsx", data, 2 * MIB)
 
     settings = trio.daemons["bob"].settings
     await trio.stop_daemon("bob")  # while alice's browser is still uploading
@@ -246,11 +251,7 @@ async def test_the_senders_daemon_restarted_mid_upload_takes_the_file_back(trio:
     alice, bob = trio.daemons["alice"], trio.daemons["bob"]
     bob_feed = await bob_ui.websocket()
     data = random_bytes(6 * MIB, seed=25)
-    status, reply = await announce(alice_ui, "bob", "forecast.xlsx", len(data))
-    assert status == 201
-    transfer_id = reply["file"]["transfer_id"]
-    upload = HeldUpload(alice_ui, "bob", transfer_id, data, first=3 * MIB)
-    await eventually(lambda: holds_at_least(alice, transfer_id, MIB), equals=True)
+    transfer_id, upload = await upload_held_at_bob(trio, alice_ui, "forecast.xlsx", data, MIB)
 
     settings = alice.settings
     await trio.stop_daemon("alice")  # the upload dies with it: it cannot resume
