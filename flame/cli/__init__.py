@@ -89,7 +89,10 @@ def write_ready_file(path: str | None, ports: dict[str, int], tls: bytes | None)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from flame.cli.memory import limit_malloc_arenas
     from flame.daemon import Daemon
+
+    limit_malloc_arenas()  # before any thread allocates (cli/memory.py says why)
 
     password = (
         read_password_file(settings.daemon.password_file)

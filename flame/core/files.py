@@ -9,6 +9,7 @@ A file of at most INLINE_MAX_BYTES travels inside its offer instead (§11.6), se
 
 Every chunk but the last holds exactly `chunk_bytes` bytes. A chunk sealed for one index (or one
 transfer) does not open at another, so a reordered, replayed or tampered chunk is refused.
+A file offered without its SHA-256 carries it after its last chunk, sealed (§11.4's trailer).
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ from flame.core.models import INLINE_MAX_BYTES, FileOfferBody
 from flame.errors import BadEnvelope, BadRequest, DecryptionFailed
 
 CHUNK_CONTEXT = b"flame/v1/file-chunk\x00"
+TRAILER_CONTEXT = b"flame/v1/file-hash\x00"
 TAG_BYTES = 16
 KEY_BYTES = 32
 TOKEN_BYTES = 32
 TRANSFER_ID_BYTES = 16
 SHA256_BYTES = 32
+TRAILER_BYTES = SHA256_BYTES + TAG_BYTES  # the sealed hash after a streamed file's last chunk
 MIN_CHUNK_BYTES = 64 * 1024
 MAX_CHUNK_BYTES = 4 * 1024 * 1024
 MAX_NAME_BYTES = 255
@@ -53,6 +56,10 @@ def chunk_nonce(index: int) -> bytes:
 
 def chunk_aad(transfer_id: bytes, index: int) -> bytes:
     return CHUNK_CONTEXT + transfer_id + struct.pack(">Q", index)
+
+
+def trailer_aad(transfer_id: bytes, count: int) -> bytes:
+    return TRAILER_CONTEXT + transfer_id + struct.pack(">Q", count)
 
 
 class ChunkCipher:
@@ -77,6 +84,23 @@ class ChunkCipher:
                 f"Chunk {index} does not verify (tampered, or sealed for another index).",
                 code="bad_chunk",
             ) from exc
+
+    def seal_trailer(self, count: int, sha256: bytes) -> bytes:
+        """The whole file's SHA-256, sealed to follow its last chunk (`count`: the chunk count,
+        a nonce index no chunk uses; the AAD's label is not a chunk's)."""
+        return self.aead.encrypt(chunk_nonce(count), sha256, trailer_aad(self.transfer_id, count))
+
+    def open_trailer(self, count: int, sealed: bytes) -> bytes:
+        """The SHA-256 a trailer carries; DecryptionFailed (`bad_chunk`) when it does not open."""
+        try:
+            digest = self.aead.decrypt(
+                chunk_nonce(count), sealed, trailer_aad(self.transfer_id, count)
+            )
+        except InvalidTag as exc:
+            raise DecryptionFailed(
+                "The file's hash trailer does not verify.", code="bad_chunk"
+            ) from exc
+        return digest  # 32 bytes: the receiver reads exactly TRAILER_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +157,7 @@ class Offer:
     name: str
     size: int
     media_type: str
-    sha256: bytes
+    sha256: bytes | None  # None: streamed, the hash trails the last chunk (§11.4)
     key: bytes
     token: bytes
     chunk_bytes: int
@@ -144,11 +168,17 @@ class Offer:
         return Layout(self.size, self.chunk_bytes)
 
 
-def check_offer(body: FileOfferBody, max_file_bytes: int) -> Offer:
-    """Raises BadEnvelope (or its relatives) with a code the sender is told (PROTOCOL.md §11.2)."""
+def check_offer(body: FileOfferBody, max_file_bytes: int, *, hash_first: bool = False) -> Offer:
+    """Raises BadEnvelope (or its relatives) with a code the sender is told (PROTOCOL.md §11.2).
+    `sha256` may be absent from a streamed offer, never from an inline one (§11.6) or where
+    `hash_first` asks for it (a group's, §19.7)."""
     try:
         transfer_id = b64d(body.transfer_id, length=TRANSFER_ID_BYTES, what="transfer_id")
-        sha256 = b64d(body.sha256, length=SHA256_BYTES, what="sha256")
+        if body.sha256 is None and (hash_first or body.data is not None):
+            raise BadRequest("sha256 is missing")
+        sha256 = (
+            None if body.sha256 is None else b64d(body.sha256, length=SHA256_BYTES, what="sha256")
+        )
         key = b64d(body.key, length=KEY_BYTES, what="key")
         token = b64d(body.token, length=TOKEN_BYTES, what="token")
     except BadRequest as exc:
@@ -170,7 +200,7 @@ def check_offer(body: FileOfferBody, max_file_bytes: int) -> Offer:
             f"The file is larger than this recipient accepts ({max_file_bytes} bytes).",
             code="file_too_large",
         )
-    data = None if body.data is None else _inline_data(body, sha256)
+    data = None if body.data is None or sha256 is None else _inline_data(body, sha256)
     return Offer(
         body.transfer_id,
         transfer_id,

@@ -13,6 +13,7 @@ FEATURES = [
     "relay",
     "profiles",
     "files",
+    "files-stream",  # a file offered without its hash, which trails its chunks: PROTOCOL.md §11.4
     "replies",  # replies, edits, reactions and typing: PROTOCOL.md §17
     "edits",
     "reactions",

@@ -238,7 +238,9 @@ class FileOfferBody(Wire):
     name: str = Field(max_length=1024)
     size: int = Field(ge=1, le=2**53)
     media_type: str = Field(max_length=127)
-    sha256: B64
+    # Absent (never null on the wire) when the file is streamed while its upload still arrives:
+    # its hash then trails the last chunk (PROTOCOL.md §11.4).
+    sha256: B64 | None = None
     key: B64
     token: B64
     chunk_bytes: int
@@ -251,7 +253,7 @@ class FileOfferBody(Wire):
 
     @model_serializer(mode="wrap")
     def _omit_absent_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return without_none(without_none(handler(self), "data"), "caption")
+        return without_none(without_none(without_none(handler(self), "data"), "caption"), "sha256")
 
     def stored_json(self) -> str:
         """What the message store keeps: the offer without its inline bytes (those become the

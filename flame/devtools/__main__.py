@@ -38,6 +38,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise ToolFailed("--directory-subscribers must be from 1 to --directory-users.")
         job = run_directory_bench(Path(args.json), users, subscribers, backends)
         return run(stoppable("bench", job))
+    if args.only == "files":
+        from flame.devtools.bench.files import run_file_bench
+
+        return run(stoppable("bench", run_file_bench(Path(args.json), int(sizes["file_mib"]))))
     return run(stoppable("bench", run_bench(args)))
 
 
@@ -135,9 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument(
         "--only",
-        choices=("all", "directory"),
+        choices=("all", "directory", "files"),
         default="all",
-        help="run every figure (all), or the directory's alone (directory)",
+        help="run every figure (all), or the directory's alone (directory), or the file's (files)",
     )
     bench.add_argument(
         "--group-sizes", default=None, help="group sizes of the group delivery figures (5,20)"

@@ -29,6 +29,26 @@ class PeerFeatures:
         """The peers among `contacts` whose daemon answered a hello without one of `needed`,
         with the reason to show. A peer that cannot be asked now (offline, no address) is not
         among them: its envelopes wait in the outbox like any other."""
+        await self._ask(contacts)
+        lacking: dict[str, str] = {}
+        for contact in contacts:
+            features = self.known.get(contact.username, (0.0, None))[1]
+            missing = [f for f in needed if features is not None and f not in features]
+            if missing:
+                lacking[contact.username] = (
+                    f"{contact.username}'s Flame does not support {' and '.join(missing)} yet;"
+                    " they need to update it."
+                )
+        return lacking
+
+    async def speaks(self, contact: Contact, feature: str) -> bool:
+        """Whether the peer's daemon advertises `feature` now; False when it cannot be asked."""
+        await self._ask([contact])
+        features = self.known.get(contact.username, (0.0, None))[1]
+        return features is not None and feature in features
+
+    async def _ask(self, contacts: list[Contact]) -> None:
+        """Ask the hello of those whose answer is not known, or is old."""
         now = self.ctx.clock.now()
         ask = [
             c
@@ -51,13 +71,3 @@ class PeerFeatures:
             self.known[contact.username] = (now + FEATURES_TTL_S, frozenset(hello.features))
 
         await asyncio.gather(*(one(c) for c in ask))
-        lacking: dict[str, str] = {}
-        for contact in contacts:
-            features = self.known.get(contact.username, (0.0, None))[1]
-            missing = [f for f in needed if features is not None and f not in features]
-            if missing:
-                lacking[contact.username] = (
-                    f"{contact.username}'s Flame does not support {' and '.join(missing)} yet;"
-                    " they need to update it."
-                )
-        return lacking

@@ -176,7 +176,7 @@ class GroupInbox:
         """The transfer and group file a new offer makes (None: this envelope again)."""
         ctx = self.groups.ctx
         author = item.inner.from_
-        offer = check_offer(body.offer, ctx.settings.files.max_file_bytes)
+        offer = check_offer(body.offer, ctx.settings.files.max_file_bytes, hash_first=True)
         existing = await file_store.get(ctx.db, author, "in", offer.transfer_id)
         if existing is not None:
             if existing.message_id != item.key:

@@ -114,9 +114,10 @@ class Services:
                 "typing": typing.receive,
             }
         )
-        groups = Groups(ctx, contacts, sessions, blocks, receipts, PeerFeatures(ctx, client))
+        features = PeerFeatures(ctx, client)
+        groups = Groups(ctx, contacts, sessions, blocks, receipts, features)
         chunks = Chunks(ctx, files, blocks)
-        uploads = Uploads(ctx, files, messaging, contacts)
+        uploads = Uploads(ctx, files, messaging, contacts, features)
         group_fetch = GroupFetch(ctx, files, chunks, client, blocks, contacts)
         group_inbox = GroupInbox(groups, contacts, offers, group_fetch.wake)
         inbox.receivers.update(
@@ -146,7 +147,7 @@ class Services:
             uploads=uploads,
             offers=offers,
             chunks=chunks,
-            sender=Sender(ctx, files, client, status),
+            sender=Sender(ctx, files, client, status, uploads.send_control),
             sessions=sessions,
             negotiation=negotiation,
             actions=actions,

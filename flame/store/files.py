@@ -41,6 +41,9 @@ class Transfer:
     completed_at: float | None = None
     inline: bool = False  # the content travels inside the offer (PROTOCOL.md §11.6)
     caption: str = ""  # what the sender wrote with it: the offer's `caption` (§11.2)
+    # Offered without its SHA-256, streamed while the upload arrived: the hash trails the last
+    # chunk (PROTOCOL.md §11.4; migration 017). `sha256` is then known only at the end.
+    hash_last: bool = False
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -64,7 +67,7 @@ MARKS = in_marks(FIELDS)
 
 
 def transfer_of(r: aiosqlite.Row) -> Transfer:
-    return from_row(Transfer, r, inline=bool(r["inline"]))
+    return from_row(Transfer, r, inline=bool(r["inline"]), hash_last=bool(r["hash_last"]))
 
 
 def values_of(transfer: Transfer) -> tuple[Any, ...]:
@@ -140,12 +143,27 @@ async def finish_upload(
     *,
     inline: bool,
 ) -> bool:
-    """The browser's upload is complete and durable: the transfer waits to be offered."""
+    """The browser's upload is complete and durable: the transfer waits to be offered (or, streamed
+    while it arrived, goes on as it is, now with its hash)."""
     async with db.transaction() as conn:
         cursor = await conn.execute(
-            "UPDATE transfers SET sha256=?, media_type=?, inline=?, state='waiting'"
-            " WHERE peer=? AND direction=? AND transfer_id=? AND state='uploading'",
+            "UPDATE transfers SET sha256=?, media_type=?, inline=?,"
+            " state=CASE WHEN state='uploading' THEN 'waiting' ELSE state END"
+            " WHERE peer=? AND direction=? AND transfer_id=?"
+            f" AND (state='uploading' OR (hash_last AND {OUTGOING_OPEN_SQL}))",
             (sha256, media_type, inline, *key),
+        )
+        return cursor.rowcount > 0
+
+
+async def start_streaming(db: Database, key: tuple[str, str, str]) -> bool:
+    """The upload has begun and its file will be offered at once, without its hash: it waits for
+    the peer to store the offer while the bytes still arrive (PROTOCOL.md §11.4)."""
+    async with db.transaction() as conn:
+        cursor = await conn.execute(
+            "UPDATE transfers SET hash_last=1, state='waiting'"
+            " WHERE peer=? AND direction=? AND transfer_id=? AND state='uploading'",
+            key,
         )
         return cursor.rowcount > 0
 
@@ -283,7 +301,10 @@ async def record_attempt(
 
 async def abandoned_uploads(db: Database) -> list[Transfer]:
     """Uploads from the browser that a restart cut short: they cannot resume."""
-    rows = await db.fetchall(f"SELECT {COLUMNS} FROM transfers WHERE state='uploading'")
+    rows = await db.fetchall(
+        f"SELECT {COLUMNS} FROM transfers WHERE state='uploading' OR (direction='out'"
+        f" AND hash_last AND sha256 IS NULL AND {OUTGOING_OPEN_SQL})"
+    )
     return [transfer_of(row) for row in rows]
 
 

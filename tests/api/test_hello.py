@@ -46,7 +46,7 @@ def full(node: ApiNode, versions: list[int]) -> dict[str, Any]:
         "identity_key": b64e(node.holder.account.identity_key),
         "versions": versions,
         "features": [
-            *("envelopes", "receipts", "relay", "profiles", "files"),
+            *("envelopes", "receipts", "relay", "profiles", "files", "files-stream"),
             *("replies", "edits", "reactions", "typing", "groups"),
         ],
         "locked": False,

@@ -123,6 +123,17 @@ def test_offer_rules_refuse_with_a_reason() -> None:
             assert refused.value.code == code, body
 
 
+def test_an_offer_may_leave_out_its_hash_only_when_it_is_streamed() -> None:
+    """The hash then trails the chunks (PROTOCOL.md §11.4); an inline offer and a group's carry it."""
+    streamed = offer(sha256=None)
+    assert "sha256" not in streamed.model_dump()  # absent on the wire, never null
+    assert check_offer(streamed, 2000).sha256 is None
+    for body, hash_first in ((offer(sha256=None, data=b64e(bytes(1000))), False), (streamed, True)):
+        with pytest.raises(BadEnvelope) as refused:
+            check_offer(body, 2000, hash_first=hash_first)
+        assert refused.value.code == "bad_envelope"
+
+
 @pytest.mark.parametrize(
     ("raw", "clean"),
     [

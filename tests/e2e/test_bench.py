@@ -131,17 +131,21 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     assert "prekey refill" in output
 
 
+def run_bench(args: list[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "flame.devtools", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 def test_bench_only_directory_runs_the_directory_figures_alone(tmp_path: Path) -> None:
     out = tmp_path / "directory.json"
     args = ["bench", "--only", "directory", "--directory-backends", "sqlite", "--json", str(out)]
     args += ["--directory-users", "40", "--directory-subscribers", "4"]
-    done = subprocess.run(
-        [sys.executable, "-m", "flame.devtools", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_bench(args, 120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "the directory alone" in done.stdout and "Latency" not in done.stdout
     result = json.loads(out.read_text())["directory"]
@@ -149,11 +153,17 @@ def test_bench_only_directory_runs_the_directory_figures_alone(tmp_path: Path) -
     sqlite = result["sqlite"]
     assert sqlite["users"] == 40 and sqlite["clients"] == 2 and sqlite["reports_per_s"] > 0
     assert sqlite["push_ms"]["count"] == 20 * 4
-    wrong = subprocess.run(
-        [sys.executable, "-m", "flame.devtools", "bench", "--directory-backends", "oracle"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    wrong = run_bench(["bench", "--directory-backends", "oracle"], 60)
     assert wrong.returncode == 1 and "--directory-backends names some of" in wrong.stderr
+
+
+def test_bench_only_files_runs_the_file_figure_alone(tmp_path: Path) -> None:
+    out = tmp_path / "file.json"
+    done = run_bench(["bench", "--only", "files", "--file-mib", "8", "--json", str(out)], 120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "the file alone" in done.stdout and "Latency" not in done.stdout
+    figure = json.loads(out.read_text())["file"]
+    assert figure["size_bytes"] == 8 * 1024 * 1024 and figure["sha256_match"] is True
+    for name in ("alice", "bob"):
+        assert figure["rss_idle_mib"][name] > 0 and figure["rss_peak_mib"][name] > 0
+        assert figure["cpu_s"][name] > 0

@@ -7,6 +7,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+
+from flame.core.hello import FEATURES
 from tests.cluster import Cluster, eventually, services_of
 from tests.files_helpers import (
     MIB,
@@ -319,11 +322,17 @@ async def test_an_offer_over_the_recipients_limit_fails_with_the_reason(cluster:
     assert offer["state"] == "failed" and offer["file"]["state"] == "failed"
 
 
+@pytest.mark.parametrize("streams", [True, False], ids=["files-stream", "hash-first"])
 async def test_cancelling_during_the_browsers_upload_stops_it_and_keeps_nothing(
-    trio: Cluster,
+    trio: Cluster, streams: bool
 ) -> None:
+    bob = trio.daemons["bob"]
+    assert bob.holder is not None
+    if not streams:  # an earlier version: the file is offered only once uploaded (§11.4)
+        bob.holder.features = tuple(f for f in FEATURES if f != "files-stream")
     alice = await trio.ui("alice")
     feed = await alice.websocket()
+    bob_feed = await (await trio.ui("bob")).websocket()
     size = 4 * MIB
     status, reply = await announce(alice, "bob", "slides.pptx", size)
     assert status == 201
@@ -345,12 +354,20 @@ async def test_cancelling_during_the_browsers_upload_stops_it_and_keeps_nothing(
 
     uploading = asyncio.create_task(upload())
     await feed.wait_for(progress(transfer_id, "upload", MIB))
+    if streams:  # offered once its first chunk was stored
+        await bob_feed.wait_for(lambda e: e["type"] == "message")
     status, reply = await alice.post(f"/ui/api/conversations/bob/files/{transfer_id}/cancel", {})
     assert status == 200 and reply["file"]["state"] == "cancelled"
     release.set()
     assert await uploading == 409
     assert files_on_disk(trio.daemons["alice"]) == []
-    assert await alice.messages("bob") == []  # never offered
+    if streams:  # the cancel follows the offer, and bob drops what he holds
+        await wait_state(bob_feed, transfer_id, "cancelled")
+        assert files_on_disk(bob) == []
+        [offer] = await alice.messages("bob")
+        assert offer["file"]["state"] == "cancelled"
+    else:
+        assert await alice.messages("bob") == []  # never offered
 
 
 async def test_a_cut_network_resumes_from_the_last_verified_chunk(cluster: Cluster) -> None:

@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,12 +25,13 @@ import aiohttp
 from flame.devtools.bench.machine import (
     PIECE,
     aead_mb_s,
+    cpu_meter,
     loopback_tcp_mb_s,
     peak_rss_mib,
     reset_peak_rss,
     sha256_mb_s,
 )
-from flame.devtools.bench.messages import Tab
+from flame.devtools.bench.messages import ONLINE_TIMEOUT_S, REQUEST_TIMEOUT_S, Tab
 from flame.devtools.ui import ToolFailed, UiClient
 
 MIB = 1024 * 1024
@@ -108,29 +110,36 @@ async def measure_file_transfer(
     digest = await asyncio.to_thread(write_source, source, size)
     timeout_s = 60 + size / MIN_TRANSFER_RATE
     try:
+        figures["rss_idle_mib"] = {name: peak_rss_mib(pid, "VmRSS") for name, pid in pids.items()}
         figures["rss_reset"] = all(reset_peak_rss(pid) for pid in pids.values())
         feed = await bob.ui.websocket()
+        cpu: dict[str, float | None] = {}
+        figures["cpu_s"] = cpu
         try:
-            started = time.perf_counter()
-            status, announced = await alice.ui.post(
-                "/ui/api/conversations/bob/files",
-                {"name": "bench.bin", "size": size, "type": "application/octet-stream"},
-            )
-            if status != 201:
-                raise ToolFailed(f"announcing the file answered {status}: {announced}")
-            transfer_id = announced["file"]["transfer_id"]
-            async with alice.ui.session.put(
-                f"/ui/api/conversations/bob/files/{transfer_id}/content",
-                data=stream(source),
-                headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
-            ) as response:
-                if response.status != 201:
-                    raise ToolFailed(
-                        f"uploading answered {response.status}: {await response.text()}"
-                    )
-            uploaded = time.perf_counter()
-            verified = await wait_verified(feed.ws, transfer_id, timeout_s)
+            with cpu_meter(pids, cpu):
+                started = time.perf_counter()
+                status, announced = await alice.ui.post(
+                    "/ui/api/conversations/bob/files",
+                    {"name": "bench.bin", "size": size, "type": "application/octet-stream"},
+                )
+                if status != 201:
+                    raise ToolFailed(f"announcing the file answered {status}: {announced}")
+                transfer_id = announced["file"]["transfer_id"]
+                async with alice.ui.session.put(
+                    f"/ui/api/conversations/bob/files/{transfer_id}/content",
+                    data=stream(source),
+                    headers={
+                        "Content-Type": "application/octet-stream",
+                        "Content-Length": str(size),
+                    },
+                    timeout=aiohttp.ClientTimeout(total=timeout_s),
+                ) as response:
+                    if response.status != 201:
+                        raise ToolFailed(
+                            f"uploading answered {response.status}: {await response.text()}"
+                        )
+                uploaded = time.perf_counter()
+                verified = await wait_verified(feed.ws, transfer_id, timeout_s)
         finally:
             await feed.close()
         figures["rss_peak_mib"] = {name: peak_rss_mib(pid) for name, pid in pids.items()}
@@ -153,6 +162,40 @@ async def measure_file_transfer(
     return figures
 
 
+async def run_file_bench(json_path: Path, size_mib: int) -> int:
+    """`bench --only files`: alice, bob and a directory as processes, the file figure alone,
+    printed and written as JSON."""
+    from flame.devtools.bench.run import DAEMON_ENV, INIT_ENV
+    from flame.devtools.cluster import start_processes
+    from flame.devtools.stats import print_rows
+
+    begun = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="flame-bench-") as tmp:
+        cluster = await start_processes(
+            Path(tmp), ("alice", "bob"), DAEMON_ENV, INIT_ENV, timeout_s=REQUEST_TIMEOUT_S
+        )
+        alice, bob = Tab(cluster.nodes["alice"]), Tab(cluster.nodes["bob"])
+        try:
+            await alice.ui.wait_online({"bob"}, ONLINE_TIMEOUT_S)
+            pids = {name: node.proc.pid for name, node in cluster.nodes.items()}
+            figures = await measure_file_transfer(alice, bob, pids, size_mib, cluster.root)
+        finally:
+            await alice.close()
+            await bob.close()
+            await cluster.close()
+    result = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "params": {"file_mib": size_mib},
+        "file": figures,
+        "total_s": round(time.perf_counter() - begun, 3),
+    }
+    print_rows("Flame bench: the file alone", table_rows(figures))
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"Wrote {json_path} (total {result['total_s']:.1f} s).")
+    return 0 if figures["sha256_match"] else 1
+
+
 def table_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
     """The file figure's lines of the bench's table."""
     rss = figures.get("rss_peak_mib", {})
@@ -168,6 +211,14 @@ def table_rows(figures: dict[str, Any]) -> list[tuple[str, str]]:
             "  peak RSS",
             ", ".join(f"{name} {value} MiB" for name, value in rss.items())
             + ("" if figures.get("rss_reset") else " (whole run: VmHWM could not be reset)"),
+        ),
+        (
+            "  CPU during it",
+            ", ".join(f"{n} {v} s" for n, v in figures.get("cpu_s", {}).items()),
+        ),
+        (
+            "  RSS before it",
+            ", ".join(f"{n} {v} MiB" for n, v in figures.get("rss_idle_mib", {}).items()),
         ),
         ("  SHA-256 at bob", "matches" if figures["sha256_match"] else "MISMATCH"),
         (

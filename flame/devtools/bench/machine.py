@@ -150,13 +150,14 @@ def cpu_meter(pids: Mapping[str, int | None], into: dict[str, float | None]) -> 
     into["bench_client"] = round(time.process_time() - own, 3)
 
 
-def peak_rss_mib(pid: int | None) -> float | None:
-    """VmHWM of a process, in MiB."""
+def peak_rss_mib(pid: int | None, field: str = "VmHWM") -> float | None:
+    """VmHWM of a process (its peak RSS since the last reset), or another field of its status
+    such as VmRSS (now), in MiB."""
     if pid is None:
         return None
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return round(int(line.split()[1]) / 1024, 1)
     except OSError:
         return None

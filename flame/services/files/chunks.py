@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import StreamReader
 
 from flame.core.encoding import b64d, b64e
-from flame.core.files import SNIFF_BYTES, TAG_BYTES, TRANSFER_ID_BYTES, sniff_media
+from flame.core.files import SNIFF_BYTES, TAG_BYTES, TRAILER_BYTES, TRANSFER_ID_BYTES, sniff_media
 from flame.errors import BadRequest, DecryptionFailed, Forbidden, TransferRefused
 from flame.net.peer_client import TOKEN_HEADER
 from flame.services.blocks import Blocks
@@ -59,7 +59,8 @@ def check_open(transfer: Transfer) -> None:
 
 
 def chunk_range(transfer: Transfer, start: int, length: int) -> int:
-    """Check a request for chunks start.. of `length` body bytes; return the end index."""
+    """Check a request for chunks start.. of `length` body bytes; return the end index. A file
+    offered without its hash: the body that reaches the end carries the trailer too (§11.4)."""
     layout = transfer.layout
     held = layout.held_chunks(transfer.held_bytes)
     if start != held:
@@ -70,14 +71,21 @@ def chunk_range(transfer: Transfer, start: int, length: int) -> int:
             **status_of(transfer),
         )
     remaining = layout.sealed_bytes(start)
-    if length > remaining:
+    trailer = TRAILER_BYTES * transfer.hash_last
+    if length > remaining + trailer:
         raise TransferRefused(
-            f"The body runs past the file's declared size ({remaining} bytes remain).",
+            f"The body runs past the file's declared size ({remaining + trailer} bytes remain).",
             status=400,
             code="past_end",
         )
-    if length == remaining:
+    if length == remaining + trailer:
         return layout.count
+    if trailer and length == remaining:
+        raise TransferRefused(
+            "The file's last chunk must be followed by its hash trailer.",
+            status=400,
+            code="missing_trailer",
+        )
     whole, rest = divmod(length, layout.chunk_bytes + TAG_BYTES)
     if rest or whole == 0:
         raise TransferRefused(
@@ -193,11 +201,46 @@ class Chunks:
             # writes the previous chunk, and a checkpoint (fsync, then the database) in flight.
             pending: asyncio.Future[None] | None = None
             flushing: asyncio.Future[bool] | None = None
+            durable = held
+
+            async def read(size: int) -> bytes:
+                """The next `size` bytes of the body. A sender that waits (its user's upload still
+                arriving, §11.4) gets what came made durable meanwhile, as §11.3 reports it."""
+                nonlocal checkpoint_at, flushing, durable
+                reading = asyncio.ensure_future(content.readexactly(size))
+                try:
+                    async with asyncio.timeout(idle_s):
+                        while True:
+                            if flushing is None:
+                                wait_s = max(0.0, checkpoint_at - loop.time())
+                                await asyncio.wait({reading}, timeout=wait_s)
+                            else:
+                                either: set[asyncio.Future[Any]] = {reading, flushing}
+                                await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+                            if reading.done():
+                                return reading.result()
+                            if flushing is not None:
+                                if flushing.done():
+                                    if not flushing.result():  # declined or cancelled meanwhile
+                                        check_open(await self._reload(transfer))
+                                    flushing = None
+                                continue
+                            if pending is not None:
+                                await pending  # DecryptionFailed: that chunk was bad
+                            checkpoint_at = loop.time() + CHECKPOINT_S
+                            if intake.hashed_bytes > durable:  # stalled with news: make it durable
+                                durable = intake.hashed_bytes
+                                flushing = asyncio.ensure_future(
+                                    self._checkpoint(transfer, fd, durable)
+                                )
+                finally:
+                    if not reading.done():
+                        reading.cancel()
+
             try:
                 try:
                     while index < end:
-                        async with asyncio.timeout(idle_s):
-                            sealed = await content.readexactly(layout.sealed_len(index))
+                        sealed = await read(layout.sealed_len(index))
                         if pending is not None:
                             await pending  # DecryptionFailed: the chunk before this one was bad
                             progress.update(intake.hashed_bytes)
@@ -209,11 +252,15 @@ class Chunks:
                             flushing = None
                         if flushing is None and loop.time() >= checkpoint_at:
                             checkpoint_at = loop.time() + CHECKPOINT_S
+                            durable = intake.hashed_bytes
                             flushing = asyncio.ensure_future(
-                                self._checkpoint(transfer, fd, intake.hashed_bytes)
+                                self._checkpoint(transfer, fd, durable)
                             )
                     if pending is not None:
                         await pending
+                    if index == layout.count and transfer.hash_last:
+                        sealed = await read(TRAILER_BYTES)
+                        intake.trailer = cipher.open_trailer(layout.count, sealed)
                 finally:
                     await _settle(pending, flushing)
             except DecryptionFailed as exc:
@@ -259,11 +306,14 @@ class Chunks:
         key = transfer.key
         self.runtime.intakes.pop(key, None)
         digest = intake.hasher.digest()
-        assert transfer.sha256 is not None
-        if not hmac.compare_digest(digest, transfer.sha256):
+        expected = intake.trailer if transfer.hash_last else transfer.sha256
+        assert expected is not None
+        if not hmac.compare_digest(digest, expected):
             # Every chunk verified, so these are the bytes the sender sealed: its copy is not what it
             # hashed, and sending it again cannot help.
-            await self.runtime.close(key, "failed", "The file's SHA-256 does not match the offer.")
+            await self.runtime.close(
+                key, "failed", "The file's SHA-256 does not match the one it was sent with."
+            )
             raise TransferRefused(
                 "The file's SHA-256 does not match the offer; it was discarded.",
                 status=422,

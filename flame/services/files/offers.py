@@ -187,4 +187,5 @@ def incoming_transfer(
         created_at=now,
         inline=offer.data is not None,
         caption=caption,
+        hash_last=offer.sha256 is None,
     )

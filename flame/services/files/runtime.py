@@ -26,6 +26,34 @@ class Intake:
 
     hasher: Any  # hashlib's sha256 object
     hashed_bytes: int
+    trailer: bytes | None = None  # the hash that trailed a streamed file's chunks (§11.4)
+
+
+@dataclass(eq=False)
+class Growing:
+    """An upload being streamed to the peer as it arrives (PROTOCOL.md §11.4): how many of its
+    chunks are stored (sealed, at rest), and its SHA-256 once the last has come."""
+
+    chunks: int = 0
+    sha256: bytes | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def stored(self, chunks: int, sha256: bytes | None = None) -> None:
+        self.chunks, self.sha256 = chunks, sha256
+        self.changed.set()
+
+    async def until(self, chunks: int) -> None:
+        """Until at least `chunks` chunks are stored."""
+        while self.chunks < chunks:
+            self.changed.clear()
+            await self.changed.wait()
+
+    async def digest(self) -> bytes:
+        """The whole file's SHA-256, once the upload has ended."""
+        while self.sha256 is None:
+            self.changed.clear()
+            await self.changed.wait()
+        return self.sha256
 
 
 @dataclass(eq=False)
@@ -37,6 +65,8 @@ class FileRuntime:
     pushes: dict[Key, asyncio.Task[None]] = field(default_factory=dict, init=False)
     # Set: stop that upload.
     uploads: dict[Key, asyncio.Event] = field(default_factory=dict, init=False)
+    # Uploads whose chunks go to the peer while they arrive.
+    growing: dict[Key, Growing] = field(default_factory=dict, init=False)
     intakes: dict[Key, Intake] = field(default_factory=dict, init=False)
     # Incoming with a chunk request running.
     receiving: set[Key] = field(default_factory=set, init=False)

@@ -12,16 +12,15 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import random
-from collections.abc import AsyncGenerator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from flame.core.encoding import b64e
-from flame.core.files import TAG_BYTES
+from flame.core.files import TRAILER_BYTES
 from flame.core.models import TransferStatus
 from flame.core.outbox import next_attempt
-from flame.errors import FlameError, PeerRefused, PeerUnreachable
+from flame.errors import PeerRefused, PeerUnreachable
 from flame.net.peer_client import PeerClient
 from flame.net.replies import json_of
 from flame.services.context import Context
@@ -32,8 +31,8 @@ from flame.services.events import (
     MyStatusChanged,
     PresenceChanged,
 )
-from flame.services.files.atrest import read_sealed as read_stored
-from flame.services.files.disk import remove_files, remove_strays, run_blocking, stored_path
+from flame.services.files.chunkstream import ChunkStream
+from flame.services.files.disk import remove_files, remove_strays
 from flame.services.files.runtime import FileRuntime, Key
 from flame.services.status import StatusTracker
 from flame.store import contacts as contact_store
@@ -43,7 +42,7 @@ from flame.store.files import Transfer
 log = logging.getLogger("flame.transfers")
 
 # Refusals that sending again cannot cure: the transfer fails with the peer's reason.
-PERMANENT_CODES = {"bad_token", "forbidden", "hash_mismatch", "past_end"}
+PERMANENT_CODES = {"bad_token", "forbidden", "hash_mismatch", "past_end", "missing_trailer"}
 CLOSED_BY_PEER = {"declined", "cancelled", "failed"}
 
 
@@ -55,6 +54,8 @@ class Sender:
     runtime: FileRuntime
     client: PeerClient
     status: StatusTracker  # appearing offline, only files to peers the user wrote to go (§12.2)
+    # Queues a control message (peer, kind, transfer id): Uploads.send_control.
+    tell: Callable[[str, str, str], Awaitable[None]]
 
     async def send_files(self) -> None:
         """The loop: one push at a time per transfer, at most files.parallel_transfers at once.
@@ -91,6 +92,8 @@ class Sender:
         for transfer in await file_store.sendable(self.ctx.db):
             if transfer.key in runtime.pushes or not self.status.may_reach(transfer.peer):
                 continue  # held back while hidden: a status change wakes this loop
+            if transfer.sha256 is None and transfer.key not in runtime.growing:
+                continue  # a streamed upload that ended, and is closed as it does
             if transfer.next_attempt_at > now:
                 wait = transfer.next_attempt_at - now
                 next_due = wait if next_due is None else min(next_due, wait)
@@ -171,6 +174,8 @@ class Sender:
                 self.ctx.db, transfer.key, "failed", reason, self.ctx.clock.now()
             ):
                 remove_files(self.ctx.settings, transfer)
+                if transfer.message_id is not None:  # offered while it arrived: take it back
+                    await self.tell(transfer.peer, "file_cancel", transfer.transfer_id)
 
     async def push(self, transfer: Transfer) -> None:
         """One attempt: ask what the peer holds, then stream the rest. Every outcome is recorded."""
@@ -209,7 +214,7 @@ class Sender:
                     transfer.transfer_id,
                     token,
                     start,
-                    transfer.layout.sealed_bytes(start),
+                    transfer.layout.sealed_bytes(start) + TRAILER_BYTES * transfer.hash_last,
                     body,
                 )
             finally:
@@ -321,51 +326,6 @@ class Sender:
 
     async def _publish(self, transfer: Transfer) -> None:
         await self.runtime.publish_current(transfer.key)
-
-
-class ChunkStream:
-    """The request body: sealed chunks read from our copy in a thread, one at a time (memory
-    stays at a chunk or two whatever the file's size), at most files.send_rate_bytes_s."""
-
-    def __init__(self, ctx: Context, runtime: FileRuntime, transfer: Transfer, start: int) -> None:
-        self.ctx, self.runtime, self.transfer, self.start = ctx, runtime, transfer, start
-        self.sent_bytes = 0
-
-    async def body(self) -> AsyncGenerator[bytes, None]:
-        transfer, layout = self.transfer, self.transfer.layout
-        rate = self.ctx.settings.files.send_rate_bytes_s
-        done = layout.offset(self.start)
-        progress = self.runtime.progress(transfer, "send", done)
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        fd = await run_blocking(os.open, stored_path(self.ctx.settings, transfer), os.O_RDONLY)
-
-        def read_sealed(index: int) -> bytes:
-            """Our copy is stored sealed (services/files/atrest.py): sent as it is."""
-            return read_stored(fd, layout, index)
-
-        # The next chunk is read in a thread while this one is on the wire.
-        ahead_task: asyncio.Future[bytes] | None = None
-        try:
-            for index in range(self.start, layout.count):
-                sealed = await (ahead_task or run_blocking(read_sealed, index))
-                ahead_task = None
-                if index + 1 < layout.count:
-                    ahead_task = asyncio.ensure_future(run_blocking(read_sealed, index + 1))
-                yield sealed
-                self.sent_bytes += len(sealed) - TAG_BYTES
-                done += len(sealed) - TAG_BYTES
-                progress.update(done, final=index == layout.count - 1)
-                if rate > 0:
-                    ahead = began + self.sent_bytes / rate - loop.time()
-                    if ahead > 0:
-                        await asyncio.sleep(ahead)
-        finally:
-            if ahead_task is not None:
-                ahead_task.cancel()  # run_blocking lets the thread finish before this returns
-                with contextlib.suppress(asyncio.CancelledError, OSError, FlameError):
-                    await ahead_task
-            os.close(fd)
 
 
 def _held_in(payload: bytes) -> int | None:

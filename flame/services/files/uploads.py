@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from aiohttp import StreamReader
@@ -35,6 +35,7 @@ from flame.errors import (
 )
 from flame.services.contacts import Contacts
 from flame.services.context import Context
+from flame.services.features import PeerFeatures
 from flame.services.files.atrest import cipher_of, plaintext, read_whole, write_chunk
 from flame.services.files.disk import (
     new_stored_name,
@@ -42,7 +43,7 @@ from flame.services.files.disk import (
     run_blocking,
     stored_path,
 )
-from flame.services.files.runtime import FileRuntime
+from flame.services.files.runtime import FileRuntime, Growing
 from flame.services.messaging import Messaging
 from flame.services.sealing import seal_control
 from flame.store import files as file_store
@@ -51,6 +52,9 @@ from flame.store.files import Transfer
 from flame.store.messages import Message
 
 log = logging.getLogger("flame.files")
+STREAM_FEATURE = "files-stream"  # the peer takes an offer whose hash trails its chunks (§11.4)
+# After each chunk stored: how many are, and the file's first bytes.
+Stored = Callable[[int, bytes], Awaitable[None]]
 
 
 @dataclass(eq=False)
@@ -61,6 +65,7 @@ class Uploads:
     runtime: FileRuntime
     messaging: Messaging
     contacts: Contacts
+    features: PeerFeatures
 
     async def begin_upload(
         self,
@@ -118,11 +123,68 @@ class Uploads:
         """Stream the browser's bytes to our copy, hashing as they come (a thread does the hashing
         and writing, a megabyte at a time), then offer the file. Memory stays at about a megabyte."""
         transfer = await self.find(peer, transfer_id, direction="out")
+        if await self._streams(transfer, length):
+            return await self._stream_upload(transfer, length, content)
         digest, head = await self.receive_upload(transfer, length, content)
         return await self._offer(transfer, digest, head)
 
-    async def receive_upload(
+    async def _streams(self, transfer: Transfer, length: int | None) -> bool:
+        """Whether this upload goes to the peer while it arrives (PROTOCOL.md §11.4): a file too
+        large to travel inline, to a peer whose daemon takes an offer without its hash."""
+        if transfer.state != "uploading" or length != transfer.size:
+            return False  # refused by receive_upload, as ever
+        if transfer.size <= max(self.ctx.settings.files.relay_max_bytes, transfer.chunk_bytes):
+            return False  # inline, or one chunk: nothing to overlap
+        contact = await self.contacts.get(transfer.peer)
+        return contact is not None and await self.features.speaks(contact, STREAM_FEATURE)
+
+    async def _stream_upload(
         self, transfer: Transfer, length: int | None, content: StreamReader
+    ) -> tuple[Message, Transfer]:
+        """Offer the file as soon as its first chunk is stored, then let the sender follow the
+        upload chunk by chunk; its hash, once the last has come, trails them (§11.4)."""
+        key = transfer.key
+        growing = self.runtime.growing[key] = Growing()
+        offered: list[Message] = []
+
+        async def stored(chunks: int, head: bytes) -> None:
+            if not offered:
+                offered.append(await self._offer_streamed(transfer, head))
+            growing.stored(chunks)
+
+        try:
+            digest, head = await self.receive_upload(transfer, length, content, stored)
+            if not await file_store.finish_upload(
+                self.ctx.db, key, digest, sniff_media(head), inline=False
+            ):
+                raise Conflict("The upload was cancelled.", code="transfer_closed")
+            growing.stored(transfer.layout.count, digest)
+        finally:
+            if self.runtime.growing.get(key) is growing:
+                del self.runtime.growing[key]
+        return offered[0], await self.find(transfer.peer, transfer.transfer_id, direction="out")
+
+    async def _offer_streamed(self, transfer: Transfer, head: bytes) -> Message:
+        """The offer without `sha256` (PROTOCOL.md §11.2), sent while the upload goes on."""
+        if not await file_store.start_streaming(self.ctx.db, transfer.key):
+            raise Conflict("The upload was cancelled.", code="transfer_closed")
+        body = self._offer_body(transfer, sniff_media(head), None, None)
+        message = await self.messaging.send_inner(transfer.peer, "file_offer", body)
+        await file_store.set_message(self.ctx.db, transfer.key, message.id)
+        offered = await self.find(transfer.peer, transfer.transfer_id, direction="out")
+        if not offered.is_open:  # cancelled while the offer was being queued: take it back
+            await self.send_control(offered.peer, "file_cancel", offered.transfer_id)
+            raise Conflict("The upload was cancelled.", code="transfer_closed")
+        self.runtime.wake.set()
+        self.runtime.publish(offered)
+        return message
+
+    async def receive_upload(
+        self,
+        transfer: Transfer,
+        length: int | None,
+        content: StreamReader,
+        stored: Stored | None = None,
     ) -> tuple[bytes, bytes]:
         """The browser's bytes of an announced file, sealed and durable: their SHA-256 and first
         bytes. A failed upload closes the transfer."""
@@ -140,12 +202,13 @@ class Uploads:
             raise Conflict("This file is already being uploaded.", code="busy")
         stop = self.runtime.uploads[key] = asyncio.Event()
         try:
-            digest, head = await self._receive(transfer, content, stop)
+            digest, head = await self._receive(transfer, content, stop, stored)
         except BaseException as exc:
             reason = "The upload was interrupted; send the file again."
-            if await file_store.close(self.ctx.db, key, "failed", reason, self.ctx.clock.now()):
-                remove_files(self.ctx.settings, transfer)
-                self.runtime.publish((await file_store.get(self.ctx.db, *key)) or transfer)
+            if await self.runtime.close(key, "failed", reason):
+                offered = await file_store.get(self.ctx.db, *key)
+                if offered is not None and offered.message_id is not None:  # streamed: take it back
+                    await self.send_control(offered.peer, "file_cancel", offered.transfer_id)
             if isinstance(exc, RequestError | asyncio.CancelledError):
                 raise
             if isinstance(exc, Exception):
@@ -156,7 +219,11 @@ class Uploads:
         return digest, head
 
     async def _receive(
-        self, transfer: Transfer, content: StreamReader, stop: asyncio.Event
+        self,
+        transfer: Transfer,
+        content: StreamReader,
+        stop: asyncio.Event,
+        stored: Stored | None,
     ) -> tuple[bytes, bytes]:
         """Seal each chunk as it completes and write it at its place (at rest, files are sealed:
         services/files/atrest.py), hashing the plaintext; memory stays at about a chunk."""
@@ -188,6 +255,8 @@ class Uploads:
                     await run_blocking(write, chunk, received // layout.chunk_bytes)
                     received += len(chunk)
                     progress.update(received)
+                    if stored is not None and received < transfer.size:
+                        await stored(received // layout.chunk_bytes, head)
             if pending:
                 await run_blocking(write, bytes(pending), received // layout.chunk_bytes)
                 received += len(pending)
@@ -233,12 +302,18 @@ class Uploads:
         data = None
         if inline:  # small: the offer carries the file, and relays can hold it (PROTOCOL.md §11.6)
             data = b64e(await read_whole(self.ctx.settings, transfer))
+        return self._offer_body(transfer, media_type, digest, data)
+
+    @staticmethod
+    def _offer_body(
+        transfer: Transfer, media_type: str | None, digest: bytes | None, data: str | None
+    ) -> FileOfferBody:
         return FileOfferBody(
             transfer_id=transfer.transfer_id,
             name=transfer.name,
             size=transfer.size,
             media_type=media_type or transfer.declared_type,
-            sha256=b64e(digest),
+            sha256=None if digest is None else b64e(digest),
             key=b64e(transfer.file_key),
             token=b64e(transfer.upload_token),
             chunk_bytes=transfer.chunk_bytes,
