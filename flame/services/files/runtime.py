@@ -4,6 +4,7 @@ requests, running hashes), how a transfer closes, and the events its UIs get."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,16 +45,18 @@ class Growing:
 
     async def until(self, chunks: int) -> None:
         """Until at least `chunks` chunks are stored."""
-        while self.chunks < chunks:
-            self.changed.clear()
-            await self.changed.wait()
+        await self._wait(lambda: self.chunks >= chunks)
 
     async def digest(self) -> bytes:
         """The whole file's SHA-256, once the upload has ended."""
-        while self.sha256 is None:
+        await self._wait(lambda: self.sha256 is not None)
+        assert self.sha256 is not None
+        return self.sha256
+
+    async def _wait(self, done: Callable[[], bool]) -> None:
+        while not done():
             self.changed.clear()
             await self.changed.wait()
-        return self.sha256
 
 
 @dataclass(eq=False)
