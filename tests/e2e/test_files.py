@@ -21,6 +21,7 @@ from tests.files_helpers import (
     files_on_disk,
     png_bytes,
     progress,
+    put_content,
     random_bytes,
     send_file,
     sha256,
@@ -313,8 +314,16 @@ async def test_an_offer_over_the_recipients_limit_fails_with_the_reason(cluster:
     await cluster.start_daemon("bob", settings=bob_settings)
     alice = await cluster.ui("alice")
     feed = await alice.websocket()
-    sent = await send_file(alice, "bob", "too big.bin", random_bytes(MIB + 1))
-    failed = await wait_state(feed, sent["file"]["transfer_id"], "failed")
+    status, reply = await announce(alice, "bob", "too big.bin", MIB + 1)
+    assert status == 201
+    transfer_id = reply["file"]["transfer_id"]
+    status, reply = await put_content(alice, "bob", transfer_id, random_bytes(MIB + 1))
+    # Streamed (§11.4), the offer may be refused while the upload still arrives: the upload then
+    # stops, its transfer closed. Otherwise the upload completes and the offer fails after it.
+    # Either way the transfer fails with the recipient's reason.
+    if status != 201:
+        assert status == 409 and reply["error"] == "transfer_closed", reply
+    failed = await wait_state(feed, transfer_id, "failed")
     assert "larger than this recipient accepts" in failed["error"]
     for node in ("alice", "bob"):
         assert files_on_disk(cluster.daemons[node]) == [], node
