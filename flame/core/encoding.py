@@ -101,9 +101,13 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
-def _check_depth(value: dict[str, Any]) -> None:
-    """At most JSON_DEPTH_MAX levels of objects and arrays, the top one included; level by level,
-    without recursion, and at C speed over arrays of scalars."""
+def _check_depth(text: str, value: dict[str, Any]) -> None:
+    """At most JSON_DEPTH_MAX levels of objects and arrays, the top one included. Each level opens
+    with a bracket, so a text with no more brackets than that (counted at C speed, those inside
+    strings too) cannot nest deeper; others are walked level by level, without recursion, and at
+    C speed over arrays of scalars."""
+    if text.count("{") + text.count("[") <= JSON_DEPTH_MAX:
+        return
     level: list[Any] = [value]
     for depth in range(1, JSON_DEPTH_MAX + 1):
         deeper: list[Any] = []
@@ -139,6 +143,15 @@ def _check_unicode(value: Any) -> None:
             stack.extend(item)
 
 
+# Built once: `json.loads` with hooks would build a decoder (and its scanner) per call.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=_object,
+    parse_constant=_parse_constant,
+    parse_int=_parse_int,
+    parse_float=_parse_float,
+)
+
+
 def parse_json_object(raw: bytes, *, what: str = "body") -> dict[str, Any]:
     """Parse untrusted JSON that must be an object; errors become BadRequest.
 
@@ -147,15 +160,9 @@ def parse_json_object(raw: bytes, *, what: str = "body") -> dict[str, Any]:
     """
     try:
         text = raw.decode("utf-8")
-        value = json.loads(
-            text,
-            object_pairs_hook=_object,
-            parse_constant=_parse_constant,
-            parse_int=_parse_int,
-            parse_float=_parse_float,
-        )
+        value = _DECODER.decode(text)
         if isinstance(value, dict):
-            _check_depth(value)
+            _check_depth(text, value)
             if _SURROGATE_ESCAPE.search(text):
                 _check_unicode(value)
     except _Refused as exc:

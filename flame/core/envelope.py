@@ -131,17 +131,21 @@ def seal(
     (the daemon's `Identity.static_secret`) saves the static-static exchange of a known pair."""
     if (version == 2) != (inner.kind == "ratchet"):
         raise ValueError("version 2 seals a ratchet message, and only version 2 does")
-    envelope_id = b64d(inner.id, length=ID_BYTES, what="message id")
     return seal_bytes(
         sender,
         recipient,
         recipient_key,
-        envelope_id,
+        message_id_bytes(inner.id),
         encode_inner(inner),
         ephemeral=ephemeral,
         version=version,
         statics=statics,
     )
+
+
+def message_id_bytes(message_id: str) -> bytes:
+    """The envelope id an inner message's id stands for (PROTOCOL.md §6)."""
+    return b64d(message_id, length=ID_BYTES, what="message id")
 
 
 def seal_bytes(

@@ -130,13 +130,12 @@ class Sessions(OlmAccount):
         sealed = []
         for inner in inners:
             plaintext = envelope_rules.encode_inner(inner)
-            body = ratchet.encrypt_body(session, my_identity, plaintext)
-            outer = ratchet.outer(inner, body)
-            envelope = envelope_rules.seal(
+            envelope = envelope_rules.seal_bytes(
                 me.exchange,
                 inner.to,
                 contact.x25519_key,
-                outer,
+                envelope_rules.message_id_bytes(inner.id),
+                ratchet.encrypt_outer(session, my_identity, inner, plaintext),
                 version=2,
                 statics=me.static_secret,
             )

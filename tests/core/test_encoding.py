@@ -221,3 +221,26 @@ def test_parse_json_object_refuses_anything_but_an_object(raw: bytes) -> None:
 
 def test_parse_json_object_accepts_an_object() -> None:
     assert parse_json_object(b' {"a": [1]} ') == {"a": [1]}
+
+
+def nested(levels: int, *, filler: str = "") -> bytes:
+    """An object whose arrays reach `levels` levels in all, the object included; `filler` is a
+    string beside the innermost array (brackets in strings count for nothing)."""
+    inner = "[" * (levels - 1) + "]" * (levels - 1)
+    return ('{"a": ' + inner + ', "s": "' + filler + '"}').encode()
+
+
+@pytest.mark.parametrize("filler", ["", "[{" * 40], ids=["plain", "brackets_in_a_string"])
+def test_parse_json_object_takes_32_levels_and_refuses_33(filler: str) -> None:
+    """PROTOCOL.md §1.3: at most 32 levels, the outermost object included, whatever a string
+    holds; a text with few brackets is let through without walking it, one with many is walked."""
+    assert parse_json_object(nested(32, filler=filler))["s"] == filler
+    with pytest.raises(BadRequest, match="deeper than 32 levels"):
+        parse_json_object(nested(33, filler=filler))
+
+
+def test_parse_json_object_refuses_a_repeated_key_at_any_depth() -> None:
+    with pytest.raises(BadRequest, match="repeats a key"):
+        parse_json_object(b'{"a": {"b": 1, "b": 2}}')
+    with pytest.raises(BadRequest, match="repeats a key"):
+        parse_json_object(b'{"a": 1, "a": 1}')
