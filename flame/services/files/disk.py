@@ -80,11 +80,11 @@ async def remove_strays(settings: Settings, known: set[str], min_age_s: float = 
 
 def fsync_and_uncache(fd: int, length: int) -> None:
     """fsync a file being written, then drop its first `length` bytes from the page cache
-    (blocking). A file is written once and not read again soon (the sender reads each chunk just
-    after writing it, the receiver never), so the pages it has made durable are given back for the
-    next ones: on the bench's machine a page the kernel allocates for the first time costs about
-    5 s of kernel CPU per GiB written (half of each daemon's CPU on the 1 GiB file), one given back
-    and taken again about a tenth of that."""
+    (blocking). Files are written once and not read again soon (a streaming sender reads each
+    chunk just after writing it, a receiver never), so the pages made durable go back to the
+    kernel, which reuses them for the next writes: a page it hands out fresh cost about 5 s of
+    kernel CPU per GiB written on the bench's virtual machine, a reused one a tenth of that
+    (docs/ARCHITECTURE.md, "At rest")."""
     os.fsync(fd)
     if length > 0 and hasattr(os, "posix_fadvise"):  # not on macOS: the pages simply stay
         os.posix_fadvise(fd, 0, length, os.POSIX_FADV_DONTNEED)

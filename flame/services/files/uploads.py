@@ -229,8 +229,8 @@ class Uploads:
         stored: Stored | None,
     ) -> tuple[bytes, bytes]:
         """Seal each chunk as it completes and write it at its place (at rest, files are sealed:
-        services/files/atrest.py), hashing the plaintext; memory stays at about a chunk. An fsync every
-        SYNC_BYTES, beside the writes, gives the pages written back (disk.SyncBehind)."""
+        services/files/atrest.py), hashing the plaintext; memory stays at about a chunk. An
+        fsync every SYNC_BYTES, beside the writes, gives their pages back (disk.SyncBehind)."""
         partial = stored_path(self.ctx.settings, transfer, partial=True)
         fd = await run_blocking(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         layout, cipher = transfer.layout, cipher_of(transfer)
