@@ -25,7 +25,7 @@ from flame.net.peer_client import TOKEN_HEADER
 from flame.services.blocks import Blocks
 from flame.services.context import Context
 from flame.services.files.atrest import cipher_of, hash_prefix, held_length, read_chunk
-from flame.services.files.disk import run_blocking, stored_path
+from flame.services.files.disk import fsync_and_uncache, run_blocking, stored_path
 from flame.services.files.runtime import FileRuntime, Intake
 from flame.store import files as file_store
 from flame.store.files import Transfer
@@ -296,7 +296,7 @@ class Chunks:
     async def _checkpoint(self, transfer: Transfer, fd: int, held_bytes: int) -> bool:
         """fsync, then record: the database never claims bytes the disk may not have. False when the
         transfer is no longer receiving (declined or cancelled meanwhile)."""
-        await run_blocking(os.fsync, fd)
+        await run_blocking(fsync_and_uncache, fd, held_length(transfer.layout, held_bytes))
         await file_store.checkpoint(self.ctx.db, transfer.key, held_bytes)
         current = await self._reload(transfer)
         return current.state == "receiving"
@@ -319,8 +319,8 @@ class Chunks:
                 status=422,
                 code="hash_mismatch",
             )
-        await run_blocking(os.fsync, fd)
         head = await run_blocking(read_chunk, fd, cipher_of(transfer), transfer.layout, 0)
+        await run_blocking(fsync_and_uncache, fd, held_length(transfer.layout, transfer.size))
         media_type = sniff_media(head[:SNIFF_BYTES])
         partial, final = (
             stored_path(self.ctx.settings, transfer, partial=True),

@@ -7,6 +7,7 @@ The transfer between daemons is offers.py, chunks.py and sender.py; the wire for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -38,6 +39,7 @@ from flame.services.context import Context
 from flame.services.features import PeerFeatures
 from flame.services.files.atrest import cipher_of, plaintext, read_whole, write_chunk
 from flame.services.files.disk import (
+    SyncBehind,
     new_stored_name,
     remove_files,
     run_blocking,
@@ -52,6 +54,7 @@ from flame.store.files import Transfer
 from flame.store.messages import Message
 
 log = logging.getLogger("flame.files")
+SYNC_BYTES = 32 * 1024 * 1024  # an upload is fsynced this often as it is written
 STREAM_FEATURE = "files-stream"  # the peer takes an offer whose hash trails its chunks (§11.4)
 # After each chunk stored: how many are, and the file's first bytes.
 Stored = Callable[[int, bytes], Awaitable[None]]
@@ -226,7 +229,8 @@ class Uploads:
         stored: Stored | None,
     ) -> tuple[bytes, bytes]:
         """Seal each chunk as it completes and write it at its place (at rest, files are sealed:
-        services/files/atrest.py), hashing the plaintext; memory stays at about a chunk."""
+        services/files/atrest.py), hashing the plaintext; memory stays at about a chunk. An
+        fsync every SYNC_BYTES, beside the writes, gives their pages back (disk.SyncBehind)."""
         partial = stored_path(self.ctx.settings, transfer, partial=True)
         fd = await run_blocking(os.open, partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         layout, cipher = transfer.layout, cipher_of(transfer)
@@ -234,6 +238,7 @@ class Uploads:
         received = 0
         head = b""
         progress = self.runtime.progress(transfer, "upload", 0)
+        behind = SyncBehind(fd, SYNC_BYTES)
 
         def write(chunk: bytes, index: int) -> None:
             hasher.update(chunk)
@@ -255,6 +260,7 @@ class Uploads:
                     await run_blocking(write, chunk, received // layout.chunk_bytes)
                     received += len(chunk)
                     progress.update(received)
+                    behind.written(layout.sealed_offset(received // layout.chunk_bytes))
                     if stored is not None and received < transfer.size:
                         await stored(received // layout.chunk_bytes, head)
             if pending:
@@ -263,8 +269,11 @@ class Uploads:
             if received != transfer.size or stop.is_set():
                 raise BadRequest("The upload ended early.")
             progress.update(received, final=True)
+            await behind.settle()
             await run_blocking(os.fsync, fd)
         finally:
+            with contextlib.suppress(Exception):
+                await behind.settle()  # its thread uses the descriptor
             os.close(fd)
         await run_blocking(os.replace, partial, stored_path(self.ctx.settings, transfer))
         return hasher.digest(), head
