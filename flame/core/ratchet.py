@@ -201,9 +201,10 @@ def encrypt_outer(
     without building and serialising two models per message. Every value is our own: names
     and ids already checked, the rest base64."""
     message_type, ciphertext = session.encrypt(plaintext).to_parts()
-    body: dict[str, object] = {"session": session.session_id, "type": NORMAL}
-    if message_type == PRE_KEY:
-        body = {"session": body["session"], "type": PRE_KEY, "identity": my_identity}
+    prekey = message_type == PRE_KEY
+    body: dict[str, object] = {"session": session.session_id, "type": PRE_KEY if prekey else NORMAL}
+    if prekey:
+        body["identity"] = my_identity
     body["ciphertext"] = b64e(ciphertext)
     fields = {"from": inner.from_, "to": inner.to, "id": inner.id, "seq": 0, "ts": 0}
     return json.dumps(
