@@ -16,7 +16,7 @@ from typing import Literal
 
 from flame.core.models import Inner
 from flame.errors import RequestError
-from flame.store.db import Database, Tx, from_row, in_marks
+from flame.store.db import Database, Tx, from_row
 from flame.store.keystore import get_meta, set_meta
 
 ERASED: Literal["erased"] = "erased"  # opened before, then deleted: answered as a duplicate
