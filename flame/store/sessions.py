@@ -185,7 +185,8 @@ _INDEXES: weakref.WeakKeyDictionary[Database, OpenedIndex] = weakref.WeakKeyDict
 _LOAD_SQL = "SELECT id, author, envelope_id FROM ratchet_inbox ORDER BY id"
 
 
-async def _index(db: Database) -> OpenedIndex:
+async def opened_index(db: Database) -> OpenedIndex:
+    """The index of `db`, loaded from its table at the first use."""
     index = _INDEXES.setdefault(db, OpenedIndex())
     if not index.loaded:
         rows = await db.fetchall(_LOAD_SQL, slow=True)
@@ -205,7 +206,7 @@ def _index_in(conn: Tx) -> OpenedIndex:
 async def staged(db: Database, author: str, envelope_ids: Sequence[str]) -> dict[str, Inner | None]:
     """The inner messages of the ratchet messages from `author` with these ids already opened
     (None: opened, and its text erased since, PROTOCOL.md §17.3). Nothing is read when none was."""
-    index = await _index(db)
+    index = await opened_index(db)
     rowids = index.candidates(author, envelope_ids)
     if not rowids:
         return {}
@@ -232,7 +233,7 @@ async def stage(
     nothing loses nothing if a power cut takes this back (with the states, together).
 
     The caller holds the author's lock and asked `staged` first: none of `opened` is stored yet."""
-    index = await _index(db)
+    index = await opened_index(db)
     rowids = index.take_rowids(len(opened))
     async with db.transaction(durable=False) as conn:
         await conn.executemany(
@@ -270,7 +271,7 @@ async def erase_opened(conn: Tx, message_keys: Sequence[str]) -> None:
 
 async def prune_staged(db: Database, before: float) -> None:
     """Drop what was opened before `before`: no copy of it can still come (PROTOCOL.md §14.6)."""
-    index = await _index(db)
+    index = await opened_index(db)
     async with db.transaction() as conn:
         gone = await conn.execute_fetchall(
             "DELETE FROM ratchet_inbox WHERE received_at < ? RETURNING id, author, envelope_id",
