@@ -314,7 +314,7 @@ class Sessions(OlmAccount):
             session = bool(self.cache[peer])
             if not session and 1 not in self.negotiation.versions:
                 return False
-            queued = await store.outgoing_for(ctx.db, peer)
+            queued = await outbox_store.outgoing_v2(ctx.db, peer)
             inners = [Inner.model_validate_json(inner_json) for _, _, inner_json in queued]
             if session:
                 sealed = self._seal_locked(contact, inners) if inners else []

@@ -163,7 +163,7 @@ async def apply_delete(conn: Tx, target: str, peer: str, scope: str, now: float)
     await conn.execute("DELETE FROM reactions WHERE message_id = ?", (target,))
     await erase_opened(conn, [target, *edits])
     await file_store.erase_for_message(conn, target)  # a file's bytes go after the commit
-    if scope == "everyone":  # what has not left yet never will (the trigger drops its inner)
+    if scope == "everyone":  # what has not left yet never will (its inner goes with its row)
         marks = in_marks([target, *edits])
         await conn.execute(f"DELETE FROM outbox WHERE message_id IN ({marks})", (target, *edits))
     return True

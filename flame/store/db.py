@@ -141,12 +141,13 @@ class Cursor:
 class Tx:
     """The open transaction: its statements run on the loop's thread, in microseconds (the
     module's docstring). The same calls as aiosqlite's connection, so a store function reads the
-    same either way."""
+    same either way. `db`: the database it is a transaction of."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("db", "raw")
 
-    def __init__(self, raw: sqlite3.Connection) -> None:
+    def __init__(self, raw: sqlite3.Connection, db: Database) -> None:
         self.raw = raw
+        self.db = db
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         return Cursor(self.raw.execute(sql, params))
@@ -212,7 +213,7 @@ class Database:
             try:
                 raw.execute("BEGIN IMMEDIATE")
                 try:
-                    yield Tx(raw)
+                    yield Tx(raw, self)
                 except BaseException:
                     self._rollback()
                     raise

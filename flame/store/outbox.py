@@ -57,26 +57,40 @@ def _entry(r: aiosqlite.Row) -> OutboxEntry:
 async def enqueue(conn: Tx, items: list[Queued], now: float, ttl_s: float) -> None:
     """Queue envelopes inside the caller's transaction (so they commit with what caused them)."""
     await conn.executemany(
-        "INSERT OR IGNORE INTO outbox (message_id, kind, peer, envelope, next_attempt_at,"
-        " created_at, expires_at) VALUES (?,?,?,?,?,?,?)",
+        "INSERT OR IGNORE INTO outbox (message_id, kind, peer, envelope, inner,"
+        " next_attempt_at, created_at, expires_at) VALUES (?,?,?,?,?,?,?,?)",
         [
-            (i.message_id, i.kind, i.peer, i.envelope.model_dump_json(), now, now, now + ttl_s)
+            (
+                i.message_id,
+                i.kind,
+                i.peer,
+                i.envelope.model_dump_json(),
+                _inner_of(i),
+                now,
+                now,
+                now + ttl_s,
+            )
             for i in items
         ],
     )
-    await write_ratchet(conn, items)
+    await _write_states(conn, items)
 
 
-async def write_ratchet(conn: Tx, items: list[Queued]) -> None:
-    sealed = [(i.message_id, i.ratchet) for i in items if i.ratchet is not None]
-    if sealed:
-        latest: dict[tuple[str, str], sessions.SessionState] = {}  # one write per session
-        for _, (state, _) in sealed:
+def _inner_of(item: Queued) -> str | None:
+    return None if item.ratchet is None else item.ratchet[1]
+
+
+async def _write_states(conn: Tx, items: list[Queued]) -> None:
+    """The latest state of each session that sealed one of `items` (one write per session)."""
+    latest: dict[tuple[str, str], sessions.SessionState] = {}
+    for item in items:
+        if item.ratchet is not None:
+            state = item.ratchet[0]
             key = (state.peer, state.session_id)
             if key not in latest or latest[key].generation < state.generation:
                 latest[key] = state
+    if latest:
         await sessions.write_sessions(conn, list(latest.values()))
-        await sessions.write_outgoing(conn, [(key, inner) for key, (_, inner) in sealed])
 
 
 async def replace_envelopes(db: Database, items: list[Queued]) -> None:
@@ -84,10 +98,22 @@ async def replace_envelopes(db: Database, items: list[Queued]) -> None:
     queued ones, with their sessions' states, in one transaction; due at once."""
     async with db.transaction() as conn:
         await conn.executemany(
-            "UPDATE outbox SET envelope=?, next_attempt_at=0 WHERE message_id=?",
-            [(i.envelope.model_dump_json(), i.message_id) for i in items],
+            "UPDATE outbox SET envelope=?, inner=coalesce(?, inner), next_attempt_at=0"
+            " WHERE message_id=?",
+            [(i.envelope.model_dump_json(), _inner_of(i), i.message_id) for i in items],
         )
-        await write_ratchet(conn, items)
+        await _write_states(conn, items)
+
+
+async def outgoing_v2(db: Database, peer: str) -> list[tuple[str, str, str]]:
+    """(message id, kind, inner JSON) of every queued version 2 envelope to `peer`, in queue
+    order (what a session reset seals again, PROTOCOL.md §14.9)."""
+    rows = await db.fetchall(
+        "SELECT message_id, kind, inner FROM outbox WHERE peer = ? AND inner IS NOT NULL"
+        " ORDER BY rowid",
+        (peer,),
+    )
+    return [(row["message_id"], row["kind"], row["inner"]) for row in rows]
 
 
 # Each peer's queue is first in, first out (PROTOCOL.md §7.2): an entry goes only once every entry

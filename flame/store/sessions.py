@@ -1,6 +1,6 @@
 """Version 2 state (PROTOCOL.md §14): the Olm account, the sessions per peer, the ratchet
-messages opened (by author and envelope id), the inner messages of queued version 2 envelopes, and
-the versions peers speak. The only SQL of these tables.
+messages opened (by author and envelope id), and the versions peers speak (the inner messages of
+queued version 2 envelopes are in their outbox rows, store/outbox.py). The only SQL of these tables.
 
 Pickles are written only inside the caller's transaction, together with what their change
 produced (§14.6), and a pickle never replaces a later `generation` of itself.
@@ -9,13 +9,14 @@ produced (§14.6), and a pickle never replaces a later `generation` of itself.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from flame.core.models import Inner
 from flame.errors import RequestError
-from flame.store.db import Database, Tx, from_row, in_marks
+from flame.store.db import Database, Tx, from_row
 from flame.store.keystore import get_meta, set_meta
 
 ERASED: Literal["erased"] = "erased"  # opened before, then deleted: answered as a duplicate
@@ -120,22 +121,103 @@ async def prune_sessions(db: Database, peer: str, keep: int) -> None:
     )
 
 
-# --- messages opened, and the inner messages of queued envelopes --------------------------------
+# --- messages opened -----------------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class OpenedIndex:
+    """Where each ratchet message opened is in `ratchet_inbox`: hash of (author, envelope id) ->
+    rowid (a tuple of rowids for hashes that collide), kept in memory (PROTOCOL.md §14.6).
+
+    The table is appended to in the order messages were opened, so a stage writes a few pages at
+    its end; a unique index on (author, envelope id) would take a page per message anywhere in it,
+    since envelope ids are random. A row found is checked against its (author, envelope id), so
+    keys that share a hash cost a read, never a wrong answer. Loaded from the table at first use:
+    this process is the only one that writes its database (store/db.FolderLock)."""
+
+    rows: dict[int, int | tuple[int, ...]] = field(default_factory=dict)
+    next_rowid: int = 1
+    loaded: bool = False
+
+    def load(self, rows: Sequence[tuple[int, str, str]]) -> None:
+        for rowid, author, envelope_id in rows:
+            self.add(author, envelope_id, rowid)
+        self.next_rowid = max((row[0] for row in rows), default=0) + 1
+        self.loaded = True
+
+    def add(self, author: str, envelope_id: str, rowid: int) -> None:
+        key = hash((author, envelope_id))
+        held = self.rows.get(key)
+        if held is None:
+            self.rows[key] = rowid
+        else:
+            self.rows[key] = (*_rowids(held), rowid)
+
+    def drop(self, author: str, envelope_id: str, rowid: int) -> None:
+        key = hash((author, envelope_id))
+        left = tuple(r for r in _rowids(self.rows.get(key)) if r != rowid)
+        if not left:
+            self.rows.pop(key, None)
+        else:
+            self.rows[key] = left[0] if len(left) == 1 else left
+
+    def candidates(self, author: str, envelope_ids: Sequence[str]) -> list[int]:
+        """The rowids that may hold one of these messages (to be checked against the row)."""
+        found: list[int] = []
+        for envelope_id in envelope_ids:
+            found.extend(_rowids(self.rows.get(hash((author, envelope_id)))))
+        return found
+
+    def take_rowids(self, count: int) -> range:
+        first = self.next_rowid
+        self.next_rowid += count
+        return range(first, first + count)
+
+
+def _rowids(held: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    if held is None:
+        return ()
+    return held if isinstance(held, tuple) else (held,)
+
+
+# One index per open database (a test may open several daemons' databases in one process).
+_INDEXES: weakref.WeakKeyDictionary[Database, OpenedIndex] = weakref.WeakKeyDictionary()
+_LOAD_SQL = "SELECT id, author, envelope_id FROM ratchet_inbox ORDER BY id"
+
+
+async def opened_index(db: Database) -> OpenedIndex:
+    """The index of `db`, loaded from its table at the first use."""
+    index = _INDEXES.setdefault(db, OpenedIndex())
+    if not index.loaded:
+        rows = await db.fetchall(_LOAD_SQL, slow=True)
+        if not index.loaded:  # another caller may have loaded it meanwhile
+            index.load([(row[0], row[1], row[2]) for row in rows])
+    return index
+
+
+def _index_in(conn: Tx) -> OpenedIndex:
+    """The index of the database `conn` is a transaction of, loaded on the loop's thread."""
+    index = _INDEXES.setdefault(conn.db, OpenedIndex())
+    if not index.loaded:
+        index.load([(row[0], row[1], row[2]) for row in conn.raw.execute(_LOAD_SQL).fetchall()])
+    return index
 
 
 async def staged(db: Database, author: str, envelope_ids: Sequence[str]) -> dict[str, Inner | None]:
     """The inner messages of the ratchet messages from `author` with these ids already opened
-    (None: opened, and its text erased since, PROTOCOL.md §17.3)."""
-    if not envelope_ids:
+    (None: opened, and its text erased since, PROTOCOL.md §17.3). Nothing is read when none was."""
+    index = await opened_index(db)
+    rowids = index.candidates(author, envelope_ids)
+    if not rowids:
         return {}
-    rows = await db.fetchall(
-        "SELECT envelope_id, inner FROM ratchet_inbox WHERE author = ?"
-        f" AND envelope_id IN ({in_marks(envelope_ids)})",
-        (author, *envelope_ids),
+    rows = await db.fetch_in(
+        "SELECT author, envelope_id, inner FROM ratchet_inbox WHERE id IN ({})", rowids
     )
+    wanted = set(envelope_ids)
     return {
         row["envelope_id"]: Inner.model_validate_json(row["inner"]) if row["inner"] else None
         for row in rows
+        if row["author"] == author and row["envelope_id"] in wanted
     }
 
 
@@ -148,49 +230,55 @@ async def stage(
     """Store what was decrypted and the states that decrypted it in ONE transaction, atomic but
     not synced to disk on its own (PROTOCOL.md §14.6): a receiver that stores something commits
     durably before the 2xx, which syncs the write-ahead log holding this too; one that stores
-    nothing loses nothing if a power cut takes this back (with the states, together)."""
+    nothing loses nothing if a power cut takes this back (with the states, together).
+
+    The caller holds the author's lock and asked `staged` first: none of `opened` is stored yet."""
+    index = await opened_index(db)
+    rowids = index.take_rowids(len(opened))
     async with db.transaction(durable=False) as conn:
         await conn.executemany(
-            "INSERT OR IGNORE INTO ratchet_inbox (author, envelope_id, inner, received_at)"
-            " VALUES (?,?,?,?)",
-            [(s.author, s.envelope_id, s.inner, s.received_at) for s in opened],
+            "INSERT INTO ratchet_inbox (id, author, envelope_id, inner, received_at)"
+            " VALUES (?,?,?,?,?)",
+            [
+                (rowid, s.author, s.envelope_id, s.inner, s.received_at)
+                for rowid, s in zip(rowids, opened, strict=True)
+            ],
         )
         await write_sessions(conn, states)
         if account is not None:
             await write_account(conn, account)
+    for rowid, s in zip(rowids, opened, strict=True):  # committed: known from now on
+        index.add(s.author, s.envelope_id, rowid)
 
 
 async def erase_opened(conn: Tx, message_keys: Sequence[str]) -> None:
     """Forget the text of these opened messages ("author:envelope id") but not that they were
     opened: a copy that comes again is still answered, never decrypted (PROTOCOL.md §17.3)."""
+    if not message_keys:
+        return
+    index = _index_in(conn)
+    rows = [
+        (rowid, author, envelope_id)
+        for author, envelope_id in (key.split(":", 1) for key in message_keys)
+        for rowid in index.candidates(author, [envelope_id])
+    ]
     await conn.executemany(
-        "UPDATE ratchet_inbox SET inner = '' WHERE author = ? AND envelope_id = ? AND inner != ''",
-        [tuple(key.split(":", 1)) for key in message_keys],
+        "UPDATE ratchet_inbox SET inner = '' WHERE id = ? AND author = ? AND envelope_id = ?"
+        " AND inner != ''",
+        rows,
     )
 
 
 async def prune_staged(db: Database, before: float) -> None:
     """Drop what was opened before `before`: no copy of it can still come (PROTOCOL.md §14.6)."""
-    await db.execute("DELETE FROM ratchet_inbox WHERE received_at < ?", (before,))
-
-
-async def write_outgoing(conn: Tx, inners: Sequence[tuple[str, str]]) -> None:
-    """Keep (message id, inner JSON) of queued version 2 envelopes (the outbox's trigger drops
-    them with their entry)."""
-    await conn.executemany(
-        "INSERT OR REPLACE INTO ratchet_outbox (message_id, inner) VALUES (?,?)", list(inners)
-    )
-
-
-async def outgoing_for(db: Database, peer: str) -> list[tuple[str, str, str]]:
-    """(message id, kind, inner JSON) of every queued version 2 envelope to `peer`, in queue
-    order."""
-    rows = await db.fetchall(
-        "SELECT o.message_id, o.kind, r.inner FROM outbox o"
-        " JOIN ratchet_outbox r ON r.message_id = o.message_id WHERE o.peer = ? ORDER BY o.rowid",
-        (peer,),
-    )
-    return [(row["message_id"], row["kind"], row["inner"]) for row in rows]
+    index = await opened_index(db)
+    async with db.transaction() as conn:
+        gone = await conn.execute_fetchall(
+            "DELETE FROM ratchet_inbox WHERE received_at < ? RETURNING id, author, envelope_id",
+            (before,),
+        )
+    for rowid, author, envelope_id in gone:
+        index.drop(author, envelope_id, rowid)
 
 
 # --- versions --------------------------------------------------------------------------------

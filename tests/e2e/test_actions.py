@@ -66,7 +66,7 @@ async def rows_holding(node: Daemon, word: str) -> dict[str, int]:
         ("messages", "body"),
         ("message_versions", "text"),
         ("ratchet_inbox", "inner"),
-        ("ratchet_outbox", "inner"),
+        ("outbox", "inner"),
     ):
         row = await db.fetchone(f"SELECT count(*) FROM {table} WHERE {column} LIKE ?", (like,))
         assert row is not None
@@ -93,7 +93,7 @@ NOWHERE = {
     "messages": 0,
     "message_versions": 0,
     "ratchet_inbox": 0,
-    "ratchet_outbox": 0,
+    "outbox": 0,
     "messages_fts": 0,
 }
 

@@ -81,6 +81,13 @@ class Bob:
         self.sessions = Sessions(ctx, self.client, Negotiation(ctx), NOWHERE)
         return self.sessions
 
+    async def kill(self) -> None:
+        """kill -9: every in-memory state is gone (the database's own, store/sessions.OpenedIndex,
+        with its connection); only the database file stays."""
+        await self.db.close()
+        self.db = await open_daemon_db(self.folder, DB_KEY)
+        self.start()
+
     async def receive(self, outer: Inner) -> Inner | RequestError:
         assert self.sessions is not None
         (result,) = await self.sessions.open_all([outer])
@@ -177,7 +184,7 @@ async def run(first: list[Step], second: list[Step], first_count: int) -> None:
             async def play(steps: list[Step]) -> None:
                 for action, index in steps:
                     if action == "kill":
-                        bob.start()  # every in-memory state is gone; the database stays
+                        await bob.kill()
                         continue
                     outer = alice.sent[index % len(alice.sent)]
                     if action == "batch":  # three in one request, a forged copy between them
@@ -304,7 +311,7 @@ async def test_a_message_key_is_never_used_twice_and_the_stored_state_never_goes
             (state,) = await store.load_sessions(bob.db, "alice")
             generations.append(state.generation)
             if round_ % 2:
-                bob.start()  # kill -9: only the database is left
+                await bob.kill()
         assert len(set(used)) == len(used)  # every message key once
         assert [index for _, index in used] == sorted(index for _, index in used)
         assert generations == sorted(set(generations))  # strictly forward
