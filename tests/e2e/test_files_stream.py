@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from flame.core.encoding import b64e
 from flame.core.hello import FEATURES
@@ -51,13 +52,15 @@ class HeldUpload:
             raise ConnectionResetError("the browser went away")
         yield data[first:]
 
-    async def _put(self, ui: UiClient, peer: str, transfer_id: str, data: bytes, first: int) -> int:
+    async def _put(
+        self, ui: UiClient, peer: str, transfer_id: str, data: bytes, first: int
+    ) -> tuple[int, dict[str, Any]]:
         async with ui.session.put(
             f"/ui/api/conversations/{peer}/files/{transfer_id}/content",
             data=self._body(data, first),
             headers={"Content-Type": "application/octet-stream", "Content-Length": str(len(data))},
         ) as response:
-            return response.status
+            return response.status, await response.json()
 
 
 async def held_by_bob(alice: Daemon, transfer_id: str) -> tuple[str, int]:
@@ -120,7 +123,7 @@ async def test_bob_holds_verified_chunks_while_the_upload_still_arrives(trio: Cl
     assert status == 404
 
     upload.go.set()
-    assert await upload.task == 201
+    assert (await upload.task)[0] == 201
     await wait_state(bob_feed, transfer_id, "complete", timeout=TIMEOUT_S)
     await wait_state(alice_feed, transfer_id, "complete", timeout=TIMEOUT_S)
     status, (body, _) = await fetch(bob_ui, "alice", transfer_id)
@@ -150,6 +153,35 @@ async def test_an_upload_cut_midway_is_cancelled_at_both_daemons(trio: Cluster) 
     await wait_state(bob_feed, offer["file"]["transfer_id"], "complete", timeout=TIMEOUT_S)
 
 
+async def test_a_file_declined_while_its_upload_arrives_answers_the_upload_with_why(
+    trio: Cluster,
+) -> None:
+    """bob declines while alice's browser still sends: the rest of the upload is refused with
+    the reason the transfer closed with, not a word that hides it, and nothing stays on disk."""
+    alice_ui, bob_ui = await trio.ui("alice"), await trio.ui("bob")
+    alice, bob = trio.daemons["alice"], trio.daemons["bob"]
+    alice_feed = await alice_ui.websocket()
+    data = random_bytes(6 * MIB, seed=23)
+    transfer_id, upload = await upload_held_at_bob(trio, alice_ui, "draft budget.xlsx", data, MIB)
+
+    status, reply = await bob_ui.post(
+        f"/ui/api/conversations/alice/files/{transfer_id}/decline", {}
+    )
+    assert status == 200 and reply["file"]["state"] == "declined"
+    declined = await wait_state(alice_feed, transfer_id, "declined", timeout=TIMEOUT_S)
+    assert declined["error"] == "bob declined it."
+    upload.go.set()
+    status, answer = await upload.task
+    assert status == 409
+    assert answer["error"] == "transfer_closed" and answer["message"] == "bob declined it."
+    assert (await transfer_of(alice, "bob", "out", transfer_id)).state == "declined"
+
+    async def on_disk() -> list[object]:
+        return [*files_on_disk(alice), *files_on_disk(bob)]
+
+    await eventually(on_disk, equals=[])
+
+
 async def test_a_receiver_restarted_mid_stream_resumes_from_what_it_kept(trio: Cluster) -> None:
     alice_ui = await trio.ui("alice")
     alice = trio.daemons["alice"]
@@ -164,7 +196,7 @@ async def test_a_receiver_restarted_mid_stream_resumes_from_what_it_kept(trio: C
     bob = await trio.start_daemon("bob", settings=settings)
     bob_feed = await (await trio.ui("bob")).websocket()
     upload.go.set()
-    assert await upload.task == 201
+    assert (await upload.task)[0] == 201
     await wait_state(bob_feed, transfer_id, "complete", timeout=TIMEOUT_S)
     kept = 2 * MIB  # at least: bob's verified prefix before he stopped
     total = (await transfer_of(alice, "bob", "out", transfer_id)).sent_bytes

@@ -160,7 +160,7 @@ class Uploads:
             if not await file_store.finish_upload(
                 self.ctx.db, key, digest, sniff_media(head), inline=False
             ):
-                raise Conflict("The upload was cancelled.", code="transfer_closed")
+                raise await self._stopped(transfer)
             growing.stored(transfer.layout.count, digest)
         finally:
             if self.runtime.growing.get(key) is growing:
@@ -170,14 +170,14 @@ class Uploads:
     async def _offer_streamed(self, transfer: Transfer, head: bytes) -> Message:
         """The offer without `sha256` (PROTOCOL.md §11.2), sent while the upload goes on."""
         if not await file_store.start_streaming(self.ctx.db, transfer.key):
-            raise Conflict("The upload was cancelled.", code="transfer_closed")
+            raise await self._stopped(transfer)
         body = self._offer_body(transfer, sniff_media(head), None, None)
         message = await self.messaging.send_inner(transfer.peer, "file_offer", body)
         await file_store.set_message(self.ctx.db, transfer.key, message.id)
         offered = await self.find(transfer.peer, transfer.transfer_id, direction="out")
         if not offered.is_open:  # cancelled while the offer was being queued: take it back
             await self.send_control(offered.peer, "file_cancel", offered.transfer_id)
-            raise Conflict("The upload was cancelled.", code="transfer_closed")
+            raise await self._stopped(transfer)
         self.runtime.wake.set()
         self.runtime.publish(offered)
         return message
@@ -248,7 +248,7 @@ class Uploads:
             pending = bytearray()
             async for piece in content.iter_any():
                 if stop.is_set():
-                    raise Conflict("The upload was cancelled.", code="transfer_closed")
+                    raise await self._stopped(transfer)
                 if received + len(pending) + len(piece) > transfer.size:
                     raise BadRequest("The upload is longer than announced.")
                 pending += piece
@@ -266,7 +266,9 @@ class Uploads:
             if pending:
                 await run_blocking(write, bytes(pending), received // layout.chunk_bytes)
                 received += len(pending)
-            if received != transfer.size or stop.is_set():
+            if stop.is_set():
+                raise await self._stopped(transfer)
+            if received != transfer.size:
                 raise BadRequest("The upload ended early.")
             progress.update(received, final=True)
             await behind.settle()
@@ -277,6 +279,13 @@ class Uploads:
             os.close(fd)
         await run_blocking(os.replace, partial, stored_path(self.ctx.settings, transfer))
         return hasher.digest(), head
+
+    async def _stopped(self, transfer: Transfer) -> Conflict:
+        """Why an upload stopped while it arrived: the reason its transfer was closed with (the
+        recipient declined it, the user cancelled it), not a word that hides it."""
+        closed = await file_store.get(self.ctx.db, *transfer.key)
+        reason = closed.error if closed is not None and closed.error else None
+        return Conflict(reason or "The upload was cancelled.", code="transfer_closed")
 
     async def _offer(
         self, transfer: Transfer, digest: bytes, head: bytes
@@ -307,7 +316,7 @@ class Uploads:
             self.ctx.db, transfer.key, digest, media_type, inline=inline
         ):
             remove_files(self.ctx.settings, transfer)
-            raise Conflict("The upload was cancelled.", code="transfer_closed")
+            raise await self._stopped(transfer)
         data = None
         if inline:  # small: the offer carries the file, and relays can hold it (PROTOCOL.md §11.6)
             data = b64e(await read_whole(self.ctx.settings, transfer))
