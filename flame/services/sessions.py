@@ -80,8 +80,8 @@ class Sessions(OlmAccount):
         (claiming a prekey at the directory, PROTOCOL.md §14.3). Without the directory, a first
         message goes as version 1 when this daemon allows it (§14.2)."""
         peer = contact.username
-        if await self.negotiation.version_for(peer) < 2:
-            return
+        if await self.negotiation.version_for(peer) < 2 or self.cache.get(peer):
+            return  # the common case, a session there already: no lock to wait for
         async with self.locks[peer]:
             if await self._states(peer) or self.claim_failed.get(peer, 0) > self.ctx.clock.now():
                 return
