@@ -42,6 +42,12 @@ class Queued:
     ratchet: tuple[sessions.SessionState, str] | None = None
 
 
+# What an entry is made of (not the inner message a version 2 entry keeps for a reset, §14.9).
+ENTRY_COLUMNS = (
+    "message_id, kind, peer, envelope, attempts, created_at, relayed_at, next_attempt_at"
+)
+
+
 def _entry(r: aiosqlite.Row) -> OutboxEntry:
     return OutboxEntry(
         r["message_id"],
@@ -134,7 +140,7 @@ async def outbox_peers(db: Database) -> list[tuple[str, float]]:
 async def due_entries(db: Database, peer: str, now: float, limit: int) -> list[OutboxEntry]:
     """The due prefix of one peer's queue, in the order it was queued."""
     rows = await db.fetchall(
-        "SELECT * FROM outbox WHERE peer=? ORDER BY rowid LIMIT ?", (peer, limit)
+        f"SELECT {ENTRY_COLUMNS} FROM outbox WHERE peer=? ORDER BY rowid LIMIT ?", (peer, limit)
     )
     due = []
     for row in rows:
@@ -200,7 +206,7 @@ async def mark_failed(db: Database, failures: list[tuple[str, str]]) -> None:
 
 
 async def expired(db: Database, now: float) -> list[OutboxEntry]:
-    rows = await db.fetchall("SELECT * FROM outbox WHERE expires_at <= ?", (now,))
+    rows = await db.fetchall(f"SELECT {ENTRY_COLUMNS} FROM outbox WHERE expires_at <= ?", (now,))
     return [_entry(r) for r in rows]
 
 
@@ -213,7 +219,8 @@ async def to_relay(
     """Entries that direct delivery has failed for `after_s`, not yet held by relays, and not
     tried with relays in the last `retry_s`."""
     rows = await db.fetchall(
-        "SELECT * FROM outbox WHERE attempts > 0 AND relayed_at IS NULL AND created_at <= ?"
+        f"SELECT {ENTRY_COLUMNS} FROM outbox WHERE attempts > 0 AND relayed_at IS NULL"
+        " AND created_at <= ?"
         " AND (relay_tried_at IS NULL OR relay_tried_at <= ?) ORDER BY rowid LIMIT ?",
         (now - after_s, now - retry_s, limit),
     )
