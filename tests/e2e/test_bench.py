@@ -117,11 +117,12 @@ def test_bench_counts_every_message_and_writes_complete_json(tmp_path: Path) -> 
     assert v1["throughput"]["delivered_per_s"] > 0
     assert "of version 1" in output and "CPU per message" in output
     turns = result["versions_interleaved"]
-    assert turns["pairs"] == 6 and len(turns["rounds"]) == 6
-    assert turns["received"] == turns["expected"] == 2 * 6 * (100 // 6)
+    assert turns["pairs"] == 12 and len(turns["rounds"]) == 12
+    assert turns["messages_per_burst"] == 100 // 6  # as long a burst as with 6 pairs
+    assert turns["received"] == turns["expected"] == 2 * 12 * (100 // 6)
     assert {r["first"] for r in turns["rounds"]} == {1, 2}  # each version goes first in turn
     assert turns["throughput_ratio"]["min"] <= turns["throughput_ratio"]["median"]
-    assert "interleaved, 6 pairs" in output
+    assert "interleaved, 12 pairs" in output
     cost = result["ratchet_cost"]
     assert cost["v1_us"] > 0 and cost["v2_us"] > 0 and "ratchet CPU per message" in output
     assert set(v1["cpu_s"]) >= {"alice", "bob"}
