@@ -18,12 +18,7 @@ from aiohttp import StreamReader
 
 from flame.core.encoding import b64e
 from flame.core.envelope import new_message_id
-from flame.core.files import (
-    SNIFF_BYTES,
-    normalize_media_type,
-    sanitize_name,
-    sniff_media,
-)
+from flame.core.files import SNIFF_BYTES, normalize_media_type, sanitize_name, sniff_media
 from flame.core.models import MAX_CAPTION, FileCancelBody, FileDeclineBody, FileOfferBody
 from flame.errors import (
     BadRequest,
@@ -281,10 +276,9 @@ class Uploads:
         return hasher.digest(), head
 
     async def _stopped(self, transfer: Transfer) -> Conflict:
-        """Why an upload stopped while it arrived: the reason its transfer was closed with (the
-        recipient declined it, the user cancelled it), not a word that hides it."""
+        """Why an upload stopped as it arrived: the reason its transfer closed with."""
         closed = await file_store.get(self.ctx.db, *transfer.key)
-        reason = closed.error if closed is not None and closed.error else None
+        reason = closed.error if closed is not None else None
         return Conflict(reason or "The upload was cancelled.", code="transfer_closed")
 
     async def _offer(
@@ -309,9 +303,7 @@ class Uploads:
     async def offer_of(self, transfer: Transfer, digest: bytes, head: bytes) -> FileOfferBody:
         """Record an uploaded file's hash (it waits to be offered) and make its offer."""
         media_type = sniff_media(head)
-        inline = (
-            transfer.size <= self.ctx.settings.files.relay_max_bytes
-        )  # at most INLINE_MAX_BYTES
+        inline = transfer.size <= self.ctx.settings.files.relay_max_bytes  # at most INLINE_MAX_BYTES
         if not await file_store.finish_upload(
             self.ctx.db, transfer.key, digest, media_type, inline=inline
         ):
