@@ -303,7 +303,7 @@ class Uploads:
     async def offer_of(self, transfer: Transfer, digest: bytes, head: bytes) -> FileOfferBody:
         """Record an uploaded file's hash (it waits to be offered) and make its offer."""
         media_type = sniff_media(head)
-        inline = transfer.size <= self.ctx.settings.files.relay_max_bytes  # at most INLINE_MAX_BYTES
+        inline = transfer.size <= self.ctx.settings.files.relay_max_bytes  # <= INLINE_MAX_BYTES
         if not await file_store.finish_upload(
             self.ctx.db, transfer.key, digest, media_type, inline=inline
         ):
