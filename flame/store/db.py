@@ -99,6 +99,9 @@ def numbered_scripts(schema_package: str) -> list[tuple[int, str]]:
 
 
 Row = aiosqlite.Row
+# A durable commit that leaves the WAL at this many pages or more checkpoints it (SQLite's own
+# default, written down because non-durable commits turn it off for themselves).
+WAL_CHECKPOINT_PAGES = 1000
 
 
 class Cursor:
@@ -173,6 +176,7 @@ class Database:
         conn = await aiosqlite.Connection(lambda: connect(path, key), iter_chunk_size=64)
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=FULL")
+        await conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         await conn.execute("PRAGMA foreign_keys=ON")
         await conn.execute("PRAGMA busy_timeout=5000")
         # What is deleted is overwritten, not only unlinked: a deleted message's text leaves the
@@ -200,7 +204,9 @@ class Database:
         still atomic, and made durable by the next durable commit, which syncs the WAL that holds
         it. Only for what nobody was told about yet (PROTOCOL.md §14.6: the ratchet messages
         opened, whose 2xx waits for the receivers' durable commit). Such a commit writes no more
-        than pages to the WAL, so it runs on the loop's thread like the statements.
+        than pages to the WAL, so it runs on the loop's thread like the statements: it never runs
+        the WAL's automatic checkpoint (an fsync of the database, milliseconds), which waits for
+        the next durable commit, on aiosqlite's thread.
 
         A durable COMMIT runs on aiosqlite's thread; cancelled while it runs, it still completes
         (committed), and the lock waits for it (`_settled`). A COMMIT that fails is rolled back.
@@ -210,6 +216,7 @@ class Database:
             raw = self.raw
             if not durable:
                 raw.execute("PRAGMA synchronous=NORMAL")
+                raw.execute("PRAGMA wal_autocheckpoint=0")
             try:
                 raw.execute("BEGIN IMMEDIATE")
                 try:
@@ -230,6 +237,7 @@ class Database:
             finally:
                 if not durable:
                     raw.execute("PRAGMA synchronous=FULL")
+                    raw.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
 
     def _rollback(self) -> None:
         """End the open transaction, if there is one (SQLite may have ended it already)."""

@@ -11,7 +11,7 @@ import pytest
 
 from flame.core.crypto import new_db_key
 from flame.store.blocks import blocked_users
-from flame.store.db import Database, connect
+from flame.store.db import WAL_CHECKPOINT_PAGES, Database, connect
 
 
 async def count_blocked(db: Database) -> int:
@@ -62,6 +62,37 @@ async def test_a_cancel_inside_a_transaction_rolls_it_back(db: Database) -> None
         await task
     assert not db.conn.in_transaction
     assert await count_blocked(db) == 0
+
+
+async def test_a_commit_on_the_loops_thread_never_checkpoints_the_next_durable_one_does(
+    tmp_path: Path,
+) -> None:
+    """A non-durable commit runs on the loop's thread (store/db.py): SQLite's automatic
+    checkpoint (copying the WAL into the database, with an fsync) would block every request
+    there for milliseconds, so it waits for the next durable commit, on the thread. Only a
+    checkpoint writes the database file itself (WAL mode): its size tells."""
+    path = tmp_path / "flame.db"
+    db = await Database.open(path, "flame.store.schema", key=new_db_key())
+    try:
+        await db.truncate_wal()
+        before = path.stat().st_size
+        page_of_text = "x" * 3000
+        for batch in range(30):  # about 1,500 pages, past WAL_CHECKPOINT_PAGES
+            async with db.transaction(durable=False) as conn:
+                await conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [(f"k{batch}-{i}", page_of_text) for i in range(50)],
+                )
+        assert WAL_CHECKPOINT_PAGES < 1500
+        assert path.stat().st_size == before  # all of it still in the WAL only
+        assert await count_blocked(db) == 0
+        async with db.transaction() as conn:
+            await conn.execute("INSERT INTO blocks VALUES ('durable', 1.0)")
+        assert path.stat().st_size > before + 1000 * 4096  # checkpointed, on the thread
+        (value,) = await db.fetchone("PRAGMA wal_autocheckpoint") or (0,)
+        assert value == WAL_CHECKPOINT_PAGES  # the connection's own setting is back
+    finally:
+        await db.close()
 
 
 async def test_an_error_inside_a_transaction_rolls_it_back_and_is_raised(db: Database) -> None:
