@@ -12,7 +12,7 @@ import json
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from flame.core.models import Inner
 from flame.errors import RequestError
@@ -139,7 +139,8 @@ class OpenedIndex:
     next_rowid: int = 1
     loaded: bool = False
 
-    def load(self, rows: Sequence[tuple[int, str, str]]) -> None:
+    def load(self, rows: Sequence[Sequence[Any]]) -> None:
+        """(rowid, author, envelope id) of every row of the table."""
         for rowid, author, envelope_id in rows:
             self.add(author, envelope_id, rowid)
         self.next_rowid = max((row[0] for row in rows), default=0) + 1
@@ -186,20 +187,20 @@ _LOAD_SQL = "SELECT id, author, envelope_id FROM ratchet_inbox ORDER BY id"
 
 
 async def opened_index(db: Database) -> OpenedIndex:
-    """The index of `db`, loaded from its table at the first use."""
+    """The index of `db`, loaded from its table (on the database's thread) at the first use."""
     index = _INDEXES.setdefault(db, OpenedIndex())
     if not index.loaded:
         rows = await db.fetchall(_LOAD_SQL, slow=True)
         if not index.loaded:  # another caller may have loaded it meanwhile
-            index.load([(row[0], row[1], row[2]) for row in rows])
+            index.load(rows)
     return index
 
 
 def _index_in(conn: Tx) -> OpenedIndex:
-    """The index of the database `conn` is a transaction of, loaded on the loop's thread."""
+    """`opened_index` inside a transaction (its statements run on the loop's thread)."""
     index = _INDEXES.setdefault(conn.db, OpenedIndex())
     if not index.loaded:
-        index.load([(row[0], row[1], row[2]) for row in conn.raw.execute(_LOAD_SQL).fetchall()])
+        index.load(conn.raw.execute(_LOAD_SQL).fetchall())
     return index
 
 

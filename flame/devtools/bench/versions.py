@@ -15,6 +15,8 @@ from flame.devtools.bench.messages import ONLINE_TIMEOUT_S, Tab, measure_through
 from flame.devtools.cluster import Cluster
 
 PAIRS = 12  # a median of 12 pairs moves less from run to run than one of 6 (about ±0.05 here)
+# Each burst is `burst // BURST_PARTS` messages whatever the number of pairs (833 of 5,000).
+BURST_PARTS = 6
 
 
 async def _burst(
@@ -35,10 +37,10 @@ async def _burst(
 async def measure_interleaved(
     v2: Cluster, v1: Cluster, burst: int, concurrency: int, pairs: int = PAIRS
 ) -> dict[str, Any]:
-    """`pairs` bursts on each cluster, alternating which goes first, each of `burst // 6`
-    messages whatever the number of pairs: shorter bursts would weigh each burst's start and end
-    more, which both versions pay alike, and so read closer to 1."""
-    n = max(1, burst // 6)
+    """`pairs` bursts on each cluster, alternating which goes first, each of `burst //
+    BURST_PARTS` messages: shorter bursts would weigh each burst's start and end more, which both
+    versions pay alike, and so read closer to 1."""
+    n = max(1, burst // BURST_PARTS)
     async with contextlib.AsyncExitStack() as stack:
         tabs: dict[int, tuple[Tab, Tab]] = {}
         for version, cluster in ((2, v2), (1, v1)):
