@@ -108,6 +108,7 @@ def loops(services: Services) -> dict[str, Loop]:
         "sync_directory": sync_directory,
         "subscribe_directory": subscribe_directory,
         "deliver_outbox": services.delivery.run,
+        "send_receipts": services.receipts.send_owed,  # PROTOCOL.md §13.2
         "write_outgoing": services.messaging.write_outgoing,
         "write_group_messages": services.groups.write_outgoing,  # PROTOCOL.md §19.5
         "store_and_forward": store_and_forward,

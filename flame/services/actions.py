@@ -193,10 +193,8 @@ class Actions:
                     deleted.append(target)
 
         fresh = [item for _, item in accepted]
-        receipts = await self.receipts.delivered(fresh)  # duplicates too (PROTOCOL.md §13.2)
-        stored = await message_store.store_incoming(
-            self.ctx.db, fresh, receipts, self.ctx.settings.daemon.message_ttl_s, effect
-        )
+        receipts = self.receipts.delivered(fresh)  # duplicates too (PROTOCOL.md §13.2)
+        stored = await message_store.store_incoming(self.ctx.db, fresh, receipts, effect)
         for (index, _), message in zip(accepted, stored, strict=True):
             outcomes[index] = message is not None
         if deleted:
@@ -204,7 +202,7 @@ class Actions:
         for key in dict.fromkeys(changed):
             await self._shown(key)
         if receipts:
-            self.ctx.wake.outbox.set()
+            self.receipts.owing()
         return outcomes
 
     async def _target(self, item: Incoming, ref: Ref) -> Target:

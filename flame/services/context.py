@@ -15,11 +15,13 @@ from flame.store.db import Database
 
 @dataclass(frozen=True, slots=True)
 class Wakeups:
-    """Set when there is new work for a loop: the outbox (something to deliver) and
-    store-and-forward (someone came online, or a deposit arrived)."""
+    """Set when there is new work for a loop: the outbox (something to deliver),
+    store-and-forward (someone came online, or a deposit arrived) and receipts (delivered
+    receipts are owed, PROTOCOL.md §13.2)."""
 
     outbox: asyncio.Event = field(default_factory=asyncio.Event)
     relay: asyncio.Event = field(default_factory=asyncio.Event)
+    receipts: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,13 +204,12 @@ class GroupInbox:
         transaction; `outcomes` completed."""
         ctx = self.groups.ctx
         if accepted:
-            receipts = await self.groups.receipts.delivered([item for _, item, _ in accepted])
+            receipts = self.groups.receipts.delivered([item for _, item, _ in accepted])
             stored = await store.store_incoming(
                 ctx.db,
                 [(item.key, message) for _, item, message in accepted],
                 receipts,
                 ctx.clock.now(),
-                ctx.settings.daemon.message_ttl_s,
             )
             for (index, _, _), kept in zip(accepted, stored, strict=True):
                 outcomes[index] = kept is not None
@@ -218,7 +217,7 @@ class GroupInbox:
                     file = (files or {}).get(kept.id)
                     ctx.events.publish(GroupMessageAdded(kept, (), file))
             if receipts:
-                ctx.wake.outbox.set()
+                self.groups.receipts.owing()
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def _check_text(self, author: str, group_id: str, heads: list[str]) -> None:

@@ -171,15 +171,13 @@ class Inbox:
         """Store text messages and their delivered receipts in one transaction, then show the new
         ones. True: new; False: duplicate."""
         ctx = self.ctx
-        receipts = await self.receipts.delivered(items)
-        stored = await message_store.store_incoming(
-            ctx.db, items, receipts, ctx.settings.daemon.message_ttl_s
-        )
+        receipts = self.receipts.delivered(items)
+        stored = await message_store.store_incoming(ctx.db, items, receipts)
         new = await action_store.decorate(ctx.db, [m for m in stored if m is not None])
         for message in new:  # a reply shows what it quotes (PROTOCOL.md §17.1)
             ctx.events.publish(MessageAdded(message))
         if receipts:
-            ctx.wake.outbox.set()
+            self.receipts.owing()
         return [message is not None for message in stored]
 
     async def _open_checked(

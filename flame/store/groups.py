@@ -15,11 +15,13 @@ from flame.core.group_models import GroupOp
 from flame.core.groups import Membership
 from flame.core.models import Inner
 from flame.store import outbox
+from flame.store import receipts as owed_store
 from flame.store.db import Database, Tx, from_row, in_marks
 from flame.store.group_files import GroupFile
 from flame.store.group_files import insert as insert_group_files
 from flame.store.group_held import hold
 from flame.store.messages import message_key
+from flame.store.receipts import Owed
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,12 +245,11 @@ async def store_outgoing(
 async def store_incoming(
     db: Database,
     items: list[tuple[str, GroupMessage]],
-    receipts: list[outbox.Queued],
+    receipts: list[Owed],
     now: float,
-    ttl_s: float,
 ) -> list[GroupMessage | None]:
-    """(key, message) pairs: the new ones stored, with the delivered receipts, in ONE
-    transaction; a known key is a duplicate (None)."""
+    """(key, message) pairs: the new ones stored, with the delivered receipts they owe
+    (PROTOCOL.md §13.2), in ONE transaction; a known key is a duplicate (None)."""
     results: list[GroupMessage | None] = [None] * len(items)
     async with db.transaction() as conn:
         keys = [key for key, _ in items]
@@ -278,7 +279,7 @@ async def store_incoming(
                 cursor.lastrowid or 0, key, m.group_id, m.message_id, "in", m.author, m.seq,
                 m.text, m.sent_at, now, m.envelope_id,
             )  # fmt: skip
-        await outbox.enqueue(conn, receipts, now, ttl_s)
+        await owed_store.owe(conn, receipts, now)
     return results
 
 

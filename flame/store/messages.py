@@ -14,7 +14,9 @@ from flame.core.actions import QUEUED_ACTIONS, Ref
 from flame.core.group_models import GROUP_COPY_KINDS
 from flame.core.models import Envelope, Inner
 from flame.store import outbox, sessions
+from flame.store import receipts as owed_store
 from flame.store.db import Database, Tx, from_row, in_marks
+from flame.store.receipts import Owed
 from flame.store.sessions import SessionState
 
 # Inner kinds that travel through the outbox like messages but are not shown in a conversation
@@ -189,12 +191,11 @@ async def store_outgoing(
 async def store_incoming(
     db: Database,
     items: list[Incoming],
-    receipts: Sequence[outbox.Queued] = (),
-    ttl_s: float = 0.0,
+    receipts: Sequence[Owed] = (),
     effect: Callable[[Tx, Incoming], Awaitable[object]] | None = None,
 ) -> list[Message | None]:
-    """Store new messages in one transaction, with the delivered receipts they cause (so a crash
-    cannot keep one without the other) and what each new one changes (`effect`: an edit, a
+    """Store new messages in one transaction, with the delivered receipts they owe (so a crash
+    cannot keep one without the other, PROTOCOL.md §13.2) and what each new one changes (`effect`: an edit, a
     delete, a reaction, PROTOCOL.md §17); a known (author, id) is a duplicate and changes nothing.
     A duplicate of a deleted message also erases the copy version 2 kept of it (§17.3).
 
@@ -240,7 +241,7 @@ async def store_incoming(
         if effect is not None:
             for _, item in fresh:
                 await effect(conn, item)
-        await outbox.enqueue(conn, list(receipts), now=items[0].received_at, ttl_s=ttl_s)
+        await owed_store.owe(conn, receipts, items[0].received_at)
         if fresh:
             marks = in_marks(fresh)
             async with conn.execute(

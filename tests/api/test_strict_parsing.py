@@ -15,6 +15,7 @@ from flame.core.envelope import open_envelope
 from flame.core.models import Inner, ReceiptBody
 from flame.core.signing import sign_request
 from flame.store import outbox as outbox_store
+from flame.store import receipts as owed_store
 from tests.api.conftest import ApiNode
 from tests.api.test_peer_routes import Zoe, envelope, stored, unlocked
 from tests.core import spec
@@ -93,18 +94,31 @@ async def queued_receipts(node: ApiNode) -> list[list[str]]:
     return found
 
 
-async def test_delivered_receipts_are_grouped_one_per_author_and_batch_duplicates_included(
+async def owed_count(node: ApiNode) -> int:
+    return len(await owed_store.owed(node.services.ctx.db, 10_000))
+
+
+async def test_delivered_receipts_are_owed_with_the_messages_then_paid_one_per_author(
     node: ApiNode,
 ) -> None:
-    """PROTOCOL.md §13.2: one receipt per author, per kind's receiver and per batch, carrying all
-    its ids, duplicates included (the sender that retries never got the 2xx)."""
+    """PROTOCOL.md §13.2: every envelope accepted owes its author a delivered receipt, in the
+    transaction that stores it, duplicates included (the sender that retries never got the 2xx);
+    what is owed is paid together: one receipt per author carrying the ids of every batch since
+    the last, each id once."""
     zoe = Zoe(await unlocked(node))
+    receipts = node.services.receipts
     first = [envelope(node, f"one {i}", seq=i) for i in (1, 2, 3)]
     status, _ = await zoe.post(first)
     assert status == 200
+    assert await queued_receipts(node) == [] and await owed_count(node) == 3  # owed, not sealed
+    assert await receipts.pay_owed() == 1
     assert await queued_receipts(node) == [sorted(e.id for e in first)]
+    assert await owed_count(node) == 0 and await receipts.pay_owed() == 0
     second = [first[2], envelope(node, "two", seq=4)]  # a copy the sender retried, and a new one
     status, reply = await zoe.post(second)
     assert status == 200 and [r["status"] for r in reply["results"]] == ["duplicate", "stored"]
-    receipts = await queued_receipts(node)
-    assert len(receipts) == 2 and sorted(e.id for e in second) in receipts
+    third = [envelope(node, "three", seq=5)]  # a batch of its own, before the receipt goes
+    assert (await zoe.post(third))[0] == 200
+    assert await receipts.pay_owed() == 1
+    paid = await queued_receipts(node)
+    assert len(paid) == 2 and sorted(e.id for e in [*second, *third]) in paid

@@ -65,10 +65,8 @@ class Offers:
             fresh.append((index, item, transfer))
         await file_store.insert_incoming(self.ctx.db, [transfer for _, _, transfer in fresh])
         accepted = [item for _, item, _ in fresh]
-        receipts = await self.receipts.delivered(accepted)  # duplicates too (PROTOCOL.md §13.2)
-        stored = await message_store.store_incoming(
-            self.ctx.db, accepted, receipts, self.ctx.settings.daemon.message_ttl_s
-        )
+        receipts = self.receipts.delivered(accepted)  # duplicates too (PROTOCOL.md §13.2)
+        stored = await message_store.store_incoming(self.ctx.db, accepted, receipts)
         for (index, _, transfer), message in zip(fresh, stored, strict=True):
             outcomes[index] = message is not None
             if message is not None:
@@ -85,7 +83,7 @@ class Offers:
                     )
                     self.runtime.publish(transfer)
         if receipts:
-            self.ctx.wake.outbox.set()
+            self.receipts.owing()
         return outcomes
 
     async def _check_offer(
