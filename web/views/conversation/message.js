@@ -34,13 +34,15 @@ function stateIndicator(m) {
  */
 export function fillMessage(li, m, card = null, actions = null) {
   const out = m.direction === 'out';
-  const shown = li.classList.contains('show-actions');
+  // Kept across re-renders: the open actions, and the mark of a message jumped to (a receipt or
+  // an edit that comes meanwhile must not take it away).
+  const kept = ['show-actions', 'is-target'].filter((c) => li.classList.contains(c));
   li.className = [
     'message',
     out ? 'out' : 'in',
     m.state === 'failed' ? 'failed' : '',
     m.deleted ? 'deleted' : '',
-    shown ? 'show-actions' : '',
+    ...kept,
   ]
     .filter(Boolean)
     .join(' ');
