@@ -10,7 +10,9 @@ loopback and counts the answers. No answer may be a 5xx (bob is unlocked: not ev
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import time
 from collections import Counter
@@ -208,6 +210,28 @@ def draw(documents: dict[str, dict[str, Any]], count: int, start: int) -> list[C
     return drawn
 
 
+DRAWERS = 2  # processes drawing calls side by side (hypothesis takes about 2 ms a call)
+
+
+async def draw_in_parallel(
+    documents: dict[str, dict[str, Any]], count: int, start: int
+) -> list[Call]:
+    """`draw` in DRAWERS fresh processes (spawned: this one runs servers and threads), each its
+    share from its own seed, so that 20,000 calls are drawn in the time of 10,000."""
+    shares = [count // DRAWERS + (1 if i < count % DRAWERS else 0) for i in range(DRAWERS)]
+    context = multiprocessing.get_context("spawn")
+    loop = asyncio.get_running_loop()
+    with concurrent.futures.ProcessPoolExecutor(DRAWERS, mp_context=context) as pool:
+        parts = await asyncio.gather(
+            *(
+                loop.run_in_executor(pool, draw, documents, share, start + i)
+                for i, share in enumerate(shares)
+                if share
+            )
+        )
+    return [call for part in parts for call in part]
+
+
 @dataclass
 class Target:
     directory_url: str
@@ -302,7 +326,7 @@ async def fuzz(root: Path, requests: int, start: int = 20261201, parallel: int =
                 me,
                 ratchet.pair_key(me.exchange, "fuzzer", bob_key, "bob"),
             )
-            drawn = await asyncio.to_thread(draw, documents, requests, start)
+            drawn = await draw_in_parallel(documents, requests, start)
             slots = asyncio.Semaphore(parallel)
 
             async def one(call: Call) -> None:
