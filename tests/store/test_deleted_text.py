@@ -6,30 +6,18 @@ same, encrypted page by page: docs/ARCHITECTURE.md, "At rest")."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-
-import pytest
 
 from flame.core.actions import EditBody, Ref
 from flame.core.envelope import new_message_id
 from flame.core.models import Inner, TextBody, Wire
 from flame.store import actions as action_store
 from flame.store import messages as message_store
-from flame.store.db import DAEMON_SCHEMA, Database
+from flame.store.db import Database
 from flame.store.messages import Incoming
 
 SECRET = b"Marzipan77"
 EDITED = b"Nougat42"
-
-
-@pytest.fixture
-async def plain(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "flame.db", DAEMON_SCHEMA)
-    try:
-        yield database
-    finally:
-        await database.close()
 
 
 def on_disk(folder: Path) -> bytes:
